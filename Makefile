@@ -1,0 +1,36 @@
+# bosun: the two commands a newcomer needs are `make up` and `make test`.
+PAUSE_TARGET := x86_64-unknown-linux-gnu
+PAUSE_BINARY := target/$(PAUSE_TARGET)/release/pause
+export BOSUN_PAUSE_BINARY := $(CURDIR)/$(PAUSE_BINARY)
+
+.PHONY: setup pause build up down test bench lint
+
+## Install the runtime stack from Debian's packages (idempotent).
+setup:
+	bash scripts/setup.sh
+
+## Our static pause binary (sandbox image), built with crt-static.
+pause:
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause --release --target $(PAUSE_TARGET)
+
+build: setup pause
+	cargo build -p bosun
+
+## Bring up a one-node cluster (our containerd, control-lite, agent).
+up: build
+	./target/debug/bosun up
+
+down:
+	./target/debug/bosun down
+
+## Everything: unit tests and integration tests on the real stack.
+test: setup pause
+	cargo test --workspace --no-fail-fast
+
+## Benchmarks that print numbers (CRI floor, nftables sync, store).
+bench: setup pause
+	cargo bench --workspace
+
+lint:
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets -- -D warnings

@@ -1,0 +1,91 @@
+//! Child daemons: started in their own process group (so a Ctrl-C aimed at
+//! `bosun up` does not reach them before it has cleaned up), logging to a file,
+//! stopped with SIGTERM and, after a grace period, SIGKILL.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+use std::time::Duration;
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use tokio::process::{Child, Command};
+
+use crate::{Error, Result};
+
+/// A running child daemon.
+#[derive(Debug)]
+pub struct Daemon {
+    name: &'static str,
+    child: Child,
+    log: PathBuf,
+}
+
+impl Daemon {
+    /// Spawns `binary args...` with stdout and stderr appended to `log`.
+    pub fn spawn(name: &'static str, binary: &str, args: &[String], log: &Path) -> Result<Daemon> {
+        let spawn_err = |source| Error::Spawn { daemon: name, binary: binary.to_string(), source };
+        if let Some(parent) = log.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| Error::Write { path: parent.to_path_buf(), source })?;
+        }
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log)
+            .map_err(|source| Error::Write { path: log.to_path_buf(), source })?;
+        let stderr = file.try_clone().map_err(spawn_err)?;
+        let child = Command::new(binary)
+            .args(args)
+            .stdin(Stdio::null())
+            .stdout(file)
+            .stderr(stderr)
+            .process_group(0)
+            .kill_on_drop(true)
+            .spawn()
+            .map_err(spawn_err)?;
+        Ok(Daemon { name, child, log: log.to_path_buf() })
+    }
+
+    pub fn name(&self) -> &'static str {
+        self.name
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.id()
+    }
+
+    pub fn log_path(&self) -> &Path {
+        &self.log
+    }
+
+    /// The last `lines` lines of the daemon's log, for error messages.
+    pub fn log_tail(&self, lines: usize) -> String {
+        log_tail(&self.log, lines)
+    }
+
+    /// Fails with the log tail if the daemon has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        match self.child.try_wait() {
+            Ok(Some(status)) => Err(Error::Exited { daemon: self.name, status, log_tail: self.log_tail(20) }),
+            _ => Ok(()),
+        }
+    }
+
+    /// SIGTERM, then SIGKILL after `grace`. Waits for the exit.
+    pub async fn stop(mut self, grace: Duration) {
+        if let Some(pid) = self.child.id() {
+            let _ = kill(Pid::from_raw(pid as i32), Signal::SIGTERM);
+            if tokio::time::timeout(grace, self.child.wait()).await.is_ok() {
+                return;
+            }
+            tracing::warn!(daemon = self.name, "did not stop within {grace:?}; killing");
+        }
+        let _ = self.child.kill().await;
+    }
+}
+
+/// The last `lines` lines of a log file ("" if it cannot be read).
+pub fn log_tail(path: &Path, lines: usize) -> String {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,111 @@
+//! Leaving nothing behind: pods removed through CRI (so CNI releases IPs and
+//! deletes network namespaces), stray shims killed, mounts below the stack
+//! directory detached, the bridge and the directory removed.
+
+use std::path::Path;
+use std::time::Duration;
+
+use bosun_cri::CriClient;
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use crate::{Error, Result};
+
+/// Stops and removes every container and pod sandbox the runtime knows.
+/// Returns how many sandboxes were removed.
+pub async fn remove_all_pods(cri: &CriClient, grace: Duration) -> Result<usize> {
+    for container in cri.list_containers(None).await? {
+        cri.stop_container(&container.id, grace.as_secs() as i64).await?;
+        cri.remove_container(&container.id).await?;
+    }
+    let sandboxes = cri.list_pod_sandboxes(None).await?;
+    for sandbox in &sandboxes {
+        cri.stop_pod_sandbox(&sandbox.id).await?;
+        cri.remove_pod_sandbox(&sandbox.id).await?;
+    }
+    Ok(sandboxes.len())
+}
+
+/// Kills containerd shims that belong to the containerd at `socket` (a shim
+/// names its containerd's address on its command line).
+pub fn kill_shims(socket: &Path) -> usize {
+    let needle = socket.display().to_string();
+    let mut killed = 0;
+    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
+    for entry in entries.flatten() {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
+        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+        let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
+        if is_shim && args.iter().any(|a| a == &needle) && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
+            killed += 1;
+        }
+    }
+    killed
+}
+
+/// Mount points at or below `dir`, deepest first (from `/proc/self/mountinfo`).
+pub fn mounts_below(mountinfo: &str, dir: &Path) -> Vec<String> {
+    let prefix = dir.display().to_string();
+    let mut mounts: Vec<String> = mountinfo
+        .lines()
+        .filter_map(|line| line.split(' ').nth(4))
+        .map(unescape_mount_path)
+        .filter(|mount| mount == &prefix || mount.starts_with(&format!("{prefix}/")))
+        .collect();
+    mounts.sort_by_key(|m| std::cmp::Reverse(m.len()));
+    mounts.dedup();
+    mounts
+}
+
+/// mountinfo escapes space, tab, newline and backslash as octal.
+fn unescape_mount_path(raw: &str) -> String {
+    raw.replace("\\040", " ").replace("\\011", "\t").replace("\\012", "\n").replace("\\134", "\\")
+}
+
+/// Detaches every mount below `dir`.
+pub fn unmount_below(dir: &Path) -> Result<()> {
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo")
+        .map_err(|e| Error::Teardown { what: "reading /proc/self/mountinfo".into(), message: e.to_string() })?;
+    for mount in mounts_below(&mountinfo, dir) {
+        nix::mount::umount2(mount.as_str(), nix::mount::MntFlags::MNT_DETACH)
+            .map_err(|e| Error::Teardown { what: format!("unmounting {mount}"), message: e.to_string() })?;
+    }
+    Ok(())
+}
+
+/// Deletes a network link (the pod bridge) if it exists.
+pub fn delete_link(name: &str) -> Result<()> {
+    if !Path::new("/sys/class/net").join(name).exists() {
+        return Ok(());
+    }
+    let output = std::process::Command::new("ip")
+        .args(["link", "delete", name])
+        .output()
+        .map_err(|e| Error::Teardown { what: format!("link {name}"), message: e.to_string() })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Teardown { what: format!("link {name}"), message: String::from_utf8_lossy(&output.stderr).into() })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_mounts_below_a_dir_deepest_first_and_unescaped() {
+        let mountinfo = "\
+22 1 0:21 / / rw - ext4 /dev/vda rw
+30 22 0:40 / /tmp/st rw - tmpfs tmpfs rw
+31 30 0:41 / /tmp/st/a/shm rw - tmpfs shm rw
+32 30 0:42 / /tmp/st/with\\040space/rootfs rw - overlay overlay rw
+33 22 0:43 / /tmp/stx rw - tmpfs tmpfs rw
+";
+        assert_eq!(
+            mounts_below(mountinfo, Path::new("/tmp/st")),
+            vec!["/tmp/st/with space/rootfs".to_string(), "/tmp/st/a/shm".to_string(), "/tmp/st".to_string()]
+        );
+    }
+}
