@@ -1,15 +1,13 @@
 //! The loopback image registry (`docker-registry`, plain HTTP on 127.0.0.1)
 //! and publishing bosun's images to it.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bosun_images::{build_all, publish, ImageSource};
 
 use crate::config::StackConfig;
-use crate::process::Daemon;
+use crate::process::{http_ok, Daemon};
 use crate::{Error, Result};
 
 const START_TIMEOUT: Duration = Duration::from_secs(20);
@@ -42,7 +40,7 @@ impl Registry {
         let started = Instant::now();
         loop {
             daemon.check_running()?;
-            if answers_v2(&config.registry) {
+            if http_ok(&config.registry, "/v2/") {
                 return Ok(Registry { daemon, address: config.registry.clone() });
             }
             if started.elapsed() > START_TIMEOUT {
@@ -83,15 +81,4 @@ impl Registry {
     pub async fn stop(self) {
         self.daemon.stop(Duration::from_secs(5)).await;
     }
-}
-
-/// True if a registry answers `GET /v2/` at `address` with HTTP 200.
-fn answers_v2(address: &str) -> bool {
-    let Ok(mut stream) = TcpStream::connect(address) else { return false };
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
-    if stream.write_all(format!("GET /v2/ HTTP/1.0\r\nHost: {address}\r\n\r\n").as_bytes()).is_err() {
-        return false;
-    }
-    let mut head = [0u8; 12];
-    stream.read_exact(&mut head).is_ok() && head.ends_with(b"200")
 }
