@@ -179,3 +179,43 @@ async fn absent_socket_is_an_error_naming_the_path() {
     assert!(err.to_string().contains(&socket.display().to_string()), "{err}");
     assert!(matches!(err, bosun_cri::Error::SocketMissing { .. }), "{err:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_reconnects_after_containerd_restarts() -> Result<()> {
+    let mut stack = TestStack::start().await?;
+    let result = async {
+        let before = stack.cri.version().await?;
+        stack.restart_containerd().await?;
+        // The same client (same channel) works again without being rebuilt.
+        let after = stack.cri.version().await?;
+        assert_eq!(before.runtime_version, after.runtime_version);
+        stack.cri.pull_image(&stack.app_image(), None, None).await?;
+        anyhow::Ok(())
+    }
+    .await;
+    let teardown = stack.teardown().await;
+    result?;
+    teardown
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_archive_imports_into_containerd_without_a_registry() -> Result<()> {
+    let stack = TestStack::start().await?;
+    let result = async {
+        let dir = stack.config.dir.join("airgap");
+        let layout = bosun_images::write_layout(&dir.join("layout"), &bosun_images::app_image(Path::new("/bin/busybox")))?;
+        // A name no registry serves: only the import can make it known.
+        let reference = "airgap.invalid/bosun/app:1.0";
+        let archive = bosun_images::publish::stage_archive(&layout, reference, &dir.join("images"))?;
+        assert!(stack.cri.image_status(reference).await?.is_none(), "not there before the import");
+        let socket = stack.config.containerd_socket();
+        tokio::task::spawn_blocking(move || bosun_images::publish::import_archive(&archive, &socket, "k8s.io")).await??;
+        let status = stack.cri.image_status(reference).await?.context("imported image visible through CRI")?;
+        assert!(status.repo_tags.iter().any(|t| t == reference), "{status:?}");
+        anyhow::Ok(())
+    }
+    .await;
+    let teardown = stack.teardown().await;
+    result?;
+    teardown
+}

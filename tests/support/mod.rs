@@ -67,6 +67,15 @@ impl TestStack {
         self.config.app_image()
     }
 
+    /// Stops containerd and starts it again on the same config and socket.
+    pub async fn restart_containerd(&mut self) -> Result<()> {
+        if let Some(containerd) = self.containerd.take() {
+            containerd.stop().await;
+        }
+        self.containerd = Some(Containerd::start(&self.config).await?);
+        Ok(())
+    }
+
     /// Removes everything and checks that nothing is left.
     pub async fn teardown(mut self) -> Result<()> {
         let removed = teardown::remove_all_pods(&self.cri, Duration::from_secs(2)).await?;
