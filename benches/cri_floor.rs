@@ -24,7 +24,12 @@ async fn start_pod(cri: &CriClient, image: &str, log_root: &std::path::Path, n: 
     let started = Instant::now();
     let name = format!("bench-{n}");
     let sandbox = api::PodSandboxConfig {
-        metadata: Some(api::PodSandboxMetadata { name: name.clone(), uid: format!("bench-uid-{n}"), namespace: "bench".into(), attempt: 0 }),
+        metadata: Some(api::PodSandboxMetadata {
+            name: name.clone(),
+            uid: format!("bench-uid-{n}"),
+            namespace: "bench".into(),
+            attempt: 0,
+        }),
         hostname: name.clone(),
         log_directory: log_root.join(&name).display().to_string(),
         linux: Some(api::LinuxPodSandboxConfig::default()),

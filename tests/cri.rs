@@ -144,10 +144,15 @@ async fn lifecycle(stack: &TestStack) -> Result<()> {
     assert_eq!((fields[1], fields[2]), ("stdout", "F"), "{line}");
 
     // exec-sync: output and exit codes come back.
-    let out = cri.exec_sync(&container_id, vec!["cat".into(), "/www/index.html".into()], Duration::from_secs(10)).await?;
+    let out =
+        cri.exec_sync(&container_id, vec!["cat".into(), "/www/index.html".into()], Duration::from_secs(10)).await?;
     assert_eq!((String::from_utf8_lossy(&out.stdout).trim(), out.exit_code), ("served-by-bosun", 0));
     let out = cri
-        .exec_sync(&container_id, vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()], Duration::from_secs(10))
+        .exec_sync(
+            &container_id,
+            vec!["sh".into(), "-c".into(), "echo oops >&2; exit 3".into()],
+            Duration::from_secs(10),
+        )
         .await?;
     assert_eq!((String::from_utf8_lossy(&out.stderr).trim(), out.exit_code), ("oops", 3));
 
@@ -203,13 +208,15 @@ async fn image_archive_imports_into_containerd_without_a_registry() -> Result<()
     let stack = TestStack::start().await?;
     let result = async {
         let dir = stack.config.dir.join("airgap");
-        let layout = bosun_images::write_layout(&dir.join("layout"), &bosun_images::app_image(Path::new("/bin/busybox")))?;
+        let layout =
+            bosun_images::write_layout(&dir.join("layout"), &bosun_images::app_image(Path::new("/bin/busybox")))?;
         // A name no registry serves: only the import can make it known.
         let reference = "airgap.invalid/bosun/app:1.0";
         let archive = bosun_images::publish::stage_archive(&layout, reference, &dir.join("images"))?;
         assert!(stack.cri.image_status(reference).await?.is_none(), "not there before the import");
         let socket = stack.config.containerd_socket();
-        tokio::task::spawn_blocking(move || bosun_images::publish::import_archive(&archive, &socket, "k8s.io")).await??;
+        tokio::task::spawn_blocking(move || bosun_images::publish::import_archive(&archive, &socket, "k8s.io"))
+            .await??;
         let status = stack.cri.image_status(reference).await?.context("imported image visible through CRI")?;
         assert!(status.repo_tags.iter().any(|t| t == reference), "{status:?}");
         anyhow::Ok(())

@@ -14,8 +14,8 @@ pub const APP_TAG: &str = "1.0";
 /// busybox applets linked into the app image's `/bin`.
 const APPLETS: &[&str] = &[
     "sh", "ash", "httpd", "nc", "sleep", "echo", "cat", "ls", "wget", "env", "hostname", "ps", "mkdir", "rm", "date",
-    "true", "false", "id", "tail", "head", "kill", "grep", "sed", "printf", "test", "[", "touch", "uname", "yes",
-    "dd", "seq", "wc", "ip", "ifconfig", "netstat", "nslookup", "top", "free", "df", "mount", "cp", "mv", "chmod",
+    "true", "false", "id", "tail", "head", "kill", "grep", "sed", "printf", "test", "[", "touch", "uname", "yes", "dd",
+    "seq", "wc", "ip", "ifconfig", "netstat", "nslookup", "top", "free", "df", "mount", "cp", "mv", "chmod",
 ];
 
 /// Host files the images are made from.
@@ -52,14 +52,26 @@ pub fn pause_image(pause_binary: &Path) -> ImageSpec {
 pub fn app_image(busybox: &Path) -> ImageSpec {
     let mut entries = vec![dir("bin"), dir("etc"), dir("proc"), dir("sys"), dir("dev"), dir("var"), dir("www")];
     entries.push(Entry::Dir { path: "tmp".into(), mode: 0o1777 });
-    entries.push(Entry::File { path: "bin/busybox".into(), mode: 0o755, contents: FileContents::HostFile(busybox.to_path_buf()) });
-    entries.extend(APPLETS.iter().map(|applet| Entry::Symlink { path: format!("bin/{applet}"), target: "busybox".into() }));
+    entries.push(Entry::File {
+        path: "bin/busybox".into(),
+        mode: 0o755,
+        contents: FileContents::HostFile(busybox.to_path_buf()),
+    });
+    entries.extend(
+        APPLETS.iter().map(|applet| Entry::Symlink { path: format!("bin/{applet}"), target: "busybox".into() }),
+    );
     entries.push(Entry::File {
         path: "etc/passwd".into(),
         mode: 0o644,
-        contents: FileContents::Bytes(b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".to_vec()),
+        contents: FileContents::Bytes(
+            b"root:x:0:0:root:/:/bin/sh\nnobody:x:65534:65534:nobody:/:/bin/false\n".to_vec(),
+        ),
     });
-    entries.push(Entry::File { path: "etc/group".into(), mode: 0o644, contents: FileContents::Bytes(b"root:x:0:\nnobody:x:65534:\n".to_vec()) });
+    entries.push(Entry::File {
+        path: "etc/group".into(),
+        mode: 0o644,
+        contents: FileContents::Bytes(b"root:x:0:\nnobody:x:65534:\n".to_vec()),
+    });
     entries.push(Entry::File {
         path: "www/index.html".into(),
         mode: 0o644,

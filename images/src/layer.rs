@@ -128,11 +128,19 @@ mod tests {
         for entry in archive.entries().unwrap() {
             let entry = entry.unwrap();
             let kind = entry.header().entry_type();
-            seen.push((entry.path().unwrap().display().to_string(), kind.is_symlink(), entry.header().mtime().unwrap()));
+            seen.push((
+                entry.path().unwrap().display().to_string(),
+                kind.is_symlink(),
+                entry.header().mtime().unwrap(),
+            ));
         }
         assert_eq!(
             seen,
-            vec![("bin/".to_string(), false, 0), ("bin/busybox".to_string(), false, 0), ("bin/sh".to_string(), true, 0)]
+            vec![
+                ("bin/".to_string(), false, 0),
+                ("bin/busybox".to_string(), false, 0),
+                ("bin/sh".to_string(), true, 0)
+            ]
         );
     }
 

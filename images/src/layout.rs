@@ -69,7 +69,13 @@ pub fn write_layout(dir: &Path, spec: &ImageSpec) -> Result<ImageLayout> {
         .architecture(Arch::Amd64)
         .os(Os::Linux)
         .config(config.build().map_err(oci("config"))?)
-        .rootfs(RootFsBuilder::default().typ("layers").diff_ids(vec![layer.diff_id.clone()]).build().map_err(oci("rootfs"))?)
+        .rootfs(
+            RootFsBuilder::default()
+                .typ("layers")
+                .diff_ids(vec![layer.diff_id.clone()])
+                .build()
+                .map_err(oci("rootfs"))?,
+        )
         .build()
         .map_err(oci("image configuration"))?;
     let config_bytes = configuration.to_string().map_err(oci("image configuration"))?.into_bytes();
@@ -82,7 +88,11 @@ pub fn write_layout(dir: &Path, spec: &ImageSpec) -> Result<ImageLayout> {
         .schema_version(2u32)
         .media_type(MediaType::ImageManifest)
         .config(Descriptor::new(MediaType::ImageConfig, config_bytes.len() as u64, digest(&config_digest, &image)?))
-        .layers(vec![Descriptor::new(MediaType::ImageLayerGzip, layer.blob.len() as u64, digest(&layer_digest, &image)?)])
+        .layers(vec![Descriptor::new(
+            MediaType::ImageLayerGzip,
+            layer.blob.len() as u64,
+            digest(&layer_digest, &image)?,
+        )])
         .build()
         .map_err(oci("manifest"))?;
     let manifest_bytes = manifest.to_string().map_err(oci("manifest"))?.into_bytes();
@@ -101,7 +111,12 @@ pub fn write_layout(dir: &Path, spec: &ImageSpec) -> Result<ImageLayout> {
     let layout = OciLayoutBuilder::default().image_layout_version("1.0.0").build().map_err(oci("oci-layout"))?;
     write_file(&dir.join("oci-layout"), serde_json::to_string(&layout).unwrap_or_default().as_bytes())?;
 
-    Ok(ImageLayout { dir: dir.to_path_buf(), repository: spec.repository.clone(), tag: spec.tag.clone(), manifest_digest })
+    Ok(ImageLayout {
+        dir: dir.to_path_buf(),
+        repository: spec.repository.clone(),
+        tag: spec.tag.clone(),
+        manifest_digest,
+    })
 }
 
 fn digest(value: &str, image: &str) -> Result<Digest> {
@@ -138,7 +153,11 @@ mod tests {
             cmd: vec![],
             env: vec!["PATH=/".into()],
             working_dir: None,
-            entries: vec![Entry::File { path: "hello".into(), mode: 0o755, contents: FileContents::Bytes(b"hi".to_vec()) }],
+            entries: vec![Entry::File {
+                path: "hello".into(),
+                mode: 0o755,
+                contents: FileContents::Bytes(b"hi".to_vec()),
+            }],
         }
     }
 
@@ -152,7 +171,8 @@ mod tests {
         assert_eq!(entry["digest"], layout.manifest_digest.as_str());
         assert_eq!(entry["annotations"][REF_NAME_ANNOTATION], "v1");
         let blob = |d: &str| dir.path().join("blobs/sha256").join(d.trim_start_matches("sha256:"));
-        let manifest: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(&layout.manifest_digest)).unwrap()).unwrap();
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&layout.manifest_digest)).unwrap()).unwrap();
         let config_digest = manifest["config"]["digest"].as_str().unwrap();
         let config: serde_json::Value = serde_json::from_slice(&std::fs::read(blob(config_digest)).unwrap()).unwrap();
         assert_eq!(config["config"]["Entrypoint"][0], "/hello");

@@ -16,7 +16,9 @@ pub mod layer;
 pub mod layout;
 pub mod publish;
 
-pub use catalog::{app_image, build_all, pause_image, ImageSource, APP_REPOSITORY, APP_TAG, PAUSE_REPOSITORY, PAUSE_TAG};
+pub use catalog::{
+    app_image, build_all, pause_image, ImageSource, APP_REPOSITORY, APP_TAG, PAUSE_REPOSITORY, PAUSE_TAG,
+};
 pub use layout::{write_layout, ImageLayout, ImageSpec};
 
 /// Errors of building or publishing an image.

@@ -21,9 +21,9 @@ static NEXT_STACK: AtomicU32 = AtomicU32::new(0);
 
 /// The pause binary the sandbox image is built from (`make pause`).
 pub fn pause_binary() -> PathBuf {
-    std::env::var_os("BOSUN_PAUSE_BINARY").map(PathBuf::from).unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/pause")
-    })
+    std::env::var_os("BOSUN_PAUSE_BINARY")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("target/x86_64-unknown-linux-gnu/release/pause"))
 }
 
 /// A free TCP port on 127.0.0.1 (bound and released).
@@ -56,7 +56,10 @@ impl TestStack {
         };
         let registry = Registry::start(&config).await?;
         registry
-            .publish_images(ImageSource { pause_binary: pause, busybox: "/bin/busybox".into() }, &config.dir.join("images"))
+            .publish_images(
+                ImageSource { pause_binary: pause, busybox: "/bin/busybox".into() },
+                &config.dir.join("images"),
+            )
             .await?;
         let containerd = Containerd::start(&config).await?;
         let cri = CriClient::connect(containerd.socket(), ClientOptions::default()).await?;
