@@ -40,10 +40,7 @@ pub(crate) const MAX_MESSAGE_BYTES: usize = 64 * 1024 * 1024;
 
 /// Connects to `socket` now (so a dead runtime is reported at once) and
 /// returns a channel that reconnects on its own later.
-pub(crate) async fn open_channel(
-    socket: &Path,
-    opts: &ClientOptions,
-) -> Result<Channel, tonic::transport::Error> {
+pub(crate) async fn open_channel(socket: &Path, opts: &ClientOptions) -> Result<Channel, tonic::transport::Error> {
     // The authority is never used: every connection goes to the socket.
     let endpoint = Endpoint::from_static("http://cri.local").connect_timeout(opts.connect_timeout);
     let path: Arc<PathBuf> = Arc::new(socket.to_path_buf());

@@ -112,26 +112,14 @@ mod tests {
                 "CRI StartContainer for container \"abc\": Internal",
             ),
             (
-                Error::Timeout {
-                    call: "PullImage",
-                    target: "image \"busybox\"".into(),
-                    after: Duration::from_secs(3),
-                },
+                Error::Timeout { call: "PullImage", target: "image \"busybox\"".into(), after: Duration::from_secs(3) },
                 "CRI PullImage for image \"busybox\": no answer after 3s",
             ),
             (
-                Error::ImagePull {
-                    image: "nope:1".into(),
-                    status: tonic::Status::not_found("nope:1: not found"),
-                },
+                Error::ImagePull { image: "nope:1".into(), status: tonic::Status::not_found("nope:1: not found") },
                 "pulling image \"nope:1\": NotFound: nope:1: not found",
             ),
-            (
-                Error::SocketMissing {
-                    socket: "/run/x.sock".into(),
-                },
-                "CRI socket /run/x.sock does not exist",
-            ),
+            (Error::SocketMissing { socket: "/run/x.sock".into() }, "CRI socket /run/x.sock does not exist"),
         ];
         for (error, want) in cases {
             assert_eq!(error.to_string(), want);
@@ -148,17 +136,11 @@ mod tests {
         assert!(not_found.is_not_found());
         assert_eq!(not_found.code(), Some(tonic::Code::NotFound));
 
-        let timeout = Error::Timeout {
-            call: "Version",
-            target: "runtime".into(),
-            after: Duration::from_secs(1),
-        };
+        let timeout = Error::Timeout { call: "Version", target: "runtime".into(), after: Duration::from_secs(1) };
         assert!(!timeout.is_not_found());
         assert_eq!(timeout.code(), Some(tonic::Code::DeadlineExceeded));
 
-        let missing = Error::SocketMissing {
-            socket: "/nope".into(),
-        };
+        let missing = Error::SocketMissing { socket: "/nope".into() };
         assert_eq!(missing.code(), None);
     }
 }

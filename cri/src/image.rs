@@ -6,7 +6,7 @@
 
 use bosun_proto::cri as api;
 
-use crate::client::{gone_is_ok, CriClient};
+use crate::client::{gone_is_ok, rpc, CriClient};
 use crate::error::{Error, Result};
 
 fn image_target(image: &str) -> String {
@@ -14,10 +14,7 @@ fn image_target(image: &str) -> String {
 }
 
 fn spec(image: &str) -> api::ImageSpec {
-    api::ImageSpec {
-        image: image.to_string(),
-        ..Default::default()
-    }
+    api::ImageSpec { image: image.to_string(), ..Default::default() }
 }
 
 impl CriClient {
@@ -29,44 +26,26 @@ impl CriClient {
         auth: Option<api::AuthConfig>,
         sandbox: Option<&api::PodSandboxConfig>,
     ) -> Result<String> {
-        let mut images = self.images.clone();
-        let req = api::PullImageRequest {
-            image: Some(spec(image)),
-            auth,
-            sandbox_config: sandbox.cloned(),
-        };
+        let req = api::PullImageRequest { image: Some(spec(image)), auth, sandbox_config: sandbox.cloned() };
         let result = self
             .unary_within(
                 self.opts.pull_timeout,
                 "PullImage",
                 || image_target(image),
-                images.pull_image(req),
+                rpc!(self.images, pull_image, req),
             )
             .await;
         match result {
             Ok(resp) => Ok(resp.image_ref),
-            Err(Error::Rpc { status, .. }) => Err(Error::ImagePull {
-                image: image.to_string(),
-                status,
-            }),
+            Err(Error::Rpc { status, .. }) => Err(Error::ImagePull { image: image.to_string(), status }),
             Err(other) => Err(other),
         }
     }
 
     /// The image if the runtime has it, `None` if it does not.
     pub async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
-        let mut images = self.images.clone();
-        let req = api::ImageStatusRequest {
-            image: Some(spec(image)),
-            verbose: false,
-        };
-        let result = self
-            .unary(
-                "ImageStatus",
-                || image_target(image),
-                images.image_status(req),
-            )
-            .await;
+        let req = api::ImageStatusRequest { image: Some(spec(image)), verbose: false };
+        let result = self.unary("ImageStatus", || image_target(image), rpc!(self.images, image_status, req)).await;
         match result {
             Ok(resp) => Ok(resp.image),
             Err(e) if e.is_not_found() => Ok(None),
@@ -76,27 +55,15 @@ impl CriClient {
 
     /// All images the runtime has.
     pub async fn list_images(&self) -> Result<Vec<api::Image>> {
-        let mut images = self.images.clone();
         let req = api::ListImagesRequest { filter: None };
-        let resp = self
-            .unary("ListImages", || "images".into(), images.list_images(req))
-            .await?;
+        let resp = self.unary("ListImages", || "images".into(), rpc!(self.images, list_images, req)).await?;
         Ok(resp.images)
     }
 
     /// Removes an image. Ok if the runtime does not have it.
     pub async fn remove_image(&self, image: &str) -> Result<()> {
-        let mut images = self.images.clone();
-        let req = api::RemoveImageRequest {
-            image: Some(spec(image)),
-        };
-        let result = self
-            .unary(
-                "RemoveImage",
-                || image_target(image),
-                images.remove_image(req),
-            )
-            .await;
+        let req = api::RemoveImageRequest { image: Some(spec(image)) };
+        let result = self.unary("RemoveImage", || image_target(image), rpc!(self.images, remove_image, req)).await;
         gone_is_ok(result.map(drop))
     }
 }

@@ -7,13 +7,18 @@
 //! ([`Error`]). [`testing::FakeCri`] serves the same gRPC API from memory so
 //! the agent's tests exercise the real client.
 //!
-//! Must not: decide anything about pods. It does not retry, restart or order
-//! calls; the agent does. The generated CRI types are re-exported as [`api`].
+//! Must not: decide anything about pods. It does not retry failed calls,
+//! restart or order them; the agent does. (A call cut off by a runtime
+//! restart is sent again when that is safe; see `resend.rs`.) A client must be used inside the tokio runtime that
+//! connected it, since its channel runs a task there.
+//!
+//! The generated CRI types are re-exported as [`api`].
 
 mod client;
 mod connect;
 mod error;
 mod image;
+mod resend;
 mod runtime;
 pub mod testing;
 

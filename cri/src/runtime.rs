@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use bosun_proto::cri as api;
 
-use crate::client::{gone_is_ok, CriClient};
+use crate::client::{gone_is_ok, rpc, CriClient};
 use crate::error::{Error, Result};
 
 /// Output of a command run with [`CriClient::exec_sync`].
@@ -45,11 +45,7 @@ fn new_container_target(sandbox_id: &str, config: &api::ContainerConfig) -> Stri
 
 /// An answer without its main field is a runtime bug; report it like one.
 fn missing_field(call: &'static str, target: String, field: &str) -> Error {
-    Error::Rpc {
-        call,
-        target,
-        status: tonic::Status::internal(format!("runtime answered without {field}")),
-    }
+    Error::Rpc { call, target, status: tonic::Status::internal(format!("runtime answered without {field}")) }
 }
 
 /// Whole seconds for the CRI `timeout` field, rounding up so a sub-second
@@ -61,87 +57,44 @@ fn whole_seconds_up(d: Duration) -> i64 {
 
 impl CriClient {
     /// Creates and starts a pod sandbox; returns its id.
-    pub async fn run_pod_sandbox(
-        &self,
-        config: &api::PodSandboxConfig,
-        runtime_handler: &str,
-    ) -> Result<String> {
-        let mut rt = self.runtime.clone();
-        let req = api::RunPodSandboxRequest {
-            config: Some(config.clone()),
-            runtime_handler: runtime_handler.to_string(),
-        };
+    pub async fn run_pod_sandbox(&self, config: &api::PodSandboxConfig, runtime_handler: &str) -> Result<String> {
+        let req =
+            api::RunPodSandboxRequest { config: Some(config.clone()), runtime_handler: runtime_handler.to_string() };
         let resp = self
-            .unary(
-                "RunPodSandbox",
-                || sandbox_config_target(config),
-                rt.run_pod_sandbox(req),
-            )
+            .unary("RunPodSandbox", || sandbox_config_target(config), rpc!(self.runtime, run_pod_sandbox, req))
             .await?;
         Ok(resp.pod_sandbox_id)
     }
 
     /// Stops a sandbox and its containers. Ok if the sandbox is gone.
     pub async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::StopPodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        };
-        let result = self
-            .unary(
-                "StopPodSandbox",
-                || sandbox_target(id),
-                rt.stop_pod_sandbox(req),
-            )
-            .await;
+        let req = api::StopPodSandboxRequest { pod_sandbox_id: id.to_string() };
+        let result =
+            self.unary("StopPodSandbox", || sandbox_target(id), rpc!(self.runtime, stop_pod_sandbox, req)).await;
         gone_is_ok(result.map(drop))
     }
 
     /// Removes a sandbox and its containers. Ok if the sandbox is gone.
     pub async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::RemovePodSandboxRequest {
-            pod_sandbox_id: id.to_string(),
-        };
-        let result = self
-            .unary(
-                "RemovePodSandbox",
-                || sandbox_target(id),
-                rt.remove_pod_sandbox(req),
-            )
-            .await;
+        let req = api::RemovePodSandboxRequest { pod_sandbox_id: id.to_string() };
+        let result =
+            self.unary("RemovePodSandbox", || sandbox_target(id), rpc!(self.runtime, remove_pod_sandbox, req)).await;
         gone_is_ok(result.map(drop))
     }
 
     /// Status of one sandbox (state, IP, metadata). NotFound if it does not exist.
     pub async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus> {
         const CALL: &str = "PodSandboxStatus";
-        let mut rt = self.runtime.clone();
-        let req = api::PodSandboxStatusRequest {
-            pod_sandbox_id: id.to_string(),
-            verbose: false,
-        };
-        let resp = self
-            .unary(CALL, || sandbox_target(id), rt.pod_sandbox_status(req))
-            .await?;
-        resp.status
-            .ok_or_else(|| missing_field(CALL, sandbox_target(id), "status"))
+        let req = api::PodSandboxStatusRequest { pod_sandbox_id: id.to_string(), verbose: false };
+        let resp = self.unary(CALL, || sandbox_target(id), rpc!(self.runtime, pod_sandbox_status, req)).await?;
+        resp.status.ok_or_else(|| missing_field(CALL, sandbox_target(id), "status"))
     }
 
     /// Sandboxes matching `filter` (all when `None`).
-    pub async fn list_pod_sandboxes(
-        &self,
-        filter: Option<api::PodSandboxFilter>,
-    ) -> Result<Vec<api::PodSandbox>> {
-        let mut rt = self.runtime.clone();
+    pub async fn list_pod_sandboxes(&self, filter: Option<api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>> {
         let req = api::ListPodSandboxRequest { filter };
-        let resp = self
-            .unary(
-                "ListPodSandbox",
-                || "pod sandboxes".into(),
-                rt.list_pod_sandbox(req),
-            )
-            .await?;
+        let resp =
+            self.unary("ListPodSandbox", || "pod sandboxes".into(), rpc!(self.runtime, list_pod_sandbox, req)).await?;
         Ok(resp.items)
     }
 
@@ -152,7 +105,6 @@ impl CriClient {
         config: &api::ContainerConfig,
         sandbox_config: &api::PodSandboxConfig,
     ) -> Result<String> {
-        let mut rt = self.runtime.clone();
         let req = api::CreateContainerRequest {
             pod_sandbox_id: sandbox_id.to_string(),
             config: Some(config.clone()),
@@ -162,7 +114,7 @@ impl CriClient {
             .unary(
                 "CreateContainer",
                 || new_container_target(sandbox_id, config),
-                rt.create_container(req),
+                rpc!(self.runtime, create_container, req),
             )
             .await?;
         Ok(resp.container_id)
@@ -170,16 +122,8 @@ impl CriClient {
 
     /// Starts a created container.
     pub async fn start_container(&self, id: &str) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::StartContainerRequest {
-            container_id: id.to_string(),
-        };
-        self.unary(
-            "StartContainer",
-            || container_target(id),
-            rt.start_container(req),
-        )
-        .await?;
+        let req = api::StartContainerRequest { container_id: id.to_string() };
+        self.unary("StartContainer", || container_target(id), rpc!(self.runtime, start_container, req)).await?;
         Ok(())
     }
 
@@ -188,18 +132,14 @@ impl CriClient {
     /// The call deadline is stretched by the grace period so a slow, graceful
     /// stop is not reported as a timeout.
     pub async fn stop_container(&self, id: &str, timeout_secs: i64) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::StopContainerRequest {
-            container_id: id.to_string(),
-            timeout: timeout_secs,
-        };
+        let req = api::StopContainerRequest { container_id: id.to_string(), timeout: timeout_secs };
         let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
         let result = self
             .unary_within(
                 self.opts.call_timeout + grace,
                 "StopContainer",
                 || container_target(id),
-                rt.stop_container(req),
+                rpc!(self.runtime, stop_container, req),
             )
             .await;
         gone_is_ok(result.map(drop))
@@ -207,49 +147,25 @@ impl CriClient {
 
     /// Removes a container (forcibly if running). Ok if it is gone.
     pub async fn remove_container(&self, id: &str) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::RemoveContainerRequest {
-            container_id: id.to_string(),
-        };
-        let result = self
-            .unary(
-                "RemoveContainer",
-                || container_target(id),
-                rt.remove_container(req),
-            )
-            .await;
+        let req = api::RemoveContainerRequest { container_id: id.to_string() };
+        let result =
+            self.unary("RemoveContainer", || container_target(id), rpc!(self.runtime, remove_container, req)).await;
         gone_is_ok(result.map(drop))
     }
 
     /// Status of one container (state, exit code, reason). NotFound if it does not exist.
     pub async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {
         const CALL: &str = "ContainerStatus";
-        let mut rt = self.runtime.clone();
-        let req = api::ContainerStatusRequest {
-            container_id: id.to_string(),
-            verbose: false,
-        };
-        let resp = self
-            .unary(CALL, || container_target(id), rt.container_status(req))
-            .await?;
-        resp.status
-            .ok_or_else(|| missing_field(CALL, container_target(id), "status"))
+        let req = api::ContainerStatusRequest { container_id: id.to_string(), verbose: false };
+        let resp = self.unary(CALL, || container_target(id), rpc!(self.runtime, container_status, req)).await?;
+        resp.status.ok_or_else(|| missing_field(CALL, container_target(id), "status"))
     }
 
     /// Containers matching `filter` (all when `None`).
-    pub async fn list_containers(
-        &self,
-        filter: Option<api::ContainerFilter>,
-    ) -> Result<Vec<api::Container>> {
-        let mut rt = self.runtime.clone();
+    pub async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>> {
         let req = api::ListContainersRequest { filter };
-        let resp = self
-            .unary(
-                "ListContainers",
-                || "containers".into(),
-                rt.list_containers(req),
-            )
-            .await?;
+        let resp =
+            self.unary("ListContainers", || "containers".into(), rpc!(self.runtime, list_containers, req)).await?;
         Ok(resp.containers)
     }
 
@@ -257,59 +173,32 @@ impl CriClient {
     ///
     /// `timeout` is passed to the runtime (rounded up to whole seconds); the
     /// client waits that long plus the call deadline before giving up.
-    pub async fn exec_sync(
-        &self,
-        id: &str,
-        cmd: Vec<String>,
-        timeout: Duration,
-    ) -> Result<ExecOutput> {
-        let mut rt = self.runtime.clone();
-        let req = api::ExecSyncRequest {
-            container_id: id.to_string(),
-            cmd,
-            timeout: whole_seconds_up(timeout),
-        };
+    pub async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: Duration) -> Result<ExecOutput> {
+        let req = api::ExecSyncRequest { container_id: id.to_string(), cmd, timeout: whole_seconds_up(timeout) };
         let resp = self
             .unary_within(
                 self.opts.call_timeout + timeout,
                 "ExecSync",
                 || container_target(id),
-                rt.exec_sync(req),
+                rpc!(self.runtime, exec_sync, req),
             )
             .await?;
-        Ok(ExecOutput {
-            stdout: resp.stdout,
-            stderr: resp.stderr,
-            exit_code: resp.exit_code,
-        })
+        Ok(ExecOutput { stdout: resp.stdout, stderr: resp.stderr, exit_code: resp.exit_code })
     }
 
     /// CPU, memory and writable-layer usage of one container.
     pub async fn container_stats(&self, id: &str) -> Result<api::ContainerStats> {
         const CALL: &str = "ContainerStats";
-        let mut rt = self.runtime.clone();
-        let req = api::ContainerStatsRequest {
-            container_id: id.to_string(),
-        };
-        let resp = self
-            .unary(CALL, || container_target(id), rt.container_stats(req))
-            .await?;
-        resp.stats
-            .ok_or_else(|| missing_field(CALL, container_target(id), "stats"))
+        let req = api::ContainerStatsRequest { container_id: id.to_string() };
+        let resp = self.unary(CALL, || container_target(id), rpc!(self.runtime, container_stats, req)).await?;
+        resp.stats.ok_or_else(|| missing_field(CALL, container_target(id), "stats"))
     }
 
     /// Asks the runtime to reopen a container's log file (after rotation).
     pub async fn reopen_container_log(&self, id: &str) -> Result<()> {
-        let mut rt = self.runtime.clone();
-        let req = api::ReopenContainerLogRequest {
-            container_id: id.to_string(),
-        };
-        self.unary(
-            "ReopenContainerLog",
-            || container_target(id),
-            rt.reopen_container_log(req),
-        )
-        .await?;
+        let req = api::ReopenContainerLogRequest { container_id: id.to_string() };
+        self.unary("ReopenContainerLog", || container_target(id), rpc!(self.runtime, reopen_container_log, req))
+            .await?;
         Ok(())
     }
 }
@@ -343,25 +232,13 @@ mod tests {
             }),
             ..Default::default()
         };
-        assert_eq!(
-            sandbox_config_target(&config),
-            "pod sandbox \"default/web-1\""
-        );
-        assert_eq!(
-            sandbox_config_target(&api::PodSandboxConfig::default()),
-            "pod sandbox without metadata"
-        );
+        assert_eq!(sandbox_config_target(&config), "pod sandbox \"default/web-1\"");
+        assert_eq!(sandbox_config_target(&api::PodSandboxConfig::default()), "pod sandbox without metadata");
         let container = api::ContainerConfig {
-            metadata: Some(api::ContainerMetadata {
-                name: "app".into(),
-                attempt: 0,
-            }),
+            metadata: Some(api::ContainerMetadata { name: "app".into(), attempt: 0 }),
             ..Default::default()
         };
-        assert_eq!(
-            new_container_target("sb1", &container),
-            "container \"app\" in pod sandbox \"sb1\""
-        );
+        assert_eq!(new_container_target("sb1", &container), "container \"app\" in pod sandbox \"sb1\"");
         assert_eq!(container_target("c1"), "container \"c1\"");
     }
 }

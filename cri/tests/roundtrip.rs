@@ -21,18 +21,8 @@ async fn runtime_calls_round_trip() -> anyhow::Result<()> {
 
     fake.set_condition(NETWORK_READY, false);
     let status = client.status().await?;
-    let conditions: Vec<(String, bool)> = status
-        .conditions
-        .iter()
-        .map(|c| (c.r#type.clone(), c.status))
-        .collect();
-    assert_eq!(
-        conditions,
-        vec![
-            (NETWORK_READY.to_string(), false),
-            (RUNTIME_READY.to_string(), true)
-        ]
-    );
+    let conditions: Vec<(String, bool)> = status.conditions.iter().map(|c| (c.r#type.clone(), c.status)).collect();
+    assert_eq!(conditions, vec![(NETWORK_READY.to_string(), false), (RUNTIME_READY.to_string(), true)]);
 
     client.update_runtime_config("10.244.0.0/24").await?;
     assert_eq!(fake.pod_cidr(), "10.244.0.0/24");
@@ -49,14 +39,9 @@ async fn image_calls_round_trip() -> anyhow::Result<()> {
     let client = CriClient::connect(server.socket(), ClientOptions::default()).await?;
 
     assert_eq!(client.image_status("127.0.0.1:5000/app:v1").await?, None);
-    let image_ref = client
-        .pull_image("127.0.0.1:5000/app:v1", None, None)
-        .await?;
+    let image_ref = client.pull_image("127.0.0.1:5000/app:v1", None, None).await?;
     assert!(image_ref.starts_with("sha256:"), "{image_ref}");
-    let image = client
-        .image_status("127.0.0.1:5000/app:v1")
-        .await?
-        .expect("pulled image is present");
+    let image = client.image_status("127.0.0.1:5000/app:v1").await?.expect("pulled image is present");
     assert_eq!(image.id, image_ref);
     assert!(fake.has_image(&image_ref));
 
@@ -81,10 +66,7 @@ async fn pod_lifecycle_round_trips() -> anyhow::Result<()> {
 
     let recipe = PodRecipe::new("default", "web-1", "busybox").with_command(&["sleep", "3600"]);
     let pod = recipe.start(&client, "").await?;
-    assert_eq!(
-        fake.calls(),
-        ["RunPodSandbox", "CreateContainer", "StartContainer"]
-    );
+    assert_eq!(fake.calls(), ["RunPodSandbox", "CreateContainer", "StartContainer"]);
     assert_eq!(fake.call_log()[0].target, "default/web-1");
 
     let sandbox = client.pod_sandbox_status(&pod.sandbox_id).await?;
@@ -105,15 +87,10 @@ async fn pod_lifecycle_round_trips() -> anyhow::Result<()> {
     assert_eq!(containers.len(), 1);
     assert_eq!(containers[0].pod_sandbox_id, pod.sandbox_id);
 
-    let reply = ExecOutput {
-        stdout: b"ok\n".to_vec(),
-        stderr: Vec::new(),
-        exit_code: 3,
-    };
+    let reply = ExecOutput { stdout: b"ok\n".to_vec(), stderr: Vec::new(), exit_code: 3 };
     fake.set_exec_result(&pod.container_id, reply.clone());
-    let output = client
-        .exec_sync(&pod.container_id, vec!["cat".into(), "/ready".into()], Duration::from_secs(1))
-        .await?;
+    let output =
+        client.exec_sync(&pod.container_id, vec!["cat".into(), "/ready".into()], Duration::from_secs(1)).await?;
     assert_eq!(output, reply);
 
     fake.set_container_usage(&pod.container_id, 5_000, 4096);

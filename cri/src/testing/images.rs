@@ -52,10 +52,7 @@ impl ImageStore {
             id: image_id(&key),
             repo_tags: vec![key.clone()],
             size: FAKE_IMAGE_BYTES,
-            spec: Some(api::ImageSpec {
-                image: key.clone(),
-                ..Default::default()
-            }),
+            spec: Some(api::ImageSpec { image: key.clone(), ..Default::default() }),
             ..Default::default()
         };
         self.present.insert(key, image);
@@ -68,9 +65,7 @@ impl ImageStore {
 
     /// The image known by reference or by id.
     pub(crate) fn find(&self, reference: &str) -> Option<&api::Image> {
-        self.present
-            .get(&normalize(reference))
-            .or_else(|| self.present.values().find(|i| i.id == reference))
+        self.present.get(&normalize(reference)).or_else(|| self.present.values().find(|i| i.id == reference))
     }
 
     /// PullImage: the image id if present or pullable, NotFound otherwise,

@@ -10,28 +10,24 @@
 //! Must not: start processes or touch the host beyond its socket file.
 //! Real-containerd tests live in the workspace `tests/`.
 
+mod image_service;
 mod images;
 mod recipe;
+mod server;
 mod service;
 mod world;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
-use bosun_proto::cri::image_service_server::ImageServiceServer;
-use bosun_proto::cri::runtime_service_server::RuntimeServiceServer;
-use tokio::net::UnixListener;
-use tokio::task::JoinHandle;
-use tokio_stream::wrappers::UnixListenerStream;
-use tokio_util::sync::CancellationToken;
 use tonic::{Code, Status};
 
 use crate::runtime::ExecOutput;
 use world::World;
 
 pub use recipe::{PodRecipe, StartedPod};
+pub use server::{FakeCriHandle, FakeServeError};
 
 /// Runtime condition reported by `Status`: containers can run.
 pub const RUNTIME_READY: &str = "RuntimeReady";
@@ -45,35 +41,6 @@ pub struct Call {
     pub method: &'static str,
     /// What it was about: sandbox `namespace/name` or id, container id, image.
     pub target: String,
-}
-
-/// Errors of serving the fake.
-#[derive(thiserror::Error, Debug)]
-pub enum FakeServeError {
-    /// The socket could not be bound.
-    #[error("binding fake CRI socket {}", socket.display())]
-    Bind {
-        /// The socket path.
-        socket: PathBuf,
-        /// Why binding failed.
-        source: std::io::Error,
-    },
-    /// The gRPC server stopped with an error.
-    #[error("serving fake CRI on {}", socket.display())]
-    Serve {
-        /// The socket path.
-        socket: PathBuf,
-        /// The server's error.
-        source: tonic::transport::Error,
-    },
-    /// The server task panicked or was aborted.
-    #[error("fake CRI server task on {} ended abnormally", socket.display())]
-    Task {
-        /// The socket path.
-        socket: PathBuf,
-        /// The join failure.
-        source: tokio::task::JoinError,
-    },
 }
 
 #[derive(Debug, Default)]
@@ -107,9 +74,7 @@ impl FakeCri {
         let mut inner = Inner::default();
         inner.conditions.insert(RUNTIME_READY.to_string(), true);
         inner.conditions.insert(NETWORK_READY.to_string(), true);
-        FakeCri {
-            inner: Arc::new(Mutex::new(inner)),
-        }
+        FakeCri { inner: Arc::new(Mutex::new(inner)) }
     }
 
     /// Builder form of [`FakeCri::add_image`].
@@ -143,26 +108,18 @@ impl FakeCri {
     /// (reason `Completed` for 0, `Error` otherwise).
     pub fn exit_container(&self, id: &str, exit_code: i32) -> Result<(), Status> {
         let reason = if exit_code == 0 { "Completed" } else { "Error" };
-        self.lock()
-            .world
-            .exit_container(id, exit_code, reason, now_nanos())
+        self.lock().world.exit_container(id, exit_code, reason, now_nanos())
     }
 
     /// The running container is killed by the OOM killer (137, `OOMKilled`).
     pub fn oom_kill_container(&self, id: &str) -> Result<(), Status> {
-        self.lock()
-            .world
-            .exit_container(id, world::KILLED_EXIT_CODE, "OOMKilled", now_nanos())
+        self.lock().world.exit_container(id, world::KILLED_EXIT_CODE, "OOMKilled", now_nanos())
     }
 
     /// The next call of `method` (e.g. `"RunPodSandbox"`) fails with `code`.
     /// Several queued failures are used up in order.
     pub fn fail_next(&self, method: &str, code: Code) {
-        self.lock()
-            .faults
-            .entry(method.to_string())
-            .or_default()
-            .push_back(code);
+        self.lock().faults.entry(method.to_string()).or_default().push_back(code);
     }
 
     /// Every later call of `method` waits `delay` before answering
@@ -188,9 +145,7 @@ impl FakeCri {
 
     /// Usage reported by `ContainerStats` for container `id` (default: zero).
     pub fn set_container_usage(&self, id: &str, cpu_core_nanos: u64, memory_working_set_bytes: u64) {
-        self.lock()
-            .usage
-            .insert(id.to_string(), (cpu_core_nanos, memory_working_set_bytes));
+        self.lock().usage.insert(id.to_string(), (cpu_core_nanos, memory_working_set_bytes));
     }
 
     /// The pod CIDR last set with `UpdateRuntimeConfig` (empty if never).
@@ -200,11 +155,7 @@ impl FakeCri {
 
     /// Names of the calls received so far, in order.
     pub fn calls(&self) -> Vec<String> {
-        self.lock()
-            .calls
-            .iter()
-            .map(|c| c.method.to_string())
-            .collect()
+        self.lock().calls.iter().map(|c| c.method.to_string()).collect()
     }
 
     /// The calls received so far with their targets.
@@ -215,42 +166,6 @@ impl FakeCri {
     /// Forgets the recorded calls.
     pub fn clear_calls(&self) {
         self.lock().calls.clear();
-    }
-
-    /// Serves this fake on `socket` (replacing a stale socket file) until
-    /// `token` is cancelled or the handle is shut down or dropped.
-    /// Must be called inside a tokio runtime.
-    pub fn serve(
-        &self,
-        socket: impl AsRef<Path>,
-        token: CancellationToken,
-    ) -> Result<FakeCriHandle, FakeServeError> {
-        let socket = socket.as_ref().to_path_buf();
-        let bind_error = |source| FakeServeError::Bind {
-            socket: socket.clone(),
-            source,
-        };
-        match std::fs::remove_file(&socket) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(bind_error(e)),
-            _ => {}
-        }
-        let listener = UnixListener::bind(&socket).map_err(bind_error)?;
-        let inode = socket_inode(&socket).map_err(bind_error)?;
-        let token = token.child_token();
-        let svc = service::FakeService::new(self.clone(), token.clone());
-        let router = tonic::transport::Server::builder()
-            .add_service(RuntimeServiceServer::new(svc.clone()))
-            .add_service(ImageServiceServer::new(svc));
-        let task = tokio::spawn(router.serve_with_incoming_shutdown(
-            UnixListenerStream::new(listener),
-            token.clone().cancelled_owned(),
-        ));
-        Ok(FakeCriHandle {
-            socket,
-            inode,
-            token,
-            task: Some(task),
-        })
     }
 
     fn lock(&self) -> MutexGuard<'_, Inner> {
@@ -268,71 +183,8 @@ impl FakeCri {
     }
 }
 
-/// A running fake server. Dropping it stops the server.
-#[derive(Debug)]
-pub struct FakeCriHandle {
-    socket: PathBuf,
-    /// (device, inode) of the socket file this server bound, so a later
-    /// server on the same path does not lose its file when this one stops.
-    inode: (u64, u64),
-    token: CancellationToken,
-    task: Option<JoinHandle<Result<(), tonic::transport::Error>>>,
-}
-
-impl FakeCriHandle {
-    /// The socket the fake listens on.
-    pub fn socket(&self) -> &Path {
-        &self.socket
-    }
-
-    /// Stops the server: in-flight calls answer `Unavailable`, connections
-    /// close, and the socket file is removed.
-    pub async fn shutdown(mut self) -> Result<(), FakeServeError> {
-        self.token.cancel();
-        let result = match self.task.take() {
-            Some(task) => match task.await {
-                Ok(Ok(())) => Ok(()),
-                Ok(Err(source)) => Err(FakeServeError::Serve {
-                    socket: self.socket.clone(),
-                    source,
-                }),
-                Err(source) => Err(FakeServeError::Task {
-                    socket: self.socket.clone(),
-                    source,
-                }),
-            },
-            None => Ok(()),
-        };
-        self.remove_socket_file();
-        result
-    }
-
-    fn remove_socket_file(&self) {
-        if socket_inode(&self.socket).is_ok_and(|inode| inode == self.inode) {
-            let _ = std::fs::remove_file(&self.socket);
-        }
-    }
-}
-
-impl Drop for FakeCriHandle {
-    fn drop(&mut self) {
-        if self.task.is_some() {
-            self.token.cancel();
-            self.remove_socket_file();
-        }
-    }
-}
-
-fn socket_inode(socket: &Path) -> std::io::Result<(u64, u64)> {
-    use std::os::unix::fs::MetadataExt;
-    let meta = std::fs::metadata(socket)?;
-    Ok((meta.dev(), meta.ino()))
-}
-
 /// Wall-clock time in nanoseconds, as CRI timestamps are.
 fn now_nanos() -> i64 {
-    let since_epoch = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since_epoch.as_nanos()).unwrap_or(i64::MAX)
 }

@@ -93,20 +93,10 @@ impl PodRecipe {
 
     /// The container config for CreateContainer.
     pub fn container_config(&self) -> api::ContainerConfig {
-        let log_path = if self.log_directory.is_empty() {
-            String::new()
-        } else {
-            format!("{}/0.log", self.container)
-        };
+        let log_path = if self.log_directory.is_empty() { String::new() } else { format!("{}/0.log", self.container) };
         api::ContainerConfig {
-            metadata: Some(api::ContainerMetadata {
-                name: self.container.clone(),
-                attempt: 0,
-            }),
-            image: Some(api::ImageSpec {
-                image: self.image.clone(),
-                ..Default::default()
-            }),
+            metadata: Some(api::ContainerMetadata { name: self.container.clone(), attempt: 0 }),
+            image: Some(api::ImageSpec { image: self.image.clone(), ..Default::default() }),
             command: self.command.clone(),
             log_path,
             linux: Some(api::LinuxContainerConfig::default()),
@@ -117,17 +107,10 @@ impl PodRecipe {
     /// Runs the sandbox, then creates and starts the container.
     pub async fn start(&self, client: &CriClient, runtime_handler: &str) -> Result<StartedPod> {
         let sandbox_config = self.sandbox_config();
-        let sandbox_id = client
-            .run_pod_sandbox(&sandbox_config, runtime_handler)
-            .await?;
-        let container_id = client
-            .create_container(&sandbox_id, &self.container_config(), &sandbox_config)
-            .await?;
+        let sandbox_id = client.run_pod_sandbox(&sandbox_config, runtime_handler).await?;
+        let container_id = client.create_container(&sandbox_id, &self.container_config(), &sandbox_config).await?;
         client.start_container(&container_id).await?;
-        Ok(StartedPod {
-            sandbox_id,
-            container_id,
-        })
+        Ok(StartedPod { sandbox_id, container_id })
     }
 }
 

@@ -1,4 +1,5 @@
-//! The gRPC face of [`FakeCri`]: `RuntimeService` and `ImageService`.
+//! The gRPC face of [`FakeCri`]: `RuntimeService` (`ImageService` is in
+//! `image_service.rs`).
 //!
 //! Owns: decoding requests, recording them, applying injected failures and
 //! delays, and calling the pure state in `world.rs`/`images.rs`. Calls the
@@ -6,19 +7,19 @@
 
 use std::pin::Pin;
 
-use bosun_proto::cri::{self as api, image_service_server::ImageService, runtime_service_server::RuntimeService};
+use bosun_proto::cri::{self as api, runtime_service_server::RuntimeService};
 use futures::Stream;
 use tokio_util::sync::CancellationToken;
 use tonic::{Request, Response, Status};
 
 use super::{now_nanos, FakeCri};
 
-type Answer<T> = Result<Response<T>, Status>;
+pub(super) type Answer<T> = Result<Response<T>, Status>;
 
 /// Serves one [`FakeCri`] until `stop` is cancelled.
 #[derive(Clone)]
 pub(crate) struct FakeService {
-    fake: FakeCri,
+    pub(super) fake: FakeCri,
     stop: CancellationToken,
 }
 
@@ -28,7 +29,7 @@ impl FakeService {
     }
 
     /// Records the call, then fails or delays it if the test asked for that.
-    async fn gate(&self, method: &'static str, target: impl Into<String>) -> Result<(), Status> {
+    pub(super) async fn gate(&self, method: &'static str, target: impl Into<String>) -> Result<(), Status> {
         if let Some(delay) = self.fake.enter(method, target.into())? {
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
@@ -40,24 +41,21 @@ impl FakeService {
         Ok(())
     }
 
-    async fn unimplemented<T>(&self, method: &'static str) -> Answer<T> {
+    pub(super) async fn unimplemented<T>(&self, method: &'static str) -> Answer<T> {
         self.gate(method, "").await?;
         Err(Status::unimplemented(format!("the fake CRI does not implement {method}")))
     }
 }
 
 fn sandbox_name(config: Option<&api::PodSandboxConfig>) -> String {
-    config
-        .and_then(|c| c.metadata.as_ref())
-        .map(|m| format!("{}/{}", m.namespace, m.name))
-        .unwrap_or_default()
+    config.and_then(|c| c.metadata.as_ref()).map(|m| format!("{}/{}", m.namespace, m.name)).unwrap_or_default()
 }
 
-fn image_name(spec: Option<&api::ImageSpec>) -> String {
+pub(super) fn image_name(spec: Option<&api::ImageSpec>) -> String {
     spec.map(|s| s.image.clone()).unwrap_or_default()
 }
 
-fn reply<T>(message: T) -> Answer<T> {
+pub(super) fn reply<T>(message: T) -> Answer<T> {
     Ok(Response::new(message))
 }
 
@@ -73,26 +71,15 @@ impl RuntimeService for FakeService {
         })
     }
 
-    async fn run_pod_sandbox(
-        &self,
-        req: Request<api::RunPodSandboxRequest>,
-    ) -> Answer<api::RunPodSandboxResponse> {
+    async fn run_pod_sandbox(&self, req: Request<api::RunPodSandboxRequest>) -> Answer<api::RunPodSandboxResponse> {
         let req = req.into_inner();
-        self.gate("RunPodSandbox", sandbox_name(req.config.as_ref()))
-            .await?;
+        self.gate("RunPodSandbox", sandbox_name(req.config.as_ref())).await?;
         let config = req.config.unwrap_or_default();
-        let id = self
-            .fake
-            .lock()
-            .world
-            .run_sandbox(config, &req.runtime_handler, now_nanos())?;
+        let id = self.fake.lock().world.run_sandbox(config, &req.runtime_handler, now_nanos())?;
         reply(api::RunPodSandboxResponse { pod_sandbox_id: id })
     }
 
-    async fn stop_pod_sandbox(
-        &self,
-        req: Request<api::StopPodSandboxRequest>,
-    ) -> Answer<api::StopPodSandboxResponse> {
+    async fn stop_pod_sandbox(&self, req: Request<api::StopPodSandboxRequest>) -> Answer<api::StopPodSandboxResponse> {
         let id = req.into_inner().pod_sandbox_id;
         self.gate("StopPodSandbox", id.clone()).await?;
         self.fake.lock().world.stop_sandbox(&id, now_nanos())?;
@@ -116,17 +103,10 @@ impl RuntimeService for FakeService {
         let id = req.into_inner().pod_sandbox_id;
         self.gate("PodSandboxStatus", id.clone()).await?;
         let status = self.fake.lock().world.sandbox_status(&id)?;
-        reply(api::PodSandboxStatusResponse {
-            status: Some(status),
-            timestamp: now_nanos(),
-            ..Default::default()
-        })
+        reply(api::PodSandboxStatusResponse { status: Some(status), timestamp: now_nanos(), ..Default::default() })
     }
 
-    async fn list_pod_sandbox(
-        &self,
-        req: Request<api::ListPodSandboxRequest>,
-    ) -> Answer<api::ListPodSandboxResponse> {
+    async fn list_pod_sandbox(&self, req: Request<api::ListPodSandboxRequest>) -> Answer<api::ListPodSandboxResponse> {
         let filter = req.into_inner().filter;
         self.gate("ListPodSandbox", "").await?;
         let items = self.fake.lock().world.list_sandboxes(filter.as_ref());
@@ -138,31 +118,20 @@ impl RuntimeService for FakeService {
         req: Request<api::CreateContainerRequest>,
     ) -> Answer<api::CreateContainerResponse> {
         let req = req.into_inner();
-        self.gate("CreateContainer", req.pod_sandbox_id.clone())
-            .await?;
+        self.gate("CreateContainer", req.pod_sandbox_id.clone()).await?;
         let config = req.config.unwrap_or_default();
-        let id = self
-            .fake
-            .lock()
-            .world
-            .create_container(&req.pod_sandbox_id, config, now_nanos())?;
+        let id = self.fake.lock().world.create_container(&req.pod_sandbox_id, config, now_nanos())?;
         reply(api::CreateContainerResponse { container_id: id })
     }
 
-    async fn start_container(
-        &self,
-        req: Request<api::StartContainerRequest>,
-    ) -> Answer<api::StartContainerResponse> {
+    async fn start_container(&self, req: Request<api::StartContainerRequest>) -> Answer<api::StartContainerResponse> {
         let id = req.into_inner().container_id;
         self.gate("StartContainer", id.clone()).await?;
         self.fake.lock().world.start_container(&id, now_nanos())?;
         reply(api::StartContainerResponse {})
     }
 
-    async fn stop_container(
-        &self,
-        req: Request<api::StopContainerRequest>,
-    ) -> Answer<api::StopContainerResponse> {
+    async fn stop_container(&self, req: Request<api::StopContainerRequest>) -> Answer<api::StopContainerResponse> {
         let id = req.into_inner().container_id;
         self.gate("StopContainer", id.clone()).await?;
         self.fake.lock().world.stop_container(&id, now_nanos())?;
@@ -179,10 +148,7 @@ impl RuntimeService for FakeService {
         reply(api::RemoveContainerResponse {})
     }
 
-    async fn list_containers(
-        &self,
-        req: Request<api::ListContainersRequest>,
-    ) -> Answer<api::ListContainersResponse> {
+    async fn list_containers(&self, req: Request<api::ListContainersRequest>) -> Answer<api::ListContainersResponse> {
         let filter = req.into_inner().filter;
         self.gate("ListContainers", "").await?;
         let containers = self.fake.lock().world.list_containers(filter.as_ref());
@@ -196,10 +162,7 @@ impl RuntimeService for FakeService {
         let id = req.into_inner().container_id;
         self.gate("ContainerStatus", id.clone()).await?;
         let status = self.fake.lock().world.container_status(&id)?;
-        reply(api::ContainerStatusResponse {
-            status: Some(status),
-            info: Default::default(),
-        })
+        reply(api::ContainerStatusResponse { status: Some(status), info: Default::default() })
     }
 
     async fn update_container_resources(
@@ -227,11 +190,7 @@ impl RuntimeService for FakeService {
             inner.world.require_running(&id)?;
             inner.exec_results.get(&id).cloned().unwrap_or_default()
         };
-        reply(api::ExecSyncResponse {
-            stdout: output.stdout,
-            stderr: output.stderr,
-            exit_code: output.exit_code,
-        })
+        reply(api::ExecSyncResponse { stdout: output.stdout, stderr: output.stderr, exit_code: output.exit_code })
     }
 
     async fn exec(&self, _req: Request<api::ExecRequest>) -> Answer<api::ExecResponse> {
@@ -242,17 +201,11 @@ impl RuntimeService for FakeService {
         self.unimplemented("Attach").await
     }
 
-    async fn port_forward(
-        &self,
-        _req: Request<api::PortForwardRequest>,
-    ) -> Answer<api::PortForwardResponse> {
+    async fn port_forward(&self, _req: Request<api::PortForwardRequest>) -> Answer<api::PortForwardResponse> {
         self.unimplemented("PortForward").await
     }
 
-    async fn container_stats(
-        &self,
-        req: Request<api::ContainerStatsRequest>,
-    ) -> Answer<api::ContainerStatsResponse> {
+    async fn container_stats(&self, req: Request<api::ContainerStatsRequest>) -> Answer<api::ContainerStatsResponse> {
         let id = req.into_inner().container_id;
         self.gate("ContainerStats", id.clone()).await?;
         let (attributes, (cpu, memory)) = {
@@ -305,12 +258,8 @@ impl RuntimeService for FakeService {
         &self,
         req: Request<api::UpdateRuntimeConfigRequest>,
     ) -> Answer<api::UpdateRuntimeConfigResponse> {
-        let cidr = req
-            .into_inner()
-            .runtime_config
-            .and_then(|c| c.network_config)
-            .map(|n| n.pod_cidr)
-            .unwrap_or_default();
+        let cidr =
+            req.into_inner().runtime_config.and_then(|c| c.network_config).map(|n| n.pod_cidr).unwrap_or_default();
         self.gate("UpdateRuntimeConfig", cidr.clone()).await?;
         self.fake.lock().pod_cidr = cidr;
         reply(api::UpdateRuntimeConfigResponse {})
@@ -330,10 +279,7 @@ impl RuntimeService for FakeService {
                 message: String::new(),
             })
             .collect();
-        reply(api::StatusResponse {
-            status: Some(api::RuntimeStatus { conditions }),
-            ..Default::default()
-        })
+        reply(api::StatusResponse { status: Some(api::RuntimeStatus { conditions }), ..Default::default() })
     }
 
     async fn checkpoint_container(
@@ -367,56 +313,7 @@ impl RuntimeService for FakeService {
         self.unimplemented("ListPodSandboxMetrics").await
     }
 
-    async fn runtime_config(
-        &self,
-        _req: Request<api::RuntimeConfigRequest>,
-    ) -> Answer<api::RuntimeConfigResponse> {
+    async fn runtime_config(&self, _req: Request<api::RuntimeConfigRequest>) -> Answer<api::RuntimeConfigResponse> {
         self.unimplemented("RuntimeConfig").await
-    }
-}
-
-#[tonic::async_trait]
-impl ImageService for FakeService {
-    async fn list_images(&self, _req: Request<api::ListImagesRequest>) -> Answer<api::ListImagesResponse> {
-        self.gate("ListImages", "").await?;
-        let images = self.fake.lock().world.images.list();
-        reply(api::ListImagesResponse { images })
-    }
-
-    async fn image_status(
-        &self,
-        req: Request<api::ImageStatusRequest>,
-    ) -> Answer<api::ImageStatusResponse> {
-        let image = image_name(req.into_inner().image.as_ref());
-        self.gate("ImageStatus", image.clone()).await?;
-        let found = self.fake.lock().world.images.find(&image).cloned();
-        reply(api::ImageStatusResponse {
-            image: found,
-            info: Default::default(),
-        })
-    }
-
-    async fn pull_image(&self, req: Request<api::PullImageRequest>) -> Answer<api::PullImageResponse> {
-        let image = image_name(req.into_inner().image.as_ref());
-        self.gate("PullImage", image.clone()).await?;
-        let image_ref = self.fake.lock().world.images.pull(&image)?;
-        reply(api::PullImageResponse { image_ref })
-    }
-
-    async fn remove_image(
-        &self,
-        req: Request<api::RemoveImageRequest>,
-    ) -> Answer<api::RemoveImageResponse> {
-        let image = image_name(req.into_inner().image.as_ref());
-        self.gate("RemoveImage", image.clone()).await?;
-        self.fake.lock().world.images.remove(&image);
-        reply(api::RemoveImageResponse {})
-    }
-
-    async fn image_fs_info(
-        &self,
-        _req: Request<api::ImageFsInfoRequest>,
-    ) -> Answer<api::ImageFsInfoResponse> {
-        self.unimplemented("ImageFsInfo").await
     }
 }

@@ -82,16 +82,11 @@ impl World {
         runtime_handler: &str,
         now: i64,
     ) -> Result<String, Status> {
-        let meta = config
-            .metadata
-            .clone()
-            .ok_or_else(|| Status::invalid_argument("sandbox config must include metadata"))?;
+        let meta =
+            config.metadata.clone().ok_or_else(|| Status::invalid_argument("sandbox config must include metadata"))?;
         let taken = self.sandboxes.values().find(|s| {
             s.config.metadata.as_ref().is_some_and(|m| {
-                m.name == meta.name
-                    && m.namespace == meta.namespace
-                    && m.uid == meta.uid
-                    && m.attempt == meta.attempt
+                m.name == meta.name && m.namespace == meta.namespace && m.uid == meta.uid && m.attempt == meta.attempt
             })
         });
         if let Some(existing) = taken {
@@ -118,10 +113,7 @@ impl World {
 
     /// StopPodSandbox: kills the sandbox's running containers.
     pub(crate) fn stop_sandbox(&mut self, id: &str, now: i64) -> Result<(), Status> {
-        let sandbox = self
-            .sandboxes
-            .get_mut(id)
-            .ok_or_else(|| sandbox_not_found(id))?;
+        let sandbox = self.sandboxes.get_mut(id).ok_or_else(|| sandbox_not_found(id))?;
         sandbox.state = PodSandboxState::SandboxNotready;
         let running: Vec<String> = self
             .containers
@@ -149,10 +141,7 @@ impl World {
             metadata: s.config.metadata.clone(),
             state: s.state as i32,
             created_at: s.created_at,
-            network: Some(api::PodSandboxNetworkStatus {
-                ip: s.ip.clone(),
-                additional_ips: Vec::new(),
-            }),
+            network: Some(api::PodSandboxNetworkStatus { ip: s.ip.clone(), additional_ips: Vec::new() }),
             linux: None,
             labels: s.config.labels.clone(),
             annotations: s.config.annotations.clone(),
@@ -190,14 +179,9 @@ impl World {
         config: api::ContainerConfig,
         now: i64,
     ) -> Result<String, Status> {
-        let sandbox = self
-            .sandboxes
-            .get(sandbox_id)
-            .ok_or_else(|| sandbox_not_found(sandbox_id))?;
+        let sandbox = self.sandboxes.get(sandbox_id).ok_or_else(|| sandbox_not_found(sandbox_id))?;
         if sandbox.state != PodSandboxState::SandboxReady {
-            return Err(Status::failed_precondition(format!(
-                "sandbox {sandbox_id:?} is not running"
-            )));
+            return Err(Status::failed_precondition(format!("sandbox {sandbox_id:?} is not running")));
         }
         let meta = config
             .metadata
@@ -206,16 +190,10 @@ impl World {
         let image = config.image.as_ref().map_or("", |i| i.image.as_str());
         let image_ref = match self.images.find(image) {
             Some(found) => found.id.clone(),
-            None => {
-                return Err(Status::not_found(format!(
-                    "failed to get image {image:?}: image not found"
-                )))
-            }
+            None => return Err(Status::not_found(format!("failed to get image {image:?}: image not found"))),
         };
-        let taken = self.containers.values().any(|c| {
-            c.sandbox_id == sandbox_id
-                && c.config.metadata.as_ref() == Some(&meta)
-        });
+        let taken =
+            self.containers.values().any(|c| c.sandbox_id == sandbox_id && c.config.metadata.as_ref() == Some(&meta));
         if taken {
             return Err(Status::unknown(format!(
                 "failed to reserve container name \"{}_{}\" in sandbox {sandbox_id:?}",
@@ -245,10 +223,7 @@ impl World {
     pub(crate) fn start_container(&mut self, id: &str, now: i64) -> Result<(), Status> {
         let c = self.containers.get_mut(id).ok_or_else(|| container_not_found(id))?;
         if c.state != ContainerState::ContainerCreated {
-            return Err(Status::failed_precondition(format!(
-                "container {id:?} is in {} state",
-                c.state.as_str_name()
-            )));
+            return Err(Status::failed_precondition(format!("container {id:?} is in {} state", c.state.as_str_name())));
         }
         c.state = ContainerState::ContainerRunning;
         c.started_at = now;
@@ -266,20 +241,11 @@ impl World {
 
     /// RemoveContainer: NotFound when absent (the client treats that as done).
     pub(crate) fn remove_container(&mut self, id: &str) -> Result<(), Status> {
-        self.containers
-            .remove(id)
-            .map(drop)
-            .ok_or_else(|| container_not_found(id))
+        self.containers.remove(id).map(drop).ok_or_else(|| container_not_found(id))
     }
 
     /// The running container's process ends with `exit_code` and `reason`.
-    pub(crate) fn exit_container(
-        &mut self,
-        id: &str,
-        exit_code: i32,
-        reason: &str,
-        now: i64,
-    ) -> Result<(), Status> {
+    pub(crate) fn exit_container(&mut self, id: &str, exit_code: i32, reason: &str, now: i64) -> Result<(), Status> {
         let c = self.containers.get_mut(id).ok_or_else(|| container_not_found(id))?;
         if c.state != ContainerState::ContainerRunning {
             return Err(Status::failed_precondition(format!(

@@ -22,14 +22,8 @@ fn sandbox_config(namespace: &str, name: &str, attempt: u32, app: &str) -> api::
 
 fn container_config(name: &str, image: &str) -> api::ContainerConfig {
     api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata {
-            name: name.into(),
-            attempt: 0,
-        }),
-        image: Some(api::ImageSpec {
-            image: image.into(),
-            ..Default::default()
-        }),
+        metadata: Some(api::ContainerMetadata { name: name.into(), attempt: 0 }),
+        image: Some(api::ImageSpec { image: image.into(), ..Default::default() }),
         ..Default::default()
     }
 }
@@ -49,44 +43,32 @@ fn container_state(world: &World, id: &str) -> (ContainerState, i32, String) {
 #[test]
 fn sandbox_runs_ready_with_a_loopback_ip_and_reserves_its_name() {
     let mut world = World::default();
-    let id = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 10)
-        .expect("first sandbox");
+    let id = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 10).expect("first sandbox");
     let status = world.sandbox_status(&id).expect("status");
     assert_eq!(status.state, PodSandboxState::SandboxReady as i32);
     assert_eq!(status.created_at, 10);
     let ip = status.network.expect("network").ip;
     assert!(ip.starts_with("127.88."), "{ip}");
 
-    let again = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 11)
-        .expect_err("name reserved");
+    let again = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 11).expect_err("name reserved");
     assert_eq!(again.code(), Code::Unknown);
     assert!(again.message().contains(&id));
 
-    world
-        .run_sandbox(sandbox_config("default", "web-1", 1, "web"), "", 12)
-        .expect("next attempt is a new name");
+    world.run_sandbox(sandbox_config("default", "web-1", 1, "web"), "", 12).expect("next attempt is a new name");
 }
 
 #[test]
 fn sandbox_without_metadata_is_rejected() {
     let mut world = World::default();
-    let err = world
-        .run_sandbox(api::PodSandboxConfig::default(), "", 1)
-        .expect_err("no metadata");
+    let err = world.run_sandbox(api::PodSandboxConfig::default(), "", 1).expect_err("no metadata");
     assert_eq!(err.code(), Code::InvalidArgument);
 }
 
 #[test]
 fn container_walks_created_running_exited() {
     let mut world = world_with_busybox();
-    let sb = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1)
-        .expect("sandbox");
-    let id = world
-        .create_container(&sb, container_config("app", "busybox:latest"), 2)
-        .expect("create");
+    let sb = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1).expect("sandbox");
+    let id = world.create_container(&sb, container_config("app", "busybox:latest"), 2).expect("create");
     assert_eq!(container_state(&world, &id).0, ContainerState::ContainerCreated);
 
     world.start_container(&id, 3).expect("start");
@@ -95,10 +77,7 @@ fn container_walks_created_running_exited() {
     assert_eq!(twice.code(), Code::FailedPrecondition);
 
     world.exit_container(&id, 3, "Error", 5).expect("exit");
-    assert_eq!(
-        container_state(&world, &id),
-        (ContainerState::ContainerExited, 3, "Error".to_string())
-    );
+    assert_eq!(container_state(&world, &id), (ContainerState::ContainerExited, 3, "Error".to_string()));
     let status = world.container_status(&id).expect("status");
     assert_eq!((status.started_at, status.finished_at), (3, 5));
 
@@ -113,9 +92,7 @@ fn container_walks_created_running_exited() {
 #[test]
 fn create_container_checks_sandbox_image_and_name() {
     let mut world = world_with_busybox();
-    let sb = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1)
-        .expect("sandbox");
+    let sb = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1).expect("sandbox");
 
     let cases = [
         ("no-such-sandbox", container_config("app", "busybox"), Code::NotFound),
@@ -123,40 +100,26 @@ fn create_container_checks_sandbox_image_and_name() {
         (sb.as_str(), api::ContainerConfig::default(), Code::InvalidArgument),
     ];
     for (sandbox, config, want) in cases {
-        let err = world
-            .create_container(sandbox, config, 2)
-            .expect_err("must fail");
+        let err = world.create_container(sandbox, config, 2).expect_err("must fail");
         assert_eq!(err.code(), want, "{}", err.message());
     }
 
-    world
-        .create_container(&sb, container_config("app", "busybox"), 2)
-        .expect("first");
-    let dup = world
-        .create_container(&sb, container_config("app", "busybox"), 3)
-        .expect_err("same name and attempt");
+    world.create_container(&sb, container_config("app", "busybox"), 2).expect("first");
+    let dup = world.create_container(&sb, container_config("app", "busybox"), 3).expect_err("same name and attempt");
     assert_eq!(dup.code(), Code::Unknown);
 
     world.stop_sandbox(&sb, 4).expect("stop");
-    let stopped = world
-        .create_container(&sb, container_config("other", "busybox"), 5)
-        .expect_err("sandbox not ready");
+    let stopped = world.create_container(&sb, container_config("other", "busybox"), 5).expect_err("sandbox not ready");
     assert_eq!(stopped.code(), Code::FailedPrecondition);
 }
 
 #[test]
 fn stopping_a_sandbox_kills_its_running_containers_and_removing_it_removes_them() {
     let mut world = world_with_busybox();
-    let sb = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1)
-        .expect("sandbox");
-    let running = world
-        .create_container(&sb, container_config("app", "busybox"), 2)
-        .expect("create");
+    let sb = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1).expect("sandbox");
+    let running = world.create_container(&sb, container_config("app", "busybox"), 2).expect("create");
     world.start_container(&running, 3).expect("start");
-    let created = world
-        .create_container(&sb, container_config("sidecar", "busybox"), 4)
-        .expect("create");
+    let created = world.create_container(&sb, container_config("sidecar", "busybox"), 4).expect("create");
 
     world.stop_sandbox(&sb, 5).expect("stop");
     let status = world.sandbox_status(&sb).expect("status");
@@ -177,29 +140,18 @@ fn stopping_a_sandbox_kills_its_running_containers_and_removing_it_removes_them(
 #[test]
 fn list_filters_are_anded() {
     let mut world = world_with_busybox();
-    let web = world
-        .run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1)
-        .expect("web");
-    let db = world
-        .run_sandbox(sandbox_config("default", "db-1", 0, "db"), "", 1)
-        .expect("db");
+    let web = world.run_sandbox(sandbox_config("default", "web-1", 0, "web"), "", 1).expect("web");
+    let db = world.run_sandbox(sandbox_config("default", "db-1", 0, "db"), "", 1).expect("db");
     world.stop_sandbox(&db, 2).expect("stop db");
-    let in_web = world
-        .create_container(&web, container_config("app", "busybox"), 3)
-        .expect("create");
+    let in_web = world.create_container(&web, container_config("app", "busybox"), 3).expect("create");
     world.start_container(&in_web, 4).expect("start");
-    let in_db = world
-        .create_container(&web, container_config("init", "busybox"), 3)
-        .expect("create");
+    let in_db = world.create_container(&web, container_config("init", "busybox"), 3).expect("create");
 
     let ready = |state: PodSandboxState| Some(api::PodSandboxStateValue { state: state as i32 });
     let sandbox_cases = [
         (None, vec![db.clone(), web.clone()]),
         (
-            Some(api::PodSandboxFilter {
-                state: ready(PodSandboxState::SandboxReady),
-                ..Default::default()
-            }),
+            Some(api::PodSandboxFilter { state: ready(PodSandboxState::SandboxReady), ..Default::default() }),
             vec![web.clone()],
         ),
         (
@@ -219,11 +171,7 @@ fn list_filters_are_anded() {
         ),
     ];
     for (filter, want) in sandbox_cases {
-        let mut got: Vec<String> = world
-            .list_sandboxes(filter.as_ref())
-            .into_iter()
-            .map(|s| s.id)
-            .collect();
+        let mut got: Vec<String> = world.list_sandboxes(filter.as_ref()).into_iter().map(|s| s.id).collect();
         got.sort();
         let mut want = want;
         want.sort();
@@ -231,27 +179,15 @@ fn list_filters_are_anded() {
     }
 
     let running = api::ContainerFilter {
-        state: Some(api::ContainerStateValue {
-            state: ContainerState::ContainerRunning as i32,
-        }),
+        state: Some(api::ContainerStateValue { state: ContainerState::ContainerRunning as i32 }),
         ..Default::default()
     };
-    let ids: Vec<String> = world
-        .list_containers(Some(&running))
-        .into_iter()
-        .map(|c| c.id)
-        .collect();
+    let ids: Vec<String> = world.list_containers(Some(&running)).into_iter().map(|c| c.id).collect();
     assert_eq!(ids, vec![in_web.clone()]);
 
-    let by_sandbox = api::ContainerFilter {
-        pod_sandbox_id: web.clone(),
-        ..Default::default()
-    };
+    let by_sandbox = api::ContainerFilter { pod_sandbox_id: web.clone(), ..Default::default() };
     assert_eq!(world.list_containers(Some(&by_sandbox)).len(), 2);
-    let by_id = api::ContainerFilter {
-        id: in_db.clone(),
-        ..Default::default()
-    };
+    let by_id = api::ContainerFilter { id: in_db.clone(), ..Default::default() };
     let listed = world.list_containers(Some(&by_id));
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].pod_sandbox_id, web);
