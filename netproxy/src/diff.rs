@@ -1,0 +1,255 @@
+//! Pure diff of two [`Ruleset`]s into nft element operations.
+//!
+//! Chains and rules never change after the full load, so an incremental
+//! sync is only element adds and deletes. A changed map value is a delete
+//! followed by an add of the same key (nft cannot replace an element in
+//! place); the script renderer emits all deletes before all adds, in one
+//! transaction.
+
+use std::net::Ipv4Addr;
+
+use crate::model::Endpoint;
+use crate::ruleset::{Ruleset, ServiceAddr};
+
+/// One element of one of the table's maps or sets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Element {
+    /// `service_ports`: service address -> `goto buckets_<buckets>`.
+    Dispatch {
+        /// Service address.
+        addr: ServiceAddr,
+        /// Number of buckets (selects the bucket chain).
+        buckets: usize,
+    },
+    /// `backends`: service address and bucket -> endpoint.
+    Backend {
+        /// Service address.
+        addr: ServiceAddr,
+        /// Bucket index.
+        bucket: usize,
+        /// Endpoint behind the bucket.
+        endpoint: Endpoint,
+    },
+    /// `no_endpoints`: a service address that is rejected.
+    NoEndpoints(ServiceAddr),
+    /// `hairpin`: an endpoint IP masqueraded when it reaches itself.
+    Hairpin(Ipv4Addr),
+}
+
+/// An element operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    /// Add the element.
+    Add(Element),
+    /// Delete the element (only its key is used).
+    Delete(Element),
+}
+
+/// Operations that turn the kernel's `old` content into `new`.
+pub fn diff(old: &Ruleset, new: &Ruleset) -> Vec<Op> {
+    let mut ops = Vec::new();
+    let empty = Vec::new();
+    // Merge-join the two address-ordered maps.
+    let mut before = old.services.iter().peekable();
+    let mut after = new.services.iter().peekable();
+    loop {
+        let (addr, old_buckets, new_buckets) = match (before.peek(), after.peek()) {
+            (None, None) => break,
+            (Some((a, _)), Some((b, _))) if a == b => {
+                let (addr, old_buckets) = before.next().unzip();
+                let new_buckets = after.next().map(|(_, buckets)| buckets);
+                (addr, old_buckets, new_buckets)
+            }
+            (Some((a, _)), Some((b, _))) if a > b => {
+                let (addr, new_buckets) = after.next().unzip();
+                (addr, None, new_buckets)
+            }
+            (Some(_), _) => {
+                let (addr, old_buckets) = before.next().unzip();
+                (addr, old_buckets, None)
+            }
+            (None, Some(_)) => {
+                let (addr, new_buckets) = after.next().unzip();
+                (addr, None, new_buckets)
+            }
+        };
+        let Some(addr) = addr else { break };
+        if old_buckets == new_buckets {
+            continue;
+        }
+        diff_service(
+            *addr,
+            old_buckets.unwrap_or(&empty),
+            old_buckets.is_some(),
+            new_buckets.unwrap_or(&empty),
+            new_buckets.is_some(),
+            &mut ops,
+        );
+    }
+    ops.extend(old.hairpin.difference(&new.hairpin).map(|ip| Op::Delete(Element::Hairpin(*ip))));
+    ops.extend(new.hairpin.difference(&old.hairpin).map(|ip| Op::Add(Element::Hairpin(*ip))));
+    ops
+}
+
+/// Ops for one service address; `*_present` tells an absent service from
+/// one present with no endpoints.
+fn diff_service(
+    addr: ServiceAddr,
+    before: &[Endpoint],
+    before_present: bool,
+    after: &[Endpoint],
+    after_present: bool,
+    ops: &mut Vec<Op>,
+) {
+    let rejected_before = before_present && before.is_empty();
+    let rejected_after = after_present && after.is_empty();
+    if rejected_before && !rejected_after {
+        ops.push(Op::Delete(Element::NoEndpoints(addr)));
+    }
+    if rejected_after && !rejected_before {
+        ops.push(Op::Add(Element::NoEndpoints(addr)));
+    }
+    if before.len() != after.len() {
+        if !before.is_empty() {
+            ops.push(Op::Delete(Element::Dispatch { addr, buckets: before.len() }));
+        }
+        if !after.is_empty() {
+            ops.push(Op::Add(Element::Dispatch { addr, buckets: after.len() }));
+        }
+    }
+    for bucket in 0..before.len().max(after.len()) {
+        let old = before.get(bucket);
+        let new = after.get(bucket);
+        if old == new {
+            continue;
+        }
+        if let Some(endpoint) = old {
+            ops.push(Op::Delete(Element::Backend { addr, bucket, endpoint: *endpoint }));
+        }
+        if let Some(endpoint) = new {
+            ops.push(Op::Add(Element::Backend { addr, bucket, endpoint: *endpoint }));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::Protocol;
+    use crate::ruleset::fill_buckets;
+
+    fn addr(last: u8) -> ServiceAddr {
+        ServiceAddr { ip: Ipv4Addr::new(10, 96, 0, last), protocol: Protocol::Tcp, port: 80 }
+    }
+
+    fn ep(last: u8) -> Endpoint {
+        Endpoint { ip: Ipv4Addr::new(10, 244, 0, last), port: 8080 }
+    }
+
+    fn ruleset(services: &[(u8, &[u8])]) -> Ruleset {
+        let mut ruleset = Ruleset::default();
+        for (service, endpoints) in services {
+            let endpoints: Vec<Endpoint> = endpoints.iter().map(|e| ep(*e)).collect();
+            let buckets = fill_buckets(&endpoints);
+            ruleset.hairpin.extend(buckets.iter().map(|e| e.ip));
+            ruleset.services.insert(addr(*service), buckets);
+        }
+        ruleset
+    }
+
+    fn count(ops: &[Op], pred: impl Fn(&Op) -> bool) -> usize {
+        ops.iter().filter(|op| pred(op)).count()
+    }
+
+    #[test]
+    fn identical_rulesets_need_no_ops() {
+        let a = ruleset(&[(1, &[1, 2]), (2, &[])]);
+        assert_eq!(diff(&a, &a.clone()), vec![]);
+    }
+
+    #[test]
+    fn adding_a_service_adds_dispatch_buckets_and_hairpin() {
+        let ops = diff(&ruleset(&[]), &ruleset(&[(1, &[1])]));
+        assert_eq!(ops.len(), 1 + 16 + 1);
+        assert_eq!(ops[0], Op::Add(Element::Dispatch { addr: addr(1), buckets: 16 }));
+        assert_eq!(count(&ops, |op| matches!(op, Op::Add(Element::Backend { .. }))), 16);
+        assert_eq!(ops.last(), Some(&Op::Add(Element::Hairpin(ep(1).ip))));
+    }
+
+    #[test]
+    fn removing_a_service_deletes_everything_it_added() {
+        let before = ruleset(&[(1, &[1])]);
+        let ops = diff(&before, &ruleset(&[]));
+        let added = diff(&ruleset(&[]), &before);
+        let undone: Vec<Op> = added
+            .into_iter()
+            .map(|op| match op {
+                Op::Add(element) => Op::Delete(element),
+                Op::Delete(element) => Op::Add(element),
+            })
+            .collect();
+        assert_eq!(ops, undone);
+    }
+
+    #[test]
+    fn endpoint_change_produces_only_backend_and_hairpin_element_ops() {
+        let ops = diff(&ruleset(&[(1, &[1, 2]), (2, &[3])]), &ruleset(&[(1, &[1, 4]), (2, &[3])]));
+        // Buckets 1, 3, 5, ... move from endpoint 2 to endpoint 4.
+        assert_eq!(count(&ops, |op| matches!(op, Op::Delete(Element::Backend { .. }))), 8);
+        assert_eq!(count(&ops, |op| matches!(op, Op::Add(Element::Backend { .. }))), 8);
+        assert!(ops.contains(&Op::Delete(Element::Hairpin(ep(2).ip))));
+        assert!(ops.contains(&Op::Add(Element::Hairpin(ep(4).ip))));
+        assert_eq!(ops.len(), 18, "nothing for the unchanged service, no dispatch change");
+    }
+
+    #[test]
+    fn growing_past_sixteen_endpoints_moves_to_the_next_bucket_chain() {
+        let small: Vec<u8> = (1..=16).collect();
+        let large: Vec<u8> = (1..=17).collect();
+        let ops = diff(&ruleset(&[(1, &small)]), &ruleset(&[(1, &large)]));
+        assert_eq!(ops[0], Op::Delete(Element::Dispatch { addr: addr(1), buckets: 16 }));
+        assert_eq!(ops[1], Op::Add(Element::Dispatch { addr: addr(1), buckets: 32 }));
+        // Buckets 0..16 keep their endpoint; 16..32 are new.
+        assert_eq!(count(&ops, |op| matches!(op, Op::Add(Element::Backend { .. }))), 16);
+        assert_eq!(count(&ops, |op| matches!(op, Op::Delete(Element::Backend { .. }))), 0);
+    }
+
+    #[test]
+    fn losing_all_endpoints_switches_to_reject_and_back() {
+        let with = ruleset(&[(1, &[1])]);
+        let without = ruleset(&[(1, &[])]);
+        let ops = diff(&with, &without);
+        assert_eq!(ops[0], Op::Add(Element::NoEndpoints(addr(1))));
+        assert_eq!(ops[1], Op::Delete(Element::Dispatch { addr: addr(1), buckets: 16 }));
+        assert_eq!(count(&ops, |op| matches!(op, Op::Delete(Element::Backend { .. }))), 16);
+        let back = diff(&without, &with);
+        assert_eq!(back[0], Op::Delete(Element::NoEndpoints(addr(1))));
+        assert_eq!(back[1], Op::Add(Element::Dispatch { addr: addr(1), buckets: 16 }));
+    }
+
+    #[test]
+    fn removing_a_rejected_service_deletes_its_reject_entry() {
+        let ops = diff(&ruleset(&[(1, &[])]), &ruleset(&[]));
+        assert_eq!(ops, vec![Op::Delete(Element::NoEndpoints(addr(1)))]);
+    }
+
+    #[test]
+    fn interleaved_adds_and_removes_touch_only_the_changed_addresses() {
+        let ops = diff(&ruleset(&[(1, &[]), (3, &[]), (5, &[])]), &ruleset(&[(2, &[]), (3, &[]), (6, &[])]));
+        assert_eq!(
+            ops,
+            vec![
+                Op::Delete(Element::NoEndpoints(addr(1))),
+                Op::Add(Element::NoEndpoints(addr(2))),
+                Op::Delete(Element::NoEndpoints(addr(5))),
+                Op::Add(Element::NoEndpoints(addr(6))),
+            ]
+        );
+    }
+
+    #[test]
+    fn hairpin_ip_shared_by_two_services_stays_while_one_uses_it() {
+        let ops = diff(&ruleset(&[(1, &[1]), (2, &[1])]), &ruleset(&[(2, &[1])]));
+        assert_eq!(count(&ops, |op| matches!(op, Op::Delete(Element::Hairpin(_)))), 0);
+    }
+}

@@ -1,0 +1,155 @@
+//! Sync loop behaviour against the recording fake nft.
+
+use super::*;
+use crate::model::SERVICE_NAME_LABEL;
+use crate::nft::testing::FakeNft;
+use serde_json::json;
+
+fn service_object(name: &str, cluster_ip: &str) -> Service {
+    serde_json::from_value(json!({
+        "metadata": {"namespace": "ns", "name": name},
+        "spec": {"clusterIP": cluster_ip, "ports": [{"port": 80}]}
+    }))
+    .expect("valid Service json")
+}
+
+fn svc(name: &str, cluster_ip: &str) -> ProxyEvent {
+    ProxyEvent::service(Event::Apply(service_object(name, cluster_ip)))
+}
+
+fn slice(service: &str, ips: &[&str]) -> ProxyEvent {
+    let endpoints: Vec<_> = ips.iter().map(|ip| json!({"addresses": [ip]})).collect();
+    ProxyEvent::slice(Event::Apply(
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": format!("{service}-1"), "labels": {SERVICE_NAME_LABEL: service}},
+            "addressType": "IPv4",
+            "ports": [{"port": 8080}],
+            "endpoints": endpoints
+        }))
+        .expect("valid EndpointSlice json"),
+    ))
+}
+
+fn initial_lists() -> Vec<ProxyEvent> {
+    vec![
+        ProxyEvent::service(Event::Init),
+        ProxyEvent::service(Event::InitDone),
+        ProxyEvent::slice(Event::Init),
+        ProxyEvent::slice(Event::InitDone),
+    ]
+}
+
+fn proxier() -> (Proxier, Arc<FakeNft>) {
+    let fake = Arc::new(FakeNft::new());
+    let spec = TableSpec::new("t", "10.96.0.0/16", "10.244.0.0/16").expect("valid spec");
+    (Proxier::new(spec, "", fake.clone()), fake)
+}
+
+fn is_full(script: &str) -> bool {
+    script.starts_with("table ip t\ndelete table ip t\ntable ip t {")
+}
+
+#[tokio::test]
+async fn first_sync_loads_the_table_and_later_syncs_send_element_diffs() {
+    let (mut proxier, fake) = proxier();
+    for event in initial_lists().into_iter().chain([svc("a", "10.96.0.1"), slice("a", &["10.244.0.2"])]) {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    proxier.observe(slice("a", &["10.244.0.2", "10.244.0.3"]));
+    proxier.sync(false).await;
+    proxier.sync(false).await;
+    let scripts = fake.scripts();
+    assert_eq!(scripts.len(), 2, "the no-change sync applies nothing");
+    assert!(is_full(&scripts[0]));
+    assert!(scripts[0].contains("10.96.0.1 . tcp . 80 . 15 : 10.244.0.2 . 8080"));
+    assert!(scripts[1].starts_with("delete element ip t backends { 10.96.0.1 . tcp . 80 . 1,"));
+    assert!(scripts[1].contains("add element ip t hairpin { 10.244.0.3 . 10.244.0.3 }"));
+    assert!(!scripts[1].contains("table ip t {"));
+    assert_eq!(proxier.stats().applied, 2);
+    assert_eq!(proxier.stats().full, 1);
+}
+
+#[tokio::test]
+async fn failed_apply_falls_back_to_a_full_reload() {
+    let (mut proxier, fake) = proxier();
+    for event in initial_lists().into_iter().chain([svc("a", "10.96.0.1")]) {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    fake.fail_next(1);
+    proxier.observe(slice("a", &["10.244.0.2"]));
+    proxier.sync(false).await;
+    assert_eq!(proxier.stats().failed, 1);
+    proxier.sync(false).await;
+    let scripts = fake.scripts();
+    assert_eq!(scripts.len(), 2);
+    assert!(is_full(&scripts[1]), "retry reloads the whole table");
+    assert!(scripts[1].contains(": 10.244.0.2 . 8080"));
+}
+
+#[tokio::test]
+async fn periodic_sync_without_changes_only_probes_the_table() {
+    let (mut proxier, fake) = proxier();
+    for event in initial_lists().into_iter().chain([svc("a", "10.96.0.1")]) {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    proxier.sync(true).await;
+    assert_eq!(fake.scripts()[1], "add chain ip t services\n");
+}
+
+#[test]
+fn next_sync_schedule() {
+    let timing = SyncTiming { min_interval: Duration::from_millis(10), max_interval: Duration::from_secs(30) };
+    let last = Instant::now();
+    let cases = [
+        ("not listed yet", false, true, 0, Some(last), None),
+        ("pending: after min interval", true, true, 0, Some(last), Some(last + timing.min_interval)),
+        ("idle: after max interval", true, false, 0, Some(last), Some(last + timing.max_interval)),
+        ("first failure", true, true, 1, Some(last), Some(last + RETRY_BASE)),
+        ("third failure", true, true, 3, Some(last), Some(last + RETRY_BASE * 4)),
+        ("many failures are capped", true, true, 40, Some(last), Some(last + timing.max_interval)),
+    ];
+    for (what, ready, pending, failures, last_attempt, want) in cases {
+        assert_eq!(next_sync_at(ready, pending, failures, last_attempt, timing), want, "{what}");
+    }
+    let first = next_sync_at(true, true, 0, None, timing).expect("first sync is scheduled");
+    assert!(first <= Instant::now(), "first sync runs at once");
+}
+
+#[tokio::test]
+async fn loop_waits_for_initial_lists_debounces_bursts_and_stops_on_cancel() {
+    let (proxier, fake) = proxier();
+    let (tx, rx) = futures::channel::mpsc::unbounded();
+    let token = CancellationToken::new();
+    let timing = SyncTiming { min_interval: Duration::from_millis(50), max_interval: Duration::from_secs(30) };
+    let task = tokio::spawn(proxier.run(rx, timing, token.clone()));
+    let service = service_object("a", "10.96.0.1");
+    for event in [Event::Init, Event::InitApply(service), Event::InitDone] {
+        tx.unbounded_send(ProxyEvent::service(event)).expect("loop is running");
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(fake.scripts().is_empty(), "no sync before both initial lists");
+    for event in [Event::Init, Event::InitDone] {
+        tx.unbounded_send(ProxyEvent::slice(event)).expect("loop is running");
+    }
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    for n in 2..40 {
+        let ips: Vec<String> = (2..=n).map(|i| format!("10.244.0.{i}")).collect();
+        let ips: Vec<&str> = ips.iter().map(String::as_str).collect();
+        tx.unbounded_send(slice("a", &ips)).expect("loop is running");
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    token.cancel();
+    let stats = tokio::time::timeout(Duration::from_secs(5), task)
+        .await
+        .expect("loop stops on cancel")
+        .expect("loop does not panic");
+    let scripts = fake.scripts();
+    assert_eq!(scripts.len(), 2, "one full load, then one diff for the whole burst");
+    assert!(is_full(&scripts[0]));
+    assert!(scripts[1].contains("add element ip t service_ports { 10.96.0.1 . tcp . 80 : goto buckets_64 }"));
+    assert_eq!(stats.applied, 2);
+    assert_eq!(stats.histogram.iter().sum::<u64>(), 2);
+}

@@ -1,0 +1,178 @@
+//! Snapshot tests of the rendered nft text for a small case.
+
+use super::*;
+use crate::model::{Endpoint, Protocol};
+use std::net::Ipv4Addr;
+
+fn spec() -> TableSpec {
+    TableSpec::new("bosun_t", "10.96.0.0/16", "10.244.0.0/16").expect("valid spec")
+}
+
+fn addr(last: u8, protocol: Protocol, port: u16) -> ServiceAddr {
+    ServiceAddr { ip: Ipv4Addr::new(10, 96, 0, last), protocol, port }
+}
+
+fn ep(last: u8, port: u16) -> Endpoint {
+    Endpoint { ip: Ipv4Addr::new(10, 244, 1, last), port }
+}
+
+#[test]
+fn full_script_snapshot() {
+    let mut ruleset = Ruleset::default();
+    let buckets: Vec<Endpoint> = (0..16).map(|i| if i % 2 == 0 { ep(2, 8080) } else { ep(3, 8080) }).collect();
+    ruleset.services.insert(addr(1, Protocol::Tcp, 80), buckets);
+    ruleset.services.insert(addr(2, Protocol::Udp, 53), Vec::new());
+    ruleset.hairpin.extend([ep(2, 0).ip, ep(3, 0).ip]);
+    let script = full_script(&spec(), &ruleset);
+    let want = SNAPSHOT;
+    assert_eq!(script, want, "full script:\n{script}");
+}
+
+#[test]
+fn ops_script_deletes_before_adds_grouped_per_set() {
+    let web = addr(1, Protocol::Tcp, 80);
+    let dns = addr(2, Protocol::Udp, 53);
+    let ops = [
+        Op::Add(Element::Hairpin(ep(4, 0).ip)),
+        Op::Delete(Element::Backend { addr: web, bucket: 3, endpoint: ep(3, 8080) }),
+        Op::Add(Element::Backend { addr: web, bucket: 3, endpoint: ep(4, 8080) }),
+        Op::Delete(Element::NoEndpoints(dns)),
+        Op::Add(Element::Dispatch { addr: dns, buckets: 16 }),
+        Op::Delete(Element::Hairpin(ep(3, 0).ip)),
+        Op::Delete(Element::Backend { addr: web, bucket: 5, endpoint: ep(3, 8080) }),
+    ];
+    let want = "\
+delete element ip bosun_t backends { 10.96.0.1 . tcp . 80 . 3, 10.96.0.1 . tcp . 80 . 5 }
+delete element ip bosun_t no_endpoints { 10.96.0.2 . udp . 53 }
+delete element ip bosun_t hairpin { 10.244.1.3 . 10.244.1.3 }
+add element ip bosun_t service_ports { 10.96.0.2 . udp . 53 : goto buckets_16 }
+add element ip bosun_t backends { 10.96.0.1 . tcp . 80 . 3 : 10.244.1.4 . 8080 }
+add element ip bosun_t hairpin { 10.244.1.4 . 10.244.1.4 }
+";
+    assert_eq!(ops_script("bosun_t", &ops), want);
+    assert_eq!(ops_script("bosun_t", &[]), "");
+}
+
+#[test]
+fn delete_script_tolerates_a_missing_table() {
+    assert_eq!(delete_script("bosun_t"), "table ip bosun_t\ndelete table ip bosun_t\n");
+}
+
+const SNAPSHOT: &str = r"table ip bosun_t
+delete table ip bosun_t
+table ip bosun_t {
+  map service_ports {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = {
+      10.96.0.1 . tcp . 80 : goto buckets_16
+    }
+  }
+  map backends {
+    typeof ip daddr . meta l4proto . th dport . numgen random mod 16 : ip daddr . th dport
+    elements = {
+      10.96.0.1 . tcp . 80 . 0 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 1 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 2 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 3 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 4 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 5 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 6 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 7 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 8 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 9 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 10 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 11 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 12 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 13 : 10.244.1.3 . 8080,
+      10.96.0.1 . tcp . 80 . 14 : 10.244.1.2 . 8080,
+      10.96.0.1 . tcp . 80 . 15 : 10.244.1.3 . 8080
+    }
+  }
+  set no_endpoints {
+    type ipv4_addr . inet_proto . inet_service
+    elements = {
+      10.96.0.2 . udp . 53
+    }
+  }
+  set hairpin {
+    type ipv4_addr . ipv4_addr
+    elements = {
+      10.244.1.2 . 10.244.1.2,
+      10.244.1.3 . 10.244.1.3
+    }
+  }
+  chain services {
+    ip daddr . meta l4proto . th dport vmap @service_ports
+  }
+  chain buckets_16 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 16 map @backends
+  }
+  chain buckets_32 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 32 map @backends
+  }
+  chain buckets_64 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 64 map @backends
+  }
+  chain buckets_128 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 128 map @backends
+  }
+  chain buckets_256 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 256 map @backends
+  }
+  chain buckets_512 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 512 map @backends
+  }
+  chain buckets_1024 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 1024 map @backends
+  }
+  chain buckets_2048 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 2048 map @backends
+  }
+  chain buckets_4096 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 4096 map @backends
+  }
+  chain buckets_8192 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 8192 map @backends
+  }
+  chain buckets_16384 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 16384 map @backends
+  }
+  chain buckets_32768 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 32768 map @backends
+  }
+  chain buckets_65536 {
+    dnat ip to ip daddr . meta l4proto . th dport . numgen random mod 65536 map @backends
+  }
+  chain nat_prerouting {
+    type nat hook prerouting priority dstnat; policy accept;
+    jump services
+  }
+  chain nat_output {
+    type nat hook output priority -100; policy accept;
+    jump services
+  }
+  chain nat_postrouting {
+    type nat hook postrouting priority srcnat; policy accept;
+ct status dnat ct original ip daddr 10.96.0.0/16 ip saddr != 10.244.0.0/16 masquerade
+ct status dnat ct original ip daddr 10.96.0.0/16 ip saddr . ip daddr @hairpin masquerade
+  }
+  chain reject_unserved {
+ip daddr . meta l4proto . th dport @no_endpoints meta l4proto tcp reject with tcp reset
+ip daddr . meta l4proto . th dport @no_endpoints reject
+ip daddr 10.96.0.0/16 meta l4proto tcp reject with tcp reset
+ip daddr 10.96.0.0/16 reject
+  }
+  chain filter_input {
+    type filter hook input priority filter; policy accept;
+    jump reject_unserved
+  }
+  chain filter_forward {
+    type filter hook forward priority filter; policy accept;
+    jump reject_unserved
+  }
+  chain filter_output {
+    type filter hook output priority filter; policy accept;
+    jump reject_unserved
+  }
+}
+";
