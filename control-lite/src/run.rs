@@ -1,10 +1,75 @@
 //! `bosun control`: wiring of store, apiserver, scheduler and controllers.
 
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio_util::sync::CancellationToken;
+
+use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiState};
+use crate::store::{spawn_compactor, Store};
+
 /// Flags of `bosun control`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct ControlArgs {}
+pub struct ControlArgs {
+    /// Directory holding the store database (`store.db`).
+    #[arg(long, default_value = "/var/lib/bosun/control")]
+    pub data_dir: PathBuf,
+    /// Address the apiserver listens on (plain HTTP).
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub listen: SocketAddr,
+    /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
+    #[arg(long, default_value = "10.96.0.0/16")]
+    pub service_cidr: String,
+    /// Write a kubeconfig for `http://<listen>` here.
+    #[arg(long)]
+    pub kubeconfig_out: Option<PathBuf>,
+}
+
+/// Store revisions kept watchable by the compactor.
+const KEEP_REVISIONS: usize = 10_000;
 
 /// Runs the control plane until `token` is cancelled.
-pub async fn run(_args: ControlArgs, _token: tokio_util::sync::CancellationToken) -> anyhow::Result<()> {
-    Ok(())
+pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
+    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
+    let db = args.data_dir.join("store.db");
+    let store = Store::open(&db).with_context(|| format!("open store {}", db.display()))?;
+    let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
+    let listener =
+        tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
+    let addr = listener.local_addr().context("local address")?;
+    let server = format!("http://{addr}");
+    if let Some(path) = &args.kubeconfig_out {
+        write_kubeconfig(path, &server)?;
+    }
+    let compactor = spawn_compactor(store.clone(), Duration::from_secs(60), KEEP_REVISIONS, token.clone());
+    let state = Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()));
+    let mut tasks = tokio::task::JoinSet::new();
+    let server_token = token.clone();
+    tasks.spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
+
+    // Scheduler and controllers are plain API clients of the apiserver (the
+    // listener is bound already, so their first requests just queue).
+    let config = kube::Config::new(server.parse().context("apiserver URL")?);
+    let client = kube::Client::try_from(config).context("kube client")?;
+    let (c, t) = (client.clone(), token.clone());
+    tasks.spawn(async move { crate::scheduler::run(c, t).await.context("scheduler") });
+    let (c, t) = (client, token.clone());
+    tasks.spawn(async move { crate::controllers::run_all(c, t).await.context("controllers") });
+
+    // Any component ending ends the control plane; the first error is returned.
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        let result = joined.context("control-plane task panicked").and_then(|r| r);
+        if let Err(error) = result {
+            tracing::error!(error = format!("{error:#}"), "control-plane component failed");
+            first_error.get_or_insert(error);
+        }
+        token.cancel();
+    }
+    let _ = compactor.await;
+    store.close().await;
+    first_error.map_or(Ok(()), Err)
 }

@@ -1,1 +1,144 @@
-//! scheduler (in progress)
+//! The scheduler: binds unscheduled pods to nodes, like kube-scheduler.
+//!
+//! Owns: watching nodes and pods (`informer`s), the scheduling loop, and
+//! retrying unschedulable pods when the cluster changes or every
+//! `RETRY_INTERVAL`. The decision itself is the pure `decision::schedule`;
+//! writes go through `binder`. Must not: touch pods of other schedulers or
+//! pods already bound.
+
+pub mod binder;
+pub mod cache;
+pub mod decision;
+pub mod quantity;
+pub mod resources;
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, ResourceExt};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use crate::controllers::informer::{self, Change};
+use binder::Binder;
+use cache::AssumedCache;
+
+/// Unschedulable pods are retried at least this often.
+pub const RETRY_INTERVAL: Duration = Duration::from_secs(15);
+
+/// The last failed attempt to place one pod.
+struct Failure {
+    /// Cluster epoch the attempt saw; a newer epoch means "try again".
+    epoch: u64,
+    at: Instant,
+    message: String,
+    announced_at: Instant,
+}
+
+/// Runs the scheduler until `token` is cancelled.
+pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()> {
+    let kick = Arc::new(Notify::new());
+    // Bumped whenever capacity may have changed: any node event, any event
+    // of a bound pod. Failed pods are retried when it moves.
+    let epoch = Arc::new(AtomicU64::new(0));
+    let nodes: Store<Node> = {
+        let (kick, epoch) = (kick.clone(), epoch.clone());
+        informer::spawn(Api::all(client.clone()), token.clone(), move |_| {
+            epoch.fetch_add(1, Ordering::SeqCst);
+            kick.notify_one();
+        })
+    };
+    let pods: Store<Pod> = {
+        let (kick, epoch) = (kick.clone(), epoch.clone());
+        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+            let frees = match change {
+                Some((pod, Change::Applied)) => cache::node_name(pod).is_some(),
+                Some((_, Change::Deleted)) | None => true,
+            };
+            if frees {
+                epoch.fetch_add(1, Ordering::SeqCst);
+            }
+            kick.notify_one();
+        })
+    };
+    if !informer::wait_ready(&nodes, &token).await || !informer::wait_ready(&pods, &token).await {
+        return Ok(());
+    }
+    tracing::info!("scheduler started");
+    let mut state =
+        Scheduler { binder: Binder::new(client), assumed: AssumedCache::default(), failures: HashMap::new() };
+    loop {
+        state.pass(&nodes, &pods, epoch.load(Ordering::SeqCst)).await;
+        tokio::select! {
+            () = token.cancelled() => break,
+            () = kick.notified() => {}
+            () = tokio::time::sleep(RETRY_INTERVAL) => {}
+        }
+    }
+    Ok(())
+}
+
+struct Scheduler {
+    binder: Binder,
+    assumed: AssumedCache,
+    failures: HashMap<String, Failure>,
+}
+
+impl Scheduler {
+    /// One scheduling pass over every pending pod.
+    async fn pass(&mut self, nodes: &Store<Node>, pods: &Store<Pod>, epoch: u64) {
+        let now = Instant::now();
+        let pods = pods.state();
+        let nodes = nodes.state();
+        self.assumed.prune(&pods, now);
+        let pending = cache::pending_pods(&pods);
+        self.failures.retain(|uid, _| pending.iter().any(|p| p.uid().as_deref() == Some(uid.as_str())));
+        if pending.is_empty() {
+            return;
+        }
+        let mut infos = cache::node_infos(&nodes, &pods, &self.assumed);
+        for pod in pending {
+            let uid = pod.uid().unwrap_or_default();
+            if let Some(failure) = self.failures.get(&uid) {
+                if failure.epoch == epoch && now.duration_since(failure.at) < RETRY_INTERVAL {
+                    continue;
+                }
+            }
+            match decision::schedule(&pod, &infos) {
+                Ok(node) => {
+                    if let Err(error) = self.binder.bind(&pod, &node).await {
+                        tracing::warn!(%error, "bind failed");
+                        continue;
+                    }
+                    tracing::info!(pod = %pod.name_any(), %node, "scheduled");
+                    self.failures.remove(&uid);
+                    let bound = self.assumed.assume(&pod, &node, now);
+                    if let Some(info) =
+                        infos.iter_mut().find(|i| i.node.metadata.name.as_deref() == Some(node.as_str()))
+                    {
+                        info.pods.push(bound);
+                    }
+                }
+                Err(unschedulable) => {
+                    let message = unschedulable.to_string();
+                    let announce = self
+                        .failures
+                        .get(&uid)
+                        .is_none_or(|f| f.message != message || now.duration_since(f.announced_at) >= RETRY_INTERVAL);
+                    let announced_at = match self.failures.get(&uid) {
+                        Some(f) if !announce => f.announced_at,
+                        _ => now,
+                    };
+                    if let Err(error) = self.binder.unschedulable(&pod, &message, announce).await {
+                        tracing::warn!(%error, "recording unschedulable pod failed");
+                    }
+                    tracing::debug!(pod = %pod.name_any(), %message, "unschedulable");
+                    self.failures.insert(uid, Failure { epoch, at: now, message, announced_at });
+                }
+            }
+        }
+    }
+}

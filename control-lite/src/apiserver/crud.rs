@@ -1,0 +1,283 @@
+//! Store-facing operations on objects: get, list, create, update (PUT, PATCH,
+//! status), delete. HTTP-free so subresources and bootstrap reuse them.
+
+use serde_json::{json, Value};
+
+use super::clusterip;
+use super::defaults;
+use super::objects::{
+    decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
+    resets_status_on_create, set_rv, WriteOptions,
+};
+use super::registry::{by_kind, Kind, ResourceInfo};
+use super::selectors::Selectors;
+use super::status::{conflict, invalid, not_found, ApiError, Cause, Result};
+use super::validation;
+use super::ApiState;
+
+/// Attempts of a read-modify-write before giving up with a conflict.
+pub(super) const RETRIES: usize = 8;
+
+/// Reads one object with its mod revision.
+pub async fn get(state: &ApiState, info: &ResourceInfo, ns: Option<&str>, name: &str) -> Result<(Value, i64)> {
+    let key = info.key(ns, name);
+    let kv = state
+        .store
+        .get(&key)
+        .await
+        .map_err(|e| ApiError::from_store(info, name, "get", &key, e))?
+        .ok_or_else(|| not_found(info, name))?;
+    Ok((decode(&kv)?, kv.mod_revision))
+}
+
+/// Lists objects matching `selectors`; returns them and the list revision.
+pub async fn list(
+    state: &ApiState,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    selectors: &Selectors,
+) -> Result<(Vec<Value>, i64)> {
+    let prefix = info.prefix(ns);
+    let (kvs, rev) = state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))?;
+    let mut items = Vec::with_capacity(kvs.len());
+    for kv in &kvs {
+        let obj = decode(kv)?;
+        if selectors.matches(&obj) {
+            items.push(obj);
+        }
+    }
+    Ok((items, rev))
+}
+
+async fn ensure_namespace(state: &ApiState, ns: &str) -> Result<()> {
+    let info = by_kind(Kind::Namespace);
+    let key = info.key(None, ns);
+    let found = state.store.get(&key).await.map_err(|e| ApiError::from_store(info, ns, "get", &key, e))?;
+    match found {
+        Some(_) => Ok(()),
+        None => Err(not_found(info, ns)),
+    }
+}
+
+fn ip_error(e: clusterip::Error) -> Vec<Cause> {
+    vec![Cause { reason: "FieldValueInvalid", field: "spec.clusterIPs".into(), message: e.to_string() }]
+}
+
+/// Assigns the ClusterIP of a new Service; returns the address to release if the create fails.
+fn allocate_cluster_ip(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Result<Option<String>> {
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let kind = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    if kind == "ExternalName" {
+        return Ok(None);
+    }
+    let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default().to_string();
+    let ip = match requested.as_str() {
+        "None" => {
+            obj["spec"]["clusterIPs"] = json!(["None"]);
+            return Ok(None);
+        }
+        "" => state.ips.allocate().map_err(|e| invalid(info, &name, ip_error(e)))?.to_string(),
+        ip => {
+            let system = name == "kubernetes" && meta_str(obj, "namespace") == Some("default");
+            state.ips.reserve(ip, system).map_err(|e| invalid(info, &name, ip_error(e)))?;
+            ip.to_string()
+        }
+    };
+    obj["spec"]["clusterIP"] = json!(ip);
+    obj["spec"]["clusterIPs"] = json!([ip]);
+    Ok(Some(ip))
+}
+
+/// Creates an object from a request body. Returns it and any warnings.
+pub async fn create(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    body: Value,
+    opts: WriteOptions,
+) -> Result<(Value, Vec<String>)> {
+    let (mut obj, warnings) = prepare(info, body, opts.field_validation)?;
+    if let (true, Some(ns)) = (info.namespaced, ns) {
+        match meta_str(&obj, "namespace") {
+            Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ))
+            }
+            _ => {}
+        }
+        ensure_namespace(state, ns).await?;
+    }
+    let generate = meta_str(&obj, "generateName").unwrap_or_default().to_string();
+    let fixed_name = meta_str(&obj, "name").unwrap_or_default().to_string();
+    let Some(meta) = meta_mut(&mut obj) else {
+        return Err(ApiError::BadRequest("the body must be an object".into()));
+    };
+    if info.namespaced {
+        meta.insert("namespace".into(), json!(ns.unwrap_or("default")));
+    } else {
+        meta.remove("namespace");
+    }
+    for field in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
+        meta.remove(field);
+    }
+    meta.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+    meta.insert("creationTimestamp".into(), json!(now_rfc3339()));
+    if super::objects::tracks_generation(info.kind) {
+        meta.insert("generation".into(), json!(1));
+    }
+    if resets_status_on_create(info.kind) {
+        if let Some(m) = obj.as_object_mut() {
+            m.remove("status");
+        }
+    }
+    defaults::apply(info.kind, &mut obj);
+    defaults::on_create(info.kind, &mut obj);
+    let attempts = if fixed_name.is_empty() && !generate.is_empty() { RETRIES } else { 1 };
+    for _ in 0..attempts {
+        let mut candidate = obj.clone();
+        if fixed_name.is_empty() && !generate.is_empty() {
+            if let Some(meta) = meta_mut(&mut candidate) {
+                meta.insert("name".into(), json!(format!("{generate}{}", random_suffix())));
+            }
+        }
+        let name = meta_str(&candidate, "name").unwrap_or_default().to_string();
+        let causes = validation::validate(info, &candidate);
+        if !causes.is_empty() {
+            return Err(invalid(info, &name, causes));
+        }
+        let allocated = if info.kind == Kind::Service && !opts.dry_run {
+            allocate_cluster_ip(state, info, &mut candidate)?
+        } else {
+            None
+        };
+        if opts.dry_run {
+            return Ok((candidate, warnings));
+        }
+        let key = info.key(ns, &name);
+        match state.store.create(&key, encode(&candidate)).await {
+            Ok(rev) => {
+                set_rv(&mut candidate, rev);
+                return Ok((candidate, warnings));
+            }
+            Err(e) => {
+                if let Some(ip) = allocated {
+                    state.ips.release(&ip);
+                }
+                let err = ApiError::from_store(info, &name, "create", &key, e);
+                if !(matches!(err, ApiError::AlreadyExists { .. }) && attempts > 1) {
+                    return Err(err);
+                }
+            }
+        }
+    }
+    Err(ApiError::Internal(format!("no free name for generateName {generate:?} after {RETRIES} tries")))
+}
+
+/// Which part of the object an update writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UpdateScope {
+    /// The main resource (status preserved if it has a status subresource).
+    Main,
+    /// `/status` only.
+    Status,
+}
+
+/// Read-modify-write of one object. `mutate` turns the current object into the
+/// requested one; `precondition` is the resourceVersion the client required.
+/// Retries on concurrent writes unless a precondition was given.
+pub async fn update<F>(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    scope: UpdateScope,
+    opts: WriteOptions,
+    mut mutate: F,
+) -> Result<(Value, Vec<String>)>
+where
+    F: FnMut(&Value) -> Result<Value>,
+{
+    let key = info.key(ns, name);
+    for _ in 0..RETRIES {
+        let (current, rev) = get(state, info, ns, name).await?;
+        // The client's resourceVersion (if any) is the only precondition, so
+        // `mutate` sees the object without one.
+        let mut bare = current.clone();
+        if let Some(meta) = meta_mut(&mut bare) {
+            meta.remove("resourceVersion");
+        }
+        let requested = mutate(&bare)?;
+        let precondition = requested_rv(&requested)?;
+        if precondition.is_some_and(|p| p != rev) {
+            return Err(conflict(info, name));
+        }
+        if let Some(body_name) = meta_str(&requested, "name").filter(|n| !n.is_empty() && *n != name) {
+            return Err(ApiError::BadRequest(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if let (Some(body_ns), Some(ns)) = (meta_str(&requested, "namespace").filter(|n| !n.is_empty()), ns) {
+            if body_ns != ns {
+                return Err(ApiError::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request".into(),
+                ));
+            }
+        }
+        let (prepared, warnings) = prepare(info, requested, opts.field_validation)?;
+        let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);
+        defaults::apply(info.kind, &mut next);
+        set_rv(&mut next, rev);
+        let causes = validation::validate(info, &next);
+        if !causes.is_empty() {
+            return Err(invalid(info, name, causes));
+        }
+        if info.kind == Kind::Service {
+            let before = current.pointer("/spec/clusterIP");
+            if next.pointer("/spec/clusterIP") != before {
+                if let Some(ip) = before {
+                    next["spec"]["clusterIP"] = ip.clone();
+                    next["spec"]["clusterIPs"] = current.pointer("/spec/clusterIPs").cloned().unwrap_or(json!([ip]));
+                }
+            }
+        }
+        if !differs(&current, &next) || opts.dry_run {
+            return Ok((next, warnings));
+        }
+        if ready_to_remove(info.kind, &next) {
+            return remove(state, info, ns, name, rev, next).await.map(|o| (o, warnings));
+        }
+        match state.store.update(&key, encode(&next), Some(rev)).await {
+            Ok(new_rev) => {
+                set_rv(&mut next, new_rev);
+                return Ok((next, warnings));
+            }
+            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => continue,
+            Err(e) => return Err(ApiError::from_store(info, name, "update", &key, e)),
+        }
+    }
+    Err(conflict(info, name))
+}
+
+pub(super) async fn remove(
+    state: &ApiState,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    rev: i64,
+    obj: Value,
+) -> Result<Value> {
+    let key = info.key(ns, name);
+    let (del_rev, _) =
+        state.store.delete(&key, Some(rev)).await.map_err(|e| ApiError::from_store(info, name, "delete", &key, e))?;
+    if info.kind == Kind::Service {
+        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
+            state.ips.release(ip);
+        }
+    }
+    let mut obj = obj;
+    set_rv(&mut obj, del_rev);
+    Ok(obj)
+}
+
+pub use super::deletion::{delete, DeleteOptions};

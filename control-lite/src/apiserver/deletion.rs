@@ -1,0 +1,192 @@
+//! Deletion: graceful pod deletion, finalizers, namespace contents and
+//! `propagationPolicy=Orphan`.
+
+use serde_json::{json, Value};
+
+use super::crud::{get, list, remove, update, UpdateScope, RETRIES};
+use super::objects::{
+    encode, is_bound_active_pod, meta_mut, meta_str, now_rfc3339, ready_to_remove, set_rv, WriteOptions,
+};
+use super::registry::{Kind, ResourceInfo, RESOURCES};
+use super::selectors::Selectors;
+use super::status::{conflict, conflict_with, ApiError, Result};
+use super::ApiState;
+
+/// DeleteOptions that matter here.
+#[derive(Debug, Clone, Default)]
+pub struct DeleteOptions {
+    /// `gracePeriodSeconds`.
+    pub grace_period: Option<i64>,
+    /// `preconditions.uid`.
+    pub uid: Option<String>,
+    /// `preconditions.resourceVersion`.
+    pub resource_version: Option<String>,
+    /// `dryRun=All`.
+    pub dry_run: bool,
+    /// `propagationPolicy=Orphan`: dependents lose their ownerReference instead of being collected.
+    pub orphan: bool,
+}
+
+impl DeleteOptions {
+    /// Reads a DeleteOptions body (query values, given as `base`, are overridden by it).
+    pub fn merge_body(mut self, body: &Value) -> DeleteOptions {
+        if let Some(g) = body.get("gracePeriodSeconds").and_then(Value::as_i64) {
+            self.grace_period = Some(g);
+        }
+        if let Some(uid) = body.pointer("/preconditions/uid").and_then(Value::as_str) {
+            self.uid = Some(uid.to_string());
+        }
+        if let Some(rv) = body.pointer("/preconditions/resourceVersion").and_then(Value::as_str) {
+            self.resource_version = Some(rv.to_string());
+        }
+        if let Some(policy) = body.get("propagationPolicy").and_then(Value::as_str) {
+            self.orphan = policy == "Orphan";
+        }
+        if body.get("orphanDependents").and_then(Value::as_bool) == Some(true) {
+            self.orphan = true;
+        }
+        if body.get("dryRun").and_then(Value::as_array).is_some_and(|d| !d.is_empty()) {
+            self.dry_run = true;
+        }
+        self
+    }
+}
+
+const PROTECTED_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public"];
+
+/// Deletes (or marks for deletion) one object. Returns the object as it was
+/// left: marked objects carry `deletionTimestamp`.
+pub async fn delete(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: &DeleteOptions,
+) -> Result<Value> {
+    if info.kind == Kind::Namespace && PROTECTED_NAMESPACES.contains(&name) {
+        return Err(ApiError::Forbidden(format!(
+            "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+        )));
+    }
+    let key = info.key(ns, name);
+    for _ in 0..RETRIES {
+        let (current, rev) = get(state, info, ns, name).await?;
+        let uid = meta_str(&current, "uid").unwrap_or_default();
+        if let Some(want) = opts.uid.as_deref().filter(|u| *u != uid) {
+            let detail = format!("Precondition failed: UID in precondition: {want}, UID in object meta: {uid}");
+            return Err(conflict_with(info, name, &detail));
+        }
+        if let Some(want) = opts.resource_version.as_deref().filter(|r| *r != rev.to_string()) {
+            let detail = format!(
+                "Precondition failed: ResourceVersion in precondition: {want}, ResourceVersion in object meta: {rev}"
+            );
+            return Err(conflict_with(info, name, &detail));
+        }
+        if opts.orphan && !opts.dry_run {
+            orphan_dependents(state, ns, uid).await?;
+        }
+        let has_finalizers =
+            current.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        let pod_grace = opts
+            .grace_period
+            .or_else(|| current.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
+            .unwrap_or(30)
+            .max(0);
+        let graceful = is_bound_active_pod(info.kind, &current) && pod_grace > 0;
+        if has_finalizers || graceful {
+            let mut next = current.clone();
+            let grace = if info.kind == Kind::Pod { pod_grace } else { 0 };
+            let existing = current.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
+            if current.pointer("/metadata/deletionTimestamp").is_some() && existing.is_some_and(|g| g <= grace) {
+                return Ok(current);
+            }
+            if let Some(meta) = meta_mut(&mut next) {
+                meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
+                if tracks(info.kind) {
+                    let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
+                    meta.insert("generation".into(), json!(g + 1));
+                }
+            }
+            if opts.dry_run {
+                return Ok(next);
+            }
+            if ready_to_remove(info.kind, &next) {
+                return remove(state, info, ns, name, rev, next).await;
+            }
+            match state.store.update(&key, encode(&next), Some(rev)).await {
+                Ok(new_rev) => {
+                    set_rv(&mut next, new_rev);
+                    return Ok(next);
+                }
+                Err(crate::store::Error::Conflict { .. }) => continue,
+                Err(e) => return Err(ApiError::from_store(info, name, "update", &key, e)),
+            }
+        }
+        if opts.dry_run {
+            return Ok(current);
+        }
+        match remove(state, info, ns, name, rev, current).await {
+            Err(ApiError::Conflict { .. }) => continue,
+            Ok(obj) => {
+                if info.kind == Kind::Namespace {
+                    delete_namespace_contents(state, name).await?;
+                }
+                return Ok(obj);
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Err(conflict(info, name))
+}
+
+fn tracks(kind: Kind) -> bool {
+    super::objects::tracks_generation(kind) && kind != Kind::Pod
+}
+
+/// Deletes every namespaced object of a deleted namespace (pods bound to a
+/// node are marked and left to their kubelet).
+async fn delete_namespace_contents(state: &ApiState, ns: &str) -> Result<()> {
+    for info in RESOURCES.iter().filter(|r| r.namespaced) {
+        let (items, _) = list(state, info, Some(ns), &Selectors::default()).await?;
+        for item in items {
+            let name = meta_str(&item, "name").unwrap_or_default().to_string();
+            match Box::pin(delete(state, info, Some(ns), &name, &DeleteOptions::default())).await {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Strips the ownerReference to `owner_uid` from every object in `ns` (all
+/// namespaces for cluster-scoped owners) so the garbage collector keeps them.
+async fn orphan_dependents(state: &ApiState, ns: Option<&str>, owner_uid: &str) -> Result<()> {
+    let refs_owner = |obj: &Value| {
+        obj.pointer("/metadata/ownerReferences")
+            .and_then(Value::as_array)
+            .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid)))
+    };
+    for info in RESOURCES.iter().filter(|r| r.namespaced) {
+        let (items, _) = list(state, info, ns, &Selectors::default()).await?;
+        for item in items.iter().filter(|i| refs_owner(i)) {
+            let name = meta_str(item, "name").unwrap_or_default().to_string();
+            let item_ns = meta_str(item, "namespace").map(str::to_string);
+            let strip = |current: &Value| {
+                let mut next = current.clone();
+                if let Some(refs) = next.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                    refs.retain(|r| r.get("uid").and_then(Value::as_str) != Some(owner_uid));
+                }
+                Ok(next)
+            };
+            match update(state, info, item_ns.as_deref(), &name, UpdateScope::Main, WriteOptions::default(), strip)
+                .await
+            {
+                Ok(_) | Err(ApiError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+    Ok(())
+}

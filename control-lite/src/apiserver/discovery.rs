@@ -1,0 +1,164 @@
+//! Discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/<g>/<v>`) and `/version`,
+//! computed from the resource table. Aggregated discovery (v2) is not served:
+//! clients asking for it get the legacy documents as `application/json` and fall back.
+
+use serde_json::{json, Value};
+
+use super::registry::{group_versions, Subresource, RESOURCES};
+
+/// The Kubernetes version this apiserver claims.
+pub const GIT_VERSION: &str = "v1.33.0-bosun";
+
+const VERBS: &[&str] = &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"];
+
+/// `/version`.
+pub fn version() -> Value {
+    json!({
+        "major": "1",
+        "minor": "33",
+        "gitVersion": GIT_VERSION,
+        "gitCommit": "0000000000000000000000000000000000000000",
+        "gitTreeState": "clean",
+        "buildDate": "2026-01-01T00:00:00Z",
+        "goVersion": "go1.24.0",
+        "compiler": "rustc",
+        "platform": format!("{}/{}", std::env::consts::OS, go_arch()),
+    })
+}
+
+fn go_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        other => other,
+    }
+}
+
+/// `/api`.
+pub fn core_versions(server_address: &str) -> Value {
+    json!({
+        "kind": "APIVersions",
+        "versions": ["v1"],
+        "serverAddressByClientCIDRs": [{"clientCIDR": "0.0.0.0/0", "serverAddress": server_address}],
+    })
+}
+
+fn api_group(group: &str) -> Value {
+    let versions: Vec<Value> = group_versions()
+        .into_iter()
+        .filter(|(g, _)| *g == group)
+        .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
+        .collect();
+    let preferred = versions.first().cloned().unwrap_or(Value::Null);
+    json!({"name": group, "versions": versions, "preferredVersion": preferred})
+}
+
+/// `/apis`.
+pub fn group_list() -> Value {
+    let mut groups: Vec<&str> = Vec::new();
+    for (g, _) in group_versions() {
+        if !g.is_empty() && !groups.contains(&g) {
+            groups.push(g);
+        }
+    }
+    let groups: Vec<Value> = groups.into_iter().map(api_group).collect();
+    json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
+}
+
+/// `/apis/<group>` (None if the group is not served).
+pub fn group(group: &str) -> Option<Value> {
+    if group.is_empty() || !RESOURCES.iter().any(|r| r.group == group) {
+        return None;
+    }
+    let mut g = api_group(group);
+    g["kind"] = json!("APIGroup");
+    g["apiVersion"] = json!("v1");
+    Some(g)
+}
+
+/// `/api/v1` or `/apis/<group>/<version>` (None if not served).
+pub fn resource_list(group: &str, version: &str) -> Option<Value> {
+    let rows: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    if rows.is_empty() {
+        return None;
+    }
+    let mut resources = Vec::new();
+    for r in rows {
+        let mut main = json!({
+            "name": r.plural,
+            "singularName": r.singular,
+            "namespaced": r.namespaced,
+            "kind": r.kind_name,
+            "verbs": VERBS,
+        });
+        if !r.short_names.is_empty() {
+            main["shortNames"] = json!(r.short_names);
+        }
+        if !r.categories.is_empty() {
+            main["categories"] = json!(r.categories);
+        }
+        resources.push(main);
+        for sub in r.subresources {
+            let name = format!("{}/{}", r.plural, sub.path());
+            let entry = match sub {
+                Subresource::Status => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "kind": r.kind_name, "verbs": ["get", "patch", "update"]})
+                }
+                Subresource::Scale => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
+                }
+                Subresource::Log => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "kind": r.kind_name, "verbs": ["get"]})
+                }
+                Subresource::Binding => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "kind": "Binding", "verbs": ["create"]})
+                }
+            };
+            resources.push(entry);
+        }
+    }
+    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
+    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn core_list_has_subresources_and_short_names() {
+        let list = resource_list("", "v1").expect("core");
+        let names: Vec<&str> =
+            list["resources"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
+        for want in ["pods", "pods/status", "pods/log", "pods/binding", "services", "nodes/status", "namespaces"] {
+            assert!(names.contains(&want), "{want} missing from {names:?}");
+        }
+        let pods = &list["resources"][names.iter().position(|n| *n == "pods").unwrap_or(0)];
+        assert_eq!(pods["shortNames"], json!(["po"]));
+        assert_eq!(pods["categories"], json!(["all"]));
+    }
+
+    #[test]
+    fn apps_group_serves_scale_and_groups_are_listed() {
+        let apps = resource_list("apps", "v1").expect("apps");
+        let scale = apps["resources"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|r| r["name"] == "deployments/scale")
+            .cloned()
+            .unwrap_or(Value::Null);
+        assert_eq!(scale["kind"], "Scale");
+        assert_eq!(scale["group"], "autoscaling");
+        let groups = group_list();
+        let names: Vec<&str> =
+            groups["groups"].as_array().into_iter().flatten().filter_map(|g| g["name"].as_str()).collect();
+        assert_eq!(names, vec!["discovery.k8s.io", "apps", "events.k8s.io", "coordination.k8s.io"]);
+        assert!(resource_list("batch", "v1").is_none());
+        assert!(group("apps").is_some());
+    }
+}

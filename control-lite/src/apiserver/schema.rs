@@ -1,0 +1,180 @@
+//! Typed view of stored JSON: round-trips through the k8s-openapi structs to
+//! type-check input, drop unknown fields, and report them for `fieldValidation`.
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::coordination::v1::Lease;
+use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::registry::Kind;
+
+fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, serde_json::Error> {
+    let typed: T = serde_json::from_value(v.clone())?;
+    serde_json::to_value(typed)
+}
+
+/// Type-checks `v` as `kind` and returns it with unknown fields dropped.
+pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
+    match kind {
+        Kind::Namespace => roundtrip::<Namespace>(v),
+        Kind::Pod => roundtrip::<Pod>(v),
+        Kind::Node => roundtrip::<Node>(v),
+        Kind::Service => roundtrip::<Service>(v),
+        Kind::Endpoints => roundtrip::<Endpoints>(v),
+        Kind::EndpointSlice => roundtrip::<EndpointSlice>(v),
+        Kind::Deployment => roundtrip::<Deployment>(v),
+        Kind::ReplicaSet => roundtrip::<ReplicaSet>(v),
+        Kind::Event => roundtrip::<Event>(v),
+        Kind::EventV1 => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
+        Kind::ConfigMap => roundtrip::<ConfigMap>(v),
+        Kind::Secret => roundtrip::<Secret>(v),
+        Kind::Lease => roundtrip::<Lease>(v),
+        Kind::ServiceAccount => roundtrip::<ServiceAccount>(v),
+    }
+}
+
+/// Field paths present in `input` but absent from `normalized` (unknown to the
+/// schema). Null inputs are ignored: they carry no value.
+pub fn unknown_fields(input: &Value, normalized: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    walk(input, normalized, "", &mut out);
+    out
+}
+
+fn walk(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
+    match (input, known) {
+        (Value::Object(i), Value::Object(k)) => {
+            for (key, iv) in i {
+                let sub = if path.is_empty() { key.clone() } else { format!("{path}.{key}") };
+                match k.get(key) {
+                    None if !iv.is_null() => out.push(sub),
+                    None => {}
+                    Some(kv) => walk(iv, kv, &sub, out),
+                }
+            }
+        }
+        (Value::Array(i), Value::Array(k)) => {
+            for (idx, (iv, kv)) in i.iter().zip(k.iter()).enumerate() {
+                walk(iv, kv, &format!("{path}[{idx}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Dotted paths of keys that occur more than once in the same JSON object
+/// (lost by ordinary parsing, reported by `fieldValidation`).
+pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut de = serde_json::Deserializer::from_slice(body);
+    // A malformed body is reported by the real parse; here it only ends the scan.
+    let _ = serde::de::DeserializeSeed::deserialize(Dups { path: String::new(), out: &mut out }, &mut de);
+    out
+}
+
+struct Dups<'a> {
+    path: String,
+    out: &'a mut Vec<String>,
+}
+
+impl<'de> serde::de::DeserializeSeed<'de> for Dups<'_> {
+    type Value = ();
+    fn deserialize<D: serde::Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Dups<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_i64<E>(self, _: i64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_u64<E>(self, _: u64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_f64<E>(self, _: f64) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_str<E>(self, _: &str) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_unit<E>(self) -> Result<(), E> {
+        Ok(())
+    }
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mut i = 0;
+        while seq.next_element_seed(Dups { path: format!("{}[{i}]", self.path), out: &mut *out })?.is_some() {
+            i += 1;
+        }
+        Ok(())
+    }
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        let out = self.out;
+        let mut seen = std::collections::HashSet::new();
+        while let Some(key) = map.next_key::<String>()? {
+            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
+            if !seen.insert(key) {
+                out.push(path.clone());
+            }
+            map.next_value_seed(Dups { path, out: &mut *out })?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `v` as a typed struct (None when it does not fit).
+pub fn typed<T: DeserializeOwned>(v: &Value) -> Option<T> {
+    serde_json::from_value(v.clone()).ok()
+}
+
+/// Serializes a typed struct back (Null if it cannot be, which k8s-openapi types never do).
+pub fn untyped<T: Serialize>(t: &T) -> Value {
+    serde_json::to_value(t).unwrap_or(Value::Null)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_are_reported_with_paths_and_dropped() {
+        let input = json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "bogus": 1},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"a": "b"}}, "template": {"spec": {
+                "containers": [{"name": "c", "image": "i", "imagePullPolicyy": "Always", "args": null}]
+            }}}
+        });
+        let norm = normalize(Kind::Deployment, &input).expect("typed");
+        let unknown = unknown_fields(&input, &norm);
+        assert_eq!(unknown, vec!["metadata.bogus", "spec.template.spec.containers[0].imagePullPolicyy"]);
+        assert!(norm["metadata"].get("bogus").is_none());
+        assert_eq!(norm["spec"]["replicas"], 2);
+    }
+
+    #[test]
+    fn duplicate_keys_are_found_at_any_depth() {
+        let body = br#"{"a": 1, "spec": {"replicas": 1, "replicas": 2, "l": [{"n": 1, "n": 2}]}, "a": 3}"#;
+        assert_eq!(duplicate_fields(body), vec!["spec.replicas", "spec.l[0].n", "a"]);
+        assert!(duplicate_fields(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_empty());
+    }
+
+    #[test]
+    fn wrong_types_and_kinds_fail_to_normalize() {
+        assert!(normalize(Kind::Deployment, &json!({"spec": {"replicas": "two"}})).is_err());
+        assert!(normalize(Kind::Pod, &json!({"apiVersion": "v1", "kind": "Service"})).is_err());
+        assert!(normalize(Kind::Pod, &json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}})).is_ok());
+    }
+}

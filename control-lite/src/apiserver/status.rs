@@ -1,0 +1,290 @@
+//! API errors and their one mapping to Kubernetes `Status` objects and HTTP codes.
+
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use crate::store;
+
+/// One field-level validation failure (a `StatusCause`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cause {
+    /// `FieldValueRequired`, `FieldValueInvalid`, ...
+    pub reason: &'static str,
+    /// Field path, e.g. `spec.template.spec.containers`.
+    pub field: String,
+    /// Message without the field, e.g. `Required value`.
+    pub message: String,
+}
+
+impl Cause {
+    /// A missing required field.
+    pub fn required(field: impl Into<String>) -> Cause {
+        Cause { reason: "FieldValueRequired", field: field.into(), message: "Required value".into() }
+    }
+
+    /// An invalid value with an explanation.
+    pub fn invalid(field: impl Into<String>, value: &str, detail: &str) -> Cause {
+        Cause {
+            reason: "FieldValueInvalid",
+            field: field.into(),
+            message: format!("Invalid value: {}: {detail}", Value::from(value)),
+        }
+    }
+
+    /// A duplicated entry.
+    pub fn duplicate(field: impl Into<String>, value: &str) -> Cause {
+        Cause {
+            reason: "FieldValueDuplicate",
+            field: field.into(),
+            message: format!("Duplicate value: {}", Value::from(value)),
+        }
+    }
+
+    /// An unsupported enum value.
+    pub fn not_supported(field: impl Into<String>, value: &str, supported: &[&str]) -> Cause {
+        let list: Vec<String> = supported.iter().map(|s| Value::from(*s).to_string()).collect();
+        Cause {
+            reason: "FieldValueNotSupported",
+            field: field.into(),
+            message: format!("Unsupported value: {}: supported values: {}", Value::from(value), list.join(", ")),
+        }
+    }
+
+    /// A field the schema does not know (strict field validation).
+    pub fn unknown_field(field: impl Into<String>) -> Cause {
+        Cause { reason: "FieldValueInvalid", field: field.into(), message: "field not declared in schema".into() }
+    }
+
+    /// `field: message`.
+    pub fn display(&self) -> String {
+        format!("{}: {}", self.field, self.message)
+    }
+}
+
+/// Errors a request can end in. Converted to a `Status` in [`ApiError::to_status`] only.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// The object (or resource) does not exist.
+    #[error("{resource} \"{name}\" not found")]
+    NotFound { resource: String, group: String, kind: String, name: String },
+    /// No such resource path.
+    #[error("the server could not find the requested resource")]
+    NoResource,
+    /// The object exists already.
+    #[error("{resource} \"{name}\" already exists")]
+    AlreadyExists { resource: String, group: String, kind: String, name: String },
+    /// Optimistic concurrency or precondition failure.
+    #[error("Operation cannot be fulfilled on {resource} \"{name}\": {detail}")]
+    Conflict { resource: String, group: String, kind: String, name: String, detail: String },
+    /// Validation failed.
+    #[error("{qualified_kind} \"{name}\" is invalid: {}", join_causes(.causes))]
+    Invalid { qualified_kind: String, group: String, kind: String, name: String, causes: Vec<Cause> },
+    /// Malformed request.
+    #[error("{0}")]
+    BadRequest(String),
+    /// A well-formed patch that cannot be applied to the object.
+    #[error("{0}")]
+    UnprocessablePatch(String),
+    /// Verb not supported on this path.
+    #[error("{0}")]
+    MethodNotAllowed(String),
+    /// Body content type not supported.
+    #[error("{0}")]
+    UnsupportedMediaType(String),
+    /// Forbidden operation (e.g. deleting a system namespace).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The requested resourceVersion is compacted.
+    #[error("too old resource version: {requested} ({compacted})")]
+    Gone { requested: i64, compacted: i64 },
+    /// Talking to the node for logs failed.
+    #[error("{0}")]
+    BadGateway(String),
+    /// A store call failed unexpectedly.
+    #[error("store {call} {key}: {source}")]
+    Store { call: &'static str, key: String, source: Box<store::Error> },
+    /// Anything else unexpected.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+fn join_causes(causes: &[Cause]) -> String {
+    match causes {
+        [one] => one.display(),
+        many => format!("[{}]", many.iter().map(Cause::display).collect::<Vec<_>>().join(", ")),
+    }
+}
+
+/// `type Result<T> = Result<T, ApiError>`.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+impl ApiError {
+    /// HTTP status code and `Status` body. The only place errors become HTTP.
+    pub fn to_status(&self) -> (StatusCode, Value) {
+        let message = self.to_string();
+        let (code, reason, details) = match self {
+            ApiError::NotFound { group, kind, name, .. } => {
+                (StatusCode::NOT_FOUND, "NotFound", Some(json!({"name": name, "group": group, "kind": kind})))
+            }
+            ApiError::NoResource => (StatusCode::NOT_FOUND, "NotFound", None),
+            ApiError::AlreadyExists { group, kind, name, .. } => {
+                (StatusCode::CONFLICT, "AlreadyExists", Some(json!({"name": name, "group": group, "kind": kind})))
+            }
+            ApiError::Conflict { group, kind, name, .. } => {
+                (StatusCode::CONFLICT, "Conflict", Some(json!({"name": name, "group": group, "kind": kind})))
+            }
+            ApiError::Invalid { group, kind, name, causes, .. } => {
+                let causes: Vec<Value> = causes
+                    .iter()
+                    .map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field}))
+                    .collect();
+                (
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    Some(json!({"name": name, "group": group, "kind": kind, "causes": causes})),
+                )
+            }
+            ApiError::BadRequest(_) => (StatusCode::BAD_REQUEST, "BadRequest", None),
+            ApiError::UnprocessablePatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid", None),
+            ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", None),
+            ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", None),
+            ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None),
+            ApiError::Gone { .. } => (StatusCode::GONE, "Expired", None),
+            ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "InternalError", None),
+            ApiError::Store { .. } | ApiError::Internal(_) => {
+                (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None)
+            }
+        };
+        let mut status = json!({
+            "kind": "Status",
+            "apiVersion": "v1",
+            "metadata": {},
+            "status": "Failure",
+            "message": message,
+            "reason": reason,
+            "code": code.as_u16(),
+        });
+        if let Some(details) = details {
+            status["details"] = details;
+        }
+        (code, status)
+    }
+
+    /// Maps a store error on `key` of `info`'s object `name`.
+    pub fn from_store(
+        info: &super::registry::ResourceInfo,
+        name: &str,
+        call: &'static str,
+        key: &str,
+        err: store::Error,
+    ) -> ApiError {
+        match err {
+            store::Error::AlreadyExists { .. } => already_exists(info, name),
+            store::Error::NotFound { .. } => not_found(info, name),
+            store::Error::Conflict { .. } => conflict(info, name),
+            store::Error::Compacted { requested, compacted } => ApiError::Gone { requested, compacted },
+            other => ApiError::Store { call, key: key.to_string(), source: Box::new(other) },
+        }
+    }
+}
+
+/// `NotFound` for an object of `info`.
+pub fn not_found(info: &super::registry::ResourceInfo, name: &str) -> ApiError {
+    ApiError::NotFound {
+        resource: info.qualified_plural(),
+        group: info.group.into(),
+        kind: info.plural.into(),
+        name: name.into(),
+    }
+}
+
+/// `AlreadyExists` for an object of `info`.
+pub fn already_exists(info: &super::registry::ResourceInfo, name: &str) -> ApiError {
+    ApiError::AlreadyExists {
+        resource: info.qualified_plural(),
+        group: info.group.into(),
+        kind: info.plural.into(),
+        name: name.into(),
+    }
+}
+
+/// The optimistic-concurrency `Conflict`.
+pub fn conflict(info: &super::registry::ResourceInfo, name: &str) -> ApiError {
+    conflict_with(
+        info,
+        name,
+        "the object has been modified; please apply your changes to the latest version and try again",
+    )
+}
+
+/// A `Conflict` with a custom detail.
+pub fn conflict_with(info: &super::registry::ResourceInfo, name: &str, detail: &str) -> ApiError {
+    ApiError::Conflict {
+        resource: info.qualified_plural(),
+        group: info.group.into(),
+        kind: info.plural.into(),
+        name: name.into(),
+        detail: detail.into(),
+    }
+}
+
+/// `Invalid` with causes.
+pub fn invalid(info: &super::registry::ResourceInfo, name: &str, causes: Vec<Cause>) -> ApiError {
+    ApiError::Invalid {
+        qualified_kind: info.qualified_kind(),
+        group: info.group.into(),
+        kind: info.kind_name.into(),
+        name: name.into(),
+        causes,
+    }
+}
+
+/// A success `Status` (used by binding and some deletes).
+pub fn success(code: StatusCode) -> Value {
+    json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()})
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if matches!(self, ApiError::Store { .. } | ApiError::Internal(_)) {
+            tracing::error!(error = %self, "apiserver internal error");
+        }
+        let (code, body) = self.to_status();
+        (code, axum::Json(body)).into_response()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::registry::{by_kind, Kind};
+
+    #[test]
+    fn invalid_deployment_reads_like_upstream() {
+        let err = invalid(by_kind(Kind::Deployment), "web", vec![Cause::required("spec.template.spec.containers")]);
+        let (code, body) = err.to_status();
+        assert_eq!(code, StatusCode::UNPROCESSABLE_ENTITY);
+        assert_eq!(
+            body["message"],
+            "Deployment.apps \"web\" is invalid: spec.template.spec.containers: Required value"
+        );
+        assert_eq!(body["reason"], "Invalid");
+        assert_eq!(body["details"]["kind"], "Deployment");
+        assert_eq!(body["details"]["group"], "apps");
+        assert_eq!(body["details"]["causes"][0]["reason"], "FieldValueRequired");
+        assert_eq!(body["details"]["causes"][0]["field"], "spec.template.spec.containers");
+    }
+
+    #[test]
+    fn several_causes_are_bracketed_and_not_found_names_the_resource() {
+        let err = invalid(by_kind(Kind::Pod), "p", vec![Cause::required("a"), Cause::duplicate("b", "x")]);
+        assert_eq!(err.to_string(), "Pod \"p\" is invalid: [a: Required value, b: Duplicate value: \"x\"]");
+        let (code, body) = not_found(by_kind(Kind::Deployment), "web").to_status();
+        assert_eq!(code, StatusCode::NOT_FOUND);
+        assert_eq!(body["message"], "deployments.apps \"web\" not found");
+        let (code, body) = conflict(by_kind(Kind::Pod), "p").to_status();
+        assert_eq!(code, StatusCode::CONFLICT);
+        assert_eq!(body["reason"], "Conflict");
+    }
+}

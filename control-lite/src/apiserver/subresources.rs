@@ -1,0 +1,128 @@
+//! The `/scale` (autoscaling/v1 Scale) and `/binding` subresources.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::crud::{self, UpdateScope};
+use super::handlers::json_response;
+use super::objects::{meta_mut, requested_rv, WriteOptions};
+use super::registry::ResourceInfo;
+use super::selectors::LabelSelector;
+use super::status::{conflict_with, invalid, Cause, Result};
+use super::ApiState;
+
+/// The Scale view of a deployment or replicaset.
+pub fn scale_of(obj: &Value) -> Value {
+    let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
+    let selector = LabelSelector::from_api(obj.pointer("/spec/selector").unwrap_or(&Value::Null)).render();
+    json!({
+        "kind": "Scale",
+        "apiVersion": "autoscaling/v1",
+        "metadata": {
+            "name": meta.get("name"),
+            "namespace": meta.get("namespace"),
+            "uid": meta.get("uid"),
+            "resourceVersion": meta.get("resourceVersion"),
+            "creationTimestamp": meta.get("creationTimestamp"),
+        },
+        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "status": {
+            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "selector": selector,
+        },
+    })
+}
+
+/// GET `.../scale`.
+pub async fn get_scale(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+) -> Result<Response> {
+    let (obj, _) = crud::get(state, info, ns, name).await?;
+    Ok(json_response(StatusCode::OK, &scale_of(&obj), &[]))
+}
+
+/// PUT/PATCH `.../scale`: `to_scale` maps the current Scale to the requested one.
+pub async fn update_scale<F>(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    opts: WriteOptions,
+    mut to_scale: F,
+) -> Result<Response>
+where
+    F: FnMut(&Value) -> Result<Value>,
+{
+    let (obj, _) = crud::update(state, info, ns, name, UpdateScope::Main, opts, |current| {
+        let requested = to_scale(&scale_of(current))?;
+        let replicas = requested.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
+        if replicas < 0 {
+            let cause = Cause {
+                reason: "FieldValueInvalid",
+                field: "spec.replicas".into(),
+                message: format!("Invalid value: {replicas}: must be greater than or equal to 0"),
+            };
+            return Err(invalid(info, name, vec![cause]));
+        }
+        let mut next = current.clone();
+        next["spec"]["replicas"] = json!(replicas);
+        if let (Some(rv), Some(meta)) = (requested_rv(&requested)?, meta_mut(&mut next)) {
+            meta.insert("resourceVersion".into(), json!(rv.to_string()));
+        }
+        Ok(next)
+    })
+    .await?;
+    Ok(json_response(StatusCode::OK, &scale_of(&obj), &[]))
+}
+
+/// POST `pods/<name>/binding`: sets `spec.nodeName` once.
+pub async fn bind(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    binding: &Value,
+    opts: WriteOptions,
+) -> Result<()> {
+    let node = binding.pointer("/target/name").and_then(Value::as_str).unwrap_or_default().to_string();
+    if node.is_empty() {
+        return Err(invalid(info, name, vec![Cause::required("target.name")]));
+    }
+    crud::update(state, info, ns, name, UpdateScope::Main, opts, |current| {
+        if current.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(conflict_with(info, name, "pod is being deleted, cannot be assigned to a host"));
+        }
+        match current.pointer("/spec/nodeName").and_then(Value::as_str) {
+            Some(bound) if !bound.is_empty() => {
+                Err(conflict_with(info, name, &format!("pod {name} is already assigned to node \"{bound}\"")))
+            }
+            _ => {
+                let mut next = current.clone();
+                next["spec"]["nodeName"] = json!(node);
+                Ok(next)
+            }
+        }
+    })
+    .await
+    .map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn scale_view_reports_replicas_and_selector() {
+        let d = json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "5"},
+            "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
+        let s = scale_of(&d);
+        assert_eq!(s["spec"]["replicas"], 3);
+        assert_eq!(s["status"]["replicas"], 2);
+        assert_eq!(s["status"]["selector"], "app=web");
+        assert_eq!(s["metadata"]["resourceVersion"], "5");
+    }
+}

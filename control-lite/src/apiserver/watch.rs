@@ -1,0 +1,204 @@
+//! Watch streams: store events -> filtered `WatchEvent` JSON lines.
+//!
+//! [`translate`] decides what one store event means to one watcher (its
+//! selectors turn modifications into ADDED/DELETED when an object enters or
+//! leaves the selection); [`serve`] streams the lines, flushing per event, and
+//! stops on timeout, client disconnect or server shutdown.
+
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::body::{Body, Bytes};
+use axum::response::Response;
+use futures::StreamExt;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::crud;
+use super::handlers::{stream_response, Params};
+use super::objects::{decode, meta_str};
+use super::registry::ResourceInfo;
+use super::selectors::Selectors;
+use super::status::{ApiError, Result};
+use super::table::{self, IncludeObject};
+use super::ApiState;
+use crate::store::{self, EventKind};
+
+/// Longest watch when the client gives no `timeoutSeconds`.
+const MAX_WATCH: Duration = Duration::from_secs(30 * 60);
+/// How often BOOKMARK events are sent to clients that allow them.
+const BOOKMARK_EVERY: Duration = Duration::from_secs(20);
+
+/// What one store event means to a watcher with `selectors`.
+pub fn translate(event: &store::Event, selectors: &Selectors) -> Result<Option<(&'static str, Value)>> {
+    let obj = decode(&event.kv)?;
+    let now = selectors.matches(&obj);
+    if event.kind == EventKind::Delete {
+        return Ok(now.then_some(("DELETED", obj)));
+    }
+    let before = match &event.prev {
+        Some(prev) => selectors.matches(&decode(prev)?),
+        None => false,
+    };
+    Ok(match (before, now) {
+        (false, true) => Some(("ADDED", obj)),
+        (true, true) => Some(("MODIFIED", obj)),
+        (true, false) => Some(("DELETED", obj)),
+        (false, false) => None,
+    })
+}
+
+fn line(kind: &str, object: &Value) -> Bytes {
+    let mut s = json!({"type": kind, "object": object}).to_string();
+    s.push('\n');
+    Bytes::from(s)
+}
+
+/// Serves a watch on `info` (one namespace or all).
+pub async fn serve(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    selectors: Selectors,
+    params: &Params,
+    mode: Option<IncludeObject>,
+) -> Result<Response> {
+    let rv = params.get("resourceVersion").map(String::as_str).unwrap_or_default();
+    let send_initial = matches!(params.get("sendInitialEvents").map(String::as_str), Some("true"));
+    let bookmarks = matches!(params.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
+    let timeout = params
+        .get("timeoutSeconds")
+        .and_then(|t| t.parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .unwrap_or(MAX_WATCH)
+        .min(MAX_WATCH);
+    let (initial, after) = if rv.is_empty() || rv == "0" || send_initial {
+        let (items, rev) = crud::list(state, info, ns, &selectors).await?;
+        (items, rev)
+    } else {
+        let after: i64 = rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?;
+        (Vec::new(), after)
+    };
+    let prefix = info.prefix(ns);
+    let events = match state.store.watch(&prefix, after).await {
+        Ok(rx) => Some(rx),
+        Err(store::Error::Compacted { requested, compacted }) => {
+            tracing::debug!(requested, compacted, prefix, "watch from a compacted revision");
+            None
+        }
+        Err(e) => return Err(ApiError::from_store(info, "", "watch", &prefix, e)),
+    };
+    let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let token = state.token.clone();
+    let render = move |kind: &str, obj: &Value, first: bool| -> Bytes {
+        match mode {
+            Some(m) => {
+                let rv = meta_str(obj, "resourceVersion").unwrap_or_default().to_string();
+                line(kind, &table::table(info, std::slice::from_ref(obj), m, &rv, first))
+            }
+            None => line(kind, obj),
+        }
+    };
+    let Some(mut events) = events else {
+        let (_, status) = ApiError::Gone { requested: after, compacted: state.store.compacted_revision() }.to_status();
+        return Ok(stream_response(Body::from(line("ERROR", &status)), "application/json"));
+    };
+    tokio::spawn(async move {
+        let mut first = true;
+        let mut last_rv = after;
+        for obj in &initial {
+            if tx.send(render("ADDED", obj, first)).await.is_err() {
+                return;
+            }
+            first = false;
+        }
+        if send_initial {
+            let bookmark = json!({"kind": info.kind_name, "apiVersion": info.api_version(), "metadata": {
+                "resourceVersion": after.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
+            if tx.send(line("BOOKMARK", &bookmark)).await.is_err() {
+                return;
+            }
+        }
+        let deadline = tokio::time::sleep(timeout);
+        tokio::pin!(deadline);
+        let mut ticks = tokio::time::interval(BOOKMARK_EVERY);
+        ticks.tick().await;
+        loop {
+            let out = tokio::select! {
+                _ = token.cancelled() => return,
+                _ = &mut deadline => return,
+                _ = tx.closed() => return,
+                _ = ticks.tick(), if bookmarks => {
+                    let bookmark = json!({"kind": info.kind_name, "apiVersion": info.api_version(),
+                        "metadata": {"resourceVersion": last_rv.to_string()}});
+                    line("BOOKMARK", &bookmark)
+                }
+                ev = events.recv() => {
+                    let Some(ev) = ev else { return };
+                    last_rv = ev.revision();
+                    match translate(&ev, &selectors) {
+                        Ok(Some((kind, obj))) => {
+                            let b = render(kind, &obj, first);
+                            first = false;
+                            b
+                        }
+                        Ok(None) => continue,
+                        Err(error) => {
+                            tracing::warn!(%error, "watch: undecodable event skipped");
+                            continue;
+                        }
+                    }
+                }
+            };
+            if tx.send(out).await.is_err() {
+                return;
+            }
+        }
+    });
+    let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
+    Ok(stream_response(Body::from_stream(stream), "application/json"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::selectors::LabelSelector;
+    use crate::store::{Event, KeyValue};
+
+    fn kv(labels: Value, rev: i64) -> KeyValue {
+        KeyValue {
+            key: "/registry/core/pods/default/p".into(),
+            value: json!({"metadata": {"name": "p", "labels": labels}}).to_string().into_bytes(),
+            create_revision: 1,
+            mod_revision: rev,
+        }
+    }
+
+    #[test]
+    fn selector_transitions_become_added_and_deleted() {
+        let sel = Selectors { labels: LabelSelector::parse("app=web").expect("sel"), ..Selectors::default() };
+        let web = json!({"app": "web"});
+        let db = json!({"app": "db"});
+        let put = |prev: Option<KeyValue>, new: KeyValue| Event { kind: EventKind::Put, kv: new, prev };
+        let cases = [
+            (put(None, kv(web.clone(), 2)), Some("ADDED")),
+            (put(None, kv(db.clone(), 2)), None),
+            (put(Some(kv(web.clone(), 2)), kv(web.clone(), 3)), Some("MODIFIED")),
+            (put(Some(kv(web.clone(), 2)), kv(db.clone(), 3)), Some("DELETED")),
+            (put(Some(kv(db.clone(), 2)), kv(web.clone(), 3)), Some("ADDED")),
+            (
+                Event { kind: EventKind::Delete, kv: kv(web.clone(), 4), prev: Some(kv(web.clone(), 3)) },
+                Some("DELETED"),
+            ),
+            (Event { kind: EventKind::Delete, kv: kv(db.clone(), 4), prev: Some(kv(db.clone(), 3)) }, None),
+        ];
+        for (ev, want) in cases {
+            let got = translate(&ev, &sel).expect("decode");
+            assert_eq!(got.as_ref().map(|(k, _)| *k), want, "{ev:?}");
+            if let Some((_, obj)) = got {
+                assert_eq!(obj["metadata"]["resourceVersion"], ev.kv.mod_revision.to_string());
+            }
+        }
+    }
+}

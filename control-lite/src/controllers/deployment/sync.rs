@@ -1,0 +1,217 @@
+//! One Deployment sync as data: which ReplicaSet to create, which to scale
+//! or annotate, which old ones to delete, and the resulting status. Pure.
+
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentStatus, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use super::hash::{self, pod_template_hash};
+use super::rollout::{self, RsCounts};
+use super::status::{self, Progress};
+use crate::controllers::selector;
+
+/// Revision annotation on Deployments and ReplicaSets.
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Annotation: the Deployment's `spec.replicas` when the RS was last scaled.
+pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// Annotation: desired + maxSurge when the RS was last scaled.
+pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+const DEFAULT_HISTORY_LIMIT: i32 = 10;
+
+/// A merge patch to one ReplicaSet.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RsUpdate {
+    /// ReplicaSet name.
+    pub name: String,
+    /// New `spec.replicas`, if it changes.
+    pub replicas: Option<i32>,
+    /// Annotations to set.
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Everything one sync does.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// New ReplicaSet to create.
+    pub create: Option<ReplicaSet>,
+    /// ReplicaSets to scale or annotate.
+    pub update: Vec<RsUpdate>,
+    /// Old ReplicaSets beyond `revisionHistoryLimit` to delete.
+    pub delete: Vec<String>,
+    /// New value of the Deployment's revision annotation, if it changes.
+    pub revision: Option<String>,
+    /// Status to write.
+    pub status: DeploymentStatus,
+}
+
+fn revision_of(rs: &ReplicaSet) -> i64 {
+    rs.metadata.annotations.as_ref().and_then(|a| a.get(REVISION)).and_then(|r| r.parse().ok()).unwrap_or(0)
+}
+
+fn counts(rs: &ReplicaSet) -> RsCounts {
+    let status = rs.status.clone().unwrap_or_default();
+    RsCounts {
+        name: rs.metadata.name.clone().unwrap_or_default(),
+        replicas: rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+        actual: status.replicas,
+        available: status.available_replicas.unwrap_or(0),
+    }
+}
+
+/// Computes one sync of `d` given the ReplicaSets it controls.
+pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> Plan {
+    let spec = d.spec.clone().unwrap_or_default();
+    let desired = spec.replicas.unwrap_or(1);
+    let collisions = d.status.as_ref().and_then(|s| s.collision_count);
+    let hash = pod_template_hash(&spec.template, collisions);
+    let is_new = |rs: &ReplicaSet| rs.metadata.labels.as_ref().and_then(|l| l.get(hash::LABEL)) == Some(&hash);
+    let new = owned.iter().find(|rs| is_new(rs)).cloned();
+    let mut old: Vec<Arc<ReplicaSet>> = owned.iter().filter(|rs| !is_new(rs)).cloned().collect();
+    old.sort_by_key(|rs| (rs.metadata.creation_timestamp.as_ref().map(|t| t.0), rs.metadata.name.clone()));
+    let max_old_revision = old.iter().map(|rs| revision_of(rs)).max().unwrap_or(0);
+    let revision = match &new {
+        Some(rs) if revision_of(rs) > max_old_revision => revision_of(rs),
+        _ => max_old_revision + 1,
+    };
+    let strategy = spec.strategy.clone().unwrap_or_default();
+    let recreate = strategy.type_.as_deref() == Some("Recreate");
+    let (surge, unavailable) = if recreate {
+        (0, 0)
+    } else {
+        let rolling = strategy.rolling_update.clone().unwrap_or_default();
+        rollout::fenceposts(rolling.max_surge.as_ref(), rolling.max_unavailable.as_ref(), desired)
+    };
+    let scale_notes = BTreeMap::from([
+        (DESIRED_REPLICAS.to_string(), desired.to_string()),
+        (MAX_REPLICAS.to_string(), (desired + surge).to_string()),
+    ]);
+    let old_counts: Vec<RsCounts> = old.iter().map(|rs| counts(rs)).collect();
+    let new_counts = new.as_deref().map(counts);
+    let new_name = format!("{}-{hash}", d.metadata.name.as_deref().unwrap_or_default());
+
+    let mut plan = Plan::default();
+    // Target replicas of the new RS this step, and old-RS scale-downs.
+    let (new_target, old_scales) = if spec.paused == Some(true) {
+        (new_counts.as_ref().map_or(0, |c| c.replicas), Vec::new())
+    } else if recreate {
+        match rollout::recreate(desired, &old_counts) {
+            Ok(n) => (n, Vec::new()),
+            Err(scales) => (new_counts.as_ref().map_or(0, |c| c.replicas), scales),
+        }
+    } else {
+        let current = new_counts.as_ref().map_or(0, |c| c.replicas);
+        let total: i32 = old_counts.iter().map(|c| c.replicas).sum::<i32>() + current;
+        let target = rollout::new_rs_replicas(desired, surge, total, current);
+        match &new_counts {
+            // Grow (or shrink) the new RS first; shrink old ones in a later sync.
+            Some(c) if target != c.replicas => (target, Vec::new()),
+            Some(c) => (target, rollout::scale_down_old(desired, unavailable, c, &old_counts)),
+            None => (target, Vec::new()),
+        }
+    };
+    let mut progress = Progress::Existing;
+    match &new {
+        None if spec.paused != Some(true) => {
+            plan.create = Some(new_replicaset(d, &new_name, &hash, new_target, revision, &scale_notes));
+            progress = Progress::Created;
+        }
+        None => {}
+        Some(rs) => {
+            let mut annotations = BTreeMap::new();
+            let current = counts(rs).replicas;
+            if current != new_target {
+                annotations.extend(scale_notes.clone());
+            }
+            if revision_of(rs) != revision {
+                annotations.insert(REVISION.to_string(), revision.to_string());
+            }
+            if current != new_target || !annotations.is_empty() {
+                plan.update.push(RsUpdate {
+                    name: rs.metadata.name.clone().unwrap_or_default(),
+                    replicas: (current != new_target).then_some(new_target),
+                    annotations,
+                });
+            }
+        }
+    }
+    for (name, replicas) in old_scales {
+        plan.update.push(RsUpdate { name, replicas: Some(replicas), annotations: scale_notes.clone() });
+    }
+    let current_revision = d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
+    if current_revision != Some(&revision.to_string()) {
+        plan.revision = Some(revision.to_string());
+    }
+    let mut all: Vec<Arc<ReplicaSet>> = old.clone();
+    all.extend(new.clone());
+    plan.status = status::status(d, &new_name, new.as_deref(), &all, unavailable, progress, now);
+    let complete = plan.status.updated_replicas == Some(desired)
+        && plan.status.replicas == Some(desired)
+        && plan.status.available_replicas == Some(desired);
+    if complete {
+        plan.delete = history_to_delete(&old, spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT));
+    }
+    plan
+}
+
+/// Old, fully scaled-down ReplicaSets beyond the history limit, oldest
+/// revision first.
+fn history_to_delete(old: &[Arc<ReplicaSet>], limit: i32) -> Vec<String> {
+    let mut idle: Vec<&Arc<ReplicaSet>> = old
+        .iter()
+        .filter(|rs| rs.metadata.deletion_timestamp.is_none())
+        .filter(|rs| {
+            let c = counts(rs);
+            c.replicas == 0 && c.actual == 0
+        })
+        .collect();
+    idle.sort_by_key(|rs| revision_of(rs));
+    let excess = idle.len().saturating_sub(usize::try_from(limit).unwrap_or(0));
+    idle.iter().take(excess).map(|rs| rs.metadata.name.clone().unwrap_or_default()).collect()
+}
+
+/// The ReplicaSet for the Deployment's current template.
+fn new_replicaset(
+    d: &Deployment,
+    name: &str,
+    hash: &str,
+    replicas: i32,
+    revision: i64,
+    scale_notes: &BTreeMap<String, String>,
+) -> ReplicaSet {
+    let spec = d.spec.clone().unwrap_or_default();
+    let mut template = spec.template.clone();
+    let template_meta = template.metadata.get_or_insert_with(ObjectMeta::default);
+    template_meta.labels.get_or_insert_with(BTreeMap::new).insert(hash::LABEL.to_string(), hash.to_string());
+    let labels = template_meta.labels.clone();
+    let mut selector = spec.selector.clone();
+    selector.match_labels.get_or_insert_with(BTreeMap::new).insert(hash::LABEL.to_string(), hash.to_string());
+    let mut annotations = scale_notes.clone();
+    annotations.insert(REVISION.to_string(), revision.to_string());
+    ReplicaSet {
+        metadata: ObjectMeta {
+            name: Some(name.to_string()),
+            namespace: d.metadata.namespace.clone(),
+            labels,
+            annotations: Some(annotations),
+            owner_references: Some(vec![selector::controller_ref(
+                "apps/v1",
+                "Deployment",
+                d.metadata.name.as_deref().unwrap_or_default(),
+                d.metadata.uid.as_deref().unwrap_or_default(),
+            )]),
+            ..ObjectMeta::default()
+        },
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas),
+            min_ready_seconds: spec.min_ready_seconds,
+            selector,
+            template: Some(template),
+        }),
+        status: None,
+    }
+}
+
+#[cfg(test)]
+#[path = "sync_tests.rs"]
+mod tests;

@@ -1,0 +1,234 @@
+//! Garbage collector: deletes objects whose owners are gone.
+//!
+//! Owns: informers on every kind it collects or that can own those objects
+//! (Deployments, ReplicaSets, Services, Nodes, Pods, EndpointSlices), a
+//! sweep whenever any of them changes (and every `RESYNC`), and applying
+//! `plan::plan` after confirming with a live GET that an owner is really
+//! gone (caches of different kinds lag each other). Must not: collect kinds
+//! it does not watch.
+
+pub mod plan;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{Node, Pod, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{ApiResource, DeleteParams, DynamicObject, Patch, PatchParams};
+use kube::runtime::reflector::Store;
+use kube::{Api, Client, Resource};
+use serde::de::DeserializeOwned;
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+use super::informer;
+use super::is_not_found;
+use plan::Action;
+
+const RESYNC: Duration = Duration::from_secs(30);
+/// Let a burst of watch events settle before sweeping.
+const DEBOUNCE: Duration = Duration::from_millis(50);
+/// Do not repeat an action on the same object more often than this.
+const RETRY_AFTER: Duration = Duration::from_secs(5);
+
+/// A failed collector call.
+#[derive(Debug, thiserror::Error)]
+#[error("{action} {kind} {namespace}/{name}")]
+pub struct Error {
+    action: &'static str,
+    kind: String,
+    namespace: String,
+    name: String,
+    #[source]
+    source: kube::Error,
+}
+
+/// A watched kind: its store plus how to reach it generically.
+struct Watched {
+    kind: &'static str,
+    resource: ApiResource,
+    namespaced: bool,
+    snapshot: Box<dyn Fn() -> Vec<plan::Node> + Send + Sync>,
+}
+
+fn watch<K>(client: &Client, token: &CancellationToken, kick: &Arc<Notify>, namespaced: bool) -> (Watched, Store<K>)
+where
+    K: Resource<DynamicType = ()> + k8s_openapi::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+{
+    let kick = kick.clone();
+    let store: Store<K> = informer::spawn(Api::all(client.clone()), token.clone(), move |_| kick.notify_one());
+    let kind = <K as k8s_openapi::Resource>::KIND;
+    let snap = store.clone();
+    let watched = Watched {
+        kind,
+        resource: ApiResource::erase::<K>(&()),
+        namespaced,
+        snapshot: Box::new(move || snap.state().iter().map(|o| plan::Node::of(kind, o.meta())).collect()),
+    };
+    (watched, store)
+}
+
+/// Runs the garbage collector until `token` is cancelled.
+pub async fn run(client: Client, token: CancellationToken) {
+    let kick = Arc::new(Notify::new());
+    let (deployments, d_store) = watch::<Deployment>(&client, &token, &kick, true);
+    let (sets, rs_store) = watch::<ReplicaSet>(&client, &token, &kick, true);
+    let (services, svc_store) = watch::<Service>(&client, &token, &kick, true);
+    let (nodes, node_store) = watch::<Node>(&client, &token, &kick, false);
+    let (pods, pod_store) = watch::<Pod>(&client, &token, &kick, true);
+    let (slices, slice_store) = watch::<EndpointSlice>(&client, &token, &kick, true);
+    let ready = informer::wait_ready(&d_store, &token).await
+        && informer::wait_ready(&rs_store, &token).await
+        && informer::wait_ready(&svc_store, &token).await
+        && informer::wait_ready(&node_store, &token).await
+        && informer::wait_ready(&pod_store, &token).await
+        && informer::wait_ready(&slice_store, &token).await;
+    if !ready {
+        return;
+    }
+    let watched = vec![deployments, sets, services, nodes, pods, slices];
+    let mut collector = Collector { client, watched, attempted: HashMap::new() };
+    loop {
+        collector.sweep().await;
+        tokio::select! {
+            () = token.cancelled() => break,
+            () = kick.notified() => tokio::time::sleep(DEBOUNCE).await,
+            () = tokio::time::sleep(RESYNC) => {}
+        }
+    }
+}
+
+struct Collector {
+    client: Client,
+    watched: Vec<Watched>,
+    attempted: HashMap<String, Instant>,
+}
+
+impl Collector {
+    async fn sweep(&mut self) {
+        let objects: Vec<plan::Node> = self.watched.iter().flat_map(|w| (w.snapshot)()).collect();
+        // Every store completed its first list before the first sweep.
+        let kinds: HashSet<&str> = self.watched.iter().map(|w| w.kind).collect();
+        let now = Instant::now();
+        self.attempted.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
+        for action in plan::plan(&objects, &kinds) {
+            let object = match &action {
+                Action::Delete { object, .. }
+                | Action::RemoveOwners { object, .. }
+                | Action::RemoveFinalizer { object, .. } => object.clone(),
+            };
+            let attempt_key = format!("{}/{:?}", object.uid, std::mem::discriminant(&action));
+            if self.attempted.contains_key(&attempt_key) {
+                continue;
+            }
+            self.attempted.insert(attempt_key, now);
+            match self.apply(&action, &object).await {
+                Ok(true) => tracing::info!(
+                    kind = %object.kind,
+                    namespace = %object.namespace,
+                    name = %object.name,
+                    action = action_name(&action),
+                    "collected"
+                ),
+                Ok(false) => {}
+                Err(error) => tracing::warn!(%error, "garbage collection failed"),
+            }
+        }
+    }
+
+    fn api(&self, kind: &str, namespace: &str) -> Option<Api<DynamicObject>> {
+        let w = self.watched.iter().find(|w| w.kind == kind)?;
+        Some(if w.namespaced {
+            Api::namespaced_with(self.client.clone(), namespace, &w.resource)
+        } else {
+            Api::all_with(self.client.clone(), &w.resource)
+        })
+    }
+
+    /// True if the owner is confirmed gone (absent, or replaced by a new uid).
+    async fn owner_gone(&self, reference: &OwnerReference, namespace: &str) -> Result<bool, Error> {
+        let Some(api) = self.api(&reference.kind, namespace) else {
+            return Ok(false);
+        };
+        match api.get(&reference.name).await {
+            Ok(owner) => Ok(owner.metadata.uid.as_deref() != Some(reference.uid.as_str())),
+            Err(e) if is_not_found(&e) => Ok(true),
+            Err(source) => Err(Error {
+                action: "reading owner",
+                kind: reference.kind.clone(),
+                namespace: namespace.to_string(),
+                name: reference.name.clone(),
+                source,
+            }),
+        }
+    }
+
+    async fn all_gone(&self, verify: &[OwnerReference], namespace: &str) -> Result<bool, Error> {
+        for reference in verify {
+            if !self.owner_gone(reference, namespace).await? {
+                return Ok(false);
+            }
+        }
+        Ok(true)
+    }
+
+    /// Applies one action; false if verification showed it was not needed.
+    async fn apply(&self, action: &Action, object: &plan::Node) -> Result<bool, Error> {
+        let Some(api) = self.api(&object.kind, &object.namespace) else {
+            return Ok(false);
+        };
+        let fail = |action: &'static str| {
+            move |source| Error {
+                action,
+                kind: object.kind.clone(),
+                namespace: object.namespace.clone(),
+                name: object.name.clone(),
+                source,
+            }
+        };
+        let result = match action {
+            Action::Delete { verify, .. } => {
+                if !self.all_gone(verify, &object.namespace).await? {
+                    return Ok(false);
+                }
+                api.delete(&object.name, &DeleteParams::background()).await.map(|_| ()).map_err(fail("deleting"))
+            }
+            Action::RemoveOwners { uids, verify, .. } => {
+                if !self.all_gone(verify, &object.namespace).await? {
+                    return Ok(false);
+                }
+                let remaining: Vec<&OwnerReference> = object.owners.iter().filter(|r| !uids.contains(&r.uid)).collect();
+                let patch = json!({"metadata": {"ownerReferences": remaining}});
+                api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+                    .map_err(fail("removing owner references of"))
+            }
+            Action::RemoveFinalizer { finalizer, .. } => {
+                let remaining: Vec<&String> = object.finalizers.iter().filter(|f| f != finalizer).collect();
+                let patch = json!({"metadata": {"finalizers": remaining}});
+                api.patch(&object.name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                    .map(|_| ())
+                    .map_err(fail("removing finalizer of"))
+            }
+        };
+        match result {
+            Ok(()) => Ok(true),
+            Err(Error { source, .. }) if is_not_found(&source) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+fn action_name(action: &Action) -> &'static str {
+    match action {
+        Action::Delete { .. } => "delete",
+        Action::RemoveOwners { .. } => "remove owner references",
+        Action::RemoveFinalizer { .. } => "remove finalizer",
+    }
+}

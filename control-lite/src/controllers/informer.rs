@@ -1,0 +1,69 @@
+//! Informers: watcher -> reflector -> store, plus a callback per touched object.
+//!
+//! Owns: one background task per watched kind that keeps a `Store<K>` current
+//! and tells its user which object changed (after the store saw the change,
+//! so a reconcile triggered by the callback reads fresh data). Must not:
+//! decide anything about the objects.
+
+use futures::StreamExt;
+use kube::runtime::reflector::{self, Store};
+use kube::runtime::{watcher, WatchStreamExt};
+use kube::{Api, Resource};
+use serde::de::DeserializeOwned;
+use std::fmt::Debug;
+use tokio_util::sync::CancellationToken;
+
+/// What happened to a watched object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Change {
+    /// Created, updated, or (re)listed.
+    Applied,
+    /// Deleted.
+    Deleted,
+}
+
+/// Starts watching `api` and returns the store it fills. `on_change` runs for
+/// every touched object and once with `None` after each complete (re)list.
+/// The task ends when `token` is cancelled.
+pub fn spawn<K, F>(api: Api<K>, token: CancellationToken, on_change: F) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(Option<(&K, Change)>) + Send + 'static,
+{
+    let (reader, writer) = reflector::store();
+    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    tokio::spawn(async move {
+        let mut stream = std::pin::pin!(stream);
+        loop {
+            let item = tokio::select! {
+                () = token.cancelled() => break,
+                item = stream.next() => item,
+            };
+            match item {
+                None => break,
+                Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => {
+                    on_change(Some((&obj, Change::Applied)));
+                }
+                Some(Ok(watcher::Event::Delete(obj))) => on_change(Some((&obj, Change::Deleted))),
+                Some(Ok(watcher::Event::InitDone)) => on_change(None),
+                Some(Ok(watcher::Event::Init)) => {}
+                Some(Err(error)) => {
+                    tracing::warn!(kind = K::kind(&()).as_ref(), %error, "watch failed; retrying");
+                }
+            }
+        }
+    });
+    reader
+}
+
+/// Waits until `store` has seen its first complete list, or `token` fires.
+/// Returns false if cancelled.
+pub async fn wait_ready<K>(store: &Store<K>, token: &CancellationToken) -> bool
+where
+    K: Resource<DynamicType = ()> + Clone + 'static,
+{
+    tokio::select! {
+        () = token.cancelled() => false,
+        ready = store.wait_until_ready() => ready.is_ok(),
+    }
+}

@@ -1,0 +1,198 @@
+//! A deduplicating work queue of object keys and the worker loop draining it.
+//!
+//! Owns: "this key needs a reconcile" bookkeeping (a key queued twice runs
+//! once), delayed requeues, and per-key exponential backoff after errors.
+//! Must not: know what a key means (the controllers do).
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::fmt::Display;
+use std::hash::Hash;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::Notify;
+use tokio_util::sync::CancellationToken;
+
+/// Key of a namespaced object.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ObjectKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl ObjectKey {
+    /// Key of a namespaced object's metadata (missing fields become empty).
+    pub fn of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Self {
+        ObjectKey { namespace: meta.namespace.clone().unwrap_or_default(), name: meta.name.clone().unwrap_or_default() }
+    }
+}
+
+impl Display for ObjectKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+struct State<Key> {
+    order: VecDeque<Key>,
+    queued: HashSet<Key>,
+}
+
+/// Cloneable handle to a queue of keys.
+pub struct WorkQueue<Key> {
+    state: Arc<Mutex<State<Key>>>,
+    notify: Arc<Notify>,
+    token: CancellationToken,
+}
+
+impl<Key> Clone for WorkQueue<Key> {
+    fn clone(&self) -> Self {
+        WorkQueue { state: self.state.clone(), notify: self.notify.clone(), token: self.token.clone() }
+    }
+}
+
+impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
+    /// An empty queue whose delayed requeues stop when `token` is cancelled.
+    pub fn new(token: CancellationToken) -> Self {
+        WorkQueue {
+            state: Arc::new(Mutex::new(State { order: VecDeque::new(), queued: HashSet::new() })),
+            notify: Arc::new(Notify::new()),
+            token,
+        }
+    }
+
+    /// Queues `key` unless it is already waiting.
+    pub fn add(&self, key: Key) {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.queued.insert(key.clone()) {
+            state.order.push_back(key);
+        }
+        drop(state);
+        self.notify.notify_one();
+    }
+
+    /// Queues `key` after `delay`.
+    pub fn add_after(&self, key: Key, delay: Duration) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = queue.token.cancelled() => {}
+                () = tokio::time::sleep(delay) => queue.add(key),
+            }
+        });
+    }
+
+    fn pop(&self) -> Option<Key> {
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let key = state.order.pop_front()?;
+        state.queued.remove(&key);
+        Some(key)
+    }
+
+    /// The next key, waiting for one; `None` once the token is cancelled.
+    pub async fn next(&self) -> Option<Key> {
+        loop {
+            if self.token.is_cancelled() {
+                return None;
+            }
+            if let Some(key) = self.pop() {
+                return Some(key);
+            }
+            tokio::select! {
+                () = self.token.cancelled() => return None,
+                () = self.notify.notified() => {}
+            }
+        }
+    }
+}
+
+/// Queues the key of every object in `store` now and every `interval`
+/// until `token` is cancelled (level-triggered safety net).
+pub fn spawn_resync<K>(
+    queue: WorkQueue<ObjectKey>,
+    store: kube::runtime::reflector::Store<K>,
+    interval: Duration,
+    token: CancellationToken,
+) where
+    K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
+{
+    tokio::spawn(async move {
+        loop {
+            for obj in store.state() {
+                queue.add(ObjectKey::of(obj.meta()));
+            }
+            tokio::select! {
+                () = token.cancelled() => break,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    });
+}
+
+/// Delay before retrying a key that failed `failures` times in a row.
+pub fn backoff(failures: u32) -> Duration {
+    let millis = 200u64.saturating_mul(1u64 << failures.min(10));
+    Duration::from_millis(millis.min(30_000))
+}
+
+/// Per-key failure counts: turns a reconcile result into the next requeue
+/// (the requested delay, or exponential backoff after errors).
+pub struct Retry<Key> {
+    name: &'static str,
+    failures: HashMap<Key, u32>,
+}
+
+impl<Key: Clone + Eq + Hash + Display + Send + 'static> Retry<Key> {
+    /// Retry bookkeeping for the controller called `name` (used in logs).
+    pub fn new(name: &'static str) -> Self {
+        Retry { name, failures: HashMap::new() }
+    }
+
+    /// Records the outcome of reconciling `key` and requeues it if needed.
+    pub fn finish<E: Display>(&mut self, queue: &WorkQueue<Key>, key: Key, result: Result<Option<Duration>, E>) {
+        match result {
+            Ok(requeue) => {
+                self.failures.remove(&key);
+                if let Some(delay) = requeue {
+                    queue.add_after(key, delay);
+                }
+            }
+            Err(error) => {
+                let count = self.failures.entry(key.clone()).or_insert(0);
+                let delay = backoff(*count);
+                *count = count.saturating_add(1);
+                tracing::warn!(controller = self.name, %key, %error, ?delay, "reconcile failed");
+                queue.add_after(key, delay);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn duplicate_keys_are_processed_once_in_order() {
+        let token = CancellationToken::new();
+        let queue = WorkQueue::new(token.clone());
+        for key in ["a", "b", "a", "c", "b"] {
+            queue.add(key.to_string());
+        }
+        let mut seen = Vec::new();
+        for _ in 0..3 {
+            seen.push(queue.next().await.expect("key"));
+        }
+        assert_eq!(seen, ["a", "b", "c"]);
+        token.cancel();
+        assert_eq!(queue.next().await, None);
+    }
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let got: Vec<u64> =
+            [0, 1, 2, 5, 20].into_iter().map(|n| u64::try_from(backoff(n).as_millis()).unwrap_or(u64::MAX)).collect();
+        assert_eq!(got, [200, 400, 800, 6400, 30_000]);
+    }
+}

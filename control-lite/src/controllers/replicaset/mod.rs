@@ -1,0 +1,285 @@
+//! ReplicaSet controller: keeps `spec.replicas` pods alive per ReplicaSet.
+//!
+//! Owns: the informers (ReplicaSets, Pods), expectations (pods we created or
+//! deleted that the watch has not shown yet, so we never double-create), and
+//! applying `plan::plan` (creates, deletes, adoption, release, status).
+
+pub mod plan;
+
+use futures::future::join_all;
+use k8s_openapi::api::apps::v1::ReplicaSet;
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
+use kube::runtime::reflector::{ObjectRef, Store};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio_util::sync::CancellationToken;
+
+use super::events::{self, Recorder};
+use super::informer;
+use super::queue::{self, ObjectKey, Retry, WorkQueue};
+use super::{is_not_found, selector};
+
+/// How long unfulfilled expectations block further creates/deletes.
+const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
+/// Periodic full resync.
+const RESYNC: Duration = Duration::from_secs(30);
+
+/// A failed ReplicaSet write.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// An API call on a pod failed.
+    #[error("{action} pod for replicaset {rs}")]
+    Pod {
+        /// What was attempted.
+        action: &'static str,
+        /// namespace/name of the ReplicaSet.
+        rs: ObjectKey,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the ReplicaSet status failed.
+    #[error("updating status of replicaset {rs}")]
+    Status {
+        /// namespace/name of the ReplicaSet.
+        rs: ObjectKey,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+}
+
+/// Pods created (by name) and deleted (by uid) that the watch must confirm.
+struct Expectation {
+    created: HashSet<String>,
+    deleted: HashSet<String>,
+    at: Instant,
+}
+
+struct Ctx {
+    client: Client,
+    sets: Store<ReplicaSet>,
+    pods: Store<Pod>,
+    recorder: Recorder,
+    expectations: HashMap<ObjectKey, Expectation>,
+}
+
+/// Runs the ReplicaSet controller until `token` is cancelled.
+pub async fn run(client: Client, token: CancellationToken) {
+    let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    let sets: Store<ReplicaSet> = {
+        let queue = queue.clone();
+        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+            if let Some((rs, _)) = change {
+                queue.add(ObjectKey::of(&rs.metadata));
+            }
+        })
+    };
+    let pods: Store<Pod> = {
+        let (queue, sets) = (queue.clone(), sets.clone());
+        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+            if let Some((pod, _)) = change {
+                for key in owners_to_sync(pod, &sets) {
+                    queue.add(key);
+                }
+            }
+        })
+    };
+    if !informer::wait_ready(&sets, &token).await || !informer::wait_ready(&pods, &token).await {
+        return;
+    }
+    queue::spawn_resync(queue.clone(), sets.clone(), RESYNC, token.clone());
+    let mut ctx = Ctx {
+        recorder: Recorder::new(client.clone(), "replicaset-controller"),
+        client,
+        sets,
+        pods,
+        expectations: HashMap::new(),
+    };
+    let mut retry = Retry::new("replicaset");
+    while let Some(key) = queue.next().await {
+        let result = ctx.reconcile(&key).await;
+        retry.finish(&queue, key, result);
+    }
+}
+
+/// The ReplicaSets a pod change concerns: its controller, or for orphans
+/// every ReplicaSet of the namespace whose selector matches.
+fn owners_to_sync(pod: &Pod, sets: &Store<ReplicaSet>) -> Vec<ObjectKey> {
+    let namespace = pod.namespace().unwrap_or_default();
+    if let Some(owner) = selector::controller_of(&pod.metadata) {
+        if owner.kind != "ReplicaSet" {
+            return Vec::new();
+        }
+        return vec![ObjectKey { namespace, name: owner.name.clone() }];
+    }
+    let labels = selector::labels(&pod.metadata);
+    sets.state()
+        .iter()
+        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
+        .filter(|rs| {
+            rs.spec
+                .as_ref()
+                .is_some_and(|s| !selector::is_empty(&s.selector) && selector::matches(&s.selector, &labels))
+        })
+        .map(|rs| ObjectKey::of(&rs.metadata))
+        .collect()
+}
+
+impl Ctx {
+    async fn reconcile(&mut self, key: &ObjectKey) -> Result<Option<Duration>, Error> {
+        let Some(rs) = self.sets.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
+            self.expectations.remove(key);
+            return Ok(None);
+        };
+        let pods: Vec<Arc<Pod>> = self
+            .pods
+            .state()
+            .into_iter()
+            .filter(|p| p.namespace().as_deref() == Some(key.namespace.as_str()))
+            .collect();
+        let plan = plan::plan(&rs, &pods, jiff::Timestamp::now());
+        let settled = self.expectations_met(key, &pods);
+        let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
+        for pod in &plan.release {
+            let remaining: Vec<&OwnerReference> =
+                pod.owner_references().iter().filter(|r| Some(r.uid.as_str()) != rs.metadata.uid.as_deref()).collect();
+            let patch = json!({"metadata": {"ownerReferences": remaining}});
+            self.patch_pod(&pod_api, key, pod, &patch, "releasing").await?;
+        }
+        if settled {
+            self.adopt(&rs, &pod_api, key, &plan.adopt).await?;
+            self.create(&rs, &pod_api, key, plan.create).await?;
+            self.delete(&rs, &pod_api, key, &plan.delete).await?;
+        }
+        self.write_status(&rs, key, plan.status).await?;
+        let retry = (!settled).then_some(Duration::from_secs(1));
+        Ok(match (plan.requeue_after, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// True once the watch reflects our last creates and deletes (or they
+    /// timed out); forgets the expectation then.
+    fn expectations_met(&mut self, key: &ObjectKey, pods: &[Arc<Pod>]) -> bool {
+        let Some(expectation) = self.expectations.get(key) else {
+            return true;
+        };
+        let seen: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
+        let live: HashSet<&str> = pods
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .filter_map(|p| p.metadata.uid.as_deref())
+            .collect();
+        let met = expectation.created.iter().all(|n| seen.contains(n.as_str()))
+            && expectation.deleted.iter().all(|u| !live.contains(u.as_str()));
+        if met || expectation.at.elapsed() > EXPECTATIONS_TTL {
+            self.expectations.remove(key);
+            return true;
+        }
+        false
+    }
+
+    fn expect(&mut self, key: &ObjectKey) -> &mut Expectation {
+        self.expectations.entry(key.clone()).or_insert_with(|| Expectation {
+            created: HashSet::new(),
+            deleted: HashSet::new(),
+            at: Instant::now(),
+        })
+    }
+
+    async fn patch_pod(
+        &self,
+        api: &Api<Pod>,
+        key: &ObjectKey,
+        pod: &Pod,
+        patch: &serde_json::Value,
+        action: &'static str,
+    ) -> Result<(), Error> {
+        match api.patch(&pod.name_any(), &PatchParams::default(), &Patch::Merge(patch)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(source) => Err(Error::Pod { action, rs: key.clone(), source }),
+        }
+    }
+
+    async fn adopt(&self, rs: &ReplicaSet, api: &Api<Pod>, key: &ObjectKey, pods: &[Arc<Pod>]) -> Result<(), Error> {
+        let ours = selector::controller_ref("apps/v1", "ReplicaSet", &rs.name_any(), &rs.uid().unwrap_or_default());
+        for pod in pods {
+            let mut refs = pod.owner_references().to_vec();
+            refs.push(ours.clone());
+            let patch = json!({"metadata": {"ownerReferences": refs}});
+            self.patch_pod(api, key, pod, &patch, "adopting").await?;
+        }
+        Ok(())
+    }
+
+    async fn create(&mut self, rs: &ReplicaSet, api: &Api<Pod>, key: &ObjectKey, count: usize) -> Result<(), Error> {
+        if count == 0 {
+            return Ok(());
+        }
+        let template = plan::pod_from_template(rs);
+        let params = PostParams::default();
+        let results = join_all((0..count).map(|_| api.create(&params, &template))).await;
+        let mut first_error = None;
+        for result in results {
+            match result {
+                Ok(pod) => {
+                    let name = pod.name_any();
+                    self.expect(key).created.insert(name.clone());
+                    let message = format!("Created pod: {name}");
+                    self.recorder.publish(rs, events::NORMAL, "SuccessfulCreate", &message).await;
+                }
+                Err(source) => {
+                    first_error.get_or_insert(Error::Pod { action: "creating", rs: key.clone(), source });
+                }
+            }
+        }
+        first_error.map_or(Ok(()), Err)
+    }
+
+    async fn delete(
+        &mut self,
+        rs: &ReplicaSet,
+        api: &Api<Pod>,
+        key: &ObjectKey,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), Error> {
+        for pod in pods {
+            let name = pod.name_any();
+            match api.delete(&name, &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(e) if is_not_found(&e) => {}
+                Err(source) => return Err(Error::Pod { action: "deleting", rs: key.clone(), source }),
+            }
+            self.expect(key).deleted.insert(pod.uid().unwrap_or_default());
+            let message = format!("Deleted pod: {name}");
+            self.recorder.publish(rs, events::NORMAL, "SuccessfulDelete", &message).await;
+        }
+        Ok(())
+    }
+
+    async fn write_status(
+        &self,
+        rs: &ReplicaSet,
+        key: &ObjectKey,
+        status: k8s_openapi::api::apps::v1::ReplicaSetStatus,
+    ) -> Result<(), Error> {
+        if rs.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let api: Api<ReplicaSet> = Api::namespaced(self.client.clone(), &key.namespace);
+        let patch = json!({"status": status});
+        match api.patch_status(&key.name, &PatchParams::default(), &Patch::Merge(&patch)).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_not_found(&e) => Ok(()),
+            Err(source) => Err(Error::Status { rs: key.clone(), source }),
+        }
+    }
+}

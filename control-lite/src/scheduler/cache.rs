@@ -1,0 +1,180 @@
+//! The scheduler's view of the cluster: nodes with their pods, including pods
+//! it has bound but whose binding the watch has not delivered yet.
+//!
+//! Owns: the assumed-binding cache (so two pods created together do not both
+//! see the same free capacity) and building `NodeInfo`s from informer state.
+//! Pure data; no I/O.
+
+use k8s_openapi::api::core::v1::{Node, Pod};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::decision::NodeInfo;
+
+/// How long an assumed binding is trusted without the watch confirming it.
+pub const ASSUME_TTL: Duration = Duration::from_secs(30);
+
+/// Scheduler name a pod must carry (or leave unset) for us to place it.
+pub const SCHEDULER_NAME: &str = "default-scheduler";
+
+struct Assumed {
+    /// The pod as bound (its `spec.nodeName` set).
+    pod: Arc<Pod>,
+    at: Instant,
+}
+
+/// Pods bound by us, keyed by uid, until the watch shows them bound.
+#[derive(Default)]
+pub struct AssumedCache {
+    entries: HashMap<String, Assumed>,
+}
+
+impl AssumedCache {
+    /// Records that `pod` was bound to `node` at `now`.
+    pub fn assume(&mut self, pod: &Pod, node: &str, now: Instant) -> Arc<Pod> {
+        let mut bound = pod.clone();
+        if let Some(spec) = bound.spec.as_mut() {
+            spec.node_name = Some(node.to_string());
+        }
+        let bound = Arc::new(bound);
+        let uid = pod.metadata.uid.clone().unwrap_or_default();
+        self.entries.insert(uid, Assumed { pod: bound.clone(), at: now });
+        bound
+    }
+
+    /// Drops entries the watch has confirmed (pod bound or gone) or that
+    /// expired.
+    pub fn prune(&mut self, pods: &[Arc<Pod>], now: Instant) {
+        let unbound: HashMap<&str, ()> = pods
+            .iter()
+            .filter(|p| node_name(p).is_none())
+            .filter_map(|p| p.metadata.uid.as_deref().map(|uid| (uid, ())))
+            .collect();
+        self.entries
+            .retain(|uid, assumed| unbound.contains_key(uid.as_str()) && now.duration_since(assumed.at) < ASSUME_TTL);
+    }
+
+    /// Number of assumed bindings (for logs and tests).
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// True when nothing is assumed.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+/// The node a pod is bound to, if any.
+pub fn node_name(pod: &Pod) -> Option<&str> {
+    pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+/// True for pods this scheduler must place: ours, unbound, alive.
+pub fn needs_scheduling(pod: &Pod) -> bool {
+    let Some(spec) = pod.spec.as_ref() else {
+        return false;
+    };
+    let ours = spec.scheduler_name.as_deref().is_none_or(|n| n.is_empty() || n == SCHEDULER_NAME);
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    ours && node_name(pod).is_none()
+        && pod.metadata.deletion_timestamp.is_none()
+        && !matches!(phase, Some("Succeeded" | "Failed"))
+}
+
+/// Builds one `NodeInfo` per node (sorted by name) from the informer's pods
+/// plus the assumed bindings.
+pub fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &AssumedCache) -> Vec<NodeInfo> {
+    let mut by_node: BTreeMap<&str, NodeInfo> = nodes
+        .iter()
+        .map(|n| {
+            let name = n.metadata.name.as_deref().unwrap_or_default();
+            (name, NodeInfo { node: n.clone(), pods: Vec::new() })
+        })
+        .collect();
+    let bound = pods.iter().filter_map(|p| node_name(p).map(|n| (n, p)));
+    let assumed = assumed.entries.values().filter_map(|a| node_name(&a.pod).map(|n| (n, &a.pod)));
+    for (node, pod) in bound.chain(assumed) {
+        if let Some(info) = by_node.get_mut(node) {
+            info.pods.push(pod.clone());
+        }
+    }
+    by_node.into_values().collect()
+}
+
+/// Unbound pods of ours, oldest first (then by namespace/name).
+pub fn pending_pods(pods: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
+    let mut pending: Vec<Arc<Pod>> = pods.iter().filter(|p| needs_scheduling(p)).cloned().collect();
+    pending.sort_by(|a, b| {
+        let key = |p: &Pod| {
+            (p.metadata.creation_timestamp.as_ref().map(|t| t.0), p.metadata.namespace.clone(), p.metadata.name.clone())
+        };
+        key(a).cmp(&key(b))
+    });
+    pending
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(name: &str, uid: &str, spec: serde_json::Value) -> Arc<Pod> {
+        Arc::new(serde_json::from_value(json!({"metadata": {"name": name, "uid": uid}, "spec": spec})).expect("pod"))
+    }
+
+    fn node(name: &str) -> Arc<Node> {
+        Arc::new(serde_json::from_value(json!({"metadata": {"name": name}})).expect("node"))
+    }
+
+    #[test]
+    fn assumed_pods_count_until_the_watch_confirms_them() {
+        let now = Instant::now();
+        let unbound = pod("a", "u1", json!({"containers": []}));
+        let mut cache = AssumedCache::default();
+        cache.assume(&unbound, "n1", now);
+        let infos = node_infos(&[node("n1"), node("n2")], std::slice::from_ref(&unbound), &cache);
+        assert_eq!(infos[0].pods.len(), 1);
+        assert!(infos[1].pods.is_empty());
+
+        let confirmed = pod("a", "u1", json!({"containers": [], "nodeName": "n1"}));
+        cache.prune(std::slice::from_ref(&confirmed), now);
+        assert!(cache.is_empty());
+        let infos = node_infos(&[node("n1")], &[confirmed], &cache);
+        assert_eq!(infos[0].pods.len(), 1, "counted once, from the store");
+    }
+
+    #[test]
+    fn assumed_pods_expire_and_vanish_with_their_pod() {
+        let now = Instant::now();
+        let unbound = pod("a", "u1", json!({"containers": []}));
+        let mut cache = AssumedCache::default();
+        cache.assume(&unbound, "n1", now);
+        cache.prune(std::slice::from_ref(&unbound), now + ASSUME_TTL);
+        assert!(cache.is_empty(), "expired");
+        cache.assume(&unbound, "n1", now);
+        cache.prune(&[], now);
+        assert!(cache.is_empty(), "pod deleted");
+    }
+
+    #[test]
+    fn only_our_unbound_live_pods_need_scheduling() {
+        let cases = [
+            (json!({"spec": {"containers": []}}), true),
+            (json!({"spec": {"containers": [], "schedulerName": "default-scheduler"}}), true),
+            (json!({"spec": {"containers": [], "schedulerName": "other"}}), false),
+            (json!({"spec": {"containers": [], "nodeName": "n1"}}), false),
+            (
+                json!({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
+                       "spec": {"containers": []}}),
+                false,
+            ),
+            (json!({"spec": {"containers": []}, "status": {"phase": "Failed"}}), false),
+        ];
+        for (value, want) in cases {
+            let pod: Pod = serde_json::from_value(value.clone()).expect("pod");
+            assert_eq!(needs_scheduling(&pod), want, "{value}");
+        }
+    }
+}
