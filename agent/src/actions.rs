@@ -1,0 +1,319 @@
+//! The pod decision: given the desired Pod and what the runtime has for it,
+//! what to do next (`compute_pod_actions`). Level-triggered: the same inputs
+//! always give the same actions, and applying them moves toward the spec.
+//!
+//! Must not: perform any of the actions. `pod_worker` applies them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use crate::backoff::Backoff;
+use crate::observed::{ObservedContainer, ObservedPod, RunState};
+
+/// Why a container is not running, as shown in `state.waiting`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Waiting {
+    /// `CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull`, ...
+    pub reason: String,
+    /// Human-readable detail.
+    pub message: String,
+}
+
+/// One container to (re)create and start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StartContainer {
+    /// Container name in the spec.
+    pub name: String,
+    /// Attempt number of the new container (= its restart count).
+    pub attempt: u32,
+    /// Pull the image first.
+    pub pull: bool,
+    /// When restarting after an exit: the exit time, recorded in the crash
+    /// backoff once the restart is attempted.
+    pub after_exit: Option<Timestamp>,
+}
+
+/// What the worker should do in this sync, in order: kill, remove, create
+/// the sandbox, start containers.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodActions {
+    /// The pod is being deleted: stop everything with this grace period,
+    /// remove it, and delete the pod object. Nothing else is set then.
+    pub terminate: Option<Duration>,
+    /// Containers to stop (running in a dead sandbox, or in unknown state).
+    pub kill_containers: Vec<String>,
+    /// Sandboxes to stop (older, not ready ones still holding resources).
+    pub stop_sandboxes: Vec<String>,
+    /// Containers to remove (never started, or attempts older than previous).
+    pub remove_containers: Vec<String>,
+    /// Old sandboxes to remove (no containers of interest left in them).
+    pub remove_sandboxes: Vec<String>,
+    /// Create a new sandbox with this attempt.
+    pub create_sandbox: Option<u32>,
+    /// Containers to start, in spec order.
+    pub start_containers: Vec<StartContainer>,
+    /// Containers held back, with the reason.
+    pub waiting: BTreeMap<String, Waiting>,
+    /// Sync again after this long (the nearest backoff expiry).
+    pub requeue_after: Option<Duration>,
+}
+
+/// Backoff state and clock the decision depends on.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    /// Now.
+    pub now: Timestamp,
+    /// Crash-loop backoff keyed by [`crash_key`].
+    pub crash: &'a Backoff,
+    /// Image pull backoff keyed by image.
+    pub pull: &'a Backoff,
+}
+
+/// Restart policy of a pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Always restart.
+    Always,
+    /// Restart on non-zero exit.
+    OnFailure,
+    /// Never restart.
+    Never,
+}
+
+impl RestartPolicy {
+    /// The policy of `pod` (default Always).
+    pub fn of(pod: &Pod) -> Self {
+        match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
+            Some("OnFailure") => Self::OnFailure,
+            Some("Never") => Self::Never,
+            _ => Self::Always,
+        }
+    }
+
+    /// Whether a container that exited with `exit_code` restarts.
+    pub fn restarts(self, exit_code: i32) -> bool {
+        match self {
+            Self::Always => true,
+            Self::OnFailure => exit_code != 0,
+            Self::Never => false,
+        }
+    }
+}
+
+/// Key of a container in the crash-loop backoff.
+pub fn crash_key(pod: &Pod, container: &str) -> String {
+    format!("{}/{}", pod.metadata.uid.as_deref().unwrap_or_default(), container)
+}
+
+/// The effective image pull policy of a container (default: `Always` for
+/// `:latest` or untagged images, `IfNotPresent` otherwise).
+pub fn pull_policy(container: &Container) -> &str {
+    if let Some(policy) = container.image_pull_policy.as_deref() {
+        return policy;
+    }
+    let image = container.image.as_deref().unwrap_or_default();
+    let name = image.split('@').next().unwrap_or_default();
+    let last = name.rsplit('/').next().unwrap_or_default();
+    match last.split_once(':') {
+        Some((_, "latest")) | None if !image.contains('@') => "Always",
+        _ => "IfNotPresent",
+    }
+}
+
+fn is_terminal(pod: &Pod) -> bool {
+    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"))
+}
+
+/// Grace period for stopping the pod's containers.
+pub fn grace_period(pod: &Pod) -> Duration {
+    let secs = pod
+        .metadata
+        .deletion_grace_period_seconds
+        .or_else(|| pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds))
+        .unwrap_or(30);
+    Duration::from_secs(u64::try_from(secs).unwrap_or(0))
+}
+
+fn pod_ref(pod: &Pod) -> String {
+    let m = &pod.metadata;
+    format!(
+        "{}_{}({})",
+        m.name.as_deref().unwrap_or_default(),
+        m.namespace.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default()
+    )
+}
+
+/// Decides the next actions for `desired` given `observed`.
+pub fn compute_pod_actions(desired: &Pod, observed: &ObservedPod, ctx: Context<'_>) -> PodActions {
+    let mut actions = PodActions::default();
+    if desired.metadata.deletion_timestamp.is_some() {
+        actions.terminate = Some(grace_period(desired));
+        return actions;
+    }
+    let spec = desired.spec.clone().unwrap_or_default();
+    let policy = RestartPolicy::of(desired);
+    let ready = observed.ready_sandbox();
+
+    if is_terminal(desired) {
+        actions.kill_containers = observed.live_container_ids();
+        return actions;
+    }
+
+    let current_sandbox = match ready {
+        Some(sandbox) => Some(sandbox.id.clone()),
+        None => {
+            // A sandbox died (or never existed). Without restarts, a pod whose
+            // containers already ran is finished rather than re-created.
+            let ran = spec.containers.iter().any(|c| observed.latest(&c.name).is_some());
+            let all_succeeded = spec
+                .containers
+                .iter()
+                .all(|c| observed.latest(&c.name).is_some_and(|o| o.state == RunState::Exited && o.exit_code == 0));
+            let recreate = match policy {
+                RestartPolicy::Always => true,
+                RestartPolicy::OnFailure => !all_succeeded,
+                RestartPolicy::Never => !ran,
+            };
+            actions.kill_containers = observed.live_container_ids();
+            actions.stop_sandboxes = observed.sandboxes.iter().filter(|s| s.ready).map(|s| s.id.clone()).collect();
+            if !recreate {
+                return actions;
+            }
+            let attempt = observed.latest_sandbox().map(|s| s.attempt + 1).unwrap_or(0);
+            actions.create_sandbox = Some(attempt);
+            None
+        }
+    };
+
+    for container in &spec.containers {
+        decide_container(desired, container, observed, current_sandbox.as_deref(), policy, ctx, &mut actions);
+    }
+    collect_garbage(desired, observed, &mut actions);
+    actions.kill_containers.sort();
+    actions.kill_containers.dedup();
+    actions
+}
+
+fn hold(actions: &mut PodActions, name: &str, reason: &str, message: String, wait: Option<Duration>) {
+    actions.waiting.insert(name.to_string(), Waiting { reason: reason.to_string(), message });
+    if let Some(wait) = wait {
+        actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
+    }
+}
+
+fn decide_container(
+    pod: &Pod,
+    container: &Container,
+    observed: &ObservedPod,
+    sandbox: Option<&str>,
+    policy: RestartPolicy,
+    ctx: Context<'_>,
+    actions: &mut PodActions,
+) {
+    let name = container.name.as_str();
+    let latest: Option<&ObservedContainer> = observed.latest(name);
+    let in_current = |c: &ObservedContainer| Some(c.sandbox_id.as_str()) == sandbox;
+    let (attempt, after_exit) = match latest {
+        None => (0, None),
+        Some(c) if !in_current(c) => {
+            // Left over from a dead sandbox: it ran once, so restart per policy.
+            if matches!(c.state, RunState::Running | RunState::Created | RunState::Unknown) {
+                actions.kill_containers.push(c.id.clone());
+            }
+            let exit_code = if c.state == RunState::Exited { c.exit_code } else { 137 };
+            if !policy.restarts(exit_code) {
+                return;
+            }
+            (c.attempt + 1, None)
+        }
+        Some(c) => match c.state {
+            RunState::Running => return,
+            RunState::Unknown => {
+                actions.kill_containers.push(c.id.clone());
+                return;
+            }
+            RunState::Created => {
+                actions.remove_containers.push(c.id.clone());
+                (c.attempt, None)
+            }
+            RunState::Exited => {
+                if !policy.restarts(c.exit_code) {
+                    return;
+                }
+                let key = crash_key(pod, name);
+                let finished = c.finished_at.unwrap_or(ctx.now);
+                if let Some(wait) = ctx.crash.remaining_since(&key, finished, ctx.now) {
+                    let delay = ctx.crash.delay(&key).unwrap_or(wait);
+                    let message = format!(
+                        "back-off {}s restarting failed container={name} pod={}",
+                        delay.as_secs(),
+                        pod_ref(pod)
+                    );
+                    hold(actions, name, "CrashLoopBackOff", message, Some(wait));
+                    return;
+                }
+                (c.attempt + 1, Some(finished))
+            }
+        },
+    };
+
+    let image = container.image.clone().unwrap_or_default();
+    let present = observed.images.get(&image).is_some_and(Option::is_some);
+    let pull = match pull_policy(container) {
+        "Always" => true,
+        "Never" => {
+            if !present {
+                let message = format!("Container image \"{image}\" is not present with pull policy of Never");
+                hold(actions, name, "ErrImageNeverPull", message, None);
+                return;
+            }
+            false
+        }
+        _ => !present,
+    };
+    if pull {
+        if let Some(wait) = ctx.pull.remaining(&image, ctx.now) {
+            let message = format!("Back-off pulling image \"{image}\"");
+            hold(actions, name, "ImagePullBackOff", message, Some(wait));
+            return;
+        }
+    }
+    actions.start_containers.push(StartContainer { name: name.to_string(), attempt, pull, after_exit });
+}
+
+/// Keeps the newest two attempts of every container (current and previous,
+/// for `logs --previous`); removes older ones and sandboxes left empty.
+fn collect_garbage(pod: &Pod, observed: &ObservedPod, actions: &mut PodActions) {
+    let spec_names: Vec<&str> = pod.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.as_str()).collect();
+    let mut kept_sandboxes: Vec<&str> = Vec::new();
+    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
+    for c in &observed.containers {
+        let rank = seen.entry(c.name.as_str()).or_insert(0);
+        let keep = *rank < 2 && spec_names.contains(&c.name.as_str());
+        *rank += 1;
+        let exited = c.state == RunState::Exited;
+        if !keep && exited {
+            if !actions.remove_containers.contains(&c.id) {
+                actions.remove_containers.push(c.id.clone());
+            }
+        } else {
+            kept_sandboxes.push(c.sandbox_id.as_str());
+        }
+    }
+    let newest = observed.latest_sandbox().map(|s| s.id.as_str());
+    for sandbox in &observed.sandboxes {
+        let removable =
+            Some(sandbox.id.as_str()) != newest && !sandbox.ready && !kept_sandboxes.contains(&sandbox.id.as_str());
+        if removable {
+            actions.remove_sandboxes.push(sandbox.id.clone());
+        }
+    }
+}
+
+#[cfg(test)]
+#[path = "actions_tests.rs"]
+mod tests;

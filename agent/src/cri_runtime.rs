@@ -1,0 +1,95 @@
+//! [`Runtime`] over the real CRI client (`bosun_cri::CriClient`): one call
+//! per method, errors mapped once into [`RuntimeError`].
+
+use std::time::Duration;
+
+use bosun_cri::CriClient;
+use bosun_proto::cri as api;
+
+use crate::runtime::{Result, Runtime, RuntimeError};
+
+/// Runtime handler passed to `RunPodSandbox` (the runtime's default).
+const DEFAULT_HANDLER: &str = "";
+
+fn map(call: &'static str, target: impl Into<String>) -> impl FnOnce(bosun_cri::Error) -> RuntimeError {
+    let target = target.into();
+    move |e| RuntimeError { call, not_found: e.is_not_found(), message: e.to_string(), target }
+}
+
+fn sandbox_name(config: &api::PodSandboxConfig) -> String {
+    config.metadata.as_ref().map(|m| format!("{}/{} attempt {}", m.namespace, m.name, m.attempt)).unwrap_or_default()
+}
+
+#[async_trait::async_trait]
+impl Runtime for CriClient {
+    async fn version(&self) -> Result<api::VersionResponse> {
+        CriClient::version(self).await.map_err(map("Version", "runtime"))
+    }
+
+    async fn status(&self) -> Result<api::RuntimeStatus> {
+        CriClient::status(self).await.map_err(map("Status", "runtime"))
+    }
+
+    async fn pull_image(&self, image: &str, sandbox: &api::PodSandboxConfig) -> Result<String> {
+        CriClient::pull_image(self, image, None, Some(sandbox)).await.map_err(map("PullImage", image))
+    }
+
+    async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
+        CriClient::image_status(self, image).await.map_err(map("ImageStatus", image))
+    }
+
+    async fn run_pod_sandbox(&self, config: &api::PodSandboxConfig) -> Result<String> {
+        CriClient::run_pod_sandbox(self, config, DEFAULT_HANDLER)
+            .await
+            .map_err(map("RunPodSandbox", sandbox_name(config)))
+    }
+
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()> {
+        CriClient::stop_pod_sandbox(self, id).await.map_err(map("StopPodSandbox", id))
+    }
+
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()> {
+        CriClient::remove_pod_sandbox(self, id).await.map_err(map("RemovePodSandbox", id))
+    }
+
+    async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus> {
+        CriClient::pod_sandbox_status(self, id).await.map_err(map("PodSandboxStatus", id))
+    }
+
+    async fn list_pod_sandboxes(&self, filter: Option<api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>> {
+        CriClient::list_pod_sandboxes(self, filter).await.map_err(map("ListPodSandbox", "sandboxes"))
+    }
+
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &api::ContainerConfig,
+        sandbox_config: &api::PodSandboxConfig,
+    ) -> Result<String> {
+        let target = config.metadata.as_ref().map(|m| m.name.clone()).unwrap_or_default();
+        CriClient::create_container(self, sandbox_id, config, sandbox_config)
+            .await
+            .map_err(map("CreateContainer", target))
+    }
+
+    async fn start_container(&self, id: &str) -> Result<()> {
+        CriClient::start_container(self, id).await.map_err(map("StartContainer", id))
+    }
+
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
+        let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        CriClient::stop_container(self, id, secs).await.map_err(map("StopContainer", id))
+    }
+
+    async fn remove_container(&self, id: &str) -> Result<()> {
+        CriClient::remove_container(self, id).await.map_err(map("RemoveContainer", id))
+    }
+
+    async fn container_status(&self, id: &str) -> Result<api::ContainerStatus> {
+        CriClient::container_status(self, id).await.map_err(map("ContainerStatus", id))
+    }
+
+    async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>> {
+        CriClient::list_containers(self, filter).await.map_err(map("ListContainers", "containers"))
+    }
+}

@@ -1,0 +1,147 @@
+//! The pod worker's view of the API server: patch a pod's status, delete a
+//! terminated pod, read the ConfigMaps/Secrets its env refers to. A narrow
+//! trait so worker tests use a recording fake while production uses kube.
+//!
+//! Must not: decide what to write (see `status`).
+
+use std::sync::Mutex;
+
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
+use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+
+/// A failed API call, with the call and object.
+#[derive(Debug, thiserror::Error)]
+#[error("API {call} {object}: {source}")]
+pub struct ApiError {
+    /// What was attempted (`patch pod status`, `delete pod`, ...).
+    pub call: &'static str,
+    /// `namespace/name` of the object.
+    pub object: String,
+    /// The client error.
+    #[source]
+    pub source: kube::Error,
+}
+
+/// Result of an API call.
+pub type Result<T, E = ApiError> = std::result::Result<T, E>;
+
+/// API calls of the pod worker.
+#[async_trait::async_trait]
+pub trait PodApi: Send + Sync {
+    /// Merge-patches `status` onto pod `namespace/name`.
+    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()>;
+    /// Deletes pod `namespace/name` now (grace 0) if its UID is still `uid`.
+    /// A pod already gone or replaced is not an error.
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<()>;
+    /// ConfigMap `namespace/name`, `None` if absent.
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>>;
+    /// Secret `namespace/name`, `None` if absent.
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>>;
+}
+
+/// [`PodApi`] over a kube client.
+#[derive(Clone)]
+pub struct KubePodApi {
+    client: kube::Client,
+}
+
+impl KubePodApi {
+    /// Wraps `client`.
+    pub fn new(client: kube::Client) -> Self {
+        Self { client }
+    }
+}
+
+fn is_gone(e: &kube::Error) -> bool {
+    matches!(e, kube::Error::Api(s) if s.is_not_found() || s.is_conflict())
+}
+
+#[async_trait::async_trait]
+impl PodApi for KubePodApi {
+    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let patch = serde_json::json!({ "status": status });
+        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+            .map_err(|source| ApiError { call: "patch pod status", object: format!("{namespace}/{name}"), source })
+    }
+
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<()> {
+        let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions { uid: Some(uid.to_string()), resource_version: None }),
+            ..Default::default()
+        };
+        match pods.delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(e) if is_gone(&e) => Ok(()),
+            Err(source) => Err(ApiError { call: "delete pod", object: format!("{namespace}/{name}"), source }),
+        }
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
+        let api: Api<ConfigMap> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.map_err(|source| ApiError {
+            call: "get configmap",
+            object: format!("{namespace}/{name}"),
+            source,
+        })
+    }
+
+    async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>> {
+        let api: Api<Secret> = Api::namespaced(self.client.clone(), namespace);
+        api.get_opt(name).await.map_err(|source| ApiError {
+            call: "get secret",
+            object: format!("{namespace}/{name}"),
+            source,
+        })
+    }
+}
+
+/// Recording fake of [`PodApi`] for worker tests.
+#[derive(Debug, Default)]
+pub struct FakePodApi {
+    /// Every status patched, in order, with `namespace/name`.
+    pub statuses: Mutex<Vec<(String, PodStatus)>>,
+    /// Every deletion, as `namespace/name/uid`.
+    pub deletions: Mutex<Vec<String>>,
+    /// ConfigMaps served, by `namespace/name`.
+    pub config_maps: Mutex<Vec<(String, ConfigMap)>>,
+}
+
+impl FakePodApi {
+    /// The last status patched for `namespace/name`.
+    pub fn last_status(&self, object: &str) -> Option<PodStatus> {
+        let statuses = self.statuses.lock().ok()?;
+        statuses.iter().rev().find(|(o, _)| o == object).map(|(_, s)| s.clone())
+    }
+}
+
+#[async_trait::async_trait]
+impl PodApi for FakePodApi {
+    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()> {
+        if let Ok(mut statuses) = self.statuses.lock() {
+            statuses.push((format!("{namespace}/{name}"), status.clone()));
+        }
+        Ok(())
+    }
+
+    async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<()> {
+        if let Ok(mut deletions) = self.deletions.lock() {
+            deletions.push(format!("{namespace}/{name}/{uid}"));
+        }
+        Ok(())
+    }
+
+    async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>> {
+        let key = format!("{namespace}/{name}");
+        let maps = self.config_maps.lock().map(|m| m.clone()).unwrap_or_default();
+        Ok(maps.into_iter().find(|(k, _)| *k == key).map(|(_, cm)| cm))
+    }
+
+    async fn secret(&self, _namespace: &str, _name: &str) -> Result<Option<Secret>> {
+        Ok(None)
+    }
+}

@@ -1,0 +1,279 @@
+//! Dispatches pod updates from the API watch to one worker task per pod UID
+//! (latest-update-wins through a `watch` channel), keeps the registry of pods
+//! this node runs (read by the kubelet API), relists the runtime to wake
+//! workers whose containers changed state, and sweeps orphans: runtime
+//! sandboxes whose pod is no longer assigned to this node.
+//!
+//! Must not: touch a pod's containers itself (workers do), except orphans.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::runtime::watcher;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::labels;
+use crate::pod_worker::{remove_pod_from_runtime, Exit, PodWorker, WorkerDeps};
+
+/// Pods this agent runs, by UID. One writer (the manager), many readers.
+#[derive(Debug, Clone, Default)]
+pub struct PodRegistry {
+    pods: Arc<RwLock<BTreeMap<String, Arc<Pod>>>>,
+}
+
+impl PodRegistry {
+    /// All pods, ordered by UID.
+    pub fn list(&self) -> Vec<Arc<Pod>> {
+        self.pods.read().map(|p| p.values().cloned().collect()).unwrap_or_default()
+    }
+
+    /// The pod `namespace/name`, if this agent runs it.
+    pub fn find(&self, namespace: &str, name: &str) -> Option<Arc<Pod>> {
+        let pods = self.pods.read().ok()?;
+        pods.values()
+            .find(|p| p.metadata.namespace.as_deref() == Some(namespace) && p.metadata.name.as_deref() == Some(name))
+            .cloned()
+    }
+
+    fn insert(&self, uid: &str, pod: Arc<Pod>) {
+        if let Ok(mut pods) = self.pods.write() {
+            pods.insert(uid.to_string(), pod);
+        }
+    }
+
+    fn remove(&self, uid: &str) {
+        if let Ok(mut pods) = self.pods.write() {
+            pods.remove(uid);
+        }
+    }
+}
+
+/// Intervals of the manager's own loops.
+#[derive(Debug, Clone, Copy)]
+pub struct ManagerTiming {
+    /// Runtime relist (wakes workers on container state changes).
+    pub relist: Duration,
+    /// Orphan sweep.
+    pub sweep: Duration,
+}
+
+impl Default for ManagerTiming {
+    fn default() -> Self {
+        Self { relist: Duration::from_secs(1), sweep: Duration::from_secs(45) }
+    }
+}
+
+struct Worker {
+    pods: watch::Sender<Option<Arc<Pod>>>,
+    wake: Arc<Notify>,
+    /// Distinguishes a worker from an earlier one of the same UID.
+    generation: u64,
+}
+
+/// Routes pods to workers.
+pub struct PodManager {
+    deps: Arc<WorkerDeps>,
+    node_name: String,
+    registry: PodRegistry,
+    timing: ManagerTiming,
+    workers: HashMap<String, Worker>,
+    tracker: TaskTracker,
+    finished_tx: mpsc::UnboundedSender<(String, u64)>,
+    finished_rx: mpsc::UnboundedReceiver<(String, u64)>,
+    generation: u64,
+    init_seen: Option<BTreeSet<String>>,
+    last_relist: HashMap<String, BTreeMap<String, i32>>,
+}
+
+fn uid_of(pod: &Pod) -> Option<String> {
+    pod.metadata.uid.clone()
+}
+
+impl PodManager {
+    /// A manager for pods bound to `node_name`.
+    pub fn new(deps: Arc<WorkerDeps>, node_name: &str, registry: PodRegistry, timing: ManagerTiming) -> Self {
+        let (finished_tx, finished_rx) = mpsc::unbounded_channel();
+        Self {
+            deps,
+            node_name: node_name.to_string(),
+            registry,
+            timing,
+            workers: HashMap::new(),
+            tracker: TaskTracker::new(),
+            finished_tx,
+            finished_rx,
+            generation: 0,
+            init_seen: None,
+            last_relist: HashMap::new(),
+        }
+    }
+
+    /// Consumes watch events until `token` is cancelled, then waits for the
+    /// workers to stop (they leave pods running).
+    pub async fn run<S>(mut self, events: S, token: CancellationToken)
+    where
+        S: Stream<Item = Result<watcher::Event<Pod>, watcher::Error>> + Send,
+    {
+        let mut events = std::pin::pin!(events);
+        let mut relist = tokio::time::interval(self.timing.relist);
+        let mut sweep = tokio::time::interval(self.timing.sweep);
+        relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // The first sweep waits for the initial list, so a pod that is
+        // still assigned is never mistaken for an orphan.
+        let mut listed = false;
+        loop {
+            tokio::select! {
+                () = token.cancelled() => break,
+                event = events.next() => match event {
+                    Some(Ok(event)) => {
+                        if matches!(event, watcher::Event::InitDone) {
+                            listed = true;
+                        }
+                        self.handle(event, &token);
+                    }
+                    Some(Err(error)) => tracing::warn!(%error, "pod watch failed; retrying"),
+                    None => break,
+                },
+                Some((uid, generation)) = self.finished_rx.recv() => {
+                    if self.workers.get(&uid).is_some_and(|w| w.generation == generation) {
+                        self.workers.remove(&uid);
+                        self.registry.remove(&uid);
+                    }
+                }
+                _ = relist.tick() => self.relist().await,
+                _ = sweep.tick(), if listed => self.sweep(&token).await,
+            }
+        }
+        self.tracker.close();
+        self.tracker.wait().await;
+    }
+
+    fn handle(&mut self, event: watcher::Event<Pod>, token: &CancellationToken) {
+        match event {
+            watcher::Event::Init => self.init_seen = Some(BTreeSet::new()),
+            watcher::Event::InitApply(pod) => {
+                if let (Some(seen), Some(uid)) = (self.init_seen.as_mut(), uid_of(&pod)) {
+                    seen.insert(uid);
+                }
+                self.apply(pod, token);
+            }
+            watcher::Event::InitDone => {
+                let seen = self.init_seen.take().unwrap_or_default();
+                let gone: Vec<String> = self.workers.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
+                for uid in gone {
+                    self.forget(&uid);
+                }
+            }
+            watcher::Event::Apply(pod) => self.apply(pod, token),
+            watcher::Event::Delete(pod) => {
+                if let Some(uid) = uid_of(&pod) {
+                    self.forget(&uid);
+                }
+            }
+        }
+    }
+
+    fn apply(&mut self, pod: Pod, token: &CancellationToken) {
+        let Some(uid) = uid_of(&pod) else { return };
+        let on_node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) == Some(self.node_name.as_str());
+        if !on_node {
+            self.forget(&uid);
+            return;
+        }
+        let pod = Arc::new(pod);
+        self.registry.insert(&uid, pod.clone());
+        if let Some(worker) = self.workers.get(&uid) {
+            if !worker.pods.is_closed() {
+                worker.pods.send_replace(Some(pod));
+                return;
+            }
+        }
+        let (tx, rx) = watch::channel(Some(pod));
+        let wake = Arc::new(Notify::new());
+        let worker = PodWorker::new(self.deps.clone(), uid.clone());
+        let finished = self.finished_tx.clone();
+        let task_wake = wake.clone();
+        let task_token = token.clone();
+        let task_uid = uid.clone();
+        self.generation += 1;
+        let generation = self.generation;
+        self.tracker.spawn(async move {
+            if worker.run(rx, task_wake, task_token).await == Exit::Finished {
+                let _ = finished.send((task_uid, generation));
+            }
+        });
+        self.workers.insert(uid, Worker { pods: tx, wake, generation });
+    }
+
+    /// The pod left this node (deleted or re-bound): its worker removes it
+    /// from the runtime and exits.
+    fn forget(&mut self, uid: &str) {
+        self.registry.remove(uid);
+        if let Some(worker) = self.workers.get(uid) {
+            worker.pods.send_replace(None);
+        }
+    }
+
+    /// Lists all containers once and wakes the workers of pods whose
+    /// containers changed (a cheap PLEG).
+    async fn relist(&mut self) {
+        let containers = match self.deps.runtime.list_containers(None).await {
+            Ok(containers) => containers,
+            Err(error) => {
+                tracing::debug!(%error, "relist failed");
+                return;
+            }
+        };
+        let mut now: HashMap<String, BTreeMap<String, i32>> = HashMap::new();
+        for c in containers {
+            if let Some(uid) = c.labels.get(labels::POD_UID) {
+                now.entry(uid.clone()).or_default().insert(c.id, c.state);
+            }
+        }
+        for (uid, worker) in &self.workers {
+            if now.get(uid) != self.last_relist.get(uid) {
+                worker.wake.notify_one();
+            }
+        }
+        self.last_relist = now;
+    }
+
+    /// Removes runtime pods (by UID label) that no worker owns.
+    async fn sweep(&mut self, token: &CancellationToken) {
+        let sandboxes = match self.deps.runtime.list_pod_sandboxes(None).await {
+            Ok(sandboxes) => sandboxes,
+            Err(error) => {
+                tracing::warn!(%error, "orphan sweep: listing sandboxes failed");
+                return;
+            }
+        };
+        let orphans: BTreeSet<String> = sandboxes
+            .iter()
+            .filter(|s| s.labels.get(labels::MANAGED_BY).map(String::as_str) == Some("true"))
+            .filter_map(|s| s.labels.get(labels::POD_UID))
+            .filter(|uid| !self.workers.contains_key(*uid))
+            .cloned()
+            .collect();
+        for uid in orphans {
+            tracing::info!(%uid, "removing orphaned pod from the runtime");
+            let deps = self.deps.clone();
+            let token = token.clone();
+            self.tracker.spawn(async move {
+                tokio::select! {
+                    () = token.cancelled() => {}
+                    result = remove_pod_from_runtime(deps, uid.clone()) => {
+                        if let Err(error) = result {
+                            tracing::warn!(%error, %uid, "orphan removal failed; next sweep retries");
+                        }
+                    }
+                }
+            });
+        }
+    }
+}

@@ -1,0 +1,101 @@
+//! Starting one container: pull per policy (with the image backoff),
+//! build its config (env from the API), create and start it; each failure
+//! becomes a waiting reason and an Event.
+
+use std::time::Instant;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{pod_key, Error, PodWorker};
+use crate::actions::{self, StartContainer, Waiting};
+use crate::events::EventType;
+use crate::pod_api::ApiError;
+use crate::runtime_spec::{self, EnvSources};
+
+impl PodWorker {
+    pub(super) async fn env_sources(&self, pod: &Pod, sandbox_id: &str) -> Result<EnvSources, Error> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let api_err = |source: ApiError| Error::Api { pod: pod_key(pod), source };
+        let pod_ip = match self.deps.runtime.pod_sandbox_status(sandbox_id).await {
+            Ok(status) => status.network.map(|n| n.ip).filter(|ip| !ip.is_empty()),
+            Err(source) => return Err(Error::Runtime { pod: pod_key(pod), source }),
+        };
+        let mut sources = EnvSources { host_ip: self.deps.host_ip.clone(), pod_ip, ..Default::default() };
+        let refs = runtime_spec::env_references(pod);
+        for name in refs.config_maps {
+            if let Some(cm) = self.deps.api.config_map(&namespace, &name).await.map_err(api_err)? {
+                sources.config_maps.insert(name, cm);
+            }
+        }
+        for name in refs.secrets {
+            if let Some(secret) = self.deps.api.secret(&namespace, &name).await.map_err(api_err)? {
+                sources.secrets.insert(name, secret);
+            }
+        }
+        Ok(sources)
+    }
+
+    /// Pulls (if asked), creates and starts one container. Returns the
+    /// waiting reason when any step failed; the failure is also an Event.
+    pub(super) async fn start_container(
+        &mut self,
+        pod: &Pod,
+        start: &StartContainer,
+        sandbox_id: &str,
+        sandbox_config: &bosun_proto::cri::PodSandboxConfig,
+        sources: &EnvSources,
+    ) -> Option<Waiting> {
+        let runtime = self.deps.runtime.clone();
+        let name = start.name.as_str();
+        let container = pod.spec.as_ref()?.containers.iter().find(|c| c.name == name)?.clone();
+        let image = container.image.clone().unwrap_or_default();
+        let fail = |reason: &str, message: String| Some(Waiting { reason: reason.to_string(), message });
+        if start.pull {
+            self.event(pod, name, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
+            let began = Instant::now();
+            match runtime.pull_image(&image, sandbox_config).await {
+                Ok(_) => {
+                    self.pull.reset(&image);
+                    let message =
+                        format!("Successfully pulled image \"{image}\" in {:.3}s", began.elapsed().as_secs_f64());
+                    self.event(pod, name, EventType::Normal, "Pulled", &message).await;
+                }
+                Err(error) => {
+                    self.pull.record(&image, Timestamp::now());
+                    let message = format!("Failed to pull image \"{image}\": {}", error.message);
+                    self.event(pod, name, EventType::Warning, "Failed", &message).await;
+                    return fail("ErrImagePull", message);
+                }
+            }
+        }
+        if let Some(exited) = start.after_exit {
+            self.crash.record(&actions::crash_key(pod, name), exited);
+        }
+        let config = match runtime_spec::container_config(pod, &container, start.attempt, sources) {
+            Ok(config) => config,
+            Err(error) => {
+                let message = format!("Error: {error}");
+                self.event(pod, name, EventType::Warning, "Failed", &message).await;
+                return fail("CreateContainerConfigError", error.to_string());
+            }
+        };
+        let id = match runtime.create_container(sandbox_id, &config, sandbox_config).await {
+            Ok(id) => id,
+            Err(error) => {
+                let message = format!("Error: {}", error.message);
+                self.event(pod, name, EventType::Warning, "Failed", &message).await;
+                return fail("CreateContainerError", error.message);
+            }
+        };
+        self.event(pod, name, EventType::Normal, "Created", &format!("Created container: {name}")).await;
+        if let Err(error) = runtime.start_container(&id).await {
+            let message = format!("Error: {}", error.message);
+            self.event(pod, name, EventType::Warning, "Failed", &message).await;
+            return fail("RunContainerError", error.message);
+        }
+        tracing::info!(pod = %pod_key(pod), container = name, attempt = start.attempt, id = %id, "container started");
+        self.event(pod, name, EventType::Normal, "Started", &format!("Started container {name}")).await;
+        None
+    }
+}

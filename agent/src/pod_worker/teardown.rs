@@ -1,0 +1,67 @@
+//! Tearing a pod down: stop its containers in parallel with the grace
+//! period, stop the sandboxes, remove all of it. Used for deletion, for pods
+//! gone from the API and for the orphan sweep.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use super::{images_of, pod_key, Error, PodWorker, WorkerDeps};
+use crate::events::EventType;
+use crate::observed::{observe, ObservedPod};
+use crate::runtime::RuntimeError;
+
+impl PodWorker {
+    /// Stops every container (in parallel, with `grace`), then the sandboxes,
+    /// then removes all of it.
+    pub(super) async fn terminate(&self, pod: &Pod, observed: &ObservedPod, grace: Duration) -> Result<(), Error> {
+        for c in observed.containers.iter().filter(|c| observed.live_container_ids().contains(&c.id)) {
+            self.event(pod, &c.name, EventType::Normal, "Killing", &format!("Stopping container {}", c.name)).await;
+        }
+        self.remove_observed(observed, grace).await.map_err(|source| Error::Runtime { pod: pod_key(pod), source })
+    }
+
+    pub(super) async fn remove_observed(&self, observed: &ObservedPod, grace: Duration) -> Result<(), RuntimeError> {
+        let runtime = self.deps.runtime.as_ref();
+        let live = observed.live_container_ids();
+        let stops = live.iter().map(|id| runtime.stop_container(id, grace));
+        for result in futures::future::join_all(stops).await {
+            ignore_not_found(result)?;
+        }
+        for s in &observed.sandboxes {
+            ignore_not_found(runtime.stop_pod_sandbox(&s.id).await)?;
+        }
+        for c in &observed.containers {
+            ignore_not_found(runtime.remove_container(&c.id).await)?;
+        }
+        for s in &observed.sandboxes {
+            ignore_not_found(runtime.remove_pod_sandbox(&s.id).await)?;
+        }
+        Ok(())
+    }
+
+    /// The pod is gone from the API: kill and remove everything of it.
+    pub(super) async fn remove_all(&self) -> Result<(), Error> {
+        let images = self.last_pod.as_deref().map(images_of).unwrap_or_default();
+        let pod = self.uid.clone();
+        let observed = observe(self.deps.runtime.as_ref(), &self.uid, &images)
+            .await
+            .map_err(|source| Error::Runtime { pod: pod.clone(), source })?;
+        self.remove_observed(&observed, self.deps.timing.orphan_grace)
+            .await
+            .map_err(|source| Error::Runtime { pod, source })
+    }
+}
+
+pub(super) fn ignore_not_found(result: Result<(), RuntimeError>) -> Result<(), RuntimeError> {
+    match result {
+        Err(e) if e.not_found => Ok(()),
+        other => other,
+    }
+}
+
+/// Kills and removes everything the runtime has for pod `uid` (orphan sweep).
+pub async fn remove_pod_from_runtime(deps: Arc<WorkerDeps>, uid: String) -> Result<(), Error> {
+    PodWorker::new(deps, uid).remove_all().await
+}

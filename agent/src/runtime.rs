@@ -1,0 +1,67 @@
+//! The container runtime as the agent sees it: a narrow trait over the CRI
+//! calls the kubelet makes, owned here (by the user of the effect) so the pod
+//! worker, the log server and the node status loop never name the gRPC client.
+//!
+//! Must not: decide anything. Implementations translate calls one to one.
+
+use std::time::Duration;
+
+use bosun_proto::cri as api;
+
+/// A failed runtime call, with the call name and the object it targeted
+/// (shown as the runtime client's message, which already names both).
+#[derive(Debug, thiserror::Error)]
+#[error("{message}")]
+pub struct RuntimeError {
+    /// The CRI method, e.g. `RunPodSandbox`.
+    pub call: &'static str,
+    /// The object the call was about (pod, container id, image).
+    pub target: String,
+    /// The runtime's answer, as text (surfaced in pod status and Events).
+    pub message: String,
+    /// True when the runtime said the object does not exist.
+    pub not_found: bool,
+}
+
+/// Result of a runtime call.
+pub type Result<T, E = RuntimeError> = std::result::Result<T, E>;
+
+/// The CRI calls the agent makes. One implementation wraps `bosun_cri::CriClient`.
+#[async_trait::async_trait]
+pub trait Runtime: Send + Sync {
+    /// `Version`.
+    async fn version(&self) -> Result<api::VersionResponse>;
+    /// `Status`: runtime and network readiness.
+    async fn status(&self) -> Result<api::RuntimeStatus>;
+    /// `PullImage`; returns the image reference the runtime resolved.
+    async fn pull_image(&self, image: &str, sandbox: &api::PodSandboxConfig) -> Result<String>;
+    /// `ImageStatus`; `None` when the image is not present.
+    async fn image_status(&self, image: &str) -> Result<Option<api::Image>>;
+    /// `RunPodSandbox`; returns the sandbox id.
+    async fn run_pod_sandbox(&self, config: &api::PodSandboxConfig) -> Result<String>;
+    /// `StopPodSandbox`.
+    async fn stop_pod_sandbox(&self, id: &str) -> Result<()>;
+    /// `RemovePodSandbox`.
+    async fn remove_pod_sandbox(&self, id: &str) -> Result<()>;
+    /// `PodSandboxStatus`.
+    async fn pod_sandbox_status(&self, id: &str) -> Result<api::PodSandboxStatus>;
+    /// `ListPodSandbox`.
+    async fn list_pod_sandboxes(&self, filter: Option<api::PodSandboxFilter>) -> Result<Vec<api::PodSandbox>>;
+    /// `CreateContainer`; returns the container id.
+    async fn create_container(
+        &self,
+        sandbox_id: &str,
+        config: &api::ContainerConfig,
+        sandbox_config: &api::PodSandboxConfig,
+    ) -> Result<String>;
+    /// `StartContainer`.
+    async fn start_container(&self, id: &str) -> Result<()>;
+    /// `StopContainer` with a grace period.
+    async fn stop_container(&self, id: &str, grace: Duration) -> Result<()>;
+    /// `RemoveContainer`.
+    async fn remove_container(&self, id: &str) -> Result<()>;
+    /// `ContainerStatus`.
+    async fn container_status(&self, id: &str) -> Result<api::ContainerStatus>;
+    /// `ListContainers`.
+    async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>>;
+}

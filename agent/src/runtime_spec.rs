@@ -1,0 +1,433 @@
+//! Pure translation of a Pod into CRI configs: `PodSandboxConfig` and
+//! `ContainerConfig` (metadata, labels, log paths, ports, env including the
+//! downward API and ConfigMap/Secret references, command, resources).
+//!
+//! Must not: call the runtime or the API. ConfigMaps and Secrets the pod
+//! references are fetched by the caller (see [`env_references`]) and passed in.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+
+use bosun_proto::cri as api;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceRequirements, Secret};
+
+use crate::labels;
+use crate::quantity;
+
+/// Why a container config could not be built (reported as
+/// `CreateContainerConfigError`).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A ConfigMap the container needs is missing.
+    #[error("configmap {name:?} not found")]
+    ConfigMapMissing {
+        /// The ConfigMap name.
+        name: String,
+    },
+    /// A Secret the container needs is missing.
+    #[error("secret {name:?} not found")]
+    SecretMissing {
+        /// The Secret name.
+        name: String,
+    },
+    /// A key is missing in a ConfigMap or Secret.
+    #[error("couldn't find key {key} in {kind} {name:?}")]
+    KeyMissing {
+        /// `ConfigMap` or `Secret`.
+        kind: &'static str,
+        /// Object name.
+        name: String,
+        /// The missing key.
+        key: String,
+    },
+    /// A `fieldRef` path the agent does not support.
+    #[error("unsupported fieldRef {path:?} in env {env:?}")]
+    UnsupportedField {
+        /// The env variable.
+        env: String,
+        /// The field path.
+        path: String,
+    },
+    /// A resource quantity does not parse.
+    #[error("container {container:?}: {source}")]
+    Quantity {
+        /// The container.
+        container: String,
+        /// The parse error.
+        source: quantity::InvalidQuantity,
+    },
+}
+
+/// Result of this module.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What a container's env may refer to beyond the pod itself.
+#[derive(Debug, Clone, Default)]
+pub struct EnvSources {
+    /// The node IP (`status.hostIP`).
+    pub host_ip: String,
+    /// The pod IP once the sandbox has one.
+    pub pod_ip: Option<String>,
+    /// ConfigMaps of the pod's namespace, by name (only the referenced ones).
+    pub config_maps: BTreeMap<String, ConfigMap>,
+    /// Secrets of the pod's namespace, by name (only the referenced ones).
+    pub secrets: BTreeMap<String, Secret>,
+}
+
+/// Names of the ConfigMaps and Secrets the pod's containers refer to in
+/// `env` / `envFrom`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EnvReferences {
+    /// ConfigMap names.
+    pub config_maps: Vec<String>,
+    /// Secret names.
+    pub secrets: Vec<String>,
+}
+
+/// Directory of a pod's logs: `<root>/pods/<ns>_<name>_<uid>`.
+pub fn pod_log_dir(root_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
+    root_dir.join("pods").join(format!("{namespace}_{name}_{uid}"))
+}
+
+/// Log path of one container attempt, relative to the pod log directory.
+pub fn container_log_path(container: &str, attempt: u32) -> String {
+    format!("{container}/{attempt}.log")
+}
+
+fn meta_of(pod: &Pod) -> (&str, &str, &str) {
+    let m = &pod.metadata;
+    (
+        m.namespace.as_deref().unwrap_or("default"),
+        m.name.as_deref().unwrap_or_default(),
+        m.uid.as_deref().unwrap_or_default(),
+    )
+}
+
+/// Labels every CRI object of the pod carries.
+pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
+    let (namespace, name, uid) = meta_of(pod);
+    HashMap::from([
+        (labels::POD_NAME.to_string(), name.to_string()),
+        (labels::POD_NAMESPACE.to_string(), namespace.to_string()),
+        (labels::POD_UID.to_string(), uid.to_string()),
+        (labels::MANAGED_BY.to_string(), "true".to_string()),
+    ])
+}
+
+/// The sandbox config of `pod` for sandbox attempt `attempt`.
+pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandboxConfig {
+    let (namespace, name, uid) = meta_of(pod);
+    let spec = pod.spec.clone().unwrap_or_default();
+    let mut labels = pod.metadata.labels.clone().unwrap_or_default();
+    labels.extend(pod_labels(pod));
+    let annotations = pod.metadata.annotations.clone().unwrap_or_default();
+    let host_network = spec.host_network.unwrap_or(false);
+    let hostname = match (&spec.hostname, host_network) {
+        (_, true) => String::new(),
+        (Some(h), false) => h.clone(),
+        (None, false) => name.to_string(),
+    };
+    let port_mappings = spec
+        .containers
+        .iter()
+        .flat_map(|c| c.ports.iter().flatten())
+        .filter(|p| p.host_port.unwrap_or(0) > 0)
+        .map(|p| api::PortMapping {
+            protocol: protocol(p.protocol.as_deref()) as i32,
+            container_port: p.container_port,
+            host_port: p.host_port.unwrap_or(0),
+            host_ip: p.host_ip.clone().unwrap_or_default(),
+        })
+        .collect();
+    let node_ns = api::NamespaceMode::Node as i32;
+    let namespace_options = api::NamespaceOption {
+        network: if host_network { node_ns } else { api::NamespaceMode::Pod as i32 },
+        pid: if spec.host_pid.unwrap_or(false) { node_ns } else { api::NamespaceMode::Container as i32 },
+        ipc: if spec.host_ipc.unwrap_or(false) { node_ns } else { api::NamespaceMode::Pod as i32 },
+        ..Default::default()
+    };
+    api::PodSandboxConfig {
+        metadata: Some(api::PodSandboxMetadata {
+            name: name.to_string(),
+            uid: uid.to_string(),
+            namespace: namespace.to_string(),
+            attempt,
+        }),
+        hostname,
+        log_directory: pod_log_dir(root_dir, namespace, name, uid).display().to_string(),
+        dns_config: None,
+        port_mappings,
+        labels: labels.into_iter().collect(),
+        annotations: annotations.into_iter().collect(),
+        linux: Some(api::LinuxPodSandboxConfig {
+            security_context: Some(api::LinuxSandboxSecurityContext {
+                namespace_options: Some(namespace_options),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }),
+        windows: None,
+    }
+}
+
+fn protocol(name: Option<&str>) -> api::Protocol {
+    match name {
+        Some("UDP") => api::Protocol::Udp,
+        Some("SCTP") => api::Protocol::Sctp,
+        _ => api::Protocol::Tcp,
+    }
+}
+
+/// The container config of `container` (attempt `attempt`) in `pod`.
+pub fn container_config(
+    pod: &Pod,
+    container: &Container,
+    attempt: u32,
+    sources: &EnvSources,
+) -> Result<api::ContainerConfig> {
+    let envs = resolve_env(pod, container, sources)?;
+    let lookup: BTreeMap<&str, &str> = envs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
+    let expand_all =
+        |items: &Option<Vec<String>>| -> Vec<String> { items.iter().flatten().map(|s| expand(s, &lookup)).collect() };
+    let mut labels = pod_labels(pod);
+    labels.insert(labels::CONTAINER_NAME.to_string(), container.name.clone());
+    let resources = linux_resources(container.resources.as_ref())
+        .map_err(|source| Error::Quantity { container: container.name.clone(), source })?;
+    let image = container.image.clone().unwrap_or_default();
+    Ok(api::ContainerConfig {
+        metadata: Some(api::ContainerMetadata { name: container.name.clone(), attempt }),
+        image: Some(api::ImageSpec { image: image.clone(), user_specified_image: image, ..Default::default() }),
+        command: expand_all(&container.command),
+        args: expand_all(&container.args),
+        working_dir: container.working_dir.clone().unwrap_or_default(),
+        envs,
+        labels,
+        annotations: HashMap::from([("io.kubernetes.container.restartCount".to_string(), attempt.to_string())]),
+        log_path: container_log_path(&container.name, attempt),
+        stdin: container.stdin.unwrap_or(false),
+        stdin_once: container.stdin_once.unwrap_or(false),
+        tty: container.tty.unwrap_or(false),
+        linux: Some(api::LinuxContainerConfig {
+            resources: Some(resources),
+            security_context: Some(api::LinuxContainerSecurityContext {
+                privileged: container.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false),
+                ..Default::default()
+            }),
+        }),
+        ..Default::default()
+    })
+}
+
+/// CRI resources from requests/limits: cpu shares from the cpu request
+/// (`milli * 1024 / 1000`, min 2), quota/period from the cpu limit (period
+/// 100000 us), memory limit in bytes. `oom_score_adj` is left to the runtime.
+pub fn linux_resources(
+    resources: Option<&ResourceRequirements>,
+) -> std::result::Result<api::LinuxContainerResources, quantity::InvalidQuantity> {
+    const PERIOD: i64 = 100_000;
+    let get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
+        map.and_then(|m| m.get(key)).map(|q| q.0.clone())
+    };
+    let requests = resources.and_then(|r| r.requests.as_ref());
+    let limits = resources.and_then(|r| r.limits.as_ref());
+    // An unset cpu request defaults to the limit (as the API server does).
+    let cpu_request = get(requests, "cpu").or_else(|| get(limits, "cpu"));
+    let mut out = api::LinuxContainerResources { cpu_shares: 2, ..Default::default() };
+    if let Some(cpu) = cpu_request {
+        out.cpu_shares = (quantity::milli_cpu(&cpu)? * 1024 / 1000).max(2);
+    }
+    if let Some(cpu) = get(limits, "cpu") {
+        let milli = quantity::milli_cpu(&cpu)?;
+        out.cpu_period = PERIOD;
+        out.cpu_quota = (milli * PERIOD / 1000).max(1000);
+    }
+    if let Some(memory) = get(limits, "memory") {
+        out.memory_limit_in_bytes = quantity::bytes(&memory)?;
+    }
+    Ok(out)
+}
+
+/// The ConfigMaps and Secrets referenced by any container's env/envFrom.
+pub fn env_references(pod: &Pod) -> EnvReferences {
+    let mut refs = EnvReferences::default();
+    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+    for c in containers {
+        for from in c.env_from.iter().flatten() {
+            if let Some(r) = &from.config_map_ref {
+                refs.config_maps.push(r.name.clone());
+            }
+            if let Some(r) = &from.secret_ref {
+                refs.secrets.push(r.name.clone());
+            }
+        }
+        for var in c.env.iter().flatten() {
+            let Some(source) = &var.value_from else { continue };
+            if let Some(r) = &source.config_map_key_ref {
+                refs.config_maps.push(r.name.clone());
+            }
+            if let Some(r) = &source.secret_key_ref {
+                refs.secrets.push(r.name.clone());
+            }
+        }
+    }
+    for list in [&mut refs.config_maps, &mut refs.secrets] {
+        list.sort();
+        list.dedup();
+    }
+    refs
+}
+
+/// The container's environment, in the order Kubernetes defines: `envFrom`
+/// first, then `env` (later entries win, `$(VAR)` expanded against earlier).
+pub fn resolve_env(pod: &Pod, container: &Container, sources: &EnvSources) -> Result<Vec<api::KeyValue>> {
+    let mut vars: Vec<(String, String)> = Vec::new();
+    let set =
+        |vars: &mut Vec<(String, String)>, key: String, value: String| match vars.iter_mut().find(|(k, _)| *k == key) {
+            Some(slot) => slot.1 = value,
+            None => vars.push((key, value)),
+        };
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.clone().unwrap_or_default();
+        if let Some(r) = &from.config_map_ref {
+            match sources.config_maps.get(&r.name) {
+                Some(cm) => {
+                    for (k, v) in cm.data.iter().flatten() {
+                        set(&mut vars, format!("{prefix}{k}"), v.clone());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(Error::ConfigMapMissing { name: r.name.clone() }),
+            }
+        }
+        if let Some(r) = &from.secret_ref {
+            match sources.secrets.get(&r.name) {
+                Some(secret) => {
+                    for (k, v) in secret.data.iter().flatten() {
+                        set(&mut vars, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
+                    }
+                }
+                None if r.optional == Some(true) => {}
+                None => return Err(Error::SecretMissing { name: r.name.clone() }),
+            }
+        }
+    }
+    for var in container.env.iter().flatten() {
+        let value = match (&var.value, &var.value_from) {
+            (Some(v), _) => {
+                let known: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                Some(expand(v, &known))
+            }
+            (None, Some(source)) => value_from(pod, &var.name, source, sources)?,
+            (None, None) => Some(String::new()),
+        };
+        if let Some(value) = value {
+            set(&mut vars, var.name.clone(), value);
+        }
+    }
+    Ok(vars.into_iter().map(|(key, value)| api::KeyValue { key, value }).collect())
+}
+
+fn value_from(
+    pod: &Pod,
+    env: &str,
+    source: &k8s_openapi::api::core::v1::EnvVarSource,
+    sources: &EnvSources,
+) -> Result<Option<String>> {
+    if let Some(field) = &source.field_ref {
+        return field_value(pod, env, &field.field_path, sources).map(Some);
+    }
+    if let Some(r) = &source.config_map_key_ref {
+        let optional = r.optional == Some(true);
+        let Some(cm) = sources.config_maps.get(&r.name) else {
+            return if optional { Ok(None) } else { Err(Error::ConfigMapMissing { name: r.name.clone() }) };
+        };
+        return match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
+            Some(v) => Ok(Some(v.clone())),
+            None if optional => Ok(None),
+            None => Err(Error::KeyMissing { kind: "ConfigMap", name: r.name.clone(), key: r.key.clone() }),
+        };
+    }
+    if let Some(r) = &source.secret_key_ref {
+        let optional = r.optional == Some(true);
+        let Some(secret) = sources.secrets.get(&r.name) else {
+            return if optional { Ok(None) } else { Err(Error::SecretMissing { name: r.name.clone() }) };
+        };
+        return match secret.data.as_ref().and_then(|d| d.get(&r.key)) {
+            Some(v) => Ok(Some(String::from_utf8_lossy(&v.0).into_owned())),
+            None if optional => Ok(None),
+            None => Err(Error::KeyMissing { kind: "Secret", name: r.name.clone(), key: r.key.clone() }),
+        };
+    }
+    Ok(Some(String::new()))
+}
+
+fn field_value(pod: &Pod, env: &str, path: &str, sources: &EnvSources) -> Result<String> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
+    let unsupported = || Error::UnsupportedField { env: env.to_string(), path: path.to_string() };
+    let map_key =
+        |prefix: &str| -> Option<String> { path.strip_prefix(prefix)?.strip_suffix("']").map(str::to_string) };
+    let value = match path {
+        "metadata.name" => meta.name.clone().unwrap_or_default(),
+        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
+        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
+        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
+        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
+        "status.podIP" => sources.pod_ip.clone().unwrap_or_default(),
+        "status.podIPs" => sources.pod_ip.clone().unwrap_or_default(),
+        "status.hostIP" | "status.hostIPs" => sources.host_ip.clone(),
+        _ => {
+            if let Some(key) = map_key("metadata.labels['") {
+                meta.labels.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
+            } else if let Some(key) = map_key("metadata.annotations['") {
+                meta.annotations.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
+            } else {
+                return Err(unsupported());
+            }
+        }
+    };
+    Ok(value)
+}
+
+/// Expands `$(VAR)` references against `vars`; `$$` escapes a dollar;
+/// unknown references stay as written (Kubernetes semantics).
+pub fn expand(input: &str, vars: &BTreeMap<&str, &str>) -> String {
+    let mut out = String::with_capacity(input.len());
+    let mut rest = input;
+    while let Some(pos) = rest.find('$') {
+        out.push_str(&rest[..pos]);
+        let tail = &rest[pos + 1..];
+        if let Some(after) = tail.strip_prefix('$') {
+            out.push('$');
+            rest = after;
+        } else if let Some(inner) = tail.strip_prefix('(') {
+            match inner.find(')') {
+                Some(end) => {
+                    let name = &inner[..end];
+                    match vars.get(name) {
+                        Some(value) => out.push_str(value),
+                        None => {
+                            out.push_str("$(");
+                            out.push_str(name);
+                            out.push(')');
+                        }
+                    }
+                    rest = &inner[end + 1..];
+                }
+                None => {
+                    out.push_str("$(");
+                    rest = inner;
+                }
+            }
+        } else {
+            out.push('$');
+            rest = tail;
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+#[path = "runtime_spec_tests.rs"]
+mod tests;

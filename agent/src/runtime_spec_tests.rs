@@ -1,0 +1,165 @@
+//! Tests of the Pod to CRI translation: env (downward API, references, expansion), resources math, paths, labels.
+
+use super::*;
+use serde_json::json;
+
+fn pod(value: serde_json::Value) -> Pod {
+    serde_json::from_value(value).expect("valid pod json")
+}
+
+fn web_pod() -> Pod {
+    pod(json!({
+        "metadata": {"name": "web", "namespace": "shop", "uid": "u-1", "labels": {"app": "web"}},
+        "spec": {
+            "nodeName": "node-a",
+            "serviceAccountName": "sa",
+            "containers": [{
+                "name": "main",
+                "image": "busybox:1.36",
+                "command": ["sh", "-c"],
+                "args": ["echo $(GREETING) $$HOME $(UNKNOWN)"],
+                "ports": [{"containerPort": 80, "hostPort": 8080}, {"containerPort": 53, "protocol": "UDP"}],
+                "env": [
+                    {"name": "GREETING", "value": "hello"},
+                    {"name": "POD_NAME", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                    {"name": "POD_NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}},
+                    {"name": "POD_UID", "valueFrom": {"fieldRef": {"fieldPath": "metadata.uid"}}},
+                    {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}},
+                    {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
+                    {"name": "SA", "valueFrom": {"fieldRef": {"fieldPath": "spec.serviceAccountName"}}},
+                    {"name": "POD_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
+                    {"name": "HOST_IP", "valueFrom": {"fieldRef": {"fieldPath": "status.hostIP"}}},
+                    {"name": "MSG", "value": "$(GREETING) world"},
+                    {"name": "COLOR", "valueFrom": {"configMapKeyRef": {"name": "cfg", "key": "color"}}},
+                    {"name": "PASS", "valueFrom": {"secretKeyRef": {"name": "creds", "key": "password"}}},
+                    {"name": "OPT", "valueFrom": {"configMapKeyRef": {"name": "nope", "key": "x", "optional": true}}}
+                ],
+                "resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "64Mi"}}
+            }]
+        }
+    }))
+}
+
+fn sources() -> EnvSources {
+    let cm: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "cfg"}, "data": {"color": "blue"}})).expect("configmap");
+    let secret: Secret =
+        serde_json::from_value(json!({"metadata": {"name": "creds"}, "data": {"password": "czNjcjN0"}}))
+            .expect("secret");
+    EnvSources {
+        host_ip: "192.0.2.10".into(),
+        pod_ip: Some("10.244.0.7".into()),
+        config_maps: BTreeMap::from([("cfg".to_string(), cm)]),
+        secrets: BTreeMap::from([("creds".to_string(), secret)]),
+    }
+}
+
+#[test]
+fn resolves_downward_api_and_references() {
+    let pod = web_pod();
+    let container = &pod.spec.as_ref().expect("spec").containers[0];
+    let env = resolve_env(&pod, container, &sources()).expect("env");
+    let got: Vec<(&str, &str)> = env.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
+    assert_eq!(
+        got,
+        vec![
+            ("GREETING", "hello"),
+            ("POD_NAME", "web"),
+            ("POD_NS", "shop"),
+            ("POD_UID", "u-1"),
+            ("APP", "web"),
+            ("NODE", "node-a"),
+            ("SA", "sa"),
+            ("POD_IP", "10.244.0.7"),
+            ("HOST_IP", "192.0.2.10"),
+            ("MSG", "hello world"),
+            ("COLOR", "blue"),
+            ("PASS", "s3cr3t"),
+        ]
+    );
+}
+
+#[test]
+fn missing_references_are_errors_unless_optional() {
+    let pod = web_pod();
+    let container = &pod.spec.as_ref().expect("spec").containers[0];
+    let mut srcs = sources();
+    srcs.secrets.clear();
+    assert_eq!(resolve_env(&pod, container, &srcs), Err(Error::SecretMissing { name: "creds".into() }));
+    assert_eq!(
+        env_references(&pod),
+        EnvReferences { config_maps: vec!["cfg".into(), "nope".into()], secrets: vec!["creds".into()] }
+    );
+}
+
+#[test]
+fn expands_variables_like_kubernetes() {
+    let vars = BTreeMap::from([("A", "1"), ("B", "two")]);
+    let cases = [
+        ("$(A)", "1"),
+        ("x$(A)y$(B)", "x1ytwo"),
+        ("$$(A)", "$(A)"),
+        ("$(C)", "$(C)"),
+        ("cost $5", "cost $5"),
+        ("$(A", "$(A"),
+    ];
+    for (input, want) in cases {
+        assert_eq!(expand(input, &vars), want, "{input}");
+    }
+}
+
+#[test]
+fn container_config_has_paths_labels_command_and_resources() {
+    let pod = web_pod();
+    let container = &pod.spec.as_ref().expect("spec").containers[0];
+    let config = container_config(&pod, container, 3, &sources()).expect("config");
+    assert_eq!(config.log_path, "main/3.log");
+    assert_eq!(config.metadata, Some(api::ContainerMetadata { name: "main".into(), attempt: 3 }));
+    assert_eq!(config.args, vec!["echo hello $HOME $(UNKNOWN)".to_string()]);
+    assert_eq!(config.labels.get(labels::CONTAINER_NAME).map(String::as_str), Some("main"));
+    assert_eq!(config.labels.get(labels::POD_UID).map(String::as_str), Some("u-1"));
+    let resources = config.linux.and_then(|l| l.resources).expect("resources");
+    assert_eq!(resources.cpu_shares, 256);
+    assert_eq!(resources.cpu_period, 100_000);
+    assert_eq!(resources.cpu_quota, 50_000);
+    assert_eq!(resources.memory_limit_in_bytes, 64 * 1024 * 1024);
+    assert_eq!(resources.oom_score_adj, 0);
+}
+
+#[test]
+fn resources_math_table() {
+    let req = |value: serde_json::Value| -> ResourceRequirements { serde_json::from_value(value).expect("resources") };
+    // (requirements, shares, quota, period, memory)
+    let cases = [
+        (req(json!({})), 2, 0, 0, 0),
+        (req(json!({"requests": {"cpu": "1m"}})), 2, 0, 0, 0),
+        (req(json!({"requests": {"cpu": "1"}})), 1024, 0, 0, 0),
+        (req(json!({"limits": {"cpu": "2", "memory": "1Gi"}})), 2048, 200_000, 100_000, 1 << 30),
+        (req(json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "1500m"}})), 102, 150_000, 100_000, 0),
+    ];
+    for (r, shares, quota, period, memory) in cases {
+        let got = linux_resources(Some(&r)).expect("valid");
+        assert_eq!(
+            (got.cpu_shares, got.cpu_quota, got.cpu_period, got.memory_limit_in_bytes),
+            (shares, quota, period, memory),
+            "{r:?}"
+        );
+    }
+}
+
+#[test]
+fn sandbox_config_carries_identity_log_dir_and_host_ports() {
+    let pod = web_pod();
+    let config = sandbox_config(&pod, 2, Path::new("/var/lib/bosun/agent"));
+    assert_eq!(
+        config.metadata,
+        Some(api::PodSandboxMetadata { name: "web".into(), uid: "u-1".into(), namespace: "shop".into(), attempt: 2 })
+    );
+    assert_eq!(config.log_directory, "/var/lib/bosun/agent/pods/shop_web_u-1");
+    assert_eq!(config.hostname, "web");
+    assert_eq!(config.labels.get("app").map(String::as_str), Some("web"));
+    assert_eq!(config.labels.get(labels::POD_NAMESPACE).map(String::as_str), Some("shop"));
+    assert_eq!(config.port_mappings.len(), 1);
+    assert_eq!(config.port_mappings[0].host_port, 8080);
+    assert_eq!(config.port_mappings[0].container_port, 80);
+}

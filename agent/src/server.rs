@@ -1,0 +1,284 @@
+//! The kubelet API (plain HTTP): `GET /healthz`, `GET /pods` (the pods this
+//! agent runs, as a PodList) and `GET /containerLogs/{ns}/{pod}/{container}`
+//! (CRI log file of the current or previous attempt; `follow` tails it
+//! until the container exits or the client goes away).
+//!
+//! Must not: change pods or containers. Read-only over the registry, the log
+//! files and the runtime's container states.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use bytes::Bytes;
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::Pod;
+use serde::Deserialize;
+use tokio::io::AsyncReadExt;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+use crate::labels;
+use crate::logs::{self, Assembler, LineSplitter, LogOptions};
+use crate::pod_manager::PodRegistry;
+use crate::runtime::Runtime;
+use crate::runtime_spec::pod_log_dir;
+
+/// Serving failures.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Binding the listen address failed.
+    #[error("binding kubelet API on {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The server stopped with an error.
+    #[error("serving kubelet API: {0}")]
+    Serve(#[source] std::io::Error),
+}
+
+/// What the handlers read.
+#[derive(Clone)]
+pub struct ServerState {
+    /// Pods this agent runs.
+    pub registry: PodRegistry,
+    /// Agent state root (logs under `<root>/pods`).
+    pub root_dir: PathBuf,
+    /// The runtime, to see whether a followed container still runs.
+    pub runtime: Arc<dyn Runtime>,
+    /// Stops followers at shutdown.
+    pub token: CancellationToken,
+    /// Poll interval of followers.
+    pub follow_poll: Duration,
+}
+
+/// The router of the kubelet API.
+pub fn router(state: ServerState) -> Router {
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .route("/pods", get(pods))
+        .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .with_state(state)
+}
+
+/// Serves the kubelet API on `listener` until `token` is cancelled.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: ServerState,
+    token: CancellationToken,
+) -> Result<(), Error> {
+    axum::serve(listener, router(state)).with_graceful_shutdown(token.cancelled_owned()).await.map_err(Error::Serve)
+}
+
+async fn pods(State(state): State<ServerState>) -> Json<serde_json::Value> {
+    let items: Vec<Pod> = state.registry.list().iter().map(|p| Pod::clone(p)).collect();
+    Json(serde_json::json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items }))
+}
+
+/// Query of `/containerLogs` (values as kubectl sends them).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LogQuery {
+    follow: Option<String>,
+    tail_lines: Option<String>,
+    timestamps: Option<String>,
+    previous: Option<String>,
+    since_seconds: Option<String>,
+    since_time: Option<String>,
+    limit_bytes: Option<String>,
+}
+
+fn flag(value: &Option<String>) -> bool {
+    matches!(value.as_deref(), Some("true" | "1" | ""))
+}
+
+/// Parses an optional query value; the error is the 400 message.
+fn number<T: std::str::FromStr>(name: &str, value: &Option<String>) -> Result<Option<T>, String> {
+    match value {
+        None => Ok(None),
+        Some(v) => v.parse().map(Some).map_err(|_| format!("invalid {name}: {v:?}")),
+    }
+}
+
+fn options(query: &LogQuery, now: Timestamp) -> Result<LogOptions, String> {
+    let since_seconds: Option<i64> = number("sinceSeconds", &query.since_seconds)?;
+    let since_time: Option<Timestamp> = number("sinceTime", &query.since_time)?;
+    let since =
+        since_time.or_else(|| since_seconds.and_then(|s| now.checked_sub(jiff::SignedDuration::from_secs(s)).ok()));
+    Ok(LogOptions {
+        timestamps: flag(&query.timestamps),
+        tail_lines: number("tailLines", &query.tail_lines)?,
+        since,
+        limit_bytes: number("limitBytes", &query.limit_bytes)?,
+    })
+}
+
+/// Attempts with a log file in `dir`, newest first.
+fn attempts(dir: &std::path::Path) -> Vec<u32> {
+    let mut found: Vec<u32> = std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.strip_suffix(".log")?.parse().ok())
+        .collect();
+    found.sort_unstable_by(|a, b| b.cmp(a));
+    found
+}
+
+fn bad(status: StatusCode, message: String) -> Response {
+    (status, message).into_response()
+}
+
+async fn container_logs(
+    State(state): State<ServerState>,
+    Path((namespace, pod_name, container)): Path<(String, String, String)>,
+    Query(query): Query<LogQuery>,
+) -> Response {
+    let Some(pod) = state.registry.find(&namespace, &pod_name) else {
+        return bad(StatusCode::NOT_FOUND, format!("pod {namespace}/{pod_name} not found on this node"));
+    };
+    let known = pod.spec.iter().flat_map(|s| s.containers.iter()).any(|c| c.name == container);
+    if !known {
+        return bad(StatusCode::BAD_REQUEST, format!("container {container} is not valid for pod {pod_name}"));
+    }
+    let options = match options(&query, Timestamp::now()) {
+        Ok(o) => o,
+        Err(message) => return bad(StatusCode::BAD_REQUEST, message),
+    };
+    let uid = pod.metadata.uid.clone().unwrap_or_default();
+    let dir = pod_log_dir(&state.root_dir, &namespace, &pod_name, &uid).join(&container);
+    let found = attempts(&dir);
+    let previous = flag(&query.previous);
+    let attempt = if previous { found.get(1) } else { found.first() };
+    let Some(&attempt) = attempt else {
+        let message = if previous {
+            format!("previous terminated container \"{container}\" in pod \"{pod_name}\" not found")
+        } else {
+            format!("container \"{container}\" in pod \"{pod_name}\" is waiting to start: ContainerCreating")
+        };
+        return bad(StatusCode::BAD_REQUEST, message);
+    };
+    let path = dir.join(format!("{attempt}.log"));
+    let follow = flag(&query.follow) && !previous;
+    if !follow {
+        return match tokio::fs::read(&path).await {
+            Ok(bytes) => logs::render(&logs::parse_entries(&bytes), &options).into_response(),
+            Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, format!("reading {}: {e}", path.display())),
+        };
+    }
+    let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
+    let follower = Follower { state, uid, container, attempt, path, options };
+    tokio::spawn(follower.run(tx));
+    Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response()
+}
+
+struct Follower {
+    state: ServerState,
+    uid: String,
+    container: String,
+    attempt: u32,
+    path: PathBuf,
+    options: LogOptions,
+}
+
+impl Follower {
+    /// True while the followed container attempt is running (or unknown).
+    async fn running(&self) -> bool {
+        let filter = bosun_proto::cri::ContainerFilter {
+            label_selector: std::collections::HashMap::from([
+                (labels::POD_UID.to_string(), self.uid.clone()),
+                (labels::CONTAINER_NAME.to_string(), self.container.clone()),
+            ]),
+            ..Default::default()
+        };
+        match self.state.runtime.list_containers(Some(filter)).await {
+            Ok(list) => list.iter().any(|c| {
+                c.metadata.as_ref().map(|m| m.attempt) == Some(self.attempt)
+                    && c.state != bosun_proto::cri::ContainerState::ContainerExited as i32
+            }),
+            Err(_) => true,
+        }
+    }
+
+    async fn run(self, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
+        let mut file = match tokio::fs::File::open(&self.path).await {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+        };
+        let mut initial = Vec::new();
+        if let Err(e) = file.read_to_end(&mut initial).await {
+            let _ = tx.send(Err(e)).await;
+            return;
+        }
+        // Entries already written are selected as a whole (since/tail); the
+        // unfinished tail of the file is carried into the live phase.
+        let cut = initial.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
+        let mut splitter = LineSplitter::default();
+        let mut assembler = Assembler::default();
+        let mut budget = self.options.limit_bytes.unwrap_or(usize::MAX);
+        let first = {
+            let entries = logs::parse_entries(&initial[..cut]);
+            // Replay a trailing partial run so joins continue correctly.
+            for line in LineSplitter::default().push(&initial[..cut]) {
+                let _ = assembler.push(&line);
+            }
+            let mut out = logs::render(&entries, &LogOptions { limit_bytes: None, ..self.options.clone() });
+            out.truncate(budget);
+            out
+        };
+        splitter.push(&initial[cut..]);
+        budget -= first.len();
+        if !first.is_empty() && tx.send(Ok(Bytes::from(first))).await.is_err() {
+            return;
+        }
+        let mut exited_seen = false;
+        let mut checks: u32 = 0;
+        loop {
+            if budget == 0 {
+                return;
+            }
+            let mut fresh = Vec::new();
+            if let Err(e) = file.read_to_end(&mut fresh).await {
+                let _ = tx.send(Err(e)).await;
+                return;
+            }
+            let mut out = Vec::new();
+            for line in splitter.push(&fresh) {
+                if let Ok(Some(entry)) = assembler.push(&line) {
+                    out.extend_from_slice(logs::format_entry(&entry, self.options.timestamps).as_bytes());
+                }
+            }
+            out.truncate(budget);
+            budget -= out.len();
+            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
+                return;
+            }
+            if exited_seen {
+                return;
+            }
+            checks = checks.wrapping_add(1);
+            if checks.is_multiple_of(5) && !self.running().await {
+                // One more read picks up what was written before the exit.
+                exited_seen = true;
+                continue;
+            }
+            tokio::select! {
+                () = self.state.token.cancelled() => return,
+                () = tx.closed() => return,
+                () = tokio::time::sleep(self.state.follow_poll) => {}
+            }
+        }
+    }
+}

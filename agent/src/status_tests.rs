@@ -1,0 +1,153 @@
+//! Table tests of compute_pod_status: waiting reasons, phases, conditions, QoS, stability of unchanged status.
+
+use super::*;
+use crate::observed::ObservedSandbox;
+use serde_json::json;
+
+fn t(secs: i64) -> Timestamp {
+    Timestamp::from_second(1_700_000_000 + secs).expect("valid")
+}
+
+fn pod(policy: &str, resources: serde_json::Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {"restartPolicy": policy, "containers": [{"name": "app", "image": "busybox:1.36", "resources": resources}]}
+    }))
+    .expect("pod")
+}
+
+fn sandbox(ready: bool) -> ObservedSandbox {
+    ObservedSandbox { id: "s".into(), attempt: 0, ready, created_at: 1, ips: vec!["10.244.0.9".into()] }
+}
+
+fn container(id: &str, attempt: u32, state: RunState, exit_code: i32, reason: &str) -> ObservedContainer {
+    ObservedContainer {
+        id: id.into(),
+        sandbox_id: "s".into(),
+        name: "app".into(),
+        attempt,
+        state,
+        created_at: Some(t(0)),
+        started_at: Some(t(1)),
+        finished_at: (state == RunState::Exited).then(|| t(5)),
+        exit_code,
+        reason: reason.into(),
+        message: String::new(),
+        image: "busybox:1.36".into(),
+        image_ref: "sha256:abc".into(),
+        log_path: String::new(),
+    }
+}
+
+fn observed(containers: Vec<ObservedContainer>) -> ObservedPod {
+    ObservedPod { sandboxes: vec![sandbox(true)], containers, images: BTreeMap::new() }
+}
+
+fn compute(pod: &Pod, observed: &ObservedPod, waiting: &BTreeMap<String, Waiting>) -> PodStatus {
+    compute_pod_status(pod, observed, StatusInputs { host_ip: "192.0.2.1", waiting, now: t(10) })
+}
+
+fn cond<'a>(status: &'a PodStatus, type_: &str) -> &'a str {
+    status.conditions.iter().flatten().find(|c| c.type_ == type_).map(|c| c.status.as_str()).unwrap_or("missing")
+}
+
+fn waiting_reason(status: &PodStatus) -> Option<String> {
+    status.container_statuses.as_ref()?[0].state.as_ref()?.waiting.as_ref()?.reason.clone()
+}
+
+#[test]
+fn running_pod_is_ready_with_ips_and_container_id() {
+    let p = pod("Always", json!({}));
+    let s = compute(
+        &p,
+        &observed(vec![container("c1", 1, RunState::Running, 0, ""), container("c0", 0, RunState::Exited, 2, "")]),
+        &BTreeMap::new(),
+    );
+    assert_eq!(s.phase.as_deref(), Some("Running"));
+    assert_eq!(s.pod_ip.as_deref(), Some("10.244.0.9"));
+    assert_eq!(s.host_ip.as_deref(), Some("192.0.2.1"));
+    for type_ in ["Ready", "ContainersReady", "Initialized", "PodScheduled", "PodReadyToStartContainers"] {
+        assert_eq!(cond(&s, type_), "True", "{type_}");
+    }
+    let cs = &s.container_statuses.as_ref().expect("statuses")[0];
+    assert_eq!(cs.container_id.as_deref(), Some("containerd://c1"));
+    assert_eq!(cs.restart_count, 1);
+    assert!(cs.ready);
+    let last = cs.last_state.as_ref().and_then(|l| l.terminated.as_ref()).expect("last terminated");
+    assert_eq!((last.exit_code, last.reason.as_deref()), (2, Some("Error")));
+    assert_eq!(s.qos_class.as_deref(), Some("BestEffort"));
+    assert_eq!(s.start_time, Some(Time(t(10))));
+}
+
+#[test]
+fn waiting_reasons_table() {
+    let p = pod("Always", json!({}));
+    let hold =
+        |reason: &str| BTreeMap::from([("app".to_string(), Waiting { reason: reason.into(), message: "m".into() })]);
+    // (observed containers, waiting, reason, phase)
+    let cases = [
+        (vec![], BTreeMap::new(), "ContainerCreating", "Pending"),
+        (vec![], hold("ErrImagePull"), "ErrImagePull", "Pending"),
+        (vec![], hold("ImagePullBackOff"), "ImagePullBackOff", "Pending"),
+        (vec![container("c0", 0, RunState::Exited, 1, "")], hold("CrashLoopBackOff"), "CrashLoopBackOff", "Running"),
+        (vec![container("c0", 0, RunState::Created, 0, "")], BTreeMap::new(), "ContainerCreating", "Pending"),
+    ];
+    for (containers, waiting, reason, phase) in cases {
+        let s = compute(&p, &observed(containers), &waiting);
+        assert_eq!(waiting_reason(&s).as_deref(), Some(reason), "{reason}");
+        assert_eq!(s.phase.as_deref(), Some(phase), "{reason}");
+        assert_eq!(cond(&s, "Ready"), "False", "{reason}");
+    }
+}
+
+#[test]
+fn phases_of_finished_pods() {
+    // (policy, exit code, CRI reason, phase, terminated reason)
+    let cases = [
+        ("Never", 0, "", "Succeeded", "Completed"),
+        ("Never", 1, "", "Failed", "Error"),
+        ("Never", 137, "OOMKilled", "Failed", "OOMKilled"),
+        ("OnFailure", 0, "", "Succeeded", "Completed"),
+        ("Always", 0, "", "Running", "Completed"),
+    ];
+    for (policy, code, cri_reason, phase, reason) in cases {
+        let s = compute(
+            &pod(policy, json!({})),
+            &observed(vec![container("c0", 0, RunState::Exited, code, cri_reason)]),
+            &BTreeMap::new(),
+        );
+        assert_eq!(s.phase.as_deref(), Some(phase), "{policy} {code}");
+        let term = s.container_statuses.as_ref().expect("cs")[0]
+            .state
+            .as_ref()
+            .and_then(|st| st.terminated.clone())
+            .expect("terminated");
+        assert_eq!(term.reason.as_deref(), Some(reason));
+        assert_eq!(term.finished_at, Some(Time(t(5))));
+    }
+}
+
+#[test]
+fn unchanged_inputs_give_identical_status() {
+    let mut p = pod("Always", json!({}));
+    let obs = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
+    let first = compute(&p, &obs, &BTreeMap::new());
+    p.status = Some(first.clone());
+    let later =
+        compute_pod_status(&p, &obs, StatusInputs { host_ip: "192.0.2.1", waiting: &BTreeMap::new(), now: t(99) });
+    assert_eq!(first, later);
+}
+
+#[test]
+fn qos_classes() {
+    let cases = [
+        (json!({}), "BestEffort"),
+        (json!({"requests": {"cpu": "100m"}}), "Burstable"),
+        (json!({"limits": {"cpu": "1", "memory": "64Mi"}}), "Guaranteed"),
+        (json!({"requests": {"cpu": "1", "memory": "64Mi"}, "limits": {"cpu": "1", "memory": "64Mi"}}), "Guaranteed"),
+        (json!({"requests": {"cpu": "500m"}, "limits": {"cpu": "1", "memory": "64Mi"}}), "Burstable"),
+    ];
+    for (resources, want) in cases {
+        assert_eq!(qos_class(&pod("Always", resources.clone())), want, "{resources}");
+    }
+}
