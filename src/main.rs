@@ -1,1 +1,73 @@
-fn main() {}
+//! `bosun`: the one binary. A thin CLI that dispatches to the crates:
+//! `bosun agent` (the node agent), `bosun control` (control-lite), `bosun up` /
+//! `bosun down` (a one-node cluster on this machine), `bosun images` (build,
+//! push and import bosun's own images).
+
+mod images;
+mod up;
+
+use anyhow::Result;
+use clap::{Parser, Subcommand};
+use tokio_util::sync::CancellationToken;
+
+#[derive(Parser)]
+#[command(name = "bosun", version, about = "Kubernetes worker-node agent with a bundled thin control plane")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the node agent (kubelet + proxy) against an apiserver.
+    Agent(bosun_agent::AgentArgs),
+    /// Run control-lite: apiserver, store, scheduler and controllers.
+    Control(bosun_control::ControlArgs),
+    /// Bring up a one-node cluster: our containerd, registry, control-lite and agent.
+    Up(up::UpArgs),
+    /// Stop the cluster `bosun up` runs and remove what it created.
+    Down(up::DownArgs),
+    /// Build, push or import bosun's own images.
+    #[command(subcommand)]
+    Images(images::ImagesCommand),
+}
+
+/// A token cancelled on SIGINT or SIGTERM.
+fn shutdown_token() -> CancellationToken {
+    let token = CancellationToken::new();
+    let cancel = token.clone();
+    tokio::spawn(async move {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(err) => {
+                tracing::error!("cannot listen for SIGTERM: {err}");
+                return;
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("shutting down");
+        cancel.cancel();
+    });
+    token
+}
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,kube=warn,tower=warn,hyper=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match Cli::parse().command {
+        Command::Agent(args) => bosun_agent::run(args, shutdown_token()).await,
+        Command::Control(args) => bosun_control::run(args, shutdown_token()).await,
+        Command::Up(args) => up::up(args, shutdown_token()).await,
+        Command::Down(args) => up::down(args).await,
+        Command::Images(command) => images::run(command),
+    }
+}

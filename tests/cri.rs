@@ -180,7 +180,9 @@ async fn lifecycle(stack: &TestStack) -> Result<()> {
 async fn absent_socket_is_an_error_naming_the_path() {
     let dir = tempfile::tempdir().unwrap();
     let socket = dir.path().join("no-containerd.sock");
-    let err = CriClient::connect(&socket, ClientOptions::default()).await.err().expect("connect fails");
+    let Err(err) = CriClient::connect(&socket, ClientOptions::default()).await else {
+        panic!("connecting to an absent socket must fail");
+    };
     assert!(err.to_string().contains(&socket.display().to_string()), "{err}");
     assert!(matches!(err, bosun_cri::Error::SocketMissing { .. }), "{err:?}");
 }
