@@ -23,7 +23,6 @@ pub mod observed;
 pub mod pod_api;
 pub mod pod_manager;
 pub mod pod_worker;
-pub mod quantity;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod server;

@@ -12,7 +12,6 @@ use bosun_proto::cri as api;
 use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceRequirements, Secret};
 
 use crate::labels;
-use crate::quantity;
 
 /// Why a container config could not be built (reported as
 /// `CreateContainerConfigError`).
@@ -54,7 +53,7 @@ pub enum Error {
         /// The container.
         container: String,
         /// The parse error.
-        source: quantity::InvalidQuantity,
+        source: bosun_quantity::QuantityError,
     },
 }
 
@@ -223,7 +222,7 @@ pub fn container_config(
 /// 100000 us), memory limit in bytes. `oom_score_adj` is left to the runtime.
 pub fn linux_resources(
     resources: Option<&ResourceRequirements>,
-) -> std::result::Result<api::LinuxContainerResources, quantity::InvalidQuantity> {
+) -> std::result::Result<api::LinuxContainerResources, bosun_quantity::QuantityError> {
     const PERIOD: i64 = 100_000;
     let get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
         map.and_then(|m| m.get(key)).map(|q| q.0.clone())
@@ -234,15 +233,15 @@ pub fn linux_resources(
     let cpu_request = get(requests, "cpu").or_else(|| get(limits, "cpu"));
     let mut out = api::LinuxContainerResources { cpu_shares: 2, ..Default::default() };
     if let Some(cpu) = cpu_request {
-        out.cpu_shares = (quantity::milli_cpu(&cpu)? * 1024 / 1000).max(2);
+        out.cpu_shares = (bosun_quantity::milli_value(&cpu)? * 1024 / 1000).max(2);
     }
     if let Some(cpu) = get(limits, "cpu") {
-        let milli = quantity::milli_cpu(&cpu)?;
+        let milli = bosun_quantity::milli_value(&cpu)?;
         out.cpu_period = PERIOD;
         out.cpu_quota = (milli * PERIOD / 1000).max(1000);
     }
     if let Some(memory) = get(limits, "memory") {
-        out.memory_limit_in_bytes = quantity::bytes(&memory)?;
+        out.memory_limit_in_bytes = bosun_quantity::plain_value(&memory)?;
     }
     Ok(out)
 }

@@ -9,7 +9,6 @@
 pub mod binder;
 pub mod cache;
 pub mod decision;
-pub mod quantity;
 pub mod resources;
 
 use k8s_openapi::api::core::v1::{Node, Pod};

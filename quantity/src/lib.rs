@@ -1,14 +1,19 @@
-//! Kubernetes resource quantity parsing ("500m", "1.5", "128Mi", "1e3", "2G").
+//! Kubernetes resource quantities ("500m", "1.5", "128Mi", "1e3", "2G") as
+//! exact integers, shared by both planes (the scheduler sums requests, the
+//! agent turns limits into CRI resources) so they can never disagree.
 //!
-//! Owns: turning a `Quantity` string into an integer in a chosen unit
-//! (millicores for cpu, bytes for memory, plain count for pods), rounding up
-//! like upstream `Quantity.MilliValue()`/`Value()`. Must not: know anything
-//! about pods or nodes.
+//! Owns: turning a quantity into an integer in a chosen unit (millicores for
+//! cpu, bytes for memory, plain count for pods), in exact integer arithmetic,
+//! rounding up like upstream `Quantity.MilliValue()`/`Value()`. Must not: know
+//! anything about pods or nodes.
+//!
+//! (The `kube_quantity` crate was tried: 0.9 rejects the `E`/`Ei` suffixes,
+//! accepts `--1`, and computes in `f64`.)
 
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
 /// A quantity string that could not be parsed or does not fit in an `i64`.
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq, Eq)]
 pub enum QuantityError {
     /// The string is not of the form `<sign><digits>[.<digits>][suffix]`.
     #[error("invalid quantity {0:?}")]
@@ -20,13 +25,23 @@ pub enum QuantityError {
 
 /// Cpu in millicores ("250m" -> 250, "2" -> 2000), rounded up.
 pub fn cpu_millis(q: &Quantity) -> Result<i64, QuantityError> {
-    scaled(&q.0, 3)
+    milli_value(&q.0)
 }
 
 /// A plain value ("128Mi" -> 134217728, "1k" -> 1000), rounded up. Used for
 /// memory (bytes) and pod counts.
 pub fn value(q: &Quantity) -> Result<i64, QuantityError> {
-    scaled(&q.0, 0)
+    plain_value(&q.0)
+}
+
+/// [`cpu_millis`] of a quantity string.
+pub fn milli_value(text: &str) -> Result<i64, QuantityError> {
+    scaled(text, 3)
+}
+
+/// [`value`] of a quantity string.
+pub fn plain_value(text: &str) -> Result<i64, QuantityError> {
+    scaled(text, 0)
 }
 
 /// Parses `s` and returns its value times `10^extra_exp10`, rounded up.
@@ -146,5 +161,18 @@ mod tests {
             assert_eq!(value(&q(input)), Err(QuantityError::Invalid(input.to_string())), "{input}");
         }
         assert_eq!(value(&q("100Ei")), Err(QuantityError::OutOfRange("100Ei".to_string())));
+        for input in ["12Xi", "1e"] {
+            assert!(plain_value(input).is_err(), "{input}");
+        }
+    }
+
+    #[test]
+    fn string_forms_match_what_the_agent_needs() {
+        for (text, milli) in [("500m", 500), ("1", 1000), ("1.5", 1500), ("0.1", 100), ("2", 2000), ("250000u", 250)] {
+            assert_eq!(milli_value(text), Ok(milli), "{text}");
+        }
+        for (text, bytes) in [("128Mi", 128 * 1024 * 1024), ("1Gi", 1 << 30), ("1e3", 1000), ("64k", 64_000)] {
+            assert_eq!(plain_value(text), Ok(bytes), "{text}");
+        }
     }
 }
