@@ -11,19 +11,40 @@ use nix::unistd::Pid;
 
 use crate::{Error, Result};
 
-/// Stops and removes every container and pod sandbox the runtime knows.
-/// Returns how many sandboxes were removed.
+/// Stops and removes every container and pod sandbox the runtime knows, all
+/// in parallel, going on past failures so one stuck pod does not leak the
+/// others. Returns how many sandboxes were removed; the first error (after
+/// everything was tried) otherwise.
 pub async fn remove_all_pods(cri: &CriClient, grace: Duration) -> Result<usize> {
-    for container in cri.list_containers(None).await? {
-        cri.stop_container(&container.id, grace.as_secs() as i64).await?;
-        cri.remove_container(&container.id).await?;
+    let mut first_error = None;
+    let containers = cri.list_containers(None).await?;
+    let stops = containers.iter().map(|c| async move {
+        cri.stop_container(&c.id, grace.as_secs() as i64).await?;
+        cri.remove_container(&c.id).await
+    });
+    for result in futures::future::join_all(stops).await {
+        if let Err(err) = result {
+            first_error.get_or_insert(err);
+        }
     }
     let sandboxes = cri.list_pod_sandboxes(None).await?;
-    for sandbox in &sandboxes {
-        cri.stop_pod_sandbox(&sandbox.id).await?;
-        cri.remove_pod_sandbox(&sandbox.id).await?;
+    let removals = sandboxes.iter().map(|s| async move {
+        cri.stop_pod_sandbox(&s.id).await?;
+        cri.remove_pod_sandbox(&s.id).await
+    });
+    let mut removed = 0;
+    for result in futures::future::join_all(removals).await {
+        match result {
+            Ok(()) => removed += 1,
+            Err(err) => {
+                first_error.get_or_insert(err);
+            }
+        }
     }
-    Ok(sandboxes.len())
+    match first_error {
+        None => Ok(removed),
+        Some(err) => Err(err.into()),
+    }
 }
 
 /// Kills containerd shims that belong to the containerd at `socket` (a shim
