@@ -71,17 +71,27 @@ impl Cidr {
     }
 }
 
-/// Allocator state: the CIDR and the used offsets.
+/// Allocator state: the CIDR, the used offsets and where the next search starts.
+///
+/// Allocation goes round the range from just after the last address handed
+/// out, so an address freed by a deleted Service is not given to the next new
+/// Service at once (clients and conntrack entries may still hold it).
 #[derive(Debug)]
 pub struct Allocator {
     cidr: Cidr,
-    used: Mutex<BTreeSet<u32>>,
+    used: Mutex<Used>,
+}
+
+#[derive(Debug)]
+struct Used {
+    offsets: BTreeSet<u32>,
+    next: u32,
 }
 
 impl Allocator {
     /// New allocator with `.1` reserved.
     pub fn new(cidr: Cidr) -> Allocator {
-        Allocator { cidr, used: Mutex::new(BTreeSet::from([1])) }
+        Allocator { cidr, used: Mutex::new(Used { offsets: BTreeSet::from([1]), next: 2 }) }
     }
 
     /// The CIDR.
@@ -89,14 +99,14 @@ impl Allocator {
         self.cidr
     }
 
-    fn used(&self) -> std::sync::MutexGuard<'_, BTreeSet<u32>> {
+    fn used(&self) -> std::sync::MutexGuard<'_, Used> {
         self.used.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Marks an address of an existing Service used (startup rebuild). Out-of-range addresses are ignored.
     pub fn mark(&self, ip: &str) {
         if let Some(off) = ip.parse().ok().and_then(|ip| self.cidr.offset(ip)) {
-            self.used().insert(off);
+            self.used().offsets.insert(off);
         }
     }
 
@@ -107,19 +117,24 @@ impl Allocator {
         if off == 1 && allow_reserved {
             return Ok(());
         }
-        if !self.used().insert(off) {
+        if !self.used().offsets.insert(off) {
             return Err(Error::InUse(ip.to_string()));
         }
         Ok(())
     }
 
-    /// Allocates the lowest free address.
+    /// Allocates the first free address at or after the rotating cursor
+    /// (wrapping; `.0`, `.1` and the broadcast address are never handed out).
     pub fn allocate(&self) -> Result<Ipv4Addr, Error> {
         let mut used = self.used();
-        let off = (2..self.cidr.size() - 1)
-            .find(|o| !used.contains(o))
+        let (first, end) = (2, self.cidr.size() - 1);
+        let start = used.next.clamp(first, end.saturating_sub(1).max(first));
+        let off = (start..end)
+            .chain(first..start)
+            .find(|o| !used.offsets.contains(o))
             .ok_or_else(|| Error::Exhausted(self.cidr.to_string()))?;
-        used.insert(off);
+        used.offsets.insert(off);
+        used.next = if off + 1 >= end { first } else { off + 1 };
         Ok(self.cidr.nth(off))
     }
 
@@ -127,7 +142,7 @@ impl Allocator {
     pub fn release(&self, ip: &str) {
         if let Some(off) = ip.parse().ok().and_then(|ip| self.cidr.offset(ip)) {
             if off != 1 {
-                self.used().remove(&off);
+                self.used().offsets.remove(&off);
             }
         }
     }
@@ -138,17 +153,29 @@ mod tests {
     use super::*;
 
     #[test]
-    fn allocates_lowest_free_skipping_reserved_and_marked() {
+    fn allocates_round_the_range_skipping_reserved_marked_and_just_freed() {
         let a = Allocator::new("10.96.0.0/16".parse().expect("cidr"));
         a.mark("10.96.0.2");
         assert_eq!(a.allocate(), Ok(Ipv4Addr::new(10, 96, 0, 3)));
         assert_eq!(a.allocate(), Ok(Ipv4Addr::new(10, 96, 0, 4)));
         a.release("10.96.0.3");
-        assert_eq!(a.allocate(), Ok(Ipv4Addr::new(10, 96, 0, 3)));
+        // A just-freed address is not handed out again at once.
+        assert_eq!(a.allocate(), Ok(Ipv4Addr::new(10, 96, 0, 5)));
         assert_eq!(a.reserve("10.96.0.4", false), Err(Error::InUse("10.96.0.4".into())));
         assert!(matches!(a.reserve("10.97.0.4", false), Err(Error::OutOfRange { .. })));
         assert_eq!(a.reserve("10.96.0.1", true), Ok(()));
         assert_eq!(a.reserve("10.96.0.1", false), Err(Error::InUse("10.96.0.1".into())));
+    }
+
+    #[test]
+    fn allocation_wraps_round_to_freed_addresses() {
+        let a = Allocator::new("192.168.7.0/29".parse().expect("cidr"));
+        let all: Vec<_> = (0..5).map(|_| a.allocate().expect("free address")).collect();
+        assert_eq!(all.first(), Some(&Ipv4Addr::new(192, 168, 7, 2)));
+        assert_eq!(all.last(), Some(&Ipv4Addr::new(192, 168, 7, 6)));
+        assert!(matches!(a.allocate(), Err(Error::Exhausted(_))));
+        a.release("192.168.7.3");
+        assert_eq!(a.allocate(), Ok(Ipv4Addr::new(192, 168, 7, 3)));
     }
 
     #[test]
