@@ -331,12 +331,15 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
         let pods_left = cluster.json(&["get", "pods", "-l", "app=web"])?["items"].as_array().map_or(0, Vec::len);
         let sandboxes = count_sandboxes(&cluster.cri_socket())?;
         let nft_text = nft_table()?;
-        if pods_left == 0 && sandboxes == 0 && !nft_text.contains(&cluster_ip) {
+        let log_dirs = std::fs::read_dir(cluster.dir.join("agent/pods"))
+            .map(|d| d.flatten().filter(|e| e.file_name().to_string_lossy().starts_with("default_web-")).count())
+            .unwrap_or(0);
+        if pods_left == 0 && sandboxes == 0 && log_dirs == 0 && !nft_text.contains(&cluster_ip) {
             break;
         }
         ensure!(
             Instant::now() < deadline,
-            "after 30 s: {pods_left} pods, {sandboxes} sandboxes, cluster IP in nft: {}",
+            "after 30 s: {pods_left} pods, {sandboxes} sandboxes, {log_dirs} log dirs, cluster IP in nft: {}",
             nft_text.contains(&cluster_ip)
         );
         std::thread::sleep(Duration::from_millis(200));

@@ -209,6 +209,7 @@ impl PodWorker {
                 )
                 .await
                 .map_err(|source| Error::Api { pod: pod_key(pod), source })?;
+            teardown::remove_log_dirs(&self.deps.root_dir, &self.uid).await;
             return Ok(Outcome::Finished);
         }
         let busy = actions != PodActions::default();

@@ -88,6 +88,13 @@ pub fn pod_log_dir(root_dir: &Path, namespace: &str, name: &str, uid: &str) -> P
     root_dir.join("pods").join(format!("{namespace}_{name}_{uid}"))
 }
 
+/// The log directories of pod `uid` below `<root>/pods` (the name part of
+/// `<ns>_<name>_<uid>` may be unknown to the caller, the uid never is).
+pub fn pod_log_dirs_of(root_dir: &Path, uid: &str, entries: &[String]) -> Vec<PathBuf> {
+    let suffix = format!("_{uid}");
+    entries.iter().filter(|name| name.ends_with(&suffix)).map(|name| root_dir.join("pods").join(name)).collect()
+}
+
 /// Log path of one container attempt, relative to the pod log directory.
 pub fn container_log_path(container: &str, attempt: u32) -> String {
     format!("{container}/{attempt}.log")

@@ -163,3 +163,12 @@ fn sandbox_config_carries_identity_log_dir_and_host_ports() {
     assert_eq!(config.port_mappings[0].host_port, 8080);
     assert_eq!(config.port_mappings[0].container_port, 80);
 }
+
+#[test]
+fn finds_only_the_log_dirs_of_one_pod_uid() {
+    let entries = ["default_web-1_u1".to_string(), "default_web-2_u12".to_string(), "kube_x_u1".to_string()];
+    assert_eq!(
+        pod_log_dirs_of(std::path::Path::new("/r"), "u1", &entries),
+        vec![std::path::PathBuf::from("/r/pods/default_web-1_u1"), std::path::PathBuf::from("/r/pods/kube_x_u1")]
+    );
+}

@@ -41,7 +41,8 @@ impl PodWorker {
         Ok(())
     }
 
-    /// The pod is gone from the API: kill and remove everything of it.
+    /// The pod is gone from the API: kill and remove everything of it,
+    /// then its log directory (nobody can ask for those logs any more).
     pub(super) async fn remove_all(&self) -> Result<(), Error> {
         let images = self.last_pod.as_deref().map(images_of).unwrap_or_default();
         let pod = self.uid.clone();
@@ -50,7 +51,25 @@ impl PodWorker {
             .map_err(|source| Error::Runtime { pod: pod.clone(), source })?;
         self.remove_observed(&observed, self.deps.timing.orphan_grace)
             .await
-            .map_err(|source| Error::Runtime { pod, source })
+            .map_err(|source| Error::Runtime { pod, source })?;
+        remove_log_dirs(&self.deps.root_dir, &self.uid).await;
+        Ok(())
+    }
+}
+
+/// Removes `<root>/pods/*_<uid>`; failures are logged, not fatal (the pod
+/// itself is gone already).
+pub(super) async fn remove_log_dirs(root_dir: &std::path::Path, uid: &str) {
+    let mut entries = Vec::new();
+    if let Ok(mut dir) = tokio::fs::read_dir(root_dir.join("pods")).await {
+        while let Ok(Some(entry)) = dir.next_entry().await {
+            entries.push(entry.file_name().to_string_lossy().into_owned());
+        }
+    }
+    for path in crate::runtime_spec::pod_log_dirs_of(root_dir, uid, &entries) {
+        if let Err(err) = tokio::fs::remove_dir_all(&path).await {
+            tracing::warn!(path = %path.display(), "removing pod log directory: {err}");
+        }
     }
 }
 
