@@ -504,18 +504,53 @@ async fn burst_of_pods_never_overcommits_a_node() -> Result<()> {
     tokio::time::sleep(Duration::from_secs(2)).await;
     let pods = web_pods(&client).await?;
     assert_eq!((pods.len(), bound(&pods)), (50, 40), "no duplicate pods, no overcommit");
-    let unschedulable = pods
-        .iter()
-        .filter(|p| {
-            p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
-                c.iter().any(|c| {
-                    c.type_ == "PodScheduled"
-                        && c.message.as_deref() == Some("0/1 nodes are available: 1 Insufficient cpu.")
+    let unschedulable = |pods: &[Pod]| {
+        pods.iter()
+            .filter(|p| {
+                p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
+                    c.iter().any(|c| {
+                        c.type_ == "PodScheduled"
+                            && c.message.as_deref() == Some("0/1 nodes are available: 1 Insufficient cpu.")
+                    })
                 })
             })
-        })
-        .count();
-    assert_eq!(unschedulable, 10);
+            .count()
+    };
+    // The scheduler writes the 10 conditions one status patch at a time.
+    eventually("10 pods marked unschedulable", || async {
+        let pods = web_pods(&client).await?;
+        Ok((unschedulable(&pods) == 10).then_some(()))
+    })
+    .await?;
+    let pods = web_pods(&client).await?;
+    assert_eq!((pods.len(), bound(&pods), unschedulable(&pods)), (50, 40, 10), "still no overcommit");
     cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn events_older_than_the_ttl_are_swept_and_fresh_ones_kept() -> Result<()> {
+    let mut cluster = Cluster::apiserver().await?;
+    let client = cluster.client.clone();
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let event = |name: &str| -> Result<Event> {
+        Ok(serde_json::from_value(json!({
+            "metadata": {"name": name, "namespace": NS},
+            "involvedObject": {"kind": "Pod", "name": "p", "namespace": NS},
+            "reason": "Test", "message": "ttl", "type": "Normal"
+        }))?)
+    };
+    events.create(&PostParams::default(), &event("old")?).await?;
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    events.create(&PostParams::default(), &event("fresh")?).await?;
+    cluster.tasks.push(tokio::spawn(bosun_control::controllers::eventttl::run_with(
+        client.clone(),
+        cluster.token.clone(),
+        Duration::from_secs(2),
+        Duration::from_millis(100),
+        Arc::new(jiff::Timestamp::now),
+    )));
+    eventually("old event swept", || async { Ok(events.get_opt("old").await?.is_none().then_some(())) }).await?;
+    assert!(events.get_opt("fresh").await?.is_some(), "an event younger than the TTL is kept");
     Ok(())
 }

@@ -1,5 +1,6 @@
 //! The core controllers, like kube-controller-manager: deployment,
-//! replicaset, endpointslice, garbage collector (`gc`), node lifecycle.
+//! replicaset, endpointslice, garbage collector (`gc`), node lifecycle,
+//! event TTL.
 //! Not done: the namespace controller (deleting a namespace's contents).
 //!
 //! Owns: running every controller concurrently (`run_all`) and the shared
@@ -9,6 +10,7 @@
 pub mod deployment;
 pub mod endpointslice;
 pub mod events;
+pub mod eventttl;
 pub mod gc;
 pub mod informer;
 pub mod nodelifecycle;
@@ -26,6 +28,7 @@ pub async fn run_all(client: kube::Client, token: CancellationToken) -> anyhow::
         endpointslice::run(client.clone(), token.clone()),
         gc::run(client.clone(), token.clone()),
         nodelifecycle::run(client.clone(), token.clone()),
+        eventttl::run(client.clone(), token.clone()),
     );
     Ok(())
 }
