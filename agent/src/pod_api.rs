@@ -28,8 +28,9 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// API calls of the pod worker.
 #[async_trait::async_trait]
 pub trait PodApi: Send + Sync {
-    /// Merge-patches `status` onto pod `namespace/name`.
-    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()>;
+    /// Merge-patches `status` onto pod `namespace/name` if its UID is still
+    /// `uid` (a pod re-created under the same name gets a 409, not our status).
+    async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<()>;
     /// Deletes pod `namespace/name` now (grace 0) if its UID is still `uid`.
     /// A pod already gone or replaced is not an error.
     async fn delete_pod(&self, namespace: &str, name: &str, uid: &str) -> Result<()>;
@@ -58,9 +59,9 @@ fn is_gone(e: &kube::Error) -> bool {
 
 #[async_trait::async_trait]
 impl PodApi for KubePodApi {
-    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()> {
+    async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<()> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let patch = serde_json::json!({ "status": status });
+        let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": status });
         pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
             .await
             .map(|_| ())
@@ -121,7 +122,7 @@ impl FakePodApi {
 
 #[async_trait::async_trait]
 impl PodApi for FakePodApi {
-    async fn patch_status(&self, namespace: &str, name: &str, status: &PodStatus) -> Result<()> {
+    async fn patch_status(&self, namespace: &str, name: &str, _uid: &str, status: &PodStatus) -> Result<()> {
         if let Ok(mut statuses) = self.statuses.lock() {
             statuses.push((format!("{namespace}/{name}"), status.clone()));
         }

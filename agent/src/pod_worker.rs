@@ -116,7 +116,9 @@ pub struct PodWorker {
     crash: Backoff,
     pull: Backoff,
     next_sandbox_attempt: u32,
-    last_patched: Option<PodStatus>,
+    /// The status last written, and the pod resourceVersion it was computed
+    /// from: until the watch shows a newer pod, our own write is the truth.
+    last_patched: Option<(Option<String>, PodStatus)>,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
 }
@@ -243,7 +245,9 @@ impl PodWorker {
     }
 
     async fn publish(&mut self, pod: &Pod, status: PodStatus) -> Result<(), Error> {
-        if pod.status.as_ref() == Some(&status) || self.last_patched.as_ref() == Some(&status) {
+        let seen = pod.metadata.resource_version.clone();
+        let just_written = self.last_patched.as_ref().is_some_and(|(rv, last)| *rv == seen && *last == status);
+        if pod.status.as_ref() == Some(&status) || just_written {
             return Ok(());
         }
         self.deps
@@ -251,11 +255,12 @@ impl PodWorker {
             .patch_status(
                 pod.metadata.namespace.as_deref().unwrap_or_default(),
                 pod.metadata.name.as_deref().unwrap_or_default(),
+                &self.uid,
                 &status,
             )
             .await
             .map_err(|source| Error::Api { pod: pod_key(pod), source })?;
-        self.last_patched = Some(status);
+        self.last_patched = Some((seen, status));
         Ok(())
     }
 

@@ -315,6 +315,21 @@ async fn kube_rs_create_list_watch_patch_and_conflict() -> Result<()> {
     let replaced = pods.replace("a", &PostParams::default(), &stale).await?;
     assert_eq!(replaced.metadata.labels.unwrap_or_default().get("x").map(String::as_str), Some("y"));
 
+    // A uid in the body is a precondition: a status write meant for an older
+    // pod of the same name is refused, one with the right uid lands.
+    let uid = replaced.metadata.uid.clone().unwrap_or_default();
+    let wrong = serde_json::json!({"metadata": {"uid": "not-this-pod"}, "status": {"phase": "Running"}});
+    match pods.patch_status("a", &PatchParams::default(), &Patch::Merge(wrong)).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 409, "{s:?}");
+            assert!(s.message.contains("Precondition failed: UID"), "{s:?}");
+        }
+        other => bail!("expected 409 for a uid mismatch, got {other:?}"),
+    }
+    let right = serde_json::json!({"metadata": {"uid": uid}, "status": {"phase": "Running"}});
+    let patched = pods.patch_status("a", &PatchParams::default(), &Patch::Merge(right)).await?;
+    assert_eq!(patched.status.and_then(|s| s.phase).as_deref(), Some("Running"));
+
     // Field selector and all-namespaces list.
     let all: Api<Pod> = Api::all(client.clone());
     let named = all.list(&ListParams::default().fields("metadata.name=c")).await?;

@@ -11,7 +11,7 @@ use super::objects::{
 };
 use super::registry::{by_kind, Kind, ResourceInfo};
 use super::selectors::Selectors;
-use super::status::{conflict, invalid, not_found, ApiError, Cause, Result};
+use super::status::{conflict, conflict_with, invalid, not_found, ApiError, Cause, Result};
 use super::validation;
 use super::ApiState;
 
@@ -211,6 +211,19 @@ where
         let precondition = requested_rv(&requested)?;
         if precondition.is_some_and(|p| p != rev) {
             return Err(conflict(info, name));
+        }
+        // A uid in the body is a precondition too (as upstream): a write meant
+        // for an object that was deleted and re-created under the same name
+        // must not land on the new one.
+        if let Some(body_uid) = meta_str(&requested, "uid").filter(|u| !u.is_empty()) {
+            let stored_uid = meta_str(&current, "uid").unwrap_or_default();
+            if body_uid != stored_uid {
+                return Err(conflict_with(
+                    info,
+                    name,
+                    &format!("Precondition failed: UID in precondition: {body_uid}, UID in object meta: {stored_uid}"),
+                ));
+            }
         }
         if let Some(body_name) = meta_str(&requested, "name").filter(|n| !n.is_empty() && *n != name) {
             return Err(ApiError::BadRequest(format!(
