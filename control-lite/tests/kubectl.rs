@@ -390,6 +390,16 @@ async fn binding_graceful_pod_deletion_and_logs_proxy() -> Result<()> {
             .header("content-type", "application/json")
             .body(body.to_string().into_bytes())
     };
+    // A binding carrying another pod's uid (a pod deleted and re-created
+    // under this name) is refused and binds nothing.
+    let stale = serde_json::json!({"apiVersion": "v1", "kind": "Binding",
+        "metadata": {"name": "p", "uid": "uid-of-an-older-pod"}, "target": {"kind": "Node", "name": "n1"}});
+    match client.request::<Value>(bind(stale)?).await {
+        Err(kube::Error::Api(s)) => assert_eq!(s.code, 409, "{s:?}"),
+        other => bail!("a binding with a stale uid should conflict: {other:?}"),
+    }
+    let unbound = pods.get("p").await?;
+    assert_eq!(unbound.spec.as_ref().and_then(|s| s.node_name.as_deref()), None);
     let first: Value = client.request(bind(binding.clone())?).await?;
     assert_eq!(first["status"], "Success");
     match client.request::<Value>(bind(binding)?).await {

@@ -103,6 +103,12 @@ pub async fn bind(
             _ => {
                 let mut next = current.clone();
                 next["spec"]["nodeName"] = json!(node);
+                // The binding's uid (the scheduler sends the pod's) is a
+                // precondition: a binding for a deleted pod must not land on
+                // a new pod of the same name.
+                if let Some(uid) = binding.pointer("/metadata/uid").and_then(Value::as_str).filter(|u| !u.is_empty()) {
+                    next["metadata"]["uid"] = json!(uid);
+                }
                 Ok(next)
             }
         }
