@@ -53,7 +53,7 @@ pub enum Error {
         /// The container.
         container: String,
         /// The parse error.
-        source: bosun_quantity::QuantityError,
+        source: bosun_resources::QuantityError,
     },
 }
 
@@ -229,7 +229,7 @@ pub fn container_config(
 /// 100000 us), memory limit in bytes. `oom_score_adj` is left to the runtime.
 pub fn linux_resources(
     resources: Option<&ResourceRequirements>,
-) -> std::result::Result<api::LinuxContainerResources, bosun_quantity::QuantityError> {
+) -> std::result::Result<api::LinuxContainerResources, bosun_resources::QuantityError> {
     const PERIOD: i64 = 100_000;
     let get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
         map.and_then(|m| m.get(key)).map(|q| q.0.clone())
@@ -240,15 +240,15 @@ pub fn linux_resources(
     let cpu_request = get(requests, "cpu").or_else(|| get(limits, "cpu"));
     let mut out = api::LinuxContainerResources { cpu_shares: 2, ..Default::default() };
     if let Some(cpu) = cpu_request {
-        out.cpu_shares = (bosun_quantity::milli_value(&cpu)? * 1024 / 1000).max(2);
+        out.cpu_shares = (bosun_resources::milli_value(&cpu)? * 1024 / 1000).max(2);
     }
     if let Some(cpu) = get(limits, "cpu") {
-        let milli = bosun_quantity::milli_value(&cpu)?;
+        let milli = bosun_resources::milli_value(&cpu)?;
         out.cpu_period = PERIOD;
         out.cpu_quota = (milli * PERIOD / 1000).max(1000);
     }
     if let Some(memory) = get(limits, "memory") {
-        out.memory_limit_in_bytes = bosun_quantity::plain_value(&memory)?;
+        out.memory_limit_in_bytes = bosun_resources::plain_value(&memory)?;
     }
     Ok(out)
 }

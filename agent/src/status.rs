@@ -140,30 +140,10 @@ pub fn phase(policy: RestartPolicy, statuses: &[ContainerStatus]) -> &'static st
     }
 }
 
-/// QoS class: BestEffort without any request/limit, Guaranteed when every
-/// container limits cpu and memory with requests equal to limits, else Burstable.
+/// The upstream QoS class (one implementation for both planes, in
+/// `bosun-resources`).
 pub fn qos_class(pod: &Pod) -> &'static str {
-    let containers: Vec<_> = pod.spec.iter().flat_map(|s| s.containers.iter()).collect();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in containers {
-        let r = c.resources.clone().unwrap_or_default();
-        let requests = r.requests.unwrap_or_default();
-        let limits = r.limits.unwrap_or_default();
-        any |= ["cpu", "memory"].iter().any(|k| requests.contains_key(*k) || limits.contains_key(*k));
-        for key in ["cpu", "memory"] {
-            let limit = limits.get(key);
-            let request = requests.get(key).or(limit);
-            if limit.is_none() || request != limit {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort",
-        (true, true) => "Guaranteed",
-        (true, false) => "Burstable",
-    }
+    bosun_resources::pod_qos_class(pod.spec.as_ref())
 }
 
 fn condition(

@@ -37,7 +37,7 @@ pub fn apply(kind: Kind, obj: &mut Value) {
 pub fn on_create(kind: Kind, obj: &mut Value) {
     if kind == Kind::Pod {
         if let Some(mut pod) = typed::<Pod>(obj) {
-            let qos = qos_class(pod.spec.as_ref());
+            let qos = bosun_resources::pod_qos_class(pod.spec.as_ref()).to_string();
             let status = pod.status.get_or_insert_with(PodStatus::default);
             status.phase.get_or_insert_with(|| "Pending".into());
             status.qos_class.get_or_insert(qos);
@@ -83,35 +83,6 @@ pub fn pull_policy_for(image: &str) -> &'static str {
     match last.split_once(':') {
         Some((_, "latest")) | None => "Always",
         Some(_) => "IfNotPresent",
-    }
-}
-
-/// Upstream QoS class from container requests and limits.
-pub fn qos_class(spec: Option<&PodSpec>) -> String {
-    let containers: Vec<&Container> = spec.map(|s| s.containers.iter().collect()).unwrap_or_default();
-    let mut any = false;
-    let mut guaranteed = !containers.is_empty();
-    for c in &containers {
-        let res = c.resources.as_ref();
-        let limits = res.and_then(|r| r.limits.clone()).unwrap_or_default();
-        let requests = res.and_then(|r| r.requests.clone()).unwrap_or_default();
-        if !limits.is_empty() || !requests.is_empty() {
-            any = true;
-        }
-        for r in ["cpu", "memory"] {
-            let Some(limit) = limits.get(r) else {
-                guaranteed = false;
-                continue;
-            };
-            if requests.get(r).is_some_and(|q| q != limit) {
-                guaranteed = false;
-            }
-        }
-    }
-    match (any, guaranteed) {
-        (false, _) => "BestEffort".into(),
-        (true, true) => "Guaranteed".into(),
-        (true, false) => "Burstable".into(),
     }
 }
 

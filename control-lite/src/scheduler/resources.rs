@@ -9,7 +9,7 @@ use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
-use bosun_quantity::{self as quantity, QuantityError};
+use bosun_resources::quantity::{self, QuantityError};
 
 /// Upstream's default cpu request (millicores) used for scoring only.
 const DEFAULT_MILLI_CPU_FOR_SCORE: i64 = 100;

@@ -1,6 +1,6 @@
 //! Kubernetes resource quantities ("500m", "1.5", "128Mi", "1e3", "2G") as
-//! exact integers, shared by both planes (the scheduler sums requests, the
-//! agent turns limits into CRI resources) so they can never disagree.
+//! exact integers (the scheduler sums requests, the agent turns limits into
+//! CRI resources, both compute QoS from them).
 //!
 //! Owns: turning a quantity into an integer in a chosen unit (millicores for
 //! cpu, bytes for memory, plain count for pods), in exact integer arithmetic,

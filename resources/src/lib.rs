@@ -1,0 +1,14 @@
+//! Pod resource rules that both planes must apply identically: the scheduler
+//! and the apiserver in control-lite, the agent on the node. Keeping them in
+//! one place means they can never disagree (a pod's QoS class, a request in
+//! millicores).
+//!
+//! Owns: [`quantity`] (exact parsing of resource quantities) and [`qos`]
+//! (the upstream QoS class of a pod). Must not: do I/O or know about the
+//! runtime or the API server.
+
+pub mod qos;
+pub mod quantity;
+
+pub use qos::pod_qos_class;
+pub use quantity::{cpu_millis, milli_value, plain_value, value, QuantityError};
