@@ -5,13 +5,10 @@
 //! is sent anywhere.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use bosun_control::apiserver::{serve, ApiState};
-use bosun_control::store::Store;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Event, Node, Pod, Service};
@@ -20,6 +17,8 @@ use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const NS: &str = "default";
 
@@ -39,23 +38,10 @@ impl Cluster {
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir()?;
-        let store = Store::open(&dir.path().join("store.db"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr: SocketAddr = listener.local_addr()?;
-        let token = CancellationToken::new();
-        let state = Arc::new(ApiState::new(store, "10.96.0.0/16".parse()?, addr.to_string(), token.clone()));
-        let server_token = token.clone();
-        let server = tokio::spawn(async move {
-            if let Err(e) = serve(listener, state, server_token).await {
-                eprintln!("apiserver: {e}");
-            }
-        });
-        bosun_control::apiserver::kubeconfig::write_kubeconfig(
-            &dir.path().join("kubeconfig"),
-            &format!("http://{addr}"),
-        )?;
+        let api = support::start_apiserver(dir.path()).await?;
+        let addr = api.addr;
         let client = Client::try_from(kube::Config::new(format!("http://{addr}").parse()?))?;
-        let cluster = Cluster { dir, client, token, tasks: vec![server] };
+        let cluster = Cluster { dir, client, token: api.token, tasks: vec![api.server] };
         let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
         eventually("apiserver up", || async { Ok(namespaces.get_opt(NS).await?.map(|_| ())) }).await?;
         Ok(cluster)

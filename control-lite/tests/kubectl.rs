@@ -5,13 +5,13 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
-use std::sync::Arc;
 
 use anyhow::{bail, Context, Result};
-use bosun_control::apiserver::{serve, ApiState};
 use bosun_control::store::Store;
 use serde_json::Value;
 use tokio_util::sync::CancellationToken;
+
+mod support;
 
 const KUBECTL: &str = "/usr/bin/kubectl";
 
@@ -30,22 +30,8 @@ impl Cluster {
 
     /// Starts over an existing data directory (a restart).
     async fn start_in(dir: tempfile::TempDir) -> Result<Cluster> {
-        let store = Store::open(&dir.path().join("store.db"))?;
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-        let addr = listener.local_addr()?;
-        let token = CancellationToken::new();
-        let state = Arc::new(ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone()));
-        let server_token = token.clone();
-        let server = tokio::spawn(async move {
-            if let Err(e) = serve(listener, state, server_token).await {
-                eprintln!("apiserver: {e}");
-            }
-        });
-        bosun_control::apiserver::kubeconfig::write_kubeconfig(
-            &dir.path().join("kubeconfig"),
-            &format!("http://{addr}"),
-        )?;
-        Ok(Cluster { dir, store, addr, token, server })
+        let api = support::start_apiserver(dir.path()).await?;
+        Ok(Cluster { dir, store: api.store, addr: api.addr, token: api.token, server: api.server })
     }
 
     fn path(&self, name: &str) -> PathBuf {

@@ -171,10 +171,9 @@ fn wait_for_servers(ns: &Namespaces, node: &str) -> anyhow::Result<()> {
     }
 }
 
-#[tokio::test]
-async fn table_loads_updates_and_is_cleaned_up_in_a_netns() -> anyhow::Result<()> {
-    let ns = Namespaces::create(&["load"])?;
-    let nft = NftCommand::with_prefix("nft", ns.prefix("load"));
+/// A proxier that has fully loaded `web` (10.96.0.10, two endpoints) and
+/// `empty` (10.96.0.11, no endpoints) through `nft`.
+async fn load_web_and_empty(nft: &NftCommand) -> anyhow::Result<Proxier> {
     let mut proxier = Proxier::new(spec(), "", Arc::new(nft.clone()));
     for event in initial_lists().into_iter().chain([
         service("web", "10.96.0.10"),
@@ -185,6 +184,14 @@ async fn table_loads_updates_and_is_cleaned_up_in_a_netns() -> anyhow::Result<()
     }
     proxier.sync(false).await;
     ensure!(proxier.stats().applied == 1, "full load failed: {:?}", proxier.stats());
+    Ok(proxier)
+}
+
+#[tokio::test]
+async fn table_loads_updates_and_is_cleaned_up_in_a_netns() -> anyhow::Result<()> {
+    let ns = Namespaces::create(&["load"])?;
+    let nft = NftCommand::with_prefix("nft", ns.prefix("load"));
+    let mut proxier = load_web_and_empty(&nft).await?;
     let listing = nft.run(&["list", "table", "ip", TABLE])?;
     for expected in [
         "10.96.0.10 . tcp . 80 : goto buckets_16",
@@ -245,16 +252,7 @@ async fn check_packets(attach: Attach) -> anyhow::Result<()> {
     ensure!(leaked.ok().as_deref() == Some("outside"), "topology check: uplink unreachable");
 
     let nft = NftCommand::with_prefix("nft", ns.prefix(node));
-    let mut proxier = Proxier::new(spec(), "", Arc::new(nft.clone()));
-    for event in initial_lists().into_iter().chain([
-        service("web", "10.96.0.10"),
-        slice("web", &["10.244.1.2", "10.244.1.3"]),
-        service("empty", "10.96.0.11"),
-    ]) {
-        proxier.observe(event);
-    }
-    proxier.sync(false).await;
-    ensure!(proxier.stats().applied == 1, "full load failed: {:?}", proxier.stats());
+    let mut proxier = load_web_and_empty(&nft).await?;
 
     let from_node = tally(ns.enter(node, || ask_many("10.96.0.10:80", 40))?).context("node->service")?;
     ensure!(from_node.0 > 0 && from_node.1 > 0, "node->service not balanced: {from_node:?}");
