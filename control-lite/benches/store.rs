@@ -158,8 +158,8 @@ async fn fanout(store: &Store) -> anyhow::Result<()> {
     all.sort_unstable();
     let pct = |p: usize| all[(all.len() - 1) * p / 100].as_secs_f64() * 1e3;
     println!(
-        "watch fan-out, {WATCHERS} watchers (buffer {}), {FANOUT_WRITES} writes: write-start to delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; writes {:.0}/s",
-        opts.watch_buffer,
+        "watch fan-out, {WATCHERS} watchers (deadline {:?}), {FANOUT_WRITES} writes: write-start to delivery p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms; writes {:.0}/s",
+        opts.watch_deadline,
         pct(50),
         pct(99),
         pct(100),

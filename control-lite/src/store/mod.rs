@@ -43,10 +43,15 @@
 //!   watcher in the same step. Later commits publish their events to
 //!   registered watchers after they commit, so the replay ends exactly where
 //!   the live stream starts. Events arrive in revision order. Each watcher has
-//!   a bounded channel (history plus `watch_buffer`); if a watcher does not
-//!   keep up and its channel fills, it is dropped (its channel closes after the
-//!   buffered events) and must re-list, as with the Kubernetes "too old
-//!   resource version" error. Writers never wait for watchers.
+//!   its own queue and a deadline: a watcher that has had events pending
+//!   without taking one for its deadline is dropped at the next commit (its
+//!   queue closes after the queued events) and must re-list, as with the
+//!   Kubernetes "too old resource version" error. A watcher that keeps reading
+//!   is not dropped (only a backlog above `watch_max_backlog`, a memory
+//!   backstop, drops it early). Writers never wait for watchers.
+//! * **Backpressure.** The command queue to the worker is bounded
+//!   (`queue_capacity`): when it is full, callers wait for room instead of
+//!   queuing unbounded work.
 //! * **Compaction.** `compact(c)` deletes the history at or below `c` that
 //!   is superseded: every row at or below `c` that has a newer row at or
 //!   below `c` for the same key, and every tombstone at or below `c`. It keeps
@@ -77,6 +82,7 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use compactor::{compaction_target, spawn_compactor};
+pub use watch::WatchReceiver;
 use plan::{WriteKind, WriteRequest};
 use worker::{Command, Query, Reply};
 
@@ -169,8 +175,15 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// Tuning knobs; [`Options::default`] is what production uses.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Events a watcher may fall behind the live stream before it is dropped.
-    pub watch_buffer: usize,
+    /// How long a watcher may have events pending without taking one before
+    /// it is dropped ([`Store::watch`]; [`Store::watch_with_deadline`] overrides it).
+    pub watch_deadline: Duration,
+    /// Live events queued for one watcher above which it is dropped even
+    /// before its deadline (a memory backstop).
+    pub watch_max_backlog: usize,
+    /// Commands (writes, reads of a memory store, watch registrations) queued
+    /// for the worker before callers wait for room.
+    pub queue_capacity: usize,
     /// Most writes committed in one transaction.
     pub max_batch: usize,
     /// How long opening waits for another process holding the database.
@@ -179,7 +192,13 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { watch_buffer: 1024, max_batch: 512, lock_timeout: Duration::from_secs(5) }
+        Options {
+            watch_deadline: Duration::from_secs(60),
+            watch_max_backlog: 100_000,
+            queue_capacity: 4096,
+            max_batch: 512,
+            lock_timeout: Duration::from_secs(5),
+        }
     }
 }
 
@@ -191,7 +210,8 @@ pub struct Store {
 
 /// State shared by the handles and the worker thread.
 struct Shared {
-    commands: mpsc::UnboundedSender<Command>,
+    commands: mpsc::Sender<Command>,
+    watch_deadline: Duration,
     state: Arc<Revisions>,
     /// Read-only connections of a file database (`None` in memory).
     readers: Option<Arc<readers::Readers>>,
@@ -245,8 +265,9 @@ impl Store {
         let state = Arc::new(Revisions::default());
         state.set_current(db.current_revision());
         state.set_compacted(db.compacted_revision());
+        let watch_deadline = options.watch_deadline;
         let commands = worker::spawn(db, options, state.clone())?;
-        Ok(Store { shared: Arc::new(Shared { commands, state, readers }) })
+        Ok(Store { shared: Arc::new(Shared { commands, watch_deadline, state, readers }) })
     }
 
     /// Creates `key`; `AlreadyExists` if it is live. Returns its revision.
@@ -302,12 +323,17 @@ impl Store {
 
     /// Every event with revision `> after` on keys starting with `prefix`, in
     /// revision order: first the history, then live events. `Compacted` if
-    /// `after` is below the compacted revision. The channel closes when the
-    /// watcher falls more than `watch_buffer` events behind or the store
-    /// closes; the client then re-lists.
-    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<mpsc::Receiver<Event>> {
+    /// `after` is below the compacted revision. The watch ends when the
+    /// watcher has had events pending for `watch_deadline` without taking one,
+    /// or the store closes; the client then re-lists.
+    pub async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchReceiver> {
+        self.watch_with_deadline(prefix, after, self.shared.watch_deadline).await
+    }
+
+    /// Like [`Store::watch`] with this watcher's own deadline.
+    pub async fn watch_with_deadline(&self, prefix: &str, after: Revision, deadline: Duration) -> Result<WatchReceiver> {
         let prefix = prefix.to_owned();
-        self.call(|reply| Command::Query(Query::Watch { prefix, after, reply })).await
+        self.call(|reply| Command::Query(Query::Watch { prefix, after, deadline, reply })).await
     }
 
     /// Drops superseded history at or below `keep_revisions_after` (clamped to
@@ -323,7 +349,7 @@ impl Store {
             readers.close();
         }
         let (reply, done) = oneshot::channel();
-        if self.shared.commands.send(Command::Close { reply }).is_ok() {
+        if self.shared.commands.send(Command::Close { reply }).await.is_ok() {
             // An error means the worker is already gone, which is the goal.
             let _ = done.await;
         }
@@ -331,7 +357,8 @@ impl Store {
 
     async fn call<T>(&self, command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
         let (reply, response) = oneshot::channel();
-        self.shared.commands.send(command(reply)).map_err(|_| Error::Closed)?;
+        // A full queue makes the caller wait here: backpressure, not unbounded work.
+        self.shared.commands.send(command(reply)).await.map_err(|_| Error::Closed)?;
         response.await.map_err(|_| Error::Closed)?
     }
 }

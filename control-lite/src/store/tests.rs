@@ -4,8 +4,6 @@
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::sync::mpsc;
-
 use super::*;
 
 pub(super) fn v(s: &str) -> Vec<u8> {
@@ -13,7 +11,7 @@ pub(super) fn v(s: &str) -> Vec<u8> {
 }
 
 /// Receives the next event or fails after a second.
-pub(super) async fn next(rx: &mut mpsc::Receiver<Event>) -> anyhow::Result<Event> {
+pub(super) async fn next(rx: &mut WatchReceiver) -> anyhow::Result<Event> {
     tokio::time::timeout(Duration::from_secs(1), rx.recv())
         .await
         .context("timed out waiting for event")?
@@ -161,7 +159,7 @@ async fn watch_replays_history_then_follows_live_events() -> anyhow::Result<()> 
         assert_eq!(delete.kv.value, v("2"), "delete carries the last value");
         assert_eq!(delete.prev.as_ref().map(|p| p.mod_revision), Some(3));
         assert!(got[3].prev.is_none(), "a create has no prev");
-        assert!(rx.try_recv().is_err(), "nothing else");
+        assert!(rx.try_recv().is_none(), "nothing else");
         anyhow::Ok(())
     })
     .await
@@ -198,35 +196,59 @@ async fn watch_below_the_compacted_revision_fails() -> anyhow::Result<()> {
     .await
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn slow_watcher_is_closed_and_writers_do_not_wait() -> anyhow::Result<()> {
-    let opts = Options { watch_buffer: 8, ..Options::default() };
-    on_each_backend(opts, |s| async move {
-        let mut slow = s.watch("", 0).await?;
-        let mut fast = s.watch("", 0).await?;
+    // Deadlines, not buffer sizes, decide: the slow watcher (never reads) has a
+    // tiny deadline; the reading one has a generous one and must see everything
+    // however long the machine stalls it.
+    on_each_backend(Options::default(), |s| async move {
+        let mut slow = s.watch_with_deadline("", 0, Duration::from_millis(1)).await?;
+        let mut fast = s.watch_with_deadline("", 0, Duration::from_secs(3600)).await?;
         let reader = tokio::spawn(async move {
-            let mut n = 0;
-            while fast.recv().await.is_some() {
-                n += 1;
-                if n == 100 {
-                    break;
-                }
+            let mut seen = Vec::new();
+            while let Some(e) = fast.recv().await {
+                seen.push(e.revision());
             }
-            n
+            seen
         });
         let writes = async {
-            for i in 0..100 {
-                s.create(&format!("/k{i}"), v("x")).await?;
+            let mut n: Revision = 0;
+            // Write until the slow watcher has been dropped (at least 100 writes).
+            while n < 100 || !slow.is_closed() {
+                n = s.create(&format!("/k{n}"), v("x")).await?;
             }
-            anyhow::Ok(())
+            // One write after the drop, which the slow watcher must not see.
+            Ok::<_, anyhow::Error>(s.create("/after", v("x")).await?)
         };
-        tokio::time::timeout(Duration::from_secs(10), writes).await.context("writers blocked")??;
-        assert_eq!(reader.await?, 100, "a watcher that keeps up sees everything");
+        let written = tokio::time::timeout(Duration::from_secs(60), writes).await.context("writers blocked")??;
         let mut seen = Vec::new();
         while let Some(e) = slow.recv().await {
             seen.push(e.revision());
         }
-        assert_eq!(seen, (1..=8).collect::<Vec<_>>(), "buffered prefix, then closed");
+        assert!(!seen.is_empty() && seen.len() < usize::try_from(written)?, "slow saw {} of {written}", seen.len());
+        assert_eq!(seen, (1..=Revision::try_from(seen.len())?).collect::<Vec<_>>(), "a prefix, then closed");
+        s.close().await;
+        let fast_seen = tokio::time::timeout(Duration::from_secs(60), reader).await??;
+        assert_eq!(fast_seen, (1..=written).collect::<Vec<_>>(), "a watcher that keeps reading sees everything");
+        anyhow::Ok(())
+    })
+    .await
+}
+
+#[tokio::test]
+async fn full_command_queue_makes_callers_wait_not_fail() -> anyhow::Result<()> {
+    let opts = Options { queue_capacity: 1, ..Options::default() };
+    on_each_backend(opts, |s| async move {
+        let tasks: Vec<_> = (0..50)
+            .map(|i| {
+                let s = s.clone();
+                tokio::spawn(async move { s.create(&format!("/q{i}"), v("x")).await })
+            })
+            .collect();
+        for t in tasks {
+            t.await??;
+        }
+        assert_eq!(s.list("/q").await?.0.len(), 50);
         anyhow::Ok(())
     })
     .await
@@ -307,8 +329,8 @@ async fn close_fails_later_calls_and_ends_watches() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_registered_during_writes_see_every_later_revision_once() -> anyhow::Result<()> {
     const WRITES: usize = 2_000;
-    // Watchers are read only at the end, so let them buffer everything.
-    let opts = Options { watch_buffer: WRITES, ..Options::default() };
+    // Watchers are read only at the end: their deadline outlasts the test.
+    let opts = Options { watch_deadline: Duration::from_secs(3600), ..Options::default() };
     on_each_backend(opts, |s| async move {
         let writers: Vec<_> = (0..4)
             .map(|w| {
@@ -338,7 +360,7 @@ async fn watches_registered_during_writes_see_every_later_revision_once() -> any
                 assert_eq!(got, want, "watch from {after}: gap or duplicate");
                 want += 1;
             }
-            assert!(rx.try_recv().is_err(), "watch from {after}: event beyond the last write");
+            assert!(rx.try_recv().is_none(), "watch from {after}: event beyond the last write");
         }
         anyhow::Ok(())
     })

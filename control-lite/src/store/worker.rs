@@ -9,12 +9,13 @@
 //! linearizable: that write has not been acknowledged yet.
 
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{plan_write, WriteRequest};
 use super::sqlite::Db;
-use super::watch::Hub;
+use super::watch::{Hub, WatchReceiver};
 use super::{Error, Event, KeyValue, Options, Result, Revision, Revisions};
 
 /// Where a write's outcome goes.
@@ -34,15 +35,15 @@ pub(crate) enum Command {
 pub(crate) enum Query {
     Get { key: String, reply: oneshot::Sender<Result<Option<KeyValue>>> },
     List { prefix: String, reply: oneshot::Sender<Result<(Vec<KeyValue>, Revision)>> },
-    Watch { prefix: String, after: Revision, reply: oneshot::Sender<Result<mpsc::Receiver<Event>>> },
+    Watch { prefix: String, after: Revision, deadline: Duration, reply: oneshot::Sender<Result<WatchReceiver>> },
     Compact { revision: Revision, reply: oneshot::Sender<Result<()>> },
 }
 
 /// Starts the worker thread; it runs until `Close` or until every sender
 /// is dropped.
-pub(crate) fn spawn(db: Db, options: Options, state: Arc<Revisions>) -> Result<mpsc::UnboundedSender<Command>> {
-    let (tx, rx) = mpsc::unbounded_channel();
-    let worker = Worker { db, hub: Hub::new(options.watch_buffer), state, max_batch: options.max_batch.max(1) };
+pub(crate) fn spawn(db: Db, options: Options, state: Arc<Revisions>) -> Result<mpsc::Sender<Command>> {
+    let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
+    let worker = Worker { db, hub: Hub::new(options.watch_max_backlog), state, max_batch: options.max_batch.max(1) };
     std::thread::Builder::new()
         .name("bosun-store".to_owned())
         .spawn(move || worker.run(rx))
@@ -58,7 +59,7 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(mut self, mut rx: mpsc::UnboundedReceiver<Command>) {
+    fn run(mut self, mut rx: mpsc::Receiver<Command>) {
         let mut batch: Vec<(WriteRequest, Reply)> = Vec::new();
         while let Some(first) = rx.blocking_recv() {
             let mut close = None;
@@ -91,7 +92,7 @@ impl Worker {
     }
 
     /// After `Close`, fails everything still queued.
-    fn drain_closed(&self, rx: &mut mpsc::UnboundedReceiver<Command>) {
+    fn drain_closed(&self, rx: &mut mpsc::Receiver<Command>) {
         while let Ok(command) = rx.try_recv() {
             // Dropping a reply sender makes the waiting call return `Closed`.
             if let Command::Close { reply } = command {
@@ -111,8 +112,8 @@ impl Worker {
                 let result = self.db.list(&prefix).map(|kvs| (kvs, self.db.current_revision()));
                 let _ = reply.send(result);
             }
-            Query::Watch { prefix, after, reply } => {
-                let _ = reply.send(self.register_watch(prefix, after));
+            Query::Watch { prefix, after, deadline, reply } => {
+                let _ = reply.send(self.register_watch(prefix, after, deadline));
             }
             Query::Compact { revision, reply } => {
                 let target = revision.min(self.db.current_revision());
@@ -123,13 +124,13 @@ impl Worker {
         }
     }
 
-    fn register_watch(&mut self, prefix: String, after: Revision) -> Result<mpsc::Receiver<Event>> {
+    fn register_watch(&mut self, prefix: String, after: Revision, deadline: Duration) -> Result<WatchReceiver> {
         let compacted = self.db.compacted_revision();
         if after < compacted {
             return Err(Error::Compacted { requested: after, compacted });
         }
         let history = self.db.history(&prefix, after)?;
-        Ok(self.hub.register(prefix, after, history))
+        Ok(self.hub.register(prefix, after, deadline, history, Instant::now()))
     }
 
     /// Applies `batch` in one transaction, acknowledges it after the commit
@@ -142,7 +143,7 @@ impl Worker {
                 Ok(outcomes) => {
                     let events: Vec<Event> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
                     self.state.set_current(self.db.current_revision());
-                    self.hub.publish(&events);
+                    self.hub.publish(&events, Instant::now());
                     for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                         respond(reply, outcome);
                     }
