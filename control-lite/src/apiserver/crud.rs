@@ -292,5 +292,3 @@ pub(super) async fn remove(
     set_rv(&mut obj, del_rev);
     Ok(obj)
 }
-
-pub use super::deletion::{delete, DeleteOptions};

@@ -8,13 +8,10 @@ use hyper_util::rt::TokioIo;
 use serde_json::Value;
 
 use super::crud;
-use super::handlers::Params;
+use super::options::LogOptions;
 use super::registry::{by_kind, Kind};
 use super::status::{ApiError, Result};
 use super::ApiState;
-
-/// Query parameters passed through to the kubelet.
-const PASSED: &[&str] = &["follow", "tailLines", "timestamps", "previous", "sinceSeconds", "sinceTime", "limitBytes"];
 
 /// The container to read: the requested one, or the only one.
 pub fn pick_container(pod: &Value, requested: Option<&str>) -> Result<String> {
@@ -61,9 +58,9 @@ fn bad_gateway(e: impl std::fmt::Display, addr: &str) -> ApiError {
 }
 
 /// GET `pods/<name>/log`.
-pub async fn proxy(state: &ApiState, ns: &str, name: &str, params: &Params) -> Result<Response> {
+pub async fn proxy(state: &ApiState, ns: &str, name: &str, opts: &LogOptions) -> Result<Response> {
     let (pod, _) = crud::get(state, by_kind(Kind::Pod), Some(ns), name).await?;
-    let container = pick_container(&pod, params.get("container").map(String::as_str))?;
+    let container = pick_container(&pod, opts.container.as_deref())?;
     let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
     if node_name.is_empty() {
         return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
@@ -71,8 +68,7 @@ pub async fn proxy(state: &ApiState, ns: &str, name: &str, params: &Params) -> R
     let (node, _) = crud::get(state, by_kind(Kind::Node), None, node_name).await?;
     let addr = kubelet_address(&node)
         .ok_or_else(|| ApiError::BadGateway(format!("node {node_name} reports no InternalIP and kubelet port")))?;
-    let query: Vec<String> =
-        PASSED.iter().filter_map(|k| params.get(*k).map(|v| format!("{k}={}", urlencode(v)))).collect();
+    let query: Vec<String> = opts.passthrough.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
     let uri = format!("/containerLogs/{ns}/{name}/{container}?{}", query.join("&"));
     let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| bad_gateway(e, &addr))?;
     let (mut sender, conn) =

@@ -7,12 +7,24 @@
 //! deletion rules), ClusterIP allocation. Must not: run controllers; those are
 //! API clients like any other.
 //!
-//! Layout: `registry` (the resource table) drives `handlers` (HTTP glue),
-//! `crud` and `deletion` (store-facing operations), `watch`, `subresources`
-//! (scale, binding) and `logs` (proxy to the node). Pure decision modules
+//! Layout: `http` is the HTTP layer: connections and their limits, the one
+//! request pipeline (decide the call, in-flight/body limits, the place for
+//! authn/authz, then one handler per verb). Handlers call `crud` and
+//! `deletion` (store-facing operations; every write's admission is in
+//! `crud`), `watch`, `subresources` (scale, binding) and `logs` (proxy to the
+//! node). Leaf modules below them: `options` (typed query options, parsed
+//! once), `response` (object/list/Table rendering), `status` (the one mapping
+//! from errors to `Status` objects and HTTP codes). Pure decision modules
 //! (`selectors`, `patch`, `protobuf`, `schema`, `defaults`, `validation`, `objects`,
-//! `table`/`cells`, `clusterip`, `discovery`, `openapi`) are table-tested;
-//! `status` is the one mapping from errors to `Status` objects and HTTP codes.
+//! `table`/`cells`, `clusterip`, `discovery`, `openapi`) are table-tested.
+//! Module dependencies point one way: `http` -> handlers' modules -> leaves.
+//!
+//! Limits ([`ApiConfig`], upstream-like defaults): 3 MiB bodies, 1.5 MiB
+//! objects (also the result of any patch), 10,000 JSON patch operations,
+//! 400/200 non-mutating/mutating requests in flight (watches and logs exempt,
+//! 429 beyond), a connection limit, a header read timeout, 250 streams per
+//! HTTP/2 connection, and a deadline after which a watch (or any response)
+//! whose client stopped reading is closed.
 //!
 //! Not served (yet): protobuf request bodies beyond Namespace, ConfigMap,
 //! Secret, ServiceAccount and Deployment (so e.g. `kubectl create service`
@@ -26,14 +38,16 @@ pub mod crud;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
-pub mod handlers;
+pub mod http;
 pub mod kubeconfig;
 pub mod logs;
 pub mod objects;
 pub mod openapi;
+pub mod options;
 pub mod patch;
 pub mod protobuf;
 pub mod registry;
+pub mod response;
 pub mod schema;
 pub mod selectors;
 pub mod status;
@@ -42,15 +56,15 @@ pub mod table;
 pub mod validation;
 pub mod watch;
 
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::{Json, Router};
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
 use crate::store::Store;
+pub use http::limits::ApiConfig;
 use objects::{meta_str, WriteOptions};
 use registry::{by_kind, Kind};
 use selectors::Selectors;
@@ -62,9 +76,6 @@ pub enum Error {
     /// Bootstrap objects could not be written.
     #[error("bootstrap {what}: {source}")]
     Bootstrap { what: String, source: ApiError },
-    /// The HTTP server failed.
-    #[error("serve on {addr}: {source}")]
-    Serve { addr: String, source: std::io::Error },
 }
 
 /// Shared state of all handlers.
@@ -78,25 +89,34 @@ pub struct ApiState {
     pub token: CancellationToken,
     /// `host:port` advertised in `/api`.
     pub server_address: String,
+    /// Limits.
+    pub config: ApiConfig,
+    /// Watches being served.
+    pub open_watches: Arc<AtomicUsize>,
 }
 
 impl ApiState {
-    /// State over `store` with Services allocated from `cidr`.
+    /// State over `store` with Services allocated from `cidr`, with default limits.
     pub fn new(store: Store, cidr: clusterip::Cidr, server_address: String, token: CancellationToken) -> ApiState {
-        ApiState { store, ips: clusterip::Allocator::new(cidr), token, server_address }
+        ApiState {
+            store,
+            ips: clusterip::Allocator::new(cidr),
+            token,
+            server_address,
+            config: ApiConfig::default(),
+            open_watches: Arc::default(),
+        }
     }
-}
 
-/// The router: fixed health/version paths, everything else through [`handlers::dispatch`].
-pub fn router(state: Arc<ApiState>) -> Router {
-    let ok = || async { "ok" };
-    Router::new()
-        .route("/version", get(|| async { Json(discovery::version()) }))
-        .route("/healthz", get(ok))
-        .route("/readyz", get(ok))
-        .route("/livez", get(ok))
-        .fallback(handlers::dispatch)
-        .with_state(state)
+    /// The same state with `config`'s limits.
+    pub fn with_config(self, config: ApiConfig) -> ApiState {
+        ApiState { config, ..self }
+    }
+
+    /// Number of watches being served now.
+    pub fn open_watches(&self) -> usize {
+        self.open_watches.load(Ordering::Relaxed)
+    }
 }
 
 const SYSTEM_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
@@ -144,8 +164,6 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, token: Cancellat
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bootstrap(&state, listener.local_addr().map(|a| a.port()).unwrap_or(6443)).await?;
     tracing::info!(%addr, "apiserver listening");
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(token.cancelled_owned())
-        .await
-        .map_err(|source| Error::Serve { addr, source })
+    http::serve(listener, state, token).await;
+    Ok(())
 }

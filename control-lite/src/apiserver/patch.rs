@@ -2,8 +2,28 @@
 //!
 //! Strategic merge patch knows the merge keys of the built-in list fields by
 //! field name (and, for `ports`, by parent field); unknown lists are replaced.
+//!
+//! Bounded work: a JSON patch has at most [`Limits::max_operations`]
+//! operations, the bytes its `copy` operations duplicate count against
+//! [`Limits::max_bytes`], and every patch's result must encode within
+//! `max_bytes`. Keyed and set-like list merges index the original list, so
+//! they are linear in the list sizes.
+
+use std::collections::{HashMap, HashSet};
 
 use serde_json::{Map, Value};
+
+/// Most operations in one JSON patch (as upstream).
+pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
+
+/// Bounds of one patch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Most JSON patch operations.
+    pub max_operations: usize,
+    /// Largest encoded result (and most bytes `copy` operations may duplicate).
+    pub max_bytes: usize,
+}
 
 /// Patch failures.
 #[derive(Debug, thiserror::Error)]
@@ -17,6 +37,12 @@ pub enum Error {
     /// Server-side apply is not implemented.
     #[error("server-side apply (application/apply-patch+yaml) is not supported by this apiserver; use client-side `kubectl apply` (the default) or another patch type")]
     ApplyUnsupported,
+    /// A JSON patch with too many operations.
+    #[error("The allowed maximum operations in a JSON patch is {max}, got {count}")]
+    TooManyOperations { count: usize, max: usize },
+    /// The patched object (or what copy operations duplicate) is too large.
+    #[error("the patched object is larger than the limit of {max} bytes")]
+    TooLarge { max: usize },
     /// Unknown content type.
     #[error("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json")]
     UnknownType(String),
@@ -47,8 +73,8 @@ impl PatchType {
     }
 }
 
-/// Applies `body` of `kind` to `doc`, returning the patched document.
-pub fn apply(kind: PatchType, doc: &Value, body: &[u8]) -> Result<Value, Error> {
+/// Applies `body` of `kind` to `doc` within `limits`, returning the patched document.
+pub fn apply(kind: PatchType, doc: &Value, body: &[u8], limits: Limits) -> Result<Value, Error> {
     let mut out = doc.clone();
     match kind {
         PatchType::Merge => {
@@ -64,10 +90,61 @@ pub fn apply(kind: PatchType, doc: &Value, body: &[u8]) -> Result<Value, Error> 
         }
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| Error::Body(e.to_string()))?;
-            json_patch::patch(&mut out, &patch)?;
+            if patch.0.len() > limits.max_operations {
+                return Err(Error::TooManyOperations { count: patch.0.len(), max: limits.max_operations });
+            }
+            apply_json_patch(&mut out, &patch.0, limits.max_bytes)?;
         }
     }
+    if encoded_len_within(&out, limits.max_bytes).is_none() {
+        return Err(Error::TooLarge { max: limits.max_bytes });
+    }
     Ok(out)
+}
+
+/// Applies JSON patch operations one by one (on a copy, so no undo log),
+/// counting the bytes `copy` operations duplicate against `max_bytes`: without
+/// that, a few copies of a document into itself grow it exponentially.
+fn apply_json_patch(doc: &mut Value, ops: &[json_patch::PatchOperation], max_bytes: usize) -> Result<(), Error> {
+    let mut copied = 0usize;
+    for op in ops {
+        if let json_patch::PatchOperation::Copy(copy) = op {
+            let budget = max_bytes.saturating_sub(copied);
+            if let Some(source) = doc.pointer(copy.from.as_str()) {
+                let size = encoded_len_within(source, budget).ok_or(Error::TooLarge { max: max_bytes })?;
+                copied = copied.saturating_add(size);
+            }
+        }
+        json_patch::patch_unsafe(doc, std::slice::from_ref(op))?;
+    }
+    Ok(())
+}
+
+/// The JSON-encoded size of `v` if it is at most `max` (stops counting past it).
+pub fn encoded_len_within(v: &Value, max: usize) -> Option<usize> {
+    struct Counter {
+        n: usize,
+        max: usize,
+    }
+    impl std::io::Write for Counter {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.n = self.n.saturating_add(buf.len());
+            if self.n > self.max {
+                return Err(std::io::Error::other("over the limit"));
+            }
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut counter = Counter { n: 0, max };
+    serde_json::to_writer(&mut counter, v).ok().map(|()| counter.n)
+}
+
+/// A hashable identity of a JSON value (its encoding), for list indexes.
+fn identity(v: &Value) -> String {
+    v.to_string()
 }
 
 /// How a list field merges.
@@ -152,7 +229,8 @@ pub fn strategic_merge(original: &Value, patch: &Value, field: &str) -> Value {
     for (key, pv) in p {
         if let Some(list_field) = key.strip_prefix("$deleteFromPrimitiveList/") {
             if let (Some(Value::Array(cur)), Some(remove)) = (out.get(list_field), pv.as_array()) {
-                let kept: Vec<Value> = cur.iter().filter(|v| !remove.contains(v)).cloned().collect();
+                let remove: HashSet<String> = remove.iter().map(identity).collect();
+                let kept: Vec<Value> = cur.iter().filter(|v| !remove.contains(&identity(v))).cloned().collect();
                 out.insert(list_field.to_string(), Value::Array(kept));
             }
         }
@@ -172,9 +250,10 @@ fn merge_list(parent: &str, field: &str, original: &[Value], patch: &[Value]) ->
     match list_strategy(parent, field) {
         ListStrategy::Replace => Value::Array(patch.iter().map(strip_directives).collect()),
         ListStrategy::PrimitiveSet => {
+            let mut seen: HashSet<String> = original.iter().map(identity).collect();
             let mut out = original.to_vec();
             for v in patch {
-                if !out.contains(v) {
+                if seen.insert(identity(v)) {
                     out.push(v.clone());
                 }
             }
@@ -184,21 +263,40 @@ fn merge_list(parent: &str, field: &str, original: &[Value], patch: &[Value]) ->
             if patch.iter().any(|e| !e.is_object()) {
                 return Value::Array(patch.to_vec());
             }
-            let mut out = original.to_vec();
+            // Slots (None once deleted) and an index from merge key to the
+            // first live slot with it: one pass over each list.
+            let mut out: Vec<Option<Value>> = original.iter().cloned().map(Some).collect();
+            let mut index: HashMap<String, usize> = HashMap::with_capacity(out.len());
+            for (i, oe) in original.iter().enumerate() {
+                if let Some(k) = oe.get(mk) {
+                    index.entry(identity(k)).or_insert(i);
+                }
+            }
             for pe in patch {
-                let key = pe.get(mk);
-                let pos = key.and_then(|k| out.iter().position(|oe| oe.get(mk) == Some(k)));
+                let key = pe.get(mk).map(identity);
+                let pos = key.as_ref().and_then(|k| index.get(k).copied());
                 let delete = pe.get("$patch").and_then(Value::as_str) == Some("delete");
                 match (pos, delete) {
                     (Some(i), true) => {
-                        out.remove(i);
+                        out[i] = None;
+                        if let Some(k) = &key {
+                            index.remove(k);
+                        }
                     }
                     (None, true) => {}
-                    (Some(i), false) => out[i] = strategic_merge(&out[i], pe, field),
-                    (None, false) => out.push(strategic_merge(&Value::Object(Map::new()), pe, field)),
+                    (Some(i), false) => {
+                        let merged = out[i].as_ref().map(|oe| strategic_merge(oe, pe, field));
+                        out[i] = merged;
+                    }
+                    (None, false) => {
+                        if let Some(k) = key {
+                            index.insert(k, out.len());
+                        }
+                        out.push(Some(strategic_merge(&Value::Object(Map::new()), pe, field)));
+                    }
                 }
             }
-            Value::Array(out)
+            Value::Array(out.into_iter().flatten().collect())
         }
     }
 }
@@ -222,8 +320,53 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    const LIMITS: Limits = Limits { max_operations: MAX_JSON_PATCH_OPERATIONS, max_bytes: 1 << 20 };
+
     fn smp(orig: Value, patch: Value) -> Value {
-        apply(PatchType::Strategic, &orig, patch.to_string().as_bytes()).expect("patch")
+        apply(PatchType::Strategic, &orig, patch.to_string().as_bytes(), LIMITS).expect("patch")
+    }
+
+    #[test]
+    fn json_patch_operation_count_and_result_size_are_bounded() {
+        let doc = json!({"a": "x"});
+        let op = json!({"op": "replace", "path": "/a", "value": "y"});
+        let ops = |n: usize| Value::Array(vec![op.clone(); n]).to_string();
+        assert!(apply(PatchType::Json, &doc, ops(10_000).as_bytes(), LIMITS).is_ok());
+        let err = apply(PatchType::Json, &doc, ops(10_001).as_bytes(), LIMITS).expect_err("too many");
+        assert!(matches!(err, Error::TooManyOperations { count: 10_001, max: 10_000 }), "{err}");
+        // Copying the document into itself doubles it each time.
+        let big = json!({"a": "x".repeat(1000)});
+        let doubling: Vec<Value> =
+            (0..20).map(|i| json!({"op": "copy", "from": "", "path": format!("/c{i}")})).collect();
+        let small = Limits { max_bytes: 100_000, ..LIMITS };
+        let err = apply(PatchType::Json, &big, Value::Array(doubling).to_string().as_bytes(), small);
+        assert!(matches!(err, Err(Error::TooLarge { .. })), "{err:?}");
+        for kind in [PatchType::Merge, PatchType::Strategic] {
+            let grow = json!({"b": "y".repeat(200_000)}).to_string();
+            assert!(matches!(apply(kind, &doc, grow.as_bytes(), small), Err(Error::TooLarge { .. })), "{kind:?}");
+        }
+        assert_eq!(encoded_len_within(&json!({"a": 1}), 100), Some(7));
+        assert_eq!(encoded_len_within(&json!({"a": 1}), 6), None);
+    }
+
+    #[test]
+    fn keyed_list_merge_of_large_lists_is_linear_and_correct() {
+        let n = 20_000;
+        let orig = json!({"env": (0..n).map(|i| json!({"name": format!("V{i}"), "value": "0"})).collect::<Vec<_>>()});
+        let mut changes: Vec<Value> = (0..n).map(|i| json!({"name": format!("V{i}"), "value": "1"})).collect();
+        changes.push(json!({"name": "V0", "$patch": "delete"}));
+        changes.push(json!({"name": "NEW", "value": "2"}));
+        let out = smp(orig, json!({"env": changes}));
+        let env = out["env"].as_array().expect("env");
+        assert_eq!(env.len(), n);
+        assert_eq!(env[0], json!({"name": "V1", "value": "1"}));
+        assert_eq!(env[n - 1], json!({"name": "NEW", "value": "2"}));
+        let set = smp(
+            json!({"finalizers": (0..n).map(|i| format!("f{i}")).collect::<Vec<_>>()}),
+            json!({"finalizers": (0..n).map(|i| format!("g{i}")).collect::<Vec<_>>(),
+                "$deleteFromPrimitiveList/finalizers": (0..n).map(|i| format!("f{i}")).collect::<Vec<_>>()}),
+        );
+        assert_eq!(set["finalizers"].as_array().map(Vec::len), Some(n));
     }
 
     #[test]
@@ -283,12 +426,12 @@ mod tests {
     #[test]
     fn merge_and_json_patches_and_content_types() {
         let orig = json!({"spec": {"replicas": 1, "list": [1, 2]}});
-        let out = apply(PatchType::Merge, &orig, br#"{"spec":{"replicas":5,"list":[3]}}"#).expect("merge");
+        let out = apply(PatchType::Merge, &orig, br#"{"spec":{"replicas":5,"list":[3]}}"#, LIMITS).expect("merge");
         assert_eq!(out, json!({"spec": {"replicas": 5, "list": [3]}}));
-        let out = apply(PatchType::Json, &orig, br#"[{"op":"replace","path":"/spec/replicas","value":2}]"#)
+        let out = apply(PatchType::Json, &orig, br#"[{"op":"replace","path":"/spec/replicas","value":2}]"#, LIMITS)
             .expect("json patch");
         assert_eq!(out["spec"]["replicas"], 2);
-        assert!(apply(PatchType::Json, &orig, br#"[{"op":"remove","path":"/nope"}]"#).is_err());
+        assert!(apply(PatchType::Json, &orig, br#"[{"op":"remove","path":"/nope"}]"#, LIMITS).is_err());
         assert_eq!(
             PatchType::from_content_type("application/merge-patch+json; charset=utf-8").ok(),
             Some(PatchType::Merge)

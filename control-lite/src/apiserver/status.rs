@@ -98,6 +98,15 @@ pub enum ApiError {
     /// The requested resourceVersion is compacted.
     #[error("too old resource version: {requested} ({compacted})")]
     Gone { requested: i64, compacted: i64 },
+    /// The request (or the object it would produce) is over a size limit.
+    #[error("Request entity too large: {0}")]
+    TooLarge(String),
+    /// More requests in flight than the server's limit; retry after a moment.
+    #[error("Too many requests, please try again later.")]
+    TooManyRequests { retry_after_seconds: u64 },
+    /// The client was too slow sending its request.
+    #[error("{0}")]
+    Timeout(String),
     /// Talking to the node for logs failed.
     #[error("{0}")]
     BadGateway(String),
@@ -151,6 +160,13 @@ impl ApiError {
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None),
             ApiError::Gone { .. } => (StatusCode::GONE, "Expired", None),
+            ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None),
+            ApiError::TooManyRequests { retry_after_seconds } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "TooManyRequests",
+                Some(json!({"retryAfterSeconds": retry_after_seconds})),
+            ),
+            ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "Timeout", None),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "InternalError", None),
             ApiError::Store { .. } | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None)
@@ -250,8 +266,16 @@ impl IntoResponse for ApiError {
         if matches!(self, ApiError::Store { .. } | ApiError::Internal(_)) {
             tracing::error!(error = %self, "apiserver internal error");
         }
+        let retry_after = match self {
+            ApiError::TooManyRequests { retry_after_seconds } => Some(retry_after_seconds),
+            _ => None,
+        };
         let (code, body) = self.to_status();
-        (code, axum::Json(body)).into_response()
+        let mut resp = (code, axum::Json(body)).into_response();
+        if let Some(seconds) = retry_after {
+            resp.headers_mut().insert(axum::http::header::RETRY_AFTER, axum::http::HeaderValue::from(seconds));
+        }
+        resp
     }
 }
 
@@ -286,5 +310,14 @@ mod tests {
         let (code, body) = conflict(by_kind(Kind::Pod), "p").to_status();
         assert_eq!(code, StatusCode::CONFLICT);
         assert_eq!(body["reason"], "Conflict");
+    }
+
+    #[test]
+    fn limits_map_to_413_and_429_with_retry_after() {
+        let (code, body) = ApiError::TooLarge("limit is 3145728".into()).to_status();
+        assert_eq!((code, body["reason"].as_str()), (StatusCode::PAYLOAD_TOO_LARGE, Some("RequestEntityTooLarge")));
+        let resp = ApiError::TooManyRequests { retry_after_seconds: 1 }.into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers().get("retry-after").and_then(|v| v.to_str().ok()), Some("1"));
     }
 }

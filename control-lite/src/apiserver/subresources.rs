@@ -5,7 +5,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::crud::{self, UpdateScope};
-use super::handlers::json_response;
+use super::response::json_response;
 use super::objects::{meta_mut, requested_rv, WriteOptions};
 use super::registry::ResourceInfo;
 use super::selectors::LabelSelector;

@@ -6,6 +6,8 @@
 //! stops on timeout, client disconnect or server shutdown.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use axum::body::{Body, Bytes};
@@ -16,8 +18,9 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::crud;
-use super::handlers::{stream_response, Params};
 use super::objects::{decode, meta_str};
+use super::options::WatchOptions;
+use super::response::stream_response;
 use super::registry::ResourceInfo;
 use super::selectors::Selectors;
 use super::status::{ApiError, Result};
@@ -61,27 +64,19 @@ pub async fn serve(
     info: &'static ResourceInfo,
     ns: Option<&str>,
     selectors: Selectors,
-    params: &Params,
+    opts: &WatchOptions,
     mode: Option<IncludeObject>,
 ) -> Result<Response> {
-    let rv = params.get("resourceVersion").map(String::as_str).unwrap_or_default();
-    let send_initial = matches!(params.get("sendInitialEvents").map(String::as_str), Some("true"));
-    let bookmarks = matches!(params.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
-    let timeout = params
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .map(Duration::from_secs)
-        .unwrap_or(MAX_WATCH)
-        .min(MAX_WATCH);
-    let (initial, after) = if rv.is_empty() || rv == "0" || send_initial {
-        let (items, rev) = crud::list(state, info, ns, &selectors).await?;
-        (items, rev)
-    } else {
-        let after: i64 = rv.parse().map_err(|_| ApiError::BadRequest(format!("invalid resourceVersion {rv:?}")))?;
-        (Vec::new(), after)
+    let send_initial = opts.send_initial_events;
+    let bookmarks = opts.bookmarks;
+    let timeout = opts.timeout.unwrap_or(MAX_WATCH).min(MAX_WATCH);
+    let deadline = state.config.watch_deadline;
+    let (initial, after) = match opts.resource_version {
+        Some(rv) if rv != 0 && !send_initial => (Vec::new(), rv),
+        _ => crud::list(state, info, ns, &selectors).await?,
     };
     let prefix = info.prefix(ns);
-    let events = match state.store.watch(&prefix, after).await {
+    let events = match state.store.watch_with_deadline(&prefix, after, deadline).await {
         Ok(rx) => Some(rx),
         Err(store::Error::Compacted { requested, compacted }) => {
             tracing::debug!(requested, compacted, prefix, "watch from a compacted revision");
@@ -90,6 +85,7 @@ pub async fn serve(
         Err(e) => return Err(ApiError::from_store(info, "", "watch", &prefix, e)),
     };
     let (tx, rx) = mpsc::channel::<Bytes>(64);
+    let closed = tx.clone();
     let token = state.token.clone();
     let render = move |kind: &str, obj: &Value, first: bool| -> Bytes {
         match mode {
@@ -104,11 +100,19 @@ pub async fn serve(
         let (_, status) = ApiError::Gone { requested: after, compacted: state.store.compacted_revision() }.to_status();
         return Ok(stream_response(Body::from(line("ERROR", &status)), "application/json"));
     };
+    let open = OpenWatch::new(state.open_watches.clone());
+    // A client that does not accept an event within the deadline ends the
+    // watch (its connection is closed by the stalled-write guard).
+    let send = move |bytes: Bytes| {
+        let tx = tx.clone();
+        async move { matches!(tokio::time::timeout(deadline, tx.send(bytes)).await, Ok(Ok(()))) }
+    };
     tokio::spawn(async move {
+        let _open = open;
         let mut first = true;
         let mut last_rv = after;
         for obj in &initial {
-            if tx.send(render("ADDED", obj, first)).await.is_err() {
+            if !send(render("ADDED", obj, first)).await {
                 return;
             }
             first = false;
@@ -116,7 +120,7 @@ pub async fn serve(
         if send_initial {
             let bookmark = json!({"kind": info.kind_name, "apiVersion": info.api_version(), "metadata": {
                 "resourceVersion": after.to_string(), "annotations": {"k8s.io/initial-events-end": "true"}}});
-            if tx.send(line("BOOKMARK", &bookmark)).await.is_err() {
+            if !send(line("BOOKMARK", &bookmark)).await {
                 return;
             }
         }
@@ -128,7 +132,7 @@ pub async fn serve(
             let out = tokio::select! {
                 _ = token.cancelled() => return,
                 _ = &mut deadline => return,
-                _ = tx.closed() => return,
+                _ = closed.closed() => return,
                 _ = ticks.tick(), if bookmarks => {
                     let bookmark = json!({"kind": info.kind_name, "apiVersion": info.api_version(),
                         "metadata": {"resourceVersion": last_rv.to_string()}});
@@ -151,13 +155,30 @@ pub async fn serve(
                     }
                 }
             };
-            if tx.send(out).await.is_err() {
+            if !send(out).await {
+                tracing::debug!(prefix, "watch: client did not accept an event in time; closing");
                 return;
             }
         }
     });
     let stream = ReceiverStream::new(rx).map(Ok::<_, Infallible>);
     Ok(stream_response(Body::from_stream(stream), "application/json"))
+}
+
+/// Counts a watch as open while alive.
+struct OpenWatch(Arc<AtomicUsize>);
+
+impl OpenWatch {
+    fn new(count: Arc<AtomicUsize>) -> OpenWatch {
+        count.fetch_add(1, Ordering::Relaxed);
+        OpenWatch(count)
+    }
+}
+
+impl Drop for OpenWatch {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
+    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,154 @@
+//! The HTTP layer: connections, the one request pipeline and a handler per verb.
+//!
+//! Every request takes the same path through [`handle`]:
+//! 1. **decide**: the path and method become a [`call::Call`] (pure,
+//!    table-tested in `path` and `call`); query options are parsed once
+//!    into typed values ([`crate::apiserver::options`]);
+//! 2. **limits**: the in-flight limit of the call's class (429), then the
+//!    body is read within its size limit (413) and time limit (408);
+//! 3. **authentication and authorization** would sit here, in front of every
+//!    handler (there are none yet: every call is allowed);
+//! 4. the **verb's handler** (`read`, `write`, `delete`, `sub`). Admission
+//!    (defaults, validation, metadata rules) is in `crud`, which every write
+//!    goes through.
+//!
+//! Errors become `Status` objects in one place (`status`). Connection limits
+//! (count, header timeout, HTTP/2 streams, stalled writes) are in [`conn`].
+
+mod body;
+pub mod call;
+mod conn;
+mod delete;
+pub mod limits;
+pub mod path;
+mod read;
+mod sub;
+mod write;
+
+use std::sync::Arc;
+
+use axum::body::{Body, Bytes};
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, Request, StatusCode};
+use axum::response::{IntoResponse, Response};
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use super::options::{table_mode, Query};
+use super::response::json_response;
+use super::status::{ApiError, Result};
+use super::table::IncludeObject;
+use super::{discovery, openapi, ApiState};
+use call::{Call, Verb};
+use limits::InFlight;
+use path::{parse_path, Route, Target};
+
+/// What the connection tasks share: the API state and the in-flight limiter.
+pub(crate) struct Server {
+    state: Arc<ApiState>,
+    inflight: InFlight,
+}
+
+/// Serves HTTP on `listener` until `token` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>, token: CancellationToken) {
+    let inflight = InFlight::new(&state.config);
+    conn::serve(listener, Arc::new(Server { state, inflight }), token).await;
+}
+
+/// One request, start to end; never fails (errors are `Status` responses).
+pub(crate) async fn handle(server: &Server, req: Request<Body>) -> Response {
+    let (parts, body) = req.into_parts();
+    match pipeline(server, parts, body).await {
+        Ok(resp) => resp,
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn pipeline(server: &Server, parts: Parts, body: Body) -> Result<Response> {
+    let state = &*server.state;
+    // 1. Decide what is asked.
+    let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
+    let query = Query::parse(parts.uri.query())?;
+    let call = Call::decide(&parts.method, route, query.watch())?;
+    // 2. Limits: the slot is held until the response is built.
+    let _slot = server.inflight.admit(call.class())?;
+    let body = body::read(body, &parts.headers, &state.config).await?;
+    // 3. Authentication and authorization go here.
+    // 4. The handler.
+    match call {
+        Call::Fixed(route) => fixed(state, route),
+        Call::Resource(verb, target) => {
+            let req = Req { state, headers: &parts.headers, query: &query, body };
+            dispatch(&req, verb, &target).await
+        }
+    }
+}
+
+async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
+    match verb {
+        Verb::Get => read::get(r, t).await,
+        Verb::List => read::list(r, t).await,
+        Verb::Watch => read::watch(r, t).await,
+        Verb::Create => write::create(r, t).await,
+        Verb::Update(scope) => write::update(r, t, scope).await,
+        Verb::Patch(scope) => write::patch(r, t, scope).await,
+        Verb::Delete => delete::one(r, t).await,
+        Verb::DeleteCollection => delete::collection(r, t).await,
+        Verb::GetScale => sub::get_scale(r, t).await,
+        Verb::UpdateScale => sub::update_scale(r, t).await,
+        Verb::PatchScale => sub::patch_scale(r, t).await,
+        Verb::Bind => sub::bind(r, t).await,
+        Verb::Log => sub::log(r, t).await,
+    }
+}
+
+/// Health, version, OpenAPI and discovery documents.
+fn fixed(state: &ApiState, route: Route) -> Result<Response> {
+    let doc = match route {
+        Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
+        Route::Version => discovery::version(),
+        Route::OpenApiV2 => return Ok(openapi::v2_response()),
+        Route::OpenApiV3(rest) => {
+            let doc = if rest.is_empty() {
+                Some(openapi::root())
+            } else if let Some(v) = rest.strip_prefix("api/") {
+                openapi::group_version("", v)
+            } else {
+                rest.strip_prefix("apis/")
+                    .and_then(|gv| gv.split_once('/'))
+                    .and_then(|(g, v)| openapi::group_version(g, v))
+            };
+            doc.ok_or(ApiError::NoResource)?
+        }
+        Route::CoreVersions => discovery::core_versions(&state.server_address),
+        Route::Groups => discovery::group_list(),
+        Route::Group(g) => discovery::group(&g).ok_or(ApiError::NoResource)?,
+        Route::Resources(g, v) => discovery::resource_list(&g, &v).ok_or(ApiError::NoResource)?,
+        Route::Resource(_) => return Err(ApiError::NoResource),
+    };
+    Ok(json_response(StatusCode::OK, &doc, &[]))
+}
+
+/// A resource request as its handler sees it.
+pub(crate) struct Req<'a> {
+    state: &'a ApiState,
+    headers: &'a HeaderMap,
+    query: &'a Query,
+    body: Bytes,
+}
+
+impl Req<'_> {
+    fn content_type(&self) -> &str {
+        self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default()
+    }
+
+    fn table_mode(&self) -> Option<IncludeObject> {
+        let accept = self.headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or_default();
+        table_mode(accept, self.query)
+    }
+}
+
+/// The object name of a named target (`Call::decide` only routes named verbs with one).
+fn name(t: &Target) -> &str {
+    t.name.as_deref().unwrap_or_default()
+}

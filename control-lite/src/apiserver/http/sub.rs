@@ -1,0 +1,52 @@
+//! Subresources: `/scale`, `/binding` and `pods/log`.
+
+use axum::http::StatusCode;
+use axum::response::Response;
+
+use super::body::parse;
+use super::path::Target;
+use super::write::patch_error;
+use super::{name, Req};
+use crate::apiserver::options::{LogOptions, WriteParams};
+use crate::apiserver::patch::{self, PatchType};
+use crate::apiserver::response::success_response;
+use crate::apiserver::status::Result;
+use crate::apiserver::{logs, subresources};
+
+/// GET `/scale`.
+pub async fn get_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
+    subresources::get_scale(r.state, t.info, t.namespace.as_deref(), name(t)).await
+}
+
+/// PUT `/scale`.
+pub async fn update_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let params = WriteParams::parse(r.query)?;
+    let body = parse(t.info, r.headers, &r.body)?;
+    subresources::update_scale(r.state, t.info, t.namespace.as_deref(), name(t), params.write, |_| Ok(body.clone()))
+        .await
+}
+
+/// PATCH `/scale`.
+pub async fn patch_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let params = WriteParams::parse(r.query)?;
+    let kind = PatchType::from_content_type(r.content_type()).map_err(patch_error)?;
+    let limits = r.state.config.patch_limits();
+    subresources::update_scale(r.state, t.info, t.namespace.as_deref(), name(t), params.write, |scale| {
+        patch::apply(kind, scale, &r.body, limits).map_err(patch_error)
+    })
+    .await
+}
+
+/// POST `pods/<name>/binding`.
+pub async fn bind(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let params = WriteParams::parse(r.query)?;
+    let body = parse(t.info, r.headers, &r.body)?;
+    subresources::bind(r.state, t.info, t.namespace.as_deref(), name(t), &body, params.write).await?;
+    Ok(success_response(StatusCode::CREATED))
+}
+
+/// GET `pods/<name>/log`.
+pub async fn log(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let opts = LogOptions::parse(r.query);
+    logs::proxy(r.state, t.namespace.as_deref().unwrap_or("default"), name(t), &opts).await
+}

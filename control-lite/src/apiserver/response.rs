@@ -1,0 +1,107 @@
+//! Rendering of responses: objects, lists, Tables, `Status` and streams.
+//!
+//! A leaf module: it depends only on the pure modules below it (`table`,
+//! `registry`, `objects`), never on handlers.
+
+use axum::body::Body;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use serde_json::{json, Value};
+
+use super::objects::meta_str;
+use super::registry::ResourceInfo;
+use super::table::{self, IncludeObject};
+
+/// Content type of a server-side Table.
+const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
+
+/// A JSON response with optional `Warning` headers.
+pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
+    let mut resp = (code, body.to_string()).into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    for w in warnings {
+        let text = format!("299 - {}", Value::from(w.as_str()));
+        if let Ok(v) = HeaderValue::from_str(&text) {
+            h.append(header::WARNING, v);
+        }
+    }
+    resp
+}
+
+/// A `meta.k8s.io/v1` Table response.
+pub fn table_response(body: &Value) -> Response {
+    let mut resp = (StatusCode::OK, body.to_string()).into_response();
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(TABLE_CONTENT_TYPE));
+    resp
+}
+
+/// One object, as JSON or (with `mode`) as a one-row Table.
+pub fn object_response(
+    code: StatusCode,
+    info: &ResourceInfo,
+    obj: &Value,
+    mode: Option<IncludeObject>,
+    warnings: &[String],
+) -> Response {
+    match mode {
+        Some(m) => {
+            let rv = meta_str(obj, "resourceVersion").unwrap_or_default().to_string();
+            table_response(&table::table(info, std::slice::from_ref(obj), m, &rv, true))
+        }
+        None => json_response(code, obj, warnings),
+    }
+}
+
+/// The `<Kind>List` of `items` at revision `rev`.
+pub fn list_object(info: &ResourceInfo, items: Vec<Value>, rev: i64) -> Value {
+    json!({
+        "kind": format!("{}List", info.kind_name),
+        "apiVersion": info.api_version(),
+        "metadata": {"resourceVersion": rev.to_string()},
+        "items": items,
+    })
+}
+
+/// A list, as JSON or (with `mode`) as a Table.
+pub fn list_response(info: &ResourceInfo, items: Vec<Value>, rev: i64, mode: Option<IncludeObject>) -> Response {
+    match mode {
+        Some(m) => table_response(&table::table(info, &items, m, &rev.to_string(), true)),
+        None => json_response(StatusCode::OK, &list_object(info, items, rev), &[]),
+    }
+}
+
+/// A success `Status` response.
+pub fn success_response(code: StatusCode) -> Response {
+    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()});
+    json_response(code, &body, &[])
+}
+
+/// A streamed body response (watch, logs).
+pub fn stream_response(body: Body, content_type: &'static str) -> Response {
+    let mut resp = Response::new(body);
+    resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::registry::{by_kind, Kind};
+
+    #[test]
+    fn lists_and_warnings_render_like_upstream() {
+        let list = list_object(by_kind(Kind::Deployment), vec![json!({"metadata": {"name": "a"}})], 7);
+        assert_eq!(list["kind"], "DeploymentList");
+        assert_eq!(list["apiVersion"], "apps/v1");
+        assert_eq!(list["metadata"]["resourceVersion"], "7");
+        let resp = json_response(StatusCode::CREATED, &json!({}), &["duplicate field \"a\"".into()]);
+        assert_eq!(resp.status(), StatusCode::CREATED);
+        assert_eq!(
+            resp.headers().get(header::WARNING).and_then(|v| v.to_str().ok()),
+            Some("299 - \"duplicate field \\\"a\\\"\"")
+        );
+        let table = list_response(by_kind(Kind::Pod), Vec::new(), 3, Some(IncludeObject::None));
+        assert_eq!(table.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(TABLE_CONTENT_TYPE));
+    }
+}
