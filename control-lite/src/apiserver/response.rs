@@ -73,7 +73,8 @@ pub fn list_response(info: &ResourceInfo, items: Vec<Value>, rev: i64, mode: Opt
 
 /// A success `Status` response.
 pub fn success_response(code: StatusCode) -> Response {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()});
+    let body =
+        json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": code.as_u16()});
     json_response(code, &body, &[])
 }
 

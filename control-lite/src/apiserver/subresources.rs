@@ -5,9 +5,9 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::crud::{self, UpdateScope};
-use super::response::json_response;
 use super::objects::{meta_mut, requested_rv, WriteOptions};
 use super::registry::ResourceInfo;
+use super::response::json_response;
 use super::selectors::LabelSelector;
 use super::status::{conflict_with, invalid, Cause, Result};
 use super::ApiState;

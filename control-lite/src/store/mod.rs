@@ -82,8 +82,8 @@ use std::time::Duration;
 use tokio::sync::{mpsc, oneshot};
 
 pub use compactor::{compaction_target, spawn_compactor};
-pub use watch::WatchReceiver;
 use plan::{WriteKind, WriteRequest};
+pub use watch::WatchReceiver;
 use worker::{Command, Query, Reply};
 
 /// One global, strictly increasing revision: the Kubernetes `resourceVersion`.
@@ -331,7 +331,12 @@ impl Store {
     }
 
     /// Like [`Store::watch`] with this watcher's own deadline.
-    pub async fn watch_with_deadline(&self, prefix: &str, after: Revision, deadline: Duration) -> Result<WatchReceiver> {
+    pub async fn watch_with_deadline(
+        &self,
+        prefix: &str,
+        after: Revision,
+        deadline: Duration,
+    ) -> Result<WatchReceiver> {
         let prefix = prefix.to_owned();
         self.call(|reply| Command::Query(Query::Watch { prefix, after, deadline, reply })).await
     }

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use anyhow::Context;
 use super::*;
+use anyhow::Context;
 
 pub(super) fn v(s: &str) -> Vec<u8> {
     s.as_bytes().to_vec()

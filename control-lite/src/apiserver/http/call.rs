@@ -148,7 +148,12 @@ mod tests {
             (Method::DELETE, pod, false, Some((Verb::Delete, Mutating))),
             (Method::DELETE, pods, false, Some((Verb::DeleteCollection, Mutating))),
             (Method::GET, "/apis/apps/v1/namespaces/d/deployments/w/scale", false, Some((Verb::GetScale, ReadOnly))),
-            (Method::PATCH, "/apis/apps/v1/namespaces/d/deployments/w/scale", false, Some((Verb::PatchScale, Mutating))),
+            (
+                Method::PATCH,
+                "/apis/apps/v1/namespaces/d/deployments/w/scale",
+                false,
+                Some((Verb::PatchScale, Mutating)),
+            ),
             (Method::POST, "/api/v1/namespaces/d/pods/p/binding", false, Some((Verb::Bind, Mutating))),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
             (Method::POST, pod, false, None),

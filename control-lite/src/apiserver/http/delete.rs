@@ -6,18 +6,22 @@ use serde_json::Value;
 
 use super::path::Target;
 use super::{name, Req};
+use crate::apiserver::crud;
 use crate::apiserver::deletion::{self, DeleteOptions};
 use crate::apiserver::objects::meta_str;
 use crate::apiserver::options::{DeleteQuery, ListOptions, Query};
 use crate::apiserver::response::{json_response, list_object};
 use crate::apiserver::status::{ApiError, Result};
-use crate::apiserver::crud;
 
 /// DeleteOptions from the query, overridden by a JSON body if any.
 fn delete_options(headers: &HeaderMap, query: &Query, body: &[u8]) -> Result<DeleteOptions> {
     let q = DeleteQuery::parse(query)?;
-    let opts =
-        DeleteOptions { grace_period: q.grace_period, dry_run: q.dry_run, orphan: q.orphan, ..DeleteOptions::default() };
+    let opts = DeleteOptions {
+        grace_period: q.grace_period,
+        dry_run: q.dry_run,
+        orphan: q.orphan,
+        ..DeleteOptions::default()
+    };
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(opts);
     }
@@ -25,8 +29,8 @@ fn delete_options(headers: &HeaderMap, query: &Query, body: &[u8]) -> Result<Del
     if ct.starts_with("application/vnd.kubernetes.protobuf") {
         return Err(ApiError::UnsupportedMediaType("protobuf DeleteOptions are not supported; send JSON".into()));
     }
-    let parsed: Value =
-        serde_json::from_slice(body).map_err(|e| ApiError::BadRequest(format!("couldn't decode DeleteOptions: {e}")))?;
+    let parsed: Value = serde_json::from_slice(body)
+        .map_err(|e| ApiError::BadRequest(format!("couldn't decode DeleteOptions: {e}")))?;
     Ok(opts.merge_body(&parsed))
 }
 

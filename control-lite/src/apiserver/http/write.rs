@@ -45,7 +45,8 @@ pub async fn update(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respo
 pub async fn patch(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Response> {
     let params = WriteParams::parse(r.query)?;
     let kind = PatchType::from_content_type(r.content_type()).map_err(patch_error)?;
-    let dups = if kind == PatchType::Json { Vec::new() } else { duplicates(t.info, params.write.field_validation, &r.body)? };
+    let dups =
+        if kind == PatchType::Json { Vec::new() } else { duplicates(t.info, params.write.field_validation, &r.body)? };
     let limits = r.state.config.patch_limits();
     let (obj, mut warnings) =
         crud::update(r.state, t.info, t.namespace.as_deref(), name(t), scope, params.write, |current| {
