@@ -8,7 +8,7 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiState};
+use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
 use crate::store::{spawn_compactor, Store};
 
 /// Flags of `bosun control`.
@@ -45,7 +45,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         write_kubeconfig(path, &server)?;
     }
     let compactor = spawn_compactor(store.clone(), Duration::from_secs(60), KEEP_REVISIONS, token.clone());
-    let state = Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()));
+    let state =
+        Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
     let mut tasks = tokio::task::JoinSet::new();
     let server_token = token.clone();
     tasks.spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
