@@ -311,6 +311,12 @@ impl Store {
         }
     }
 
+    /// Whether the worker's command queue is full now (a caller would wait
+    /// for room): lets the apiserver refuse new writes instead of queuing them.
+    pub fn queue_is_full(&self) -> bool {
+        self.shared.commands.capacity() == 0
+    }
+
     /// The revision of the last committed write (0 for an empty store).
     pub fn current_revision(&self) -> Revision {
         self.shared.state.current.load(Ordering::Acquire)

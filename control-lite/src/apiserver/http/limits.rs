@@ -90,17 +90,17 @@ impl InFlight {
     }
 
     /// A slot for a request of `class` (held until the response is built),
-    /// `None` if exempt, or `TooManyRequests` if its class is full.
-    pub fn admit(&self, class: Class) -> Result<Option<OwnedSemaphorePermit>> {
+    /// `None` if exempt, or `TooManyRequests` if its class is full or, for a
+    /// mutating request, the store's write queue is (`store_full`).
+    pub fn admit(&self, class: Class, store_full: bool) -> Result<Option<OwnedSemaphorePermit>> {
+        let busy = ApiError::TooManyRequests { retry_after_seconds: self.retry_after_seconds };
         let pool = match class {
             Class::Exempt => return Ok(None),
             Class::ReadOnly => &self.read_only,
+            Class::Mutating if store_full => return Err(busy),
             Class::Mutating => &self.mutating,
         };
-        pool.clone()
-            .try_acquire_owned()
-            .map(Some)
-            .map_err(|_| ApiError::TooManyRequests { retry_after_seconds: self.retry_after_seconds })
+        pool.clone().try_acquire_owned().map(Some).map_err(|_| busy)
     }
 }
 
@@ -112,13 +112,15 @@ mod tests {
     fn classes_have_separate_pools_and_exempt_is_unlimited() {
         let config = ApiConfig { max_requests_inflight: 1, max_mutating_requests_inflight: 1, ..ApiConfig::default() };
         let limiter = InFlight::new(&config);
-        let read = limiter.admit(Class::ReadOnly).expect("first read");
+        let read = limiter.admit(Class::ReadOnly, false).expect("first read");
         assert!(read.is_some());
-        assert!(matches!(limiter.admit(Class::ReadOnly), Err(ApiError::TooManyRequests { retry_after_seconds: 1 })));
-        let write = limiter.admit(Class::Mutating).expect("writes have their own pool");
-        assert!(limiter.admit(Class::Exempt).expect("exempt").is_none());
+        let refused = limiter.admit(Class::ReadOnly, false);
+        assert!(matches!(refused, Err(ApiError::TooManyRequests { retry_after_seconds: 1 })));
+        let write = limiter.admit(Class::Mutating, false).expect("writes have their own pool");
+        assert!(limiter.admit(Class::Exempt, true).expect("exempt").is_none());
         drop((read, write));
-        assert!(limiter.admit(Class::ReadOnly).is_ok(), "slot returned");
+        assert!(limiter.admit(Class::ReadOnly, true).is_ok(), "slot returned; reads do not queue writes");
+        assert!(limiter.admit(Class::Mutating, true).is_err(), "a full store queue refuses writes");
     }
 
     #[test]

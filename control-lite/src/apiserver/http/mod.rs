@@ -4,8 +4,9 @@
 //! 1. **decide**: the path and method become a [`call::Call`] (pure,
 //!    table-tested in `path` and `call`); query options are parsed once
 //!    into typed values ([`crate::apiserver::options`]);
-//! 2. **limits**: the in-flight limit of the call's class (429), then the
-//!    body is read within its size limit (413) and time limit (408);
+//! 2. **limits**: the in-flight limit of the call's class (429; writes also
+//!    while the store's write queue is full), then the body is read within
+//!    its size limit (413) and time limit (408);
 //! 3. **authentication and authorization** would sit here, in front of every
 //!    handler (there are none yet: every call is allowed);
 //! 4. the **verb's handler** (`read`, `write`, `delete`, `sub`). Admission
@@ -71,7 +72,7 @@ async fn pipeline(server: &Server, parts: Parts, body: Body) -> Result<Response>
     let query = Query::parse(parts.uri.query())?;
     let call = Call::decide(&parts.method, route, query.watch())?;
     // 2. Limits: the slot is held until the response is built.
-    let _slot = server.inflight.admit(call.class())?;
+    let _slot = server.inflight.admit(call.class(), state.store.queue_is_full())?;
     let body = body::read(body, &parts.headers, &state.config).await?;
     // 3. Authentication and authorization go here.
     // 4. The handler.
