@@ -69,14 +69,22 @@ fn walk(input: &Value, known: &Value, path: &str, out: &mut Vec<String>) {
 /// (lost by ordinary parsing, reported by `fieldValidation`).
 pub fn duplicate_fields(body: &[u8]) -> Vec<String> {
     let mut out = Vec::new();
+    let mut path = String::new();
     let mut de = serde_json::Deserializer::from_slice(body);
     // A malformed body is reported by the real parse; here it only ends the scan.
-    let _ = serde::de::DeserializeSeed::deserialize(Dups { path: String::new(), out: &mut out }, &mut de);
+    let _ = serde::de::DeserializeSeed::deserialize(Dups { path: &mut path, out: &mut out }, &mut de);
     out
 }
 
+/// Most duplicate fields reported: each report copies its path, so the
+/// count is bounded to keep the scan linear in the body size.
+const MAX_DUPLICATES: usize = 100;
+
+/// Scans one value. `path` is shared by the whole scan: each level appends
+/// its segment and truncates it afterwards, so the work per value is its own
+/// segment, not its full path (linear in the body, however deep or long the keys).
 struct Dups<'a> {
-    path: String,
+    path: &'a mut String,
     out: &'a mut Vec<String>,
 }
 
@@ -112,22 +120,35 @@ impl<'de> serde::de::Visitor<'de> for Dups<'_> {
         Ok(())
     }
     fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<(), A::Error> {
-        let out = self.out;
-        let mut i = 0;
-        while seq.next_element_seed(Dups { path: format!("{}[{i}]", self.path), out: &mut *out })?.is_some() {
-            i += 1;
+        let (path, out) = (self.path, self.out);
+        let base = path.len();
+        for i in 0usize.. {
+            use std::fmt::Write;
+            // Writing to a String cannot fail.
+            let _ = write!(path, "[{i}]");
+            let more = seq.next_element_seed(Dups { path: &mut *path, out: &mut *out });
+            path.truncate(base);
+            if more?.is_none() {
+                break;
+            }
         }
         Ok(())
     }
     fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
-        let out = self.out;
+        let (path, out) = (self.path, self.out);
+        let base = path.len();
         let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
-            let path = if self.path.is_empty() { key.clone() } else { format!("{}.{key}", self.path) };
-            if !seen.insert(key) {
+            if base > 0 {
+                path.push('.');
+            }
+            path.push_str(&key);
+            if !seen.insert(key) && out.len() < MAX_DUPLICATES {
                 out.push(path.clone());
             }
-            map.next_value_seed(Dups { path, out: &mut *out })?;
+            let value = map.next_value_seed(Dups { path: &mut *path, out: &mut *out });
+            path.truncate(base);
+            value?;
         }
         Ok(())
     }
@@ -169,6 +190,22 @@ mod tests {
         let body = br#"{"a": 1, "spec": {"replicas": 1, "replicas": 2, "l": [{"n": 1, "n": 2}]}, "a": 3}"#;
         assert_eq!(duplicate_fields(body), vec!["spec.replicas", "spec.l[0].n", "a"]);
         assert!(duplicate_fields(br#"{"a": {"b": 1}, "c": {"b": 2}}"#).is_empty());
+    }
+
+    #[test]
+    fn duplicate_scan_is_linear_for_long_keys_and_many_duplicates() {
+        // A long key above a long array: copying the path per element would be
+        // quadratic (200 KiB x 200,000 elements).
+        let key = "k".repeat(200 * 1024);
+        let zeros = vec!["0"; 200_000].join(",");
+        let body = format!("{{\"{key}\": [{zeros}]}}");
+        assert!(duplicate_fields(body.as_bytes()).is_empty());
+        // Many duplicates under a long key: only the first few are reported.
+        let dups = vec!["\"a\": 1"; 100_000].join(",");
+        let body = format!("{{\"{key}\": {{{dups}}}}}");
+        let found = duplicate_fields(body.as_bytes());
+        assert_eq!(found.len(), MAX_DUPLICATES);
+        assert_eq!(found[0], format!("{key}.a"));
     }
 
     #[test]

@@ -64,13 +64,27 @@ pub fn ensure_object_size(obj: &Value, max: usize) -> Result<()> {
     encoded_len_within(obj, max).map(|_| ()).ok_or_else(|| too_large(max))
 }
 
+/// Longest field path echoed in a warning or cause (paths come from the client).
+const MAX_PATH_ECHO: usize = 256;
+
+fn shorten(path: String) -> String {
+    if path.len() <= MAX_PATH_ECHO {
+        return path;
+    }
+    let mut end = MAX_PATH_ECHO;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}...", &path[..end])
+}
+
 /// Duplicate keys in a JSON body, per `fieldValidation`: an error when
 /// Strict, warnings when Warn.
 pub fn duplicates(info: &ResourceInfo, fv: FieldValidation, body: &[u8]) -> Result<Vec<String>> {
     if fv == FieldValidation::Ignore {
         return Ok(Vec::new());
     }
-    let dups = schema::duplicate_fields(body);
+    let dups: Vec<String> = schema::duplicate_fields(body).into_iter().map(shorten).collect();
     if fv == FieldValidation::Strict && !dups.is_empty() {
         let causes = dups
             .iter()
@@ -81,4 +95,16 @@ pub fn duplicates(info: &ResourceInfo, fv: FieldValidation, body: &[u8]) -> Resu
         return Err(invalid(info, name, causes));
     }
     Ok(dups.iter().map(|f| format!("duplicate field \"{f}\"")).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_paths_are_bounded() {
+        assert_eq!(shorten("spec.a".into()), "spec.a");
+        let long = shorten("é".repeat(1000));
+        assert!(long.len() <= MAX_PATH_ECHO + 3 && long.ends_with("..."), "{}", long.len());
+    }
 }
