@@ -3,7 +3,9 @@
 //! [`translate`] decides what one store event means to one watcher (its
 //! selectors turn modifications into ADDED/DELETED when an object enters or
 //! leaves the selection); [`serve`] streams the lines, flushing per event, and
-//! stops on timeout, client disconnect or server shutdown.
+//! stops on timeout, client disconnect, server shutdown, or when the client
+//! does not accept an event within `ApiConfig::watch_deadline` (the store
+//! drops its watcher after the same deadline, so writers never wait).
 
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -70,13 +72,13 @@ pub async fn serve(
     let send_initial = opts.send_initial_events;
     let bookmarks = opts.bookmarks;
     let timeout = opts.timeout.unwrap_or(MAX_WATCH).min(MAX_WATCH);
-    let deadline = state.config.watch_deadline;
+    let accept_within = state.config.watch_deadline;
     let (initial, after) = match opts.resource_version {
         Some(rv) if rv != 0 && !send_initial => (Vec::new(), rv),
         _ => crud::list(state, info, ns, &selectors).await?,
     };
     let prefix = info.prefix(ns);
-    let events = match state.store.watch_with_deadline(&prefix, after, deadline).await {
+    let events = match state.store.watch_with_deadline(&prefix, after, accept_within).await {
         Ok(rx) => Some(rx),
         Err(store::Error::Compacted { requested, compacted }) => {
             tracing::debug!(requested, compacted, prefix, "watch from a compacted revision");
@@ -105,7 +107,7 @@ pub async fn serve(
     // watch (its connection is closed by the stalled-write guard).
     let send = move |bytes: Bytes| {
         let tx = tx.clone();
-        async move { matches!(tokio::time::timeout(deadline, tx.send(bytes)).await, Ok(Ok(()))) }
+        async move { matches!(tokio::time::timeout(accept_within, tx.send(bytes)).await, Ok(Ok(()))) }
     };
     tokio::spawn(async move {
         let _open = open;
