@@ -13,6 +13,9 @@
 //! -> [`diff::diff`] against the last applied ruleset (pure)
 //! -> [`script`] text (pure) -> [`nft::NftApply`] (`nft -f -`, one
 //! transaction per sync), driven by the rate-limited loop in [`proxier`].
+//! On the sync path the render and diff are incremental
+//! ([`rendered::Rendered`]): only the changed Services are re-rendered and
+//! diffed, so a sync costs O(changed Services), not O(all).
 //!
 //! # Table layout
 //! ```text
@@ -68,6 +71,7 @@ pub mod diff;
 pub mod model;
 pub mod nft;
 pub mod proxier;
+pub mod rendered;
 pub mod ruleset;
 pub mod script;
 pub mod table;

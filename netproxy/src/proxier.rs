@@ -1,13 +1,20 @@
 //! The sync loop: a level-triggered, rate-limited runner that turns the
 //! change tracker's dirty Services into one nft transaction per sync.
 //!
-//! It keeps the last applied [`Ruleset`] in memory and never lists the
-//! kernel table. The first sync (and the first after any failure) replaces
-//! the whole table atomically; later syncs send only element diffs. When
-//! nothing changed for `max_interval`, it recomputes every Service from the
-//! cache and, if that yields no diff, runs a cheap probe transaction
-//! (`add chain` of an existing chain) that fails if someone deleted the
-//! table, which triggers a full resync.
+//! It keeps the rendered content in memory ([`Rendered`]) and never lists
+//! the kernel table. The first sync (and the first after any failure)
+//! replaces the whole table atomically; later syncs re-render only the
+//! dirty Services and send only their element diffs, so a sync costs
+//! O(changed Services). When nothing changed for `max_interval`, it
+//! recomputes every Service from the cache, checks the incremental content
+//! against a full render, and, if that yields no diff, runs a cheap probe
+//! transaction (`add chain` of an existing chain) that fails if someone
+//! deleted the table, which triggers a full resync.
+//!
+//! Latency: a sync is due `min_interval` after the previous one, so the
+//! first change after an idle period is applied at once, and a due sync is
+//! served before further queued events (a steady event stream cannot starve
+//! it); events arriving meanwhile are batched into the next sync.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -19,10 +26,8 @@ use kube::runtime::watcher::Event;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::diff::diff;
-use crate::model::ProxyState;
 use crate::nft::NftApply;
-use crate::ruleset::{render_ruleset, Ruleset};
+use crate::rendered::Rendered;
 use crate::script::{full_script, ops_script};
 use crate::table::{TableSpec, SERVICES_CHAIN};
 use crate::tracker::ChangeTracker;
@@ -110,16 +115,17 @@ pub fn next_sync_at(
     Some(last + if pending { timing.min_interval } else { timing.max_interval })
 }
 
-/// Logs one applied sync: full loads at info, diffs and probes at debug.
-fn log_applied(info: bool, table: &str, kind: SyncKind, desired: &Ruleset, render: Duration, total: Duration) {
-    let service_ports = desired.services.len();
-    let elements = desired.element_count();
+/// Logs one applied sync: full loads at info (with the O(all) element
+/// count), diffs and probes at debug.
+fn log_applied(table: &str, kind: SyncKind, rendered: &Rendered, render: Duration, total: Duration) {
+    let service_ports = rendered.ruleset().services.len();
     let render_ms = render.as_secs_f64() * 1e3;
     let total_ms = total.as_secs_f64() * 1e3;
-    if info {
+    if kind == SyncKind::Full {
+        let elements = rendered.ruleset().element_count();
         tracing::info!(table, ?kind, service_ports, elements, render_ms, total_ms, "nft sync applied");
     } else {
-        tracing::debug!(table, ?kind, service_ports, elements, render_ms, total_ms, "nft sync applied");
+        tracing::debug!(table, ?kind, service_ports, render_ms, total_ms, "nft sync applied");
     }
 }
 
@@ -137,8 +143,10 @@ pub struct Proxier {
     spec: TableSpec,
     nft: Arc<dyn NftApply>,
     tracker: ChangeTracker,
-    state: ProxyState,
-    applied: Option<Ruleset>,
+    rendered: Rendered,
+    /// Whether the kernel table holds `rendered` as of the last sync (false
+    /// before the first load and after a failure: the next sync is full).
+    loaded: bool,
     failures: u32,
     stats: SyncStats,
 }
@@ -151,8 +159,8 @@ impl Proxier {
             spec,
             nft,
             tracker: ChangeTracker::new(node_name),
-            state: ProxyState::default(),
-            applied: None,
+            rendered: Rendered::new(),
+            loaded: false,
             failures: 0,
             stats: SyncStats::default(),
         }
@@ -172,7 +180,15 @@ impl Proxier {
     }
 
     fn pending(&self) -> bool {
-        self.tracker.has_changes() || self.applied.is_none()
+        self.tracker.has_changes() || !self.loaded
+    }
+
+    /// Re-renders the Services changed since the last call.
+    fn render_dirty(&mut self) {
+        for name in self.tracker.take_dirty() {
+            let ports = self.tracker.service_ports(&name);
+            self.rendered.replace_service(&name, ports);
+        }
     }
 
     /// Brings the kernel table up to date in one transaction. `periodic`
@@ -182,24 +198,28 @@ impl Proxier {
         if periodic {
             self.tracker.mark_all_dirty();
         }
-        for name in self.tracker.take_dirty() {
-            let ports = self.tracker.service_ports(&name);
-            self.state.replace_service(&name, ports);
+        self.render_dirty();
+        if periodic && !self.rendered.is_consistent() {
+            // A bug, not an expected state: start over from the cache.
+            tracing::warn!(table = %self.spec.name, "incremental nft content drifted from a full render; reloading");
+            self.rendered = Rendered::new();
+            self.tracker.mark_all_dirty();
+            self.render_dirty();
+            self.loaded = false;
         }
-        let desired = render_ruleset(&self.state);
-        let (kind, script) = match &self.applied {
-            None => (SyncKind::Full, full_script(&self.spec, &desired)),
-            Some(applied) => {
-                let ops = diff(applied, &desired);
-                if !ops.is_empty() {
-                    (SyncKind::Diff(ops.len()), ops_script(&self.spec.name, &ops))
-                } else if periodic {
-                    let table = &self.spec.name;
-                    (SyncKind::Probe, format!("add chain ip {table} {SERVICES_CHAIN}\n"))
-                } else {
-                    (SyncKind::Nothing, String::new())
-                }
+        let (kind, script) = if self.loaded {
+            let ops = self.rendered.take_ops();
+            if !ops.is_empty() {
+                (SyncKind::Diff(ops.len()), ops_script(&self.spec.name, &ops))
+            } else if periodic {
+                let table = &self.spec.name;
+                (SyncKind::Probe, format!("add chain ip {table} {SERVICES_CHAIN}\n"))
+            } else {
+                (SyncKind::Nothing, String::new())
             }
+        } else {
+            self.rendered.forget_changes();
+            (SyncKind::Full, full_script(&self.spec, self.rendered.ruleset()))
         };
         let render_time = started.elapsed();
         if kind == SyncKind::Nothing {
@@ -216,9 +236,8 @@ impl Proxier {
                     self.stats.full += 1;
                 }
                 self.failures = 0;
-                let level_info = kind == SyncKind::Full;
-                log_applied(level_info, &self.spec.name, kind, &desired, render_time, elapsed);
-                self.applied = Some(desired);
+                self.loaded = true;
+                log_applied(&self.spec.name, kind, &self.rendered, render_time, elapsed);
             }
             Ok(Err(error)) => self.record_failure(kind, &error),
             Err(error) => self.record_failure(kind, &error),
@@ -228,7 +247,7 @@ impl Proxier {
     fn record_failure(&mut self, kind: SyncKind, error: &dyn std::error::Error) {
         self.stats.failed += 1;
         self.failures = self.failures.saturating_add(1);
-        self.applied = None;
+        self.loaded = false;
         tracing::warn!(
             table = %self.spec.name,
             kind = ?kind,
@@ -259,7 +278,6 @@ impl Proxier {
             tokio::select! {
                 biased;
                 () = token.cancelled() => break,
-                Some(event) = events.next() => self.observe(event),
                 () = wait => {
                     let periodic = !pending && self.failures == 0;
                     self.sync(periodic).await;
@@ -268,6 +286,7 @@ impl Proxier {
                         tracing::info!(table = %self.spec.name, stats = ?self.stats, "nft sync stats");
                     }
                 }
+                Some(event) = events.next() => self.observe(event),
             }
         }
         self.stats

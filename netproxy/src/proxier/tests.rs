@@ -153,3 +153,44 @@ async fn loop_waits_for_initial_lists_debounces_bursts_and_stops_on_cancel() {
     assert_eq!(stats.applied, 2);
     assert_eq!(stats.histogram.iter().sum::<u64>(), 2);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_due_sync_is_not_starved_by_a_steady_event_stream() {
+    let (proxier, fake) = proxier();
+    // Initial lists, one Service, then a producer that keeps the event
+    // channel full: a loop that served queued events before a due sync
+    // would never sync.
+    let (tx, rx) = tokio::sync::mpsc::channel(16);
+    let token = CancellationToken::new();
+    let producer_token = token.clone();
+    let producer = tokio::spawn(async move {
+        for event in initial_lists().into_iter().chain([svc("a", "10.96.0.1")]) {
+            tx.send(event).await.expect("loop is running");
+        }
+        // Every event moves the endpoint, so every sync has work to do.
+        for n in (0..200).cycle() {
+            let ip = format!("10.244.1.{n}");
+            if producer_token.is_cancelled() || tx.send(slice("a", &[ip.as_str()])).await.is_err() {
+                break;
+            }
+        }
+    });
+    let events = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|event| (event, rx)) });
+    let timing = SyncTiming { min_interval: Duration::from_millis(10), max_interval: Duration::from_secs(30) };
+    let task = tokio::spawn(proxier.run(Box::pin(events), timing, token.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while fake.scripts().len() < 2 {
+        assert!(std::time::Instant::now() < deadline, "no sync within 60 s under a steady event stream");
+        tokio::task::yield_now().await;
+    }
+    token.cancel();
+    let stats = tokio::time::timeout(Duration::from_secs(60), task)
+        .await
+        .expect("loop stops on cancel")
+        .expect("loop does not panic");
+    producer.await.expect("producer does not panic");
+    let scripts = fake.scripts();
+    assert!(is_full(&scripts[0]));
+    assert!(scripts[1].contains("add element ip t backends"), "an endpoint change reached nft: {}", scripts[1]);
+    assert!(stats.applied >= 2);
+}

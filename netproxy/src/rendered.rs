@@ -1,0 +1,184 @@
+//! Incremental rendering: the model ([`ProxyState`]) and its rendered element
+//! content ([`Ruleset`]) kept side by side, so that replacing one Service
+//! re-renders only that Service's ports and yields the element operations
+//! for exactly what changed.
+//!
+//! A sync therefore costs O(changed services), not O(all services): there
+//! is no full re-render and no full diff on the sync path. The result is by
+//! construction what [`render_ruleset`] would give for the whole state (a
+//! duplicate address goes to the first claiming key; a hairpin IP stays
+//! while any winning service port with endpoints lists it), which
+//! [`Rendered::is_consistent`] checks on the periodic resync.
+//!
+//! Pure and synchronous: no I/O.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use crate::diff::{diff, Op};
+use crate::model::{Endpoint, ProxyState, ServiceKey, ServiceName, ServicePortState};
+use crate::ruleset::{fill_buckets, render_ruleset, Ruleset, ServiceAddr};
+
+/// The model, its rendered content and the changes not yet taken.
+#[derive(Debug, Default)]
+pub struct Rendered {
+    state: ProxyState,
+    ruleset: Ruleset,
+    /// Service ports claiming each address (the first key wins).
+    claims: HashMap<ServiceAddr, BTreeSet<ServiceKey>>,
+    /// Hairpin IPs each rendered address contributes (its winner's local
+    /// IPs, if it has endpoints).
+    contributed: HashMap<ServiceAddr, Vec<Ipv4Addr>>,
+    /// How many rendered addresses contribute each hairpin IP.
+    hairpin_refs: HashMap<Ipv4Addr, usize>,
+    /// Content before the first change since the last [`Self::take_ops`]:
+    /// per touched address its buckets (`None`: absent), per touched hairpin
+    /// IP whether it was present.
+    before_services: BTreeMap<ServiceAddr, Option<Vec<Endpoint>>>,
+    before_hairpin: BTreeMap<Ipv4Addr, bool>,
+}
+
+fn addr_of(state: &ServicePortState) -> ServiceAddr {
+    ServiceAddr { ip: state.port.cluster_ip, protocol: state.port.protocol, port: state.port.port }
+}
+
+impl Rendered {
+    /// Nothing rendered yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The model as last replaced.
+    pub fn state(&self) -> &ProxyState {
+        &self.state
+    }
+
+    /// The rendered content of the whole model.
+    pub fn ruleset(&self) -> &Ruleset {
+        &self.ruleset
+    }
+
+    /// Replaces every port of the Service `name` with `ports` and re-renders
+    /// the addresses involved. Cost: O(ports and endpoints of this Service
+    /// and of the ports sharing its addresses), plus O(log n) lookups.
+    pub fn replace_service(&mut self, name: &ServiceName, ports: Vec<(ServiceKey, ServicePortState)>) {
+        let start = ServiceKey { namespace: name.namespace.clone(), name: name.name.clone(), port_name: String::new() };
+        let stale: Vec<ServiceKey> = self
+            .state
+            .services
+            .range(start..)
+            .take_while(|(key, _)| key.namespace == name.namespace && key.name == name.name)
+            .map(|(key, _)| key.clone())
+            .collect();
+        let mut touched = BTreeSet::new();
+        for key in stale {
+            let Some(old) = self.state.services.remove(&key) else { continue };
+            let addr = addr_of(&old);
+            if let Some(claims) = self.claims.get_mut(&addr) {
+                claims.remove(&key);
+                if claims.is_empty() {
+                    self.claims.remove(&addr);
+                }
+            }
+            touched.insert(addr);
+        }
+        for (key, port) in ports {
+            let addr = addr_of(&port);
+            self.claims.entry(addr).or_default().insert(key.clone());
+            self.state.services.insert(key, port);
+            touched.insert(addr);
+        }
+        for addr in touched {
+            self.refresh(addr);
+        }
+    }
+
+    /// Re-renders one address from its current winner.
+    fn refresh(&mut self, addr: ServiceAddr) {
+        let winner = self.claims.get(&addr).and_then(|claims| claims.first());
+        let port = winner.and_then(|key| self.state.services.get(key));
+        let buckets = port.map(|port| fill_buckets(&port.endpoints));
+        let local: Vec<Ipv4Addr> = match (port, &buckets) {
+            (Some(port), Some(buckets)) if !buckets.is_empty() => port.local_ips.clone(),
+            _ => Vec::new(),
+        };
+        if self.ruleset.services.get(&addr) == buckets.as_ref()
+            && self.contributed.get(&addr).map_or(&[][..], Vec::as_slice) == local.as_slice()
+        {
+            return;
+        }
+        self.before_services.entry(addr).or_insert_with(|| self.ruleset.services.get(&addr).cloned());
+        for ip in self.contributed.remove(&addr).unwrap_or_default() {
+            self.change_hairpin(ip, false);
+        }
+        for ip in &local {
+            self.change_hairpin(*ip, true);
+        }
+        if !local.is_empty() {
+            self.contributed.insert(addr, local);
+        }
+        match buckets {
+            Some(buckets) => self.ruleset.services.insert(addr, buckets),
+            None => self.ruleset.services.remove(&addr),
+        };
+    }
+
+    fn change_hairpin(&mut self, ip: Ipv4Addr, add: bool) {
+        let refs = self.hairpin_refs.entry(ip).or_default();
+        self.before_hairpin.entry(ip).or_insert(*refs > 0);
+        if add {
+            *refs += 1;
+        } else {
+            *refs = refs.saturating_sub(1);
+        }
+        match *refs {
+            0 => {
+                self.hairpin_refs.remove(&ip);
+                self.ruleset.hairpin.remove(&ip);
+            }
+            _ => {
+                self.ruleset.hairpin.insert(ip);
+            }
+        }
+    }
+
+    /// The element operations that turn the content as of the previous call
+    /// (or of [`Self::forget_changes`]) into the current content, and
+    /// forgets them. Cost: O(touched addresses and IPs).
+    pub fn take_ops(&mut self) -> Vec<Op> {
+        let mut before = Ruleset::default();
+        let mut after = Ruleset::default();
+        for (addr, old) in std::mem::take(&mut self.before_services) {
+            if let Some(old) = old {
+                before.services.insert(addr, old);
+            }
+            if let Some(new) = self.ruleset.services.get(&addr) {
+                after.services.insert(addr, new.clone());
+            }
+        }
+        for (ip, was_present) in std::mem::take(&mut self.before_hairpin) {
+            if was_present {
+                before.hairpin.insert(ip);
+            }
+            if self.ruleset.hairpin.contains(&ip) {
+                after.hairpin.insert(ip);
+            }
+        }
+        diff(&before, &after)
+    }
+
+    /// Forgets pending changes (the whole content is about to be loaded).
+    pub fn forget_changes(&mut self) {
+        self.before_services.clear();
+        self.before_hairpin.clear();
+    }
+
+    /// Whether the incrementally kept content equals a full render of the
+    /// model (O(all); run on the periodic resync as a self-check).
+    pub fn is_consistent(&self) -> bool {
+        render_ruleset(&self.state) == self.ruleset
+    }
+}
+
+#[cfg(test)]
+mod tests;
