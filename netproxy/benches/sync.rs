@@ -2,8 +2,10 @@
 //!
 //! Prints the full load time, the diff sync time of a one-service add and of
 //! a one-endpoint change (render + diff + script + `nft` process), the
-//! periodic probe time, and the pure render and diff times; then the same
-//! through the whole pipeline (watch events -> tracker -> ... -> nft).
+//! periodic probe time, and the pure render and diff times (full and
+//! incremental); then the same through the whole pipeline (watch events ->
+//! tracker -> incremental render -> nft), once with a no-op applier (the
+//! in-process cost alone) and once with the real `nft`.
 //! Run with `cargo bench -p bosun-netproxy`.
 
 #[path = "../tests/support/netns.rs"]
@@ -16,13 +18,15 @@ use std::sync::Arc;
 
 use anyhow::ensure;
 use bosun_netproxy::diff::diff;
+use bosun_netproxy::model::ServiceName;
 use bosun_netproxy::model::SERVICE_NAME_LABEL;
 use bosun_netproxy::model::{Endpoint, Protocol, ProxyState, ServiceKey, ServicePort, ServicePortState};
 use bosun_netproxy::proxier::Proxier;
+use bosun_netproxy::rendered::Rendered;
 use bosun_netproxy::ruleset::render_ruleset;
 use bosun_netproxy::script::{full_script, ops_script};
 use bosun_netproxy::ProxyEvent;
-use bosun_netproxy::{NftApply, NftCommand, TableSpec};
+use bosun_netproxy::{NftApply, NftCommand, NftError, TableSpec};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
@@ -108,6 +112,8 @@ fn main() -> anyhow::Result<()> {
     ensure!(same.is_empty(), "re-render differs");
     println!("{:<28} {}", "pure render+diff, no change", ms(started.elapsed()));
 
+    incremental(&state);
+
     let mut added = state.clone();
     added.services.extend([service(SERVICES)]);
     diff_sync(&nft, "add one service", &state, &added)?;
@@ -133,7 +139,45 @@ fn main() -> anyhow::Result<()> {
     bosun_netproxy::cleanup_with(TABLE, &nft)?;
 
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
-    runtime.block_on(through_proxier(spec, nft))
+    runtime.block_on(through_proxier("no-op nft", spec.clone(), Arc::new(NoNft)))?;
+    runtime.block_on(through_proxier("nft", spec, Arc::new(nft.clone())))?;
+    bosun_netproxy::cleanup_with(TABLE, &nft)?;
+    Ok(())
+}
+
+/// Accepts every script without running anything.
+struct NoNft;
+
+impl NftApply for NoNft {
+    fn apply(&self, _script: &str) -> Result<(), NftError> {
+        Ok(())
+    }
+}
+
+fn name_of(key: &ServiceKey) -> ServiceName {
+    ServiceName::new(key.namespace.clone(), key.name.clone())
+}
+
+/// Times the incremental render + diff of one Service among all of them.
+fn incremental(state: &ProxyState) {
+    let mut rendered = Rendered::new();
+    for (key, port) in &state.services {
+        rendered.replace_service(&name_of(key), vec![(key.clone(), port.clone())]);
+    }
+    rendered.forget_changes();
+    let (key, port) = service(7);
+    let time = |rendered: &mut Rendered, label: &str, port: ServicePortState, key: &ServiceKey| {
+        let started = Instant::now();
+        rendered.replace_service(&name_of(key), vec![(key.clone(), port)]);
+        let ops = rendered.take_ops();
+        println!("{label:<28} {} ({} ops)", ms(started.elapsed()), ops.len());
+    };
+    time(&mut rendered, "incremental, no change", port.clone(), &key);
+    let mut moved = port;
+    moved.endpoints[3].ip = ip([10, 245, 0, 0], 1);
+    time(&mut rendered, "incremental, one endpoint", moved, &key);
+    let (key, port) = service(SERVICES);
+    time(&mut rendered, "incremental, add one service", port, &key);
 }
 
 fn service_object(index: u32) -> anyhow::Result<Service> {
@@ -162,9 +206,9 @@ fn slice_object(index: u32, first_endpoint: Ipv4Addr) -> anyhow::Result<Endpoint
 }
 
 /// The same scale through the whole pipeline: watch events -> tracker ->
-/// model -> render -> diff -> nft.
-async fn through_proxier(spec: TableSpec, nft: NftCommand) -> anyhow::Result<()> {
-    let mut proxier = Proxier::new(spec, "this-node", Arc::new(nft.clone()));
+/// incremental render -> diff -> `nft`.
+async fn through_proxier(label: &str, spec: TableSpec, nft: Arc<dyn NftApply>) -> anyhow::Result<()> {
+    let mut proxier = Proxier::new(spec, "this-node", nft);
     let started = Instant::now();
     proxier.observe(ProxyEvent::service(Event::Init));
     proxier.observe(ProxyEvent::slice(Event::Init));
@@ -175,21 +219,41 @@ async fn through_proxier(spec: TableSpec, nft: NftCommand) -> anyhow::Result<()>
     }
     proxier.observe(ProxyEvent::service(Event::InitDone));
     proxier.observe(ProxyEvent::slice(Event::InitDone));
-    println!("{:<28} {} (build + ingest 20,000 API objects)", "proxier: initial lists", ms(started.elapsed()));
+    println!("[{label}] {:<22} {} (build + ingest 20,000 API objects)", "initial lists", ms(started.elapsed()));
     let started = Instant::now();
     proxier.sync(false).await;
     ensure!(proxier.stats().applied == 1, "full load failed");
-    println!("{:<28} {}", "proxier: first sync (full)", ms(started.elapsed()));
+    println!("[{label}] {:<22} {}", "first sync (full)", ms(started.elapsed()));
+
+    let event = ProxyEvent::slice(Event::Apply(slice_object(7, ip([10, 244, 0, 0], 7 * ENDPOINTS))?));
+    let started = Instant::now();
+    proxier.observe(event);
+    proxier.sync(false).await;
+    ensure!(proxier.stats().applied == 1, "an unchanged slice applied something");
+    println!("[{label}] {:<22} {} (event + sync, nothing applied)", "no change", ms(started.elapsed()));
+
     let event = ProxyEvent::slice(Event::Apply(slice_object(7, ip([10, 245, 0, 0], 7))?));
     let started = Instant::now();
     proxier.observe(event);
     proxier.sync(false).await;
     ensure!(proxier.stats().applied == 2 && proxier.stats().full == 1, "diff sync failed");
-    println!("{:<28} {}", "proxier: endpoint change", ms(started.elapsed()));
+    println!("[{label}] {:<22} {}", "one endpoint change", ms(started.elapsed()));
+
+    let events = [
+        ProxyEvent::service(Event::Apply(service_object(SERVICES)?)),
+        ProxyEvent::slice(Event::Apply(slice_object(SERVICES, ip([10, 244, 0, 0], SERVICES * ENDPOINTS))?)),
+    ];
+    let started = Instant::now();
+    for event in events {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    ensure!(proxier.stats().applied == 3 && proxier.stats().full == 1, "diff sync failed");
+    println!("[{label}] {:<22} {} (Service + slice events)", "add one service", ms(started.elapsed()));
+
     let started = Instant::now();
     proxier.sync(true).await;
-    ensure!(proxier.stats().applied == 3, "periodic sync failed");
-    println!("{:<28} {} (recompute all + probe)", "proxier: periodic sync", ms(started.elapsed()));
-    bosun_netproxy::cleanup_with(TABLE, &nft)?;
+    ensure!(proxier.stats().applied == 4, "periodic sync failed");
+    println!("[{label}] {:<22} {} (recompute all + self-check + probe)", "periodic sync", ms(started.elapsed()));
     Ok(())
 }
