@@ -9,7 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
-use crate::store::{spawn_compactor, Store};
+use crate::store::{spawn_compactor, Retention, Store};
 
 /// Flags of `bosun control`.
 #[derive(Debug, Clone, clap::Args)]
@@ -28,8 +28,16 @@ pub struct ControlArgs {
     pub kubeconfig_out: Option<PathBuf>,
 }
 
-/// Store revisions kept watchable by the compactor.
-const KEEP_REVISIONS: usize = 10_000;
+/// History kept watchable by the compactor: the last 10,000 revisions, and
+/// beyond that every revision younger than 5 minutes (upstream etcd's
+/// window, so a bulk create does not force quiet watchers into a 410 and a
+/// relist), but never more than 100,000 revisions. The cap bounds the
+/// on-disk log and the history one watch replay may load into memory (at
+/// most that many events of one prefix, about 100-300 MiB of pod objects in
+/// the worst case); beyond it, compaction falls back to the count.
+const RETENTION: Retention = Retention { keep: 10_000, keep_for: Duration::from_secs(300), max_keep: 100_000 };
+/// How often the compactor samples the revision and compacts.
+const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the control plane until `token` is cancelled.
 pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
@@ -44,7 +52,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     if let Some(path) = &args.kubeconfig_out {
         write_kubeconfig(path, &server)?;
     }
-    let compactor = spawn_compactor(store.clone(), Duration::from_secs(60), KEEP_REVISIONS, token.clone());
+    let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
     let state =
         Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
     let mut tasks = tokio::task::JoinSet::new();

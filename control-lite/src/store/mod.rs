@@ -58,7 +58,9 @@
 //!   the latest row at or below `c` of each key that was live at `c`, which is
 //!   both the value of still-live keys and the `prev` of later events. A watch
 //!   from `after < c` then fails with [`Error::Compacted`] since events in
-//!   `(after, c]` may be gone. [`spawn_compactor`] keeps the last N revisions.
+//!   `(after, c]` may be gone. [`spawn_compactor`] keeps the last N revisions
+//!   and everything younger than a time window, up to a hard cap
+//!   ([`Retention`]).
 
 mod compactor;
 mod plan;
@@ -81,7 +83,7 @@ use std::time::Duration;
 
 use tokio::sync::{mpsc, oneshot};
 
-pub use compactor::{compaction_target, spawn_compactor};
+pub use compactor::{compaction_target, spawn_compactor, Retention, RevisionClock};
 use plan::{WriteKind, WriteRequest};
 pub use watch::WatchReceiver;
 use worker::{Command, Query, Reply};
