@@ -153,7 +153,8 @@ mod tests {
         let count_only = Retention::from(10_000);
         let upstream = window(10_000, 5, 100_000);
         // (what, current, compacted, retention, aged, want)
-        let cases: [(&str, Revision, Revision, Retention, Revision, Option<Revision>); 10] = [
+        type Case = (&'static str, Revision, Revision, Retention, Revision, Option<Revision>);
+        let cases: [Case; 10] = [
             ("empty store", 0, 0, count_only, 0, None),
             ("count: within", 10, 0, Retention::from(10), 0, None),
             ("count: one beyond", 11, 0, Retention::from(10), 0, Some(1)),
