@@ -11,4 +11,4 @@ pub mod qos;
 pub mod quantity;
 
 pub use qos::pod_qos_class;
-pub use quantity::{cpu_millis, milli_value, plain_value, value, QuantityError};
+pub use quantity::{check_syntax, cpu_millis, milli_value, plain_value, value, QuantityError};
