@@ -63,29 +63,21 @@ fn ip_error(e: clusterip::Error) -> Vec<Cause> {
     vec![Cause { reason: "FieldValueInvalid", field: "spec.clusterIPs".into(), message: e.to_string() }]
 }
 
-/// Assigns the ClusterIP of a new Service; returns the address to release if the create fails.
-fn allocate_cluster_ip(state: &ApiState, info: &ResourceInfo, obj: &mut Value) -> Result<Option<String>> {
+/// Plans and assigns a Service's ClusterIP (`old`: the stored object on
+/// update). Returns the address newly taken (to free if the write fails) and
+/// the stored one to free once the write is stored.
+fn service_ips(
+    state: &ApiState,
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+    dry_run: bool,
+) -> Result<(Option<String>, Option<String>)> {
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
-    let kind = obj.pointer("/spec/type").and_then(Value::as_str).unwrap_or("ClusterIP");
-    if kind == "ExternalName" {
-        return Ok(None);
-    }
-    let requested = obj.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or_default().to_string();
-    let ip = match requested.as_str() {
-        "None" => {
-            obj["spec"]["clusterIPs"] = json!(["None"]);
-            return Ok(None);
-        }
-        "" => state.ips.allocate().map_err(|e| invalid(info, &name, ip_error(e)))?.to_string(),
-        ip => {
-            let system = name == "kubernetes" && meta_str(obj, "namespace") == Some("default");
-            state.ips.reserve(ip, system).map_err(|e| invalid(info, &name, ip_error(e)))?;
-            ip.to_string()
-        }
-    };
-    obj["spec"]["clusterIP"] = json!(ip);
-    obj["spec"]["clusterIPs"] = json!([ip]);
-    Ok(Some(ip))
+    let plan = clusterip::plan(state.ips.cidr(), old, obj).map_err(|causes| invalid(info, &name, causes))?;
+    let system = name == "kubernetes" && meta_str(obj, "namespace") == Some("default");
+    let taken = state.ips.assign(&plan.action, obj, system, dry_run).map_err(|e| invalid(info, &name, ip_error(e)))?;
+    Ok((taken, plan.release))
 }
 
 /// Creates an object from a request body. Returns it and any warnings.
@@ -146,8 +138,8 @@ pub async fn create(
         if !causes.is_empty() {
             return Err(invalid(info, &name, causes));
         }
-        let allocated = if info.kind == Kind::Service && !opts.dry_run {
-            allocate_cluster_ip(state, info, &mut candidate)?
+        let allocated = if info.kind == Kind::Service {
+            service_ips(state, info, None, &mut candidate, opts.dry_run)?.0
         } else {
             None
         };
@@ -181,6 +173,18 @@ pub enum UpdateScope {
     Main,
     /// `/status` only.
     Status,
+    /// `pods/binding`: the main resource, allowed to set `spec.nodeName` once.
+    Binding,
+}
+
+impl UpdateScope {
+    fn validation(self) -> validation::UpdateKind {
+        match self {
+            UpdateScope::Main => validation::UpdateKind::Main,
+            UpdateScope::Status => validation::UpdateKind::Status,
+            UpdateScope::Binding => validation::UpdateKind::Binding,
+        }
+    }
 }
 
 /// Read-modify-write of one object. `mutate` turns the current object into the
@@ -240,33 +244,42 @@ where
         let (prepared, warnings) = prepare(info, requested, opts.field_validation)?;
         let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);
         defaults::apply(info.kind, &mut next);
+        let service = info.kind == Kind::Service && scope != UpdateScope::Status;
+        if service {
+            clusterip::drop_type_dependent_fields(Some(&current), &mut next);
+        }
         set_rv(&mut next, rev);
-        let causes = validation::validate(info, &next);
+        let mut causes = validation::validate(info, &next);
+        causes.extend(validation::validate_update(info, &current, &next, scope.validation()));
         if !causes.is_empty() {
             return Err(invalid(info, name, causes));
         }
-        if info.kind == Kind::Service {
-            let before = current.pointer("/spec/clusterIP");
-            if next.pointer("/spec/clusterIP") != before {
-                if let Some(ip) = before {
-                    next["spec"]["clusterIP"] = ip.clone();
-                    next["spec"]["clusterIPs"] = current.pointer("/spec/clusterIPs").cloned().unwrap_or(json!([ip]));
-                }
+        let (taken, release) =
+            if service { service_ips(state, info, Some(&current), &mut next, opts.dry_run)? } else { (None, None) };
+        let free = |ip: Option<String>| {
+            if let Some(ip) = ip {
+                state.ips.release(&ip);
             }
-        }
+        };
         if !differs(&current, &next) || opts.dry_run {
+            free(taken);
             return Ok((next, warnings));
         }
         if ready_to_remove(info.kind, &next) {
+            free(release);
             return remove(state, info, ns, name, rev, next).await.map(|o| (o, warnings));
         }
         match state.store.update(&key, encode(&next), Some(rev)).await {
             Ok(new_rev) => {
+                free(release);
                 set_rv(&mut next, new_rev);
                 return Ok((next, warnings));
             }
-            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => continue,
-            Err(e) => return Err(ApiError::from_store(info, name, "update", &key, e)),
+            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => free(taken),
+            Err(e) => {
+                free(taken);
+                return Err(ApiError::from_store(info, name, "update", &key, e));
+            }
         }
     }
     Err(conflict(info, name))

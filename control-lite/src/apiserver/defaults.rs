@@ -5,7 +5,9 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
-use k8s_openapi::api::core::v1::{Container, Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    Container, Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Probe, ResourceRequirements, Secret, Service,
+};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -61,6 +63,39 @@ pub fn default_pod_spec(spec: &mut PodSpec) {
     for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
         default_container(c);
     }
+    for v in spec.volumes.iter_mut().flatten() {
+        // A volume without a source is an emptyDir (as upstream).
+        let has_source = serde_json::to_value(&*v)
+            .ok()
+            .and_then(|j| j.as_object().map(|m| m.iter().any(|(k, val)| k != "name" && !val.is_null())))
+            .unwrap_or(true);
+        if !has_source {
+            v.empty_dir = Some(Default::default());
+        }
+    }
+}
+
+/// Upstream's probe defaults; a zero reads as unset, as in Go.
+fn default_probe(p: &mut Probe) {
+    for (slot, default) in [
+        (&mut p.timeout_seconds, 1),
+        (&mut p.period_seconds, 10),
+        (&mut p.success_threshold, 1),
+        (&mut p.failure_threshold, 3),
+    ] {
+        if slot.is_none_or(|v| v == 0) {
+            *slot = Some(default);
+        }
+    }
+}
+
+/// Requests default to limits for every resource with a limit and no request.
+fn default_requests(r: &mut ResourceRequirements) {
+    let Some(limits) = r.limits.as_ref().filter(|l| !l.is_empty()) else { return };
+    let requests = r.requests.get_or_insert_with(BTreeMap::new);
+    for (name, limit) in limits {
+        requests.entry(name.clone()).or_insert_with(|| limit.clone());
+    }
 }
 
 fn default_container(c: &mut Container) {
@@ -68,7 +103,10 @@ fn default_container(c: &mut Container) {
     c.image_pull_policy.get_or_insert_with(|| policy.into());
     c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
     c.termination_message_policy.get_or_insert_with(|| "File".into());
-    c.resources.get_or_insert_with(Default::default);
+    default_requests(c.resources.get_or_insert_with(Default::default));
+    for p in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
+        default_probe(p);
+    }
     for p in c.ports.iter_mut().flatten() {
         p.protocol.get_or_insert_with(|| "TCP".into());
     }
@@ -184,6 +222,7 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"cpu": "1", "memory": "1Gi"}}}]}});
         apply(Kind::Pod, &mut p);
         on_create(Kind::Pod, &mut p);
+        assert_eq!(p["spec"]["containers"][0]["resources"]["requests"], json!({"cpu": "1", "memory": "1Gi"}));
         assert_eq!(p["status"]["phase"], "Pending");
         assert_eq!(p["status"]["qosClass"], "Guaranteed");
         let mut b = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},

@@ -220,7 +220,7 @@ pub fn merge_update(info: &ResourceInfo, status_only: bool, current: &Value, new
         }
     }
     if tracks_generation(info.kind) && !status_only && out.get("spec") != current.get("spec") {
-        let generation = cur_meta.get("generation").and_then(Value::as_i64).unwrap_or(1) + 1;
+        let generation = cur_meta.get("generation").and_then(Value::as_i64).unwrap_or(1).saturating_add(1);
         if let Some(meta) = meta_mut(&mut out) {
             meta.insert("generation".into(), json!(generation));
         }

@@ -92,7 +92,7 @@ pub async fn bind(
     if node.is_empty() {
         return Err(invalid(info, name, vec![Cause::required("target.name")]));
     }
-    crud::update(state, info, ns, name, UpdateScope::Main, opts, |current| {
+    crud::update(state, info, ns, name, UpdateScope::Binding, opts, |current| {
         if current.pointer("/metadata/deletionTimestamp").is_some() {
             return Err(conflict_with(info, name, "pod is being deleted, cannot be assigned to a host"));
         }
