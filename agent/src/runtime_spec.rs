@@ -225,12 +225,14 @@ pub fn container_config(
 }
 
 /// CRI resources from requests/limits: cpu shares from the cpu request
-/// (`milli * 1024 / 1000`, min 2), quota/period from the cpu limit (period
-/// 100000 us), memory limit in bytes. `oom_score_adj` is left to the runtime.
+/// (`milli * 1024 / 1000`, within [`MIN_SHARES`, `MAX_SHARES`]), quota/period
+/// from the cpu limit (period 100000 us, quota at least 1000 us and at most
+/// [`MAX_QUOTA_US`]), memory limit in bytes (a negative one reads as none).
+/// Every product saturates: the numbers come from users. `oom_score_adj` is
+/// left to the runtime.
 pub fn linux_resources(
     resources: Option<&ResourceRequirements>,
 ) -> std::result::Result<api::LinuxContainerResources, bosun_resources::QuantityError> {
-    const PERIOD: i64 = 100_000;
     let get = |map: Option<&BTreeMap<String, k8s_openapi::apimachinery::pkg::api::resource::Quantity>>, key: &str| {
         map.and_then(|m| m.get(key)).map(|q| q.0.clone())
     };
@@ -238,19 +240,39 @@ pub fn linux_resources(
     let limits = resources.and_then(|r| r.limits.as_ref());
     // An unset cpu request defaults to the limit (as the API server does).
     let cpu_request = get(requests, "cpu").or_else(|| get(limits, "cpu"));
-    let mut out = api::LinuxContainerResources { cpu_shares: 2, ..Default::default() };
+    let mut out = api::LinuxContainerResources { cpu_shares: MIN_SHARES, ..Default::default() };
     if let Some(cpu) = cpu_request {
-        out.cpu_shares = (bosun_resources::milli_value(&cpu)? * 1024 / 1000).max(2);
+        out.cpu_shares = cpu_shares(bosun_resources::milli_value(&cpu)?);
     }
     if let Some(cpu) = get(limits, "cpu") {
-        let milli = bosun_resources::milli_value(&cpu)?;
-        out.cpu_period = PERIOD;
-        out.cpu_quota = (milli * PERIOD / 1000).max(1000);
+        out.cpu_period = CPU_PERIOD_US;
+        out.cpu_quota = cpu_quota(bosun_resources::milli_value(&cpu)?);
     }
     if let Some(memory) = get(limits, "memory") {
-        out.memory_limit_in_bytes = bosun_resources::plain_value(&memory)?;
+        out.memory_limit_in_bytes = bosun_resources::plain_value(&memory)?.max(0);
     }
     Ok(out)
+}
+
+/// The CFS period the agent uses (upstream's default).
+pub const CPU_PERIOD_US: i64 = 100_000;
+/// The kernel's smallest cpu shares value.
+pub const MIN_SHARES: i64 = 2;
+/// The kernel's largest cpu shares value.
+pub const MAX_SHARES: i64 = 262_144;
+/// The kernel's smallest CFS quota (1 ms).
+pub const MIN_QUOTA_US: i64 = 1_000;
+/// The kernel's largest CFS quota (`max_cfs_runtime`, about 2^44 ns).
+pub const MAX_QUOTA_US: i64 = (1 << 44) / 1_000;
+
+/// Cpu shares of a request in millicores, clamped to what the kernel accepts.
+pub fn cpu_shares(milli: i64) -> i64 {
+    (milli.saturating_mul(1024) / 1000).clamp(MIN_SHARES, MAX_SHARES)
+}
+
+/// CFS quota of a limit in millicores for [`CPU_PERIOD_US`], clamped to what the kernel accepts.
+pub fn cpu_quota(milli: i64) -> i64 {
+    (milli.saturating_mul(CPU_PERIOD_US) / 1000).clamp(MIN_QUOTA_US, MAX_QUOTA_US)
 }
 
 /// The ConfigMaps and Secrets referenced by any container's env/envFrom.

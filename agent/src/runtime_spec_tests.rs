@@ -136,6 +136,16 @@ fn resources_math_table() {
         (req(json!({"requests": {"cpu": "1"}})), 1024, 0, 0, 0),
         (req(json!({"limits": {"cpu": "2", "memory": "1Gi"}})), 2048, 200_000, 100_000, 1 << 30),
         (req(json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "1500m"}})), 102, 150_000, 100_000, 0),
+        // Users' numbers at the edges saturate and clamp instead of overflowing.
+        (
+            req(json!({"requests": {"cpu": "9223372036854775807m"}, "limits": {"cpu": "9223372036854775807m", "memory": "-1"}})),
+            MAX_SHARES,
+            MAX_QUOTA_US,
+            100_000,
+            0,
+        ),
+        (req(json!({"requests": {"cpu": "-5"}, "limits": {"cpu": "-5"}})), 2, 1000, 100_000, 0),
+        (req(json!({"limits": {"cpu": "100000"}})), MAX_SHARES, 10_000_000_000, 100_000, 0),
     ];
     for (r, shares, quota, period, memory) in cases {
         let got = linux_resources(Some(&r)).expect("valid");

@@ -136,7 +136,7 @@ impl CriClient {
         let grace = Duration::from_secs(u64::try_from(timeout_secs).unwrap_or(0));
         let result = self
             .unary_within(
-                self.opts.call_timeout + grace,
+                self.opts.call_timeout.saturating_add(grace),
                 "StopContainer",
                 || container_target(id),
                 rpc!(self.runtime, stop_container, req),
