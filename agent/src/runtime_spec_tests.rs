@@ -138,7 +138,9 @@ fn resources_math_table() {
         (req(json!({"requests": {"cpu": "100m"}, "limits": {"cpu": "1500m"}})), 102, 150_000, 100_000, 0),
         // Users' numbers at the edges saturate and clamp instead of overflowing.
         (
-            req(json!({"requests": {"cpu": "9223372036854775807m"}, "limits": {"cpu": "9223372036854775807m", "memory": "-1"}})),
+            req(
+                json!({"requests": {"cpu": "9223372036854775807m"}, "limits": {"cpu": "9223372036854775807m", "memory": "-1"}}),
+            ),
             MAX_SHARES,
             MAX_QUOTA_US,
             100_000,

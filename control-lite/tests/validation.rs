@@ -94,7 +94,8 @@ const SERVICES: &str = "/api/v1/namespaces/default/services";
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn invalid_quantities_are_rejected_with_the_field_and_never_stored() -> Result<()> {
     let api = Api::start().await?;
-    for (name, cpu) in [("abc", "abc"), ("huge-exp", "0e2147483644"), ("negative", "-1"), ("too-big", "9223372036854775807")]
+    for (name, cpu) in
+        [("abc", "abc"), ("huge-exp", "0e2147483644"), ("negative", "-1"), ("too-big", "9223372036854775807")]
     {
         let (code, body) = api.post(PODS, &pod(name, cpu)).await?;
         assert_eq!(invalid_fields(code, &body), vec!["spec.containers[0].resources.requests[cpu]"], "{cpu}");
@@ -115,7 +116,11 @@ async fn invalid_quantities_are_rejected_with_the_field_and_never_stored() -> Re
     let (code, body) = api.post(PODS, &pod("ok", "100m")).await?;
     assert_eq!(code, StatusCode::CREATED, "{body}");
     let (code, body) = api
-        .patch(&format!("{PODS}/ok"), JSON_PATCH, &json!([{"op": "replace", "path": "/spec/containers/0/resources/requests/cpu", "value": "1e999"}]))
+        .patch(
+            &format!("{PODS}/ok"),
+            JSON_PATCH,
+            &json!([{"op": "replace", "path": "/spec/containers/0/resources/requests/cpu", "value": "1e999"}]),
+        )
         .await?;
     assert!(!invalid_fields(code, &body).is_empty());
     let (_, stored) = api.get(&format!("{PODS}/ok")).await?;
@@ -128,7 +133,8 @@ async fn invalid_quantities_are_rejected_with_the_field_and_never_stored() -> Re
 async fn external_name_services_have_no_cluster_ip_and_get_a_fresh_one_when_changed() -> Result<()> {
     let api = Api::start().await?;
     // The live report: ExternalName with clusterIP 1.1.1.1.
-    let hijack = service("hijack", json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "1.1.1.1"}));
+    let hijack =
+        service("hijack", json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "1.1.1.1"}));
     let (code, body) = api.post(SERVICES, &hijack).await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.clusterIP"]);
     let ext = service("ext", json!({"type": "ExternalName", "externalName": "example.com"}));
@@ -158,15 +164,20 @@ async fn external_name_services_have_no_cluster_ip_and_get_a_fresh_one_when_chan
     assert_eq!(stored["spec"]["type"], "ExternalName");
     assert_eq!(stored["spec"].get("clusterIP"), None);
 
-    let (code, body) =
-        api.patch(&format!("{SERVICES}/ext"), MERGE, &json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}})).await?;
+    let (code, body) = api
+        .patch(&format!("{SERVICES}/ext"), MERGE, &json!({"spec": {"type": "ClusterIP", "ports": [{"port": 80}]}}))
+        .await?;
     assert_eq!(code, StatusCode::OK, "{body}");
     let ip = body["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
     assert!(in_cidr(&ip), "fresh address {ip:?} inside 10.96.0.0/16");
     assert_eq!(body["spec"]["clusterIPs"], json!([ip]));
     // Back to ExternalName: the address is released and dropped.
     let (code, body) = api
-        .patch(&format!("{SERVICES}/ext"), STRATEGIC, &json!({"spec": {"type": "ExternalName", "externalName": "example.org"}}))
+        .patch(
+            &format!("{SERVICES}/ext"),
+            STRATEGIC,
+            &json!({"spec": {"type": "ExternalName", "externalName": "example.org"}}),
+        )
         .await?;
     assert_eq!(code, StatusCode::OK, "{body}");
     assert_eq!(body["spec"].get("clusterIP"), None, "{body}");
@@ -181,7 +192,8 @@ async fn external_name_services_have_no_cluster_ip_and_get_a_fresh_one_when_chan
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cluster_ips_stay_in_the_cidr_and_are_immutable_on_every_path() -> Result<()> {
     let api = Api::start().await?;
-    let (code, body) = api.post(SERVICES, &service("out", json!({"clusterIP": "1.1.1.1", "ports": [{"port": 80}]}))).await?;
+    let (code, body) =
+        api.post(SERVICES, &service("out", json!({"clusterIP": "1.1.1.1", "ports": [{"port": 80}]}))).await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.clusterIPs"]);
     let (code, body) = api.post(SERVICES, &service("web", json!({"ports": [{"port": 80}]}))).await?;
     assert_eq!(code, StatusCode::CREATED, "{body}");
@@ -219,11 +231,15 @@ async fn cluster_ips_stay_in_the_cidr_and_are_immutable_on_every_path() -> Resul
     assert_eq!(body["spec"]["clusterIP"], json!(ip));
     // Dry runs are checked too.
     let (code, body) = api
-        .post(&format!("{SERVICES}?dryRun=All"), &service("dry", json!({"clusterIP": "8.8.8.8", "ports": [{"port": 80}]})))
+        .post(
+            &format!("{SERVICES}?dryRun=All"),
+            &service("dry", json!({"clusterIP": "8.8.8.8", "ports": [{"port": 80}]})),
+        )
         .await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.clusterIPs"]);
-    let (code, body) =
-        api.post(SERVICES, &service("np", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]}))).await?;
+    let (code, body) = api
+        .post(SERVICES, &service("np", json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 80}]})))
+        .await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.ports[0].nodePort"]);
     api.stop().await;
     Ok(())
@@ -239,8 +255,9 @@ async fn immutable_fields_are_rejected_on_update() -> Result<()> {
     assert_eq!(invalid_fields(code, &body), vec!["spec"]);
     let (code, body) = api.patch(&p, MERGE, &json!({"spec": {"nodeName": "n1"}})).await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.nodeName"]);
-    let (code, body) =
-        api.patch(&p, JSON_PATCH, &json!([{"op": "replace", "path": "/spec/containers/0/image", "value": "busybox:2"}])).await?;
+    let (code, body) = api
+        .patch(&p, JSON_PATCH, &json!([{"op": "replace", "path": "/spec/containers/0/image", "value": "busybox:2"}]))
+        .await?;
     assert_eq!(code, StatusCode::OK, "image may change: {body}");
     let binding = json!({"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "p"}, "target": {"kind": "Node", "name": "n1"}});
     let (code, body) = api.post(&format!("{p}/binding"), &binding).await?;
@@ -254,7 +271,11 @@ async fn immutable_fields_are_rejected_on_update() -> Result<()> {
     let (code, body) = api.post("/apis/apps/v1/namespaces/default/deployments", &deployment).await?;
     assert_eq!(code, StatusCode::CREATED, "{body}");
     let (code, body) = api
-        .patch("/apis/apps/v1/namespaces/default/deployments/d", MERGE, &json!({"spec": {"selector": {"matchLabels": {"tier": "x"}}}}))
+        .patch(
+            "/apis/apps/v1/namespaces/default/deployments/d",
+            MERGE,
+            &json!({"spec": {"selector": {"matchLabels": {"tier": "x"}}}}),
+        )
         .await?;
     assert_eq!(invalid_fields(code, &body), vec!["spec.selector"]);
     let (code, body) = api

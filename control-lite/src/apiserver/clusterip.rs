@@ -215,7 +215,8 @@ pub fn drop_type_dependent_fields(old: Option<&Value>, new: &mut Value) {
         return;
     }
     let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) else { return };
-    let unchanged = |field: &str, spec: &serde_json::Map<String, Value>| old.pointer(&format!("/spec/{field}")) == spec.get(field);
+    let unchanged =
+        |field: &str, spec: &serde_json::Map<String, Value>| old.pointer(&format!("/spec/{field}")) == spec.get(field);
     if new_type == "ExternalName" || old_type == "ExternalName" {
         for field in ["clusterIP", "clusterIPs"] {
             if unchanged(field, spec) {
@@ -233,7 +234,8 @@ pub fn drop_type_dependent_fields(old: Option<&Value>, new: &mut Value) {
     if !matches!(new_type, "NodePort" | "LoadBalancer") {
         let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
         for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
-            let stored = old_ports.iter().any(|o| o.get("nodePort").is_some() && o.get("nodePort") == port.get("nodePort"));
+            let stored =
+                old_ports.iter().any(|o| o.get("nodePort").is_some() && o.get("nodePort") == port.get("nodePort"));
             if stored {
                 if let Some(p) = port.as_object_mut() {
                     p.remove("nodePort");
@@ -258,7 +260,11 @@ pub fn plan(cidr: Cidr, old: Option<&Value>, new: &Value) -> Result<IpPlan, Vec<
     let in_range = |ip: &str| -> Result<Ipv4Addr, Vec<Cause>> {
         let out = || {
             let err = Error::OutOfRange { ip: ip.to_string(), cidr: cidr.to_string() };
-            vec![Cause { reason: "FieldValueInvalid", field: "spec.clusterIPs".into(), message: format!("Invalid value: {}: {err}", Value::from(ip)) }]
+            vec![Cause {
+                reason: "FieldValueInvalid",
+                field: "spec.clusterIPs".into(),
+                message: format!("Invalid value: {}: {err}", Value::from(ip)),
+            }]
         };
         ip.parse::<Ipv4Addr>().ok().filter(|a| cidr.contains(*a)).ok_or_else(out)
     };
@@ -289,7 +295,13 @@ impl Allocator {
     /// Carries out `plan`'s action on `svc` (taking addresses unless
     /// `dry_run`). Returns the address newly taken, to release if the write
     /// fails. `system` lets the `kubernetes` Service take `.1`.
-    pub fn assign(&self, action: &IpAction, svc: &mut Value, system: bool, dry_run: bool) -> Result<Option<String>, Error> {
+    pub fn assign(
+        &self,
+        action: &IpAction,
+        svc: &mut Value,
+        system: bool,
+        dry_run: bool,
+    ) -> Result<Option<String>, Error> {
         let (ip, taken) = match action {
             IpAction::Nothing => return Ok(None),
             IpAction::Headless => ("None".to_string(), None),
@@ -364,7 +376,8 @@ mod tests {
     }
 
     fn svc(kind: &str, ip: Option<&str>) -> Value {
-        let mut s = json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": kind, "ports": [{"port": 80}]}});
+        let mut s =
+            json!({"metadata": {"name": "s", "namespace": "default"}, "spec": {"type": kind, "ports": [{"port": 80}]}});
         if let Some(ip) = ip {
             s["spec"]["clusterIP"] = json!(ip);
             s["spec"]["clusterIPs"] = json!([ip]);
@@ -388,7 +401,10 @@ mod tests {
         // Update.
         let stored = svc("ClusterIP", Some("10.96.0.9"));
         assert_eq!(plan(cidr, Some(&stored), &svc("ClusterIP", None)), ok(IpAction::Keep("10.96.0.9".into()), None));
-        assert_eq!(plan(cidr, Some(&stored), &svc("NodePort", Some("10.96.0.9"))), ok(IpAction::Keep("10.96.0.9".into()), None));
+        assert_eq!(
+            plan(cidr, Some(&stored), &svc("NodePort", Some("10.96.0.9"))),
+            ok(IpAction::Keep("10.96.0.9".into()), None)
+        );
         assert_eq!(field(plan(cidr, Some(&stored), &svc("ClusterIP", Some("10.96.0.10")))), "spec.clusterIP");
         assert_eq!(field(plan(cidr, Some(&stored), &svc("ClusterIP", Some("1.1.1.1")))), "spec.clusterIP");
         assert_eq!(plan(cidr, Some(&stored), &svc("ExternalName", None)), ok(IpAction::Nothing, Some("10.96.0.9")));

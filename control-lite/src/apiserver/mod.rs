@@ -56,6 +56,9 @@ pub mod table;
 pub mod validation;
 pub mod watch;
 
+#[cfg(test)]
+mod fuzz_tests;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 

@@ -229,9 +229,11 @@ mod tests {
         let cases: Vec<(Value, NameRule, Vec<&str>)> = vec![
             (json!({"metadata": {"name": "a", "namespace": "n"}}), NameRule::Subdomain, vec![]),
             (json!({"metadata": {"generateName": "web-", "namespace": "n"}}), NameRule::Subdomain, vec![]),
-            (json!({"metadata": {"generateName": "Web-", "namespace": "n"}}), NameRule::Subdomain, vec![
-                "metadata.generateName",
-            ]),
+            (
+                json!({"metadata": {"generateName": "Web-", "namespace": "n"}}),
+                NameRule::Subdomain,
+                vec!["metadata.generateName"],
+            ),
             (json!({"metadata": {"namespace": "n"}}), NameRule::Subdomain, vec!["metadata.name"]),
             (json!({"metadata": {"name": "a.b", "namespace": "n"}}), NameRule::Label1035, vec!["metadata.name"]),
             (json!({"metadata": {"name": "a:b", "namespace": "n"}}), NameRule::PathSegment, vec![]),

@@ -17,9 +17,6 @@ pub mod service;
 pub mod update;
 pub mod workloads;
 
-#[cfg(test)]
-mod fuzz;
-
 use serde_json::Value;
 
 use super::registry::{Kind, ResourceInfo};
@@ -52,19 +49,20 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::Service => service::validate_service(obj, &mut out),
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_finalizers_list(obj, &mut out),
-        Kind::Endpoints
-        | Kind::EndpointSlice
-        | Kind::Event
-        | Kind::EventV1
-        | Kind::Lease
-        | Kind::ServiceAccount => other::validate_simple(info.kind, obj, &mut out),
+        Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
+            other::validate_simple(info.kind, obj, &mut out)
+        }
     }
     out
 }
 
 /// An invalid value rendered as JSON (numbers unquoted, strings quoted).
 pub(crate) fn invalid_value(field: impl Into<String>, value: impl Into<Value>, detail: &str) -> Cause {
-    Cause { reason: "FieldValueInvalid", field: field.into(), message: format!("Invalid value: {}: {detail}", value.into()) }
+    Cause {
+        reason: "FieldValueInvalid",
+        field: field.into(),
+        message: format!("Invalid value: {}: {detail}", value.into()),
+    }
 }
 
 /// A missing value with an explanation (`Required value: <detail>`).
@@ -74,7 +72,11 @@ pub(crate) fn required_because(field: impl Into<String>, detail: &str) -> Cause 
 
 /// A value longer than `max` bytes.
 pub(crate) fn too_long(field: impl Into<String>, max: usize) -> Cause {
-    Cause { reason: "FieldValueTooLong", field: field.into(), message: format!("Too long: must have at most {max} bytes") }
+    Cause {
+        reason: "FieldValueTooLong",
+        field: field.into(),
+        message: format!("Too long: must have at most {max} bytes"),
+    }
 }
 
 /// A forbidden field or change.

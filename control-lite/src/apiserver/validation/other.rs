@@ -15,7 +15,11 @@ const CONFIG_KEY_MSG: &str =
     "a valid config key must consist of alphanumeric characters, '-', '_' or '.' (e.g. 'key.name',  or 'KEY_NAME',  or 'key-name', regex used for validation is '[-._a-zA-Z0-9]+')";
 
 fn is_config_key(k: &str) -> bool {
-    !k.is_empty() && k.len() <= 253 && k != "." && k != ".." && k.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
+    !k.is_empty()
+        && k.len() <= 253
+        && k != "."
+        && k != ".."
+        && k.bytes().all(|c| c.is_ascii_alphanumeric() || b"-._".contains(&c))
 }
 
 /// ConfigMap and Secret `data`/`binaryData`/`stringData` keys and total size.

@@ -38,7 +38,12 @@ pub fn validate_pod_spec(spec: Option<&PodSpec>, field: &str, out: &mut Causes) 
         out.push(Cause::required(format!("{field}.containers")));
     }
     let mut names = HashSet::new();
-    let init = spec.init_containers.iter().flatten().enumerate().map(|(i, c)| (format!("{field}.initContainers[{i}]"), c, true));
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(|(i, c)| (format!("{field}.initContainers[{i}]"), c, true));
     let main = spec.containers.iter().enumerate().map(|(i, c)| (format!("{field}.containers[{i}]"), c, false));
     for (path, c, is_init) in init.chain(main) {
         validate_container(c, &path, is_init, &volumes, &mut names, out);
@@ -75,14 +80,25 @@ pub fn validate_pod_spec(spec: Option<&PodSpec>, field: &str, out: &mut Causes) 
 
 fn validate_toleration(t: &Toleration, field: &str, out: &mut Causes) {
     one_of(format!("{field}.operator"), t.operator.as_deref(), &["Exists", "Equal"], out);
-    one_of(format!("{field}.effect"), t.effect.as_deref().filter(|e| !e.is_empty()), &["NoSchedule", "PreferNoSchedule", "NoExecute"], out);
+    one_of(
+        format!("{field}.effect"),
+        t.effect.as_deref().filter(|e| !e.is_empty()),
+        &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+        out,
+    );
     if t.operator.as_deref() == Some("Exists") && t.value.as_deref().is_some_and(|v| !v.is_empty()) {
-        out.push(invalid_value(format!("{field}.operator"), "Exists", "value must be empty when `operator` is 'Exists'"));
+        out.push(invalid_value(
+            format!("{field}.operator"),
+            "Exists",
+            "value must be empty when `operator` is 'Exists'",
+        ));
     }
-    if t.toleration_seconds.is_some() {
-        if t.effect.as_deref() != Some("NoExecute") {
-            out.push(invalid_value(format!("{field}.effect"), t.effect.clone().unwrap_or_default(), "effect must be 'NoExecute' when `tolerationSeconds` is set"));
-        }
+    if t.toleration_seconds.is_some() && t.effect.as_deref() != Some("NoExecute") {
+        out.push(invalid_value(
+            format!("{field}.effect"),
+            t.effect.clone().unwrap_or_default(),
+            "effect must be 'NoExecute' when `tolerationSeconds` is set",
+        ));
     }
 }
 
@@ -103,9 +119,9 @@ fn validate_volumes(volumes: &[Volume], field: &str, out: &mut Causes) -> HashSe
             .and_then(|v| v.as_object().map(|m| m.iter().filter(|(k, v)| *k != "name" && !v.is_null()).count()))
             .unwrap_or(0);
         match sources {
-            0 => out.push(required_because(format!("{at}"), "must specify a volume type")),
+            0 => out.push(required_because(at.clone(), "must specify a volume type")),
             1 => {}
-            _ => out.push(forbidden(format!("{at}"), "may not specify more than 1 volume type")),
+            _ => out.push(forbidden(at.clone(), "may not specify more than 1 volume type")),
         }
         if let Some(limit) = v.empty_dir.as_ref().and_then(|e| e.size_limit.as_ref()) {
             validate_quantity("ephemeral-storage", limit, &format!("{at}.emptyDir.sizeLimit"), out);
@@ -126,7 +142,11 @@ fn validate_volumes(volumes: &[Volume], field: &str, out: &mut Causes) -> HashSe
             (v.secret.as_ref().and_then(|c| c.default_mode), "secret.defaultMode"),
         ] {
             if let Some(m) = mode.filter(|m| !(0..=0o777).contains(m)) {
-                out.push(invalid_value(format!("{at}.{path}"), m, "must be a number between 0 and 0777 (octal), both inclusive"));
+                out.push(invalid_value(
+                    format!("{at}.{path}"),
+                    m,
+                    "must be a number between 0 and 0777 (octal), both inclusive",
+                ));
             }
         }
     }
@@ -179,13 +199,21 @@ fn validate_container(
                 ));
             }
             if e.value.as_deref().is_some_and(|v| !v.is_empty()) {
-                out.push(invalid_value(format!("{path}.env[{i}].valueFrom"), "", "may not be specified when `value` is not empty"));
+                out.push(invalid_value(
+                    format!("{path}.env[{i}].valueFrom"),
+                    "",
+                    "may not be specified when `value` is not empty",
+                ));
             }
         }
     }
     for (i, from) in c.env_from.iter().flatten().enumerate() {
         if from.config_map_ref.is_some() == from.secret_ref.is_some() {
-            out.push(invalid_value(format!("{path}.envFrom[{i}]"), "", "must specify one of: `configMapRef` or `secretRef`"));
+            out.push(invalid_value(
+                format!("{path}.envFrom[{i}]"),
+                "",
+                "must specify one of: `configMapRef` or `secretRef`",
+            ));
         }
     }
     validate_requirements(c.resources.as_ref(), &format!("{path}.resources"), out);
@@ -195,7 +223,11 @@ fn validate_container(
         if m.name.is_empty() {
             out.push(Cause::required(format!("{at}.name")));
         } else if !volumes.contains(&m.name) {
-            out.push(Cause { reason: "FieldValueNotFound", field: format!("{at}.name"), message: format!("Not found: {}", Value::from(m.name.as_str())) });
+            out.push(Cause {
+                reason: "FieldValueNotFound",
+                field: format!("{at}.name"),
+                message: format!("Not found: {}", Value::from(m.name.as_str())),
+            });
         }
         if m.mount_path.is_empty() {
             out.push(Cause::required(format!("{at}.mountPath")));
@@ -226,7 +258,10 @@ fn validate_container(
     }
     for (handler, name) in c.lifecycle.iter().flat_map(|l| [(&l.post_start, "postStart"), (&l.pre_stop, "preStop")]) {
         let Some(h) = handler else { continue };
-        let count = [h.exec.is_some(), h.http_get.is_some(), h.tcp_socket.is_some(), h.sleep.is_some()].into_iter().filter(|x| *x).count();
+        let count = [h.exec.is_some(), h.http_get.is_some(), h.tcp_socket.is_some(), h.sleep.is_some()]
+            .into_iter()
+            .filter(|x| *x)
+            .count();
         if count != 1 {
             out.push(handler_count(format!("{path}.lifecycle.{name}"), count));
         }
@@ -270,14 +305,21 @@ fn probe_port(port: &IntOrString, field: &str, out: &mut Causes) {
     match port {
         IntOrString::Int(n) => port_number(field, *n, out),
         IntOrString::String(s) if is_iana_svc_name(s) => {}
-        IntOrString::String(s) => out.push(Cause::invalid(field, s, "must contain at least one letter (a-z) and be no more than 15 characters")),
+        IntOrString::String(s) => out.push(Cause::invalid(
+            field,
+            s,
+            "must contain at least one letter (a-z) and be no more than 15 characters",
+        )),
     }
 }
 
 /// A probe: exactly one handler, non-negative delays, thresholds >= 1
 /// (defaults fill unset ones), liveness/startup succeed after one success.
 fn validate_probe(p: &Probe, at: &str, single_success: bool, out: &mut Causes) {
-    let count = [p.exec.is_some(), p.http_get.is_some(), p.tcp_socket.is_some(), p.grpc.is_some()].into_iter().filter(|x| *x).count();
+    let count = [p.exec.is_some(), p.http_get.is_some(), p.tcp_socket.is_some(), p.grpc.is_some()]
+        .into_iter()
+        .filter(|x| *x)
+        .count();
     if count != 1 {
         out.push(handler_count(at.to_string(), count));
     }
@@ -340,45 +382,59 @@ mod tests {
         };
         let cases: Vec<(Value, Vec<&str>)> = vec![
             (json!({"containers": [c(json!({}))]}), vec![]),
-            (json!({"containers": [c(json!({"resources": {"requests": {"cpu": "abc"}}}))]}), vec!["spec.containers[0].resources.requests[cpu]"]),
-            (json!({"containers": [c(json!({"ports": [{"containerPort": 0, "protocol": "ICMP", "name": "Web"}]}))]}), vec![
-                "spec.containers[0].ports[0].containerPort",
-                "spec.containers[0].ports[0].protocol",
-                "spec.containers[0].ports[0].name",
-            ]),
-            (json!({"containers": [c(json!({"livenessProbe": {"periodSeconds": 0}}))]}), vec![
-                "spec.containers[0].livenessProbe",
-                "spec.containers[0].livenessProbe.periodSeconds",
-            ]),
-            (json!({"containers": [c(json!({"readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}}))]}), vec![
-                "spec.containers[0].readinessProbe",
-            ]),
-            (json!({"containers": [c(json!({"livenessProbe": {"httpGet": {"port": 70000}, "successThreshold": 2}}))]}), vec![
-                "spec.containers[0].livenessProbe.httpGet.port",
-                "spec.containers[0].livenessProbe.successThreshold",
-            ]),
-            (json!({"containers": [c(json!({"volumeMounts": [{"name": "missing", "mountPath": "/x"}]}))]}), vec![
-                "spec.containers[0].volumeMounts[0].name",
-            ]),
-            (json!({"containers": [c(json!({}))], "volumes": [{"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}, {"name": "v", "emptyDir": {}}]}), vec![
-                "spec.volumes[0]",
-                "spec.volumes[1].name",
-            ]),
-            (json!({"containers": [c(json!({}))], "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1e999"}}]}), vec![
-                "spec.volumes[0].emptyDir.sizeLimit",
-            ]),
-            (json!({"containers": [c(json!({"env": [{"name": "1A"}, {"name": ""}]}))]}), vec![
-                "spec.containers[0].env[0].name",
-                "spec.containers[0].env[1].name",
-            ]),
-            (json!({"containers": [c(json!({}))], "restartPolicy": "Sometimes", "dnsPolicy": "Nope", "terminationGracePeriodSeconds": -1}), vec![
-                "spec.restartPolicy",
-                "spec.dnsPolicy",
-                "spec.terminationGracePeriodSeconds",
-            ]),
+            (
+                json!({"containers": [c(json!({"resources": {"requests": {"cpu": "abc"}}}))]}),
+                vec!["spec.containers[0].resources.requests[cpu]"],
+            ),
+            (
+                json!({"containers": [c(json!({"ports": [{"containerPort": 0, "protocol": "ICMP", "name": "Web"}]}))]}),
+                vec![
+                    "spec.containers[0].ports[0].containerPort",
+                    "spec.containers[0].ports[0].protocol",
+                    "spec.containers[0].ports[0].name",
+                ],
+            ),
+            (
+                json!({"containers": [c(json!({"livenessProbe": {"periodSeconds": 0}}))]}),
+                vec!["spec.containers[0].livenessProbe", "spec.containers[0].livenessProbe.periodSeconds"],
+            ),
+            (
+                json!({"containers": [c(json!({"readinessProbe": {"exec": {"command": ["true"]}, "tcpSocket": {"port": 80}}}))]}),
+                vec!["spec.containers[0].readinessProbe"],
+            ),
+            (
+                json!({"containers": [c(json!({"livenessProbe": {"httpGet": {"port": 70000}, "successThreshold": 2}}))]}),
+                vec![
+                    "spec.containers[0].livenessProbe.httpGet.port",
+                    "spec.containers[0].livenessProbe.successThreshold",
+                ],
+            ),
+            (
+                json!({"containers": [c(json!({"volumeMounts": [{"name": "missing", "mountPath": "/x"}]}))]}),
+                vec!["spec.containers[0].volumeMounts[0].name"],
+            ),
+            (
+                json!({"containers": [c(json!({}))], "volumes": [{"name": "v", "emptyDir": {}, "hostPath": {"path": "/"}}, {"name": "v", "emptyDir": {}}]}),
+                vec!["spec.volumes[0]", "spec.volumes[1].name"],
+            ),
+            (
+                json!({"containers": [c(json!({}))], "volumes": [{"name": "v", "emptyDir": {"sizeLimit": "1e999"}}]}),
+                vec!["spec.volumes[0].emptyDir.sizeLimit"],
+            ),
+            (
+                json!({"containers": [c(json!({"env": [{"name": "1A"}, {"name": ""}]}))]}),
+                vec!["spec.containers[0].env[0].name", "spec.containers[0].env[1].name"],
+            ),
+            (
+                json!({"containers": [c(json!({}))], "restartPolicy": "Sometimes", "dnsPolicy": "Nope", "terminationGracePeriodSeconds": -1}),
+                vec!["spec.restartPolicy", "spec.dnsPolicy", "spec.terminationGracePeriodSeconds"],
+            ),
             (json!({"containers": [c(json!({})), c(json!({}))]}), vec!["spec.containers[1].name"]),
             (json!({"containers": [c(json!({}))], "overhead": {"cpu": "x"}}), vec!["spec.overhead[cpu]"]),
-            (json!({"containers": [c(json!({}))], "tolerations": [{"operator": "Maybe"}]}), vec!["spec.tolerations[0].operator"]),
+            (
+                json!({"containers": [c(json!({}))], "tolerations": [{"operator": "Maybe"}]}),
+                vec!["spec.tolerations[0].operator"],
+            ),
         ];
         for (spec, want) in cases {
             assert_eq!(check(spec.clone()), want, "{spec}");

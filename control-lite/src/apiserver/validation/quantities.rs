@@ -22,7 +22,8 @@ const STANDARD_CONTAINER_RESOURCES: &[&str] = &["cpu", "memory", "ephemeral-stor
 /// what the planes compute with (cpu in millicores, the rest in units, as i64).
 pub fn validate_quantity(resource: &str, q: &Quantity, field: &str, out: &mut Causes) {
     let text = q.0.as_str();
-    let parsed = if resource == "cpu" { bosun_resources::milli_value(text) } else { bosun_resources::plain_value(text) };
+    let parsed =
+        if resource == "cpu" { bosun_resources::milli_value(text) } else { bosun_resources::plain_value(text) };
     match parsed {
         Ok(v) if v < 0 => out.push(invalid_value(field, text, "must be greater than or equal to 0")),
         Ok(_) => {}
@@ -82,7 +83,11 @@ pub fn validate_requirements(r: Option<&ResourceRequirements>, field: &str, out:
         match (limits.get(name), comparable(name, request)) {
             (Some(limit), Some(req)) => {
                 if comparable(name, limit).is_some_and(|lim| req > lim) {
-                    out.push(Cause::invalid(&at, &request.0, &format!("must be less than or equal to {name} limit of {}", limit.0)));
+                    out.push(Cause::invalid(
+                        &at,
+                        &request.0,
+                        &format!("must be less than or equal to {name} limit of {}", limit.0),
+                    ));
                 } else if name.contains('/') && comparable(name, limit) != Some(req) {
                     out.push(Cause::invalid(&at, &request.0, "must be equal to extended resource limit"));
                 }
@@ -106,7 +111,10 @@ mod tests {
     #[test]
     fn requirements_cases() {
         let cases: Vec<(ResourceRequirements, Vec<&str>)> = vec![
-            (ResourceRequirements { requests: list(&[("cpu", "100m"), ("memory", "1Gi")]), ..Default::default() }, vec![]),
+            (
+                ResourceRequirements { requests: list(&[("cpu", "100m"), ("memory", "1Gi")]), ..Default::default() },
+                vec![],
+            ),
             (ResourceRequirements { requests: list(&[("cpu", "abc")]), ..Default::default() }, vec!["r.requests[cpu]"]),
             (
                 ResourceRequirements { requests: list(&[("cpu", "0e2147483644")]), ..Default::default() },
@@ -116,7 +124,10 @@ mod tests {
                 ResourceRequirements { limits: list(&[("cpu", "9223372036854775807")]), ..Default::default() },
                 vec!["r.limits[cpu]"],
             ),
-            (ResourceRequirements { limits: list(&[("memory", "-1")]), ..Default::default() }, vec!["r.limits[memory]"]),
+            (
+                ResourceRequirements { limits: list(&[("memory", "-1")]), ..Default::default() },
+                vec!["r.limits[memory]"],
+            ),
             (
                 ResourceRequirements {
                     requests: list(&[("cpu", "2")]),
@@ -135,7 +146,10 @@ mod tests {
                 vec!["r.requests[example.com/gpu]"],
             ),
             (
-                ResourceRequirements { limits: list(&[("hugepages-2Mi", "2Mi"), ("example.com/x", "2")]), ..Default::default() },
+                ResourceRequirements {
+                    limits: list(&[("hugepages-2Mi", "2Mi"), ("example.com/x", "2")]),
+                    ..Default::default()
+                },
                 vec![],
             ),
         ];

@@ -90,7 +90,7 @@ pub fn validate_service(obj: &Value, out: &mut Causes) {
             out.push(Cause::duplicate(format!("{at}.name"), &name));
         }
         if !keys.insert((p.port, proto.to_string())) {
-            out.push(Cause::duplicate(format!("{at}"), &format!("{}/{proto}", p.port)));
+            out.push(Cause::duplicate(at.clone(), &format!("{}/{proto}", p.port)));
         }
         match &p.target_port {
             None => {}
@@ -109,7 +109,11 @@ pub fn validate_service(obj: &Value, out: &mut Causes) {
                 out.push(invalid_value(
                     format!("{at}.nodePort"),
                     np,
-                    &format!("provided port is not in the valid range. The range of valid ports is {}-{}", NODE_PORTS.start(), NODE_PORTS.end()),
+                    &format!(
+                        "provided port is not in the valid range. The range of valid ports is {}-{}",
+                        NODE_PORTS.start(),
+                        NODE_PORTS.end()
+                    ),
                 ));
             } else if !node_ports.insert((np, proto.to_string())) {
                 out.push(Cause::duplicate(format!("{at}.nodePort"), &np.to_string()));
@@ -137,17 +141,20 @@ mod tests {
             (json!({"ports": [{"port": 0}]}), vec!["spec.ports[0].port"]),
             (json!({"ports": [{"port": 80}, {"port": 81}]}), vec!["spec.ports[0].name", "spec.ports[1].name"]),
             (json!({"type": "Weird", "ports": [{"port": 80}]}), vec!["spec.type"]),
-            (json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "1.1.1.1"}), vec!["spec.clusterIP"]),
+            (
+                json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "1.1.1.1"}),
+                vec!["spec.clusterIP"],
+            ),
             (json!({"type": "ExternalName"}), vec!["spec.externalName"]),
             (json!({"type": "ExternalName", "externalName": "example.com."}), vec![]),
             (json!({"clusterIP": "None"}), vec![]),
             (json!({"clusterIP": "nope", "ports": [{"port": 80}]}), vec!["spec.clusterIP"]),
-            (json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.6"], "ports": [{"port": 80}]}), vec!["spec.clusterIPs[0]"]),
-            (json!({"ports": [{"port": 80, "protocol": "ICMP"}]}), vec!["spec.ports[0].protocol"]),
             (
-                json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]}),
-                vec!["spec.ports[1]"],
+                json!({"clusterIP": "10.96.0.5", "clusterIPs": ["10.96.0.6"], "ports": [{"port": 80}]}),
+                vec!["spec.clusterIPs[0]"],
             ),
+            (json!({"ports": [{"port": 80, "protocol": "ICMP"}]}), vec!["spec.ports[0].protocol"]),
+            (json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80}]}), vec!["spec.ports[1]"]),
             (json!({"ports": [{"name": "a", "port": 80}, {"name": "b", "port": 80, "protocol": "UDP"}]}), vec![]),
             (json!({"ports": [{"port": 80, "targetPort": 0}]}), vec!["spec.ports[0].targetPort"]),
             (json!({"ports": [{"port": 80, "targetPort": "Not_A_Name"}]}), vec!["spec.ports[0].targetPort"]),

@@ -40,10 +40,8 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
     defaults::apply(info.kind, &mut old);
     match info.kind {
         Kind::Pod => validate_pod_update(&old, new, how, &mut out),
-        Kind::Deployment | Kind::ReplicaSet => {
-            if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
-                out.push(immutable("spec.selector"));
-            }
+        Kind::Deployment | Kind::ReplicaSet if old.pointer("/spec/selector") != new.pointer("/spec/selector") => {
+            out.push(immutable("spec.selector"));
         }
         _ => {}
     }
@@ -79,7 +77,11 @@ fn validate_pod_update(old: &Value, new: &Value, how: UpdateKind, out: &mut Caus
             n,
             "must be less than or equal to previous value",
         )),
-        (Some(_), None) => out.push(super::invalid_value("spec.activeDeadlineSeconds", Value::Null, "must not update from a positive integer to nil value")),
+        (Some(_), None) => out.push(super::invalid_value(
+            "spec.activeDeadlineSeconds",
+            Value::Null,
+            "must not update from a positive integer to nil value",
+        )),
         _ => {}
     }
     copy_field(old_spec, &mut masked, "activeDeadlineSeconds");
@@ -154,7 +156,11 @@ mod tests {
             (json!({"containers": [{"name": "c", "image": "a:2"}]}), UpdateKind::Main, vec![]),
             (json!({"activeDeadlineSeconds": 50}), UpdateKind::Main, vec![]),
             (json!({"activeDeadlineSeconds": 500}), UpdateKind::Main, vec!["spec.activeDeadlineSeconds"]),
-            (json!({"tolerations": [{"key": "k", "operator": "Exists"}, {"key": "x", "operator": "Exists"}]}), UpdateKind::Main, vec![]),
+            (
+                json!({"tolerations": [{"key": "k", "operator": "Exists"}, {"key": "x", "operator": "Exists"}]}),
+                UpdateKind::Main,
+                vec![],
+            ),
             (json!({"tolerations": []}), UpdateKind::Main, vec!["spec"]),
             (json!({"restartPolicy": "Never"}), UpdateKind::Main, vec!["spec"]),
             (json!({"containers": [{"name": "c", "image": "a:1", "command": ["sh"]}]}), UpdateKind::Main, vec!["spec"]),
@@ -171,9 +177,7 @@ mod tests {
 
     #[test]
     fn workload_selectors_and_identity_are_immutable() {
-        let d = |sel: &str, uid: &str| {
-            json!({"metadata": {"name": "d", "namespace": "n", "uid": uid}, "spec": {"selector": {"matchLabels": {"app": sel}}}})
-        };
+        let d = |sel: &str, uid: &str| json!({"metadata": {"name": "d", "namespace": "n", "uid": uid}, "spec": {"selector": {"matchLabels": {"app": sel}}}});
         let info = by_kind(Kind::Deployment);
         let got: Vec<String> =
             validate_update(info, &d("a", "u"), &d("b", "v"), UpdateKind::Main).into_iter().map(|c| c.field).collect();

@@ -61,18 +61,17 @@ fn validate_strategy(strategy: &DeploymentStrategy, out: &mut Causes) {
     one_of("spec.strategy.type", Some(kind), &["Recreate", "RollingUpdate"], out);
     let Some(ru) = &strategy.rolling_update else { return };
     if kind == "Recreate" {
-        out.push(super::forbidden("spec.strategy.rollingUpdate", "may not be specified when strategy `type` is 'Recreate'"));
+        out.push(super::forbidden(
+            "spec.strategy.rollingUpdate",
+            "may not be specified when strategy `type` is 'Recreate'",
+        ));
         return;
     }
     let surge = ru.max_surge.as_ref().map(|v| int_or_percent(v, "spec.strategy.rollingUpdate.maxSurge", false, out));
     let unavailable =
         ru.max_unavailable.as_ref().map(|v| int_or_percent(v, "spec.strategy.rollingUpdate.maxUnavailable", true, out));
     if surge == Some(Some(0)) && unavailable == Some(Some(0)) {
-        out.push(invalid_value(
-            "spec.strategy.rollingUpdate.maxUnavailable",
-            0,
-            "may not be 0 when `maxSurge` is 0",
-        ));
+        out.push(invalid_value("spec.strategy.rollingUpdate.maxUnavailable", 0, "may not be 0 when `maxSurge` is 0"));
     }
 }
 
@@ -85,7 +84,8 @@ fn int_or_percent(v: &IntOrString, field: &str, at_most_100: bool, out: &mut Cau
             (*n >= 0).then_some((*n).into())
         }
         IntOrString::String(s) => {
-            let digits = s.strip_suffix('%').filter(|d| !d.is_empty() && d.len() <= 9 && d.bytes().all(|c| c.is_ascii_digit()));
+            let digits =
+                s.strip_suffix('%').filter(|d| !d.is_empty() && d.len() <= 9 && d.bytes().all(|c| c.is_ascii_digit()));
             let Some(pct) = digits.and_then(|d| d.parse::<i64>().ok()) else {
                 out.push(Cause::invalid(field, s, "a valid percent string must be a numeric string followed by an ending '%' (e.g. '1%',  or '93%', regex used for validation is '[0-9]+%')"));
                 return None;
@@ -100,7 +100,11 @@ fn int_or_percent(v: &IntOrString, field: &str, at_most_100: bool, out: &mut Cau
 }
 
 /// A selector: non-empty, valid labels and expressions, matching `template`.
-fn validate_selector_and_template(selector: Option<&ApiSelector>, template: Option<&PodTemplateSpec>, out: &mut Causes) {
+fn validate_selector_and_template(
+    selector: Option<&ApiSelector>,
+    template: Option<&PodTemplateSpec>,
+    out: &mut Causes,
+) {
     let selector_json = selector.map(|s| serde_json::to_value(s).unwrap_or(Value::Null)).unwrap_or(Value::Null);
     if let Some(s) = selector {
         if let Some(m) = &s.match_labels {
@@ -115,7 +119,10 @@ fn validate_selector_and_template(selector: Option<&ApiSelector>, template: Opti
                     out.push(Cause::required(format!("{at}.values")));
                 }
                 "Exists" | "DoesNotExist" if has_values => {
-                    out.push(super::forbidden(format!("{at}.values"), "may not be specified when `operator` is 'Exists' or 'DoesNotExist'"));
+                    out.push(super::forbidden(
+                        format!("{at}.values"),
+                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                    ));
                 }
                 _ => {}
             }
@@ -201,7 +208,8 @@ mod tests {
     #[test]
     fn strategy_bounds() {
         let with = |ru: Value| {
-            let mut d = deployment("web", json!([{"name": "c", "image": "i"}]), json!({"a": "b"}), json!({"a": "b"}), 1);
+            let mut d =
+                deployment("web", json!([{"name": "c", "image": "i"}]), json!({"a": "b"}), json!({"a": "b"}), 1);
             d["spec"]["strategy"] = json!({"type": "RollingUpdate", "rollingUpdate": ru});
             d
         };
@@ -210,14 +218,14 @@ mod tests {
             (json!({"maxSurge": "300%", "maxUnavailable": "100%"}), vec![]),
             (json!({"maxSurge": 0, "maxUnavailable": 0}), vec!["spec.strategy.rollingUpdate.maxUnavailable"]),
             (json!({"maxSurge": "0%", "maxUnavailable": "0%"}), vec!["spec.strategy.rollingUpdate.maxUnavailable"]),
-            (json!({"maxSurge": -1, "maxUnavailable": "101%"}), vec![
-                "spec.strategy.rollingUpdate.maxSurge",
-                "spec.strategy.rollingUpdate.maxUnavailable",
-            ]),
-            (json!({"maxSurge": "x%", "maxUnavailable": "99999999999999%"}), vec![
-                "spec.strategy.rollingUpdate.maxSurge",
-                "spec.strategy.rollingUpdate.maxUnavailable",
-            ]),
+            (
+                json!({"maxSurge": -1, "maxUnavailable": "101%"}),
+                vec!["spec.strategy.rollingUpdate.maxSurge", "spec.strategy.rollingUpdate.maxUnavailable"],
+            ),
+            (
+                json!({"maxSurge": "x%", "maxUnavailable": "99999999999999%"}),
+                vec!["spec.strategy.rollingUpdate.maxSurge", "spec.strategy.rollingUpdate.maxUnavailable"],
+            ),
         ];
         for (ru, want) in cases {
             let causes = validate(by_kind(Kind::Deployment), &with(ru.clone()));
