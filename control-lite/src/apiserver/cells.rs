@@ -48,7 +48,7 @@ pub fn pod_status(pod: &Value) -> (String, i64, i64, i64) {
     let inits = arr(pod, "/status/initContainerStatuses");
     let n_init = arr(pod, "/spec/initContainers").len();
     for (idx, c) in inits.iter().enumerate() {
-        restarts += i(c, "/restartCount");
+        restarts = restarts.saturating_add(i(c, "/restartCount"));
         if c.pointer("/state/terminated").is_some() && i(c, "/state/terminated/exitCode") == 0 {
             continue;
         }
@@ -70,7 +70,7 @@ pub fn pod_status(pod: &Value) -> (String, i64, i64, i64) {
         restarts = 0;
         let mut has_running = false;
         for c in arr(pod, "/status/containerStatuses").iter().rev() {
-            restarts += i(c, "/restartCount");
+            restarts = restarts.saturating_add(i(c, "/restartCount"));
             if !s(c, "/state/waiting/reason").is_empty() {
                 reason = s(c, "/state/waiting/reason").to_string();
             } else if !s(c, "/state/terminated/reason").is_empty() {
