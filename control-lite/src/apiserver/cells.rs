@@ -42,7 +42,7 @@ pub fn pod_status(pod: &Value) -> (String, i64, i64, i64) {
         reason = s(pod, "/status/reason").to_string();
     }
     let total = arr(pod, "/spec/containers").len() as i64;
-    let mut restarts = 0;
+    let mut restarts: i64 = 0;
     let mut ready = 0;
     let mut initializing = false;
     let inits = arr(pod, "/status/initContainerStatuses");

@@ -119,3 +119,30 @@ pub(crate) fn one_of(field: impl Into<String>, value: Option<&str>, allowed: &[&
         out.push(Cause::not_supported(field, v, allowed));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::apiserver::defaults;
+    use crate::apiserver::objects::{prepare, FieldValidation};
+    use crate::apiserver::registry::RESOURCES;
+
+    #[test]
+    fn the_shipped_example_is_valid() {
+        let text = include_str!("../../../../examples/web.yaml");
+        let mut seen = 0;
+        for doc in serde_yaml_ng::Deserializer::from_str(text) {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("yaml document");
+            let Some(kind) = value.get("kind").and_then(Value::as_str) else { continue };
+            let info = RESOURCES.iter().find(|r| r.kind_name == kind).expect("served kind");
+            let (mut obj, _) = prepare(info, value.clone(), FieldValidation::Strict).expect("typed");
+            if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+                meta.entry("namespace").or_insert_with(|| Value::from("default"));
+            }
+            defaults::apply(info.kind, &mut obj);
+            assert_eq!(validate(info, &obj), Vec::new(), "{kind}");
+            seen += 1;
+        }
+        assert!(seen >= 2, "the example has a Deployment and a Service");
+    }
+}
