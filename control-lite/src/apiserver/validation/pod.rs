@@ -70,6 +70,8 @@ pub fn validate_pod_spec(spec: Option<&PodSpec>, field: &str, out: &mut Causes) 
     if let Some(selector) = &spec.node_selector {
         validate_labels(selector, &format!("{field}.nodeSelector"), out);
     }
+    // Pod-level resources (beta since 1.34): the same rules as a container's.
+    validate_requirements(spec.resources.as_ref(), &format!("{field}.resources"), out);
     if let Some(overhead) = &spec.overhead {
         validate_resource_list(overhead, &format!("{field}.overhead"), out);
     }
@@ -431,6 +433,7 @@ mod tests {
             ),
             (json!({"containers": [c(json!({})), c(json!({}))]}), vec!["spec.containers[1].name"]),
             (json!({"containers": [c(json!({}))], "overhead": {"cpu": "x"}}), vec!["spec.overhead[cpu]"]),
+            (json!({"containers": [c(json!({}))], "resources": {"limits": {"memory": "1e100"}}}), vec!["spec.resources.limits[memory]"]),
             (
                 json!({"containers": [c(json!({}))], "tolerations": [{"operator": "Maybe"}]}),
                 vec!["spec.tolerations[0].operator"],
