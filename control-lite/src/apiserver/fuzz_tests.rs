@@ -343,3 +343,12 @@ fn long_adversarial_inputs_are_handled_in_one_pass() {
     let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "default", "labels": labels}});
     assert!(validation::validate(by_kind(Kind::ConfigMap), &cm).is_empty());
 }
+
+#[test]
+fn a_failed_move_after_a_successful_one_is_an_error_not_a_panic() {
+    // json-patch 4.2's transactional `patch` panics undoing this (fuzz finding).
+    // Undoing "move /0/x to /0" would move /0 into its own child.
+    let doc = json!([{"x": {"y": 1}}]);
+    let body = json!([{"op": "move", "from": "/0/x", "path": "/0"}, {"op": "remove", "path": "/9"}]);
+    assert!(patch::apply(PatchType::Json, &doc, body.to_string().as_bytes()).is_err());
+}

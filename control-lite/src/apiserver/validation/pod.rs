@@ -433,7 +433,10 @@ mod tests {
             ),
             (json!({"containers": [c(json!({})), c(json!({}))]}), vec!["spec.containers[1].name"]),
             (json!({"containers": [c(json!({}))], "overhead": {"cpu": "x"}}), vec!["spec.overhead[cpu]"]),
-            (json!({"containers": [c(json!({}))], "resources": {"limits": {"memory": "1e100"}}}), vec!["spec.resources.limits[memory]"]),
+            (
+                json!({"containers": [c(json!({}))], "resources": {"limits": {"memory": "1e100"}}}),
+                vec!["spec.resources.limits[memory]"],
+            ),
             (
                 json!({"containers": [c(json!({}))], "tolerations": [{"operator": "Maybe"}]}),
                 vec!["spec.tolerations[0].operator"],
