@@ -11,7 +11,8 @@ use serde_json::{json, Map, Value};
 
 use super::clusterip;
 use super::defaults;
-use super::handlers::parse_body;
+use super::http::body::parse as parse_body;
+use super::http::limits::ApiConfig;
 use super::objects::{prepare, FieldValidation};
 use super::patch::{self, PatchType};
 use super::registry::{by_kind, Kind, RESOURCES};
@@ -199,6 +200,10 @@ fn headers(content_type: &str) -> HeaderMap {
     h
 }
 
+fn limits() -> patch::Limits {
+    ApiConfig::default().patch_limits()
+}
+
 fn size(v: &Value) -> usize {
     v.to_string().len()
 }
@@ -282,10 +287,10 @@ proptest! {
     #[test]
     fn merge_patches_are_bounded(doc in value(), p in value()) {
         let body = p.to_string();
-        if let Ok(out) = patch::apply(PatchType::Merge, &doc, body.as_bytes()) {
+        if let Ok(out) = patch::apply(PatchType::Merge, &doc, body.as_bytes(), limits()) {
             prop_assert!(size(&out) <= size(&doc) + body.len(), "{} from {} + {}", out, doc, body);
         }
-        if let Ok(out) = patch::apply(PatchType::Strategic, &doc, body.as_bytes()) {
+        if let Ok(out) = patch::apply(PatchType::Strategic, &doc, body.as_bytes(), limits()) {
             prop_assert!(size(&out) <= size(&doc) + body.len(), "{} from {} + {}", out, doc, body);
         }
     }
@@ -302,9 +307,9 @@ proptest! {
             .map(|(op, path, from, v)| json!({"op": op, "path": path, "from": from, "value": v}))
             .collect();
         let body = Value::Array(patch).to_string();
-        let _ = patch::apply(PatchType::Json, &doc, body.as_bytes());
+        let _ = patch::apply(PatchType::Json, &doc, body.as_bytes(), limits());
         // Random bytes as any patch type are errors, never panics.
-        let _ = patch::apply(PatchType::Strategic, &doc, &body.as_bytes()[..body.len() / 2]);
+        let _ = patch::apply(PatchType::Strategic, &doc, &body.as_bytes()[..body.len() / 2], limits());
     }
 
     #[test]
@@ -350,5 +355,5 @@ fn a_failed_move_after_a_successful_one_is_an_error_not_a_panic() {
     // Undoing "move /0/x to /0" would move /0 into its own child.
     let doc = json!([{"x": {"y": 1}}]);
     let body = json!([{"op": "move", "from": "/0/x", "path": "/0"}, {"op": "remove", "path": "/9"}]);
-    assert!(patch::apply(PatchType::Json, &doc, body.to_string().as_bytes()).is_err());
+    assert!(patch::apply(PatchType::Json, &doc, body.to_string().as_bytes(), limits()).is_err());
 }

@@ -16,7 +16,7 @@
 //! Errors become `Status` objects in one place (`status`). Connection limits
 //! (count, header timeout, HTTP/2 streams, stalled writes) are in [`conn`].
 
-mod body;
+pub(crate) mod body;
 pub mod call;
 mod conn;
 mod delete;
