@@ -330,3 +330,36 @@ async fn kubectl_reports_the_invalid_field() -> Result<()> {
     server.store.close().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_services_with_hijacking_addresses_are_repaired_at_startup() -> Result<()> {
+    use bosun_control::apiserver::registry::{by_kind, Kind};
+    // Services written before these rules: ExternalName with 1.1.1.1, and one
+    // patched from it to ClusterIP that kept 1.1.1.1.
+    let dir = tempfile::tempdir()?;
+    let store = bosun_control::store::Store::open(&dir.path().join("store.db"))?;
+    let info = by_kind(Kind::Service);
+    let ns = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    store.create(&by_kind(Kind::Namespace).key(None, "default"), ns.to_string().into_bytes()).await?;
+    for (name, kind) in [("ext", "ExternalName"), ("kept", "ClusterIP")] {
+        let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "default", "uid": name},
+            "spec": {"type": kind, "externalName": "example.com", "clusterIP": "1.1.1.1", "clusterIPs": ["1.1.1.1"],
+                "ports": [{"port": 80, "protocol": "TCP", "targetPort": 80}]}});
+        store.create(&info.key(Some("default"), name), svc.to_string().into_bytes()).await?;
+    }
+    store.close().await;
+    let server = support::start_apiserver(dir.path()).await?;
+    let http = reqwest::Client::new();
+    let get = |name: &str| http.get(format!("http://{}{SERVICES}/{name}", server.addr)).send();
+    let ext: Value = get("ext").await?.json().await?;
+    assert_eq!(ext["spec"].get("clusterIP"), None, "{ext}");
+    assert_eq!(ext["spec"].get("clusterIPs"), None, "{ext}");
+    let kept: Value = get("kept").await?.json().await?;
+    let ip = kept["spec"]["clusterIP"].as_str().unwrap_or_default();
+    assert!(in_cidr(ip), "{kept}");
+    assert_eq!(kept["spec"]["clusterIPs"], json!([ip]));
+    server.token.cancel();
+    let _ = server.server.await;
+    server.store.close().await;
+    Ok(())
+}

@@ -291,6 +291,23 @@ pub fn plan(cidr: Cidr, old: Option<&Value>, new: &Value) -> Result<IpPlan, Vec<
     Ok(IpPlan { action, release: None })
 }
 
+/// For a stored Service whose address breaks these rules (written before they
+/// were enforced, e.g. an ExternalName Service with `1.1.1.1`): what to do
+/// instead. ExternalName keeps no address; any other type gets a fresh one
+/// unless its address is headless or inside the CIDR.
+pub fn repair(cidr: Cidr, svc: &Value) -> Option<IpAction> {
+    let has_ips = |v: &Value| {
+        v.pointer("/spec/clusterIP").and_then(Value::as_str).is_some_and(|s| !s.is_empty())
+            || v.pointer("/spec/clusterIPs").and_then(Value::as_array).is_some_and(|a| !a.is_empty())
+    };
+    if service_type(svc) == "ExternalName" {
+        return has_ips(svc).then_some(IpAction::Nothing);
+    }
+    let ip = requested_ip(svc);
+    let fine = ip == "None" || ip.parse::<Ipv4Addr>().is_ok_and(|a| cidr.contains(a));
+    (!fine).then_some(IpAction::Allocate)
+}
+
 impl Allocator {
     /// Carries out `plan`'s action on `svc` (taking addresses unless
     /// `dry_run`). Returns the address newly taken, to release if the write
@@ -303,7 +320,7 @@ impl Allocator {
         dry_run: bool,
     ) -> Result<Option<String>, Error> {
         let (ip, taken) = match action {
-            IpAction::Nothing => return Ok(None),
+            IpAction::Nothing => (String::new(), None),
             IpAction::Headless => ("None".to_string(), None),
             IpAction::Keep(ip) => (ip.clone(), None),
             IpAction::Allocate if dry_run => (String::new(), None),
@@ -437,6 +454,21 @@ mod tests {
         let mut chosen = svc("ClusterIP", Some("10.96.0.7"));
         drop_type_dependent_fields(Some(&legacy), &mut chosen);
         assert_eq!(chosen["spec"]["clusterIP"], "10.96.0.7");
+    }
+
+    #[test]
+    fn stored_services_breaking_the_rules_are_repaired() {
+        let cidr: Cidr = "10.96.0.0/16".parse().expect("cidr");
+        assert_eq!(repair(cidr, &svc("ExternalName", Some("1.1.1.1"))), Some(IpAction::Nothing));
+        assert_eq!(repair(cidr, &svc("ExternalName", None)), None);
+        assert_eq!(repair(cidr, &svc("ClusterIP", Some("1.1.1.1"))), Some(IpAction::Allocate));
+        assert_eq!(repair(cidr, &svc("ClusterIP", None)), Some(IpAction::Allocate));
+        assert_eq!(repair(cidr, &svc("ClusterIP", Some("None"))), None);
+        assert_eq!(repair(cidr, &svc("NodePort", Some("10.96.0.9"))), None);
+        let a = Allocator::new(cidr);
+        let mut external = svc("ExternalName", Some("1.1.1.1"));
+        assert_eq!(a.assign(&IpAction::Nothing, &mut external, false, false), Ok(None));
+        assert_eq!(external["spec"].get("clusterIPs"), None);
     }
 
     #[test]

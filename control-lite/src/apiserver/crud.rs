@@ -80,6 +80,33 @@ fn service_ips(
     Ok((taken, plan.release))
 }
 
+/// Startup repair of stored Services whose addresses break the rules (see
+/// [`clusterip::repair`]): written straight to the store, since an update
+/// would (rightly) refuse to keep the bad address. Returns how many changed.
+pub async fn repair_service_ips(state: &ApiState, services: Vec<Value>) -> Result<usize> {
+    let info = by_kind(Kind::Service);
+    let mut repaired = 0;
+    for mut svc in services {
+        let Some(action) = clusterip::repair(state.ips.cidr(), &svc) else { continue };
+        let (ns, name) =
+            (meta_str(&svc, "namespace").map(str::to_string), meta_str(&svc, "name").unwrap_or_default().to_string());
+        let rev = requested_rv(&svc)?.unwrap_or_default();
+        let before = svc.pointer("/spec/clusterIP").cloned().unwrap_or_default();
+        let taken = state.ips.assign(&action, &mut svc, false, false).map_err(|e| invalid(info, &name, ip_error(e)))?;
+        let key = info.key(ns.as_deref(), &name);
+        if let Err(e) = state.store.update(&key, encode(&svc), Some(rev)).await {
+            if let Some(ip) = taken {
+                state.ips.release(&ip);
+            }
+            return Err(ApiError::from_store(info, &name, "update", &key, e));
+        }
+        let after = svc.pointer("/spec/clusterIP").cloned().unwrap_or_default();
+        tracing::warn!(service = %key, %before, %after, "repaired a stored Service address that broke the ClusterIP rules");
+        repaired += 1;
+    }
+    Ok(repaired)
+}
+
 /// Creates an object from a request body. Returns it and any warnings.
 pub async fn create(
     state: &ApiState,

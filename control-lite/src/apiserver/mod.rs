@@ -150,6 +150,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
     let exists = services
         .iter()
         .any(|s| meta_str(s, "name") == Some("kubernetes") && meta_str(s, "namespace") == Some("default"));
+    crud::repair_service_ips(state, services).await.map_err(boot("repair service addresses"))?;
     if !exists {
         let ip = state.ips.cidr().nth(1).to_string();
         let body = json!({"metadata": {"name": "kubernetes", "labels": {"component": "apiserver", "provider": "kubernetes"}},
