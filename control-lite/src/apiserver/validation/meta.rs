@@ -195,6 +195,25 @@ pub fn validate_object_meta(obj: &Value, rule: NameRule, namespaced: bool, out: 
     if total > TOTAL_ANNOTATION_SIZE {
         out.push(super::too_long("metadata.annotations", TOTAL_ANNOTATION_SIZE));
     }
+    let owners = meta.and_then(|m| m.get("ownerReferences")).and_then(Value::as_array);
+    let mut controllers = 0usize;
+    for (i, o) in owners.into_iter().flatten().enumerate() {
+        for field in ["apiVersion", "kind", "name", "uid"] {
+            if o.get(field).and_then(Value::as_str).is_none_or(str::is_empty) {
+                out.push(Cause::required(format!("metadata.ownerReferences[{i}].{field}")));
+            }
+        }
+        if o.get("controller").and_then(Value::as_bool) == Some(true) {
+            controllers = controllers.saturating_add(1);
+        }
+    }
+    if controllers > 1 {
+        out.push(super::invalid_value(
+            "metadata.ownerReferences",
+            controllers as u64,
+            "Only one reference can have Controller set to true",
+        ));
+    }
     let finalizers = meta.and_then(|m| m.get("finalizers")).and_then(Value::as_array);
     for (i, f) in finalizers.into_iter().flatten().enumerate() {
         let f = f.as_str().unwrap_or_default();
@@ -248,6 +267,13 @@ mod tests {
                 json!({"metadata": {"name": "a", "namespace": "n", "finalizers": ["example.com/f", "kubernetes", "f", "a b"]}}),
                 NameRule::Subdomain,
                 vec!["metadata.finalizers[2]", "metadata.finalizers[3]"],
+            ),
+            (
+                json!({"metadata": {"name": "a", "namespace": "n", "ownerReferences": [
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "r", "uid": "u", "controller": true},
+                    {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "s", "controller": true}]}}),
+                NameRule::Subdomain,
+                vec!["metadata.ownerReferences[1].uid", "metadata.ownerReferences"],
             ),
             (
                 json!({"metadata": {"name": "a", "namespace": "n", "annotations": {"big": "x".repeat(TOTAL_ANNOTATION_SIZE)}}}),

@@ -48,7 +48,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ReplicaSet => workloads::validate_replicaset(obj, &mut out),
         Kind::Service => service::validate_service(obj, &mut out),
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
-        Kind::Node | Kind::Namespace => other::validate_finalizers_list(obj, &mut out),
+        Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }

@@ -39,8 +39,32 @@ pub fn validate_data_keys(obj: &Value, out: &mut Causes) {
     }
 }
 
-/// Namespace `spec.finalizers` (qualified names).
-pub fn validate_finalizers_list(obj: &Value, out: &mut Causes) {
+/// Namespace `spec.finalizers` (qualified names); Node taints and podCIDR.
+pub fn validate_node_and_namespace(obj: &Value, out: &mut Causes) {
+    let taints = obj.pointer("/spec/taints").and_then(Value::as_array);
+    for (i, t) in taints.into_iter().flatten().enumerate() {
+        let key = t.get("key").and_then(Value::as_str).unwrap_or_default();
+        if !is_qualified_name(key) {
+            out.push(Cause::invalid(format!("spec.taints[{i}].key"), key, "must be a qualified name"));
+        }
+        let effect = t.get("effect").and_then(Value::as_str).unwrap_or_default();
+        super::one_of(
+            format!("spec.taints[{i}].effect"),
+            Some(effect),
+            &["NoSchedule", "PreferNoSchedule", "NoExecute"],
+            out,
+        );
+    }
+    if let Some(cidr) = obj.pointer("/spec/podCIDR").and_then(Value::as_str).filter(|c| !c.is_empty()) {
+        let ok = cidr.split_once('/').is_some_and(|(ip, len)| match ip.parse::<std::net::IpAddr>() {
+            Ok(std::net::IpAddr::V4(_)) => len.parse::<u8>().is_ok_and(|l| l <= 32),
+            Ok(std::net::IpAddr::V6(_)) => len.parse::<u8>().is_ok_and(|l| l <= 128),
+            Err(_) => false,
+        });
+        if !ok {
+            out.push(Cause::invalid("spec.podCIDR", cidr, "must be a valid CIDR"));
+        }
+    }
     let list = obj.pointer("/spec/finalizers").and_then(Value::as_array);
     for (i, f) in list.into_iter().flatten().enumerate() {
         let f = f.as_str().unwrap_or_default();
@@ -102,5 +126,10 @@ mod tests {
         let mut out = Vec::new();
         validate_simple(Kind::Endpoints, &json!({"subsets": [{"ports": [{"port": 70000}]}]}), &mut out);
         assert_eq!(out[0].field, "subsets[0].ports[0].port");
+        let mut out = Vec::new();
+        let node = json!({"spec": {"podCIDR": "10.0.0.0/99", "taints": [{"key": "k", "effect": "Sometimes"}, {"key": "a b", "effect": "NoSchedule"}]}});
+        validate_node_and_namespace(&node, &mut out);
+        let fields: Vec<&str> = out.iter().map(|c| c.field.as_str()).collect();
+        assert_eq!(fields, vec!["spec.taints[0].effect", "spec.taints[1].key", "spec.podCIDR"]);
     }
 }
