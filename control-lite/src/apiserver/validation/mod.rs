@@ -3,7 +3,8 @@
 //! upstream field paths (`spec.containers[0].resources.requests[cpu]`).
 //!
 //! Layout: [`meta`] (names, labels, annotations, finalizers), [`quantities`]
-//! (resource lists), [`pod`] (pod specs and templates), [`workloads`]
+//! (resource lists), [`pod`] (pod specs and templates), [`probes`]
+//! (container ports, probes, lifecycle handlers), [`workloads`]
 //! (Deployment, ReplicaSet), [`service`] (Service spec), [`other`] (the
 //! remaining kinds), [`update`] (immutable fields). Every check is bounded by
 //! the size of the object; nothing here allocates or loops in proportion to a
@@ -12,6 +13,7 @@
 pub mod meta;
 pub mod other;
 pub mod pod;
+pub mod probes;
 pub mod quantities;
 pub mod service;
 pub mod update;
