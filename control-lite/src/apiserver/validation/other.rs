@@ -3,7 +3,10 @@
 
 use serde_json::Value;
 
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
+
 use super::meta::is_qualified_name;
+use super::quantities::validate_quantity;
 use super::{at_least, port_number, protocol, too_long, Causes};
 use crate::apiserver::registry::Kind;
 use crate::apiserver::status::Cause;
@@ -54,6 +57,14 @@ pub fn validate_node_and_namespace(obj: &Value, out: &mut Causes) {
             &["NoSchedule", "PreferNoSchedule", "NoExecute"],
             out,
         );
+    }
+    // Node capacity and allocatable feed the scheduler's sums: valid, non-negative, in range.
+    for list in ["capacity", "allocatable"] {
+        let Some(map) = obj.pointer(&format!("/status/{list}")).and_then(Value::as_object) else { continue };
+        for (name, q) in map {
+            let q = Quantity(q.as_str().unwrap_or_default().to_string());
+            validate_quantity(name, &q, &format!("status.{list}[{name}]"), out);
+        }
     }
     if let Some(cidr) = obj.pointer("/spec/podCIDR").and_then(Value::as_str).filter(|c| !c.is_empty()) {
         let ok = cidr.split_once('/').is_some_and(|(ip, len)| match ip.parse::<std::net::IpAddr>() {
@@ -127,9 +138,13 @@ mod tests {
         validate_simple(Kind::Endpoints, &json!({"subsets": [{"ports": [{"port": 70000}]}]}), &mut out);
         assert_eq!(out[0].field, "subsets[0].ports[0].port");
         let mut out = Vec::new();
-        let node = json!({"spec": {"podCIDR": "10.0.0.0/99", "taints": [{"key": "k", "effect": "Sometimes"}, {"key": "a b", "effect": "NoSchedule"}]}});
+        let node = json!({"spec": {"podCIDR": "10.0.0.0/99", "taints": [{"key": "k", "effect": "Sometimes"}, {"key": "a b", "effect": "NoSchedule"}]},
+            "status": {"capacity": {"cpu": "4", "pods": "110"}, "allocatable": {"cpu": "0e2147483644"}}});
         validate_node_and_namespace(&node, &mut out);
         let fields: Vec<&str> = out.iter().map(|c| c.field.as_str()).collect();
-        assert_eq!(fields, vec!["spec.taints[0].effect", "spec.taints[1].key", "spec.podCIDR"]);
+        assert_eq!(
+            fields,
+            vec!["spec.taints[0].effect", "spec.taints[1].key", "status.allocatable[cpu]", "spec.podCIDR"]
+        );
     }
 }

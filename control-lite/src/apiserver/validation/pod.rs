@@ -35,6 +35,19 @@ pub fn validate_pod_spec(spec: Option<&PodSpec>, field: &str, out: &mut Causes) 
     if spec.containers.is_empty() {
         out.push(Cause::required(format!("{field}.containers")));
     }
+    if spec.host_network == Some(true) {
+        for (i, c) in spec.containers.iter().enumerate() {
+            for (j, p) in c.ports.iter().flatten().enumerate() {
+                if p.host_port.is_some_and(|h| h != 0 && h != p.container_port) {
+                    out.push(invalid_value(
+                        format!("{field}.containers[{i}].ports[{j}].hostPort"),
+                        p.host_port.unwrap_or_default(),
+                        "must match `containerPort` when `hostNetwork` is true",
+                    ));
+                }
+            }
+        }
+    }
     let mut names = HashSet::new();
     let init = spec
         .init_containers
