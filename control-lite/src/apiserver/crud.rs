@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::clusterip;
 use super::defaults;
+use super::namespaces;
 use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
     resets_status_on_create, set_rv, WriteOptions,
@@ -49,13 +50,14 @@ pub async fn list(
     Ok((items, rev))
 }
 
-async fn ensure_namespace(state: &ApiState, ns: &str) -> Result<()> {
-    let info = by_kind(Kind::Namespace);
-    let key = info.key(None, ns);
-    let found = state.store.get(&key).await.map_err(|e| ApiError::from_store(info, ns, "get", &key, e))?;
+/// The namespace exists and accepts new content (404 / 403 otherwise).
+async fn ensure_namespace(state: &ApiState, info: &ResourceInfo, ns: &str, name: &str) -> Result<()> {
+    let ns_info = by_kind(Kind::Namespace);
+    let key = ns_info.key(None, ns);
+    let found = state.store.get(&key).await.map_err(|e| ApiError::from_store(ns_info, ns, "get", &key, e))?;
     match found {
-        Some(_) => Ok(()),
-        None => Err(not_found(info, ns)),
+        Some(kv) => namespaces::admit_create(info, name, ns, &decode(&kv)?),
+        None => Err(not_found(ns_info, ns)),
     }
 }
 
@@ -125,7 +127,7 @@ pub async fn create(
             }
             _ => {}
         }
-        ensure_namespace(state, ns).await?;
+        ensure_namespace(state, info, ns, meta_str(&obj, "name").unwrap_or_default()).await?;
     }
     let generate = meta_str(&obj, "generateName").unwrap_or_default().to_string();
     let fixed_name = meta_str(&obj, "name").unwrap_or_default().to_string();
@@ -152,6 +154,9 @@ pub async fn create(
     }
     defaults::apply(info.kind, &mut obj);
     defaults::on_create(info.kind, &mut obj);
+    if info.kind == Kind::Namespace {
+        namespaces::prepare_create(&mut obj);
+    }
     let attempts = if fixed_name.is_empty() && !generate.is_empty() { RETRIES } else { 1 };
     for _ in 0..attempts {
         let mut candidate = obj.clone();
@@ -177,6 +182,9 @@ pub async fn create(
         match state.store.create(&key, encode(&candidate)).await {
             Ok(rev) => {
                 set_rv(&mut candidate, rev);
+                if let (true, Some(ns)) = (info.namespaced, ns) {
+                    namespaces::recheck_after_create(state, info, ns, &name, &candidate).await?;
+                }
                 return Ok((candidate, warnings));
             }
             Err(e) => {
@@ -271,6 +279,9 @@ where
         let (prepared, warnings) = prepare(info, requested, opts.field_validation)?;
         let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);
         defaults::apply(info.kind, &mut next);
+        if info.kind == Kind::Namespace && scope == UpdateScope::Main {
+            namespaces::keep_finalizers(&current, &mut next);
+        }
         let service = info.kind == Kind::Service && scope != UpdateScope::Status;
         if service {
             clusterip::drop_type_dependent_fields(Some(&current), &mut next);

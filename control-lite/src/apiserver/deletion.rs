@@ -1,9 +1,14 @@
-//! Deletion: graceful pod deletion, finalizers, namespace contents and
-//! `propagationPolicy=Orphan`.
+//! Deletion: graceful pod deletion, finalizers, namespaces (marked
+//! Terminating; their contents are the namespace controller's job, see
+//! `namespaces`) and `propagationPolicy=Orphan`. Every write here is one
+//! store transaction on one key, so an interrupted DELETE (or
+//! deletecollection) leaves each object either untouched, marked, or gone,
+//! and repeating the request finishes it.
 
 use serde_json::{json, Value};
 
 use super::crud::{get, list, remove, update, UpdateScope, RETRIES};
+use super::namespaces::{self, DeletePlan};
 use super::objects::{
     encode, is_bound_active_pod, meta_mut, meta_str, now_rfc3339, ready_to_remove, set_rv, WriteOptions,
 };
@@ -68,7 +73,6 @@ pub async fn delete(
             "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
         )));
     }
-    let key = info.key(ns, name);
     for _ in 0..RETRIES {
         let (current, rev) = get(state, info, ns, name).await?;
         let uid = meta_str(&current, "uid").unwrap_or_default();
@@ -84,6 +88,16 @@ pub async fn delete(
         }
         if opts.orphan && !opts.dry_run {
             orphan_dependents(state, ns, uid).await?;
+        }
+        if info.kind == Kind::Namespace {
+            match namespaces::plan_delete(&current, &now_rfc3339()) {
+                DeletePlan::Refuse => return Err(conflict_with(info, name, namespaces::STILL_TERMINATING)),
+                DeletePlan::Mark(next) => match write_marked(state, info, ns, name, rev, next, opts.dry_run).await? {
+                    Some(obj) => return Ok(obj),
+                    None => continue,
+                },
+                DeletePlan::Proceed => {}
+            }
         }
         let has_finalizers =
             current.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
@@ -108,19 +122,9 @@ pub async fn delete(
                     meta.insert("generation".into(), json!(g + 1));
                 }
             }
-            if opts.dry_run {
-                return Ok(next);
-            }
-            if ready_to_remove(info.kind, &next) {
-                return remove(state, info, ns, name, rev, next).await;
-            }
-            match state.store.update(&key, encode(&next), Some(rev)).await {
-                Ok(new_rev) => {
-                    set_rv(&mut next, new_rev);
-                    return Ok(next);
-                }
-                Err(crate::store::Error::Conflict { .. }) => continue,
-                Err(e) => return Err(ApiError::from_store(info, name, "update", &key, e)),
+            match write_marked(state, info, ns, name, rev, next, opts.dry_run).await? {
+                Some(obj) => return Ok(obj),
+                None => continue,
             }
         }
         if opts.dry_run {
@@ -128,36 +132,45 @@ pub async fn delete(
         }
         match remove(state, info, ns, name, rev, current).await {
             Err(ApiError::Conflict { .. }) => continue,
-            Ok(obj) => {
-                if info.kind == Kind::Namespace {
-                    delete_namespace_contents(state, name).await?;
-                }
-                return Ok(obj);
-            }
-            Err(e) => return Err(e),
+            other => return other,
         }
     }
     Err(conflict(info, name))
 }
 
-fn tracks(kind: Kind) -> bool {
-    super::objects::tracks_generation(kind) && kind != Kind::Pod
+/// Stores an object marked for deletion (or removes it if nothing holds it
+/// any more). None: a concurrent write won; the caller retries.
+async fn write_marked(
+    state: &ApiState,
+    info: &ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    rev: i64,
+    mut next: Value,
+    dry_run: bool,
+) -> Result<Option<Value>> {
+    if dry_run {
+        return Ok(Some(next));
+    }
+    if ready_to_remove(info.kind, &next) {
+        return match remove(state, info, ns, name, rev, next).await {
+            Err(ApiError::Conflict { .. }) => Ok(None),
+            other => other.map(Some),
+        };
+    }
+    let key = info.key(ns, name);
+    match state.store.update(&key, encode(&next), Some(rev)).await {
+        Ok(new_rev) => {
+            set_rv(&mut next, new_rev);
+            Ok(Some(next))
+        }
+        Err(crate::store::Error::Conflict { .. }) => Ok(None),
+        Err(e) => Err(ApiError::from_store(info, name, "update", &key, e)),
+    }
 }
 
-/// Deletes every namespaced object of a deleted namespace (pods bound to a
-/// node are marked and left to their kubelet).
-async fn delete_namespace_contents(state: &ApiState, ns: &str) -> Result<()> {
-    for info in RESOURCES.iter().filter(|r| r.namespaced) {
-        let (items, _) = list(state, info, Some(ns), &Selectors::default()).await?;
-        for item in items {
-            let name = meta_str(&item, "name").unwrap_or_default().to_string();
-            match Box::pin(delete(state, info, Some(ns), &name, &DeleteOptions::default())).await {
-                Ok(_) | Err(ApiError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-    }
-    Ok(())
+fn tracks(kind: Kind) -> bool {
+    super::objects::tracks_generation(kind) && kind != Kind::Pod
 }
 
 /// Strips the ownerReference to `owner_uid` from every object in `ns` (all

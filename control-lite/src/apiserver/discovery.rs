@@ -117,6 +117,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "kind": "Binding", "verbs": ["create"]})
                 }
+                Subresource::Finalize => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "kind": r.kind_name, "verbs": ["update"]})
+                }
             };
             resources.push(entry);
         }

@@ -41,6 +41,7 @@ pub mod discovery;
 pub mod http;
 pub mod kubeconfig;
 pub mod logs;
+pub mod namespaces;
 pub mod objects;
 pub mod openapi;
 pub mod options;

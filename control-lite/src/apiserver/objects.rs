@@ -248,10 +248,13 @@ pub fn is_bound_active_pod(kind: Kind, obj: &Value) -> bool {
 }
 
 /// Whether an object marked for deletion can be removed now: no finalizers
-/// left and, for pods, the kubelet has confirmed (grace 0) or it never ran.
+/// left (for namespaces, in `spec` too) and, for pods, the kubelet has
+/// confirmed (grace 0) or it never ran.
 pub fn ready_to_remove(kind: Kind, obj: &Value) -> bool {
     let marked = obj.pointer("/metadata/deletionTimestamp").is_some();
-    let finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    let non_empty = |path: &str| obj.pointer(path).and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+    // A namespace also waits for `spec.finalizers` (the namespace controller's).
+    let finalizers = non_empty("/metadata/finalizers") || (kind == Kind::Namespace && non_empty("/spec/finalizers"));
     let grace = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0);
     marked && !finalizers && (!is_bound_active_pod(kind, obj) || grace == 0)
 }

@@ -49,6 +49,8 @@ pub enum Subresource {
     Log,
     /// `/binding`: assigns a pod to a node.
     Binding,
+    /// `/finalize`: writes a namespace's `spec.finalizers` (the namespace controller's handle).
+    Finalize,
 }
 
 impl Subresource {
@@ -59,12 +61,13 @@ impl Subresource {
             Subresource::Scale => "scale",
             Subresource::Log => "log",
             Subresource::Binding => "binding",
+            Subresource::Finalize => "finalize",
         }
     }
 
     /// Parses a URL segment.
     pub fn parse(s: &str) -> Option<Subresource> {
-        [Subresource::Status, Subresource::Scale, Subresource::Log, Subresource::Binding]
+        [Subresource::Status, Subresource::Scale, Subresource::Log, Subresource::Binding, Subresource::Finalize]
             .into_iter()
             .find(|sub| sub.path() == s)
     }
@@ -109,7 +112,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
-        subresources: &[Subresource::Status],
+        subresources: &[Subresource::Status, Subresource::Finalize],
     },
     ResourceInfo {
         kind: Kind::Pod,

@@ -95,6 +95,9 @@ pub enum ApiError {
     /// Forbidden operation (e.g. deleting a system namespace).
     #[error("{0}")]
     Forbidden(String),
+    /// A create in a namespace that is being deleted (upstream's NamespaceLifecycle wording).
+    #[error("{resource}{} is forbidden: unable to create new content in namespace {namespace} because it is being terminated", quoted_name(.name))]
+    NamespaceTerminating { resource: String, group: String, kind: String, name: String, namespace: String },
     /// The requested resourceVersion is compacted.
     #[error("too old resource version: {requested} ({compacted})")]
     Gone { requested: i64, compacted: i64 },
@@ -116,6 +119,14 @@ pub enum ApiError {
     /// Anything else unexpected.
     #[error("internal error: {0}")]
     Internal(String),
+}
+
+fn quoted_name(name: &str) -> String {
+    if name.is_empty() {
+        String::new()
+    } else {
+        format!(" \"{name}\"")
+    }
 }
 
 fn join_causes(causes: &[Cause]) -> String {
@@ -159,6 +170,12 @@ impl ApiError {
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", None),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None),
+            ApiError::NamespaceTerminating { group, kind, name, namespace, .. } => {
+                let cause = json!({"reason": "NamespaceTerminating", "field": "metadata.namespace",
+                    "message": format!("namespace {namespace} is being terminated")});
+                let details = json!({"name": name, "group": group, "kind": kind, "causes": [cause]});
+                (StatusCode::FORBIDDEN, "Forbidden", Some(details))
+            }
             ApiError::Gone { .. } => (StatusCode::GONE, "Expired", None),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None),
             ApiError::TooManyRequests { retry_after_seconds } => (

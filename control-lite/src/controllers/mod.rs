@@ -1,7 +1,6 @@
 //! The core controllers, like kube-controller-manager: deployment,
 //! replicaset, endpointslice, garbage collector (`gc`), node lifecycle,
-//! event TTL.
-//! Not done: the namespace controller (deleting a namespace's contents).
+//! event TTL, namespace (empties namespaces being deleted).
 //!
 //! Owns: running every controller concurrently (`run_all`) and the shared
 //! machinery they use (`informer`, `queue`, `events`). Each controller keeps
@@ -13,6 +12,7 @@ pub mod events;
 pub mod eventttl;
 pub mod gc;
 pub mod informer;
+pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
@@ -29,6 +29,7 @@ pub async fn run_all(client: kube::Client, token: CancellationToken) -> anyhow::
         gc::run(client.clone(), token.clone()),
         nodelifecycle::run(client.clone(), token.clone()),
         eventttl::run(client.clone(), token.clone()),
+        namespace::run(client.clone(), token.clone()),
     );
     Ok(())
 }

@@ -37,6 +37,8 @@ pub enum Verb {
     Bind,
     /// GET `pods/<name>/log`.
     Log,
+    /// PUT `namespaces/<name>/finalize`.
+    Finalize,
 }
 
 /// A decided request.
@@ -88,6 +90,7 @@ impl Call {
             (Method::PATCH, true, Some(Subresource::Scale)) => Verb::PatchScale,
             (Method::POST, true, Some(Subresource::Binding)) => Verb::Bind,
             (Method::GET, true, Some(Subresource::Log)) => Verb::Log,
+            (Method::PUT, true, Some(Subresource::Finalize)) => Verb::Finalize,
             (m, _, _) => return Err(not_allowed(&m)),
         };
         Ok(Call::Resource(verb, target))
@@ -108,7 +111,8 @@ impl Call {
                 | Verb::DeleteCollection
                 | Verb::UpdateScale
                 | Verb::PatchScale
-                | Verb::Bind => Class::Mutating,
+                | Verb::Bind
+                | Verb::Finalize => Class::Mutating,
             },
         }
     }
@@ -156,6 +160,7 @@ mod tests {
             ),
             (Method::POST, "/api/v1/namespaces/d/pods/p/binding", false, Some((Verb::Bind, Mutating))),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
+            (Method::PUT, "/api/v1/namespaces/d/finalize", false, Some((Verb::Finalize, Mutating))),
             (Method::POST, pod, false, None),
             (Method::PUT, pods, false, None),
         ];

@@ -100,6 +100,7 @@ async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
         Verb::PatchScale => sub::patch_scale(r, t).await,
         Verb::Bind => sub::bind(r, t).await,
         Verb::Log => sub::log(r, t).await,
+        Verb::Finalize => sub::finalize(r, t).await,
     }
 }
 

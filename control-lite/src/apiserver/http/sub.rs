@@ -1,4 +1,4 @@
-//! Subresources: `/scale`, `/binding` and `pods/log`.
+//! Subresources: `/scale`, `/binding`, `pods/log` and `namespaces/finalize`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -9,9 +9,9 @@ use super::write::patch_error;
 use super::{name, Req};
 use crate::apiserver::options::{LogOptions, WriteParams};
 use crate::apiserver::patch::{self, PatchType};
-use crate::apiserver::response::success_response;
+use crate::apiserver::response::{json_response, success_response};
 use crate::apiserver::status::Result;
-use crate::apiserver::{logs, subresources};
+use crate::apiserver::{logs, namespaces, subresources};
 
 /// GET `/scale`.
 pub async fn get_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
@@ -49,4 +49,12 @@ pub async fn bind(r: &Req<'_>, t: &Target) -> Result<Response> {
 pub async fn log(r: &Req<'_>, t: &Target) -> Result<Response> {
     let opts = LogOptions::parse(r.query);
     logs::proxy(r.state, t.namespace.as_deref().unwrap_or("default"), name(t), &opts).await
+}
+
+/// PUT `namespaces/<name>/finalize`.
+pub async fn finalize(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let params = WriteParams::parse(r.query)?;
+    let body = parse(t.info, r.headers, &r.body)?;
+    let obj = namespaces::finalize(r.state, name(t), &body, params.write).await?;
+    Ok(json_response(StatusCode::OK, &obj, &[]))
 }
