@@ -491,16 +491,24 @@ async fn dry_run_generate_name_orphans_namespaces_and_expired_watch() -> Result<
     let left = rss.get("web-1").await?;
     assert!(left.metadata.owner_references.unwrap_or_default().is_empty());
 
-    // Deleting a namespace deletes what is in it.
+    // Deleting a namespace only marks it Terminating (no namespace
+    // controller runs here to empty it): its content stays, new content is
+    // refused, and the namespace stays until its finalizer is removed.
     c.ok(&["apply", "-f", "-"], Some("apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n")).await?;
     c.ok(
         &["-n", "team", "apply", "-f", "-"],
         Some("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\ndata:\n  a: b\n"),
     )
     .await?;
-    c.ok(&["delete", "namespace", "team"], None).await?;
+    c.ok(&["delete", "namespace", "team", "--wait=false"], None).await?;
+    assert!(c.ok(&["get", "namespace", "team"], None).await?.contains("Terminating"));
     let team: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
-    assert!(team.get_opt("cfg").await?.is_none());
+    assert!(team.get_opt("cfg").await?.is_some());
+    let out = c.kubectl(&["-n", "team", "create", "configmap", "late"], None).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("configmaps \"late\" is forbidden: unable to create new content in namespace team because it is being terminated"), "{stderr}");
+    let out = c.kubectl(&["delete", "namespace", "team", "--wait=false"], None).await?;
+    assert!(String::from_utf8_lossy(&out.stderr).contains("Error from server (Conflict)"));
     match pods.delete("x", &DeleteParams::default()).await {
         Err(kube::Error::Api(s)) => assert_eq!(s.code, 404),
         other => bail!("expected 404, got {other:?}"),

@@ -1,0 +1,346 @@
+//! Namespace deletion end to end against the real in-process apiserver,
+//! scheduler and controllers, with the real kubectl: a namespace is marked
+//! Terminating, refuses new content, is emptied by the namespace controller
+//! (pods through graceful deletion, finished by a test "kubelet"), and only
+//! then disappears; a namespace created again under the same name is empty.
+
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use futures::{StreamExt, TryStreamExt};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client, ResourceExt};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+mod support;
+
+const NODE: &str = "node-1";
+const TERMINATING: &str = "unable to create new content in namespace team because it is being terminated";
+
+struct Cluster {
+    dir: tempfile::TempDir,
+    client: Client,
+    token: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Cluster {
+    /// Apiserver, scheduler, every controller, one Ready node and a test
+    /// kubelet for it that runs bound pods and finishes deleted ones.
+    async fn start() -> Result<Cluster> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir()?;
+        let api = support::start_apiserver(dir.path()).await?;
+        let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+        let namespaces: Api<Namespace> = Api::all(client.clone());
+        eventually("apiserver up", || async { Ok(namespaces.get_opt("default").await?.map(|_| ())) }).await?;
+        let token = api.token.clone();
+        let mut tasks = vec![api.server];
+        let (c, t) = (client.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = bosun_control::scheduler::run(c, t).await {
+                eprintln!("scheduler: {e:#}");
+            }
+        }));
+        let (c, t) = (client.clone(), token.clone());
+        tasks.push(tokio::spawn(async move {
+            if let Err(e) = bosun_control::controllers::run_all(c, t).await {
+                eprintln!("controllers: {e:#}");
+            }
+        }));
+        create_node(&client).await?;
+        tasks.push(tokio::spawn(kubelet(client.clone(), token.clone())));
+        Ok(Cluster { dir, client, token, tasks })
+    }
+
+    async fn kubectl(&self, args: &[&str]) -> Result<std::process::Output> {
+        let run = tokio::process::Command::new("/usr/bin/kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .output();
+        Ok(tokio::time::timeout(Duration::from_secs(90), run).await.context("kubectl timed out")??)
+    }
+
+    async fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
+        let out = self.kubectl(args).await?;
+        if !out.status.success() {
+            bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+/// Polls `check` until it yields `Some`, for up to 90 s.
+async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what} (last error: {last_error:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn create_node(client: &Client) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": NODE}, "spec": {}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    let now = jiff::Timestamp::now().to_string();
+    let status = json!({"status": {
+        "capacity": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "allocatable": {"cpu": "4", "memory": "8Gi", "pods": "110"},
+        "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now, "lastTransitionTime": now}]
+    }});
+    nodes.patch_status(NODE, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    Ok(())
+}
+
+/// Plays the kubelet of `NODE`: bound pods become Running; pods marked for
+/// deletion are finished (deleted with grace 0), as the agent does.
+async fn kubelet(client: Client, token: CancellationToken) {
+    let pods: Api<Pod> = Api::all(client.clone());
+    while !token.is_cancelled() {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        let Ok(list) = pods.list(&ListParams::default().fields(&format!("spec.nodeName={NODE}"))).await else {
+            continue;
+        };
+        for pod in list.items {
+            let api: Api<Pod> = Api::namespaced(client.clone(), &pod.namespace().unwrap_or_default());
+            if pod.metadata.deletion_timestamp.is_some() {
+                let _ = api.delete(&pod.name_any(), &DeleteParams::default().grace_period(0)).await;
+            } else if pod.status.as_ref().and_then(|s| s.phase.as_deref()) != Some("Running") {
+                let status = json!({"status": {"phase": "Running"}});
+                let _ = api.patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&status)).await;
+            }
+        }
+    }
+}
+
+async fn create_namespace(client: &Client, name: &str) -> Result<()> {
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    let ns: Namespace = serde_json::from_value(json!({"metadata": {"name": name}}))?;
+    namespaces.create(&PostParams::default(), &ns).await?;
+    Ok(())
+}
+
+/// `count` ConfigMaps `cm-<i>` in `ns`, 16 requests in flight.
+async fn create_config_maps(client: &Client, ns: &str, count: usize) -> Result<()> {
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), ns);
+    futures::stream::iter(0..count)
+        .map(|i| {
+            let cms = cms.clone();
+            async move {
+                let cm: ConfigMap = serde_json::from_value(
+                    json!({"metadata": {"name": format!("cm-{i}")}, "data": {"i": i.to_string()}}),
+                )?;
+                cms.create(&PostParams::default(), &cm).await?;
+                anyhow::Ok(())
+            }
+        })
+        .buffer_unordered(16)
+        .try_collect::<Vec<()>>()
+        .await?;
+    Ok(())
+}
+
+/// Objects of each kind in `ns`.
+async fn contents(client: &Client, ns: &str) -> Result<Vec<(&'static str, usize)>> {
+    let lp = ListParams::default();
+    Ok(vec![
+        ("configmaps", Api::<ConfigMap>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("secrets", Api::<Secret>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("services", Api::<Service>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("deployments", Api::<Deployment>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("replicasets", Api::<ReplicaSet>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("pods", Api::<Pod>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+        ("endpointslices", Api::<EndpointSlice>::namespaced(client.clone(), ns).list(&lp).await?.items.len()),
+    ])
+}
+
+fn total(counts: &[(&str, usize)]) -> usize {
+    counts.iter().map(|(_, n)| n).sum()
+}
+
+async fn fill_team(client: &Client) -> Result<()> {
+    create_namespace(client, "team").await?;
+    create_config_maps(client, "team", 300).await?;
+    let deployment: Deployment = serde_json::from_value(json!({
+        "metadata": {"name": "web"},
+        "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+            "template": {"metadata": {"labels": {"app": "web"}},
+                "spec": {"containers": [{"name": "web", "image": "busybox:1",
+                    "resources": {"requests": {"cpu": "100m", "memory": "64Mi"}}}]}}}
+    }))?;
+    Api::<Deployment>::namespaced(client.clone(), "team").create(&PostParams::default(), &deployment).await?;
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "web"}, "spec": {"selector": {"app": "web"}, "ports": [{"port": 80}]}
+    }))?;
+    Api::<Service>::namespaced(client.clone(), "team").create(&PostParams::default(), &service).await?;
+    let secret: Secret = serde_json::from_value(json!({"metadata": {"name": "token"}, "stringData": {"k": "v"}}))?;
+    Api::<Secret>::namespaced(client.clone(), "team").create(&PostParams::default(), &secret).await?;
+    // Held by a finalizer of its own, so the namespace stays Terminating
+    // until the test lets it go.
+    let held: ConfigMap =
+        serde_json::from_value(json!({"metadata": {"name": "held", "finalizers": ["bosun.test/hold"]}}))?;
+    Api::<ConfigMap>::namespaced(client.clone(), "team").create(&PostParams::default(), &held).await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "team");
+    eventually("2 running pods in team", || async {
+        let list = pods.list(&ListParams::default()).await?;
+        let running =
+            list.items.iter().filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"));
+        Ok((running.count() == 2).then_some(()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleted_namespace_is_emptied_before_it_goes_and_comes_back_empty() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let client = cluster.client.clone();
+    fill_team(&client).await?;
+    let before = contents(&client, "team").await?;
+    assert!(total(&before) >= 300 + 1 + 1 + 1 + 1 + 2 + 1, "{before:?}");
+
+    let out = cluster.kubectl_ok(&["delete", "namespace", "team", "--wait=false"]).await?;
+    assert!(out.contains("namespace \"team\" deleted"), "{out}");
+    let out = cluster.kubectl_ok(&["get", "namespace", "team"]).await?;
+    assert!(out.contains("Terminating"), "{out}");
+
+    // New content is refused: 403 with upstream's wording, for kube-rs and kubectl.
+    let cms: Api<ConfigMap> = Api::namespaced(client.clone(), "team");
+    let late: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "late"}}))?;
+    match cms.create(&PostParams::default(), &late).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!((s.code, s.reason.as_str()), (403, "Forbidden"));
+            assert_eq!(s.message, format!("configmaps \"late\" is forbidden: {TERMINATING}"));
+        }
+        other => bail!("expected 403, got {other:?}"),
+    }
+    let out = cluster.kubectl(&["-n", "team", "create", "configmap", "late2", "--from-literal=a=b"]).await?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && stderr.contains(&format!("configmaps \"late2\" is forbidden: {TERMINATING}")));
+    // A second DELETE: 409 as upstream, the namespace stays.
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    match namespaces.delete("team", &DeleteParams::default()).await {
+        Err(kube::Error::Api(s)) => {
+            assert_eq!(s.code, 409);
+            assert!(s.message.contains("The system is ensuring all content is removed"), "{}", s.message);
+        }
+        other => bail!("expected 409, got {other:?}"),
+    }
+
+    // Everything but the held ConfigMap goes; the namespace waits for it.
+    eventually("team emptied but for the held ConfigMap", || async {
+        let left = contents(&client, "team").await?;
+        Ok((total(&left) == 1).then_some(()))
+    })
+    .await?;
+    let held = cms.get("held").await?;
+    assert!(held.metadata.deletion_timestamp.is_some(), "the held ConfigMap is marked for deletion");
+    let ns = namespaces.get("team").await?;
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
+    assert_eq!(ns.spec.and_then(|s| s.finalizers), Some(vec!["kubernetes".to_string()]));
+
+    cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
+    eventually("namespace team gone", || async { Ok(namespaces.get_opt("team").await?.is_none().then_some(())) })
+        .await?;
+
+    // Same name again: nothing inherited.
+    create_namespace(&client, "team").await?;
+    let again = contents(&client, "team").await?;
+    assert_eq!(total(&again), 0, "{again:?}");
+    let ns = namespaces.get("team").await?;
+    assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Active"));
+
+    // Plain `kubectl delete namespace` waits until the namespace is gone.
+    create_namespace(&client, "quick").await?;
+    create_config_maps(&client, "quick", 20).await?;
+    let out = cluster.kubectl_ok(&["delete", "namespace", "quick", "--timeout=90s"]).await?;
+    assert!(out.contains("namespace \"quick\" deleted"), "{out}");
+    assert!(namespaces.get_opt("quick").await?.is_none());
+    assert_eq!(
+        Api::<ConfigMap>::namespaced(client.clone(), "quick").list(&ListParams::default()).await?.items.len(),
+        0
+    );
+    cluster.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn finalize_subresource_releases_a_namespace_and_unscheduled_pods_go_at_once() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let client = cluster.client.clone();
+    // The test kubelet's node is cordoned off by a nodeSelector nobody has:
+    // this pod is never scheduled, and deleting the namespace removes it.
+    create_namespace(&client, "pending").await?;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "stuck"},
+        "spec": {"nodeSelector": {"nowhere": "true"}, "containers": [{"name": "c", "image": "busybox:1"}]}
+    }))?;
+    Api::<Pod>::namespaced(client.clone(), "pending").create(&PostParams::default(), &pod).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    namespaces.delete("pending", &DeleteParams::default()).await?;
+    eventually("namespace pending gone", || async { Ok(namespaces.get_opt("pending").await?.is_none().then_some(())) })
+        .await?;
+
+    // The finalize subresource: what `kubectl replace --raw .../finalize` does.
+    create_namespace(&client, "manual").await?;
+    let mut ns = namespaces.get("manual").await?;
+    assert_eq!(ns.spec.as_ref().and_then(|s| s.finalizers.clone()), Some(vec!["kubernetes".to_string()]));
+    ns.spec.get_or_insert_with(Default::default).finalizers = Some(vec!["kubernetes".into(), "bosun.test/x".into()]);
+    let body = serde_json::to_string(&ns)?;
+    let path = cluster.dir.path().join("ns.json");
+    tokio::fs::write(&path, body).await?;
+    let path = path.display().to_string();
+    cluster.kubectl_ok(&["replace", "--raw", "/api/v1/namespaces/manual/finalize", "-f", &path]).await?;
+    let ns = namespaces.get("manual").await?;
+    assert_eq!(
+        ns.spec.as_ref().and_then(|s| s.finalizers.clone()),
+        Some(vec!["kubernetes".to_string(), "bosun.test/x".to_string()])
+    );
+    // An ordinary update cannot drop spec.finalizers.
+    namespaces.patch("manual", &PatchParams::default(), &Patch::Merge(json!({"spec": {"finalizers": null}}))).await?;
+    let ns = namespaces.get("manual").await?;
+    assert_eq!(ns.spec.as_ref().and_then(|s| s.finalizers.as_ref()).map(Vec::len), Some(2));
+    // The controller removes only its own finalizer; ours keeps the namespace.
+    namespaces.delete("manual", &DeleteParams::default()).await?;
+    eventually("controller finalized manual", || async {
+        let ns = namespaces.get("manual").await?;
+        let f = ns.spec.and_then(|s| s.finalizers).unwrap_or_default();
+        Ok((f == ["bosun.test/x"]).then_some(()))
+    })
+    .await?;
+    let mut ns = namespaces.get("manual").await?;
+    ns.spec.get_or_insert_with(Default::default).finalizers = Some(vec![]);
+    namespaces.replace_subresource("finalize", "manual", &PostParams::default(), &ns).await?;
+    assert!(namespaces.get_opt("manual").await?.is_none(), "removed as the last finalizer went");
+    cluster.stop().await;
+    Ok(())
+}
