@@ -9,10 +9,11 @@
 //!
 //! Layout: `http` is the HTTP layer: connections and their limits, the one
 //! request pipeline (decide the call, in-flight/body limits, the place for
-//! authn/authz, then one handler per verb). Handlers call `crud` and
-//! `deletion` (store-facing operations; every write's admission is in
-//! `crud`), `watch`, `subresources` (scale, binding) and `logs` (proxy to the
-//! node). Leaf modules below them: `options` (typed query options, parsed
+//! authn/authz, then one handler per verb). Handlers call `crud`,
+//! `deletion` and `namespaces` (store-facing operations; every write's
+//! admission is in `crud`; namespace lifecycle and the `finalize`
+//! subresource), `watch`, `subresources` (scale, binding) and `logs` (proxy
+//! to the node). Leaf modules below them: `options` (typed query options, parsed
 //! once), `response` (object/list/Table rendering), `status` (the one mapping
 //! from errors to `Status` objects and HTTP codes). Pure decision modules
 //! (`selectors`, `patch`, `protobuf`, `schema`, `defaults`, `validation`, `objects`,

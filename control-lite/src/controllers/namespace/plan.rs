@@ -66,7 +66,7 @@ mod tests {
         Namespace {
             metadata: ObjectMeta {
                 name: Some("team".into()),
-                deletion_timestamp: terminating.then(|| Time(jiff::Timestamp::UNIX_EPOCH)),
+                deletion_timestamp: terminating.then_some(Time(jiff::Timestamp::UNIX_EPOCH)),
                 ..Default::default()
             },
             spec: Some(NamespaceSpec { finalizers: Some(finalizers.iter().map(|f| f.to_string()).collect()) }),
