@@ -270,6 +270,22 @@ async fn deleted_namespace_is_emptied_before_it_goes_and_comes_back_empty() -> R
     let ns = namespaces.get("team").await?;
     assert_eq!(ns.status.and_then(|s| s.phase).as_deref(), Some("Terminating"));
     assert_eq!(ns.spec.and_then(|s| s.finalizers), Some(vec!["kubernetes".to_string()]));
+    // Why it waits, in upstream's conditions.
+    let message = |ns: &Namespace, type_: &str| {
+        let conditions = ns.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        conditions.into_iter().find(|c| c.type_ == type_ && c.status == "True").and_then(|c| c.message)
+    };
+    let (content, finalizers) = eventually("namespace conditions", || async {
+        let ns = namespaces.get("team").await?;
+        let both = message(&ns, "NamespaceContentRemaining").zip(message(&ns, "NamespaceFinalizersRemaining"));
+        Ok(both)
+    })
+    .await?;
+    assert_eq!(content, "Some resources are remaining: configmaps. has 1 resource instances");
+    assert_eq!(
+        finalizers,
+        "Some content in the namespace has finalizers remaining: bosun.test/hold in 1 resource instances"
+    );
 
     cms.patch("held", &PatchParams::default(), &Patch::Merge(json!({"metadata": {"finalizers": null}}))).await?;
     eventually("namespace team gone", || async { Ok(namespaces.get_opt("team").await?.is_none().then_some(())) })

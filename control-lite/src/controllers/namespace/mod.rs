@@ -7,8 +7,10 @@
 //! counting what is left, and, once nothing is, removing the finalizer
 //! through `namespaces/{name}/finalize`; the apiserver then removes the
 //! namespace. Pods go through graceful deletion (their kubelet finishes
-//! them; pods never scheduled are removed at once). Decisions are
-//! `plan::plan`; this layer only reads state and applies them, so after a
+//! them; pods never scheduled are removed at once). While something is
+//! left, upstream's conditions (`NamespaceContentRemaining`,
+//! `NamespaceFinalizersRemaining`, ...) say what. Decisions are
+//! `plan::plan` and `plan::conditions`; this layer only reads state and applies them, so after a
 //! crash at any point the next pass simply continues. Must not: remove the
 //! finalizer while anything is left.
 
@@ -17,16 +19,17 @@ pub mod plan;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Namespace;
-use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
+use kube::api::{ApiResource, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams};
 use kube::discovery::{verbs, ApiCapabilities, Discovery, Scope};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
+use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use super::informer;
 use super::is_not_found;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
-use plan::{Action, Remaining};
+use plan::{Action, Observed, Remaining};
 
 /// Periodic full resync (level-triggered safety net).
 const RESYNC: Duration = Duration::from_secs(30);
@@ -103,21 +106,30 @@ async fn reconcile(client: &Client, name: &str) -> Result<Option<Duration>, Erro
     if plan::plan(&ns, None) != Action::DeleteContent {
         return Ok(None);
     }
-    let resources = namespaced_resources(client).await?;
+    let mut observed = Observed::default();
+    let resources = match namespaced_resources(client).await {
+        Ok(resources) => resources,
+        Err(error) => {
+            observed.discovery_error = Some(error_text(&error));
+            write_conditions(&api, &ns, &observed).await;
+            return Err(error);
+        }
+    };
     let mut first_error = None;
     for (resource, caps) in &resources {
         if let Err(error) = delete_all(client, name, resource, caps).await {
             tracing::warn!(%error, "namespace content deletion failed; counting and retrying");
+            observed.delete_errors.push((resource_name(resource), error_text(&error)));
             first_error.get_or_insert(error);
         }
     }
-    let mut left = Vec::with_capacity(resources.len());
     for (resource, _) in &resources {
-        left.push(count(client, name, resource).await?);
+        observed.left.push(count(client, name, resource).await?);
     }
-    match plan::plan(&ns, Some(&left)) {
+    match plan::plan(&ns, Some(&observed.left)) {
         Action::Finalize(finalizers) => {
             if let Some(error) = first_error {
+                write_conditions(&api, &ns, &observed).await;
                 return Err(error);
             }
             let mut next = ns.clone();
@@ -131,12 +143,38 @@ async fn reconcile(client: &Client, name: &str) -> Result<Option<Duration>, Erro
         }
         Action::Wait { after, remaining } => {
             tracing::debug!(namespace = name, ?remaining, "waiting for namespace content to go");
+            write_conditions(&api, &ns, &observed).await;
             match first_error {
                 Some(error) => Err(error),
                 None => Ok(Some(after)),
             }
         }
         Action::Skip | Action::DeleteContent => Ok(None),
+    }
+}
+
+/// An error with its causes, for a condition message.
+fn error_text(error: &Error) -> String {
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(": {cause}"));
+        source = cause.source();
+    }
+    text
+}
+
+/// Publishes what this pass saw as the namespace's deletion conditions
+/// (only when they changed). Best effort: the next pass writes them again.
+async fn write_conditions(api: &Api<Namespace>, ns: &Namespace, observed: &Observed) {
+    let current = ns.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+    let next = plan::conditions(observed, &current, jiff::Timestamp::now());
+    if next == current {
+        return;
+    }
+    let patch = Patch::Merge(json!({"status": {"conditions": next}}));
+    if let Err(error) = api.patch_status(&ns.name_any(), &PatchParams::default(), &patch).await {
+        tracing::debug!(%error, namespace = ns.name_any(), "writing namespace conditions");
     }
 }
 
@@ -200,5 +238,15 @@ async fn delete_all(
 async fn count(client: &Client, namespace: &str, resource: &ApiResource) -> Result<Remaining, Error> {
     let api: Api<DynamicObject> = Api::namespaced_with(client.clone(), namespace, resource);
     let list = api.list(&ListParams::default()).await.map_err(content_error("listing", namespace, resource))?;
-    Ok(Remaining { resource: resource_name(resource), count: list.items.len() })
+    let mut left = Remaining {
+        group: resource.group.clone(),
+        plural: resource.plural.clone(),
+        count: list.items.len(),
+        ..Default::default()
+    };
+    for finalizer in list.items.iter().flat_map(|o| o.finalizers()) {
+        let n = left.finalizers.entry(finalizer.clone()).or_insert(0);
+        *n = n.saturating_add(1);
+    }
+    Ok(left)
 }

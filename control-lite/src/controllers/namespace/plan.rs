@@ -1,9 +1,10 @@
 //! Pure decisions of the namespace controller: what to do with a namespace
 //! given what is left in it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Namespace;
+use k8s_openapi::api::core::v1::{Namespace, NamespaceCondition};
 
 /// The finalizer this controller owns (as upstream).
 pub const FINALIZER: &str = "kubernetes";
@@ -17,12 +18,27 @@ pub const RECHECK_CONTENT: Duration = Duration::from_secs(1);
 pub const RECHECK_PODS: Duration = Duration::from_secs(2);
 
 /// How many objects of one resource are left in the namespace.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Remaining {
-    /// `plural` or `plural.group`.
-    pub resource: String,
+    /// API group ("" for core).
+    pub group: String,
+    /// Plural resource name.
+    pub plural: String,
     /// Objects still stored (marked for deletion or not).
     pub count: usize,
+    /// Finalizers those objects still carry, with how many objects carry each.
+    pub finalizers: BTreeMap<String, usize>,
+}
+
+impl Remaining {
+    /// `plural.group` as upstream prints it (`pods.` for the core group).
+    pub fn name(&self) -> String {
+        format!("{}.{}", self.plural, self.group)
+    }
+
+    fn is_pods(&self) -> bool {
+        self.group.is_empty() && self.plural == "pods"
+    }
 }
 
 /// What to do next.
@@ -52,8 +68,104 @@ pub fn plan(ns: &Namespace, left: Option<&[Remaining]>) -> Action {
     if remaining.is_empty() {
         return Action::Finalize(finalizers.into_iter().filter(|f| f != FINALIZER).collect());
     }
-    let only_pods = remaining.iter().all(|r| r.resource == "pods");
+    let only_pods = remaining.iter().all(Remaining::is_pods);
     Action::Wait { after: if only_pods { RECHECK_PODS } else { RECHECK_CONTENT }, remaining }
+}
+
+/// What one pass saw, for the namespace's status conditions.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Observed {
+    /// Discovery failed (the message), so content may have been missed.
+    pub discovery_error: Option<String>,
+    /// Resources whose deletion failed, with the error.
+    pub delete_errors: Vec<(String, String)>,
+    /// What is left.
+    pub left: Vec<Remaining>,
+}
+
+fn condition(type_: &str, status: bool, reason: &str, message: String) -> NamespaceCondition {
+    NamespaceCondition {
+        type_: type_.into(),
+        status: if status { "True" } else { "False" }.into(),
+        reason: Some(reason.into()),
+        message: Some(message),
+        last_transition_time: None,
+    }
+}
+
+/// Upstream's deletion conditions for what a pass observed. Transition
+/// times are kept from `current` when a condition's status did not change
+/// and set to `now` otherwise.
+pub fn conditions(
+    observed: &Observed,
+    current: &[NamespaceCondition],
+    now: jiff::Timestamp,
+) -> Vec<NamespaceCondition> {
+    let discovery = match &observed.discovery_error {
+        Some(e) => {
+            condition("NamespaceDeletionDiscoveryFailure", true, "DiscoveryFailed", format!("Discovery failed: {e}"))
+        }
+        None => condition(
+            "NamespaceDeletionDiscoveryFailure",
+            false,
+            "ResourcesDiscovered",
+            "All resources successfully discovered".into(),
+        ),
+    };
+    let parsing = condition(
+        "NamespaceDeletionGroupVersionParsingFailure",
+        false,
+        "ParsedGroupVersions",
+        "All legacy kube types successfully parsed".into(),
+    );
+    let content = if observed.delete_errors.is_empty() {
+        condition(
+            "NamespaceDeletionContentFailure",
+            false,
+            "ContentDeleted",
+            "All content successfully deleted, may be waiting on finalization".into(),
+        )
+    } else {
+        let errors: Vec<String> = observed.delete_errors.iter().map(|(r, e)| format!("{r}: {e}")).collect();
+        let message = format!("Failed to delete all resource types, {} remaining: {}", errors.len(), errors.join(", "));
+        condition("NamespaceDeletionContentFailure", true, "ContentDeletionFailed", message)
+    };
+    let left: Vec<String> = observed
+        .left
+        .iter()
+        .filter(|r| r.count > 0)
+        .map(|r| format!("{} has {} resource instances", r.name(), r.count))
+        .collect();
+    let remaining = if left.is_empty() {
+        condition("NamespaceContentRemaining", false, "ContentRemoved", "All content successfully removed".into())
+    } else {
+        let message = format!("Some resources are remaining: {}", left.join(", "));
+        condition("NamespaceContentRemaining", true, "SomeResourcesRemain", message)
+    };
+    let mut held: BTreeMap<&str, usize> = BTreeMap::new();
+    for (finalizer, n) in observed.left.iter().flat_map(|r| r.finalizers.iter()) {
+        let slot = held.entry(finalizer.as_str()).or_insert(0);
+        *slot = slot.saturating_add(*n);
+    }
+    let finalizers = if held.is_empty() {
+        condition(
+            "NamespaceFinalizersRemaining",
+            false,
+            "ContentHasNoFinalizers",
+            "All content-preserving finalizers finished".into(),
+        )
+    } else {
+        let list: Vec<String> = held.iter().map(|(f, n)| format!("{f} in {n} resource instances")).collect();
+        let message = format!("Some content in the namespace has finalizers remaining: {}", list.join(", "));
+        condition("NamespaceFinalizersRemaining", true, "SomeFinalizersRemain", message)
+    };
+    let mut out = vec![discovery, parsing, content, remaining, finalizers];
+    for c in &mut out {
+        let previous = current.iter().find(|p| p.type_ == c.type_ && p.status == c.status);
+        let since = previous.and_then(|p| p.last_transition_time.clone());
+        c.last_transition_time = Some(since.unwrap_or(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(now)));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -75,7 +187,13 @@ mod tests {
     }
 
     fn left(counts: &[(&str, usize)]) -> Vec<Remaining> {
-        counts.iter().map(|(r, c)| Remaining { resource: r.to_string(), count: *c }).collect()
+        counts
+            .iter()
+            .map(|(r, c)| {
+                let (plural, group) = r.split_once('.').unwrap_or((r, ""));
+                Remaining { group: group.into(), plural: plural.into(), count: *c, ..Default::default() }
+            })
+            .collect()
     }
 
     #[test]
@@ -118,5 +236,60 @@ mod tests {
         let mut bare = ns(true, &[]);
         bare.spec = None;
         assert_eq!(plan(&bare, None), Action::Skip);
+    }
+
+    #[test]
+    fn conditions_say_what_is_left_and_what_holds_it() {
+        let now = jiff::Timestamp::UNIX_EPOCH;
+        let mut left = left(&[("configmaps", 2), ("pods", 0), ("deployments.apps", 1)]);
+        left[0].finalizers.insert("bosun.test/hold".into(), 1);
+        let observed = Observed { left, ..Default::default() };
+        let got = conditions(&observed, &[], now);
+        let view: Vec<(&str, &str, &str)> = got
+            .iter()
+            .map(|c| (c.type_.as_str(), c.status.as_str(), c.message.as_deref().unwrap_or_default()))
+            .collect();
+        assert_eq!(
+            view,
+            vec![
+                ("NamespaceDeletionDiscoveryFailure", "False", "All resources successfully discovered"),
+                ("NamespaceDeletionGroupVersionParsingFailure", "False", "All legacy kube types successfully parsed"),
+                (
+                    "NamespaceDeletionContentFailure",
+                    "False",
+                    "All content successfully deleted, may be waiting on finalization"
+                ),
+                (
+                    "NamespaceContentRemaining",
+                    "True",
+                    "Some resources are remaining: configmaps. has 2 resource instances, deployments.apps has 1 resource instances"
+                ),
+                (
+                    "NamespaceFinalizersRemaining",
+                    "True",
+                    "Some content in the namespace has finalizers remaining: bosun.test/hold in 1 resource instances"
+                ),
+            ]
+        );
+        // Unchanged statuses keep their transition time; changed ones move.
+        let later = now + jiff::SignedDuration::from_secs(60);
+        let failed = Observed {
+            discovery_error: Some("apps/v1: timeout".into()),
+            delete_errors: vec![("pods.".into(), "boom".into())],
+            ..Default::default()
+        };
+        let next = conditions(&failed, &got, later);
+        let time = |cs: &[NamespaceCondition], t: &str| {
+            cs.iter().find(|c| c.type_ == t).and_then(|c| c.last_transition_time.clone()).map(|t| t.0)
+        };
+        assert_eq!(time(&next, "NamespaceDeletionGroupVersionParsingFailure"), Some(now));
+        assert_eq!(time(&next, "NamespaceDeletionDiscoveryFailure"), Some(later));
+        let content = next.iter().find(|c| c.type_ == "NamespaceDeletionContentFailure").cloned().unwrap_or_default();
+        assert_eq!(content.status, "True");
+        assert_eq!(content.message.as_deref(), Some("Failed to delete all resource types, 1 remaining: pods.: boom"));
+        assert_eq!(
+            next.iter().find(|c| c.type_ == "NamespaceContentRemaining").map(|c| c.status.as_str()),
+            Some("False")
+        );
     }
 }
