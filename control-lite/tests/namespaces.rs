@@ -363,3 +363,50 @@ async fn finalize_subresource_releases_a_namespace_and_unscheduled_pods_go_at_on
     cluster.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn creates_racing_a_namespace_deletion_leave_nothing_behind() -> Result<()> {
+    let cluster = Cluster::start().await?;
+    let client = cluster.client.clone();
+    create_namespace(&client, "race").await?;
+    create_config_maps(&client, "race", 50).await?;
+    let namespaces: Api<Namespace> = Api::all(client.clone());
+    // Writers keep creating ConfigMaps until the namespace is gone; each
+    // create either lands (and is then deleted by the controller) or is
+    // refused with 403 (terminating) or 404 (gone).
+    let done = CancellationToken::new();
+    let mut writers = Vec::new();
+    for w in 0..4 {
+        let (cms, done) = (Api::<ConfigMap>::namespaced(client.clone(), "race"), done.clone());
+        writers.push(tokio::spawn(async move {
+            let (mut created, mut refused) = (0usize, 0usize);
+            for i in 0.. {
+                if done.is_cancelled() {
+                    break;
+                }
+                let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": format!("w{w}-{i}")}}))?;
+                match cms.create(&PostParams::default(), &cm).await {
+                    Ok(_) => created += 1,
+                    Err(kube::Error::Api(s)) if s.code == 403 || s.code == 404 => refused += 1,
+                    Err(e) => return Err(anyhow::Error::from(e)),
+                }
+            }
+            anyhow::Ok((created, refused))
+        }));
+    }
+    namespaces.delete("race", &DeleteParams::default()).await?;
+    eventually("namespace race gone", || async { Ok(namespaces.get_opt("race").await?.is_none().then_some(())) })
+        .await?;
+    done.cancel();
+    let (mut created, mut refused) = (0, 0);
+    for writer in writers {
+        let (c, r) = writer.await??;
+        created += c;
+        refused += r;
+    }
+    assert!(refused > 0, "writers never saw the namespace terminate ({created} created)");
+    let left = Api::<ConfigMap>::namespaced(client.clone(), "race").list(&ListParams::default()).await?;
+    assert_eq!(left.items.len(), 0, "{created} created, {refused} refused, left: {:?}", left.items.len());
+    cluster.stop().await;
+    Ok(())
+}
