@@ -356,6 +356,14 @@ async fn finalize_subresource_releases_a_namespace_and_unscheduled_pods_go_at_on
         Ok((f == ["bosun.test/x"]).then_some(()))
     })
     .await?;
+    let content_removed = |ns: &Namespace| {
+        let conditions = ns.status.as_ref().and_then(|s| s.conditions.clone()).unwrap_or_default();
+        conditions.iter().any(|c| c.type_ == "NamespaceContentRemaining" && c.status == "False")
+    };
+    eventually("conditions say the content is gone", || async {
+        Ok(content_removed(&namespaces.get("manual").await?).then_some(()))
+    })
+    .await?;
     let mut ns = namespaces.get("manual").await?;
     ns.spec.get_or_insert_with(Default::default).finalizers = Some(vec![]);
     namespaces.replace_subresource("finalize", "manual", &PostParams::default(), &ns).await?;

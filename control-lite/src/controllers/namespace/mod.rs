@@ -135,7 +135,13 @@ async fn reconcile(client: &Client, name: &str) -> Result<Option<Duration>, Erro
             let mut next = ns.clone();
             next.spec.get_or_insert_with(Default::default).finalizers = Some(finalizers);
             match api.replace_subresource("finalize", name, &PostParams::default(), &next).await {
-                Ok(_) => tracing::info!(namespace = name, "namespace emptied; finalizer removed"),
+                Ok(after) => {
+                    tracing::info!(namespace = name, "namespace emptied; finalizer removed");
+                    // Other finalizers keep it: say that its content is gone.
+                    if after.spec.as_ref().and_then(|s| s.finalizers.as_ref()).is_some_and(|f| !f.is_empty()) {
+                        write_conditions(&api, &after, &observed).await;
+                    }
+                }
                 Err(e) if is_not_found(&e) => {}
                 Err(e) => return Err(ns_error("finalizing")(e)),
             }
