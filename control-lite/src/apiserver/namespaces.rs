@@ -333,4 +333,47 @@ mod tests {
         assert_eq!(spec_finalizers(&none), Some(vec![]));
         assert!(apply_finalize(info, "a", &current, &json!({"spec": {"finalizers": [1]}})).is_err());
     }
+
+    /// A create admitted while the namespace was Active but stored after it
+    /// started terminating (or vanished) is undone and refused.
+    #[tokio::test]
+    async fn a_create_that_lost_the_race_with_a_namespace_deletion_is_undone() -> anyhow::Result<()> {
+        let store = crate::store::Store::open_in_memory()?;
+        let token = tokio_util::sync::CancellationToken::new();
+        let state = ApiState::new(store, "10.96.0.0/16".parse()?, "127.0.0.1:0".into(), token);
+        let (ns_info, cm) = (by_kind(Kind::Namespace), by_kind(Kind::ConfigMap));
+        let store_cm = |ns: &'static str| {
+            let state = &state;
+            async move {
+                let obj = json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": "c", "namespace": ns, "uid": format!("uid-{ns}")}});
+                state.store.create(&cm.key(Some(ns), "c"), encode(&obj)).await?;
+                anyhow::Ok(obj)
+            }
+        };
+        let namespace = |name: &str, terminating: bool| {
+            let mut obj = json!({"metadata": {"name": name}, "spec": {"finalizers": ["kubernetes"]}});
+            if terminating {
+                obj["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
+            }
+            encode(&obj)
+        };
+        state.store.create(&ns_info.key(None, "live"), namespace("live", false)).await?;
+        state.store.create(&ns_info.key(None, "dying"), namespace("dying", true)).await?;
+
+        let created = store_cm("live").await?;
+        recheck_after_create(&state, cm, "live", "c", &created).await?;
+        assert!(state.store.get(&cm.key(Some("live"), "c")).await?.is_some(), "kept in an active namespace");
+
+        let created = store_cm("dying").await?;
+        let err = recheck_after_create(&state, cm, "dying", "c", &created).await.expect_err("terminating");
+        assert_eq!(err.to_status().0.as_u16(), 403, "{err}");
+        assert!(state.store.get(&cm.key(Some("dying"), "c")).await?.is_none(), "undone in a terminating namespace");
+
+        let created = store_cm("gone").await?;
+        let err = recheck_after_create(&state, cm, "gone", "c", &created).await.expect_err("missing");
+        assert_eq!(err.to_status().0.as_u16(), 404, "{err}");
+        assert!(state.store.get(&cm.key(Some("gone"), "c")).await?.is_none(), "undone in a missing namespace");
+        Ok(())
+    }
 }
