@@ -201,11 +201,11 @@ mod tests {
     use super::*;
     use std::collections::BTreeMap;
 
-    /// A stand-in object: a name and its labels.
-    struct Obj(&'static str, BTreeMap<&'static str, &'static str>);
+    /// A stand-in object: its labels.
+    struct Obj(BTreeMap<&'static str, &'static str>);
 
-    fn obj(name: &'static str, labels: &[(&'static str, &'static str)]) -> Obj {
-        Obj(name, labels.iter().copied().collect())
+    fn obj(_name: &'static str, labels: &[(&'static str, &'static str)]) -> Obj {
+        Obj(labels.iter().copied().collect())
     }
 
     fn key(name: &str) -> ObjectKey {
@@ -213,7 +213,7 @@ mod tests {
     }
 
     fn by_label() -> Index<Obj, (String, String)> {
-        Index::new(|o: &Obj| o.1.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
+        Index::new(|o: &Obj| o.0.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect())
     }
 
     fn pair(k: &str, v: &str) -> (String, String) {
@@ -268,7 +268,7 @@ mod tests {
 
     #[test]
     fn duplicate_keys_of_one_object_count_once() {
-        let index: Index<Obj, String> = Index::new(|o: &Obj| o.1.values().map(|v| v.to_string()).collect());
+        let index: Index<Obj, String> = Index::new(|o: &Obj| o.0.values().map(|v| v.to_string()).collect());
         index.observe(key("a"), &obj("a", &[("x", "same"), ("y", "same")]), Change::Applied);
         assert_eq!(index.keys_of(&key("a")), ["same"]);
         index.observe(key("a"), &obj("a", &[]), Change::Applied);
