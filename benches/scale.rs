@@ -16,7 +16,8 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result};
 use support::cluster::{cpu_percent, rss_mib, Cluster};
-use support::scale::{self, Api, ServiceTimes};
+use support::nftmon::NftMonitor;
+use support::scale::{self, Api, ServiceTimes, SliceTracker};
 
 const IN_FLIGHT: usize = 32;
 const CONVERGE: Duration = Duration::from_secs(1800);
@@ -48,15 +49,20 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 
 fn main() -> Result<()> {
     let cluster = Cluster::start("bench-node")?;
+    // Started while the table is small (it reads the table once at start).
+    let nft = NftMonitor::start()?;
     let (ok, _, err) = cluster.apply_stdin(&cluster.web_manifest()?)?;
     anyhow::ensure!(ok, "applying web: {err}");
     cluster.wait_running(3, Duration::from_secs(180))?;
+    let web_ip = cluster.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
+    nft.wait_service(&web_ip, Duration::from_secs(60))?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
-    runtime.block_on(run(&cluster))
+    runtime.block_on(run(&cluster, &nft))
 }
 
-async fn run(cluster: &Cluster) -> Result<()> {
+async fn run(cluster: &Cluster, nft: &NftMonitor) -> Result<()> {
     let api = Api::new(&cluster.api)?;
+    let slices = SliceTracker::start(&api);
     let mut ips: Vec<String> = Vec::new();
     let mut probes = 0usize;
     for level in levels() {
@@ -65,24 +71,25 @@ async fn run(cluster: &Cluster) -> Result<()> {
         if level > have {
             ips.extend(scale::create_services(&api, "load-", have..level, IN_FLIGHT).await?);
         }
-        let every = Duration::from_secs(2);
+        let every = Duration::from_millis(200);
         let total = ips.len();
         scale::eventually("slices converged", CONVERGE, every, || async {
-            Ok(scale::slices_with(&api, "load-", 3).await? == total)
+            Ok(slices.services_with("load-", 3) == total)
         })
         .await?;
-        scale::eventually("nft converged", CONVERGE, every, || async { scale::nft_has_all(&ips) }).await?;
+        scale::eventually("nft converged", CONVERGE, every, || async { Ok(nft.services_present(&ips) == total) })
+            .await?;
         let converged = grown.elapsed();
 
         let mut times: Vec<ServiceTimes> = Vec::new();
         for _ in 0..creates() {
             probes += 1;
-            times.push(scale::time_new_service(&api, &format!("probe-{probes}"), Duration::from_secs(600)).await?);
+            times.push(scale::time_new_service(&api, nft, &format!("probe-{probes}"), Duration::from_secs(600)).await?);
         }
         let probe_ip = ips.last().context("a load Service")?.clone();
-        let ready_to_nft = scale::time_pod_ready_to_nft(&api, 3, &probe_ip, CONVERGE).await?;
+        let ready_to_nft = scale::time_pod_ready_to_nft(&api, nft, 3, &probe_ip, CONVERGE).await?;
         scale::eventually("back to 3 endpoints", CONVERGE, every, || async {
-            Ok(scale::slices_with(&api, "load-", 3).await? == total)
+            Ok(slices.services_with("load-", 3) == total)
         })
         .await?;
 

@@ -271,31 +271,3 @@ pub fn nft_table() -> Result<String> {
     let out = Command::new("nft").args(["list", "table", "ip", PROXY_TABLE]).output()?;
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
-
-/// True if the proxy's `service_ports` map has an element for TCP
-/// `ip`:`port` (asks nft for that element only).
-pub fn nft_has_service(ip: &str, port: u16) -> Result<bool> {
-    let element = format!("{{ {ip} . tcp . {port} }}");
-    let out = Command::new("nft").args(["get", "element", "ip", PROXY_TABLE, "service_ports", &element]).output()?;
-    Ok(out.status.success())
-}
-
-/// The endpoints nft balances TCP `ip`:`port` to (its 16 bucket elements
-/// of the `backends` map; asks nft for those elements only).
-pub fn nft_backends(ip: &str, port: u16) -> Result<Vec<String>> {
-    let buckets: Vec<String> = (0..16).map(|b| format!("{ip} . tcp . {port} . {b}")).collect();
-    let element = format!("{{ {} }}", buckets.join(", "));
-    let out = Command::new("nft").args(["get", "element", "ip", PROXY_TABLE, "backends", &element]).output()?;
-    if !out.status.success() {
-        return Ok(Vec::new());
-    }
-    let text = String::from_utf8_lossy(&out.stdout);
-    let mut found: Vec<String> = text
-        .split(" : ")
-        .skip(1)
-        .filter_map(|rest| rest.split([' ', ',', '}', '\n']).find(|w| !w.is_empty()).map(str::to_string))
-        .collect();
-    found.sort();
-    found.dedup();
-    Ok(found)
-}

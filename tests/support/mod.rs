@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod nftmon;
 pub mod scale;
 
 use std::path::{Path, PathBuf};

@@ -3,14 +3,16 @@
 //! measurements both share (Service create -> EndpointSlice written -> nft
 //! element -> ClusterIP answering; pod Ready -> endpoint in nft).
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use super::cluster::{get_within, nft_backends, nft_has_service};
+use super::cluster::get_within;
+use super::nftmon::NftMonitor;
 
 /// Port every load Service listens on.
 pub const PORT: u16 = 80;
@@ -98,16 +100,16 @@ impl Api {
     }
 }
 
-/// Reads watch events from `response` until one whose object satisfies
-/// `done`; returns when it arrived.
-pub async fn watch_until(mut response: reqwest::Response, done: impl Fn(&Value) -> bool) -> Result<Instant> {
+/// Reads watch events from `response` until one whose object and type
+/// satisfy `done`; returns when it arrived.
+pub async fn watch_until(mut response: reqwest::Response, done: impl Fn(&Value, &str) -> bool) -> Result<Instant> {
     let mut buffer = Vec::new();
     while let Some(chunk) = response.chunk().await? {
         buffer.extend_from_slice(&chunk);
         while let Some(end) = buffer.iter().position(|b| *b == b'\n') {
             let line: Vec<u8> = buffer.drain(..=end).collect();
             let Ok(event) = serde_json::from_slice::<Value>(&line) else { continue };
-            if done(&event["object"]) {
+            if done(&event["object"], event["type"].as_str().unwrap_or_default()) {
                 return Ok(Instant::now());
             }
         }
@@ -160,36 +162,63 @@ pub fn ready_addresses(slice: &Value) -> Vec<String> {
         .collect()
 }
 
-/// How many Services with `load=scale`... counted through their slices:
-/// slices of Services named `{prefix}*` with exactly `endpoints` ready
-/// endpoints.
-pub async fn slices_with(api: &Api, prefix: &str, endpoints: usize) -> Result<usize> {
-    let list = api.get(SLICES).await?;
-    Ok(list["items"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|s| {
-            s["metadata"]["labels"]["kubernetes.io/service-name"].as_str().is_some_and(|n| n.starts_with(prefix))
-        })
-        .filter(|s| ready_addresses(s).len() == endpoints)
-        .count())
+/// Ready endpoint counts of every slice in `default`, by Service name, kept
+/// current by a watch (cheap for the apiserver, unlike listing 10,000
+/// slices every few seconds). Stops when dropped.
+pub struct SliceTracker {
+    ready: Arc<Mutex<HashMap<String, HashMap<String, usize>>>>,
+    task: tokio::task::JoinHandle<()>,
 }
 
-/// True if nft has a `service_ports` element for every ClusterIP in `ips`
-/// (asked in batches, never by listing the table).
-pub fn nft_has_all(ips: &[String]) -> Result<bool> {
-    for batch in ips.chunks(500) {
-        let elements: Vec<String> = batch.iter().map(|ip| format!("{ip} . tcp . {PORT}")).collect();
-        let element = format!("{{ {} }}", elements.join(", "));
-        let out = std::process::Command::new("nft")
-            .args(["get", "element", "ip", super::cluster::PROXY_TABLE, "service_ports", &element])
-            .output()?;
-        if !out.status.success() {
-            return Ok(false);
-        }
+impl Drop for SliceTracker {
+    fn drop(&mut self) {
+        self.task.abort();
     }
-    Ok(true)
+}
+
+impl SliceTracker {
+    /// Starts watching (re-watching from a fresh list whenever a watch ends).
+    pub fn start(api: &Api) -> SliceTracker {
+        let ready: Arc<Mutex<HashMap<String, HashMap<String, usize>>>> = Arc::default();
+        let (api, state) = (api.clone(), ready.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Ok(response) = api.open_watch(&format!("{SLICES}?watch=true")).await else {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                };
+                // A new watch starts with the full list: rebuild from it.
+                state.lock().unwrap_or_else(PoisonError::into_inner).clear();
+                let shared = state.clone();
+                let _ = watch_until(response, move |slice, kind| {
+                    let service =
+                        slice["metadata"]["labels"]["kubernetes.io/service-name"].as_str().unwrap_or_default();
+                    let name = slice["metadata"]["name"].as_str().unwrap_or_default().to_string();
+                    let mut map = shared.lock().unwrap_or_else(PoisonError::into_inner);
+                    let entry = map.entry(service.to_string()).or_default();
+                    if kind == "DELETED" {
+                        entry.remove(&name);
+                    } else {
+                        entry.insert(name, ready_addresses(slice).len());
+                    }
+                    false
+                })
+                .await;
+            }
+        });
+        SliceTracker { ready, task }
+    }
+
+    /// How many Services named `{prefix}*` have exactly one slice with
+    /// `endpoints` ready endpoints.
+    pub fn services_with(&self, prefix: &str, endpoints: usize) -> usize {
+        let map = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        map.iter()
+            .filter(|(name, slices)| {
+                name.starts_with(prefix) && slices.len() == 1 && slices.values().all(|n| *n == endpoints)
+            })
+            .count()
+    }
 }
 
 /// Waits (polling every `every`) until `check` holds or `timeout` passes.
@@ -221,36 +250,45 @@ pub struct ServiceTimes {
 
 /// Creates Service `name` and measures how long until its slice is
 /// written, nft has it, and its ClusterIP answers; gives up after `timeout`.
-pub async fn time_new_service(api: &Api, name: &str, timeout: Duration) -> Result<ServiceTimes> {
+pub async fn time_new_service(api: &Api, nft: &NftMonitor, name: &str, timeout: Duration) -> Result<ServiceTimes> {
     let watch = format!("{SLICES}?watch=true&labelSelector=kubernetes.io%2Fservice-name%3D{name}");
     let response = api.open_watch(&watch).await?;
-    let watcher = tokio::spawn(watch_until(response, |slice| !ready_addresses(slice).is_empty()));
+    let watcher = tokio::spawn(watch_until(response, |slice, _| !ready_addresses(slice).is_empty()));
     let started = Instant::now();
     let ip = api.create_service(name).await?;
     let url = format!("http://{ip}:{PORT}/");
-    let (mut nft, mut answer) = (None, None);
-    while answer.is_none() || nft.is_none() {
+    let answered = loop {
         ensure!(started.elapsed() < timeout, "service {name} ({ip}) not answering within {timeout:?}");
-        if nft.is_none() && nft_has_service(&ip, PORT)? {
-            nft = Some(started.elapsed());
+        let url = url.clone();
+        let ok = tokio::task::spawn_blocking(move || get_within(&url, Duration::from_millis(500)).is_ok()).await?;
+        if ok {
+            break started.elapsed();
         }
-        if answer.is_none() && get_within(&url, Duration::from_millis(500)).is_ok() {
-            answer = Some(started.elapsed());
+    };
+    let deadline = Instant::now() + timeout;
+    let in_nft = loop {
+        if let Some(at) = nft.service_at(&ip) {
+            break at.saturating_duration_since(started);
         }
-    }
+        ensure!(Instant::now() < deadline, "nft monitor never saw service {ip}");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    };
     let slice = tokio::time::timeout(timeout, watcher).await.context("slice watch")???;
-    Ok(ServiceTimes {
-        slice: slice.saturating_duration_since(started),
-        nft: nft.unwrap_or_default(),
-        answer: answer.unwrap_or_default(),
-    })
+    Ok(ServiceTimes { slice: slice.saturating_duration_since(started), nft: in_nft, answer: answered })
 }
 
 /// Scales web from `from` to `from + 1` pods and measures from the moment
 /// the new pod is seen Ready (polling the API) until nft balances `probe_ip`
 /// to it; then scales back. Returns that duration.
-pub async fn time_pod_ready_to_nft(api: &Api, from: u32, probe_ip: &str, timeout: Duration) -> Result<Duration> {
+pub async fn time_pod_ready_to_nft(
+    api: &Api,
+    nft: &NftMonitor,
+    from: u32,
+    probe_ip: &str,
+    timeout: Duration,
+) -> Result<Duration> {
     let before: Vec<String> = api.ready_web_pods().await?.into_iter().map(|(name, _)| name).collect();
+    let scaled = Instant::now();
     api.scale_web(from + 1).await?;
     let deadline = Instant::now() + timeout;
     let (ready_at, ip) = loop {
@@ -261,11 +299,13 @@ pub async fn time_pod_ready_to_nft(api: &Api, from: u32, probe_ip: &str, timeout
         ensure!(Instant::now() < deadline, "new web pod not Ready within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(10)).await;
     };
-    while !nft_backends(probe_ip, PORT)?.contains(&ip) {
+    let in_nft = loop {
+        if let Some(at) = nft.backend_at(probe_ip, &ip).filter(|at| *at >= scaled) {
+            break at;
+        }
         ensure!(Instant::now() < deadline, "pod {ip} not in nft for {probe_ip} within {timeout:?}");
         tokio::time::sleep(Duration::from_millis(5)).await;
-    }
-    let took = ready_at.elapsed();
+    };
     api.scale_web(from).await?;
-    Ok(took)
+    Ok(in_nft.saturating_duration_since(ready_at))
 }
