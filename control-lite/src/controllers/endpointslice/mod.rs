@@ -25,7 +25,9 @@ use super::queue::{self, ObjectKey, Retry, WorkQueue};
 use super::{is_conflict, is_not_found, selector};
 use inputs::{LabelKey, PodView};
 
-const RESYNC: Duration = Duration::from_secs(30);
+/// Safety-net resync; a Service whose inputs did not change costs a
+/// fingerprint, and the round is spread over the interval.
+const RESYNC: Duration = Duration::from_secs(300);
 /// How long a slice we created is looked up by name while the watch lags.
 const CREATED_TTL: Duration = Duration::from_secs(30);
 
