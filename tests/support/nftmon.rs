@@ -133,12 +133,11 @@ impl NftMonitor {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
-
     #[test]
     fn monitor_lines_are_parsed_into_elements() {
-        let now = Instant::now();
-        let mut seen = Seen::default();
+        use std::collections::HashSet;
+        let now = std::time::Instant::now();
+        let mut seen = super::Seen::default();
         seen.record("add element ip bosun service_ports { 10.96.0.7 . tcp . 80 : goto buckets_16 }", now);
         seen.record(
             "add element ip bosun backends { 10.96.0.7 . tcp . 80 . 0 : 10.202.1.2 . 8080, 10.96.0.7 . tcp . 80 . 1 : 10.202.1.3 . 8080 }",

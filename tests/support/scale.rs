@@ -162,11 +162,14 @@ pub fn ready_addresses(slice: &Value) -> Vec<String> {
         .collect()
 }
 
-/// Ready endpoint counts of every slice in `default`, by Service name, kept
+/// Per Service name, per slice name: (ready endpoints, all endpoints).
+type Counts = HashMap<String, HashMap<String, (usize, usize)>>;
+
+/// Endpoint counts (ready, all) of every slice in `default`, by Service name, kept
 /// current by a watch (cheap for the apiserver, unlike listing 10,000
 /// slices every few seconds). Stops when dropped.
 pub struct SliceTracker {
-    ready: Arc<Mutex<HashMap<String, HashMap<String, usize>>>>,
+    ready: Arc<Mutex<Counts>>,
     task: tokio::task::JoinHandle<()>,
 }
 
@@ -179,7 +182,7 @@ impl Drop for SliceTracker {
 impl SliceTracker {
     /// Starts watching (re-watching from a fresh list whenever a watch ends).
     pub fn start(api: &Api) -> SliceTracker {
-        let ready: Arc<Mutex<HashMap<String, HashMap<String, usize>>>> = Arc::default();
+        let ready: Arc<Mutex<Counts>> = Arc::default();
         let (api, state) = (api.clone(), ready.clone());
         let task = tokio::spawn(async move {
             loop {
@@ -199,7 +202,8 @@ impl SliceTracker {
                     if kind == "DELETED" {
                         entry.remove(&name);
                     } else {
-                        entry.insert(name, ready_addresses(slice).len());
+                        let all = slice["endpoints"].as_array().map_or(0, Vec::len);
+                        entry.insert(name, (ready_addresses(slice).len(), all));
                     }
                     false
                 })
@@ -210,12 +214,12 @@ impl SliceTracker {
     }
 
     /// How many Services named `{prefix}*` have exactly one slice with
-    /// `endpoints` ready endpoints.
+    /// `endpoints` endpoints, all ready (none terminating).
     pub fn services_with(&self, prefix: &str, endpoints: usize) -> usize {
         let map = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
         map.iter()
             .filter(|(name, slices)| {
-                name.starts_with(prefix) && slices.len() == 1 && slices.values().all(|n| *n == endpoints)
+                name.starts_with(prefix) && slices.len() == 1 && slices.values().all(|n| *n == (endpoints, endpoints))
             })
             .count()
     }
