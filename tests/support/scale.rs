@@ -57,8 +57,29 @@ impl Api {
             "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": PORT, "targetPort": "http"}]}
         });
         let url = format!("{}{SERVICES}", self.base);
-        let created = self.send(self.http.post(url).json(&svc), &format!("creating service {name}")).await?;
-        created["spec"]["clusterIP"].as_str().map(str::to_string).context("clusterIP of the created Service")
+        let what = format!("creating service {name}");
+        // The apiserver sheds load with 429 + Retry-After; honour it a few times.
+        for _ in 0..20 {
+            let response = self.http.post(&url).json(&svc).send().await.with_context(|| what.clone())?;
+            if response.status() == reqwest::StatusCode::TOO_MANY_REQUESTS {
+                let after = response
+                    .headers()
+                    .get("Retry-After")
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(|v| v.parse::<u64>().ok())
+                    .unwrap_or(1);
+                tokio::time::sleep(Duration::from_secs(after.clamp(1, 10))).await;
+                continue;
+            }
+            let status = response.status();
+            let created: Value = response.json().await.with_context(|| what.clone())?;
+            ensure!(status.is_success(), "{what}: {status}: {created}");
+            return created["spec"]["clusterIP"]
+                .as_str()
+                .map(str::to_string)
+                .context("clusterIP of the created Service");
+        }
+        bail!("{what}: still throttled (429) after 20 attempts")
     }
 
     /// Sets the web Deployment's replicas.
