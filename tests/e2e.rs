@@ -7,221 +7,34 @@
 mod support;
 
 use std::collections::BTreeSet;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, ensure, Context, Result};
-use serde_json::Value;
+use anyhow::{ensure, Context, Result};
+use support::cluster::{bosun, get, nft_table, Cluster};
 
-/// A `bosun up` child; stopped (SIGTERM, as `bosun down` does) on drop.
-struct Cluster {
-    dir: PathBuf,
-    kubeconfig: PathBuf,
-    registry: String,
-    child: Option<Child>,
-    _tmp: tempfile::TempDir,
-}
-
-impl Drop for Cluster {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = nix::sys::signal::kill(
-                nix::unistd::Pid::from_raw(child.id() as i32),
-                nix::sys::signal::Signal::SIGTERM,
-            );
-            let _ = child.wait();
-        }
-    }
-}
-
-fn bosun() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_bosun"))
-}
-
-fn up_args(dir: &Path, registry: &str, api: &str, kubelet_port: u16, id: u32) -> Vec<String> {
-    [
-        "up",
-        "--dir",
-        &dir.display().to_string(),
-        "--registry",
-        registry,
-        "--listen",
-        api,
-        "--pod-cidr",
-        &format!("10.202.{id}.0/24"),
-        "--cluster-cidr",
-        "10.202.0.0/16",
-        "--service-cidr",
-        "10.96.0.0/16",
-        "--bridge",
-        &format!("bse{id}"),
-        "--kubelet-port",
-        &kubelet_port.to_string(),
-        "--node-name",
-        "e2e-node",
-        "--pause-binary",
-        &support::pause_binary().display().to_string(),
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect()
-}
-
-fn start_cluster() -> Result<Cluster> {
-    let tmp = tempfile::Builder::new().prefix("bosun-e2e-").tempdir()?;
-    let dir = tmp.path().to_path_buf();
-    let registry = format!("127.0.0.1:{}", support::free_port());
-    let api = format!("127.0.0.1:{}", support::free_port());
-    let id = std::process::id() % 200;
-    let args = up_args(&dir, &registry, &api, support::free_port(), id);
-    let mut child = bosun().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
-    let stdout = child.stdout.take().context("up stdout")?;
-    let mut cluster = Cluster { kubeconfig: dir.join("kubeconfig"), dir, registry, child: Some(child), _tmp: tmp };
-    // Wait for the "bosun is up" banner.
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            println!("[bosun up] {line}");
-            let _ = tx.send(line);
-        }
-    });
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        match rx.recv_timeout(Duration::from_millis(200)) {
-            Ok(line) if line.starts_with("bosun is up") => break,
-            Ok(_) => {}
-            Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
-            Err(_) => bail!("bosun up exited before it was up"),
-        }
-        if let Some(status) = cluster.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
-            bail!("bosun up exited with {status}");
-        }
-        ensure!(Instant::now() < deadline, "bosun up not up within 120 s");
-    }
-    ensure!(cluster.kubeconfig.exists(), "kubeconfig written");
-    // Running it again while it runs is harmless.
-    let again = bosun().args(&args).output()?;
-    ensure!(again.status.success(), "second up: {}", String::from_utf8_lossy(&again.stderr));
-    ensure!(String::from_utf8_lossy(&again.stdout).contains("already up"), "second up says it is already up");
-    Ok(cluster)
-}
-
-impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> Result<(bool, String, String)> {
-        let out = Command::new("kubectl").env("KUBECONFIG", &self.kubeconfig).args(args).output()?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        ))
-    }
-
-    fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
-        let (ok, out, err) = self.kubectl(args)?;
-        ensure!(ok, "kubectl {args:?} failed: {err}{out}");
-        Ok(out)
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        Ok(serde_json::from_str(&self.kubectl_ok(&all)?)?)
-    }
-
-    fn apply_stdin(&self, manifest: &str) -> Result<(bool, String, String)> {
-        let mut child = Command::new("kubectl")
-            .env("KUBECONFIG", &self.kubeconfig)
-            .args(["apply", "-f", "-"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()?;
-        std::io::Write::write_all(child.stdin.as_mut().context("stdin")?, manifest.as_bytes())?;
-        drop(child.stdin.take());
-        let out = child.wait_with_output()?;
-        Ok((
-            out.status.success(),
-            String::from_utf8_lossy(&out.stdout).into(),
-            String::from_utf8_lossy(&out.stderr).into(),
-        ))
-    }
-
-    /// Running pods of app=web: (name, ip).
-    fn running_pods(&self) -> Result<Vec<(String, String)>> {
-        let pods = self.json(&["get", "pods", "-l", "app=web"])?;
-        Ok(pods["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .filter(|p| p["status"]["phase"] == "Running" && p["metadata"]["deletionTimestamp"].is_null())
-            .filter(|p| p["status"]["containerStatuses"][0]["ready"] == true)
-            .map(|p| {
-                (
-                    p["metadata"]["name"].as_str().unwrap_or_default().to_string(),
-                    p["status"]["podIP"].as_str().unwrap_or_default().to_string(),
-                )
-            })
-            .collect())
-    }
-
-    fn wait_running(&self, n: usize, timeout: Duration) -> Result<Vec<(String, String)>> {
-        let deadline = Instant::now() + timeout;
-        loop {
-            let pods = self.running_pods()?;
-            if pods.len() == n {
-                return Ok(pods);
-            }
-            ensure!(
-                Instant::now() < deadline,
-                "{} of {n} pods running after {timeout:?}: {}",
-                pods.len(),
-                self.kubectl_ok(&["get", "pods", "-o", "wide"])?
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Ready endpoint addresses of the web Service.
-    fn endpoints(&self) -> Result<BTreeSet<String>> {
-        let slices = self.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web"])?;
-        Ok(slices["items"]
-            .as_array()
-            .into_iter()
-            .flatten()
-            .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
-            .filter(|e| e["conditions"]["ready"] == true)
-            .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
-            .filter_map(|a| a.as_str().map(String::from))
-            .collect())
-    }
-
-    fn cri_socket(&self) -> PathBuf {
-        self.dir.join("stack/containerd/containerd.sock")
-    }
-}
-
-/// One HTTP GET to the Service from the host.
-fn get(url: &str) -> Result<String> {
-    let out = Command::new("curl").args(["-sS", "--noproxy", "*", "--max-time", "2", url]).output()?;
-    ensure!(out.status.success(), "curl {url}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+/// Ready endpoint addresses of the web Service.
+fn endpoints(cluster: &Cluster) -> Result<BTreeSet<String>> {
+    let slices = cluster.json(&["get", "endpointslices", "-l", "kubernetes.io/service-name=web"])?;
+    Ok(slices["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter(|e| e["conditions"]["ready"] == true)
+        .flat_map(|e| e["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a.as_str().map(String::from))
+        .collect())
 }
 
 fn pods_answering(url: &str, requests: usize) -> Result<BTreeSet<String>> {
     (0..requests).map(|_| get(url)).collect()
 }
 
-fn web_manifest(registry: &str) -> Result<String> {
-    let text = std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/web.yaml"))?;
-    Ok(text.replace("127.0.0.1:5000", registry))
-}
-
 #[test]
 fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
-    let cluster = start_cluster()?;
-    let manifest = web_manifest(&cluster.registry)?;
+    let cluster = Cluster::start("e2e-node")?;
+    let manifest = cluster.web_manifest()?;
     let manifest_path = cluster.dir.join("web.yaml");
     std::fs::write(&manifest_path, &manifest)?;
     let manifest_path = manifest_path.display().to_string();
@@ -269,7 +82,7 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
     let cluster_ip = cluster.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
     let url = format!("http://{cluster_ip}/");
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.endpoints()?.len() < 3 || get(&url).is_err() {
+    while endpoints(&cluster)?.len() < 3 || get(&url).is_err() {
         ensure!(Instant::now() < deadline, "service {url} not routing within 30 s");
         std::thread::sleep(Duration::from_millis(100));
     }
@@ -281,8 +94,8 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
     cluster.kubectl_ok(&["scale", "deploy/web", "--replicas=5"])?;
     let pods = cluster.wait_running(5, Duration::from_secs(120))?;
     let deadline = Instant::now() + Duration::from_secs(30);
-    while cluster.endpoints()?.len() != 5 {
-        ensure!(Instant::now() < deadline, "5 endpoints within 30 s: {:?}", cluster.endpoints()?);
+    while endpoints(&cluster)?.len() != 5 {
+        ensure!(Instant::now() < deadline, "5 endpoints within 30 s: {:?}", endpoints(&cluster)?);
         std::thread::sleep(Duration::from_millis(100));
     }
     // Delete one pod: a replacement comes, and the Service stops sending to it.
@@ -291,7 +104,7 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
     cluster.kubectl_ok(&["delete", "pod", &victim, "--wait=false"])?;
     let deadline = Instant::now() + Duration::from_secs(30);
     // Unrouted = gone from the EndpointSlice and from the nftables backends.
-    while cluster.endpoints()?.contains(&victim_ip) || nft_table()?.contains(&format!("{victim_ip} . ")) {
+    while endpoints(&cluster)?.contains(&victim_ip) || nft_table()?.contains(&format!("{victim_ip} . ")) {
         ensure!(Instant::now() < deadline, "deleted pod {victim} still routed after 30 s");
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -354,12 +167,6 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
     let down = bosun().args(["down", "--dir", &cluster.dir.display().to_string()]).output()?;
     ensure!(down.status.success(), "bosun down: {}", String::from_utf8_lossy(&down.stderr));
     Ok(())
-}
-
-/// The proxy's nftables table as text.
-fn nft_table() -> Result<String> {
-    let out = Command::new("nft").args(["list", "table", "ip", "bosun"]).output()?;
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
 fn count_sandboxes(socket: &Path) -> Result<usize> {

@@ -8,6 +8,10 @@
 
 #![allow(dead_code)]
 
+pub mod cluster;
+pub mod nftmon;
+pub mod scale;
+
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;

@@ -30,7 +30,19 @@ where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
     F: Fn(Option<(&K, Change)>) + Send + 'static,
 {
+    spawn_with_store(api, token, move |_, change| on_change(change))
+}
+
+/// Like [`spawn`], but `on_change` also gets the store (already updated), so
+/// an index kept beside it can drop objects a relist no longer shows (the
+/// watcher sends no delete event for objects deleted while it was down).
+pub fn spawn_with_store<K, F>(api: Api<K>, token: CancellationToken, on_change: F) -> Store<K>
+where
+    K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
+    F: Fn(&Store<K>, Option<(&K, Change)>) + Send + 'static,
+{
     let (reader, writer) = reflector::store();
+    let store = reader.clone();
     let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
@@ -42,10 +54,10 @@ where
             match item {
                 None => break,
                 Some(Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj))) => {
-                    on_change(Some((&obj, Change::Applied)));
+                    on_change(&store, Some((&obj, Change::Applied)));
                 }
-                Some(Ok(watcher::Event::Delete(obj))) => on_change(Some((&obj, Change::Deleted))),
-                Some(Ok(watcher::Event::InitDone)) => on_change(None),
+                Some(Ok(watcher::Event::Delete(obj))) => on_change(&store, Some((&obj, Change::Deleted))),
+                Some(Ok(watcher::Event::InitDone)) => on_change(&store, None),
                 Some(Ok(watcher::Event::Init)) => {}
                 Some(Err(error)) => {
                     tracing::warn!(kind = K::kind(&()).as_ref(), %error, "watch failed; retrying");

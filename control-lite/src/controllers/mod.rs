@@ -11,6 +11,7 @@ pub mod endpointslice;
 pub mod events;
 pub mod eventttl;
 pub mod gc;
+pub mod index;
 pub mod informer;
 pub mod namespace;
 pub mod nodelifecycle;

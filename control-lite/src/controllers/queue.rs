@@ -107,8 +107,14 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
     }
 }
 
-/// Queues the key of every object in `store` now and every `interval`
-/// until `token` is cancelled (level-triggered safety net).
+/// How often a resync round queues its next batch of keys.
+const RESYNC_TICK: Duration = Duration::from_millis(100);
+
+/// Queues the key of every object in `store` once per `interval`, spread
+/// evenly over the interval in small batches (a level-triggered safety net
+/// whose cost is smooth and O(objects) per interval), until `token` is
+/// cancelled. The first round starts after one interval: the informers'
+/// initial list already queues every key.
 pub fn spawn_resync<K>(
     queue: WorkQueue<ObjectKey>,
     store: kube::runtime::reflector::Store<K>,
@@ -118,16 +124,33 @@ pub fn spawn_resync<K>(
     K: kube::Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
 {
     tokio::spawn(async move {
+        let mut round = tokio::time::Instant::now();
         loop {
-            for obj in store.state() {
-                queue.add(ObjectKey::of(obj.meta()));
-            }
+            round += interval;
             tokio::select! {
-                () = token.cancelled() => break,
-                () = tokio::time::sleep(interval) => {}
+                () = token.cancelled() => return,
+                () = tokio::time::sleep_until(round) => {}
+            }
+            let keys: Vec<ObjectKey> = store.state().iter().map(|o| ObjectKey::of(o.meta())).collect();
+            for batch in keys.chunks(resync_batch(keys.len(), interval, RESYNC_TICK)) {
+                for key in batch {
+                    queue.add(key.clone());
+                }
+                tokio::select! {
+                    () = token.cancelled() => return,
+                    () = tokio::time::sleep(RESYNC_TICK) => {}
+                }
             }
         }
     });
+}
+
+/// How many of `total` keys to queue per `tick` so a round spreads over
+/// `interval` (at least one).
+pub fn resync_batch(total: usize, interval: Duration, tick: Duration) -> usize {
+    let ticks = (interval.as_millis() / tick.as_millis().max(1)).max(1);
+    let total = u128::try_from(total).unwrap_or(u128::MAX);
+    usize::try_from(total.div_ceil(ticks)).unwrap_or(usize::MAX).max(1)
 }
 
 /// Delay before retrying a key that failed `failures` times in a row.
@@ -187,6 +210,21 @@ mod tests {
         assert_eq!(seen, ["a", "b", "c"]);
         token.cancel();
         assert_eq!(queue.next().await, None);
+    }
+
+    #[test]
+    fn resync_rounds_are_spread_over_the_interval() {
+        let tick = Duration::from_millis(100);
+        let cases = [
+            (0, Duration::from_secs(30), 1),
+            (5, Duration::from_secs(30), 1),
+            (10_000, Duration::from_secs(30), 34),
+            (44_000, Duration::from_secs(300), 15),
+            (7, Duration::from_millis(10), 7),
+        ];
+        for (total, interval, want) in cases {
+            assert_eq!(resync_batch(total, interval, tick), want, "{total} keys over {interval:?}");
+        }
     }
 
     #[test]

@@ -44,15 +44,13 @@ impl AssumedCache {
     }
 
     /// Drops entries the watch has confirmed (pod bound or gone) or that
-    /// expired.
-    pub fn prune(&mut self, pods: &[Arc<Pod>], now: Instant) {
-        let unbound: HashMap<&str, ()> = pods
-            .iter()
-            .filter(|p| node_name(p).is_none())
-            .filter_map(|p| p.metadata.uid.as_deref().map(|uid| (uid, ())))
-            .collect();
-        self.entries
-            .retain(|uid, assumed| unbound.contains_key(uid.as_str()) && now.duration_since(assumed.at) < ASSUME_TTL);
+    /// expired. `current` finds the informer's copy of an assumed pod.
+    pub fn prune(&mut self, current: impl Fn(&Pod) -> Option<Arc<Pod>>, now: Instant) {
+        self.entries.retain(|uid, assumed| {
+            let unbound = current(&assumed.pod)
+                .is_some_and(|p| node_name(&p).is_none() && p.metadata.uid.as_deref() == Some(uid.as_str()));
+            unbound && now.duration_since(assumed.at) < ASSUME_TTL
+        });
     }
 
     /// Number of assumed bindings (for logs and tests).
@@ -139,7 +137,7 @@ mod tests {
         assert!(infos[1].pods.is_empty());
 
         let confirmed = pod("a", "u1", json!({"containers": [], "nodeName": "n1"}));
-        cache.prune(std::slice::from_ref(&confirmed), now);
+        cache.prune(|_| Some(confirmed.clone()), now);
         assert!(cache.is_empty());
         let infos = node_infos(&[node("n1")], &[confirmed], &cache);
         assert_eq!(infos[0].pods.len(), 1, "counted once, from the store");
@@ -151,11 +149,16 @@ mod tests {
         let unbound = pod("a", "u1", json!({"containers": []}));
         let mut cache = AssumedCache::default();
         cache.assume(&unbound, "n1", now);
-        cache.prune(std::slice::from_ref(&unbound), now + ASSUME_TTL);
+        cache.prune(|_| Some(unbound.clone()), now);
+        assert_eq!(cache.len(), 1, "still unbound, still assumed");
+        cache.prune(|_| Some(unbound.clone()), now + ASSUME_TTL);
         assert!(cache.is_empty(), "expired");
         cache.assume(&unbound, "n1", now);
-        cache.prune(&[], now);
+        cache.prune(|_| None, now);
         assert!(cache.is_empty(), "pod deleted");
+        cache.assume(&unbound, "n1", now);
+        cache.prune(|_| Some(pod("a", "u2", json!({"containers": []}))), now);
+        assert!(cache.is_empty(), "a new pod of the same name");
     }
 
     #[test]

@@ -12,15 +12,16 @@ pub mod decision;
 pub mod resources;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use kube::runtime::reflector::Store;
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use crate::controllers::index::Index;
 use crate::controllers::informer::{self, Change};
 use binder::Binder;
 use cache::AssumedCache;
@@ -50,9 +51,11 @@ pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()>
             kick.notify_one();
         })
     };
+    let places: Index<Pod, Place> = Index::new(place);
     let pods: Store<Pod> = {
-        let (kick, epoch) = (kick.clone(), epoch.clone());
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+        let (kick, epoch, index) = (kick.clone(), epoch.clone(), places.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            index.apply(store, change);
             let frees = match change {
                 Some((pod, Change::Applied)) => cache::node_name(pod).is_some(),
                 Some((_, Change::Deleted)) | None => true,
@@ -68,7 +71,7 @@ pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()>
     }
     tracing::info!("scheduler started");
     let mut state =
-        Scheduler { binder: Binder::new(client), assumed: AssumedCache::default(), failures: HashMap::new() };
+        Scheduler { binder: Binder::new(client), places, assumed: AssumedCache::default(), failures: HashMap::new() };
     loop {
         state.pass(&nodes, &pods, epoch.load(Ordering::SeqCst)).await;
         tokio::select! {
@@ -80,8 +83,25 @@ pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()>
     Ok(())
 }
 
+/// Where a pod stands for the scheduler (its index key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum Place {
+    /// Waiting to be scheduled by us.
+    Pending,
+    /// Bound to this node.
+    Node(String),
+}
+
+fn place(pod: &Pod) -> Vec<Place> {
+    if cache::needs_scheduling(pod) {
+        return vec![Place::Pending];
+    }
+    cache::node_name(pod).map(|n| Place::Node(n.to_string())).into_iter().collect()
+}
+
 struct Scheduler {
     binder: Binder,
+    places: Index<Pod, Place>,
     assumed: AssumedCache,
     failures: HashMap<String, Failure>,
 }
@@ -90,15 +110,17 @@ impl Scheduler {
     /// One scheduling pass over every pending pod.
     async fn pass(&mut self, nodes: &Store<Node>, pods: &Store<Pod>, epoch: u64) {
         let now = Instant::now();
-        let pods = pods.state();
-        let nodes = nodes.state();
-        self.assumed.prune(&pods, now);
-        let pending = cache::pending_pods(&pods);
-        self.failures.retain(|uid, _| pending.iter().any(|p| p.uid().as_deref() == Some(uid.as_str())));
+        self.assumed.prune(|pod| pods.get(&ObjectRef::from_obj(pod)), now);
+        let pending = cache::pending_pods(&self.places.resolve(pods, &Place::Pending));
+        let pending_uids: HashSet<&str> = pending.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
+        self.failures.retain(|uid, _| pending_uids.contains(uid.as_str()));
         if pending.is_empty() {
             return;
         }
-        let mut infos = cache::node_infos(&nodes, &pods, &self.assumed);
+        let nodes = nodes.state();
+        let bound: Vec<Arc<Pod>> =
+            nodes.iter().flat_map(|n| self.places.resolve(pods, &Place::Node(n.name_any()))).collect();
+        let mut infos = cache::node_infos(&nodes, &bound, &self.assumed);
         for pod in pending {
             let uid = pod.uid().unwrap_or_default();
             if let Some(failure) = self.failures.get(&uid) {

@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Recorder};
+use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
 use super::{is_conflict, is_not_found, selector};
@@ -56,10 +57,31 @@ pub enum Error {
     },
 }
 
+/// The Deployment controlling a ReplicaSet (the ReplicaSet index key).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct DeploymentRef {
+    namespace: String,
+    name: String,
+    uid: String,
+}
+
+fn deployment_of(rs: &ReplicaSet) -> Vec<DeploymentRef> {
+    selector::controller_of(&rs.metadata)
+        .filter(|o| o.kind == "Deployment")
+        .map(|o| DeploymentRef {
+            namespace: rs.namespace().unwrap_or_default(),
+            name: o.name.clone(),
+            uid: o.uid.clone(),
+        })
+        .into_iter()
+        .collect()
+}
+
 struct Ctx {
     client: Client,
     deployments: Store<Deployment>,
     sets: Store<ReplicaSet>,
+    sets_by_owner: Index<ReplicaSet, DeploymentRef>,
     recorder: Recorder,
 }
 
@@ -74,12 +96,14 @@ pub async fn run(client: Client, token: CancellationToken) {
             }
         })
     };
+    let sets_by_owner: Index<ReplicaSet, DeploymentRef> = Index::new(deployment_of);
     let sets: Store<ReplicaSet> = {
-        let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            let Some((rs, _)) = change else { return };
-            if let Some(owner) = selector::controller_of(&rs.metadata).filter(|o| o.kind == "Deployment") {
-                queue.add(ObjectKey { namespace: rs.namespace().unwrap_or_default(), name: owner.name.clone() });
+        let (queue, index) = (queue.clone(), sets_by_owner.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for owner in moved.before.into_iter().chain(moved.after) {
+                    queue.add(ObjectKey { namespace: owner.namespace, name: owner.name });
+                }
             }
         })
     };
@@ -87,7 +111,13 @@ pub async fn run(client: Client, token: CancellationToken) {
         return;
     }
     queue::spawn_resync(queue.clone(), deployments.clone(), RESYNC, token.clone());
-    let ctx = Ctx { recorder: Recorder::new(client.clone(), "deployment-controller"), client, deployments, sets };
+    let ctx = Ctx {
+        recorder: Recorder::new(client.clone(), "deployment-controller"),
+        client,
+        deployments,
+        sets,
+        sets_by_owner,
+    };
     let mut retry = Retry::new("deployment");
     while let Some(key) = queue.next().await {
         let result = ctx.reconcile(&key).await;
@@ -105,11 +135,11 @@ impl Ctx {
         }
         let uid = d.uid().unwrap_or_default();
         let selector = d.spec.as_ref().map(|s| s.selector.clone()).unwrap_or_default();
+        let owner = DeploymentRef { namespace: key.namespace.clone(), name: key.name.clone(), uid: uid.clone() };
         let owned: Vec<Arc<ReplicaSet>> = self
-            .sets
-            .state()
+            .sets_by_owner
+            .resolve(&self.sets, &owner)
             .into_iter()
-            .filter(|rs| rs.namespace().as_deref() == Some(key.namespace.as_str()))
             .filter(|rs| selector::controller_of(&rs.metadata).is_some_and(|o| o.uid == uid))
             .filter(|rs| selector::matches(&selector, &selector::labels(&rs.metadata)))
             .collect();

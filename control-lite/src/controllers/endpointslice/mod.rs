@@ -6,6 +6,7 @@
 //! only when content changed, delete duplicates and slices of deleted
 //! Services. Must not: touch slices other controllers manage.
 
+pub mod inputs;
 pub mod render;
 
 use k8s_openapi::api::core::v1::{Pod, Service};
@@ -13,16 +14,20 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
-use super::informer;
+use super::index::{self, Index};
+use super::informer::{self, Change};
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
-use super::{is_conflict, is_not_found};
+use super::{is_conflict, is_not_found, selector};
+use inputs::{LabelKey, PodView};
 
-const RESYNC: Duration = Duration::from_secs(30);
+/// Safety-net resync; a Service whose inputs did not change costs a
+/// fingerprint, and the round is spread over the interval.
+const RESYNC: Duration = Duration::from_secs(300);
 /// How long a slice we created is looked up by name while the watch lags.
 const CREATED_TTL: Duration = Duration::from_secs(30);
 
@@ -37,16 +42,24 @@ pub struct Error {
     source: kube::Error,
 }
 
+/// A Service's name-and-namespace, as the queue and the slice index use it.
+type ServiceKey = ObjectKey;
+
 struct Ctx {
     client: Client,
     services: Store<Service>,
     pods: Store<Pod>,
     slices: Store<EndpointSlice>,
+    pods_by_label: Index<Pod, LabelKey>,
+    slices_by_service: Index<EndpointSlice, ServiceKey>,
     /// Slices created by us, by Service, until the watch shows them.
-    created: HashMap<ObjectKey, (String, Instant)>,
+    created: HashMap<ServiceKey, (String, Instant)>,
+    /// Input fingerprint of each Service's last reconcile that wrote
+    /// nothing: seeing it again means there is nothing to do.
+    settled: HashMap<ServiceKey, u64>,
 }
 
-fn managed_service(slice: &EndpointSlice) -> Option<ObjectKey> {
+fn managed_service(slice: &EndpointSlice) -> Option<ServiceKey> {
     let labels = slice.metadata.labels.as_ref()?;
     if labels.get(render::MANAGED_BY_LABEL).map(String::as_str) != Some(render::MANAGED_BY) {
         return None;
@@ -57,34 +70,73 @@ fn managed_service(slice: &EndpointSlice) -> Option<ObjectKey> {
     })
 }
 
+/// Queues the Services whose selector matches `labels` (pod labels of
+/// `namespace`), found through the Service index.
+fn queue_selecting(
+    queue: &WorkQueue<ServiceKey>,
+    services: &Store<Service>,
+    by_label: &Index<Service, LabelKey>,
+    namespace: &str,
+    labels: &BTreeMap<String, String>,
+) {
+    for (key, value) in labels {
+        let probe = LabelKey { namespace: namespace.to_string(), key: key.clone(), value: value.clone() };
+        for svc in by_label.resolve(services, &probe) {
+            if render::service_selector(&svc).is_some_and(|wanted| inputs::selects(wanted, labels)) {
+                queue.add(ObjectKey::of(&svc.metadata));
+            }
+        }
+    }
+}
+
 /// Runs the EndpointSlice controller until `token` is cancelled.
 pub async fn run(client: Client, token: CancellationToken) {
-    let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    let queue: WorkQueue<ServiceKey> = WorkQueue::new(token.clone());
+    let services_by_label: Index<Service, LabelKey> = Index::new(inputs::service_keys);
     let services: Store<Service> = {
-        let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            if let Some((svc, _)) = change {
-                queue.add(ObjectKey::of(&svc.metadata));
+        let (queue, index) = (queue.clone(), services_by_label.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            for (key, _) in index.apply(store, change) {
+                queue.add(key);
             }
         })
     };
+    let pods_by_label: Index<Pod, LabelKey> = Index::new(inputs::pod_keys);
     let pods: Store<Pod> = {
-        let (queue, services) = (queue.clone(), services.clone());
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            let Some((pod, _)) = change else { return };
-            let namespace = pod.namespace();
-            for svc in services.state() {
-                if svc.namespace() == namespace && render::service_selector(&svc).is_some() {
-                    queue.add(ObjectKey::of(&svc.metadata));
+        let (queue, services, by_label, index) =
+            (queue.clone(), services.clone(), services_by_label.clone(), pods_by_label.clone());
+        // The last view of each pod: updates that leave it unchanged queue nothing.
+        let seen: Mutex<HashMap<ObjectKey, PodView>> = Mutex::new(HashMap::new());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            let view = change.and_then(|(pod, how)| (how == Change::Applied).then(|| PodView::of(pod)));
+            if change.is_none() {
+                let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                seen.retain(|key, _| store.get(&index::object_ref(key)).is_some());
+            }
+            for (key, moved) in index.apply(store, change) {
+                let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
+                let before = match &view {
+                    Some(view) => seen.insert(key.clone(), view.clone()),
+                    None => seen.remove(&key),
+                };
+                drop(seen);
+                if before.is_some() && before == view {
+                    continue;
+                }
+                for labels in [inputs::labels_of(&moved.before), inputs::labels_of(&moved.after)] {
+                    queue_selecting(&queue, &services, &by_label, &key.namespace, &labels);
                 }
             }
         })
     };
+    let slices_by_service: Index<EndpointSlice, ServiceKey> = Index::new(|s| managed_service(s).into_iter().collect());
     let slices: Store<EndpointSlice> = {
-        let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            if let Some(key) = change.and_then(|(slice, _)| managed_service(slice)) {
-                queue.add(key);
+        let (queue, index) = (queue.clone(), slices_by_service.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for key in moved.before.into_iter().chain(moved.after) {
+                    queue.add(key);
+                }
             }
         })
     };
@@ -98,7 +150,16 @@ pub async fn run(client: Client, token: CancellationToken) {
         }
     }
     queue::spawn_resync(queue.clone(), services.clone(), RESYNC, token.clone());
-    let mut ctx = Ctx { client, services, pods, slices, created: HashMap::new() };
+    let mut ctx = Ctx {
+        client,
+        services,
+        pods,
+        slices,
+        pods_by_label,
+        slices_by_service,
+        created: HashMap::new(),
+        settled: HashMap::new(),
+    };
     let mut retry = Retry::new("endpointslice");
     while let Some(key) = queue.next().await {
         let result = ctx.reconcile(&key).await;
@@ -113,9 +174,20 @@ impl Ctx {
             let (slice, service) = (slice.to_string(), key.clone());
             move |source| Error { action, slice, service, source }
         };
-        let mut existing: Vec<Arc<EndpointSlice>> =
-            self.slices.state().into_iter().filter(|s| managed_service(s).as_ref() == Some(key)).collect();
-        existing.sort_by(|a, b| a.metadata.name.cmp(&b.metadata.name));
+        let mut existing: Vec<Arc<EndpointSlice>> = self
+            .slices_by_service
+            .resolve(&self.slices, key)
+            .into_iter()
+            .filter(|s| managed_service(s).as_ref() == Some(key))
+            .collect();
+        let svc = self.services.get(&ObjectRef::new(&key.name).within(&key.namespace));
+        let pods = self.selected_pods(key, svc.as_deref());
+        let inputs = inputs::fingerprint(svc.as_deref(), &pods, &existing);
+        let lagging = existing.is_empty() && self.created.contains_key(key);
+        if !lagging && self.settled.get(key) == Some(&inputs) {
+            return Ok(None);
+        }
+        self.settled.remove(key);
         if existing.is_empty() {
             if let Some((name, at)) = self.created.get(key) {
                 if at.elapsed() < CREATED_TTL {
@@ -129,13 +201,6 @@ impl Ctx {
         } else {
             self.created.remove(key);
         }
-        let svc = self.services.get(&ObjectRef::new(&key.name).within(&key.namespace));
-        let pods: Vec<Arc<Pod>> = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(key.namespace.as_str()))
-            .collect();
         let desired = svc.as_deref().and_then(|svc| render::render(svc, &pods));
         let (keep, extra) = match &desired {
             // The slice must belong to this incarnation of the Service.
@@ -149,6 +214,7 @@ impl Ctx {
             }
             None => (None, existing),
         };
+        let wrote = !extra.is_empty();
         for slice in extra {
             let name = slice.name_any();
             match api.delete(&name, &DeleteParams::default()).await {
@@ -159,10 +225,20 @@ impl Ctx {
         }
         let Some(desired) = desired else {
             self.created.remove(key);
+            if !wrote && svc.is_none() {
+                // Nothing left to remember for a Service that is gone.
+                self.settled.remove(key);
+            } else if !wrote {
+                self.settled.insert(key.clone(), inputs);
+            }
             return Ok(None);
         };
         match keep {
-            Some(current) if render::same_content(&current, &desired) => {}
+            Some(current) if render::same_content(&current, &desired) => {
+                if !wrote && !lagging {
+                    self.settled.insert(key.clone(), inputs);
+                }
+            }
             Some(current) => {
                 let name = current.name_any();
                 let mut updated = (*current).clone();
@@ -186,5 +262,20 @@ impl Ctx {
             }
         }
         Ok(None)
+    }
+
+    /// The pods `svc`'s selector matches, through the label index.
+    fn selected_pods(&self, key: &ServiceKey, svc: Option<&Service>) -> Vec<Arc<Pod>> {
+        let Some(wanted) = svc.and_then(render::service_selector) else {
+            return Vec::new();
+        };
+        let Some(probe) = inputs::selector_key(&key.namespace, wanted) else {
+            return Vec::new();
+        };
+        self.pods_by_label
+            .resolve(&self.pods, &probe)
+            .into_iter()
+            .filter(|p| inputs::selects(wanted, &selector::labels(&p.metadata)))
+            .collect()
     }
 }

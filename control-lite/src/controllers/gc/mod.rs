@@ -1,12 +1,14 @@
 //! Garbage collector: deletes objects whose owners are gone.
 //!
 //! Owns: informers on every kind it collects or that can own those objects
-//! (Deployments, ReplicaSets, Services, Nodes, Pods, EndpointSlices), a
-//! sweep whenever any of them changes (and every `RESYNC`), and applying
-//! `plan::plan` after confirming with a live GET that an owner is really
-//! gone (caches of different kinds lag each other). Must not: collect kinds
-//! it does not watch.
+//! (Deployments, ReplicaSets, Services, Nodes, Pods, EndpointSlices) feeding
+//! the owner `graph`, a sweep of only what changed whenever any of them
+//! changes (unfinished actions are looked at again every `RESYNC`), and
+//! applying `plan::plan` after confirming with a live GET that an owner is
+//! really gone (caches of different kinds lag each other). Must not: collect
+//! kinds it does not watch.
 
+pub mod graph;
 pub mod plan;
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
@@ -25,8 +27,11 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use super::informer;
+use super::index;
+use super::informer::{self, Change};
 use super::is_not_found;
+use super::queue::ObjectKey;
+use graph::Graph;
 use plan::Action;
 
 const RESYNC: Duration = Duration::from_secs(30);
@@ -47,40 +52,49 @@ pub struct Error {
     source: kube::Error,
 }
 
-/// A watched kind: its store plus how to reach it generically.
+/// A watched kind and how to reach it generically.
 struct Watched {
     kind: &'static str,
     resource: ApiResource,
     namespaced: bool,
-    snapshot: Box<dyn Fn() -> Vec<plan::Node> + Send + Sync>,
 }
 
-fn watch<K>(client: &Client, token: &CancellationToken, kick: &Arc<Notify>, namespaced: bool) -> (Watched, Store<K>)
+fn watch<K>(
+    client: &Client,
+    token: &CancellationToken,
+    kick: &Arc<Notify>,
+    graph: &Graph,
+    namespaced: bool,
+) -> (Watched, Store<K>)
 where
     K: Resource<DynamicType = ()> + k8s_openapi::Resource + Clone + DeserializeOwned + Debug + Send + Sync + 'static,
 {
-    let kick = kick.clone();
-    let store: Store<K> = informer::spawn(Api::all(client.clone()), token.clone(), move |_| kick.notify_one());
+    let (kick, graph) = (kick.clone(), graph.clone());
     let kind = <K as k8s_openapi::Resource>::KIND;
-    let snap = store.clone();
-    let watched = Watched {
-        kind,
-        resource: ApiResource::erase::<K>(&()),
-        namespaced,
-        snapshot: Box::new(move || snap.state().iter().map(|o| plan::Node::of(kind, o.meta())).collect()),
-    };
-    (watched, store)
+    let store: Store<K> = informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        match change {
+            Some((object, Change::Applied)) => graph.applied(plan::Node::of(kind, object.meta())),
+            Some((object, Change::Deleted)) => graph.deleted(object.meta().uid.as_deref().unwrap_or_default()),
+            None => graph.relisted(kind, |node| {
+                let key = ObjectKey { namespace: node.namespace.clone(), name: node.name.clone() };
+                store.get(&index::object_ref(&key)).is_some_and(|o| o.meta().uid.as_deref() == Some(node.uid.as_str()))
+            }),
+        }
+        kick.notify_one();
+    });
+    (Watched { kind, resource: ApiResource::erase::<K>(&()), namespaced }, store)
 }
 
 /// Runs the garbage collector until `token` is cancelled.
 pub async fn run(client: Client, token: CancellationToken) {
     let kick = Arc::new(Notify::new());
-    let (deployments, d_store) = watch::<Deployment>(&client, &token, &kick, true);
-    let (sets, rs_store) = watch::<ReplicaSet>(&client, &token, &kick, true);
-    let (services, svc_store) = watch::<Service>(&client, &token, &kick, true);
-    let (nodes, node_store) = watch::<Node>(&client, &token, &kick, false);
-    let (pods, pod_store) = watch::<Pod>(&client, &token, &kick, true);
-    let (slices, slice_store) = watch::<EndpointSlice>(&client, &token, &kick, true);
+    let graph = Graph::default();
+    let (deployments, d_store) = watch::<Deployment>(&client, &token, &kick, &graph, true);
+    let (sets, rs_store) = watch::<ReplicaSet>(&client, &token, &kick, &graph, true);
+    let (services, svc_store) = watch::<Service>(&client, &token, &kick, &graph, true);
+    let (nodes, node_store) = watch::<Node>(&client, &token, &kick, &graph, false);
+    let (pods, pod_store) = watch::<Pod>(&client, &token, &kick, &graph, true);
+    let (slices, slice_store) = watch::<EndpointSlice>(&client, &token, &kick, &graph, true);
     let ready = informer::wait_ready(&d_store, &token).await
         && informer::wait_ready(&rs_store, &token).await
         && informer::wait_ready(&svc_store, &token).await
@@ -91,8 +105,15 @@ pub async fn run(client: Client, token: CancellationToken) {
         return;
     }
     let watched = vec![deployments, sets, services, nodes, pods, slices];
-    let mut collector = Collector { client, watched, attempted: HashMap::new() };
+    let mut collector = Collector { client, watched, graph, attempted: HashMap::new(), unfinished: HashSet::new() };
+    // Every store completed its first list: look at everything once.
+    collector.graph.dirty_all();
+    let mut retried = Instant::now();
     loop {
+        if retried.elapsed() >= RESYNC {
+            collector.graph.retry(std::mem::take(&mut collector.unfinished));
+            retried = Instant::now();
+        }
         collector.sweep().await;
         tokio::select! {
             () = token.cancelled() => break,
@@ -105,28 +126,44 @@ pub async fn run(client: Client, token: CancellationToken) {
 struct Collector {
     client: Client,
     watched: Vec<Watched>,
+    graph: Graph,
     attempted: HashMap<String, Instant>,
+    /// Objects whose action did not finish (failed, not yet confirmed, or
+    /// recently attempted): looked at again every `RESYNC`.
+    unfinished: HashSet<String>,
 }
 
 impl Collector {
+    /// Plans over what changed since the last sweep and applies the actions
+    /// on those objects.
     async fn sweep(&mut self) {
-        let objects: Vec<plan::Node> = self.watched.iter().flat_map(|w| (w.snapshot)()).collect();
-        // Every store completed its first list before the first sweep.
+        let batch = self.graph.take();
+        if batch.focus.is_empty() {
+            return;
+        }
         let kinds: HashSet<&str> = self.watched.iter().map(|w| w.kind).collect();
         let now = Instant::now();
         self.attempted.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
-        for action in plan::plan(&objects, &kinds) {
+        for action in plan::plan(&batch.objects, &kinds) {
             let object = match &action {
                 Action::Delete { object, .. }
                 | Action::RemoveOwners { object, .. }
                 | Action::RemoveFinalizer { object, .. } => object.clone(),
             };
+            if !batch.focus.contains(&object.uid) {
+                continue;
+            }
             let attempt_key = format!("{}/{:?}", object.uid, std::mem::discriminant(&action));
             if self.attempted.contains_key(&attempt_key) {
+                self.unfinished.insert(object.uid.clone());
                 continue;
             }
             self.attempted.insert(attempt_key, now);
-            match self.apply(&action, &object).await {
+            let outcome = self.apply(&action, &object).await;
+            if !matches!(outcome, Ok(true)) {
+                self.unfinished.insert(object.uid.clone());
+            }
+            match outcome {
                 Ok(true) => tracing::info!(
                     kind = %object.kind,
                     namespace = %object.namespace,

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Recorder};
+use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
 use super::{is_not_found, selector};
@@ -61,10 +62,30 @@ struct Expectation {
     at: Instant,
 }
 
+/// Index key of a pod for this controller: the ReplicaSet controlling it,
+/// or "orphan in this namespace" (adoption candidates).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum PodOwner {
+    ReplicaSet { namespace: String, name: String, uid: String },
+    Orphan { namespace: String },
+}
+
+fn pod_owner(pod: &Pod) -> Vec<PodOwner> {
+    let namespace = pod.namespace().unwrap_or_default();
+    match selector::controller_of(&pod.metadata) {
+        Some(owner) if owner.kind == "ReplicaSet" => {
+            vec![PodOwner::ReplicaSet { namespace, name: owner.name.clone(), uid: owner.uid.clone() }]
+        }
+        Some(_) => Vec::new(),
+        None => vec![PodOwner::Orphan { namespace }],
+    }
+}
+
 struct Ctx {
     client: Client,
     sets: Store<ReplicaSet>,
     pods: Store<Pod>,
+    pods_by_owner: Index<Pod, PodOwner>,
     recorder: Recorder,
     expectations: HashMap<ObjectKey, Expectation>,
 }
@@ -72,20 +93,26 @@ struct Ctx {
 /// Runs the ReplicaSet controller until `token` is cancelled.
 pub async fn run(client: Client, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    let sets_by_namespace: Index<ReplicaSet, String> =
+        Index::new(|rs: &ReplicaSet| rs.namespace().into_iter().collect());
     let sets: Store<ReplicaSet> = {
-        let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            if let Some((rs, _)) = change {
-                queue.add(ObjectKey::of(&rs.metadata));
+        let (queue, index) = (queue.clone(), sets_by_namespace.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            for (key, _) in index.apply(store, change) {
+                queue.add(key);
             }
         })
     };
+    let pods_by_owner: Index<Pod, PodOwner> = Index::new(pod_owner);
     let pods: Store<Pod> = {
-        let (queue, sets) = (queue.clone(), sets.clone());
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
-            if let Some((pod, _)) = change {
-                for key in owners_to_sync(pod, &sets) {
-                    queue.add(key);
+        let (queue, sets, by_namespace, index) =
+            (queue.clone(), sets.clone(), sets_by_namespace.clone(), pods_by_owner.clone());
+        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for owner in moved.before.iter().chain(&moved.after) {
+                    for key in owners_to_sync(owner, change.map(|(pod, _)| pod), &sets, &by_namespace) {
+                        queue.add(key);
+                    }
                 }
             }
         })
@@ -99,6 +126,7 @@ pub async fn run(client: Client, token: CancellationToken) {
         client,
         sets,
         pods,
+        pods_by_owner,
         expectations: HashMap::new(),
     };
     let mut retry = Retry::new("replicaset");
@@ -108,27 +136,32 @@ pub async fn run(client: Client, token: CancellationToken) {
     }
 }
 
-/// The ReplicaSets a pod change concerns: its controller, or for orphans
-/// every ReplicaSet of the namespace whose selector matches.
-fn owners_to_sync(pod: &Pod, sets: &Store<ReplicaSet>) -> Vec<ObjectKey> {
-    let namespace = pod.namespace().unwrap_or_default();
-    if let Some(owner) = selector::controller_of(&pod.metadata) {
-        if owner.kind != "ReplicaSet" {
-            return Vec::new();
+/// The ReplicaSets a pod change concerns: its (old or new) controller, or
+/// for an orphan every ReplicaSet of the namespace whose selector matches.
+fn owners_to_sync(
+    owner: &PodOwner,
+    pod: Option<&Pod>,
+    sets: &Store<ReplicaSet>,
+    by_namespace: &Index<ReplicaSet, String>,
+) -> Vec<ObjectKey> {
+    match owner {
+        PodOwner::ReplicaSet { namespace, name, .. } => {
+            vec![ObjectKey { namespace: namespace.clone(), name: name.clone() }]
         }
-        return vec![ObjectKey { namespace, name: owner.name.clone() }];
+        PodOwner::Orphan { namespace } => {
+            let labels = pod.map(|p| selector::labels(&p.metadata)).unwrap_or_default();
+            by_namespace
+                .resolve(sets, namespace)
+                .iter()
+                .filter(|rs| {
+                    rs.spec
+                        .as_ref()
+                        .is_some_and(|s| !selector::is_empty(&s.selector) && selector::matches(&s.selector, &labels))
+                })
+                .map(|rs| ObjectKey::of(&rs.metadata))
+                .collect()
+        }
     }
-    let labels = selector::labels(&pod.metadata);
-    sets.state()
-        .iter()
-        .filter(|rs| rs.namespace().as_deref() == Some(namespace.as_str()))
-        .filter(|rs| {
-            rs.spec
-                .as_ref()
-                .is_some_and(|s| !selector::is_empty(&s.selector) && selector::matches(&s.selector, &labels))
-        })
-        .map(|rs| ObjectKey::of(&rs.metadata))
-        .collect()
 }
 
 impl Ctx {
@@ -137,12 +170,14 @@ impl Ctx {
             self.expectations.remove(key);
             return Ok(None);
         };
-        let pods: Vec<Arc<Pod>> = self
-            .pods
-            .state()
-            .into_iter()
-            .filter(|p| p.namespace().as_deref() == Some(key.namespace.as_str()))
-            .collect();
+        let owned = PodOwner::ReplicaSet {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            uid: rs.metadata.uid.clone().unwrap_or_default(),
+        };
+        let orphans = PodOwner::Orphan { namespace: key.namespace.clone() };
+        let mut pods = self.pods_by_owner.resolve(&self.pods, &owned);
+        pods.extend(self.pods_by_owner.resolve(&self.pods, &orphans));
         let plan = plan::plan(&rs, &pods, jiff::Timestamp::now());
         let settled = self.expectations_met(key, &pods);
         let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
