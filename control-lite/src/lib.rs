@@ -13,6 +13,7 @@ pub mod apiserver;
 pub mod controllers;
 pub mod scheduler;
 pub mod store;
+pub mod supervisor;
 
 mod run;
 pub use run::{run, ControlArgs};

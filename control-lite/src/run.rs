@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
 use crate::store::{spawn_compactor, Retention, Store};
+use crate::supervisor::{supervise, Backoff};
 
 /// Flags of `bosun control`.
 #[derive(Debug, Clone, clap::Args)]
@@ -48,37 +49,39 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let server = format!("http://{addr}");
+    let server_url = format!("http://{addr}");
     if let Some(path) = &args.kubeconfig_out {
-        write_kubeconfig(path, &server)?;
+        write_kubeconfig(path, &server_url)?;
     }
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
     let state =
         Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
-    let mut tasks = tokio::task::JoinSet::new();
     let server_token = token.clone();
-    tasks.spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
+    let server = tokio::spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
 
     // Scheduler and controllers are plain API clients of the apiserver (the
-    // listener is bound already, so their first requests just queue).
-    let config = kube::Config::new(server.parse().context("apiserver URL")?);
+    // listener is bound already, so their first requests just queue). Each
+    // runs under its own supervisor: a failed component is restarted alone
+    // while the apiserver keeps serving.
+    let config = kube::Config::new(server_url.parse().context("apiserver URL")?);
     let client = kube::Client::try_from(config).context("kube client")?;
-    let (c, t) = (client.clone(), token.clone());
-    tasks.spawn(async move { crate::scheduler::run(c, t).await.context("scheduler") });
-    let (c, t) = (client, token.clone());
-    tasks.spawn(async move { crate::controllers::run_all(c, t).await.context("controllers") });
+    let scheduler = {
+        let client = client.clone();
+        supervise("scheduler", token.clone(), Backoff::default(), move |t| crate::scheduler::run(client.clone(), t))
+    };
+    let controllers = crate::controllers::run_all(client, token.clone());
+    let components = tokio::spawn(async move { tokio::join!(scheduler, controllers).1 });
 
-    // Any component ending ends the control plane; the first error is returned.
-    let mut first_error = None;
-    while let Some(joined) = tasks.join_next().await {
-        let result = joined.context("control-plane task panicked").and_then(|r| r);
-        if let Err(error) = result {
-            tracing::error!(error = format!("{error:#}"), "control-plane component failed");
-            first_error.get_or_insert(error);
-        }
-        token.cancel();
+    // Only cancellation or an apiserver failure ends the control plane.
+    let served = server.await.context("apiserver task panicked").and_then(|r| r);
+    if let Err(error) = &served {
+        tracing::error!(error = format!("{error:#}"), "apiserver failed");
+    }
+    token.cancel();
+    if let Ok(Err(error)) = components.await {
+        tracing::warn!(error = format!("{error:#}"), "controllers");
     }
     let _ = compactor.await;
     store.close().await;
-    first_error.map_or(Ok(()), Err)
+    served
 }

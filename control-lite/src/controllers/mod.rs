@@ -2,7 +2,8 @@
 //! replicaset, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted).
 //!
-//! Owns: running every controller concurrently (`run_all`) and the shared
+//! Owns: running every controller concurrently, each restarted alone by a
+//! supervisor when it fails (`run_all`), and the shared
 //! machinery they use (`informer`, `queue`, `events`). Each controller keeps
 //! its decisions in pure functions and a thin layer that writes them.
 
@@ -21,19 +22,29 @@ pub mod selector;
 
 use tokio_util::sync::CancellationToken;
 
-/// Runs every controller concurrently until `token` is cancelled.
+use crate::supervisor::{supervise, Backoff};
+
+/// Runs every controller concurrently until `token` is cancelled, each
+/// under its own supervisor (a failed controller restarts alone).
 pub async fn run_all(client: kube::Client, token: CancellationToken) -> anyhow::Result<()> {
+    let run = |name, start: fn(kube::Client, CancellationToken) -> Component| {
+        let client = client.clone();
+        supervise(name, token.clone(), Backoff::default(), move |t| start(client.clone(), t))
+    };
     tokio::join!(
-        deployment::run(client.clone(), token.clone()),
-        replicaset::run(client.clone(), token.clone()),
-        endpointslice::run(client.clone(), token.clone()),
-        gc::run(client.clone(), token.clone()),
-        nodelifecycle::run(client.clone(), token.clone()),
-        eventttl::run(client.clone(), token.clone()),
-        namespace::run(client.clone(), token.clone()),
+        run("deployment-controller", |c, t| Box::pin(deployment::run(c, t))),
+        run("replicaset-controller", |c, t| Box::pin(replicaset::run(c, t))),
+        run("endpointslice-controller", |c, t| Box::pin(endpointslice::run(c, t))),
+        run("garbage-collector", |c, t| Box::pin(gc::run(c, t))),
+        run("node-lifecycle-controller", |c, t| Box::pin(nodelifecycle::run(c, t))),
+        run("event-ttl-controller", |c, t| Box::pin(eventttl::run(c, t))),
+        run("namespace-controller", |c, t| Box::pin(namespace::run(c, t))),
     );
     Ok(())
 }
+
+/// One run of a controller.
+type Component = std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>>;
 
 /// True for a 404 from the apiserver.
 pub(crate) fn is_not_found(error: &kube::Error) -> bool {

@@ -1,0 +1,307 @@
+//! Event correlation, decided without I/O (the idea of upstream's
+//! `EventCorrelator`, written for bosun):
+//!
+//! 1. **Spam filter.** A token bucket per (source, involved object): `burst`
+//!    events, then one per `refill_every`. Events over the budget are
+//!    skipped.
+//! 2. **Aggregation.** Events that are *similar* (same source, object, type
+//!    and reason, different message) are counted per distinct message; from
+//!    the `max_similar`-th distinct message within `similar_window` on, they
+//!    all land in one Event whose message starts with `COMBINED_PREFIX`.
+//! 3. **Deduplication.** An *identical* event (same source, object, type,
+//!    reason and message) updates the Event posted before: `count` + 1, a new
+//!    `lastTimestamp` and the latest message, instead of a new object.
+//!
+//! Keys leave durations out of messages ("back-off 10s" and "back-off 20s"
+//! are the same event). Every cache is a bounded LRU.
+
+use std::collections::HashSet;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{Event, ObjectReference};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use crate::lru::Lru;
+
+/// Message prefix of an Event that stands for many similar ones.
+pub const COMBINED_PREFIX: &str = "(combined from similar events): ";
+
+/// Correlation limits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Distinct messages of similar events before they are combined.
+    pub max_similar: usize,
+    /// Similar events further apart than this start a new count.
+    pub similar_window: Duration,
+    /// Events an object may get at once.
+    pub burst: u32,
+    /// One more event is allowed per this interval after the burst.
+    pub refill_every: Duration,
+    /// Entries kept in each cache.
+    pub cache_size: usize,
+}
+
+impl Default for Config {
+    /// Upstream's values: 10 similar events in 10 min; 25 events per
+    /// object, then one per 5 min; 4096 cache entries.
+    fn default() -> Self {
+        Config {
+            max_similar: 10,
+            similar_window: Duration::from_secs(600),
+            burst: 25,
+            refill_every: Duration::from_secs(300),
+            cache_size: 4096,
+        }
+    }
+}
+
+/// What to do with one event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Create this Event.
+    Create(Box<Event>),
+    /// Update the Event posted before.
+    Update(Update),
+    /// Drop it (rate-limited).
+    Skip,
+}
+
+/// The fields to change on an existing Event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Update {
+    /// Namespace of the Event.
+    pub namespace: String,
+    /// Name of the Event.
+    pub name: String,
+    /// New `count`.
+    pub count: i32,
+    /// New `lastTimestamp`.
+    pub last_timestamp: Time,
+    /// Latest message.
+    pub message: String,
+}
+
+impl Update {
+    /// The merge patch applying this update.
+    pub fn patch(&self) -> serde_json::Value {
+        serde_json::json!({"count": self.count, "lastTimestamp": self.last_timestamp, "message": self.message})
+    }
+}
+
+/// A decision and the cache key it was filed under (for `forget`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Correlated {
+    /// Deduplication key.
+    pub key: String,
+    /// What to do.
+    pub action: Action,
+}
+
+#[derive(Debug)]
+struct Seen {
+    namespace: String,
+    name: String,
+    count: i32,
+}
+
+#[derive(Debug)]
+struct Similar {
+    messages: HashSet<String>,
+    last: Timestamp,
+}
+
+#[derive(Debug)]
+struct Bucket {
+    tokens: u32,
+    refilled: Timestamp,
+}
+
+/// Correlation state of one recorder.
+#[derive(Debug)]
+pub struct Correlator {
+    config: Config,
+    seen: Lru<Seen>,
+    similar: Lru<Similar>,
+    buckets: Lru<Bucket>,
+}
+
+impl Default for Correlator {
+    fn default() -> Self {
+        Correlator::new(Config::default())
+    }
+}
+
+const SEP: char = '\u{1f}';
+
+fn object_key(o: &ObjectReference, with_field: bool) -> String {
+    let part = |v: &Option<String>| v.clone().unwrap_or_default();
+    let mut key = [&o.kind, &o.namespace, &o.name, &o.uid, &o.api_version].map(part).join(&SEP.to_string());
+    if with_field {
+        key.push(SEP);
+        key.push_str(o.field_path.as_deref().unwrap_or_default());
+    }
+    key
+}
+
+fn source_key(e: &Event) -> String {
+    let source = e.source.clone().unwrap_or_default();
+    format!("{}{SEP}{}", source.component.unwrap_or_default(), source.host.unwrap_or_default())
+}
+
+/// `elapsed` from `earlier` to `now`, zero if the clock went backwards.
+fn since(now: Timestamp, earlier: Timestamp) -> Duration {
+    Duration::try_from(now.duration_since(earlier)).unwrap_or(Duration::ZERO)
+}
+
+impl Correlator {
+    /// An empty correlator with `config`.
+    pub fn new(config: Config) -> Self {
+        let size = config.cache_size;
+        Correlator { config, seen: Lru::new(size), similar: Lru::new(size), buckets: Lru::new(size) }
+    }
+
+    /// Decides what to do with `event` (rendered with count 1) at `now`,
+    /// and remembers it.
+    pub fn correlate(&mut self, mut event: Event, now: Timestamp) -> Correlated {
+        let source = source_key(&event);
+        let spam_key = format!("{source}{SEP}{}", object_key(&event.involved_object, false));
+        let similar_key = format!(
+            "{source}{SEP}{}{SEP}{}{SEP}{}",
+            object_key(&event.involved_object, true),
+            event.type_.as_deref().unwrap_or_default(),
+            event.reason.as_deref().unwrap_or_default(),
+        );
+        let message = event.message.clone().unwrap_or_default();
+        let normalized = without_durations(&message);
+        if !self.take_token(&spam_key, now) {
+            return Correlated { key: format!("{similar_key}{SEP}{normalized}"), action: Action::Skip };
+        }
+        let key = if self.combine(&similar_key, normalized.clone(), now) {
+            event.message = Some(format!("{COMBINED_PREFIX}{message}"));
+            format!("{similar_key}{SEP}{COMBINED_PREFIX}")
+        } else {
+            format!("{similar_key}{SEP}{normalized}")
+        };
+        let action = match self.seen.get_mut(&key) {
+            Some(seen) => {
+                seen.count = seen.count.saturating_add(1);
+                Action::Update(Update {
+                    namespace: seen.namespace.clone(),
+                    name: seen.name.clone(),
+                    count: seen.count,
+                    last_timestamp: Time(now),
+                    message: event.message.clone().unwrap_or_default(),
+                })
+            }
+            None => {
+                let seen = Seen {
+                    namespace: event.metadata.namespace.clone().unwrap_or_default(),
+                    name: event.metadata.name.clone().unwrap_or_default(),
+                    count: 1,
+                };
+                self.seen.insert(key.clone(), seen);
+                Action::Create(Box::new(event))
+            }
+        };
+        Correlated { key, action }
+    }
+
+    /// Forgets the Event filed under `key` (its write failed, or it is
+    /// gone), so the next identical event creates a new one.
+    pub fn forget(&mut self, key: &str) {
+        self.seen.remove(key);
+    }
+
+    /// Takes one token from the bucket of `key`; false if it is empty.
+    fn take_token(&mut self, key: &str, now: Timestamp) -> bool {
+        let (burst, every) = (self.config.burst, self.config.refill_every);
+        let Some(bucket) = self.buckets.get_mut(key) else {
+            let Some(tokens) = burst.checked_sub(1) else { return false };
+            self.buckets.insert(key.to_string(), Bucket { tokens, refilled: now });
+            return true;
+        };
+        let earned = since(now, bucket.refilled).as_nanos().checked_div(every.as_nanos()).unwrap_or(u128::MAX);
+        if earned > 0 {
+            let earned = u32::try_from(earned).unwrap_or(u32::MAX);
+            bucket.tokens = bucket.tokens.saturating_add(earned).min(burst);
+            bucket.refilled = now;
+        }
+        match bucket.tokens.checked_sub(1) {
+            Some(left) => {
+                bucket.tokens = left;
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Counts `message` among the similar events of `key`; true once they
+    /// are to be combined.
+    fn combine(&mut self, key: &str, message: String, now: Timestamp) -> bool {
+        let (max, window) = (self.config.max_similar, self.config.similar_window);
+        let Some(similar) = self.similar.get_mut(key) else {
+            let messages = HashSet::from([message]);
+            let combined = messages.len() >= max;
+            self.similar.insert(key.to_string(), Similar { messages, last: now });
+            return combined;
+        };
+        if since(now, similar.last) > window {
+            similar.messages.clear();
+        }
+        similar.last = now;
+        if similar.messages.len() < max {
+            similar.messages.insert(message);
+        }
+        similar.messages.len() >= max
+    }
+}
+
+/// `message` with every duration token ("10s", "1m30s", "1.5h", "200ms")
+/// replaced by `#`, so repeats that differ only in a back-off compare equal.
+pub fn without_durations(message: &str) -> String {
+    let chars: Vec<char> = message.chars().collect();
+    let mut out = String::with_capacity(message.len());
+    let mut i = 0;
+    while i < chars.len() {
+        // Not inside a name ("web-5s", "v1.2s").
+        let at_word_start = i == 0 || !(chars[i - 1].is_alphanumeric() || "-_./".contains(chars[i - 1]));
+        if at_word_start && chars[i].is_ascii_digit() {
+            if let Some(end) = duration_end(&chars, i) {
+                out.push('#');
+                i = end;
+                continue;
+            }
+        }
+        out.push(chars[i]);
+        i += 1;
+    }
+    out
+}
+
+/// End of a duration token starting at `start` (one or more `<number><unit>`
+/// pairs followed by a non-alphanumeric character or the end).
+fn duration_end(chars: &[char], start: usize) -> Option<usize> {
+    const UNITS: [&str; 7] = ["ns", "us", "µs", "ms", "h", "m", "s"];
+    let mut i = start;
+    let mut pairs = 0;
+    loop {
+        let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit() || **c == '.').count();
+        if digits == 0 {
+            break;
+        }
+        let rest = &chars[i + digits..];
+        let unit = UNITS.iter().find(|u| {
+            let u: Vec<char> = u.chars().collect();
+            rest.starts_with(&u) && rest.get(u.len()).is_none_or(|c| !c.is_alphabetic())
+        })?;
+        i += digits + unit.chars().count();
+        pairs += 1;
+    }
+    let ends_word = chars.get(i).is_none_or(|c| !c.is_alphanumeric());
+    (pairs > 0 && ends_word).then_some(i)
+}
+
+#[cfg(test)]
+#[path = "correlator_tests.rs"]
+mod tests;
