@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
+use bosun_control::supervisor::Backoff;
 use bosun_cri::{ClientOptions, CriClient};
 use bosun_images::ImageSource;
 use bosun_stack::process::{http_ok, Daemon};
@@ -194,6 +195,12 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     shutdown(&args, &stack, registry, containerd, control, agent).await
 }
 
+/// Restart delays of a crashed child: 2 s doubling to 32 s, back to 2 s
+/// after it ran for a minute.
+fn restart_backoff() -> Backoff {
+    Backoff::new(Duration::from_secs(2), Duration::from_secs(32), Duration::from_secs(60))
+}
+
 /// A child bosun process restarted with backoff when it exits.
 struct Supervised {
     name: &'static str,
@@ -201,17 +208,21 @@ struct Supervised {
     args: Vec<String>,
     log: PathBuf,
     daemon: Option<Daemon>,
-    restarts: u32,
+    backoff: Backoff,
+    started: Instant,
     next_start: Instant,
 }
 
 impl Supervised {
     fn new(name: &'static str, binary: &str, args: Vec<String>, log: PathBuf) -> Supervised {
-        Supervised { name, binary: binary.into(), args, log, daemon: None, restarts: 0, next_start: Instant::now() }
+        let now = Instant::now();
+        let backoff = restart_backoff();
+        Supervised { name, binary: binary.into(), args, log, daemon: None, backoff, started: now, next_start: now }
     }
 
     fn start(&mut self) -> Result<()> {
         self.daemon = Some(Daemon::spawn(self.name, &self.binary, &self.args, &self.log)?);
+        self.started = Instant::now();
         Ok(())
     }
 
@@ -222,15 +233,15 @@ impl Supervised {
                 Err(err) => {
                     tracing::error!("{err}");
                     self.daemon = None;
-                    self.restarts += 1;
-                    let backoff = Duration::from_secs(1 << self.restarts.min(5));
+                    let backoff = self.backoff.next_delay(self.started.elapsed());
                     self.next_start = Instant::now() + backoff;
-                    tracing::warn!(daemon = self.name, ?backoff, "restarting");
+                    tracing::warn!(daemon = self.name, ?backoff, restarts = self.backoff.failures(), "restarting");
                 }
             }
         }
         if Instant::now() >= self.next_start {
             if let Err(err) = self.start() {
+                self.next_start = Instant::now() + self.backoff.next_delay(Duration::ZERO);
                 tracing::error!("restarting {}: {err}", self.name);
             }
         }
@@ -319,4 +330,17 @@ pub async fn down(args: DownArgs) -> Result<()> {
 
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(tool)).find(|p| p.is_file())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn restart_backoff_grows_then_resets_after_a_stable_run() {
+        let mut backoff = restart_backoff();
+        let crash_at_once: Vec<u64> = (0..6).map(|_| backoff.next_delay(Duration::ZERO).as_secs()).collect();
+        assert_eq!(crash_at_once, [2, 4, 8, 16, 32, 32]);
+        assert_eq!(backoff.next_delay(Duration::from_secs(61)).as_secs(), 2, "ran a minute: start over");
+    }
 }

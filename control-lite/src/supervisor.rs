@@ -16,6 +16,10 @@ use std::time::Duration;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+/// How long a component may take to stop once cancelled before its task
+/// is aborted.
+const STOP_GRACE: Duration = Duration::from_secs(10);
+
 /// Restart delays: `initial`, doubling up to `max`; a run that lasted at
 /// least `stable` starts the sequence over.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -76,7 +80,8 @@ impl<E: Display> Exit for Result<(), E> {
 }
 
 /// Runs `start(child_token)` until `token` is cancelled, restarting it with
-/// `backoff` whenever it panics, returns an error, or returns early.
+/// `backoff` whenever it panics, returns an error, or returns early. On
+/// cancellation it waits `STOP_GRACE` for the component, then aborts it.
 pub async fn supervise<F, Fut>(name: &'static str, token: CancellationToken, mut backoff: Backoff, mut start: F)
 where
     F: FnMut(CancellationToken) -> Fut,
@@ -86,7 +91,18 @@ where
     loop {
         let attempt = token.child_token();
         let started = Instant::now();
-        let joined = tokio::spawn(start(attempt.clone())).await;
+        let mut task = tokio::spawn(start(attempt.clone()));
+        let joined = tokio::select! {
+            joined = &mut task => joined,
+            () = token.cancelled() => {
+                // The attempt's token is a child: it is cancelled too.
+                if tokio::time::timeout(STOP_GRACE, &mut task).await.is_err() {
+                    tracing::warn!(component = name, "did not stop in time; aborting it");
+                    task.abort();
+                }
+                return;
+            }
+        };
         // Stop whatever the attempt left running before starting another.
         attempt.cancel();
         if token.is_cancelled() {
@@ -182,7 +198,8 @@ mod tests {
                     match n {
                         1 => Err("broken"),
                         2 => Ok(()),
-                        _ => std::future::pending().await,
+                        3 => std::future::pending().await,
+                        _ => Ok(()),
                     }
                 }
             }))
@@ -196,7 +213,9 @@ mod tests {
             assert!(!seen[2].is_cancelled(), "the running attempt is not");
         }
         token.cancel();
-        supervisor.await.expect("supervisor ends");
-        assert!(attempts.lock().expect("attempts")[2].is_cancelled());
+        supervisor.await.expect("supervisor ends, aborting the attempt that ignores cancellation");
+        let seen = attempts.lock().expect("attempts");
+        assert_eq!(seen.len(), 3, "no restart after cancellation");
+        assert!(seen[2].is_cancelled());
     }
 }

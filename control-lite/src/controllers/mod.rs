@@ -4,13 +4,14 @@
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
 //! supervisor when it fails (`run_all`), and the shared
-//! machinery they use (`informer`, `queue`, `events`). Each controller keeps
+//! machinery they use (`informer`, `queue`, `events`, `failures`). Each controller keeps
 //! its decisions in pure functions and a thin layer that writes them.
 
 pub mod deployment;
 pub mod endpointslice;
 pub mod events;
 pub mod eventttl;
+pub mod failures;
 pub mod gc;
 pub mod index;
 pub mod informer;

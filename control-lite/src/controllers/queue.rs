@@ -12,6 +12,8 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
+use super::failures::Reporter;
+
 /// Key of a namespaced object.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ObjectKey {
@@ -160,16 +162,25 @@ pub fn backoff(failures: u32) -> Duration {
 }
 
 /// Per-key failure counts: turns a reconcile result into the next requeue
-/// (the requested delay, or exponential backoff after errors).
+/// (the requested delay, or exponential backoff after errors). The first
+/// failure of a streak is reported (a log line, and a Warning Event with a
+/// `Reporter`); repeats are logged at debug level only.
 pub struct Retry<Key> {
     name: &'static str,
     failures: HashMap<Key, u32>,
+    reporter: Option<Reporter<Key>>,
 }
 
 impl<Key: Clone + Eq + Hash + Display + Send + 'static> Retry<Key> {
     /// Retry bookkeeping for the controller called `name` (used in logs).
     pub fn new(name: &'static str) -> Self {
-        Retry { name, failures: HashMap::new() }
+        Retry { name, failures: HashMap::new(), reporter: None }
+    }
+
+    /// Also posts a Warning Event on the object when its failures start.
+    pub fn reporting(mut self, reporter: Reporter<Key>) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 
     /// Records the outcome of reconciling `key` and requeues it if needed.
@@ -184,8 +195,16 @@ impl<Key: Clone + Eq + Hash + Display + Send + 'static> Retry<Key> {
             Err(error) => {
                 let count = self.failures.entry(key.clone()).or_insert(0);
                 let delay = backoff(*count);
+                let first = *count == 0;
                 *count = count.saturating_add(1);
-                tracing::warn!(controller = self.name, %key, %error, ?delay, "reconcile failed");
+                if first {
+                    tracing::warn!(controller = self.name, %key, %error, ?delay, "reconcile failed; retrying with backoff");
+                    if let Some(reporter) = &self.reporter {
+                        reporter.report(self.name, &key, &error);
+                    }
+                } else {
+                    tracing::debug!(controller = self.name, %key, %error, ?delay, "reconcile failed again");
+                }
                 queue.add_after(key, delay);
             }
         }

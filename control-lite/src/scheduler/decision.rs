@@ -136,7 +136,9 @@ fn selector_matches(pod: &Pod, node: &Node) -> bool {
     selector.iter().all(|(k, v)| labels.get(k) == Some(v))
 }
 
-/// Resource fit filter plus the least-requested score (0..=100).
+/// Resource fit filter plus the least-requested score (0..=100). Usage of
+/// placed pods saturates (a node cannot be fuller than full); the new pod's
+/// request is added with a check, so nothing overflows.
 fn fit_and_score(pod: &Pod, info: &NodeInfo) -> Result<i64, Vec<String>> {
     let alloc: Allocatable =
         resources::node_allocatable(&info.node).map_err(|e| vec![format!("node(s) had invalid resources: {e}")])?;
@@ -148,32 +150,36 @@ fn fit_and_score(pod: &Pod, info: &NodeInfo) -> Result<i64, Vec<String>> {
         // A placed pod with unparsable requests counts as zero, as it already
         // passed validation once; it must not block the whole node.
         let r = resources::pod_requests(other).unwrap_or_default();
-        used = used.plus(r);
-        used_for_score = used_for_score.plus(r.non_zero());
-        count += 1;
+        used = used.saturating_plus(r);
+        used_for_score = used_for_score.saturating_plus(r.non_zero());
+        count = count.saturating_add(1);
     }
     let mut failures = Vec::new();
-    if count + 1 > alloc.pods {
+    if count.saturating_add(1) > alloc.pods {
         failures.push("Too many pods".to_string());
     }
-    if request.milli_cpu > 0 && used.milli_cpu + request.milli_cpu > alloc.resources.milli_cpu {
+    let exceeds = |used: i64, request: i64, total: i64| used.checked_add(request).is_none_or(|sum| sum > total);
+    if request.milli_cpu > 0 && exceeds(used.milli_cpu, request.milli_cpu, alloc.resources.milli_cpu) {
         failures.push("Insufficient cpu".to_string());
     }
-    if request.memory > 0 && used.memory + request.memory > alloc.resources.memory {
+    if request.memory > 0 && exceeds(used.memory, request.memory, alloc.resources.memory) {
         failures.push("Insufficient memory".to_string());
     }
     if !failures.is_empty() {
         return Err(failures);
     }
-    let after = used_for_score.plus(request.non_zero());
-    let free_share = |used: i64, total: i64| {
-        if total <= 0 || used > total {
-            0
-        } else {
-            (total - used) * 100 / total
-        }
-    };
+    let after = used_for_score.saturating_plus(request.non_zero());
     Ok((free_share(after.milli_cpu, alloc.resources.milli_cpu) + free_share(after.memory, alloc.resources.memory)) / 2)
+}
+
+/// Percent of `total` left free after `used` (0..=100), in i128 so huge
+/// allocatable values cannot overflow the multiplication.
+fn free_share(used: i64, total: i64) -> i64 {
+    if total <= 0 || used > total {
+        return 0;
+    }
+    let share = (i128::from(total) - i128::from(used)) * 100 / i128::from(total);
+    i64::try_from(share).unwrap_or(0)
 }
 
 #[cfg(test)]

@@ -2,14 +2,29 @@
 //! can hold.
 //!
 //! Owns: summing container requests (requests, falling back to limits, init
-//! containers as a max) into `Resources`, and reading node allocatable. Must
-//! not: decide placement (that is `decision`).
+//! containers as a max) into `Resources`, and reading node allocatable. Sums
+//! are checked: a pod whose requests overflow is an `Error::Overflow`, never
+//! a panic. Must not: decide placement (that is `decision`).
 
 use k8s_openapi::api::core::v1::{Container, Node, Pod};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use std::collections::BTreeMap;
 
 use bosun_resources::quantity::{self, QuantityError};
+
+/// Resources that cannot be read or counted.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Error {
+    /// A quantity did not parse or does not fit in 64 bits.
+    #[error(transparent)]
+    Quantity(#[from] QuantityError),
+    /// The requests of one pod add up to more than 64 bits can hold.
+    #[error("its {resource} requests add up to more than can be counted")]
+    Overflow {
+        /// "cpu" or "memory".
+        resource: &'static str,
+    },
+}
 
 /// Upstream's default cpu request (millicores) used for scoring only.
 const DEFAULT_MILLI_CPU_FOR_SCORE: i64 = 100;
@@ -26,9 +41,21 @@ pub struct Resources {
 }
 
 impl Resources {
-    /// Component-wise sum.
-    pub fn plus(self, other: Resources) -> Resources {
-        Resources { milli_cpu: self.milli_cpu + other.milli_cpu, memory: self.memory + other.memory }
+    /// Component-wise sum, or which resource overflowed.
+    pub fn checked_plus(self, other: Resources) -> Result<Resources, Error> {
+        Ok(Resources {
+            milli_cpu: self.milli_cpu.checked_add(other.milli_cpu).ok_or(Error::Overflow { resource: "cpu" })?,
+            memory: self.memory.checked_add(other.memory).ok_or(Error::Overflow { resource: "memory" })?,
+        })
+    }
+
+    /// Component-wise sum, saturating at the bounds (for usage totals,
+    /// where "full" is the right reading of an overflow).
+    pub fn saturating_plus(self, other: Resources) -> Resources {
+        Resources {
+            milli_cpu: self.milli_cpu.saturating_add(other.milli_cpu),
+            memory: self.memory.saturating_add(other.memory),
+        }
     }
 
     /// Component-wise maximum.
@@ -56,13 +83,13 @@ pub struct Allocatable {
 }
 
 /// A pod's effective request: max(sum of containers, largest init container).
-pub fn pod_requests(pod: &Pod) -> Result<Resources, QuantityError> {
+pub fn pod_requests(pod: &Pod) -> Result<Resources, Error> {
     let Some(spec) = pod.spec.as_ref() else {
         return Ok(Resources::default());
     };
     let mut sum = Resources::default();
     for container in &spec.containers {
-        sum = sum.plus(container_requests(container)?);
+        sum = sum.checked_plus(container_requests(container)?)?;
     }
     let mut init_max = Resources::default();
     for container in spec.init_containers.iter().flatten() {
@@ -85,7 +112,7 @@ fn container_requests(container: &Container) -> Result<Resources, QuantityError>
 }
 
 /// Node allocatable (falling back to capacity); missing entries are zero.
-pub fn node_allocatable(node: &Node) -> Result<Allocatable, QuantityError> {
+pub fn node_allocatable(node: &Node) -> Result<Allocatable, Error> {
     let status = node.status.as_ref();
     let empty = BTreeMap::new();
     let table = status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref())).unwrap_or(&empty);
@@ -151,5 +178,17 @@ mod tests {
             node_allocatable(&node),
             Ok(Allocatable { resources: Resources { milli_cpu: 2000, memory: 1 << 30 }, pods: 110 })
         );
+    }
+
+    #[test]
+    fn requests_that_overflow_are_an_error() {
+        let huge = json!({"requests": {"cpu": "9223372036854775807m", "memory": "1"}});
+        let two = pod(json!({"containers": [{"name": "a", "resources": huge}, {"name": "b", "resources": huge}]}));
+        assert_eq!(pod_requests(&two), Err(Error::Overflow { resource: "cpu" }));
+        let one = pod(json!({"containers": [{"name": "a", "resources": huge}]}));
+        assert_eq!(pod_requests(&one).map(|r| r.milli_cpu), Ok(i64::MAX), "one alone still fits in 64 bits");
+        let mut big = Resources { milli_cpu: i64::MAX, memory: i64::MAX };
+        big = big.saturating_plus(big);
+        assert_eq!(big, Resources { milli_cpu: i64::MAX, memory: i64::MAX });
     }
 }

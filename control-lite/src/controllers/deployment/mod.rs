@@ -21,6 +21,7 @@ use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Recorder};
+use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
@@ -118,9 +119,10 @@ pub async fn run(client: Client, token: CancellationToken) {
         sets,
         sets_by_owner,
     };
-    let mut retry = Retry::new("deployment");
+    let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.deployments.clone());
+    let mut retry = Retry::new("deployment").reporting(reporter);
     while let Some(key) = queue.next().await {
-        let result = ctx.reconcile(&key).await;
+        let result = failures::guard(ctx.reconcile(&key)).await;
         retry.finish(&queue, key, result);
     }
 }
@@ -165,7 +167,7 @@ impl Ctx {
                     let ours = selector::controller_of(&existing.metadata).is_some_and(|o| o.uid == uid);
                     if !ours {
                         // Hash collision with a foreign ReplicaSet: salt the hash.
-                        status.collision_count = Some(status.collision_count.unwrap_or(0) + 1);
+                        status.collision_count = Some(status.collision_count.unwrap_or(0).saturating_add(1));
                     }
                 }
                 Err(source) => return Err(rs_error("creating", &name)(source)),

@@ -26,6 +26,10 @@ fn fenceposts_round_surge_up_and_unavailable_down() {
         ((Some(pct("50%")), Some(pct("50%")), 3), (2, 1)),
         ((Some(int(2)), Some(pct("10%")), 5), (2, 0)),
         ((Some(pct("bogus")), Some(int(1)), 5), (0, 1)),
+        ((Some(int(i32::MAX)), Some(int(i32::MAX)), 2), (i32::MAX, i32::MAX)),
+        ((Some(pct("2147483647%")), Some(pct("100%")), i32::MAX), (i32::MAX, i32::MAX)),
+        ((Some(pct("99999999999999999999%")), Some(pct("-5%")), 5), (0, 1)),
+        ((Some(int(-3)), None, i32::MAX), (0, 536_870_911)),
     ];
     for ((surge, unavailable, replicas), want) in cases {
         assert_eq!(
@@ -47,6 +51,9 @@ fn new_replicaset_grows_within_surge() {
         ((5, 0, 0, 0), 5), // fresh deployment, nothing exists
         ((5, 1, 2, 2), 5), // plain scale up
         ((2, 1, 5, 5), 2), // scale down of the new RS is immediate
+        ((2, i32::MAX, 0, 0), 2), // huge surge: no overflow
+        ((i32::MAX, i32::MAX, 4_294_967_294, 0), 0), // at a huge max total
+        ((i32::MAX, i32::MAX, 1, 1), i32::MAX),
     ];
     for ((desired, surge, total, current), want) in cases {
         assert_eq!(new_rs_replicas(desired, surge, total, current), want, "{desired} {surge} {total} {current}");
@@ -95,6 +102,14 @@ fn old_replicasets_shrink_while_keeping_min_available() {
             new: rs("new", 1, 1, 1),
             old: vec![rs("older", 1, 1, 0), rs("old", 3, 3, 3)],
             want: vec![("older", 0), ("old", 2)],
+        },
+        Case {
+            name: "huge counts and maxUnavailable do not overflow",
+            desired: i32::MAX,
+            unavailable: i32::MAX,
+            new: rs("new", i32::MAX, i32::MAX, 0),
+            old: vec![rs("a", i32::MAX, i32::MAX, i32::MAX), rs("b", i32::MAX, 0, 0)],
+            want: vec![("a", 0), ("b", 0)],
         },
         Case {
             name: "nothing old left",

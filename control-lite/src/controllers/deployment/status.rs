@@ -6,6 +6,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStat
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::sync::Arc;
 
+use super::rollout;
+
 /// Where the rollout stands, for the `Progressing` condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Progress {
@@ -28,7 +30,8 @@ pub fn status(
 ) -> DeploymentStatus {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
-    let sum = |f: &dyn Fn(&ReplicaSet) -> i32| all.iter().map(|rs| f(rs)).sum::<i32>();
+    // Sums in i64 (no overflow), narrowed for the status fields.
+    let sum = |f: &dyn Fn(&ReplicaSet) -> i32| rollout::sum(all.iter().map(|rs| f(rs)));
     let replicas = sum(&|rs| st(rs).replicas);
     let ready = sum(&|rs| st(rs).ready_replicas.unwrap_or(0));
     let available = sum(&|rs| st(rs).available_replicas.unwrap_or(0));
@@ -36,9 +39,10 @@ pub fn status(
     let updated = new.map_or(0, |rs| st(rs).replicas);
     let generation = d.metadata.generation;
     let previous = d.status.clone().unwrap_or_default();
-    let complete = updated == desired && replicas == desired && available == desired;
+    let wanted = i64::from(desired);
+    let complete = i64::from(updated) == wanted && replicas == wanted && available == wanted;
 
-    let available_condition = if available >= desired - max_unavailable {
+    let available_condition = if available >= wanted - i64::from(max_unavailable) {
         ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.".to_string())
     } else {
         ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".to_string())
@@ -60,11 +64,11 @@ pub fn status(
     ];
     DeploymentStatus {
         observed_generation: generation,
-        replicas: Some(replicas),
+        replicas: Some(rollout::clamp(replicas)),
         updated_replicas: Some(updated),
-        ready_replicas: Some(ready),
-        available_replicas: Some(available),
-        unavailable_replicas: Some((spec_total.max(desired) - available).max(0)),
+        ready_replicas: Some(rollout::clamp(ready)),
+        available_replicas: Some(rollout::clamp(available)),
+        unavailable_replicas: Some(rollout::clamp(spec_total.max(wanted) - available)),
         conditions: Some(conditions),
         collision_count: previous.collision_count,
         terminating_replicas: previous.terminating_replicas,

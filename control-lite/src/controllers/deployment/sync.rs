@@ -72,7 +72,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     let max_old_revision = old.iter().map(|rs| revision_of(rs)).max().unwrap_or(0);
     let revision = match &new {
         Some(rs) if revision_of(rs) > max_old_revision => revision_of(rs),
-        _ => max_old_revision + 1,
+        _ => max_old_revision.saturating_add(1),
     };
     let strategy = spec.strategy.clone().unwrap_or_default();
     let recreate = strategy.type_.as_deref() == Some("Recreate");
@@ -84,7 +84,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     };
     let scale_notes = BTreeMap::from([
         (DESIRED_REPLICAS.to_string(), desired.to_string()),
-        (MAX_REPLICAS.to_string(), (desired + surge).to_string()),
+        (MAX_REPLICAS.to_string(), (i64::from(desired) + i64::from(surge)).to_string()),
     ]);
     let old_counts: Vec<RsCounts> = old.iter().map(|rs| counts(rs)).collect();
     let new_counts = new.as_deref().map(counts);
@@ -101,7 +101,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
         }
     } else {
         let current = new_counts.as_ref().map_or(0, |c| c.replicas);
-        let total: i32 = old_counts.iter().map(|c| c.replicas).sum::<i32>() + current;
+        let total = rollout::sum(old_counts.iter().map(|c| c.replicas)) + i64::from(current);
         let target = rollout::new_rs_replicas(desired, surge, total, current);
         match &new_counts {
             // Grow (or shrink) the new RS first; shrink old ones in a later sync.

@@ -19,6 +19,8 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
+use super::events::Recorder;
+use super::failures::{self, Reporter};
 use super::index::{self, Index};
 use super::informer::{self, Change};
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
@@ -150,6 +152,7 @@ pub async fn run(client: Client, token: CancellationToken) {
         }
     }
     queue::spawn_resync(queue.clone(), services.clone(), RESYNC, token.clone());
+    let reporter = Reporter::for_store(Recorder::new(client.clone(), "endpointslice-controller"), services.clone());
     let mut ctx = Ctx {
         client,
         services,
@@ -160,9 +163,9 @@ pub async fn run(client: Client, token: CancellationToken) {
         created: HashMap::new(),
         settled: HashMap::new(),
     };
-    let mut retry = Retry::new("endpointslice");
+    let mut retry = Retry::new("endpointslice").reporting(reporter);
     while let Some(key) = queue.next().await {
-        let result = ctx.reconcile(&key).await;
+        let result = failures::guard(ctx.reconcile(&key)).await;
         retry.finish(&queue, key, result);
     }
 }

@@ -115,16 +115,21 @@ fn pod_ip(pod: &Pod) -> Option<&str> {
 
 /// Target port number of `port`: a number, the port itself if unset, or a
 /// named container port looked up on the pods (first pod declaring it).
+/// Numbers outside 1..=65535 resolve to nothing (the port is left out).
 fn resolve_port(port: &ServicePort, pods: &[&Arc<Pod>]) -> Option<i32> {
-    match &port.target_port {
-        None => Some(port.port),
-        Some(IntOrString::Int(n)) => Some(*n),
+    let number = match &port.target_port {
+        None => port.port,
+        Some(IntOrString::Int(n)) => *n,
         Some(IntOrString::String(name)) => match name.parse::<i32>() {
-            Ok(n) => Some(n),
-            Err(_) => pods.iter().find_map(|p| named_port(p, name)),
+            Ok(n) => n,
+            Err(_) => pods.iter().find_map(|p| named_port(p, name))?,
         },
-    }
+    };
+    VALID_PORTS.contains(&number).then_some(number)
 }
+
+/// TCP/UDP port numbers.
+const VALID_PORTS: std::ops::RangeInclusive<i32> = 1..=65535;
 
 fn named_port(pod: &Pod, name: &str) -> Option<i32> {
     pod.spec

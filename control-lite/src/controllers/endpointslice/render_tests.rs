@@ -100,6 +100,9 @@ fn ports_resolve_numbers_names_and_defaults() {
         (json!([{"name": "h", "port": 80, "targetPort": "http", "protocol": "TCP"}]), vec![("h", 8080, "TCP")]),
         (json!([{"name": "u", "port": 53, "targetPort": 5353, "protocol": "UDP"}]), vec![("u", 5353, "UDP")]),
         (json!([{"name": "x", "port": 80, "targetPort": "missing"}]), vec![]),
+        (json!([{"name": "big", "port": 80, "targetPort": 2_147_483_647}]), vec![]),
+        (json!([{"name": "neg", "port": 80, "targetPort": "-1"}]), vec![]),
+        (json!([{"name": "zero", "port": 80, "targetPort": 0}, {"name": "ok", "port": 81}]), vec![("ok", 81, "TCP")]),
     ];
     let pods = vec![pod("a", Some("10.244.0.2"), true, json!({}))];
     for (svc_ports, want) in cases {

@@ -20,6 +20,7 @@ use std::time::{Duration, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Recorder};
+use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
@@ -129,9 +130,10 @@ pub async fn run(client: Client, token: CancellationToken) {
         pods_by_owner,
         expectations: HashMap::new(),
     };
-    let mut retry = Retry::new("replicaset");
+    let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.sets.clone());
+    let mut retry = Retry::new("replicaset").reporting(reporter);
     while let Some(key) = queue.next().await {
-        let result = ctx.reconcile(&key).await;
+        let result = failures::guard(ctx.reconcile(&key)).await;
         retry.finish(&queue, key, result);
     }
 }

@@ -108,7 +108,7 @@ fn next_availability(active: &[Arc<Pod>], min_ready: i32, now: jiff::Timestamp) 
     active
         .iter()
         .filter_map(|p| selector::ready_since(p).flatten())
-        .map(|since| since.as_second() + i64::from(min_ready) - now.as_second())
+        .map(|since| since.as_second().saturating_add(i64::from(min_ready)).saturating_sub(now.as_second()))
         .filter(|left| *left > 0)
         .min()
         .map(|left| Duration::from_secs(left.unsigned_abs()))

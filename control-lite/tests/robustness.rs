@@ -1,0 +1,280 @@
+//! Inputs that once broke the control plane, against the real in-process
+//! apiserver with the real scheduler and controllers (each supervised, as
+//! `bosun control` runs them). No agent: pod and ReplicaSet counts, pod
+//! conditions and Events are API data.
+
+use std::future::Future;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use k8s_openapi::api::apps::v1::Deployment;
+use k8s_openapi::api::core::v1::{Event, Node, Pod};
+use kube::api::{ListParams, Patch, PatchParams, PostParams};
+use kube::{Api, Client};
+use serde_json::json;
+use tokio_util::sync::CancellationToken;
+
+mod support;
+
+const NS: &str = "default";
+
+struct Plane {
+    dir: tempfile::TempDir,
+    client: Client,
+    token: CancellationToken,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Apiserver, the supervised scheduler and every supervised controller.
+async fn start() -> Result<Plane> {
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+        .with_test_writer()
+        .try_init();
+    let dir = tempfile::tempdir()?;
+    let api = support::start_apiserver(dir.path()).await?;
+    let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+    let token = api.token.clone();
+    let (c, t) = (client.clone(), token.clone());
+    let scheduler = tokio::spawn(bosun_control::supervisor::supervise(
+        "scheduler",
+        t,
+        bosun_control::supervisor::Backoff::default(),
+        move |t| bosun_control::scheduler::run(c.clone(), t),
+    ));
+    let (c, t) = (client.clone(), token.clone());
+    let controllers = tokio::spawn(async move {
+        if let Err(e) = bosun_control::controllers::run_all(c, t).await {
+            eprintln!("controllers: {e:#}");
+        }
+    });
+    Ok(Plane { dir, client, token, tasks: vec![api.server, scheduler, controllers] })
+}
+
+impl Plane {
+    async fn kubectl(&self, args: &[&str]) -> Result<String> {
+        let out = tokio::process::Command::new("kubectl")
+            .arg("--kubeconfig")
+            .arg(self.dir.path().join("kubeconfig"))
+            .arg("--cache-dir")
+            .arg(self.dir.path().join("kube-cache"))
+            .args(args)
+            .output()
+            .await
+            .context("run kubectl")?;
+        if !out.status.success() {
+            bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    async fn stop(self) {
+        self.token.cancel();
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
+        }
+    }
+}
+
+/// Polls `check` until it yields `Some`, for up to `secs` seconds.
+async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if tokio::time::Instant::now() > deadline {
+            bail!("timed out waiting for {what} (last error: {last_error:?})");
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+async fn create_node(client: &Client, name: &str, cpu: &str) -> Result<()> {
+    let nodes: Api<Node> = Api::all(client.clone());
+    let node: Node = serde_json::from_value(json!({"metadata": {"name": name}, "spec": {}}))?;
+    nodes.create(&PostParams::default(), &node).await?;
+    let now = jiff::Timestamp::now().to_string();
+    let status = json!({"status": {
+        "capacity": {"cpu": cpu, "memory": "8Gi", "pods": "1000"},
+        "allocatable": {"cpu": cpu, "memory": "8Gi", "pods": "1000"},
+        "conditions": [{"type": "Ready", "status": "True", "lastHeartbeatTime": now, "lastTransitionTime": now}]
+    }});
+    nodes.patch_status(name, &PatchParams::default(), &Patch::Merge(&status)).await?;
+    Ok(())
+}
+
+fn deployment(name: &str, replicas: i32, strategy: serde_json::Value) -> Result<Deployment> {
+    Ok(serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "strategy": strategy,
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox:1"}]}
+            }
+        }
+    }))?)
+}
+
+async fn live_pods(client: &Client, app: &str) -> Result<usize> {
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let list = pods.list(&ListParams::default().labels(&format!("app={app}"))).await?;
+    Ok(list.items.iter().filter(|p| p.metadata.deletion_timestamp.is_none()).count())
+}
+
+async fn events_with_reason(client: &Client, reason: &str) -> Result<Vec<Event>> {
+    let events: Api<Event> = Api::namespaced(client.clone(), NS);
+    let list = events.list(&ListParams::default()).await?;
+    Ok(list.items.into_iter().filter(|e| e.reason.as_deref() == Some(reason)).collect())
+}
+
+fn scheduled_condition(pod: &Pod) -> Option<(String, String)> {
+    let conditions = pod.status.as_ref()?.conditions.as_ref()?;
+    let c = conditions.iter().find(|c| c.type_ == "PodScheduled")?;
+    Some((c.status.clone(), c.message.clone().unwrap_or_default()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn huge_max_surge_is_handled_and_other_deployments_still_converge() -> Result<()> {
+    let plane = start().await?;
+    let client = plane.client.clone();
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let huge = json!({"type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 2_147_483_647, "maxUnavailable": 2_147_483_647}});
+    deployments.create(&PostParams::default(), &deployment("huge", 2, huge)?).await?;
+    let percent = json!({"type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": "2147483647%", "maxUnavailable": "100%"}});
+    deployments.create(&PostParams::default(), &deployment("percent", 2, percent)?).await?;
+    deployments.create(&PostParams::default(), &deployment("normal", 3, json!({}))?).await?;
+    for (app, replicas) in [("normal", 3), ("huge", 2), ("percent", 2)] {
+        eventually(&format!("{replicas} pods of {app}"), 60, || async {
+            Ok((live_pods(&client, app).await? == replicas).then_some(()))
+        })
+        .await?;
+    }
+    // A rolling update of the huge one: every step's arithmetic is exercised.
+    let image = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "busybox:2"}]}}}});
+    deployments.patch("huge", &PatchParams::default(), &Patch::Strategic(&image)).await?;
+    eventually("huge deployment observed its new generation", 60, || async {
+        let d = deployments.get("huge").await?;
+        let s = d.status.unwrap_or_default();
+        Ok((s.observed_generation == d.metadata.generation && s.updated_replicas.is_some()).then_some(()))
+    })
+    .await?;
+    deployments.patch("normal", &PatchParams::default(), &Patch::Merge(&json!({"spec": {"replicas": 5}}))).await?;
+    eventually("normal scaled to 5 after the huge update", 60, || async {
+        Ok((live_pods(&client, "normal").await? == 5).then_some(()))
+    })
+    .await?;
+    let failed = events_with_reason(&client, bosun_control::controllers::failures::REASON).await?;
+    assert!(failed.is_empty(), "no object failed to sync: {failed:?}");
+    plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn overflowing_cpu_request_is_unschedulable_and_other_pods_schedule() -> Result<()> {
+    let plane = start().await?;
+    let client = plane.client.clone();
+    create_node(&client, "node-1", "4").await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let pod = |name: &str, cpus: &[&str]| -> Result<Pod> {
+        let containers: Vec<serde_json::Value> = cpus
+            .iter()
+            .enumerate()
+            .map(|(i, cpu)| json!({"name": format!("c{i}"), "image": "busybox", "resources": {"requests": {"cpu": cpu}}}))
+            .collect();
+        Ok(serde_json::from_value(json!({"metadata": {"name": name}, "spec": {"containers": containers}}))?)
+    };
+    let bound = |name: &'static str| {
+        let pods = pods.clone();
+        async move { Ok(pods.get(name).await?.spec.and_then(|s| s.node_name).map(|_| ())) }
+    };
+    // A pod already placed, so the node's usage is not zero.
+    pods.create(&PostParams::default(), &pod("first", &["100m"])?).await?;
+    eventually("first pod bound", 60, || bound("first")).await?;
+    let max = "9223372036854775807m";
+    pods.create(&PostParams::default(), &pod("max", &[max])?).await?;
+    pods.create(&PostParams::default(), &pod("sum", &[max, max])?).await?;
+    pods.create(&PostParams::default(), &pod("after", &["100m"])?).await?;
+    eventually("pod after the huge ones bound", 60, || bound("after")).await?;
+    let want = [
+        ("max", "0/1 nodes are available: 1 Insufficient cpu."),
+        ("sum", "0/1 nodes are available: 1 pod has invalid resources: its cpu requests add up to more than can be counted."),
+    ];
+    for (name, message) in want {
+        eventually(&format!("{name} unschedulable"), 60, || async {
+            let pod = pods.get(name).await?;
+            Ok((scheduled_condition(&pod) == Some(("False".to_string(), message.to_string()))).then_some(()))
+        })
+        .await?;
+    }
+    let failed = events_with_reason(&client, "FailedScheduling").await?;
+    let about = |name: &str| failed.iter().filter(|e| e.involved_object.name.as_deref() == Some(name)).count();
+    eventually("FailedScheduling events for both", 60, || async {
+        let failed = events_with_reason(&client, "FailedScheduling").await?;
+        let named = |n: &str| failed.iter().any(|e| e.involved_object.name.as_deref() == Some(n));
+        Ok((named("max") && named("sum")).then_some(()))
+    })
+    .await?;
+    assert!(about("first") == 0 && about("after") == 0, "schedulable pods have no failures: {failed:?}");
+    plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
+    const PODS: usize = 200;
+    let plane = start().await?;
+    let client = plane.client.clone();
+    create_node(&client, "small", "1").await?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    for i in 0..PODS {
+        let pod: Pod = serde_json::from_value(json!({
+            "metadata": {"name": format!("big-{i}"), "labels": {"app": "big"}},
+            "spec": {"containers": [{"name": "c", "image": "busybox", "resources": {"requests": {"cpu": "2"}}}]}
+        }))?;
+        pods.create(&PostParams::default(), &pod).await?;
+    }
+    let message = "0/1 nodes are available: 1 Insufficient cpu.";
+    let failed = || async {
+        let events = events_with_reason(&client, "FailedScheduling").await?;
+        anyhow::Ok(events.into_iter().filter(|e| e.message.as_deref() == Some(message)).collect::<Vec<_>>())
+    };
+    eventually("a FailedScheduling event for every pod", 120, || async {
+        Ok((failed().await?.len() >= PODS).then_some(()))
+    })
+    .await?;
+    // The scheduler retries them; repeats update the same Events.
+    let events = eventually("repeated FailedScheduling counted on existing events", 120, || async {
+        let events = failed().await?;
+        Ok((events.iter().filter(|e| e.count.unwrap_or(0) > 1).count() >= PODS).then_some(events))
+    })
+    .await?;
+    let mut per_pod = std::collections::BTreeMap::<String, usize>::new();
+    for event in &events {
+        *per_pod.entry(event.involved_object.name.clone().unwrap_or_default()).or_default() += 1;
+    }
+    assert_eq!(per_pod.len(), PODS, "every pod has its event");
+    assert!(per_pod.values().all(|n| *n == 1), "one Event per pod, not one per attempt: {per_pod:?}");
+    assert!(
+        events.iter().all(|e| e.last_timestamp.as_ref().map(|t| t.0) > e.first_timestamp.as_ref().map(|t| t.0)
+            || e.count == Some(1)),
+        "repeats move lastTimestamp"
+    );
+    let described = plane.kubectl(&["describe", "pod", "big-0"]).await?;
+    assert!(described.contains("FailedScheduling") && described.contains(message), "{described}");
+    assert!(described.contains("(x"), "kubectl shows the count: {described}");
+    plane.stop().await;
+    Ok(())
+}
