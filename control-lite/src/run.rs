@@ -57,7 +57,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let state =
         Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
     let server_token = token.clone();
-    let server = tokio::spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
+    let server =
+        tokio::spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
 
     // Scheduler and controllers are plain API clients of the apiserver (the
     // listener is bound already, so their first requests just queue). Each

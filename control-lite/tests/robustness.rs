@@ -267,8 +267,10 @@ async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
     assert_eq!(per_pod.len(), PODS, "every pod has its event");
     assert!(per_pod.values().all(|n| *n == 1), "one Event per pod, not one per attempt: {per_pod:?}");
     assert!(
-        events.iter().all(|e| e.last_timestamp.as_ref().map(|t| t.0) > e.first_timestamp.as_ref().map(|t| t.0)
-            || e.count == Some(1)),
+        events
+            .iter()
+            .all(|e| e.last_timestamp.as_ref().map(|t| t.0) > e.first_timestamp.as_ref().map(|t| t.0)
+                || e.count == Some(1)),
         "repeats move lastTimestamp"
     );
     let described = plane.kubectl(&["describe", "pod", "big-0"]).await?;

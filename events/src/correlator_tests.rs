@@ -179,8 +179,13 @@ fn each_object_gets_a_burst_then_one_event_per_refill_interval() {
 
 #[test]
 fn clocks_going_backwards_and_zero_limits_do_not_panic() {
-    let config =
-        Config { burst: 0, refill_every: Duration::ZERO, max_similar: 0, similar_window: Duration::ZERO, cache_size: 0 };
+    let config = Config {
+        burst: 0,
+        refill_every: Duration::ZERO,
+        max_similar: 0,
+        similar_window: Duration::ZERO,
+        cache_size: 0,
+    };
     let got = run(config, &[("a", "R", "m", 10), ("a", "R", "m", 0)]);
     assert_eq!(got, summary(&[("skip", ""), ("skip", "")]));
     let config = Config { refill_every: Duration::ZERO, max_similar: 0, cache_size: 0, ..Config::default() };

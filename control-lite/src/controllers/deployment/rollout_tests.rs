@@ -44,14 +44,14 @@ fn fenceposts_round_surge_up_and_unavailable_down() {
 fn new_replicaset_grows_within_surge() {
     let cases = [
         // (desired, surge, total, new_current) -> target
-        ((3, 1, 3, 0), 1), // start of a rollout: one surge pod
-        ((3, 1, 4, 1), 1), // at max total: wait for old to shrink
-        ((3, 1, 3, 1), 2), // old shrank by one: grow by one
-        ((3, 0, 3, 0), 0), // no surge: wait for old to shrink
-        ((5, 0, 0, 0), 5), // fresh deployment, nothing exists
-        ((5, 1, 2, 2), 5), // plain scale up
-        ((2, 1, 5, 5), 2), // scale down of the new RS is immediate
-        ((2, i32::MAX, 0, 0), 2), // huge surge: no overflow
+        ((3, 1, 3, 0), 1),                           // start of a rollout: one surge pod
+        ((3, 1, 4, 1), 1),                           // at max total: wait for old to shrink
+        ((3, 1, 3, 1), 2),                           // old shrank by one: grow by one
+        ((3, 0, 3, 0), 0),                           // no surge: wait for old to shrink
+        ((5, 0, 0, 0), 5),                           // fresh deployment, nothing exists
+        ((5, 1, 2, 2), 5),                           // plain scale up
+        ((2, 1, 5, 5), 2),                           // scale down of the new RS is immediate
+        ((2, i32::MAX, 0, 0), 2),                    // huge surge: no overflow
         ((i32::MAX, i32::MAX, 4_294_967_294, 0), 0), // at a huge max total
         ((i32::MAX, i32::MAX, 1, 1), i32::MAX),
     ];
