@@ -238,6 +238,7 @@ async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
     let client = plane.client.clone();
     create_node(&client, "small", "1").await?;
     let pods: Api<Pod> = Api::namespaced(client.clone(), NS);
+    let started = std::time::Instant::now();
     for i in 0..PODS {
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": format!("big-{i}"), "labels": {"app": "big"}},
@@ -260,6 +261,15 @@ async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
         Ok((events.iter().filter(|e| e.count.unwrap_or(0) > 1).count() >= PODS).then_some(events))
     })
     .await?;
+    let counts: Vec<i32> = events.iter().map(|e| e.count.unwrap_or(0)).collect();
+    eprintln!(
+        "{PODS} unschedulable pods after {:?}: {} FailedScheduling Events, counts {}..={}, {} attempts in all",
+        started.elapsed(),
+        events.len(),
+        counts.iter().min().unwrap_or(&0),
+        counts.iter().max().unwrap_or(&0),
+        counts.iter().map(|c| i64::from(*c)).sum::<i64>(),
+    );
     let mut per_pod = std::collections::BTreeMap::<String, usize>::new();
     for event in &events {
         *per_pod.entry(event.involved_object.name.clone().unwrap_or_default()).or_default() += 1;
@@ -277,5 +287,63 @@ async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
     assert!(described.contains("FailedScheduling") && described.contains(message), "{described}");
     assert!(described.contains("(x"), "kubectl shows the count: {described}");
     plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failing_object_is_reported_once_per_failure_streak() -> Result<()> {
+    use bosun_control::controllers::events::{Recorder, NORMAL};
+    use bosun_control::controllers::failures::{self, Failure, Reporter};
+    use bosun_control::controllers::queue::{ObjectKey, Retry, WorkQueue};
+    use kube::runtime::{reflector, watcher};
+
+    let dir = tempfile::tempdir()?;
+    let api = support::start_apiserver(dir.path()).await?;
+    let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+    let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
+    let d = eventually("deployment created", 60, || async {
+        Ok(Some(deployments.create(&PostParams::default(), &deployment("bad", 1, json!({}))?).await?))
+    })
+    .await?;
+    let (store, mut writer) = reflector::store::<Deployment>();
+    writer.apply_watcher_event(&watcher::Event::Apply(d.clone()));
+    let recorder = Recorder::new(client.clone(), "deployment-controller");
+    let token = CancellationToken::new();
+    let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    let mut retry = Retry::new("deployment").reporting(Reporter::for_store(recorder.clone(), store));
+    let key = ObjectKey::of(&d.metadata);
+    let fail = || async { Err::<Option<Duration>, _>("cannot compute the rollout") };
+    let panics = || async {
+        let surge = std::hint::black_box(i32::MAX);
+        Ok::<_, &str>(surge.checked_add(2).map(|_| None).expect("attempt to add with overflow"))
+    };
+    // One streak of three failures (one of them a panic), a success, then
+    // a new streak.
+    retry.finish(&queue, key.clone(), failures::guard(fail()).await);
+    retry.finish(&queue, key.clone(), failures::guard(panics()).await);
+    retry.finish(&queue, key.clone(), failures::guard(fail()).await);
+    retry.finish(&queue, key.clone(), Ok::<_, Failure<&str>>(None));
+    retry.finish(&queue, key.clone(), failures::guard(fail()).await);
+    // Events are posted in order: once the marker is there, so are they.
+    recorder.publish(&d, NORMAL, "Marker", "after the failures").await;
+    eventually("marker event", 60, || async {
+        Ok((!events_with_reason(&client, "Marker").await?.is_empty()).then_some(()))
+    })
+    .await?;
+    let reported = events_with_reason(&client, failures::REASON).await?;
+    assert_eq!(reported.len(), 1, "identical reports share one Event: {reported:?}");
+    let event = &reported[0];
+    assert_eq!(event.count, Some(2), "two streaks, each reported once");
+    assert_eq!(event.type_.as_deref(), Some("Warning"));
+    assert_eq!(event.involved_object.uid, d.metadata.uid);
+    assert_eq!(
+        event.message.as_deref(),
+        Some("deployment controller could not process this object: cannot compute the rollout")
+    );
+    // The key is retried with backoff (the queue gets it back).
+    let requeued = tokio::time::timeout(Duration::from_secs(60), queue.next()).await?;
+    assert_eq!(requeued, Some(key));
+    token.cancel();
+    api.token.cancel();
     Ok(())
 }
