@@ -3,7 +3,9 @@
 //! Owns: watching nodes and pods (`informer`s), the scheduling loop, and
 //! retrying unschedulable pods when the cluster changes or every
 //! `RETRY_INTERVAL`. The decision itself is the pure `decision::schedule`;
-//! writes go through `binder`. Must not: touch pods of other schedulers or
+//! writes go through `binder`. A pod the decision cannot evaluate (even a
+//! panic) is reported and retried like an unschedulable one; the others
+//! keep being placed. Must not: touch pods of other schedulers or
 //! pods already bound.
 
 pub mod binder;
@@ -15,6 +17,7 @@ use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use std::collections::{HashMap, HashSet};
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -23,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controllers::index::Index;
 use crate::controllers::informer::{self, Change};
+use crate::supervisor::panic_message;
 use binder::Binder;
 use cache::AssumedCache;
 
@@ -128,7 +132,18 @@ impl Scheduler {
                     continue;
                 }
             }
-            match decision::schedule(&pod, &infos) {
+            // A bug that panics on one pod must not stop scheduling the
+            // others: that pod is reported and retried like an unschedulable one.
+            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decision::schedule(&pod, &infos)))
+                .map_err(|payload| format!("scheduler could not evaluate this pod: {}", panic_message(payload)));
+            let decided = match decided {
+                Ok(decided) => decided.map_err(|unschedulable| unschedulable.to_string()),
+                Err(message) => {
+                    tracing::error!(pod = %pod.name_any(), %message, "scheduling panicked");
+                    Err(message)
+                }
+            };
+            match decided {
                 Ok(node) => {
                     if let Err(error) = self.binder.bind(&pod, &node).await {
                         tracing::warn!(%error, "bind failed");
@@ -143,8 +158,7 @@ impl Scheduler {
                         info.pods.push(bound);
                     }
                 }
-                Err(unschedulable) => {
-                    let message = unschedulable.to_string();
+                Err(message) => {
                     let announce = self
                         .failures
                         .get(&uid)
