@@ -226,3 +226,43 @@ fn schedule_filters_scores_and_explains() {
         assert_eq!(got, want, "{}", case.name);
     }
 }
+
+#[test]
+fn huge_requests_and_capacities_never_overflow() {
+    const MAX_CPU: &str = "9223372036854775807m";
+    const MAX_MEMORY: &str = "9223372036854775807";
+    let huge_node = |name: &str| {
+        node(name, json!({"status": {"allocatable": {"cpu": MAX_CPU, "memory": MAX_MEMORY, "pods": MAX_MEMORY}}}))
+    };
+    let placed = |name: &str| {
+        let mut p = requesting(name, MAX_CPU, MAX_MEMORY);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.node_name = Some("n1".to_string());
+        }
+        p
+    };
+    let two_huge = pod(
+        "sum",
+        json!({"spec": {"containers": [
+            {"name": "a", "image": "busybox", "resources": {"requests": {"cpu": MAX_CPU}}},
+            {"name": "b", "image": "busybox", "resources": {"requests": {"cpu": MAX_CPU}}}
+        ]}}),
+    );
+    let cases = [
+        ("max request on a used node", requesting("p", MAX_CPU, "1"), vec![info(node("n1", json!({})), vec![
+            requesting("used", "100m", "1"),
+        ])], Err("0/1 nodes are available: 1 Insufficient cpu.")),
+        ("max request on a full huge node", requesting("p", MAX_CPU, MAX_MEMORY), vec![info(huge_node("n1"), vec![
+            placed("a"),
+            placed("b"),
+        ])], Err("0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory.")),
+        ("small pod scores on a huge node", requesting("p", "1", "1"), vec![info(huge_node("n1"), vec![])], Ok("n1")),
+        ("requests that overflow when summed", two_huge, vec![info(node("n1", json!({})), vec![])], Err(
+            "0/1 nodes are available: 1 pod has invalid resources: its cpu requests add up to more than can be counted.",
+        )),
+    ];
+    for (name, pod, nodes, want) in cases {
+        let got = schedule(&pod, &nodes).map_err(|u| u.to_string());
+        assert_eq!(got, want.map(str::to_string).map_err(str::to_string), "{name}");
+    }
+}
