@@ -53,6 +53,12 @@ impl AssumedCache {
         });
     }
 
+    /// True if the pod with `uid` was bound by us and the watch has not
+    /// shown it yet: it is not pending, whatever the informer still says.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.entries.contains_key(uid)
+    }
+
     /// Number of assumed bindings (for logs and tests).
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -132,6 +138,7 @@ mod tests {
         let unbound = pod("a", "u1", json!({"containers": []}));
         let mut cache = AssumedCache::default();
         cache.assume(&unbound, "n1", now);
+        assert!(cache.contains("u1"));
         let infos = node_infos(&[node("n1"), node("n2")], std::slice::from_ref(&unbound), &cache);
         assert_eq!(infos[0].pods.len(), 1);
         assert!(infos[1].pods.is_empty());

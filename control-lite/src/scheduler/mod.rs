@@ -127,6 +127,12 @@ impl Scheduler {
         let mut infos = cache::node_infos(&nodes, &bound, &self.assumed);
         for pod in pending {
             let uid = pod.uid().unwrap_or_default();
+            // Bound by us a moment ago; the watch is just behind. Deciding
+            // again would mark a bound pod unschedulable (it would count
+            // against itself) and bind it twice.
+            if self.assumed.contains(&uid) {
+                continue;
+            }
             if let Some(failure) = self.failures.get(&uid) {
                 if failure.epoch == epoch && now.duration_since(failure.at) < RETRY_INTERVAL {
                     continue;
