@@ -153,7 +153,7 @@ async fn huge_max_surge_is_handled_and_other_deployments_still_converge() -> Res
         "rollingUpdate": {"maxSurge": 2_147_483_647, "maxUnavailable": 2_147_483_647}});
     deployments.create(&PostParams::default(), &deployment("huge", 2, huge)?).await?;
     let percent = json!({"type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": "2147483647%", "maxUnavailable": "100%"}});
+        "rollingUpdate": {"maxSurge": "100000%", "maxUnavailable": "100%"}});
     deployments.create(&PostParams::default(), &deployment("percent", 2, percent)?).await?;
     deployments.create(&PostParams::default(), &deployment("normal", 3, json!({}))?).await?;
     for (app, replicas) in [("normal", 3), ("huge", 2), ("percent", 2)] {
