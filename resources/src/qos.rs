@@ -14,8 +14,10 @@ use crate::quantity::{milli_value, plain_value};
 pub fn pod_qos_class(spec: Option<&PodSpec>) -> &'static str {
     let containers: Vec<&Container> =
         spec.map(|s| s.containers.iter().chain(s.init_containers.iter().flatten()).collect()).unwrap_or_default();
-    let mut requests: BTreeMap<&str, i64> = BTreeMap::new();
-    let mut limits: BTreeMap<&str, i64> = BTreeMap::new();
+    // Sums in i128: a pod's container count is bounded by the request size,
+    // so sums of i64 values cannot overflow, and comparisons stay exact.
+    let mut requests: BTreeMap<&str, i128> = BTreeMap::new();
+    let mut limits: BTreeMap<&str, i128> = BTreeMap::new();
     let mut guaranteed = true;
     for container in containers {
         let resources = container.resources.as_ref();
@@ -31,10 +33,10 @@ pub fn pod_qos_class(spec: Option<&PodSpec>) -> &'static str {
             let request = request_of(name).or(limit_of(name)).map(amount).filter(|v| *v > 0);
             if let Some(limit) = limit {
                 limits_found += 1;
-                *limits.entry(name).or_default() += limit;
+                *limits.entry(name).or_default() += i128::from(limit);
             }
             if let Some(request) = request {
-                *requests.entry(name).or_default() += request;
+                *requests.entry(name).or_default() += i128::from(request);
             }
         }
         if limits_found < 2 {
@@ -60,6 +62,19 @@ mod tests {
 
     fn one(resources: serde_json::Value) -> PodSpec {
         spec(serde_json::json!([{"name": "c", "resources": resources}]), serde_json::json!([]))
+    }
+
+    #[test]
+    fn huge_requests_in_many_containers_do_not_overflow() {
+        let huge = serde_json::json!({"limits": {"cpu": "9223372036854775807m", "memory": "9223372036854775807"}});
+        let containers = serde_json::json!([
+            {"name": "a", "resources": huge},
+            {"name": "b", "resources": huge},
+            {"name": "c", "resources": {"requests": {"cpu": "9223372036854775807m"}}},
+        ]);
+        assert_eq!(pod_qos_class(Some(&spec(containers, serde_json::json!([])))), "Burstable");
+        let both = serde_json::json!([{"name": "a", "resources": huge}, {"name": "b", "resources": huge}]);
+        assert_eq!(pod_qos_class(Some(&spec(both, serde_json::json!([])))), "Guaranteed");
     }
 
     #[test]
