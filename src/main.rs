@@ -10,6 +10,12 @@ use anyhow::Result;
 use clap::{Parser, Subcommand};
 use tokio_util::sync::CancellationToken;
 
+/// jemalloc instead of glibc malloc: glibc's per-thread arenas roughly doubled
+/// the control plane's RSS at scale (see `control-lite/benches/memory.rs`);
+/// jemalloc's background threads return freed pages to the kernel.
+#[global_allocator]
+static GLOBAL: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "bosun", version, about = "Kubernetes worker-node agent with a bundled thin control plane")]
 struct Cli {
