@@ -15,6 +15,7 @@ use super::selectors::Selectors;
 use super::status::{conflict, conflict_with, invalid, not_found, ApiError, Cause, Result};
 use super::validation;
 use super::ApiState;
+use crate::store::KeyValue;
 
 /// Attempts of a read-modify-write before giving up with a conflict.
 pub(super) const RETRIES: usize = 8;
@@ -38,16 +39,23 @@ pub async fn list(
     ns: Option<&str>,
     selectors: &Selectors,
 ) -> Result<(Vec<Value>, i64)> {
-    let prefix = info.prefix(ns);
-    let (kvs, rev) = state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))?;
-    let mut items = Vec::with_capacity(kvs.len());
-    for kv in &kvs {
-        let obj = decode(kv)?;
-        if selectors.matches(&obj) {
-            items.push(obj);
-        }
-    }
+    let (kvs, rev) = list_stored(state, info, ns).await?;
+    let items = matching(&kvs, selectors).collect::<Result<Vec<_>>>()?;
     Ok((items, rev))
+}
+
+/// The stored objects of a collection, undecoded, and the list revision: for
+/// [`matching`] to decode one at a time, so a large list never becomes one
+/// tree of values.
+pub async fn list_stored(state: &ApiState, info: &ResourceInfo, ns: Option<&str>) -> Result<(Vec<KeyValue>, i64)> {
+    let prefix = info.prefix(ns);
+    state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))
+}
+
+/// Decodes stored objects one at a time (with their `resourceVersion`),
+/// keeping those that match `selectors`.
+pub fn matching<'a>(kvs: &'a [KeyValue], selectors: &'a Selectors) -> impl Iterator<Item = Result<Value>> + 'a {
+    kvs.iter().map(decode).filter(|obj| obj.as_ref().map_or(true, |obj| selectors.matches(obj)))
 }
 
 /// The namespace exists and accepts new content (404 / 403 otherwise).

@@ -17,7 +17,12 @@ const TABLE_CONTENT_TYPE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io";
 
 /// A JSON response with optional `Warning` headers.
 pub fn json_response(code: StatusCode, body: &Value, warnings: &[String]) -> Response {
-    let mut resp = (code, body.to_string()).into_response();
+    json_text_response(code, body.to_string(), warnings)
+}
+
+/// A JSON response from already rendered text, with optional `Warning` headers.
+fn json_text_response(code: StatusCode, body: String, warnings: &[String]) -> Response {
+    let mut resp = (code, body).into_response();
     let h = resp.headers_mut();
     h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/json"));
     for w in warnings {
@@ -63,12 +68,41 @@ pub fn list_object(info: &ResourceInfo, items: Vec<Value>, rev: i64) -> Value {
     })
 }
 
-/// A list, as JSON or (with `mode`) as a Table.
-pub fn list_response(info: &ResourceInfo, items: Vec<Value>, rev: i64, mode: Option<IncludeObject>) -> Response {
-    match mode {
-        Some(m) => table_response(&table::table(info, &items, m, &rev.to_string(), true)),
-        None => json_response(StatusCode::OK, &list_object(info, items, rev), &[]),
+/// The JSON text of the `<Kind>List` of `items` at revision `rev` (what
+/// [`list_object`] renders), written one item at a time: a large list is
+/// never held as one tree of values.
+pub fn list_text<E>(info: &ResourceInfo, items: impl Iterator<Item = Result<Value, E>>, rev: i64) -> Result<String, E> {
+    let mut out = format!(
+        r#"{{"kind":{},"apiVersion":{},"metadata":{{"resourceVersion":{}}},"items":["#,
+        Value::from(format!("{}List", info.kind_name)),
+        Value::from(info.api_version()),
+        Value::from(rev.to_string()),
+    );
+    for (i, item) in items.enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&item?.to_string());
     }
+    out.push_str("]}");
+    Ok(out)
+}
+
+/// A list, as JSON or (with `mode`) as a Table. Only a Table needs all the
+/// items at once; JSON is written one item at a time.
+pub fn list_response<E>(
+    info: &ResourceInfo,
+    items: impl Iterator<Item = Result<Value, E>>,
+    rev: i64,
+    mode: Option<IncludeObject>,
+) -> Result<Response, E> {
+    Ok(match mode {
+        Some(m) => {
+            let items = items.collect::<Result<Vec<_>, E>>()?;
+            table_response(&table::table(info, &items, m, &rev.to_string(), true))
+        }
+        None => json_text_response(StatusCode::OK, list_text(info, items, rev)?, &[]),
+    })
 }
 
 /// A success `Status` response.
@@ -102,7 +136,7 @@ mod tests {
             resp.headers().get(header::WARNING).and_then(|v| v.to_str().ok()),
             Some("299 - \"duplicate field \\\"a\\\"\"")
         );
-        let table = list_response(by_kind(Kind::Pod), Vec::new(), 3, Some(IncludeObject::None));
+        let table = list_response::<()>(by_kind(Kind::Pod), std::iter::empty(), 3, Some(IncludeObject::None)).unwrap();
         assert_eq!(table.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(TABLE_CONTENT_TYPE));
     }
 }

@@ -19,8 +19,8 @@ pub async fn get(r: &Req<'_>, t: &Target) -> Result<Response> {
 /// GET a collection.
 pub async fn list(r: &Req<'_>, t: &Target) -> Result<Response> {
     let opts = ListOptions::parse(r.query)?;
-    let (items, rev) = crud::list(r.state, t.info, t.namespace.as_deref(), &opts.selectors).await?;
-    Ok(list_response(t.info, items, rev, r.table_mode()))
+    let (stored, rev) = crud::list_stored(r.state, t.info, t.namespace.as_deref()).await?;
+    list_response(t.info, crud::matching(&stored, &opts.selectors), rev, r.table_mode())
 }
 
 /// GET with `watch=true`, on a collection or one named object.
