@@ -130,6 +130,13 @@ mod tests {
         assert_eq!(list["kind"], "DeploymentList");
         assert_eq!(list["apiVersion"], "apps/v1");
         assert_eq!(list["metadata"]["resourceVersion"], "7");
+        for items in [vec![], vec![json!({"metadata": {"name": "a"}}), json!({"metadata": {"name": "b\"c"}, "x": [1]})]]
+        {
+            let text = list_text::<()>(by_kind(Kind::Service), items.clone().into_iter().map(Ok), 9).unwrap();
+            let parsed: Value = serde_json::from_str(&text).unwrap();
+            assert_eq!(parsed, list_object(by_kind(Kind::Service), items, 9));
+        }
+        assert_eq!(list_text(by_kind(Kind::Pod), [Ok(json!({})), Err("bad")].into_iter(), 1), Err("bad"));
         let resp = json_response(StatusCode::CREATED, &json!({}), &["duplicate field \"a\"".into()]);
         assert_eq!(resp.status(), StatusCode::CREATED);
         assert_eq!(
