@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::{bail, Result};
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Node, Pod, Secret, Service};
@@ -61,51 +61,25 @@ impl Cluster {
     }
 
     async fn kubectl(&self, args: &[&str]) -> Result<std::process::Output> {
-        let run = tokio::process::Command::new("/usr/bin/kubectl")
-            .arg("--kubeconfig")
-            .arg(self.dir.path().join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
-            .args(args)
-            .output();
-        Ok(tokio::time::timeout(Duration::from_secs(90), run).await.context("kubectl timed out")??)
+        support::kubectl(self.dir.path(), args).await
     }
 
     async fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
-        let out = self.kubectl(args).await?;
-        if !out.status.success() {
-            bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        support::kubectl_ok(self.dir.path(), args).await
     }
 
     async fn stop(self) {
-        self.token.cancel();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        support::stop(self.token, self.tasks).await
     }
 }
 
 /// Polls `check` until it yields `Some`, for up to 90 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
+async fn eventually<T, F, Fut>(what: &str, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    let mut last_error = None;
-    loop {
-        match check().await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => last_error = Some(e),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what} (last error: {last_error:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    support::eventually(what, Duration::from_secs(90), check).await
 }
 
 async fn create_node(client: &Client) -> Result<()> {

@@ -6,7 +6,7 @@
 use std::future::Future;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
+use anyhow::Result;
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Event, Node, Pod};
 use kube::api::{ListParams, Patch, PatchParams, PostParams};
@@ -53,48 +53,21 @@ async fn start() -> Result<Plane> {
 
 impl Plane {
     async fn kubectl(&self, args: &[&str]) -> Result<String> {
-        let out = tokio::process::Command::new("kubectl")
-            .arg("--kubeconfig")
-            .arg(self.dir.path().join("kubeconfig"))
-            .arg("--cache-dir")
-            .arg(self.dir.path().join("kube-cache"))
-            .args(args)
-            .output()
-            .await
-            .context("run kubectl")?;
-        if !out.status.success() {
-            bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+        support::kubectl_ok(self.dir.path(), args).await
     }
 
     async fn stop(self) {
-        self.token.cancel();
-        for task in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), task).await;
-        }
+        support::stop(self.token, self.tasks).await
     }
 }
 
 /// Polls `check` until it yields `Some`, for up to `secs` seconds.
-async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> Result<T>
+async fn eventually<T, F, Fut>(what: &str, secs: u64, check: F) -> Result<T>
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<Option<T>>>,
 {
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(secs);
-    let mut last_error = None;
-    loop {
-        match check().await {
-            Ok(Some(value)) => return Ok(value),
-            Ok(None) => {}
-            Err(e) => last_error = Some(e),
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out waiting for {what} (last error: {last_error:?})");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    support::eventually(what, Duration::from_secs(secs), check).await
 }
 
 async fn create_node(client: &Client, name: &str, cpu: &str) -> Result<()> {

@@ -45,3 +45,58 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     bosun_control::apiserver::kubeconfig::write_kubeconfig(&dir.join("kubeconfig"), &format!("http://{addr}"))?;
     Ok(Apiserver { store, addr, token, server, state })
 }
+
+/// Polls `check` every 100 ms until it yields `Some`, for up to `within`;
+/// the last error is in the timeout message.
+pub async fn eventually<T, F, Fut>(what: &str, within: std::time::Duration, mut check: F) -> anyhow::Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = anyhow::Result<Option<T>>>,
+{
+    let deadline = tokio::time::Instant::now() + within;
+    let mut last_error = None;
+    loop {
+        match check().await {
+            Ok(Some(value)) => return Ok(value),
+            Ok(None) => {}
+            Err(e) => last_error = Some(e),
+        }
+        if tokio::time::Instant::now() > deadline {
+            anyhow::bail!("timed out waiting for {what} (last error: {last_error:?})");
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+}
+
+/// Runs the real kubectl against the kubeconfig in `dir` (90 s at most).
+pub async fn kubectl(dir: &Path, args: &[&str]) -> anyhow::Result<std::process::Output> {
+    use anyhow::Context;
+    let run = tokio::process::Command::new("/usr/bin/kubectl")
+        .arg("--kubeconfig")
+        .arg(dir.join("kubeconfig"))
+        .arg("--cache-dir")
+        .arg(dir.join("kube-cache"))
+        .args(args)
+        .output();
+    tokio::time::timeout(std::time::Duration::from_secs(90), run)
+        .await
+        .context("kubectl timed out")?
+        .context("run kubectl")
+}
+
+/// [`kubectl`] that must succeed; returns its stdout.
+pub async fn kubectl_ok(dir: &Path, args: &[&str]) -> anyhow::Result<String> {
+    let out = kubectl(dir, args).await?;
+    if !out.status.success() {
+        anyhow::bail!("kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// Cancels `token` and waits (10 s each at most) for the tasks to end.
+pub async fn stop(token: CancellationToken, tasks: Vec<tokio::task::JoinHandle<()>>) {
+    token.cancel();
+    for task in tasks {
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
+    }
+}
