@@ -16,55 +16,14 @@ use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::api::{DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 mod support;
 
 const NS: &str = "default";
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    client: Client,
-    token: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
+use support::Plane as Cluster;
 
 impl Cluster {
-    /// Apiserver only.
-    async fn apiserver() -> Result<Cluster> {
-        // RUST_LOG=bosun_control=debug shows what the controllers did.
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir()?;
-        let api = support::start_apiserver(dir.path()).await?;
-        let addr = api.addr;
-        let client = Client::try_from(kube::Config::new(format!("http://{addr}").parse()?))?;
-        let cluster = Cluster { dir, client, token: api.token, tasks: vec![api.server] };
-        let namespaces: Api<k8s_openapi::api::core::v1::Namespace> = Api::all(cluster.client.clone());
-        eventually("apiserver up", || async { Ok(namespaces.get_opt(NS).await?.map(|_| ())) }).await?;
-        Ok(cluster)
-    }
-
-    /// Apiserver, scheduler and every controller.
-    async fn full() -> Result<Cluster> {
-        let mut cluster = Cluster::apiserver().await?;
-        let (client, token) = (cluster.client.clone(), cluster.token.clone());
-        cluster.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::scheduler::run(client, token).await {
-                eprintln!("scheduler: {e:#}");
-            }
-        }));
-        let (client, token) = (cluster.client.clone(), cluster.token.clone());
-        cluster.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(client, token).await {
-                eprintln!("controllers: {e:#}");
-            }
-        }));
-        Ok(cluster)
-    }
-
     /// Plays the kubelet for `node`: bound pods become Running/Ready with
     /// an IP; pods marked for deletion are removed.
     fn fake_kubelet(&mut self, node: &'static str, subnet: u8) {
@@ -102,14 +61,6 @@ impl Cluster {
                 }
             }
         }));
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> Result<String> {
-        support::kubectl_ok(self.dir.path(), args).await
-    }
-
-    async fn stop(self) {
-        support::stop(self.token, self.tasks).await
     }
 }
 

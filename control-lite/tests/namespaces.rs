@@ -21,55 +21,16 @@ mod support;
 const NODE: &str = "node-1";
 const TERMINATING: &str = "unable to create new content in namespace team because it is being terminated";
 
-struct Cluster {
-    dir: tempfile::TempDir,
-    client: Client,
-    token: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
+use support::Plane as Cluster;
 
 impl Cluster {
     /// Apiserver, scheduler, every controller, one Ready node and a test
     /// kubelet for it that runs bound pods and finishes deleted ones.
     async fn start() -> Result<Cluster> {
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-            .with_test_writer()
-            .try_init();
-        let dir = tempfile::tempdir()?;
-        let api = support::start_apiserver(dir.path()).await?;
-        let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
-        let namespaces: Api<Namespace> = Api::all(client.clone());
-        eventually("apiserver up", || async { Ok(namespaces.get_opt("default").await?.map(|_| ())) }).await?;
-        let token = api.token.clone();
-        let mut tasks = vec![api.server];
-        let (c, t) = (client.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::scheduler::run(c, t).await {
-                eprintln!("scheduler: {e:#}");
-            }
-        }));
-        let (c, t) = (client.clone(), token.clone());
-        tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(c, t).await {
-                eprintln!("controllers: {e:#}");
-            }
-        }));
-        create_node(&client).await?;
-        tasks.push(tokio::spawn(kubelet(client.clone(), token.clone())));
-        Ok(Cluster { dir, client, token, tasks })
-    }
-
-    async fn kubectl(&self, args: &[&str]) -> Result<std::process::Output> {
-        support::kubectl(self.dir.path(), args).await
-    }
-
-    async fn kubectl_ok(&self, args: &[&str]) -> Result<String> {
-        support::kubectl_ok(self.dir.path(), args).await
-    }
-
-    async fn stop(self) {
-        support::stop(self.token, self.tasks).await
+        let mut cluster = Cluster::full().await?;
+        create_node(&cluster.client).await?;
+        cluster.tasks.push(tokio::spawn(kubelet(cluster.client.clone(), cluster.token.clone())));
+        Ok(cluster)
     }
 }
 
@@ -205,9 +166,9 @@ async fn deleted_namespace_is_emptied_before_it_goes_and_comes_back_empty() -> R
     assert_eq!(before[0], ("configmaps", 301));
     assert!(total(&before) >= 301 + 1 + 1 + 1 + 1 + 2, "{before:?}");
 
-    let out = cluster.kubectl_ok(&["delete", "namespace", "team", "--wait=false"]).await?;
+    let out = cluster.kubectl(&["delete", "namespace", "team", "--wait=false"]).await?;
     assert!(out.contains("namespace \"team\" deleted"), "{out}");
-    let out = cluster.kubectl_ok(&["get", "namespace", "team"]).await?;
+    let out = cluster.kubectl(&["get", "namespace", "team"]).await?;
     assert!(out.contains("Terminating"), "{out}");
 
     // New content is refused: 403 with upstream's wording, for kube-rs and kubectl.
@@ -220,7 +181,7 @@ async fn deleted_namespace_is_emptied_before_it_goes_and_comes_back_empty() -> R
         }
         other => bail!("expected 403, got {other:?}"),
     }
-    let out = cluster.kubectl(&["-n", "team", "create", "configmap", "late2", "--from-literal=a=b"]).await?;
+    let out = cluster.kubectl_raw(&["-n", "team", "create", "configmap", "late2", "--from-literal=a=b"]).await?;
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success() && stderr.contains(&format!("configmaps \"late2\" is forbidden: {TERMINATING}")));
     // A second DELETE: 409 as upstream, the namespace stays.
@@ -275,7 +236,7 @@ async fn deleted_namespace_is_emptied_before_it_goes_and_comes_back_empty() -> R
     // Plain `kubectl delete namespace` waits until the namespace is gone.
     create_namespace(&client, "quick").await?;
     create_config_maps(&client, "quick", 20).await?;
-    let out = cluster.kubectl_ok(&["delete", "namespace", "quick", "--timeout=90s"]).await?;
+    let out = cluster.kubectl(&["delete", "namespace", "quick", "--timeout=90s"]).await?;
     assert!(out.contains("namespace \"quick\" deleted"), "{out}");
     assert!(namespaces.get_opt("quick").await?.is_none());
     assert_eq!(
@@ -312,7 +273,7 @@ async fn finalize_subresource_releases_a_namespace_and_unscheduled_pods_go_at_on
     let path = cluster.dir.path().join("ns.json");
     tokio::fs::write(&path, body).await?;
     let path = path.display().to_string();
-    cluster.kubectl_ok(&["replace", "--raw", "/api/v1/namespaces/manual/finalize", "-f", &path]).await?;
+    cluster.kubectl(&["replace", "--raw", "/api/v1/namespaces/manual/finalize", "-f", &path]).await?;
     let ns = namespaces.get("manual").await?;
     assert_eq!(
         ns.spec.as_ref().and_then(|s| s.finalizers.clone()),

@@ -18,47 +18,11 @@ mod support;
 
 const NS: &str = "default";
 
-struct Plane {
-    dir: tempfile::TempDir,
-    client: Client,
-    token: CancellationToken,
-    tasks: Vec<tokio::task::JoinHandle<()>>,
-}
+use support::Plane;
 
 /// Apiserver, the supervised scheduler and every supervised controller.
 async fn start() -> Result<Plane> {
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
-        .with_test_writer()
-        .try_init();
-    let dir = tempfile::tempdir()?;
-    let api = support::start_apiserver(dir.path()).await?;
-    let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
-    let token = api.token.clone();
-    let (c, t) = (client.clone(), token.clone());
-    let scheduler = tokio::spawn(bosun_control::supervisor::supervise(
-        "scheduler",
-        t,
-        bosun_control::supervisor::Backoff::default(),
-        move |t| bosun_control::scheduler::run(c.clone(), t),
-    ));
-    let (c, t) = (client.clone(), token.clone());
-    let controllers = tokio::spawn(async move {
-        if let Err(e) = bosun_control::controllers::run_all(c, t).await {
-            eprintln!("controllers: {e:#}");
-        }
-    });
-    Ok(Plane { dir, client, token, tasks: vec![api.server, scheduler, controllers] })
-}
-
-impl Plane {
-    async fn kubectl(&self, args: &[&str]) -> Result<String> {
-        support::kubectl_ok(self.dir.path(), args).await
-    }
-
-    async fn stop(self) {
-        support::stop(self.token, self.tasks).await
-    }
+    Plane::full().await
 }
 
 /// Polls `check` until it yields `Some`, for up to `secs` seconds.

@@ -100,3 +100,67 @@ pub async fn stop(token: CancellationToken, tasks: Vec<tokio::task::JoinHandle<(
         let _ = tokio::time::timeout(std::time::Duration::from_secs(10), task).await;
     }
 }
+
+/// An in-process control plane for a test: the apiserver (answering before
+/// this returns), optionally the supervised scheduler and every controller,
+/// plus any test tasks pushed onto `tasks`.
+pub struct Plane {
+    pub dir: tempfile::TempDir,
+    pub client: kube::Client,
+    pub token: CancellationToken,
+    pub tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl Plane {
+    /// The apiserver only (`RUST_LOG=bosun_control=debug` shows what it does).
+    pub async fn apiserver() -> anyhow::Result<Plane> {
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
+            .with_test_writer()
+            .try_init();
+        let dir = tempfile::tempdir()?;
+        let api = start_apiserver(dir.path()).await?;
+        let client = kube::Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+        let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
+        eventually("apiserver up", std::time::Duration::from_secs(60), || async {
+            Ok(namespaces.get_opt("default").await?.map(|_| ()))
+        })
+        .await?;
+        Ok(Plane { dir, client, token: api.token, tasks: vec![api.server] })
+    }
+
+    /// The apiserver, the supervised scheduler and every (supervised) controller,
+    /// as `bosun control` runs them.
+    pub async fn full() -> anyhow::Result<Plane> {
+        let mut plane = Plane::apiserver().await?;
+        let (c, t) = (plane.client.clone(), plane.token.clone());
+        plane.tasks.push(tokio::spawn(bosun_control::supervisor::supervise(
+            "scheduler",
+            t,
+            bosun_control::supervisor::Backoff::default(),
+            move |t| bosun_control::scheduler::run(c.clone(), t),
+        )));
+        let (c, t) = (plane.client.clone(), plane.token.clone());
+        plane.tasks.push(tokio::spawn(async move {
+            if let Err(e) = bosun_control::controllers::run_all(c, t).await {
+                eprintln!("controllers: {e:#}");
+            }
+        }));
+        Ok(plane)
+    }
+
+    /// kubectl against this plane; must succeed; returns stdout.
+    pub async fn kubectl(&self, args: &[&str]) -> anyhow::Result<String> {
+        kubectl_ok(self.dir.path(), args).await
+    }
+
+    /// kubectl against this plane, whatever its exit status.
+    pub async fn kubectl_raw(&self, args: &[&str]) -> anyhow::Result<std::process::Output> {
+        kubectl(self.dir.path(), args).await
+    }
+
+    /// Cancels everything and waits for the tasks.
+    pub async fn stop(self) {
+        stop(self.token, self.tasks).await
+    }
+}
