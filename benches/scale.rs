@@ -48,14 +48,7 @@ fn percentiles(mut samples: Vec<Duration>) -> (f64, f64) {
 }
 
 fn main() -> Result<()> {
-    let cluster = Cluster::start("bench-node")?;
-    // Started while the table is small (it reads the table once at start).
-    let nft = NftMonitor::start()?;
-    let (ok, _, err) = cluster.apply_stdin(&cluster.web_manifest()?)?;
-    anyhow::ensure!(ok, "applying web: {err}");
-    cluster.wait_running(3, Duration::from_secs(180))?;
-    let web_ip = cluster.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
-    nft.wait_service(&web_ip, Duration::from_secs(60))?;
+    let (cluster, nft) = scale::start_web_cluster("bench-node")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(run(&cluster, &nft))
 }

@@ -25,14 +25,7 @@ const CONVERGE: Duration = Duration::from_secs(900);
 
 #[test]
 fn new_service_answers_quickly_and_control_idles_with_10k_services() -> Result<()> {
-    let cluster = Cluster::start("scale-node")?;
-    // Started while the table is small (it reads the table once at start).
-    let nft = NftMonitor::start()?;
-    let (ok, _, err) = cluster.apply_stdin(&cluster.web_manifest()?)?;
-    ensure!(ok, "applying web: {err}");
-    cluster.wait_running(3, Duration::from_secs(180))?;
-    let web_ip = cluster.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
-    nft.wait_service(&web_ip, Duration::from_secs(60))?;
+    let (cluster, nft) = scale::start_web_cluster("scale-node")?;
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(measure(&cluster, &nft))
 }

@@ -11,8 +11,22 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
-use super::cluster::get_within;
+use super::cluster::{get_within, Cluster};
 use super::nftmon::NftMonitor;
+
+/// Brings up a cluster on `node` with the `web` Deployment (3 pods) Running
+/// and its Service in nft, watched by an [`NftMonitor`] started while the
+/// table is still small (it reads the table once at start).
+pub fn start_web_cluster(node: &str) -> Result<(Cluster, NftMonitor)> {
+    let cluster = Cluster::start(node)?;
+    let nft = NftMonitor::start()?;
+    let (ok, _, err) = cluster.apply_stdin(&cluster.web_manifest()?)?;
+    ensure!(ok, "applying web: {err}");
+    cluster.wait_running(3, Duration::from_secs(180))?;
+    let web_ip = cluster.kubectl_ok(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"])?;
+    nft.wait_service(&web_ip, Duration::from_secs(60))?;
+    Ok((cluster, nft))
+}
 
 /// Port every load Service listens on.
 pub const PORT: u16 = 80;
