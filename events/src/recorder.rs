@@ -70,8 +70,14 @@ async fn post(client: &Client, correlator: &mut Correlator, event: Event) {
         let patched = api.patch(&update.name, &PatchParams::default(), &Patch::Merge(&update.patch())).await;
         match patched {
             Ok(_) => return,
+            // Any other failure: drop this repeat (events are best effort)
+            // rather than risk a duplicate Event.
+            Err(error) if !matches!(&error, kube::Error::Api(status) if status.code == 404) => {
+                tracing::debug!(%reason, %error, "could not update event");
+                return;
+            }
             Err(error) => {
-                tracing::debug!(%reason, %error, "could not update event; creating a new one");
+                tracing::debug!(%reason, %error, "event is gone; creating a new one");
                 correlator.forget(&decided.key);
                 decided = correlator.correlate(event, now);
             }

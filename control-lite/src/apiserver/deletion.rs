@@ -73,6 +73,8 @@ pub async fn delete(
             "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
         )));
     }
+    // Dependents are orphaned once, not again on every conflict retry.
+    let mut orphaned = false;
     for _ in 0..RETRIES {
         let (current, rev) = get(state, info, ns, name).await?;
         let uid = meta_str(&current, "uid").unwrap_or_default();
@@ -86,8 +88,9 @@ pub async fn delete(
             );
             return Err(conflict_with(info, name, &detail));
         }
-        if opts.orphan && !opts.dry_run {
+        if opts.orphan && !opts.dry_run && !orphaned {
             orphan_dependents(state, ns, uid).await?;
+            orphaned = true;
         }
         if info.kind == Kind::Namespace {
             match namespaces::plan_delete(&current, &now_rfc3339()) {
@@ -119,7 +122,7 @@ pub async fn delete(
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 if tracks(info.kind) {
                     let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(1);
-                    meta.insert("generation".into(), json!(g + 1));
+                    meta.insert("generation".into(), json!(g.saturating_add(1)));
                 }
             }
             match write_marked(state, info, ns, name, rev, next, opts.dry_run).await? {

@@ -12,7 +12,7 @@ use std::panic::AssertUnwindSafe;
 
 use futures::FutureExt;
 use k8s_openapi::api::core::v1::ObjectReference;
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::Resource;
 
 use super::events::{self, Recorder};
@@ -58,11 +58,8 @@ impl Reporter<ObjectKey> {
     where
         K: Resource<DynamicType = ()> + Clone + Send + Sync + 'static,
     {
-        let lookup = move |key: &ObjectKey| {
-            let reference = ObjectRef::new(&key.name);
-            let reference = if key.namespace.is_empty() { reference } else { reference.within(&key.namespace) };
-            store.get(&reference).map(|obj| events::reference(&*obj))
-        };
+        let lookup =
+            move |key: &ObjectKey| store.get(&super::index::object_ref(key)).map(|obj| events::reference(&*obj));
         Reporter { recorder, lookup: Box::new(lookup) }
     }
 }

@@ -75,10 +75,16 @@ pub fn drop_type_dependent_fields(old: Option<&Value>, new: &mut Value) {
         }
     }
     if !matches!(new_type, "NodePort" | "LoadBalancer") {
-        let old_ports = old.pointer("/spec/ports").and_then(Value::as_array).cloned().unwrap_or_default();
+        // A set, so this stays linear in the (user-sized) port lists.
+        let old_node_ports: std::collections::HashSet<i64> = old
+            .pointer("/spec/ports")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|o| o.get("nodePort").and_then(Value::as_i64))
+            .collect();
         for port in spec.get_mut("ports").and_then(Value::as_array_mut).into_iter().flatten() {
-            let stored =
-                old_ports.iter().any(|o| o.get("nodePort").is_some() && o.get("nodePort") == port.get("nodePort"));
+            let stored = port.get("nodePort").and_then(Value::as_i64).is_some_and(|p| old_node_ports.contains(&p));
             if stored {
                 if let Some(p) = port.as_object_mut() {
                     p.remove("nodePort");
@@ -103,11 +109,7 @@ pub fn plan(cidr: Cidr, old: Option<&Value>, new: &Value) -> Result<IpPlan, Vec<
     let in_range = |ip: &str| -> Result<Ipv4Addr, Vec<Cause>> {
         let out = || {
             let err = Error::OutOfRange { ip: ip.to_string(), cidr: cidr.to_string() };
-            vec![Cause {
-                reason: "FieldValueInvalid",
-                field: "spec.clusterIPs".into(),
-                message: format!("Invalid value: {}: {err}", Value::from(ip)),
-            }]
+            vec![Cause::invalid("spec.clusterIPs", ip, &err.to_string())]
         };
         ip.parse::<Ipv4Addr>().ok().filter(|a| cidr.contains(*a)).ok_or_else(out)
     };

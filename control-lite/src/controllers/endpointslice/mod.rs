@@ -125,9 +125,13 @@ pub async fn run(client: Client, token: CancellationToken) {
                 if before.is_some() && before == view {
                     continue;
                 }
-                for labels in [inputs::labels_of(&moved.before), inputs::labels_of(&moved.after)] {
-                    queue_selecting(&queue, &services, &by_label, &key.namespace, &labels);
+                // Old and new labels; once when they are the same (the usual
+                // readiness or IP change).
+                let after = inputs::labels_of(&moved.after);
+                if !moved.unchanged() {
+                    queue_selecting(&queue, &services, &by_label, &key.namespace, &inputs::labels_of(&moved.before));
                 }
+                queue_selecting(&queue, &services, &by_label, &key.namespace, &after);
             }
         })
     };
