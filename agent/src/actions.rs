@@ -2,22 +2,32 @@
 //! what to do next (`compute_pod_actions`). Level-triggered: the same inputs
 //! always give the same actions, and applying them moves toward the spec.
 //!
+//! Init containers and native sidecars are ordered by [`init`]; the
+//! `activeDeadlineSeconds` clock is [`deadline`]; a container whose spec
+//! changed (its image: the one mutable field) is recognised by the spec hash
+//! the agent puts on every CRI container ([`crate::spec_hash`]).
+//!
 //! Must not: perform any of the actions. `pod_worker` applies them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use crate::backoff::Backoff;
+pub use crate::enums::RestartPolicy;
+use crate::enums::{PodFailureReason, PodPhase, PullPolicy, WaitingReason};
 use crate::observed::{ObservedContainer, ObservedPod, RunState};
+
+pub mod deadline;
+pub mod init;
 
 /// Why a container is not running, as shown in `state.waiting`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Waiting {
     /// `CrashLoopBackOff`, `ImagePullBackOff`, `ErrImagePull`, ...
-    pub reason: String,
+    pub reason: WaitingReason,
     /// Human-readable detail.
     pub message: String,
 }
@@ -43,8 +53,14 @@ pub struct PodActions {
     /// The pod is being deleted: stop everything with this grace period,
     /// remove it, and delete the pod object. Nothing else is set then.
     pub terminate: Option<Duration>,
-    /// Containers to stop (running in a dead sandbox, or in unknown state).
+    /// Containers to stop (running in a dead sandbox, or in unknown state),
+    /// in this order.
     pub kill_containers: Vec<String>,
+    /// Killing Event messages for kills that have a specific reason (by
+    /// container id), e.g. a changed definition.
+    pub kill_messages: BTreeMap<String, String>,
+    /// The whole pod fails now (its containers are in `kill_containers`).
+    pub fail_pod: Option<PodFailure>,
     /// Sandboxes to stop (older, not ready ones still holding resources).
     pub stop_sandboxes: Vec<String>,
     /// Containers to remove (never started, or attempts older than previous).
@@ -70,61 +86,38 @@ pub struct Context<'a> {
     pub crash: &'a Backoff,
     /// Image pull backoff keyed by image.
     pub pull: &'a Backoff,
+    /// Ids of running containers whose startup is not confirmed yet (a
+    /// startup probe still pending). A sidecar in this set does not let the
+    /// next init container start. Empty without probes.
+    pub startup_pending: &'a BTreeSet<String>,
 }
 
-/// Restart policy of a pod.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RestartPolicy {
-    /// Always restart.
-    Always,
-    /// Restart on non-zero exit.
-    OnFailure,
-    /// Never restart.
-    Never,
+static NO_CONTAINERS: BTreeSet<String> = BTreeSet::new();
+
+impl<'a> Context<'a> {
+    /// A context where every running container counts as started.
+    pub fn new(now: Timestamp, crash: &'a Backoff, pull: &'a Backoff) -> Self {
+        Self { now, crash, pull, startup_pending: &NO_CONTAINERS }
+    }
+
+    /// Whether running container `c` counts as started.
+    pub fn started(&self, c: &ObservedContainer) -> bool {
+        c.state == RunState::Running && !self.startup_pending.contains(&c.id)
+    }
 }
 
-impl RestartPolicy {
-    /// The policy of `pod` (default Always).
-    pub fn of(pod: &Pod) -> Self {
-        match pod.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
-            Some("OnFailure") => Self::OnFailure,
-            Some("Never") => Self::Never,
-            _ => Self::Always,
-        }
-    }
-
-    /// Whether a container that exited with `exit_code` restarts.
-    pub fn restarts(self, exit_code: i32) -> bool {
-        match self {
-            Self::Always => true,
-            Self::OnFailure => exit_code != 0,
-            Self::Never => false,
-        }
-    }
+/// Why the agent fails a whole pod.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PodFailure {
+    /// `status.reason`.
+    pub reason: PodFailureReason,
+    /// `status.message` and the Event's message.
+    pub message: String,
 }
 
 /// Key of a container in the crash-loop backoff.
 pub fn crash_key(pod: &Pod, container: &str) -> String {
     format!("{}/{}", pod.metadata.uid.as_deref().unwrap_or_default(), container)
-}
-
-/// The effective image pull policy of a container (default: `Always` for
-/// `:latest` or untagged images, `IfNotPresent` otherwise).
-pub fn pull_policy(container: &Container) -> &str {
-    if let Some(policy) = container.image_pull_policy.as_deref() {
-        return policy;
-    }
-    let image = container.image.as_deref().unwrap_or_default();
-    let name = image.split('@').next().unwrap_or_default();
-    let last = name.rsplit('/').next().unwrap_or_default();
-    match last.split_once(':') {
-        Some((_, "latest")) | None if !image.contains('@') => "Always",
-        _ => "IfNotPresent",
-    }
-}
-
-fn is_terminal(pod: &Pod) -> bool {
-    matches!(pod.status.as_ref().and_then(|s| s.phase.as_deref()), Some("Succeeded") | Some("Failed"))
 }
 
 /// Grace period for stopping the pod's containers.
@@ -158,9 +151,19 @@ pub fn compute_pod_actions(desired: &Pod, observed: &ObservedPod, ctx: Context<'
     let policy = RestartPolicy::of(desired);
     let ready = observed.ready_sandbox();
 
-    if is_terminal(desired) {
-        actions.kill_containers = observed.live_container_ids();
+    if PodPhase::of(desired).is_some_and(PodPhase::is_terminal) {
+        actions.kill_containers = init::termination_order(desired, observed);
         return actions;
+    }
+    match deadline::check(desired, ctx.now) {
+        deadline::Deadline::Exceeded => {
+            actions.kill_containers = init::termination_order(desired, observed);
+            actions.fail_pod =
+                Some(PodFailure { reason: PodFailureReason::DeadlineExceeded, message: deadline::MESSAGE.to_string() });
+            return actions;
+        }
+        deadline::Deadline::Remaining(wait) => requeue(&mut actions, wait),
+        deadline::Deadline::None => {}
     }
 
     let current_sandbox = match ready {
@@ -189,23 +192,52 @@ pub fn compute_pod_actions(desired: &Pod, observed: &ObservedPod, ctx: Context<'
         }
     };
 
-    for container in &spec.containers {
-        decide_container(desired, container, observed, current_sandbox.as_deref(), policy, ctx, &mut actions);
+    let progress = init::decide(desired, observed, current_sandbox.as_deref(), ctx, &mut actions);
+    match progress {
+        init::Progress::Done => {
+            for container in &spec.containers {
+                let sandbox = current_sandbox.as_deref();
+                decide_container(desired, container, observed, sandbox, policy, ctx, &mut actions);
+            }
+            if init::app_containers_finished(desired, observed) {
+                // A Job-style pod is complete: its sidecars stop too.
+                actions.start_containers.retain(|s| !init::is_sidecar_name(desired, &s.name));
+                actions.kill_containers.extend(init::termination_order(desired, observed));
+            }
+        }
+        init::Progress::Initializing => {
+            for container in &spec.containers {
+                let message = "waiting for init containers to complete".to_string();
+                hold(&mut actions, &container.name, WaitingReason::PodInitializing, message, None);
+            }
+        }
+        init::Progress::Failed => {
+            actions.start_containers.clear();
+            actions.kill_containers = init::termination_order(desired, observed);
+            return actions;
+        }
     }
     collect_garbage(desired, observed, &mut actions);
-    actions.kill_containers.sort();
-    actions.kill_containers.dedup();
+    let mut seen = BTreeSet::new();
+    actions.kill_containers.retain(|id| seen.insert(id.clone()));
     actions
 }
 
-fn hold(actions: &mut PodActions, name: &str, reason: &str, message: String, wait: Option<Duration>) {
-    actions.waiting.insert(name.to_string(), Waiting { reason: reason.to_string(), message });
+fn requeue(actions: &mut PodActions, wait: Duration) {
+    actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
+}
+
+fn hold(actions: &mut PodActions, name: &str, reason: WaitingReason, message: String, wait: Option<Duration>) {
+    actions.waiting.insert(name.to_string(), Waiting { reason, message });
     if let Some(wait) = wait {
-        actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
+        requeue(actions, wait);
     }
 }
 
-fn decide_container(
+/// Decides one container under `policy`: nothing while it runs unchanged,
+/// a (re)start when it is missing, exited and restartable, or its
+/// definition changed; a hold while a backoff runs.
+pub(crate) fn decide_container(
     pod: &Pod,
     container: &Container,
     observed: &ObservedPod,
@@ -231,7 +263,15 @@ fn decide_container(
             (c.attempt + 1, None)
         }
         Some(c) => match c.state {
-            RunState::Running => return,
+            RunState::Running => {
+                if !crate::spec_hash::matches(container, c.spec_hash.as_deref()) {
+                    actions.kill_containers.push(c.id.clone());
+                    let message = format!("Container {name} definition changed, will be restarted");
+                    actions.kill_messages.insert(c.id.clone(), message);
+                    start_or_hold(container, observed, c.attempt + 1, None, ctx, actions);
+                }
+                return;
+            }
             RunState::Unknown => {
                 actions.kill_containers.push(c.id.clone());
                 return;
@@ -253,32 +293,45 @@ fn decide_container(
                         delay.as_secs(),
                         pod_ref(pod)
                     );
-                    hold(actions, name, "CrashLoopBackOff", message, Some(wait));
+                    hold(actions, name, WaitingReason::CrashLoopBackOff, message, Some(wait));
                     return;
                 }
                 (c.attempt + 1, Some(finished))
             }
         },
     };
+    start_or_hold(container, observed, attempt, after_exit, ctx, actions);
+}
 
+/// Starts `container` as `attempt` (pulling per its pull policy), or holds
+/// it while the image is absent with policy Never or its pull backs off.
+pub(crate) fn start_or_hold(
+    container: &Container,
+    observed: &ObservedPod,
+    attempt: u32,
+    after_exit: Option<Timestamp>,
+    ctx: Context<'_>,
+    actions: &mut PodActions,
+) {
+    let name = container.name.as_str();
     let image = container.image.clone().unwrap_or_default();
     let present = observed.images.get(&image).is_some_and(Option::is_some);
-    let pull = match pull_policy(container) {
-        "Always" => true,
-        "Never" => {
+    let pull = match PullPolicy::of(container) {
+        PullPolicy::Always => true,
+        PullPolicy::Never => {
             if !present {
                 let message = format!("Container image \"{image}\" is not present with pull policy of Never");
-                hold(actions, name, "ErrImageNeverPull", message, None);
+                hold(actions, name, WaitingReason::ErrImageNeverPull, message, None);
                 return;
             }
             false
         }
-        _ => !present,
+        PullPolicy::IfNotPresent => !present,
     };
     if pull {
         if let Some(wait) = ctx.pull.remaining(&image, ctx.now) {
             let message = format!("Back-off pulling image \"{image}\"");
-            hold(actions, name, "ImagePullBackOff", message, Some(wait));
+            hold(actions, name, WaitingReason::ImagePullBackOff, message, Some(wait));
             return;
         }
     }
@@ -288,7 +341,12 @@ fn decide_container(
 /// Keeps the newest two attempts of every container (current and previous,
 /// for `logs --previous`); removes older ones and sandboxes left empty.
 fn collect_garbage(pod: &Pod, observed: &ObservedPod, actions: &mut PodActions) {
-    let spec_names: Vec<&str> = pod.spec.iter().flat_map(|s| s.containers.iter()).map(|c| c.name.as_str()).collect();
+    let spec_names: Vec<&str> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
+        .map(|c| c.name.as_str())
+        .collect();
     let mut kept_sandboxes: Vec<&str> = Vec::new();
     let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
     for c in &observed.containers {

@@ -39,6 +39,8 @@ fn container(id: &str, sandbox: &str, attempt: u32, state: RunState, exit_code: 
         image: "busybox:1.36".into(),
         image_ref: "sha256:abc".into(),
         log_path: String::new(),
+        spec_hash: None,
+        termination: None,
     }
 }
 
@@ -58,7 +60,7 @@ fn start(attempt: u32, pull: bool, after_exit: Option<Timestamp>) -> Vec<StartCo
 fn fresh_pod_creates_sandbox_pulls_and_starts() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
-    let ctx = Context { now: t(0), crash: &crash, pull: &pull };
+    let ctx = Context::new(t(0), &crash, &pull);
     let got = compute_pod_actions(&pod("Always"), &observed(vec![], vec![], false), ctx);
     assert_eq!(
         got,
@@ -72,7 +74,7 @@ fn fresh_pod_creates_sandbox_pulls_and_starts() {
 fn dead_sandbox_is_replaced_with_next_attempt() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
-    let ctx = Context { now: t(200), crash: &crash, pull: &pull };
+    let ctx = Context::new(t(200), &crash, &pull);
     let obs = observed(vec![sandbox("s0", 0, false)], vec![container("c0", "s0", 0, RunState::Running, 0)], true);
     let got = compute_pod_actions(&pod("Always"), &obs, ctx);
     assert_eq!(got.create_sandbox, Some(1));
@@ -84,7 +86,7 @@ fn dead_sandbox_is_replaced_with_next_attempt() {
 fn exited_container_follows_restart_policy() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
-    let ctx = Context { now: t(200), crash: &crash, pull: &pull };
+    let ctx = Context::new(t(200), &crash, &pull);
     // (policy, exit code, restarts)
     let cases = [
         ("Always", 0, true),
@@ -107,7 +109,7 @@ fn exited_container_follows_restart_policy() {
 fn never_restarts_a_running_container() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
-    let ctx = Context { now: t(200), crash: &crash, pull: &pull };
+    let ctx = Context::new(t(200), &crash, &pull);
     let obs = observed(vec![sandbox("s0", 0, true)], vec![container("c0", "s0", 4, RunState::Running, 0)], true);
     assert_eq!(compute_pod_actions(&pod("Always"), &obs, ctx), PodActions::default());
 }
@@ -119,13 +121,13 @@ fn crash_backoff_not_expired_holds_with_crash_loop_back_off() {
     let pull = Backoff::image_pull();
     let obs = observed(vec![sandbox("s0", 0, true)], vec![container("c0", "s0", 1, RunState::Exited, 1)], true);
     // Exited at 100 s with a 10 s delay: held at 104 s, restarted at 110 s.
-    let held = compute_pod_actions(&pod("Always"), &obs, Context { now: t(104), crash: &crash, pull: &pull });
+    let held = compute_pod_actions(&pod("Always"), &obs, Context::new(t(104), &crash, &pull));
     assert!(held.start_containers.is_empty());
     assert_eq!(held.requeue_after, Some(Duration::from_secs(6)));
     let waiting = held.waiting.get("app").expect("waiting");
-    assert_eq!(waiting.reason, "CrashLoopBackOff");
+    assert_eq!(waiting.reason, WaitingReason::CrashLoopBackOff);
     assert_eq!(waiting.message, "back-off 10s restarting failed container=app pod=p_ns(u)");
-    let go = compute_pod_actions(&pod("Always"), &obs, Context { now: t(110), crash: &crash, pull: &pull });
+    let go = compute_pod_actions(&pod("Always"), &obs, Context::new(t(110), &crash, &pull));
     assert_eq!(go.start_containers, start(2, false, Some(t(100))));
 }
 
@@ -135,10 +137,10 @@ fn failing_image_pull_backs_off() {
     let mut pull = Backoff::image_pull();
     pull.record("busybox:1.36", t(0));
     let obs = observed(vec![sandbox("s0", 0, true)], vec![], false);
-    let held = compute_pod_actions(&pod("Always"), &obs, Context { now: t(3), crash: &crash, pull: &pull });
+    let held = compute_pod_actions(&pod("Always"), &obs, Context::new(t(3), &crash, &pull));
     assert_eq!(held.waiting.get("app").map(|w| w.reason.as_str()), Some("ImagePullBackOff"));
     assert_eq!(held.requeue_after, Some(Duration::from_secs(7)));
-    let retry = compute_pod_actions(&pod("Always"), &obs, Context { now: t(10), crash: &crash, pull: &pull });
+    let retry = compute_pod_actions(&pod("Always"), &obs, Context::new(t(10), &crash, &pull));
     assert_eq!(retry.start_containers, start(0, true, None));
 }
 
@@ -160,7 +162,7 @@ fn pull_policy_defaults_and_never() {
         (container("busybox", Some("Never")), "Never"),
     ];
     for (c, want) in cases {
-        assert_eq!(pull_policy(&c), want, "{:?}", c.image);
+        assert_eq!(PullPolicy::of(&c).as_str(), want, "{:?}", c.image);
     }
     let mut never = pod("Always");
     if let Some(spec) = never.spec.as_mut() {
@@ -171,7 +173,7 @@ fn pull_policy_defaults_and_never() {
     let got = compute_pod_actions(
         &never,
         &observed(vec![sandbox("s0", 0, true)], vec![], false),
-        Context { now: t(0), crash: &crash, pull: &pull },
+        Context::new(t(0), &crash, &pull),
     );
     assert_eq!(got.waiting.get("app").map(|w| w.reason.as_str()), Some("ErrImageNeverPull"));
     assert!(got.start_containers.is_empty());
@@ -185,7 +187,7 @@ fn deletion_terminates_with_grace_period() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
     let obs = observed(vec![sandbox("s0", 0, true)], vec![container("c0", "s0", 0, RunState::Running, 0)], true);
-    let got = compute_pod_actions(&deleting, &obs, Context { now: t(1), crash: &crash, pull: &pull });
+    let got = compute_pod_actions(&deleting, &obs, Context::new(t(1), &crash, &pull));
     assert_eq!(got, PodActions { terminate: Some(Duration::from_secs(5)), ..Default::default() });
 }
 
@@ -194,7 +196,7 @@ fn finished_never_pod_is_not_recreated_after_sandbox_death() {
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
     let obs = observed(vec![sandbox("s0", 0, false)], vec![container("c0", "s0", 0, RunState::Exited, 0)], true);
-    let got = compute_pod_actions(&pod("Never"), &obs, Context { now: t(200), crash: &crash, pull: &pull });
+    let got = compute_pod_actions(&pod("Never"), &obs, Context::new(t(200), &crash, &pull));
     assert_eq!(got.create_sandbox, None);
     assert!(got.start_containers.is_empty());
 }
@@ -213,7 +215,7 @@ fn keeps_two_newest_attempts_and_removes_older() {
         ],
         true,
     );
-    let got = compute_pod_actions(&pod("Always"), &obs, Context { now: t(200), crash: &crash, pull: &pull });
+    let got = compute_pod_actions(&pod("Always"), &obs, Context::new(t(200), &crash, &pull));
     assert_eq!(got.remove_containers, vec!["c1".to_string(), "c0".to_string()]);
     assert_eq!(got.remove_sandboxes, vec!["s0".to_string()]);
     assert!(got.start_containers.is_empty());

@@ -14,6 +14,7 @@ pub mod actions;
 pub mod airgap;
 pub mod backoff;
 pub mod cri_runtime;
+pub mod enums;
 pub mod events;
 pub mod host;
 pub mod labels;
@@ -26,7 +27,9 @@ pub mod pod_worker;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod server;
+pub mod spec_hash;
 pub mod status;
+pub mod termination_message;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;

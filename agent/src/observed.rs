@@ -71,6 +71,11 @@ pub struct ObservedContainer {
     pub image_ref: String,
     /// Log path reported by the runtime.
     pub log_path: String,
+    /// The spec hash annotation the agent put on the container
+    /// ([`crate::spec_hash`]); `None` on containers of older agents.
+    pub spec_hash: Option<String>,
+    /// Where its termination message is read from.
+    pub termination: Option<crate::termination_message::Source>,
 }
 
 /// Everything the runtime has for one pod.
@@ -189,6 +194,8 @@ pub fn assemble(
                 image: status.image.map(|i| i.image).unwrap_or_default(),
                 image_ref: status.image_ref,
                 log_path: status.log_path,
+                spec_hash: status.annotations.get(crate::spec_hash::ANNOTATION).cloned(),
+                termination: crate::termination_message::source(&status.annotations, &status.mounts),
             }
         })
         .collect();

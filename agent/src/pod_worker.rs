@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::actions::{self, compute_pod_actions, PodActions, Waiting};
 use crate::backoff::Backoff;
+use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventSink, EventType};
 use crate::observed::{observe, ObservedPod};
 use crate::pod_api::{ApiError, PodApi};
@@ -102,8 +103,12 @@ fn pod_key(pod: &Pod) -> String {
 }
 
 fn images_of(pod: &Pod) -> Vec<String> {
-    let mut images: Vec<String> =
-        pod.spec.iter().flat_map(|s| s.containers.iter()).filter_map(|c| c.image.clone()).collect();
+    let mut images: Vec<String> = pod
+        .spec
+        .iter()
+        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
+        .filter_map(|c| c.image.clone())
+        .collect();
     images.sort();
     images.dedup();
     images
@@ -121,6 +126,7 @@ pub struct PodWorker {
     last_patched: Option<(Option<String>, PodStatus)>,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
+    termination_messages: messages::TerminationMessages,
 }
 
 enum Outcome {
@@ -140,6 +146,7 @@ impl PodWorker {
             last_patched: None,
             last_held: BTreeMap::new(),
             last_pod: None,
+            termination_messages: messages::TerminationMessages::default(),
         }
     }
 
@@ -187,10 +194,12 @@ impl PodWorker {
         }
     }
 
-    async fn observe(&self, pod: &Pod) -> Result<ObservedPod, Error> {
-        observe(self.deps.runtime.as_ref(), &self.uid, &images_of(pod))
+    async fn observe(&mut self, pod: &Pod) -> Result<ObservedPod, Error> {
+        let mut observed = observe(self.deps.runtime.as_ref(), &self.uid, &images_of(pod))
             .await
-            .map_err(|source| Error::Runtime { pod: pod_key(pod), source })
+            .map_err(|source| Error::Runtime { pod: pod_key(pod), source })?;
+        self.termination_messages.fill(&mut observed).await;
+        Ok(observed)
     }
 
     async fn sync(&mut self, pod: &Pod) -> Result<Outcome, Error> {
@@ -198,7 +207,7 @@ impl PodWorker {
         let now = Timestamp::now();
         self.crash.gc(now);
         self.pull.gc(now);
-        let ctx = actions::Context { now, crash: &self.crash, pull: &self.pull };
+        let ctx = actions::Context::new(now, &self.crash, &self.pull);
         let actions = compute_pod_actions(pod, &observed, ctx);
         if let Some(grace) = actions.terminate {
             self.terminate(pod, &observed, grace).await?;
@@ -270,14 +279,15 @@ impl PodWorker {
             if self.last_held.get(name) == Some(waiting) {
                 continue;
             }
-            let (type_, message) = match waiting.reason.as_str() {
-                "CrashLoopBackOff" => {
+            let (type_, message) = match waiting.reason {
+                WaitingReason::PodInitializing => continue,
+                WaitingReason::CrashLoopBackOff => {
                     (EventType::Warning, format!("Back-off restarting failed container {name} in pod {}", pod_key(pod)))
                 }
-                "ImagePullBackOff" => (EventType::Normal, waiting.message.clone()),
+                WaitingReason::ImagePullBackOff => (EventType::Normal, waiting.message.clone()),
                 _ => (EventType::Warning, waiting.message.clone()),
             };
-            let reason = if waiting.reason.ends_with("BackOff") { "BackOff" } else { "Failed" };
+            let reason = if waiting.reason.is_backoff() { "BackOff" } else { "Failed" };
             self.deps.events.record(&pod_reference(pod, Some(name)), type_, reason, &message).await;
         }
     }
@@ -296,9 +306,15 @@ impl PodWorker {
         let runtime = self.deps.runtime.clone();
         let rt_err = |source: RuntimeError| Error::Runtime { pod: pod_key(pod), source };
         let grace = actions::grace_period(pod);
+        if let Some(failure) = &actions.fail_pod {
+            let reason = failure.reason.as_str();
+            self.deps.events.record(&pod_reference(pod, None), EventType::Warning, reason, &failure.message).await;
+        }
         for id in &actions.kill_containers {
             if let Some(c) = observed.containers.iter().find(|c| &c.id == id) {
-                self.event(pod, &c.name, EventType::Normal, "Killing", &format!("Stopping container {}", c.name)).await;
+                let message =
+                    actions.kill_messages.get(id).cloned().unwrap_or_else(|| format!("Stopping container {}", c.name));
+                self.event(pod, &c.name, EventType::Normal, "Killing", &message).await;
             }
             ignore_not_found(runtime.stop_container(id, grace).await).map_err(rt_err)?;
         }
@@ -355,6 +371,7 @@ impl PodWorker {
     }
 }
 
+mod messages;
 mod start;
 mod teardown;
 

@@ -14,7 +14,8 @@ use k8s_openapi::api::core::v1::{
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::actions::{RestartPolicy, Waiting};
+use crate::actions::{deadline, init, RestartPolicy, Waiting};
+use crate::enums::{is_sidecar, PodFailureReason, PodPhase, TerminatedReason, WaitingReason};
 use crate::observed::{ObservedContainer, ObservedPod, RunState};
 
 /// Runtime prefix of container IDs in pod status.
@@ -37,16 +38,10 @@ fn time(ts: Timestamp) -> Time {
 }
 
 fn terminated(c: &ObservedContainer) -> ContainerStateTerminated {
-    let reason = if c.reason == "OOMKilled" {
-        "OOMKilled"
-    } else if c.exit_code == 0 {
-        "Completed"
-    } else {
-        "Error"
-    };
+    let reason = TerminatedReason::of(c.exit_code, &c.reason);
     ContainerStateTerminated {
         exit_code: c.exit_code,
-        reason: Some(reason.to_string()),
+        reason: Some(reason.as_str().to_string()),
         message: (!c.message.is_empty()).then(|| c.message.clone()),
         started_at: c.started_at.map(time),
         finished_at: c.finished_at.map(time),
@@ -60,17 +55,40 @@ fn terminated_state(c: Option<&ObservedContainer>) -> Option<ContainerState> {
         .map(|c| ContainerState { terminated: Some(terminated(c)), ..Default::default() })
 }
 
-fn waiting_state(reason: &str, message: Option<String>) -> ContainerState {
+fn waiting_state(reason: WaitingReason, message: Option<String>) -> ContainerState {
     ContainerState {
-        waiting: Some(ContainerStateWaiting { reason: Some(reason.to_string()), message }),
+        waiting: Some(ContainerStateWaiting { reason: Some(reason.as_str().to_string()), message }),
         ..Default::default()
     }
 }
 
-fn container_status(name: &str, image: &str, observed: &ObservedPod, waiting: Option<&Waiting>) -> ContainerStatus {
+/// Which list a container status goes to, and what that implies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    /// `containerStatuses`.
+    App,
+    /// `initContainerStatuses`, run to completion (ready once it exited 0).
+    Init,
+    /// `initContainerStatuses`, a native sidecar (ready while running).
+    Sidecar,
+}
+
+fn container_status(
+    name: &str,
+    image: &str,
+    kind: Kind,
+    observed: &ObservedPod,
+    waiting: Option<&Waiting>,
+    not_yet: WaitingReason,
+) -> ContainerStatus {
     let latest = observed.latest(name);
     let previous = observed.previous(name);
     let running = latest.is_some_and(|c| c.state == RunState::Running);
+    let succeeded = latest.is_some_and(|c| c.state == RunState::Exited && c.exit_code == 0);
+    let ready = match kind {
+        Kind::App | Kind::Sidecar => running,
+        Kind::Init => succeeded,
+    };
     let (state, last_state) = match (latest, waiting) {
         (Some(c), _) if c.state == RunState::Running => (
             ContainerState {
@@ -80,23 +98,23 @@ fn container_status(name: &str, image: &str, observed: &ObservedPod, waiting: Op
             terminated_state(previous),
         ),
         (_, Some(w)) => (
-            waiting_state(&w.reason, Some(w.message.clone())),
+            waiting_state(w.reason, Some(w.message.clone())),
             terminated_state(latest).or_else(|| terminated_state(previous)),
         ),
         (Some(c), None) if c.state == RunState::Exited => {
             (ContainerState { terminated: Some(terminated(c)), ..Default::default() }, terminated_state(previous))
         }
         (Some(c), None) if c.state == RunState::Unknown => {
-            (waiting_state("ContainerStatusUnknown", None), terminated_state(previous))
+            (waiting_state(WaitingReason::ContainerStatusUnknown, None), terminated_state(previous))
         }
-        (_, None) => (waiting_state("ContainerCreating", None), terminated_state(previous)),
+        (_, None) => (waiting_state(not_yet, None), terminated_state(previous)),
     };
     ContainerStatus {
         name: name.to_string(),
         image: image.to_string(),
         image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|c| format!("{CONTAINER_ID_PREFIX}{}", c.id)),
-        ready: running,
+        ready,
         started: Some(running),
         restart_count: latest.map(|c| i32::try_from(c.attempt).unwrap_or(i32::MAX)).unwrap_or(0),
         state: Some(state),
@@ -105,8 +123,8 @@ fn container_status(name: &str, image: &str, observed: &ObservedPod, waiting: Op
     }
 }
 
-/// The pod phase from container states (the kubelet's rules).
-pub fn phase(policy: RestartPolicy, statuses: &[ContainerStatus]) -> &'static str {
+/// The pod phase from app container states (the kubelet's rules).
+pub fn phase(policy: RestartPolicy, statuses: &[ContainerStatus]) -> PodPhase {
     let (mut waiting, mut running, mut stopped, mut succeeded) = (0, 0, 0, 0);
     for s in statuses {
         let state = s.state.clone().unwrap_or_default();
@@ -124,19 +142,19 @@ pub fn phase(policy: RestartPolicy, statuses: &[ContainerStatus]) -> &'static st
         }
     }
     if waiting > 0 {
-        return "Pending";
+        return PodPhase::Pending;
     }
     if running > 0 {
-        return "Running";
+        return PodPhase::Running;
     }
     if stopped == 0 {
-        return "Pending";
+        return PodPhase::Pending;
     }
     match policy {
-        RestartPolicy::Always => "Running",
-        _ if stopped == succeeded => "Succeeded",
-        RestartPolicy::Never => "Failed",
-        RestartPolicy::OnFailure => "Running",
+        RestartPolicy::Always => PodPhase::Running,
+        _ if stopped == succeeded => PodPhase::Succeeded,
+        RestartPolicy::Never => PodPhase::Failed,
+        RestartPolicy::OnFailure => PodPhase::Running,
     }
 }
 
@@ -170,31 +188,73 @@ fn condition(
     }
 }
 
+fn init_statuses(pod: &Pod, observed: &ObservedPod, inputs: &StatusInputs<'_>) -> Vec<ContainerStatus> {
+    let spec = pod.spec.as_ref();
+    spec.and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            let kind = if is_sidecar(c) { Kind::Sidecar } else { Kind::Init };
+            let image = c.image.as_deref().unwrap_or_default();
+            let waiting = inputs.waiting.get(&c.name);
+            container_status(&c.name, image, kind, observed, waiting, WaitingReason::PodInitializing)
+        })
+        .collect()
+}
+
 /// The status the pod should have now.
 pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInputs<'_>) -> PodStatus {
     let old = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let now = inputs.now;
+    let progress = init::progress(pod, observed, &|c: &ObservedContainer| c.state == RunState::Running);
+    let not_yet = match progress {
+        init::Progress::Done => WaitingReason::ContainerCreating,
+        _ => WaitingReason::PodInitializing,
+    };
     let statuses: Vec<ContainerStatus> = spec
         .containers
         .iter()
         .map(|c| {
-            container_status(&c.name, c.image.as_deref().unwrap_or_default(), observed, inputs.waiting.get(&c.name))
+            let image = c.image.as_deref().unwrap_or_default();
+            container_status(&c.name, image, Kind::App, observed, inputs.waiting.get(&c.name), not_yet)
         })
         .collect();
-    let phase = match old.phase.as_deref() {
-        Some(p @ ("Succeeded" | "Failed")) if observed.live_container_ids().is_empty() => p,
+    let init_statuses = init_statuses(pod, observed, &inputs);
+    let (mut reason, mut message) = (old.reason.clone(), old.message.clone());
+    let phase = match PodPhase::of(pod) {
+        Some(p) if p.is_terminal() => p,
+        _ if deadline::check(pod, now) == deadline::Deadline::Exceeded => {
+            reason = Some(PodFailureReason::DeadlineExceeded.as_str().to_string());
+            message = Some(deadline::MESSAGE.to_string());
+            PodPhase::Failed
+        }
+        _ if progress == init::Progress::Failed => PodPhase::Failed,
+        _ if progress == init::Progress::Initializing => PodPhase::Pending,
         _ => phase(RestartPolicy::of(pod), &statuses),
     };
     let previous = old.conditions.clone().unwrap_or_default();
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let all_ready = unready.is_empty();
-    let (reason, message) = match (all_ready, phase) {
+    let (ready_reason, ready_message) = match (all_ready, phase.is_terminal()) {
         (true, _) => (None, None),
-        (false, "Succeeded" | "Failed") => (Some("PodCompleted"), None),
-        (false, _) => {
+        (false, true) => (Some("PodCompleted"), None),
+        (false, false) => {
             (Some("ContainersNotReady"), Some(format!("containers with unready status: [{}]", unready.join(" "))))
         }
+    };
+    // Once app containers ran, the pod was initialized (also after its
+    // sandbox stopped, when the init containers' runs are history).
+    let initialized = progress == init::Progress::Done
+        || (progress == init::Progress::Initializing && statuses.iter().any(|s| s.container_id.is_some()));
+    let incomplete: Vec<&str> = init_statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
+    let (init_reason, init_message) = if initialized {
+        (None, None)
+    } else {
+        (
+            Some("ContainersNotInitialized"),
+            Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
+        )
     };
     let scheduled = previous
         .iter()
@@ -204,9 +264,9 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
     let sandbox_ready = observed.ready_sandbox().is_some();
     let conditions = vec![
         condition(&previous, "PodReadyToStartContainers", sandbox_ready, None, None, now),
-        condition(&previous, "Initialized", true, None, None, now),
-        condition(&previous, "Ready", all_ready, reason, message.clone(), now),
-        condition(&previous, "ContainersReady", all_ready, reason, message, now),
+        condition(&previous, "Initialized", initialized, init_reason, init_message, now),
+        condition(&previous, "Ready", all_ready, ready_reason, ready_message.clone(), now),
+        condition(&previous, "ContainersReady", all_ready, ready_reason, ready_message, now),
         scheduled,
     ];
     let ips: Vec<String> = observed
@@ -216,13 +276,16 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         .or_else(|| old.pod_ips.as_ref().map(|ips| ips.iter().map(|ip| ip.ip.clone()).collect()))
         .unwrap_or_default();
     PodStatus {
-        phase: Some(phase.to_string()),
+        phase: Some(phase.as_str().to_string()),
+        reason,
+        message,
         conditions: Some(conditions),
         host_ip: Some(inputs.host_ip.to_string()),
         host_ips: Some(vec![HostIP { ip: inputs.host_ip.to_string() }]),
         pod_ip: ips.first().cloned(),
         pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
         start_time: old.start_time.clone().or(Some(time(now))),
+        init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
         qos_class: Some(qos_class(pod).to_string()),
         ..old

@@ -1,6 +1,7 @@
 //! Table tests of compute_pod_status: waiting reasons, phases, conditions, QoS, stability of unchanged status.
 
 use super::*;
+use crate::enums::WaitingReason;
 use crate::observed::ObservedSandbox;
 use serde_json::json;
 
@@ -36,6 +37,8 @@ fn container(id: &str, attempt: u32, state: RunState, exit_code: i32, reason: &s
         image: "busybox:1.36".into(),
         image_ref: "sha256:abc".into(),
         log_path: String::new(),
+        spec_hash: None,
+        termination: None,
     }
 }
 
@@ -82,14 +85,18 @@ fn running_pod_is_ready_with_ips_and_container_id() {
 #[test]
 fn waiting_reasons_table() {
     let p = pod("Always", json!({}));
-    let hold =
-        |reason: &str| BTreeMap::from([("app".to_string(), Waiting { reason: reason.into(), message: "m".into() })]);
+    let hold = |reason: WaitingReason| BTreeMap::from([("app".to_string(), Waiting { reason, message: "m".into() })]);
     // (observed containers, waiting, reason, phase)
     let cases = [
         (vec![], BTreeMap::new(), "ContainerCreating", "Pending"),
-        (vec![], hold("ErrImagePull"), "ErrImagePull", "Pending"),
-        (vec![], hold("ImagePullBackOff"), "ImagePullBackOff", "Pending"),
-        (vec![container("c0", 0, RunState::Exited, 1, "")], hold("CrashLoopBackOff"), "CrashLoopBackOff", "Running"),
+        (vec![], hold(WaitingReason::ErrImagePull), "ErrImagePull", "Pending"),
+        (vec![], hold(WaitingReason::ImagePullBackOff), "ImagePullBackOff", "Pending"),
+        (
+            vec![container("c0", 0, RunState::Exited, 1, "")],
+            hold(WaitingReason::CrashLoopBackOff),
+            "CrashLoopBackOff",
+            "Running",
+        ),
         (vec![container("c0", 0, RunState::Created, 0, "")], BTreeMap::new(), "ContainerCreating", "Pending"),
     ];
     for (containers, waiting, reason, phase) in cases {

@@ -9,9 +9,11 @@ use k8s_openapi::api::core::v1::Pod;
 
 use super::{pod_key, Error, PodWorker};
 use crate::actions::{self, StartContainer, Waiting};
+use crate::enums::WaitingReason;
 use crate::events::EventType;
 use crate::pod_api::ApiError;
 use crate::runtime_spec::{self, EnvSources};
+use crate::termination_message;
 
 impl PodWorker {
     pub(super) async fn env_sources(&self, pod: &Pod, sandbox_id: &str) -> Result<EnvSources, Error> {
@@ -48,9 +50,11 @@ impl PodWorker {
     ) -> Option<Waiting> {
         let runtime = self.deps.runtime.clone();
         let name = start.name.as_str();
-        let container = pod.spec.as_ref()?.containers.iter().find(|c| c.name == name)?.clone();
+        let spec = pod.spec.as_ref()?;
+        let container =
+            spec.init_containers.iter().flatten().chain(spec.containers.iter()).find(|c| c.name == name)?.clone();
         let image = container.image.clone().unwrap_or_default();
-        let fail = |reason: &str, message: String| Some(Waiting { reason: reason.to_string(), message });
+        let fail = |reason: WaitingReason, message: String| Some(Waiting { reason, message });
         if start.pull {
             self.event(pod, name, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
             let began = Instant::now();
@@ -65,34 +69,46 @@ impl PodWorker {
                     self.pull.record(&image, Timestamp::now());
                     let message = format!("Failed to pull image \"{image}\": {}", error.message);
                     self.event(pod, name, EventType::Warning, "Failed", &message).await;
-                    return fail("ErrImagePull", message);
+                    return fail(WaitingReason::ErrImagePull, message);
                 }
             }
         }
         if let Some(exited) = start.after_exit {
             self.crash.record(&actions::crash_key(pod, name), exited);
         }
-        let config = match runtime_spec::container_config(pod, &container, start.attempt, sources) {
+        let mut config = match runtime_spec::container_config(pod, &container, start.attempt, sources) {
             Ok(config) => config,
             Err(error) => {
                 let message = format!("Error: {error}");
                 self.event(pod, name, EventType::Warning, "Failed", &message).await;
-                return fail("CreateContainerConfigError", error.to_string());
+                return fail(WaitingReason::CreateContainerConfigError, error.to_string());
             }
         };
+        config.annotations.insert(crate::spec_hash::ANNOTATION.to_string(), crate::spec_hash::of(&container));
+        let pod_dir = std::path::Path::new(&sandbox_config.log_directory);
+        let host = termination_message::host_path(pod_dir, name, start.attempt);
+        if let Some((mount, annotations)) = termination_message::wiring(&container, &host) {
+            if let Err(error) = termination_message::create(&host).await {
+                let message = format!("Error: creating termination message file {}: {error}", host.display());
+                self.event(pod, name, EventType::Warning, "Failed", &message).await;
+                return fail(WaitingReason::CreateContainerConfigError, message);
+            }
+            config.mounts.push(mount);
+            config.annotations.extend(annotations);
+        }
         let id = match runtime.create_container(sandbox_id, &config, sandbox_config).await {
             Ok(id) => id,
             Err(error) => {
                 let message = format!("Error: {}", error.message);
                 self.event(pod, name, EventType::Warning, "Failed", &message).await;
-                return fail("CreateContainerError", error.message);
+                return fail(WaitingReason::CreateContainerError, error.message);
             }
         };
         self.event(pod, name, EventType::Normal, "Created", &format!("Created container: {name}")).await;
         if let Err(error) = runtime.start_container(&id).await {
             let message = format!("Error: {}", error.message);
             self.event(pod, name, EventType::Warning, "Failed", &message).await;
-            return fail("RunContainerError", error.message);
+            return fail(WaitingReason::RunContainerError, error.message);
         }
         tracing::info!(pod = %pod_key(pod), container = name, attempt = start.attempt, id = %id, "container started");
         self.event(pod, name, EventType::Normal, "Started", &format!("Started container {name}")).await;

@@ -8,6 +8,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{images_of, pod_key, Error, PodWorker, WorkerDeps};
+use crate::actions::init::termination_waves;
 use crate::events::EventType;
 use crate::observed::{observe, ObservedPod};
 use crate::runtime::RuntimeError;
@@ -19,15 +20,30 @@ impl PodWorker {
         for c in observed.containers.iter().filter(|c| observed.live_container_ids().contains(&c.id)) {
             self.event(pod, &c.name, EventType::Normal, "Killing", &format!("Stopping container {}", c.name)).await;
         }
-        self.remove_observed(observed, grace).await.map_err(|source| Error::Runtime { pod: pod_key(pod), source })
+        self.remove_observed(Some(pod), observed, grace)
+            .await
+            .map_err(|source| Error::Runtime { pod: pod_key(pod), source })
     }
 
-    pub(super) async fn remove_observed(&self, observed: &ObservedPod, grace: Duration) -> Result<(), RuntimeError> {
+    /// Stops the live containers in waves (app containers in parallel, then
+    /// sidecars in reverse order; see `actions::init::termination_waves`),
+    /// then removes everything.
+    pub(super) async fn remove_observed(
+        &self,
+        pod: Option<&Pod>,
+        observed: &ObservedPod,
+        grace: Duration,
+    ) -> Result<(), RuntimeError> {
         let runtime = self.deps.runtime.as_ref();
-        let live = observed.live_container_ids();
-        let stops = live.iter().map(|id| runtime.stop_container(id, grace));
-        for result in futures::future::join_all(stops).await {
-            ignore_not_found(result)?;
+        let waves = match pod {
+            Some(pod) => termination_waves(pod, observed),
+            None => vec![observed.live_container_ids()],
+        };
+        for wave in waves {
+            let stops = wave.iter().map(|id| runtime.stop_container(id, grace));
+            for result in futures::future::join_all(stops).await {
+                ignore_not_found(result)?;
+            }
         }
         for s in &observed.sandboxes {
             ignore_not_found(runtime.stop_pod_sandbox(&s.id).await)?;
@@ -49,7 +65,7 @@ impl PodWorker {
         let observed = observe(self.deps.runtime.as_ref(), &self.uid, &images)
             .await
             .map_err(|source| Error::Runtime { pod: pod.clone(), source })?;
-        self.remove_observed(&observed, self.deps.timing.orphan_grace)
+        self.remove_observed(self.last_pod.as_deref(), &observed, self.deps.timing.orphan_grace)
             .await
             .map_err(|source| Error::Runtime { pod, source })?;
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
