@@ -375,3 +375,7 @@ fn collect_garbage(pod: &Pod, observed: &ObservedPod, actions: &mut PodActions) 
 #[cfg(test)]
 #[path = "actions_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "actions_lifecycle_tests.rs"]
+mod lifecycle_tests;

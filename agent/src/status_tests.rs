@@ -158,3 +158,81 @@ fn qos_classes() {
         assert_eq!(qos_class(&pod("Always", resources.clone())), want, "{resources}");
     }
 }
+
+fn named(name: &str, state: RunState, exit_code: i32) -> ObservedContainer {
+    ObservedContainer { id: name.into(), name: name.into(), ..container(name, 0, state, exit_code, "") }
+}
+
+fn init_pod(policy: &str) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u"},
+        "spec": {"restartPolicy": policy,
+                 "initContainers": [{"name": "i1", "image": "busybox:1.36"},
+                                    {"name": "side", "image": "busybox:1.36", "restartPolicy": "Always"}],
+                 "containers": [{"name": "app", "image": "busybox:1.36"}]}
+    }))
+    .expect("pod")
+}
+
+fn reason_of(statuses: &Option<Vec<ContainerStatus>>, name: &str) -> Option<String> {
+    let s = statuses.as_ref()?.iter().find(|s| s.name == name)?;
+    let state = s.state.as_ref()?;
+    state.waiting.as_ref().and_then(|w| w.reason.clone()).or_else(|| state.terminated.as_ref()?.reason.clone())
+}
+
+#[test]
+fn init_container_statuses_conditions_and_phase() {
+    use RunState::{Exited, Running};
+    // (policy, observed, phase, Initialized, i1 reason, app reason)
+    let cases = [
+        ("Always", vec![], "Pending", "False", Some("PodInitializing"), Some("PodInitializing")),
+        ("Always", vec![named("i1", Running, 0)], "Pending", "False", None, Some("PodInitializing")),
+        ("Never", vec![named("i1", Exited, 3)], "Failed", "False", Some("Error"), Some("PodInitializing")),
+        ("OnFailure", vec![named("i1", Exited, 3)], "Pending", "False", Some("Error"), Some("PodInitializing")),
+        (
+            "Never",
+            vec![named("i1", Exited, 0), named("side", Running, 0), named("app", Running, 0)],
+            "Running",
+            "True",
+            Some("Completed"),
+            None,
+        ),
+        (
+            "Never",
+            vec![named("i1", Exited, 0), named("side", Running, 0), named("app", Exited, 0)],
+            "Succeeded",
+            "True",
+            Some("Completed"),
+            Some("Completed"),
+        ),
+    ];
+    for (policy, containers, phase, initialized, i1, app) in cases {
+        let what = format!("{policy} {containers:?}");
+        let s = compute(&init_pod(policy), &observed(containers), &BTreeMap::new());
+        assert_eq!(s.phase.as_deref(), Some(phase), "{what}");
+        assert_eq!(cond(&s, "Initialized"), initialized, "{what}");
+        assert_eq!(reason_of(&s.init_container_statuses, "i1").as_deref(), i1, "{what}");
+        assert_eq!(reason_of(&s.container_statuses, "app").as_deref(), app, "{what}");
+    }
+    // A completed init container is ready; a running sidecar is ready and started.
+    let obs = observed(vec![named("i1", Exited, 0), named("side", Running, 0)]);
+    let s = compute(&init_pod("Always"), &obs, &BTreeMap::new());
+    let inits = s.init_container_statuses.expect("init statuses");
+    assert!(inits.iter().all(|s| s.ready), "{inits:?}");
+    assert_eq!(inits[1].started, Some(true));
+}
+
+#[test]
+fn exceeded_deadline_fails_the_pod_and_terminal_phase_sticks() {
+    let mut p = pod("Always", json!({}));
+    p.spec.as_mut().expect("spec").active_deadline_seconds = Some(5);
+    p.status = Some(PodStatus { start_time: Some(Time(t(0))), ..Default::default() });
+    let obs = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
+    let s = compute(&p, &obs, &BTreeMap::new());
+    assert_eq!(s.phase.as_deref(), Some("Failed"));
+    assert_eq!(s.reason.as_deref(), Some("DeadlineExceeded"));
+    p.spec.as_mut().expect("spec").active_deadline_seconds = None;
+    p.status = Some(s);
+    let again = compute(&p, &obs, &BTreeMap::new());
+    assert_eq!(again.phase.as_deref(), Some("Failed"));
+}
