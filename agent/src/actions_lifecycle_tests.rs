@@ -77,7 +77,8 @@ fn init_containers_run_one_at_a_time_before_app_containers() {
     use RunState::{Exited, Running};
     let p = two_inits("Always");
     // (observed, started, app waits for init)
-    let cases: Vec<(Vec<ObservedContainer>, Vec<(&str, u32)>, bool)> = vec![
+    type Case = (Vec<ObservedContainer>, Vec<(&'static str, u32)>, bool);
+    let cases: Vec<Case> = vec![
         (vec![], vec![("i1", 0)], true),
         (vec![c("i1", 0, Running, 0)], vec![], true),
         (vec![c("i1", 0, Exited, 0)], vec![("i2", 0)], true),
