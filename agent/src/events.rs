@@ -37,7 +37,11 @@ pub fn pod_reference(pod: &Pod, container: Option<&str>) -> ObjectReference {
         namespace: pod.metadata.namespace.clone(),
         uid: pod.metadata.uid.clone(),
         resource_version: pod.metadata.resource_version.clone(),
-        field_path: container.map(|c| format!("spec.containers{{{c}}}")),
+        field_path: container.map(|c| {
+            let init = pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten()).any(|i| i.name == c);
+            let list = if init { "initContainers" } else { "containers" };
+            format!("spec.{list}{{{c}}}")
+        }),
     }
 }
 

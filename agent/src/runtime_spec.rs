@@ -275,10 +275,10 @@ pub fn cpu_quota(milli: i64) -> i64 {
     (milli.saturating_mul(CPU_PERIOD_US) / 1000).clamp(MIN_QUOTA_US, MAX_QUOTA_US)
 }
 
-/// The ConfigMaps and Secrets referenced by any container's env/envFrom.
+/// The ConfigMaps and Secrets referenced by any (init) container's env/envFrom.
 pub fn env_references(pod: &Pod) -> EnvReferences {
     let mut refs = EnvReferences::default();
-    let containers = pod.spec.iter().flat_map(|s| s.containers.iter());
+    let containers = pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()));
     for c in containers {
         for from in c.env_from.iter().flatten() {
             if let Some(r) = &from.config_map_ref {
