@@ -112,6 +112,7 @@ fn pod_lifecycle_on_the_real_stack() -> Result<()> {
     failed_init_container_fails_a_never_pod(&env)?;
     failed_init_container_restarts_with_on_failure(&env)?;
     sidecar_runs_beside_a_job_style_pod_that_completes(&env)?;
+    exited_sidecar_restarts_while_the_app_runs(&env)?;
     restart_policies(&env)?;
     termination_messages(&env)?;
     active_deadline_fails_the_pod(&env)?;
@@ -156,6 +157,13 @@ fn create_all(env: &Env) -> Result<()> {
         json!({"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
                "initContainers": [sidecar, env.container("after", "true")],
                "containers": [env.container("job", "sleep 3; exit 0")]}),
+    )?;
+    let mut flaky = env.container("sidecar", "sleep 1; exit 0");
+    flaky["restartPolicy"] = json!("Always");
+    env.create(
+        "sidecar-restart",
+        json!({"restartPolicy": "Never", "terminationGracePeriodSeconds": 1,
+               "initContainers": [flaky], "containers": [env.container("app", "exec sleep 3600")]}),
     )?;
     for (policy, code) in POLICIES {
         let name = format!("restart-{}-{code}", policy.to_lowercase());
@@ -254,6 +262,15 @@ fn sidecar_runs_beside_a_job_style_pod_that_completes(env: &Env) -> Result<()> {
     ensure!(time(sidecar, "startedAt")? <= time(after, "startedAt")?, "sidecar started before the next init container");
     ensure!(time(after, "finishedAt")? <= time(job, "startedAt")?, "init container done before the job");
     ensure!(time(sidecar, "finishedAt")? >= time(job, "finishedAt")?, "sidecar stopped after the job ended");
+    Ok(())
+}
+
+fn exited_sidecar_restarts_while_the_app_runs(env: &Env) -> Result<()> {
+    // The pod's restartPolicy is Never, yet a sidecar is always restarted.
+    let pod = env.wait("sidecar-restart", "restarted its sidecar", |p| restarts(init(p, "sidecar")) >= 2)?;
+    ensure!(phase(&pod) == "Running", "phase {}", phase(&pod));
+    let app = app(&pod, "app");
+    ensure!(app["state"]["running"].is_object() && restarts(app) == 0, "app untouched: {app}");
     Ok(())
 }
 
