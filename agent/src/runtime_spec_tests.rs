@@ -184,3 +184,18 @@ fn finds_only_the_log_dirs_of_one_pod_uid() {
         vec![std::path::PathBuf::from("/r/pods/default_web-1_u1"), std::path::PathBuf::from("/r/pods/kube_x_u1")]
     );
 }
+
+#[test]
+fn init_containers_env_references_are_collected() {
+    let mut pod = web_pod();
+    let spec = pod.spec.as_mut().expect("spec");
+    let init: Container = serde_json::from_value(serde_json::json!({
+        "name": "init", "image": "busybox",
+        "envFrom": [{"configMapRef": {"name": "init-cfg"}}, {"secretRef": {"name": "init-secret"}}]
+    }))
+    .expect("container");
+    spec.init_containers = Some(vec![init]);
+    let refs = env_references(&pod);
+    assert!(refs.config_maps.contains(&"init-cfg".to_string()), "{refs:?}");
+    assert!(refs.secrets.contains(&"init-secret".to_string()), "{refs:?}");
+}
