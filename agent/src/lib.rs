@@ -30,6 +30,7 @@ pub mod server;
 pub mod spec_hash;
 pub mod status;
 pub mod termination_message;
+pub mod volumes;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -173,6 +174,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),
         timing: Timing::default(),
+        mounter: Arc::new(volumes::NixMounter),
     });
     let selector = format!("spec.nodeName={node_name}");
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))

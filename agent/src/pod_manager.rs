@@ -244,8 +244,11 @@ impl PodManager {
         self.last_relist = now;
     }
 
-    /// Removes runtime pods (by UID label) that no worker owns.
+    /// Removes runtime pods (by UID label) that no worker owns, and the
+    /// volume directories of pods that are gone (e.g. deleted while the
+    /// agent was down).
     async fn sweep(&mut self, token: &CancellationToken) {
+        self.sweep_volume_dirs().await;
         let sandboxes = match self.deps.runtime.list_pod_sandboxes(None).await {
             Ok(sandboxes) => sandboxes,
             Err(error) => {
@@ -275,5 +278,29 @@ impl PodManager {
                 }
             });
         }
+    }
+
+    /// Tears down `<root>/pods/<uid>` of UIDs no worker owns. Listed first,
+    /// then filtered against the workers of this moment: a UID never comes
+    /// back, so a dir listed as orphaned cannot gain a worker meanwhile.
+    async fn sweep_volume_dirs(&mut self) {
+        let root = self.deps.root_dir.clone();
+        let listed =
+            tokio::task::spawn_blocking(move || crate::volumes::apply::orphaned_pod_dirs(&root, &BTreeSet::new()))
+                .await
+                .unwrap_or_default();
+        let orphans: Vec<String> = listed.into_iter().filter(|uid| !self.workers.contains_key(uid)).collect();
+        if orphans.is_empty() {
+            return;
+        }
+        let (root, mounter) = (self.deps.root_dir.clone(), self.deps.mounter.clone());
+        self.tracker.spawn_blocking(move || {
+            for uid in orphans {
+                tracing::info!(%uid, "removing volumes of a pod that is gone");
+                if let Err(error) = crate::volumes::apply::teardown_pod(&root, &uid, mounter.as_ref()) {
+                    tracing::warn!(%error, %uid, "orphaned volume teardown failed; next sweep retries");
+                }
+            }
+        });
     }
 }

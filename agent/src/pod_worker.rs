@@ -83,6 +83,8 @@ pub struct WorkerDeps {
     pub host_ip: String,
     /// Sync intervals.
     pub timing: Timing,
+    /// tmpfs mounts of volumes.
+    pub mounter: Arc<dyn crate::volumes::Mounter>,
 }
 
 /// How a worker ended.
@@ -127,6 +129,7 @@ pub struct PodWorker {
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
     termination_messages: messages::TerminationMessages,
+    volumes: volumes::VolumeState,
 }
 
 enum Outcome {
@@ -147,6 +150,7 @@ impl PodWorker {
             last_held: BTreeMap::new(),
             last_pod: None,
             termination_messages: messages::TerminationMessages::default(),
+            volumes: volumes::VolumeState::default(),
         }
     }
 
@@ -208,7 +212,7 @@ impl PodWorker {
         self.crash.gc(now);
         self.pull.gc(now);
         let ctx = actions::Context::new(now, &self.crash, &self.pull);
-        let actions = compute_pod_actions(pod, &observed, ctx);
+        let mut actions = compute_pod_actions(pod, &observed, ctx);
         if let Some(grace) = actions.terminate {
             self.terminate(pod, &observed, grace).await?;
             self.deps
@@ -221,8 +225,10 @@ impl PodWorker {
                 .await
                 .map_err(|source| Error::Api { pod: pod_key(pod), source })?;
             teardown::remove_log_dirs(&self.deps.root_dir, &self.uid).await;
+            self.tear_down_volumes().await;
             return Ok(Outcome::Finished);
         }
+        self.sync_volumes(pod, &mut actions).await;
         let busy = actions != PodActions::default();
         if busy {
             tracing::debug!(pod = %pod_key(pod), ?actions, "applying pod actions");
@@ -374,6 +380,7 @@ impl PodWorker {
 mod messages;
 mod start;
 mod teardown;
+mod volumes;
 
 use teardown::ignore_not_found;
 pub use teardown::remove_pod_from_runtime;

@@ -52,6 +52,7 @@ impl Harness {
                 steady: Duration::from_millis(200),
                 orphan_grace: Duration::from_secs(0),
             },
+            mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
         });
         Ok((Self { _dir: dir, fake, client, api, events, deps, root, token }, handle))
     }

@@ -84,6 +84,13 @@ impl PodWorker {
                 return fail(WaitingReason::CreateContainerConfigError, error.to_string());
             }
         };
+        match self.container_mounts(&container, &config.envs).await {
+            Ok(mounts) => config.mounts = mounts,
+            Err(error) => {
+                self.event(pod, name, EventType::Warning, "Failed", &format!("Error: {error}")).await;
+                return fail(WaitingReason::CreateContainerConfigError, error);
+            }
+        }
         config.annotations.insert(crate::spec_hash::ANNOTATION.to_string(), crate::spec_hash::of(&container));
         let pod_dir = std::path::Path::new(&sandbox_config.log_directory);
         let host = termination_message::host_path(pod_dir, name, start.attempt);

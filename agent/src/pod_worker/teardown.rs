@@ -58,7 +58,8 @@ impl PodWorker {
     }
 
     /// The pod is gone from the API: kill and remove everything of it,
-    /// then its log directory (nobody can ask for those logs any more).
+    /// then its log directory (nobody can ask for those logs any more) and its
+    /// volumes.
     pub(super) async fn remove_all(&self) -> Result<(), Error> {
         let images = self.last_pod.as_deref().map(images_of).unwrap_or_default();
         let pod = self.uid.clone();
@@ -69,6 +70,7 @@ impl PodWorker {
             .await
             .map_err(|source| Error::Runtime { pod, source })?;
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
+        self.tear_down_volumes().await;
         Ok(())
     }
 }

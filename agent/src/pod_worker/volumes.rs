@@ -1,0 +1,181 @@
+//! The pod worker's side of volumes: fetch what the pod's volumes name,
+//! plan and set them up before the sandbox exists (a failure is a
+//! FailedMount Event and the pod waits, retried with backoff), refresh
+//! API-data volumes on resync, give each container its CRI mounts, and
+//! tear the volumes down when the pod goes.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+use k8s_openapi::api::core::v1::{Container, Pod};
+
+use super::{pod_key, PodWorker};
+use crate::actions::PodActions;
+use crate::events::{pod_reference, EventType};
+use crate::volumes::payload::NodeAllocatable;
+use crate::volumes::plan::{self, Setup, Sources, VolumePlan};
+use crate::volumes::{apply, mounts};
+
+/// Longest wait between two attempts to set up a pod's volumes.
+const MAX_RETRY: Duration = Duration::from_secs(32);
+
+/// Volume state of one pod worker.
+#[derive(Debug, Default)]
+pub(super) struct VolumeState {
+    /// The volumes as last set up (file contents dropped), once they all are.
+    ready: Option<Arc<Vec<VolumePlan>>>,
+    last_refresh: Option<Instant>,
+    failures: u32,
+    retry_at: Option<Instant>,
+}
+
+fn node_allocatable() -> NodeAllocatable {
+    static NODE: OnceLock<NodeAllocatable> = OnceLock::new();
+    *NODE.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| crate::host::parse_meminfo_kib(&t));
+        NodeAllocatable {
+            cpu_millis: i64::try_from(cpus).unwrap_or(1).saturating_mul(1000),
+            memory_bytes: kib.and_then(|k| i64::try_from(k).ok()).unwrap_or(0).saturating_mul(1024),
+        }
+    })
+}
+
+fn without_files(plans: Vec<VolumePlan>) -> Vec<VolumePlan> {
+    plans
+        .into_iter()
+        .map(|mut p| {
+            if let Setup::Files { files, .. } = &mut p.setup {
+                files.clear();
+            }
+            p
+        })
+        .collect()
+}
+
+impl PodWorker {
+    /// Sets up (or refreshes) the pod's volumes. While they are not all set
+    /// up, nothing new is created: the sandbox and container starts are
+    /// dropped from `actions` and a retry is queued.
+    pub(super) async fn sync_volumes(&mut self, pod: &Pod, actions: &mut PodActions) {
+        if let Some(wait) = self.set_up_volumes(pod).await {
+            actions.create_sandbox = None;
+            actions.start_containers.clear();
+            actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
+        }
+    }
+
+    /// `None` when every volume is set up, else how long until the next try.
+    async fn set_up_volumes(&mut self, pod: &Pod) -> Option<Duration> {
+        let has_volumes = pod.spec.as_ref().and_then(|s| s.volumes.as_ref()).is_some_and(|v| !v.is_empty());
+        let now = Instant::now();
+        let state = &self.volumes;
+        if !has_volumes {
+            self.volumes.ready = Some(Arc::default());
+            return None;
+        }
+        if state.ready.is_some() {
+            let fresh = state.last_refresh.is_some_and(|t| now.duration_since(t) < self.deps.timing.steady);
+            if fresh || !plan::has_api_data(pod) {
+                return None;
+            }
+        } else if let Some(at) = state.retry_at.filter(|at| *at > now) {
+            return Some(at - now);
+        }
+        match self.set_up_once(pod).await {
+            Ok(plans) => {
+                self.volumes =
+                    VolumeState { ready: Some(Arc::new(plans)), last_refresh: Some(now), ..Default::default() };
+                None
+            }
+            Err(message) => {
+                tracing::warn!(pod = %pod_key(pod), %message, "volume setup failed");
+                self.deps.events.record(&pod_reference(pod, None), EventType::Warning, "FailedMount", &message).await;
+                if self.volumes.ready.is_some() {
+                    // Containers run with the content they have; retry on the next resync.
+                    self.volumes.last_refresh = Some(now);
+                    return None;
+                }
+                self.volumes.failures = self.volumes.failures.saturating_add(1);
+                let wait = Duration::from_secs(1u64 << (self.volumes.failures - 1).min(5)).min(MAX_RETRY);
+                self.volumes.retry_at = Some(now + wait);
+                Some(wait)
+            }
+        }
+    }
+
+    async fn set_up_once(&self, pod: &Pod) -> Result<Vec<VolumePlan>, String> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let refs = plan::references(pod);
+        let mut sources = Sources { node: node_allocatable(), ..Default::default() };
+        for name in refs.config_maps {
+            match self.deps.api.config_map(&namespace, &name).await {
+                Ok(Some(cm)) => drop(sources.config_maps.insert(name, cm)),
+                Ok(None) => {}
+                Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+            }
+        }
+        for name in refs.secrets {
+            match self.deps.api.secret(&namespace, &name).await {
+                Ok(Some(secret)) => drop(sources.secrets.insert(name, secret)),
+                Ok(None) => {}
+                Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+            }
+        }
+        let plans = plan::plan_volumes(pod, &sources, &self.deps.root_dir).map_err(|e| e.to_string())?;
+        let mounter = self.deps.mounter.clone();
+        let stamp = apply::stamp(jiff::Timestamp::now());
+        let task = tokio::task::spawn_blocking(move || {
+            for p in &plans {
+                if apply::setup(p, mounter.as_ref(), &stamp)? {
+                    tracing::debug!(volume = %p.name, path = %p.path.display(), "volume content updated");
+                }
+            }
+            Ok::<_, crate::volumes::Error>(plans)
+        });
+        match task.await {
+            Ok(Ok(plans)) => Ok(without_files(plans)),
+            Ok(Err(error)) => Err(error.to_string()),
+            Err(error) => Err(format!("volume setup task failed: {error}")),
+        }
+    }
+
+    /// The CRI mounts of `container`; `envs` is its resolved environment.
+    pub(super) async fn container_mounts(
+        &self,
+        container: &Container,
+        envs: &[bosun_proto::cri::KeyValue],
+    ) -> Result<Vec<bosun_proto::cri::Mount>, String> {
+        if container.volume_mounts.as_ref().is_none_or(|m| m.is_empty()) {
+            return Ok(Vec::new());
+        }
+        let Some(plans) = self.volumes.ready.clone() else {
+            return Err("volumes are not set up yet".to_string());
+        };
+        let env: BTreeMap<&str, &str> = envs.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
+        let requests = mounts::mount_requests(container, &plans, &env).map_err(|e| e.to_string())?;
+        let name = container.name.clone();
+        let task = tokio::task::spawn_blocking(move || {
+            requests.iter().map(|r| apply::resolve(&name, r)).collect::<Result<Vec<_>, _>>()
+        });
+        match task.await {
+            Ok(result) => result.map_err(|e| e.to_string()),
+            Err(error) => Err(format!("mount task failed: {error}")),
+        }
+    }
+
+    /// Unmounts and removes the pod's volumes; failures are logged (the
+    /// orphan sweep retries).
+    pub(super) async fn tear_down_volumes(&self) {
+        let (root, uid, mounter) = (self.deps.root_dir.clone(), self.uid.clone(), self.deps.mounter.clone());
+        let result = tokio::task::spawn_blocking(move || apply::teardown_pod(&root, &uid, mounter.as_ref())).await;
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                tracing::warn!(%error, uid = %self.uid, "volume teardown failed; the orphan sweep retries")
+            }
+            Err(error) => tracing::warn!(%error, uid = %self.uid, "volume teardown task failed"),
+        }
+    }
+}
