@@ -188,3 +188,6 @@ impl Error {
         move |source| Error::Io { action, path, source }
     }
 }
+
+#[cfg(test)]
+mod tests;
