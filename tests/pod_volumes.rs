@@ -91,6 +91,46 @@ fn pod_volume_dirs(pods: &Path) -> Result<Vec<PathBuf>> {
     Ok(out)
 }
 
+fn run(cmd: &str, args: &[&str]) -> Result<()> {
+    let status = std::process::Command::new(cmd).args(args).status()?;
+    ensure!(status.success(), "{cmd} {args:?} failed");
+    Ok(())
+}
+
+/// A directory bind-mounted onto itself and made shared (the host root is
+/// private here), so HostToContainer propagation has a shared source.
+/// Unmounted on drop.
+struct SharedMount {
+    dir: PathBuf,
+}
+
+impl SharedMount {
+    fn new(dir: PathBuf) -> Result<Self> {
+        std::fs::create_dir_all(&dir)?;
+        let path = dir.display().to_string();
+        run("mount", &["--bind", &path, &path])?;
+        let shared = SharedMount { dir };
+        run("mount", &["--make-shared", &path])?;
+        Ok(shared)
+    }
+
+    fn mount_inner_tmpfs_with_file(&self, name: &str) -> Result<()> {
+        let inner = self.dir.join("inner");
+        std::fs::create_dir_all(&inner)?;
+        run("mount", &["-t", "tmpfs", "-o", "size=1m", "tmpfs", &inner.display().to_string()])?;
+        std::fs::write(inner.join(name), "x")?;
+        Ok(())
+    }
+}
+
+impl Drop for SharedMount {
+    fn drop(&mut self) {
+        let inner = self.dir.join("inner").display().to_string();
+        let _ = std::process::Command::new("umount").arg(&inner).status();
+        let _ = std::process::Command::new("umount").arg(self.dir.display().to_string()).status();
+    }
+}
+
 fn pod_spec(name: &str, image: &str, volumes: &str, containers: &str) -> String {
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  labels:\n    app: volumes\n    tier: test\n  annotations:\n    note: hello\nspec:\n  restartPolicy: Never\n  terminationGracePeriodSeconds: 1\n  volumes:\n{volumes}\n  containers:\n{}",
@@ -112,8 +152,9 @@ echo "MEDIUM=$(awk '$2 == "/mem" {print $3}' /proc/mounts)"
 echo "RO_CM=$(touch /cm/new 2>&1 | grep -c 'Read-only')"
 echo "RO_DIR=$(touch /ro/new 2>&1 | grep -c 'Read-only')"
 echo subdata > /sub/f
+echo byname > /byname/f
 i=0; while [ ! -f /shared/from-writer ] && [ $i -lt 600 ]; do sleep 0.2; i=$((i+1)); done
-p SHARED /shared/from-writer; p SUB /shared/sub/f
+p SHARED /shared/from-writer; p SUB /shared/sub/f; p BYNAME /shared/vols/f
 echo DONE
 while true; do p LIVE /cm/data-1; sleep 1; done
 "#;
@@ -176,6 +217,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
       image: IMAGE
       command: ["sh", "-c", {script:?}]
       resources: {{ limits: {{ cpu: 250m, memory: 64Mi }} }}
+      env: [{{ name: POD_NAME, valueFrom: {{ fieldRef: {{ fieldPath: metadata.name }} }} }}]
       volumeMounts:
         - {{ name: cm, mountPath: /cm }}
         - {{ name: items, mountPath: /items }}
@@ -187,6 +229,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
         - {{ name: ro, mountPath: /ro, readOnly: true }}
         - {{ name: shared, mountPath: /shared }}
         - {{ name: shared, mountPath: /sub, subPath: sub }}
+        - {{ name: shared, mountPath: /byname, subPathExpr: $(POD_NAME) }}
     - name: writer
       image: IMAGE
       command: ["sh", "-c", "echo from-writer > /data/from-writer; echo WROTE; exec sleep 3600"]
@@ -219,6 +262,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
         "RO_DIR=1",
         "SHARED=from-writer;",
         "SUB=subdata;",
+        "BYNAME=byname;",
     ] {
         ensure!(out.lines().any(|l| l == line), "reader printed {line:?}; log:\n{out}");
     }
@@ -281,6 +325,16 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
         Ok((!events.is_empty()).then_some(events))
     })?;
     ensure!(events.iter().any(|m| m.contains("is not a file")), "events: {events:?}");
+
+    // mountPropagation HostToContainer: a mount made on the host after the
+    // container started shows inside it (the source must be a shared mount).
+    let shared = SharedMount::new(cluster.dir.join("host/propagated"))?;
+    let prop_volumes = format!("    - name: h\n      hostPath: {{ path: {}, type: Directory }}", shared.dir.display());
+    let prop_containers = "    - name: c\n      image: IMAGE\n      command: [\"sh\", \"-c\", \"echo STARTED; while [ ! -f /h/inner/seen ]; do sleep 0.2; done; echo PROPAGATED; exec sleep 3600\"]\n      volumeMounts:\n        - { name: h, mountPath: /h, mountPropagation: HostToContainer }";
+    apply(&cluster, &pod_spec("propagation", &image, &prop_volumes, prop_containers))?;
+    wait_log_lines(&cluster, "propagation", "c", &["STARTED"])?;
+    shared.mount_inner_tmpfs_with_file("seen")?;
+    wait_log_lines(&cluster, "propagation", "c", &["PROPAGATED"])?;
 
     // Deleting the pods leaves no mount, no tmpfs and no volume directory;
     // the stale pod's volumes are gone too (orphan sweep).
