@@ -72,7 +72,9 @@ impl PodWorker {
         let now = Instant::now();
         let state = &self.volumes;
         if !has_volumes {
-            self.volumes.ready = Some(Arc::default());
+            if state.ready.is_none() {
+                self.volumes.ready = Some(Arc::default());
+            }
             return None;
         }
         if state.ready.is_some() {
