@@ -273,7 +273,9 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
 
     // A ConfigMap update reaches the running container through `..data`.
     cluster.kubectl_ok(&["patch", "configmap", "cm-vol", "-p", r#"{"data":{"data-1":"value-1-updated"}}"#])?;
+    let patched = Instant::now();
     wait_log_lines(&cluster, "vols", "reader", &["LIVE=value-1-updated"])?;
+    println!("configmap update visible in the container after {:.1?}", patched.elapsed());
 
     // A missing non-optional ConfigMap holds the pod back with FailedMount
     // Events; once it exists the pod starts.
@@ -293,7 +295,9 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
         "no container started without the volume: {statuses}"
     );
     cluster.kubectl_ok(&["create", "configmap", "created-later", "--from-literal=k=arrived"])?;
+    let created = Instant::now();
     wait_log_lines(&cluster, "waits", "c", &["arrived"])?;
+    println!("pod held by a missing configmap started {:.1?} after it was created", created.elapsed());
 
     // An unsupported volume type: FailedMount naming it; the pod never runs.
     let pvc_volumes = "    - name: data\n      persistentVolumeClaim: { claimName: claim }";
@@ -339,6 +343,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
     // Deleting the pods leaves no mount, no tmpfs and no volume directory;
     // the stale pod's volumes are gone too (orphan sweep).
     ensure!(!mounts_under(&pods_dir)?.is_empty(), "volumes are mounted before the delete");
+    let deleting = Instant::now();
     cluster.kubectl_ok(&["delete", "pods", "--all", "--wait=true", "--timeout=120s"])?;
     wait_for("no volume mounts and dirs left", || {
         let (mounts, dirs) = (mounts_under(&pods_dir)?, pod_volume_dirs(&pods_dir)?);
@@ -347,6 +352,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
     .map_err(|e| {
         e.context(format!("mounts {:?}, dirs {:?}", mounts_under(&pods_dir).ok(), pod_volume_dirs(&pods_dir).ok()))
     })?;
+    println!("pods deleted and their volumes gone after {:.1?}", deleting.elapsed());
     let tmpfs = std::fs::read_to_string("/proc/self/mountinfo")?;
     ensure!(
         !tmpfs.lines().any(|l| l.contains(&pods_dir.display().to_string())),
