@@ -289,11 +289,13 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
     })?;
     ensure!(events.iter().any(|m| m.contains("configmap \"created-later\" not found")), "events: {events:?}");
     ensure!(phase(&cluster, "waits")? == "Pending", "waits is Pending without its ConfigMap");
-    let statuses = cluster.json(&["get", "pod", "waits"])?;
-    ensure!(
-        statuses["status"]["containerStatuses"][0]["state"]["running"].is_null(),
-        "no container started without the volume: {statuses}"
-    );
+    wait_for("waits' status to say why it waits", || {
+        let pod = cluster.json(&["get", "pod", "waits"])?;
+        let waiting = &pod["status"]["containerStatuses"][0]["state"]["waiting"];
+        Ok((waiting["reason"] == "ContainerCreating"
+            && waiting["message"].as_str().is_some_and(|m| m.contains("\"created-later\" not found")))
+        .then_some(()))
+    })?;
     cluster.kubectl_ok(&["create", "configmap", "created-later", "--from-literal=k=arrived"])?;
     let created = Instant::now();
     wait_log_lines(&cluster, "waits", "c", &["arrived"])?;
@@ -309,6 +311,11 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
     })?;
     ensure!(events.iter().any(|m| m.contains("unsupported volume type persistentVolumeClaim")), "events: {events:?}");
     ensure!(phase(&cluster, "pvc")? == "Pending", "pvc is Pending");
+    wait_for("pvc's status to name the unsupported type", || {
+        let pod = cluster.json(&["get", "pod", "pvc"])?;
+        let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].clone();
+        Ok(message.as_str().is_some_and(|m| m.contains("unsupported volume type persistentVolumeClaim")).then_some(()))
+    })?;
 
     // hostPath: DirectoryOrCreate creates the dir, the container writes
     // through it; File on a missing path is refused.

@@ -228,13 +228,14 @@ impl PodWorker {
             self.tear_down_volumes().await;
             return Ok(Outcome::Finished);
         }
-        self.sync_volumes(pod, &mut actions).await;
+        let volume_holds = self.sync_volumes(pod, &mut actions).await;
         let busy = actions != PodActions::default();
         if busy {
             tracing::debug!(pod = %pod_key(pod), ?actions, "applying pod actions");
         }
         let mut held = actions.waiting.clone();
         self.announce_holds(pod, &held).await;
+        held.extend(volume_holds);
         if busy {
             self.apply(pod, &observed, &actions, &mut held).await?;
         }

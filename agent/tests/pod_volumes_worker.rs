@@ -85,6 +85,17 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
     let recorded = events.recorded.lock().map(|r| r.clone()).unwrap_or_default();
     assert!(recorded.iter().any(|(_, _, r, m)| r == "FailedMount" && m.contains("configmap \"settings\" not found")));
     assert!(!fake.calls().iter().any(|c| c == "RunPodSandbox"), "no sandbox without the volume");
+    let waiting = || {
+        let status = api.last_status("default/vol")?;
+        status.container_statuses?.first()?.state.clone()?.waiting
+    };
+    eventually("waiting with the mount failure", || {
+        waiting().is_some_and(|w| {
+            w.reason.as_deref() == Some("ContainerCreating")
+                && w.message.is_some_and(|m| m.contains("\"settings\" not found"))
+        })
+    })
+    .await?;
 
     let cm: ConfigMap = serde_json::from_value(json!({"metadata": {"name": "settings"}, "data": {"mode": "fast"}}))?;
     api.config_maps.lock().map_err(|_| anyhow::anyhow!("lock"))?.push(("default/settings".into(), cm));

@@ -11,7 +11,8 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::{pod_key, PodWorker};
-use crate::actions::PodActions;
+use crate::actions::{PodActions, Waiting};
+use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventType};
 use crate::volumes::payload::NodeAllocatable;
 use crate::volumes::plan::{self, Setup, Sources, VolumePlan};
@@ -28,6 +29,8 @@ pub(super) struct VolumeState {
     last_refresh: Option<Instant>,
     failures: u32,
     retry_at: Option<Instant>,
+    /// Why the last setup failed.
+    last_error: Option<String>,
 }
 
 fn node_allocatable() -> NodeAllocatable {
@@ -57,13 +60,19 @@ fn without_files(plans: Vec<VolumePlan>) -> Vec<VolumePlan> {
 impl PodWorker {
     /// Sets up (or refreshes) the pod's volumes. While they are not all set
     /// up, nothing new is created: the sandbox and container starts are
-    /// dropped from `actions` and a retry is queued.
-    pub(super) async fn sync_volumes(&mut self, pod: &Pod, actions: &mut PodActions) {
-        if let Some(wait) = self.set_up_volumes(pod).await {
-            actions.create_sandbox = None;
-            actions.start_containers.clear();
-            actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
-        }
+    /// dropped from `actions`, a retry is queued, and the containers held
+    /// back are returned as `ContainerCreating` with the failure as message
+    /// (the FailedMount Event is already recorded).
+    pub(super) async fn sync_volumes(&mut self, pod: &Pod, actions: &mut PodActions) -> BTreeMap<String, Waiting> {
+        let Some(wait) = self.set_up_volumes(pod).await else { return BTreeMap::new() };
+        actions.create_sandbox = None;
+        actions.requeue_after = Some(actions.requeue_after.map_or(wait, |r| r.min(wait)));
+        let message = self.volumes.last_error.clone().unwrap_or_default();
+        actions
+            .start_containers
+            .drain(..)
+            .map(|s| (s.name, Waiting { reason: WaitingReason::ContainerCreating, message: message.clone() }))
+            .collect()
     }
 
     /// `None` when every volume is set up, else how long until the next try.
@@ -102,6 +111,7 @@ impl PodWorker {
                 self.volumes.failures = self.volumes.failures.saturating_add(1);
                 let wait = Duration::from_secs(1u64 << (self.volumes.failures - 1).min(5)).min(MAX_RETRY);
                 self.volumes.retry_at = Some(now + wait);
+                self.volumes.last_error = Some(message);
                 Some(wait)
             }
         }
