@@ -6,7 +6,7 @@ use std::time::Duration;
 use bosun_cri::CriClient;
 use bosun_proto::cri as api;
 
-use crate::runtime::{Result, Runtime, RuntimeError};
+use crate::runtime::{ExecOutput, Result, Runtime, RuntimeError};
 
 /// Runtime handler passed to `RunPodSandbox` (the runtime's default).
 const DEFAULT_HANDLER: &str = "";
@@ -91,5 +91,10 @@ impl Runtime for CriClient {
 
     async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>> {
         CriClient::list_containers(self, filter).await.map_err(map("ListContainers", "containers"))
+    }
+
+    async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: Duration) -> Result<ExecOutput> {
+        let out = CriClient::exec_sync(self, id, cmd, timeout).await.map_err(map("ExecSync", id))?;
+        Ok(ExecOutput { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code })
     }
 }

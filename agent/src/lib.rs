@@ -5,7 +5,8 @@
 //! (`pod_manager`, `pod_worker`) that observes the CRI runtime (`observed`),
 //! decides (`actions`, `status`, pure) and applies through narrow traits
 //! (`runtime`, `pod_api`, `events`), plus the kubelet HTTP API (`server`,
-//! `logs`). Restart recovery rebuilds every pod from the runtime's labels.
+//! `logs`). Probes run in their own tasks (`prober`); probes and lifecycle
+//! hooks share one action runner (`handlers`); `termination` times stops. Restart recovery rebuilds every pod from the runtime's labels.
 //!
 //! Must not: schedule pods or program Service rules itself (control-lite and
 //! bosun-netproxy do).
@@ -16,6 +17,7 @@ pub mod backoff;
 pub mod cri_runtime;
 pub mod enums;
 pub mod events;
+pub mod handlers;
 pub mod host;
 pub mod labels;
 pub mod logs;
@@ -24,11 +26,13 @@ pub mod observed;
 pub mod pod_api;
 pub mod pod_manager;
 pub mod pod_worker;
+pub mod prober;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod server;
 pub mod spec_hash;
 pub mod status;
+pub mod termination;
 pub mod termination_message;
 pub mod volumes;
 

@@ -23,6 +23,7 @@ use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventSink, EventType};
 use crate::observed::{observe, ObservedPod};
 use crate::pod_api::{ApiError, PodApi};
+use crate::prober::{self, PodProber};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::runtime_spec;
 use crate::status::{compute_pod_status, StatusInputs};
@@ -130,6 +131,11 @@ pub struct PodWorker {
     last_pod: Option<Arc<Pod>>,
     termination_messages: messages::TerminationMessages,
     volumes: volumes::VolumeState,
+    /// Probe workers of this pod (set when the worker runs).
+    prober: Option<PodProber>,
+    /// The pod updates (set when the worker runs), watched while
+    /// terminating for a shortened grace.
+    updates: Option<watch::Receiver<Option<Arc<Pod>>>>,
 }
 
 enum Outcome {
@@ -151,6 +157,8 @@ impl PodWorker {
             last_pod: None,
             termination_messages: messages::TerminationMessages::default(),
             volumes: volumes::VolumeState::default(),
+            prober: None,
+            updates: None,
         }
     }
 
@@ -163,6 +171,13 @@ impl PodWorker {
         token: CancellationToken,
     ) -> Exit {
         let mut failures: u32 = 0;
+        self.prober = Some(PodProber::new(
+            self.deps.runtime.clone(),
+            self.deps.events.clone(),
+            wake.clone(),
+            token.child_token(),
+        ));
+        self.updates = Some(pods.clone());
         loop {
             let desired = pods.borrow_and_update().clone();
             let result = match desired {
@@ -207,13 +222,21 @@ impl PodWorker {
     }
 
     async fn sync(&mut self, pod: &Pod) -> Result<Outcome, Error> {
-        let observed = self.observe(pod).await?;
+        let mut observed = self.observe(pod).await?;
+        if pod.metadata.deletion_timestamp.is_none() && self.act_on_probes(pod, &observed).await? {
+            observed = self.observe(pod).await?;
+        }
         let now = Timestamp::now();
         self.crash.gc(now);
         self.pull.gc(now);
-        let ctx = actions::Context::new(now, &self.crash, &self.pull);
+        let pending = self.prober.as_ref().map(|p| prober::startup_pending(pod, &observed, p.results()));
+        let mut ctx = actions::Context::new(now, &self.crash, &self.pull);
+        if let Some(pending) = &pending {
+            ctx.startup_pending = pending;
+        }
         let mut actions = compute_pod_actions(pod, &observed, ctx);
-        if let Some(grace) = actions.terminate {
+        if actions.terminate.is_some() {
+            let grace = crate::termination::deletion_grace(pod, Timestamp::now());
             self.terminate(pod, &observed, grace).await?;
             self.deps
                 .api
@@ -241,10 +264,19 @@ impl PodWorker {
         }
         self.last_held = held.clone();
         let observed = if busy { self.observe(pod).await? } else { observed };
+        let probes = self.prober.as_mut().map(|p| {
+            p.sync(pod, &observed);
+            prober::container_probes(pod, &observed, p.results())
+        });
         let status = compute_pod_status(
             pod,
             &observed,
-            StatusInputs { host_ip: &self.deps.host_ip, waiting: &held, now: Timestamp::now() },
+            StatusInputs {
+                host_ip: &self.deps.host_ip,
+                waiting: &held,
+                now: Timestamp::now(),
+                probes: probes.as_ref(),
+            },
         );
         self.publish(pod, status.clone()).await?;
         let steady = !busy
@@ -378,6 +410,7 @@ impl PodWorker {
     }
 }
 
+mod hooks;
 mod messages;
 mod start;
 mod teardown;

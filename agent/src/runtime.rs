@@ -64,4 +64,17 @@ pub trait Runtime: Send + Sync {
     async fn container_status(&self, id: &str) -> Result<api::ContainerStatus>;
     /// `ListContainers`.
     async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>>;
+    /// `ExecSync`: runs `cmd` in a running container, bounded by `timeout`.
+    async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: Duration) -> Result<ExecOutput>;
+}
+
+/// What a command run with [`Runtime::exec_sync`] left behind.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Exit code.
+    pub exit_code: i32,
 }

@@ -17,6 +17,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use crate::actions::{deadline, init, RestartPolicy, Waiting};
 use crate::enums::{is_sidecar, PodFailureReason, PodPhase, TerminatedReason, WaitingReason};
 use crate::observed::{ObservedContainer, ObservedPod, RunState};
+use crate::prober::ContainerProbes;
 
 /// Runtime prefix of container IDs in pod status.
 pub const CONTAINER_ID_PREFIX: &str = "containerd://";
@@ -30,6 +31,9 @@ pub struct StatusInputs<'a> {
     pub waiting: &'a BTreeMap<String, Waiting>,
     /// Now, for transition times and startTime.
     pub now: Timestamp,
+    /// Probe-derived `ready`/`started` by container name; `None` (no
+    /// prober) means a running container is ready and started.
+    pub probes: Option<&'a BTreeMap<String, ContainerProbes>>,
 }
 
 /// API times have second precision; truncating keeps "unchanged" exact.
@@ -80,13 +84,14 @@ fn container_status(
     observed: &ObservedPod,
     waiting: Option<&Waiting>,
     not_yet: WaitingReason,
+    probes: Option<ContainerProbes>,
 ) -> ContainerStatus {
     let latest = observed.latest(name);
     let previous = observed.previous(name);
     let running = latest.is_some_and(|c| c.state == RunState::Running);
     let succeeded = latest.is_some_and(|c| c.state == RunState::Exited && c.exit_code == 0);
     let ready = match kind {
-        Kind::App | Kind::Sidecar => running,
+        Kind::App | Kind::Sidecar => running && probes.is_none_or(|p| p.ready),
         Kind::Init => succeeded,
     };
     let (state, last_state) = match (latest, waiting) {
@@ -115,7 +120,7 @@ fn container_status(
         image_id: latest.map(|c| c.image_ref.clone()).unwrap_or_default(),
         container_id: latest.map(|c| format!("{CONTAINER_ID_PREFIX}{}", c.id)),
         ready,
-        started: Some(running),
+        started: Some(running && probes.is_none_or(|p| p.started)),
         restart_count: latest.map(|c| i32::try_from(c.attempt).unwrap_or(i32::MAX)).unwrap_or(0),
         state: Some(state),
         last_state: Some(last_state.unwrap_or_default()),
@@ -188,6 +193,14 @@ fn condition(
     }
 }
 
+/// The probe flags of a container: `None` without a prober (running means
+/// ready and started); a probed pod's container missing from the map is
+/// neither.
+fn probes_of(inputs: &StatusInputs<'_>, name: &str) -> Option<ContainerProbes> {
+    let none = ContainerProbes { ready: false, started: false };
+    inputs.probes.map(|p| p.get(name).copied().unwrap_or(none))
+}
+
 fn init_statuses(pod: &Pod, observed: &ObservedPod, inputs: &StatusInputs<'_>) -> Vec<ContainerStatus> {
     let spec = pod.spec.as_ref();
     spec.and_then(|s| s.init_containers.as_ref())
@@ -197,7 +210,8 @@ fn init_statuses(pod: &Pod, observed: &ObservedPod, inputs: &StatusInputs<'_>) -
             let kind = if is_sidecar(c) { Kind::Sidecar } else { Kind::Init };
             let image = c.image.as_deref().unwrap_or_default();
             let waiting = inputs.waiting.get(&c.name);
-            container_status(&c.name, image, kind, observed, waiting, WaitingReason::PodInitializing)
+            let probes = if kind == Kind::Sidecar { probes_of(inputs, &c.name) } else { None };
+            container_status(&c.name, image, kind, observed, waiting, WaitingReason::PodInitializing, probes)
         })
         .collect()
 }
@@ -217,7 +231,8 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         .iter()
         .map(|c| {
             let image = c.image.as_deref().unwrap_or_default();
-            container_status(&c.name, image, Kind::App, observed, inputs.waiting.get(&c.name), not_yet)
+            let probes = probes_of(&inputs, &c.name);
+            container_status(&c.name, image, Kind::App, observed, inputs.waiting.get(&c.name), not_yet, probes)
         })
         .collect();
     let init_statuses = init_statuses(pod, observed, &inputs);

@@ -47,7 +47,7 @@ fn observed(containers: Vec<ObservedContainer>) -> ObservedPod {
 }
 
 fn compute(pod: &Pod, observed: &ObservedPod, waiting: &BTreeMap<String, Waiting>) -> PodStatus {
-    compute_pod_status(pod, observed, StatusInputs { host_ip: "192.0.2.1", waiting, now: t(10) })
+    compute_pod_status(pod, observed, StatusInputs { host_ip: "192.0.2.1", waiting, now: t(10), probes: None })
 }
 
 fn cond<'a>(status: &'a PodStatus, type_: &str) -> &'a str {
@@ -140,8 +140,11 @@ fn unchanged_inputs_give_identical_status() {
     let obs = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
     let first = compute(&p, &obs, &BTreeMap::new());
     p.status = Some(first.clone());
-    let later =
-        compute_pod_status(&p, &obs, StatusInputs { host_ip: "192.0.2.1", waiting: &BTreeMap::new(), now: t(99) });
+    let later = compute_pod_status(
+        &p,
+        &obs,
+        StatusInputs { host_ip: "192.0.2.1", waiting: &BTreeMap::new(), now: t(99), probes: None },
+    );
     assert_eq!(first, later);
 }
 

@@ -282,3 +282,44 @@ async fn runtime_and_config_failures_surface_and_recover() -> anyhow::Result<()>
     token.cancel();
     Ok(())
 }
+
+fn probed_pod() -> Pod {
+    let mut pod = pod("Always");
+    let container = &mut pod.spec.as_mut().expect("spec").containers[0];
+    container.readiness_probe =
+        serde_json::from_value(json!({"exec": {"command": ["ready"]}, "periodSeconds": 1})).ok();
+    container.liveness_probe =
+        serde_json::from_value(json!({"exec": {"command": ["alive"]}, "periodSeconds": 1, "failureThreshold": 1})).ok();
+    pod
+}
+
+#[tokio::test]
+async fn readiness_drives_ready_and_a_failed_liveness_probe_restarts() -> anyhow::Result<()> {
+    let (h, _server) = Harness::new(FakeCri::new().with_pullable(IMAGE)).await?;
+    let (_tx, _task, _token) = h.spawn(probed_pod());
+    let ready = |s: &PodStatus| s.container_statuses.iter().flatten().any(|c| c.ready);
+    // Ready once the readiness probe (fake exec: exit 0) passes.
+    let running = h.wait_status("running", |s| container_state(s).0.as_deref() == Some("running")).await?;
+    let ready_status = h.wait_status("ready", ready).await?;
+    let condition = ready_status.conditions.iter().flatten().find(|c| c.type_ == "Ready").map(|c| c.status.clone());
+    assert_eq!(condition.as_deref(), Some("True"));
+
+    // Both probes now fail: Unhealthy, then Killing and a restart.
+    let id = container_id(&running)?;
+    let failing = bosun_cri::ExecOutput { stdout: b"down".to_vec(), stderr: vec![], exit_code: 1 };
+    h.fake.set_exec_result(&id, failing);
+    let mut restarted = false;
+    for _ in 0..400 {
+        if h.api.last_status("default/web").is_some_and(|s| container_state(&s).1 >= 1) {
+            restarted = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    assert!(restarted, "liveness failure restarts: {:#?}", h.api.last_status("default/web"));
+    let recorded = h.events.recorded.lock().map(|r| r.clone()).unwrap_or_default();
+    let has = |reason: &str, message: &str| recorded.iter().any(|e| e.2 == reason && e.3 == message);
+    assert!(has("Unhealthy", "Liveness probe failed: down"), "{recorded:#?}");
+    assert!(has("Killing", "Container app failed liveness probe, will be restarted"), "{recorded:#?}");
+    Ok(())
+}

@@ -10,6 +10,7 @@
 
 pub mod cluster;
 pub mod nftmon;
+pub mod pods;
 pub mod scale;
 
 use std::path::{Path, PathBuf};

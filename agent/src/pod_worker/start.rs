@@ -119,6 +119,7 @@ impl PodWorker {
         }
         tracing::info!(pod = %pod_key(pod), container = name, attempt = start.attempt, id = %id, "container started");
         self.event(pod, name, EventType::Normal, "Started", &format!("Started container {name}")).await;
+        self.post_start(pod, &container, &id, sources.pod_ip.as_deref()).await;
         None
     }
 }

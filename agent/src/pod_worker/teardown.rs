@@ -2,27 +2,113 @@
 //! period, stop the sandboxes, remove all of it. Used for deletion, for pods
 //! gone from the API and for the orphan sweep.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{images_of, pod_key, Error, PodWorker, WorkerDeps};
 use crate::actions::init::termination_waves;
 use crate::events::EventType;
-use crate::observed::{observe, ObservedPod};
+use crate::observed::{observe, ObservedPod, RunState};
 use crate::runtime::RuntimeError;
+use crate::status::{compute_pod_status, StatusInputs};
 
 impl PodWorker {
-    /// Stops every container (in parallel, with `grace`), then the sandboxes,
-    /// then removes all of it.
-    pub(super) async fn terminate(&self, pod: &Pod, observed: &ObservedPod, grace: Duration) -> Result<(), Error> {
-        for c in observed.containers.iter().filter(|c| observed.live_container_ids().contains(&c.id)) {
+    /// Stops every container gracefully (preStop, then StopContainer with
+    /// the grace left) in waves, writes the final status, then removes the
+    /// sandboxes and containers.
+    pub(super) async fn terminate(&mut self, pod: &Pod, observed: &ObservedPod, grace: Duration) -> Result<(), Error> {
+        if let Some(prober) = self.prober.as_mut() {
+            prober.stop_all();
+        }
+        let live = observed.live_container_ids();
+        let live: Vec<_> = observed.containers.iter().filter(|c| live.contains(&c.id)).collect();
+        for c in &live {
             self.event(pod, &c.name, EventType::Normal, "Killing", &format!("Stopping container {}", c.name)).await;
         }
-        self.remove_observed(Some(pod), observed, grace)
+        let pod_ip = observed.ready_sandbox().and_then(|s| s.ips.first()).map(String::as_str);
+        let began = std::time::Instant::now();
+        // App containers first, then sidecars in reverse order, each wave
+        // with the grace that is left.
+        for wave in termination_waves(pod, observed) {
+            let left = grace.saturating_sub(began.elapsed());
+            let this = &*self;
+            let wave: Vec<_> = live.iter().filter(|c| wave.contains(&c.id)).collect();
+            let stops = wave
+                .iter()
+                .map(|c| this.stop_gracefully(pod, &c.name, &c.id, c.state == RunState::Running, pod_ip, left));
+            let ids: Vec<String> = wave.iter().map(|c| c.id.clone()).collect();
+            let results = self.stop_honouring_shorter_grace(futures::future::join_all(stops), &ids, left).await;
+            for result in results {
+                result.map_err(|source| Error::Runtime { pod: pod_key(pod), source })?;
+            }
+        }
+        // As upstream, the final container states (exit codes, finishedAt)
+        // reach the API before the pod object goes.
+        let stopped = self.observe(pod).await?;
+        let status = compute_pod_status(
+            pod,
+            &stopped,
+            StatusInputs {
+                host_ip: &self.deps.host_ip,
+                waiting: &BTreeMap::new(),
+                now: Timestamp::now(),
+                probes: None,
+            },
+        );
+        if let Err(error) = self.publish(pod, status).await {
+            tracing::warn!(%error, "final status of a terminated pod");
+        }
+        self.remove_observed(Some(pod), &stopped, grace)
             .await
             .map_err(|source| Error::Runtime { pod: pod_key(pod), source })
+    }
+
+    /// Waits for `stops`; a pod update whose deletion deadline leaves less
+    /// than the grace in use re-issues StopContainer with the shorter grace
+    /// (a second delete with a shorter grace period), as the runtime kills
+    /// at the earliest timeout it was given.
+    async fn stop_honouring_shorter_grace<T>(
+        &self,
+        stops: impl std::future::Future<Output = T>,
+        ids: &[String],
+        grace: Duration,
+    ) -> T {
+        let Some(mut updates) = self.updates.clone() else { return stops.await };
+        updates.borrow_and_update();
+        tokio::pin!(stops);
+        let started = std::time::Instant::now();
+        let mut in_use = grace;
+        loop {
+            tokio::select! {
+                results = &mut stops => return results,
+                changed = updates.changed() => {
+                    if changed.is_err() {
+                        return stops.await;
+                    }
+                    let Some(pod) = updates.borrow_and_update().clone() else { continue };
+                    let shorter = crate::termination::deletion_grace(&pod, Timestamp::now());
+                    let left = in_use.saturating_sub(started.elapsed());
+                    if shorter >= left {
+                        continue;
+                    }
+                    tracing::info!(pod = %pod_key(&pod), grace = shorter.as_secs(), "grace period shortened");
+                    in_use = shorter.saturating_add(started.elapsed());
+                    for id in ids {
+                        let runtime = self.deps.runtime.clone();
+                        let id = id.clone();
+                        tokio::spawn(async move {
+                            if let Err(error) = runtime.stop_container(&id, shorter).await {
+                                tracing::warn!(%error, "stopping with a shortened grace");
+                            }
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Stops the live containers in waves (app containers in parallel, then

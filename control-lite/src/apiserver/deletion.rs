@@ -113,12 +113,14 @@ pub async fn delete(
         if has_finalizers || graceful {
             let mut next = current.clone();
             let grace = if info.kind == Kind::Pod { pod_grace } else { 0 };
-            let existing = current.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
-            if current.pointer("/metadata/deletionTimestamp").is_some() && existing.is_some_and(|g| g <= grace) {
+            let existing = current.pointer("/metadata/deletionTimestamp").and_then(Value::as_str).map(|ts| {
+                (ts, current.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(0))
+            });
+            let Some((deadline, grace)) = super::grace::mark(existing, grace, jiff::Timestamp::now()) else {
                 return Ok(current);
-            }
+            };
             if let Some(meta) = meta_mut(&mut next) {
-                meta.insert("deletionTimestamp".into(), json!(now_rfc3339()));
+                meta.insert("deletionTimestamp".into(), json!(deadline));
                 meta.insert("deletionGracePeriodSeconds".into(), json!(grace));
                 if tracks(info.kind) {
                     let g = meta.get("generation").and_then(Value::as_i64).unwrap_or(1);

@@ -39,6 +39,7 @@ pub mod crud;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod grace;
 pub mod http;
 pub mod kubeconfig;
 pub mod logs;
