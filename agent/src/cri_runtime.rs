@@ -77,7 +77,10 @@ impl Runtime for CriClient {
     }
 
     async fn stop_container(&self, id: &str, grace: Duration) -> Result<()> {
-        let secs = i64::try_from(grace.as_secs()).unwrap_or(i64::MAX);
+        // Whole seconds on the wire, rounded up: a grace that is what is
+        // left until a deadline must not end before it.
+        let whole = grace.as_secs().saturating_add(u64::from(grace.subsec_nanos() > 0));
+        let secs = i64::try_from(whole).unwrap_or(i64::MAX);
         CriClient::stop_container(self, id, secs).await.map_err(map("StopContainer", id))
     }
 
