@@ -12,6 +12,7 @@
 //! bosun-netproxy do).
 
 pub mod actions;
+pub mod admission;
 pub mod airgap;
 pub mod backoff;
 pub mod cri_runtime;

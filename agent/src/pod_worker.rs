@@ -223,6 +223,9 @@ impl PodWorker {
 
     async fn sync(&mut self, pod: &Pod) -> Result<Outcome, Error> {
         let mut observed = self.observe(pod).await?;
+        if let Some(outcome) = self.refuse_unadmitted(pod, &observed).await? {
+            return Ok(outcome);
+        }
         if pod.metadata.deletion_timestamp.is_none() && self.act_on_probes(pod, &observed).await? {
             observed = self.observe(pod).await?;
         }
@@ -410,6 +413,7 @@ impl PodWorker {
     }
 }
 
+mod admit;
 mod hooks;
 mod messages;
 mod start;
