@@ -9,7 +9,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bosun_proto::cri as api;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, ResourceRequirements, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, ResourceRequirements, Secret};
 
 use crate::labels;
 
@@ -145,13 +145,6 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandb
             host_ip: p.host_ip.clone().unwrap_or_default(),
         })
         .collect();
-    let node_ns = api::NamespaceMode::Node as i32;
-    let namespace_options = api::NamespaceOption {
-        network: if host_network { node_ns } else { api::NamespaceMode::Pod as i32 },
-        pid: if spec.host_pid.unwrap_or(false) { node_ns } else { api::NamespaceMode::Container as i32 },
-        ipc: if spec.host_ipc.unwrap_or(false) { node_ns } else { api::NamespaceMode::Pod as i32 },
-        ..Default::default()
-    };
     api::PodSandboxConfig {
         metadata: Some(api::PodSandboxMetadata {
             name: name.to_string(),
@@ -161,15 +154,16 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandb
         }),
         hostname,
         log_directory: pod_log_dir(root_dir, namespace, name, uid).display().to_string(),
-        dns_config: None,
+        dns_config: crate::dns::dns_config(&spec),
         port_mappings,
         labels: labels.into_iter().collect(),
         annotations: annotations.into_iter().collect(),
         linux: Some(api::LinuxPodSandboxConfig {
             security_context: Some(api::LinuxSandboxSecurityContext {
-                namespace_options: Some(namespace_options),
+                namespace_options: Some(crate::security::namespace_options(&spec)),
                 ..Default::default()
             }),
+            sysctls: crate::security::sysctls(&spec),
             ..Default::default()
         }),
         windows: None,
@@ -215,10 +209,10 @@ pub fn container_config(
         tty: container.tty.unwrap_or(false),
         linux: Some(api::LinuxContainerConfig {
             resources: Some(resources),
-            security_context: Some(api::LinuxContainerSecurityContext {
-                privileged: container.security_context.as_ref().and_then(|s| s.privileged).unwrap_or(false),
-                ..Default::default()
-            }),
+            security_context: Some(crate::security::container_security(
+                pod.spec.as_ref().unwrap_or(&PodSpec::default()),
+                container,
+            )),
         }),
         ..Default::default()
     })

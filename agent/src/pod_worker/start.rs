@@ -5,7 +5,7 @@
 use std::time::Instant;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Container, Pod};
 
 use super::{pod_key, Error, PodWorker};
 use crate::actions::{self, StartContainer, Waiting};
@@ -13,6 +13,7 @@ use crate::enums::WaitingReason;
 use crate::events::EventType;
 use crate::pod_api::ApiError;
 use crate::runtime_spec::{self, EnvSources};
+use crate::security::{self, ImageUser};
 use crate::termination_message;
 
 impl PodWorker {
@@ -36,6 +37,18 @@ impl PodWorker {
             }
         }
         Ok(sources)
+    }
+
+    /// `runAsNonRoot`, checked against the image's user when the spec sets none.
+    async fn verify_run_as_non_root(&self, pod: &Pod, container: &Container) -> Result<(), String> {
+        let Some(spec) = pod.spec.as_ref() else { return Ok(()) };
+        let mut image_user = None;
+        if security::needs_image_user(spec, container) {
+            let image = container.image.as_deref().unwrap_or_default();
+            let found = self.deps.runtime.image_status(image).await.map_err(|e| e.message)?;
+            image_user = found.as_ref().map(ImageUser::of);
+        }
+        security::verify_run_as_non_root(spec, container, image_user.as_ref())
     }
 
     /// Pulls (if asked), creates and starts one container. Returns the
@@ -75,6 +88,10 @@ impl PodWorker {
         }
         if let Some(exited) = start.after_exit {
             self.crash.record(&actions::crash_key(pod, name), exited);
+        }
+        if let Err(message) = self.verify_run_as_non_root(pod, &container).await {
+            self.event(pod, name, EventType::Warning, "Failed", &format!("Error: {message}")).await;
+            return fail(WaitingReason::CreateContainerConfigError, message);
         }
         let mut config = match runtime_spec::container_config(pod, &container, start.attempt, sources) {
             Ok(config) => config,
