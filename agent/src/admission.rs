@@ -86,7 +86,8 @@ fn unsupported(field: &str, why: &str) -> Result<(), Refusal> {
 pub fn admit(pod: &Pod) -> Result<(), Refusal> {
     let Some(spec) = pod.spec.as_ref() else { return Ok(()) };
     if let Some(os) = spec.os.as_ref().filter(|os| os.name != NODE_OS) {
-        let message = format!("Failed to admit pod as the OS field doesn't match node OS ({:?} != {NODE_OS:?})", os.name);
+        let message =
+            format!("Failed to admit pod as the OS field doesn't match node OS ({:?} != {NODE_OS:?})", os.name);
         return refuse(Reason::PodOsNotSupported, message);
     }
     for (i, v) in spec.volumes.iter().flatten().enumerate() {
@@ -284,26 +285,66 @@ mod tests {
         let c = |sc: Value| json!([{"name": "c", "image": "i", "securityContext": sc}]);
         let cases = [
             (json!({"os": {"name": "windows"}}), "PodOSNotSupported", "OS field"),
-            (json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "x"}}]}), "UnsupportedVolume", "spec.volumes[0] (\"data\"): volume type persistentVolumeClaim"),
+            (
+                json!({"volumes": [{"name": "data", "persistentVolumeClaim": {"claimName": "x"}}]}),
+                "UnsupportedVolume",
+                "spec.volumes[0] (\"data\"): volume type persistentVolumeClaim",
+            ),
             (json!({"volumes": [{"name": "n", "nfs": {"server": "s", "path": "/"}}]}), "UnsupportedVolume", "nfs"),
             (json!({"volumes": [{"name": "n", "csi": {"driver": "d"}}]}), "UnsupportedVolume", "csi"),
             (json!({"volumes": [{"name": "n", "ephemeral": {}}]}), "UnsupportedVolume", "ephemeral"),
             (json!({"volumes": [{"name": "n", "image": {"reference": "r"}}]}), "UnsupportedVolume", "image"),
-            (json!({"volumes": [{"name": "p", "projected": {"sources": [{"clusterTrustBundle": {"path": "b"}}]}}]}), "UnsupportedVolume", "projected.sources[0]"),
-            (json!({"securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}}), "SysctlForbidden", "forbidden sysctl: \"kernel.msgmax\" not allowlisted"),
+            (
+                json!({"volumes": [{"name": "p", "projected": {"sources": [{"clusterTrustBundle": {"path": "b"}}]}}]}),
+                "UnsupportedVolume",
+                "projected.sources[0]",
+            ),
+            (
+                json!({"securityContext": {"sysctls": [{"name": "kernel.msgmax", "value": "1"}]}}),
+                "SysctlForbidden",
+                "forbidden sysctl: \"kernel.msgmax\" not allowlisted",
+            ),
             (json!({"hostUsers": false}), "UnsupportedPodSpec", "spec.hostUsers"),
             (json!({"runtimeClassName": "gvisor"}), "UnsupportedPodSpec", "spec.runtimeClassName"),
             (json!({"resourceClaims": [{"name": "gpu"}]}), "UnsupportedPodSpec", "spec.resourceClaims"),
             (json!({"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}]}), "UnsupportedPodSpec", "spec.hostAliases"),
             (json!({"setHostnameAsFQDN": true}), "UnsupportedPodSpec", "spec.setHostnameAsFQDN"),
             (json!({"dnsConfig": {"nameservers": ["1.1.1.1"]}}), "UnsupportedPodSpec", "spec.dnsConfig"),
-            (json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}}), "UnsupportedPodSpec", "spec.securityContext.seccompProfile"),
-            (json!({"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}), "UnsupportedPodSpec", "spec.securityContext.appArmorProfile"),
-            (json!({"containers": c(json!({"procMount": "Unmasked"}))}), "UnsupportedPodSpec", "spec.containers[0].securityContext.procMount"),
-            (json!({"containers": c(json!({"appArmorProfile": {"type": "Localhost"}}))}), "UnsupportedPodSpec", "spec.containers[0].securityContext.appArmorProfile"),
-            (json!({"containers": [{"name": "c", "image": "i", "volumeDevices": [{"name": "v", "devicePath": "/dev/x"}]}]}), "UnsupportedPodSpec", "spec.containers[0].volumeDevices"),
-            (json!({"containers": [{"name": "c", "image": "i", "resources": {"claims": [{"name": "gpu"}]}}]}), "UnsupportedPodSpec", "spec.containers[0].resources.claims"),
-            (json!({"initContainers": [{"name": "i", "image": "i", "volumeDevices": [{"name": "v", "devicePath": "/d"}]}]}), "UnsupportedPodSpec", "spec.initContainers[0].volumeDevices"),
+            (
+                json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}}),
+                "UnsupportedPodSpec",
+                "spec.securityContext.seccompProfile",
+            ),
+            (
+                json!({"securityContext": {"appArmorProfile": {"type": "RuntimeDefault"}}}),
+                "UnsupportedPodSpec",
+                "spec.securityContext.appArmorProfile",
+            ),
+            (
+                json!({"containers": c(json!({"procMount": "Unmasked"}))}),
+                "UnsupportedPodSpec",
+                "spec.containers[0].securityContext.procMount",
+            ),
+            (
+                json!({"containers": c(json!({"appArmorProfile": {"type": "Localhost"}}))}),
+                "UnsupportedPodSpec",
+                "spec.containers[0].securityContext.appArmorProfile",
+            ),
+            (
+                json!({"containers": [{"name": "c", "image": "i", "volumeDevices": [{"name": "v", "devicePath": "/dev/x"}]}]}),
+                "UnsupportedPodSpec",
+                "spec.containers[0].volumeDevices",
+            ),
+            (
+                json!({"containers": [{"name": "c", "image": "i", "resources": {"claims": [{"name": "gpu"}]}}]}),
+                "UnsupportedPodSpec",
+                "spec.containers[0].resources.claims",
+            ),
+            (
+                json!({"initContainers": [{"name": "i", "image": "i", "volumeDevices": [{"name": "v", "devicePath": "/d"}]}]}),
+                "UnsupportedPodSpec",
+                "spec.initContainers[0].volumeDevices",
+            ),
         ];
         for (spec, reason, needle) in cases {
             let (got, message) = verdict(spec.clone()).unwrap_or_else(|| panic!("admitted {spec}"));

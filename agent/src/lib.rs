@@ -18,6 +18,7 @@ pub mod backoff;
 pub mod cri_runtime;
 pub mod dns;
 pub mod enums;
+pub mod env;
 pub mod events;
 pub mod handlers;
 pub mod host;

@@ -31,6 +31,11 @@ pub const LEASE_DURATION_SECONDS: i32 = 40;
 /// Memory kept back from allocatable, KiB.
 const RESERVED_MEMORY_KIB: u64 = 100 * 1024;
 
+/// Allocatable memory: the machine's less what is kept back, KiB.
+pub fn allocatable_memory_kib(host: &HostInfo) -> u64 {
+    host.memory_kib.saturating_sub(RESERVED_MEMORY_KIB)
+}
+
 /// A failed Node or Lease call.
 #[derive(Debug, thiserror::Error)]
 #[error("{call} {object}: {source}")]
@@ -144,8 +149,7 @@ pub fn node_status(
         ("pods".to_string(), Quantity(config.max_pods.to_string())),
     ]);
     let mut allocatable = capacity.clone();
-    allocatable
-        .insert("memory".to_string(), Quantity(format!("{}Ki", host.memory_kib.saturating_sub(RESERVED_MEMORY_KIB))));
+    allocatable.insert("memory".to_string(), Quantity(format!("{}Ki", allocatable_memory_kib(host))));
     let (ready, reason, message) = match &runtime.ready {
         Ok(()) => (true, "KubeletReady", "kubelet is posting ready status".to_string()),
         Err(why) => (false, "KubeletNotReady", why.clone()),

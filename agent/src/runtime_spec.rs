@@ -1,6 +1,6 @@
 //! Pure translation of a Pod into CRI configs: `PodSandboxConfig` and
-//! `ContainerConfig` (metadata, labels, log paths, ports, env including the
-//! downward API and ConfigMap/Secret references, command, resources).
+//! `ContainerConfig` (metadata, labels, log paths, ports, env (resolved in
+//! [`crate::env`]), command and args expanded, resources).
 //!
 //! Must not: call the runtime or the API. ConfigMaps and Secrets the pod
 //! references are fetched by the caller (see [`env_references`]) and passed in.
@@ -9,7 +9,9 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 
 use bosun_proto::cri as api;
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Pod, PodSpec, ResourceRequirements, Secret};
+use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, ResourceRequirements};
+
+pub use crate::env::{env_references, expand, resolve_env, EnvReferences, EnvSources};
 
 use crate::labels;
 
@@ -17,36 +19,9 @@ use crate::labels;
 /// `CreateContainerConfigError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Error {
-    /// A ConfigMap the container needs is missing.
-    #[error("configmap {name:?} not found")]
-    ConfigMapMissing {
-        /// The ConfigMap name.
-        name: String,
-    },
-    /// A Secret the container needs is missing.
-    #[error("secret {name:?} not found")]
-    SecretMissing {
-        /// The Secret name.
-        name: String,
-    },
-    /// A key is missing in a ConfigMap or Secret.
-    #[error("couldn't find key {key} in {kind} {name:?}")]
-    KeyMissing {
-        /// `ConfigMap` or `Secret`.
-        kind: &'static str,
-        /// Object name.
-        name: String,
-        /// The missing key.
-        key: String,
-    },
-    /// A `fieldRef` path the agent does not support.
-    #[error("unsupported fieldRef {path:?} in env {env:?}")]
-    UnsupportedField {
-        /// The env variable.
-        env: String,
-        /// The field path.
-        path: String,
-    },
+    /// The environment could not be resolved.
+    #[error(transparent)]
+    Env(#[from] crate::env::Error),
     /// A resource quantity does not parse.
     #[error("container {container:?}: {source}")]
     Quantity {
@@ -59,29 +34,6 @@ pub enum Error {
 
 /// Result of this module.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
-
-/// What a container's env may refer to beyond the pod itself.
-#[derive(Debug, Clone, Default)]
-pub struct EnvSources {
-    /// The node IP (`status.hostIP`).
-    pub host_ip: String,
-    /// The pod IP once the sandbox has one.
-    pub pod_ip: Option<String>,
-    /// ConfigMaps of the pod's namespace, by name (only the referenced ones).
-    pub config_maps: BTreeMap<String, ConfigMap>,
-    /// Secrets of the pod's namespace, by name (only the referenced ones).
-    pub secrets: BTreeMap<String, Secret>,
-}
-
-/// Names of the ConfigMaps and Secrets the pod's containers refer to in
-/// `env` / `envFrom`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct EnvReferences {
-    /// ConfigMap names.
-    pub config_maps: Vec<String>,
-    /// Secret names.
-    pub secrets: Vec<String>,
-}
 
 /// Directory of a pod's logs: `<root>/pods/<ns>_<name>_<uid>`.
 pub fn pod_log_dir(root_dir: &Path, namespace: &str, name: &str, uid: &str) -> PathBuf {
@@ -267,187 +219,6 @@ pub fn cpu_shares(milli: i64) -> i64 {
 /// CFS quota of a limit in millicores for [`CPU_PERIOD_US`], clamped to what the kernel accepts.
 pub fn cpu_quota(milli: i64) -> i64 {
     (milli.saturating_mul(CPU_PERIOD_US) / 1000).clamp(MIN_QUOTA_US, MAX_QUOTA_US)
-}
-
-/// The ConfigMaps and Secrets referenced by any (init) container's env/envFrom.
-pub fn env_references(pod: &Pod) -> EnvReferences {
-    let mut refs = EnvReferences::default();
-    let containers = pod.spec.iter().flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()));
-    for c in containers {
-        for from in c.env_from.iter().flatten() {
-            if let Some(r) = &from.config_map_ref {
-                refs.config_maps.push(r.name.clone());
-            }
-            if let Some(r) = &from.secret_ref {
-                refs.secrets.push(r.name.clone());
-            }
-        }
-        for var in c.env.iter().flatten() {
-            let Some(source) = &var.value_from else { continue };
-            if let Some(r) = &source.config_map_key_ref {
-                refs.config_maps.push(r.name.clone());
-            }
-            if let Some(r) = &source.secret_key_ref {
-                refs.secrets.push(r.name.clone());
-            }
-        }
-    }
-    for list in [&mut refs.config_maps, &mut refs.secrets] {
-        list.sort();
-        list.dedup();
-    }
-    refs
-}
-
-/// The container's environment, in the order Kubernetes defines: `envFrom`
-/// first, then `env` (later entries win, `$(VAR)` expanded against earlier).
-pub fn resolve_env(pod: &Pod, container: &Container, sources: &EnvSources) -> Result<Vec<api::KeyValue>> {
-    let mut vars: Vec<(String, String)> = Vec::new();
-    let set =
-        |vars: &mut Vec<(String, String)>, key: String, value: String| match vars.iter_mut().find(|(k, _)| *k == key) {
-            Some(slot) => slot.1 = value,
-            None => vars.push((key, value)),
-        };
-    for from in container.env_from.iter().flatten() {
-        let prefix = from.prefix.clone().unwrap_or_default();
-        if let Some(r) = &from.config_map_ref {
-            match sources.config_maps.get(&r.name) {
-                Some(cm) => {
-                    for (k, v) in cm.data.iter().flatten() {
-                        set(&mut vars, format!("{prefix}{k}"), v.clone());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(Error::ConfigMapMissing { name: r.name.clone() }),
-            }
-        }
-        if let Some(r) = &from.secret_ref {
-            match sources.secrets.get(&r.name) {
-                Some(secret) => {
-                    for (k, v) in secret.data.iter().flatten() {
-                        set(&mut vars, format!("{prefix}{k}"), String::from_utf8_lossy(&v.0).into_owned());
-                    }
-                }
-                None if r.optional == Some(true) => {}
-                None => return Err(Error::SecretMissing { name: r.name.clone() }),
-            }
-        }
-    }
-    for var in container.env.iter().flatten() {
-        let value = match (&var.value, &var.value_from) {
-            (Some(v), _) => {
-                let known: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-                Some(expand(v, &known))
-            }
-            (None, Some(source)) => value_from(pod, &var.name, source, sources)?,
-            (None, None) => Some(String::new()),
-        };
-        if let Some(value) = value {
-            set(&mut vars, var.name.clone(), value);
-        }
-    }
-    Ok(vars.into_iter().map(|(key, value)| api::KeyValue { key, value }).collect())
-}
-
-fn value_from(
-    pod: &Pod,
-    env: &str,
-    source: &k8s_openapi::api::core::v1::EnvVarSource,
-    sources: &EnvSources,
-) -> Result<Option<String>> {
-    if let Some(field) = &source.field_ref {
-        return field_value(pod, env, &field.field_path, sources).map(Some);
-    }
-    if let Some(r) = &source.config_map_key_ref {
-        let optional = r.optional == Some(true);
-        let Some(cm) = sources.config_maps.get(&r.name) else {
-            return if optional { Ok(None) } else { Err(Error::ConfigMapMissing { name: r.name.clone() }) };
-        };
-        return match cm.data.as_ref().and_then(|d| d.get(&r.key)) {
-            Some(v) => Ok(Some(v.clone())),
-            None if optional => Ok(None),
-            None => Err(Error::KeyMissing { kind: "ConfigMap", name: r.name.clone(), key: r.key.clone() }),
-        };
-    }
-    if let Some(r) = &source.secret_key_ref {
-        let optional = r.optional == Some(true);
-        let Some(secret) = sources.secrets.get(&r.name) else {
-            return if optional { Ok(None) } else { Err(Error::SecretMissing { name: r.name.clone() }) };
-        };
-        return match secret.data.as_ref().and_then(|d| d.get(&r.key)) {
-            Some(v) => Ok(Some(String::from_utf8_lossy(&v.0).into_owned())),
-            None if optional => Ok(None),
-            None => Err(Error::KeyMissing { kind: "Secret", name: r.name.clone(), key: r.key.clone() }),
-        };
-    }
-    Ok(Some(String::new()))
-}
-
-fn field_value(pod: &Pod, env: &str, path: &str, sources: &EnvSources) -> Result<String> {
-    let meta = &pod.metadata;
-    let spec = pod.spec.as_ref();
-    let unsupported = || Error::UnsupportedField { env: env.to_string(), path: path.to_string() };
-    let map_key =
-        |prefix: &str| -> Option<String> { path.strip_prefix(prefix)?.strip_suffix("']").map(str::to_string) };
-    let value = match path {
-        "metadata.name" => meta.name.clone().unwrap_or_default(),
-        "metadata.namespace" => meta.namespace.clone().unwrap_or_default(),
-        "metadata.uid" => meta.uid.clone().unwrap_or_default(),
-        "spec.nodeName" => spec.and_then(|s| s.node_name.clone()).unwrap_or_default(),
-        "spec.serviceAccountName" => spec.and_then(|s| s.service_account_name.clone()).unwrap_or_default(),
-        "status.podIP" => sources.pod_ip.clone().unwrap_or_default(),
-        "status.podIPs" => sources.pod_ip.clone().unwrap_or_default(),
-        "status.hostIP" | "status.hostIPs" => sources.host_ip.clone(),
-        _ => {
-            if let Some(key) = map_key("metadata.labels['") {
-                meta.labels.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
-            } else if let Some(key) = map_key("metadata.annotations['") {
-                meta.annotations.as_ref().and_then(|l| l.get(&key)).cloned().unwrap_or_default()
-            } else {
-                return Err(unsupported());
-            }
-        }
-    };
-    Ok(value)
-}
-
-/// Expands `$(VAR)` references against `vars`; `$$` escapes a dollar;
-/// unknown references stay as written (Kubernetes semantics).
-pub fn expand(input: &str, vars: &BTreeMap<&str, &str>) -> String {
-    let mut out = String::with_capacity(input.len());
-    let mut rest = input;
-    while let Some(pos) = rest.find('$') {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos + 1..];
-        if let Some(after) = tail.strip_prefix('$') {
-            out.push('$');
-            rest = after;
-        } else if let Some(inner) = tail.strip_prefix('(') {
-            match inner.find(')') {
-                Some(end) => {
-                    let name = &inner[..end];
-                    match vars.get(name) {
-                        Some(value) => out.push_str(value),
-                        None => {
-                            out.push_str("$(");
-                            out.push_str(name);
-                            out.push(')');
-                        }
-                    }
-                    rest = &inner[end + 1..];
-                }
-                None => {
-                    out.push_str("$(");
-                    rest = inner;
-                }
-            }
-        } else {
-            out.push('$');
-            rest = tail;
-        }
-    }
-    out.push_str(rest);
-    out
 }
 
 #[cfg(test)]

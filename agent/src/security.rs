@@ -151,9 +151,9 @@ pub fn verify_run_as_non_root(spec: &PodSpec, c: &Container, image: Option<&Imag
     }
     match image {
         Some(ImageUser::Uid(uid)) if *uid != 0 => Ok(()),
-        Some(ImageUser::Name(name)) => {
-            Err(format!("container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root"))
-        }
+        Some(ImageUser::Name(name)) => Err(format!(
+            "container has runAsNonRoot and image has non-numeric user ({name}), cannot verify user is non-root"
+        )),
         _ => Err("container has runAsNonRoot and image will run as root".to_string()),
     }
 }
@@ -177,7 +177,10 @@ mod tests {
             (api::NamespaceMode::Pod as i32, api::NamespaceMode::Container as i32, api::NamespaceMode::Node as i32);
         assert_eq!(mode(json!({"containers": []})), (pod, container, pod));
         assert_eq!(mode(json!({"containers": [], "shareProcessNamespace": true})), (pod, pod, pod));
-        assert_eq!(mode(json!({"containers": [], "hostNetwork": true, "hostPID": true, "hostIPC": true})), (node, node, node));
+        assert_eq!(
+            mode(json!({"containers": [], "hostNetwork": true, "hostPID": true, "hostIPC": true})),
+            (node, node, node)
+        );
     }
 
     #[test]
@@ -196,14 +199,18 @@ mod tests {
         assert!(got.readonly_rootfs && got.no_new_privs && !got.privileged);
         let caps = got.capabilities.expect("caps");
         assert_eq!((caps.add_capabilities, caps.drop_capabilities), (vec!["NET_ADMIN".into()], vec!["ALL".into()]));
-        assert_eq!(got.seccomp.map(|p| p.profile_type), Some(api::security_profile::ProfileType::RuntimeDefault as i32));
+        assert_eq!(
+            got.seccomp.map(|p| p.profile_type),
+            Some(api::security_profile::ProfileType::RuntimeDefault as i32)
+        );
         assert_eq!(got.masked_paths.len(), MASKED_PATHS.len());
         assert_eq!(sysctls(&s).get("net.ipv4.tcp_syncookies").map(String::as_str), Some("1"));
     }
 
     #[test]
     fn unset_fields_leave_the_runtime_defaults() {
-        let c: Container = serde_json::from_value(json!({"name": "c", "securityContext": {"privileged": true}})).expect("c");
+        let c: Container =
+            serde_json::from_value(json!({"name": "c", "securityContext": {"privileged": true}})).expect("c");
         let got = container_security(&spec(json!({"containers": []})), &c);
         assert!(got.privileged && got.run_as_user.is_none() && got.seccomp.is_none() && !got.no_new_privs);
         assert!(got.masked_paths.is_empty() && got.readonly_paths.is_empty(), "privileged: nothing masked");
@@ -211,7 +218,9 @@ mod tests {
 
     #[test]
     fn run_as_non_root_as_upstream() {
-        let c = |sc: serde_json::Value| -> Container { serde_json::from_value(json!({"name": "c", "securityContext": sc})).expect("c") };
+        let c = |sc: serde_json::Value| -> Container {
+            serde_json::from_value(json!({"name": "c", "securityContext": sc})).expect("c")
+        };
         let nonroot = spec(json!({"containers": [], "securityContext": {"runAsNonRoot": true}}));
         let plain = spec(json!({"containers": []}));
         assert_eq!(verify_run_as_non_root(&plain, &c(json!({})), None), Ok(()));
@@ -226,6 +235,9 @@ mod tests {
         assert!(err(&nonroot, json!({}), Some(ImageUser::Uid(0))).contains("image will run as root"));
         assert!(err(&nonroot, json!({}), Some(ImageUser::Name("app".into()))).contains("non-numeric user (app)"));
         assert_eq!(verify_run_as_non_root(&nonroot, &c(json!({})), Some(&ImageUser::Uid(65534))), Ok(()));
-        assert_eq!(err(&plain, json!({"runAsNonRoot": true, "runAsUser": 0}), None), "container's runAsUser breaks non-root policy");
+        assert_eq!(
+            err(&plain, json!({"runAsNonRoot": true, "runAsUser": 0}), None),
+            "container's runAsUser breaks non-root policy"
+        );
     }
 }

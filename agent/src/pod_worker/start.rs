@@ -10,6 +10,7 @@ use k8s_openapi::api::core::v1::{Container, Pod};
 use super::{pod_key, Error, PodWorker};
 use crate::actions::{self, StartContainer, Waiting};
 use crate::enums::WaitingReason;
+use crate::env::{self, Allocatable};
 use crate::events::EventType;
 use crate::pod_api::ApiError;
 use crate::runtime_spec::{self, EnvSources};
@@ -25,6 +26,9 @@ impl PodWorker {
             Err(source) => return Err(Error::Runtime { pod: pod_key(pod), source }),
         };
         let mut sources = EnvSources { host_ip: self.deps.host_ip.clone(), pod_ip, ..Default::default() };
+        if env::uses_resource_fields(pod) {
+            sources.allocatable = allocatable(self.deps.root_dir.clone()).await;
+        }
         let refs = runtime_spec::env_references(pod);
         for name in refs.config_maps {
             if let Some(cm) = self.deps.api.config_map(&namespace, &name).await.map_err(api_err)? {
@@ -93,6 +97,10 @@ impl PodWorker {
             self.event(pod, name, EventType::Warning, "Failed", &format!("Error: {message}")).await;
             return fail(WaitingReason::CreateContainerConfigError, message);
         }
+        let namespace = pod.metadata.namespace.as_deref().unwrap_or_default();
+        for message in env::invalid_env_from_keys(namespace, &container, sources) {
+            self.event(pod, name, EventType::Warning, "InvalidEnvironmentVariableNames", &message).await;
+        }
         let mut config = match runtime_spec::container_config(pod, &container, start.attempt, sources) {
             Ok(config) => config,
             Err(error) => {
@@ -139,4 +147,21 @@ impl PodWorker {
         self.post_start(pod, &container, &id, sources.pod_ip.as_deref()).await;
         None
     }
+}
+
+/// Node allocatable for `resourceFieldRef` defaults: the CPUs and memory the
+/// Node reports, and the size of the filesystem holding the state root.
+async fn allocatable(root_dir: std::path::PathBuf) -> Allocatable {
+    let read = move || {
+        let host = crate::host::HostInfo::read();
+        let storage = nix::sys::statvfs::statvfs(&root_dir)
+            .map(|s| (s.blocks() as i64).saturating_mul(s.fragment_size() as i64))
+            .unwrap_or(0);
+        Allocatable {
+            cpu_milli: i64::try_from(host.cpus).unwrap_or(i64::MAX).saturating_mul(1000),
+            memory: i64::try_from(crate::node::allocatable_memory_kib(&host)).unwrap_or(i64::MAX).saturating_mul(1024),
+            ephemeral_storage: storage,
+        }
+    };
+    tokio::task::spawn_blocking(read).await.unwrap_or_default()
 }
