@@ -211,6 +211,14 @@ fn container(c: &Container, path: &str) -> Result<(), Refusal> {
     if c.volume_devices.as_ref().is_some_and(|d| !d.is_empty()) {
         return unsupported(&format!("{path}.volumeDevices"), "raw block devices are not supported by this node");
     }
+    for (i, m) in c.volume_mounts.iter().flatten().enumerate() {
+        if m.recursive_read_only.as_deref() == Some("Enabled") {
+            return unsupported(
+                &format!("{path}.volumeMounts[{i}].recursiveReadOnly"),
+                "recursive read-only mounts are not supported by this node's runtime (IfPossible falls back)",
+            );
+        }
+    }
     if c.resources.as_ref().and_then(|r| r.claims.as_ref()).is_some_and(|claims| !claims.is_empty()) {
         return unsupported(&format!("{path}.resources.claims"), "dynamic resource allocation is not supported");
     }

@@ -3,7 +3,9 @@
 //! upstream field paths (`spec.containers[0].resources.requests[cpu]`).
 //!
 //! Layout: [`meta`] (names, labels, annotations, finalizers), [`quantities`]
-//! (resource lists), [`pod`] (pod specs and templates), [`probes`]
+//! (resource lists), [`pod`] (pod specs and templates), [`podrules`] (the
+//! rest of upstream's pod spec rules: mounts, env references, security
+//! contexts, sysctls, ephemeral containers), [`probes`]
 //! (container ports, probes, lifecycle handlers), [`workloads`]
 //! (Deployment, ReplicaSet), [`service`] (Service spec), [`other`] (the
 //! remaining kinds), [`update`] (immutable fields). Every check is bounded by
@@ -13,6 +15,7 @@
 pub mod meta;
 pub mod other;
 pub mod pod;
+pub mod podrules;
 pub mod probes;
 pub mod quantities;
 pub mod service;

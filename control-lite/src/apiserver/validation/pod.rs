@@ -7,6 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Toleration, Volume};
 use serde_json::Value;
 
 use super::meta::{is_dns1123_label, validate_env_name, validate_labels, validate_name, NameRule, DNS1123_LABEL_MSG};
+use super::podrules::{validate_spec_rules, SpecOf};
 use super::probes::{handler_count, probe_port, validate_ports, validate_probe};
 use super::quantities::{validate_quantity, validate_requirements, validate_resource_list};
 use super::{at_least, forbidden, invalid_value, one_of, required_because, Causes};
@@ -20,7 +21,12 @@ const PULL_POLICIES: [&str; 3] = ["Always", "IfNotPresent", "Never"];
 /// A Pod object.
 pub fn validate_pod(obj: &Value, out: &mut Causes) {
     match typed::<Pod>(obj) {
-        Some(pod) => validate_pod_spec(pod.spec.as_ref(), "spec", out),
+        Some(pod) => {
+            validate_pod_spec(pod.spec.as_ref(), "spec", out);
+            if let Some(spec) = pod.spec.as_ref() {
+                validate_spec_rules(spec, "spec", SpecOf::Pod, out);
+            }
+        }
         None => out.push(Cause::invalid("spec", "", "must be a pod spec")),
     }
 }

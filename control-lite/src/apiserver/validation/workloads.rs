@@ -9,6 +9,7 @@ use serde_json::Value;
 
 use super::meta::validate_labels;
 use super::pod::validate_pod_spec;
+use super::podrules::{validate_spec_rules, SpecOf};
 use super::{at_least, invalid_value, one_of, Causes};
 use crate::apiserver::schema::typed;
 use crate::apiserver::selectors::{labels_of, LabelSelector};
@@ -151,6 +152,9 @@ fn validate_selector_and_template(
         });
     }
     validate_pod_spec(template.spec.as_ref(), "spec.template.spec", out);
+    if let Some(spec) = template.spec.as_ref() {
+        validate_spec_rules(spec, "spec.template.spec", SpecOf::Template, out);
+    }
     if let Some(policy) = template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
         if policy != "Always" {
             out.push(Cause::not_supported("spec.template.spec.restartPolicy", policy, &["Always"]));
