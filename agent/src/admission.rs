@@ -175,6 +175,12 @@ fn pod_level(spec: &PodSpec) -> Result<(), Refusal> {
     if spec.resource_claims.as_ref().is_some_and(|c| !c.is_empty()) {
         return unsupported("spec.resourceClaims", "dynamic resource allocation is not supported by this node");
     }
+    if spec.overhead.as_ref().is_some_and(|o| !o.is_empty()) {
+        return unsupported("spec.overhead", "pod overhead comes from a RuntimeClass, and this node has none");
+    }
+    if spec.resources.is_some() {
+        return unsupported("spec.resources", "pod-level resources are not supported by this node");
+    }
     if spec.host_aliases.as_ref().is_some_and(|a| !a.is_empty()) {
         return unsupported("spec.hostAliases", "this node does not manage /etc/hosts");
     }
@@ -190,6 +196,12 @@ fn pod_level(spec: &PodSpec) -> Result<(), Refusal> {
                 let message = format!("forbidden sysctl: {:?} not allowlisted", sysctl.name);
                 return refuse(Reason::SysctlForbidden, message);
             }
+        }
+        if sc.supplemental_groups_policy.as_deref() == Some("Strict") {
+            return unsupported(
+                "spec.securityContext.supplementalGroupsPolicy",
+                "Strict is not supported by this node's runtime (Merge is)",
+            );
         }
         profiles("spec.securityContext", sc.seccomp_profile.as_ref().map(|p| p.type_.as_str()), None)?;
         profiles("spec.securityContext", None, sc.app_armor_profile.as_ref().map(|p| p.type_.as_str()))?;
@@ -313,6 +325,13 @@ mod tests {
                 "forbidden sysctl: \"kernel.msgmax\" not allowlisted",
             ),
             (json!({"hostUsers": false}), "UnsupportedPodSpec", "spec.hostUsers"),
+            (json!({"overhead": {"cpu": "100m"}}), "UnsupportedPodSpec", "spec.overhead"),
+            (json!({"resources": {"limits": {"cpu": "1"}}}), "UnsupportedPodSpec", "spec.resources"),
+            (
+                json!({"securityContext": {"supplementalGroupsPolicy": "Strict"}}),
+                "UnsupportedPodSpec",
+                "supplementalGroupsPolicy",
+            ),
             (json!({"runtimeClassName": "gvisor"}), "UnsupportedPodSpec", "spec.runtimeClassName"),
             (json!({"resourceClaims": [{"name": "gpu"}]}), "UnsupportedPodSpec", "spec.resourceClaims"),
             (json!({"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}]}), "UnsupportedPodSpec", "spec.hostAliases"),

@@ -81,8 +81,11 @@ pub fn needs_scheduling(pod: &Pod) -> bool {
         return false;
     };
     let ours = spec.scheduler_name.as_deref().is_none_or(|n| n.is_empty() || n == SCHEDULER_NAME);
+    // A pod with scheduling gates waits until every gate is removed.
+    let gated = spec.scheduling_gates.as_ref().is_some_and(|g| !g.is_empty());
     let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
-    ours && node_name(pod).is_none()
+    ours && !gated
+        && node_name(pod).is_none()
         && pod.metadata.deletion_timestamp.is_none()
         && !matches!(phase, Some("Succeeded" | "Failed"))
 }
@@ -174,6 +177,8 @@ mod tests {
             (json!({"spec": {"containers": []}}), true),
             (json!({"spec": {"containers": [], "schedulerName": "default-scheduler"}}), true),
             (json!({"spec": {"containers": [], "schedulerName": "other"}}), false),
+            (json!({"spec": {"containers": [], "schedulingGates": [{"name": "wait"}]}}), false),
+            (json!({"spec": {"containers": [], "schedulingGates": []}}), true),
             (json!({"spec": {"containers": [], "nodeName": "n1"}}), false),
             (
                 json!({"metadata": {"deletionTimestamp": "2024-01-01T00:00:00Z"},
