@@ -146,6 +146,11 @@ fn volume(v: &Volume, i: usize) -> Result<(), Refusal> {
         );
         return refuse(Reason::UnsupportedVolume, message);
     }
+    if v.empty_dir.as_ref().and_then(|e| e.medium.as_deref()) == Some("HugePages") {
+        let message =
+            format!("spec.volumes[{i}] ({:?}): emptyDir medium HugePages is not supported by this node", v.name);
+        return refuse(Reason::UnsupportedVolume, message);
+    }
     for (j, source) in v.projected.iter().flat_map(|p| p.sources.iter().flatten()).enumerate() {
         let value = serde_json::to_value(source).unwrap_or(Value::Null);
         let keys = value.as_object().into_iter().flat_map(|m| m.iter()).filter(|(_, v)| !v.is_null());
@@ -311,6 +316,11 @@ mod tests {
                 "spec.volumes[0] (\"data\"): volume type persistentVolumeClaim",
             ),
             (json!({"volumes": [{"name": "n", "nfs": {"server": "s", "path": "/"}}]}), "UnsupportedVolume", "nfs"),
+            (
+                json!({"volumes": [{"name": "h", "emptyDir": {"medium": "HugePages"}}]}),
+                "UnsupportedVolume",
+                "medium HugePages",
+            ),
             (json!({"volumes": [{"name": "n", "csi": {"driver": "d"}}]}), "UnsupportedVolume", "csi"),
             (json!({"volumes": [{"name": "n", "ephemeral": {}}]}), "UnsupportedVolume", "ephemeral"),
             (json!({"volumes": [{"name": "n", "image": {"reference": "r"}}]}), "UnsupportedVolume", "image"),
