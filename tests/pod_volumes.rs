@@ -301,21 +301,17 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
     wait_log_lines(&cluster, "waits", "c", &["arrived"])?;
     println!("pod held by a missing configmap started {:.1?} after it was created", created.elapsed());
 
-    // An unsupported volume type: FailedMount naming it; the pod never runs.
+    // An unsupported volume type: refused by the node's admission (see
+    // tests/pod_spec_rules.rs): Failed with UnsupportedVolume, never started.
     let pvc_volumes = "    - name: data\n      persistentVolumeClaim: { claimName: claim }";
     let pvc_containers = "    - name: c\n      image: IMAGE\n      command: [\"sleep\", \"3600\"]\n      volumeMounts:\n        - { name: data, mountPath: /data }";
     apply(&cluster, &pod_spec("pvc", &image, pvc_volumes, pvc_containers))?;
-    let events = wait_for("FailedMount for pvc", || {
-        let events = failed_mount_events(&cluster, "pvc")?;
-        Ok((!events.is_empty()).then_some(events))
-    })?;
-    ensure!(events.iter().any(|m| m.contains("unsupported volume type persistentVolumeClaim")), "events: {events:?}");
-    ensure!(phase(&cluster, "pvc")? == "Pending", "pvc is Pending");
-    wait_for("pvc's status to name the unsupported type", || {
+    let message = wait_for("pvc refused by the node", || {
         let pod = cluster.json(&["get", "pod", "pvc"])?;
-        let message = pod["status"]["containerStatuses"][0]["state"]["waiting"]["message"].clone();
-        Ok(message.as_str().is_some_and(|m| m.contains("unsupported volume type persistentVolumeClaim")).then_some(()))
+        let refused = pod["status"]["phase"] == "Failed" && pod["status"]["reason"] == "UnsupportedVolume";
+        Ok(refused.then(|| pod["status"]["message"].as_str().unwrap_or_default().to_string()))
     })?;
+    ensure!(message.contains("volume type persistentVolumeClaim is not supported"), "message: {message}");
 
     // hostPath: DirectoryOrCreate creates the dir, the container writes
     // through it; File on a missing path is refused.
