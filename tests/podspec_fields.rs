@@ -247,6 +247,8 @@ fn examples() -> Vec<(&'static str, &'static str, Refuser, Value, &'static str)>
             "seccompProfile",
         ),
     ];
+    out.push(("PodSpec", "volumes", Node, vol(json!({"name": "n", "nfs": {"server": "s", "path": "/p"}})), "nfs"));
+    out.push(("Volume", "emptyDir", Node, vol(json!({"name": "h", "emptyDir": {"medium": "HugePages"}})), "HugePages"));
     for (name, source) in volume_sources {
         let mut volume = json!({"name": "v"});
         volume[name] = source;
