@@ -1,8 +1,12 @@
 //! Kubernetes Events about pods and the node (`Pulling`, `Pulled`, `Created`,
-//! `Started`, `Killing`, `BackOff`, `Failed`, ...). Posting and correlation
-//! (a repeat bumps `count` and `lastTimestamp` on the existing Event;
-//! similar events are combined; per-object spam is rate-limited) live in
-//! `bosun-events`, shared with the control plane.
+//! `Started`, `Killing`, `BackOff`, `Failed`, ...), sent through a buffered
+//! recorder: `record` only queues (a pod worker never waits for the API);
+//! one task per agent correlates and posts. Correlation (a repeat bumps
+//! `count` and `lastTimestamp` on the existing Event; similar events are
+//! combined; per-object spam is rate-limited) lives in `bosun-events`,
+//! shared with the control plane; the agent's key also leaves out every
+//! standalone number (back-off seconds, restart counts, exit codes), so a
+//! crash loop is one `BackOff` Event with a growing count.
 //!
 //! Must not: fail the caller. Events are best effort; errors are logged.
 
@@ -62,7 +66,8 @@ impl KubeEvents {
     /// Recorder posting as component `kubelet` on `host`. Must be called
     /// inside a tokio runtime (it starts the posting task).
     pub fn new(client: kube::Client, host: &str) -> Self {
-        Self { recorder: bosun_events::Recorder::new(client, "kubelet", Some(host)) }
+        let config = bosun_events::correlator::Config { ignore_numbers: true, ..Default::default() };
+        Self { recorder: bosun_events::Recorder::with_config(client, "kubelet", Some(host), config) }
     }
 }
 

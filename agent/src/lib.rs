@@ -36,6 +36,7 @@ pub mod security;
 pub mod server;
 pub mod spec_hash;
 pub mod status;
+pub mod status_manager;
 pub mod termination;
 pub mod termination_message;
 pub mod volumes;
@@ -175,9 +176,13 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
+    let api: Arc<dyn pod_api::PodApi> = Arc::new(pod_api::KubePodApi::new(client.clone()));
+    let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
+    tasks.spawn(status_manager.run(token.clone()));
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
-        api: Arc::new(pod_api::KubePodApi::new(client.clone())),
+        api,
+        status,
         events: Arc::new(events::KubeEvents::new(client.clone(), &node_name)),
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),

@@ -22,6 +22,14 @@ pub struct ApiError {
     pub source: kube::Error,
 }
 
+impl ApiError {
+    /// The object is gone, or was replaced by another with the same name
+    /// (a UID precondition failed): retrying cannot succeed.
+    pub fn is_gone(&self) -> bool {
+        is_gone(&self.source)
+    }
+}
+
 /// Result of an API call.
 pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 
@@ -110,6 +118,10 @@ pub struct FakePodApi {
     pub deletions: Mutex<Vec<String>>,
     /// ConfigMaps served, by `namespace/name`.
     pub config_maps: Mutex<Vec<(String, ConfigMap)>>,
+    /// This many status patches fail (HTTP 500) before patches succeed again.
+    pub failing_patches: Mutex<u32>,
+    /// Status patches of these `namespace/name`s fail with 404 (pod gone).
+    pub gone: Mutex<Vec<String>>,
 }
 
 impl FakePodApi {
@@ -123,8 +135,23 @@ impl FakePodApi {
 #[async_trait::async_trait]
 impl PodApi for FakePodApi {
     async fn patch_status(&self, namespace: &str, name: &str, _uid: &str, status: &PodStatus) -> Result<()> {
+        let object = format!("{namespace}/{name}");
+        let fail = |code: u16, reason: &str| ApiError {
+            call: "patch pod status",
+            object: object.clone(),
+            source: kube::Error::Api(kube::core::Status::failure("injected", reason).with_code(code).boxed()),
+        };
+        if self.gone.lock().is_ok_and(|gone| gone.contains(&object)) {
+            return Err(fail(404, "NotFound"));
+        }
+        if let Ok(mut failing) = self.failing_patches.lock() {
+            if *failing > 0 {
+                *failing -= 1;
+                return Err(fail(500, "InternalError"));
+            }
+        }
         if let Ok(mut statuses) = self.statuses.lock() {
-            statuses.push((format!("{namespace}/{name}"), status.clone()));
+            statuses.push((object.clone(), status.clone()));
         }
         Ok(())
     }

@@ -144,6 +144,7 @@ impl PodManager {
                     if self.workers.get(&uid).is_some_and(|w| w.generation == generation) {
                         self.workers.remove(&uid);
                         self.registry.remove(&uid);
+                        self.deps.status.forget(&uid);
                     }
                 }
                 _ = relist.tick() => self.relist().await,
@@ -215,6 +216,7 @@ impl PodManager {
     /// from the runtime and exits.
     fn forget(&mut self, uid: &str) {
         self.registry.remove(uid);
+        self.deps.status.forget(uid);
         if let Some(worker) = self.workers.get(uid) {
             worker.pods.send_replace(None);
         }

@@ -1,5 +1,6 @@
 //! One task per pod: the level-triggered loop observe (CRI) -> decide
-//! (`compute_pod_actions`) -> apply -> compute status -> patch if changed.
+//! (`compute_pod_actions`) -> apply -> compute status -> hand it to the
+//! status manager (which writes it if it changed; the worker never waits).
 //! Woken by pod updates (latest-update-wins `watch` channel), by runtime
 //! changes seen by the manager's relist, and by a timer (fast while the pod
 //! is transitioning, slow when steady).
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use jiff::Timestamp;
-use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +28,7 @@ use crate::prober::{self, PodProber};
 use crate::runtime::{Runtime, RuntimeError};
 use crate::runtime_spec;
 use crate::status::{compute_pod_status, StatusInputs};
+use crate::status_manager::StatusHandle;
 
 /// A sync that could not complete; retried with backoff by the loop.
 #[derive(Debug, thiserror::Error)]
@@ -74,8 +76,10 @@ impl Default for Timing {
 pub struct WorkerDeps {
     /// The container runtime.
     pub runtime: Arc<dyn Runtime>,
-    /// The API server (status, deletion, env sources).
+    /// The API server (deletion, env sources).
     pub api: Arc<dyn PodApi>,
+    /// The node's single writer of pod status.
+    pub status: StatusHandle,
     /// Event recorder.
     pub events: Arc<dyn EventSink>,
     /// State root (pod logs under `<root>/pods`).
@@ -124,9 +128,6 @@ pub struct PodWorker {
     crash: Backoff,
     pull: Backoff,
     next_sandbox_attempt: u32,
-    /// The status last written, and the pod resourceVersion it was computed
-    /// from: until the watch shows a newer pod, our own write is the truth.
-    last_patched: Option<(Option<String>, PodStatus)>,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
     termination_messages: messages::TerminationMessages,
@@ -152,7 +153,6 @@ impl PodWorker {
             crash: Backoff::crash_loop(),
             pull: Backoff::image_pull(),
             next_sandbox_attempt: 0,
-            last_patched: None,
             last_held: BTreeMap::new(),
             last_pod: None,
             termination_messages: messages::TerminationMessages::default(),
@@ -281,38 +281,18 @@ impl PodWorker {
                 probes: probes.as_ref(),
             },
         );
-        self.publish(pod, status.clone()).await?;
         let steady = !busy
             && held.is_empty()
             && status.container_statuses.iter().flatten().all(|c| {
                 let state = c.state.clone().unwrap_or_default();
                 state.running.is_some() || state.terminated.is_some()
             });
+        self.deps.status.set(pod, status);
         let mut wait = if steady { self.deps.timing.steady } else { self.deps.timing.transitioning };
         if let Some(requeue) = actions.requeue_after {
             wait = wait.min(requeue.max(Duration::from_millis(100)));
         }
         Ok(Outcome::Continue(wait))
-    }
-
-    async fn publish(&mut self, pod: &Pod, status: PodStatus) -> Result<(), Error> {
-        let seen = pod.metadata.resource_version.clone();
-        let just_written = self.last_patched.as_ref().is_some_and(|(rv, last)| *rv == seen && *last == status);
-        if pod.status.as_ref() == Some(&status) || just_written {
-            return Ok(());
-        }
-        self.deps
-            .api
-            .patch_status(
-                pod.metadata.namespace.as_deref().unwrap_or_default(),
-                pod.metadata.name.as_deref().unwrap_or_default(),
-                &self.uid,
-                &status,
-            )
-            .await
-            .map_err(|source| Error::Api { pod: pod_key(pod), source })?;
-        self.last_patched = Some((seen, status));
-        Ok(())
     }
 
     /// Emits a BackOff event when a container newly enters a backoff hold.

@@ -73,9 +73,11 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
     client.run_pod_sandbox(&ghost, "").await?;
 
     let root = dir.path().join("agent");
+    let api = Arc::new(FakePodApi::default());
     let deps = Arc::new(WorkerDeps {
         runtime: Arc::new(client.clone()),
-        api: Arc::new(FakePodApi::default()),
+        api: api.clone(),
+        status: bosun_agent::status_manager::StatusManager::spawn(api, token.clone()),
         events: Arc::new(FakeEvents::default()),
         root_dir: root.clone(),
         host_ip: "127.0.0.1".into(),

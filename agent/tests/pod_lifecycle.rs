@@ -1,6 +1,7 @@
 //! Pod worker against the fake CRI runtime (served over a unix socket and
 //! driven through the real `CriClient`), with recording fakes for the API
-//! side: full lifecycles, crash loops, pull failures, restart recovery.
+//! side (statuses written through the real status manager): full
+//! lifecycles, crash loops, pull failures, restart recovery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -9,6 +10,7 @@ use anyhow::{bail, Context as _};
 use bosun_agent::events::FakeEvents;
 use bosun_agent::pod_api::FakePodApi;
 use bosun_agent::pod_worker::{Exit, PodWorker, Timing, WorkerDeps};
+use bosun_agent::status_manager::StatusManager;
 use bosun_cri::testing::FakeCri;
 use bosun_cri::{ClientOptions, CriClient};
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
@@ -41,9 +43,11 @@ impl Harness {
         let api = Arc::new(FakePodApi::default());
         let events = Arc::new(FakeEvents::default());
         let root = dir.path().join("agent");
+        let status = StatusManager::spawn(api.clone(), token.clone());
         let deps = Arc::new(WorkerDeps {
             runtime: Arc::new(client.clone()),
             api: api.clone(),
+            status,
             events: events.clone(),
             root_dir: root.clone(),
             host_ip: "192.0.2.1".into(),

@@ -13,7 +13,9 @@
 //!    `lastTimestamp` and the latest message, instead of a new object.
 //!
 //! Keys leave durations out of messages ("back-off 10s" and "back-off 20s"
-//! are the same event). Every cache is a bounded LRU.
+//! are the same event); with `ignore_numbers` (the node agent's recorder)
+//! every standalone number too (restart counts, exit codes, sizes), never
+//! digits inside names, addresses or versions. Every cache is a bounded LRU.
 
 use std::collections::HashSet;
 use std::time::Duration;
@@ -40,6 +42,9 @@ pub struct Config {
     pub refill_every: Duration,
     /// Entries kept in each cache.
     pub cache_size: usize,
+    /// Leave every standalone number out of the deduplication key, not only
+    /// durations ("restart count 3" and "restart count 4" are one event).
+    pub ignore_numbers: bool,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             burst: 25,
             refill_every: Duration::from_secs(300),
             cache_size: 4096,
+            ignore_numbers: false,
         }
     }
 }
@@ -173,7 +179,7 @@ impl Correlator {
             event.reason.as_deref().unwrap_or_default(),
         );
         let message = event.message.clone().unwrap_or_default();
-        let normalized = without_durations(&message);
+        let normalized = normalize(&message, self.config.ignore_numbers);
         if !self.take_token(&spam_key, now) {
             return Correlated { key: format!("{similar_key}{SEP}{normalized}"), action: Action::Skip };
         }
@@ -260,14 +266,27 @@ impl Correlator {
 /// `message` with every duration token ("10s", "1m30s", "1.5h", "200ms")
 /// replaced by `#`, so repeats that differ only in a back-off compare equal.
 pub fn without_durations(message: &str) -> String {
+    normalize(message, false)
+}
+
+/// `message` with every duration and every standalone number ("code 137",
+/// "count 5,", "1234 bytes") replaced by `#`; digits inside names, image
+/// references, addresses, versions and fractions ("web-5", "host:5000",
+/// "1.2.3", "0/3") stay.
+pub fn without_numbers(message: &str) -> String {
+    normalize(message, true)
+}
+
+fn normalize(message: &str, numbers: bool) -> String {
     let chars: Vec<char> = message.chars().collect();
     let mut out = String::with_capacity(message.len());
     let mut i = 0;
     while i < chars.len() {
-        // Not inside a name ("web-5s", "v1.2s").
-        let at_word_start = i == 0 || !(chars[i - 1].is_alphanumeric() || "-_./".contains(chars[i - 1]));
+        // Not inside a name ("web-5s", "v1.2s", "host:5000").
+        let at_word_start = i == 0 || !(chars[i - 1].is_alphanumeric() || "-_./:".contains(chars[i - 1]));
         if at_word_start && chars[i].is_ascii_digit() {
-            if let Some(end) = duration_end(&chars, i) {
+            let end = duration_end(&chars, i).or_else(|| if numbers { number_end(&chars, i) } else { None });
+            if let Some(end) = end {
                 out.push('#');
                 i = end;
                 continue;
@@ -279,6 +298,24 @@ pub fn without_durations(message: &str) -> String {
     out
 }
 
+/// End of a plain number (`137`, `1.5`) starting at `start`, if it stands
+/// alone: followed by the end, a space, closing punctuation, or a sentence
+/// mark that ends the text or is followed by a space.
+fn number_end(chars: &[char], start: usize) -> Option<usize> {
+    let digits_from = |i: usize| chars[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+    let mut i = start + digits_from(start);
+    if chars.get(i) == Some(&'.') && chars.get(i + 1).is_some_and(char::is_ascii_digit) {
+        i += 1 + digits_from(i + 1);
+    }
+    let ends_text = |at: usize| chars.get(at).is_none_or(|c| c.is_whitespace());
+    match chars.get(i) {
+        None => Some(i),
+        Some(c) if c.is_whitespace() || ",;)]}\"'".contains(*c) => Some(i),
+        Some(c) if ".:!?".contains(*c) && ends_text(i + 1) => Some(i),
+        _ => None,
+    }
+}
+
 /// End of a duration token starting at `start` (one or more `<number><unit>`
 /// pairs followed by a non-alphanumeric character or the end).
 fn duration_end(chars: &[char], start: usize) -> Option<usize> {
@@ -286,6 +323,9 @@ fn duration_end(chars: &[char], start: usize) -> Option<usize> {
     let mut i = start;
     let mut pairs = 0;
     loop {
+        if !chars.get(i).is_some_and(char::is_ascii_digit) {
+            break;
+        }
         let digits = chars[i..].iter().take_while(|c| c.is_ascii_digit() || **c == '.').count();
         if digits == 0 {
             break;

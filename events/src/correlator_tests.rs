@@ -185,6 +185,7 @@ fn clocks_going_backwards_and_zero_limits_do_not_panic() {
         max_similar: 0,
         similar_window: Duration::ZERO,
         cache_size: 0,
+        ignore_numbers: true,
     };
     let got = run(config, &[("a", "R", "m", 10), ("a", "R", "m", 0)]);
     assert_eq!(got, summary(&[("skip", ""), ("skip", "")]));
@@ -204,4 +205,46 @@ fn forgotten_events_are_created_again_and_caches_stay_bounded() {
         correlator.correlate(event(&format!("p{i}"), "R", "m", at(2)), at(2));
     }
     assert!(correlator.seen.len() <= 8 && correlator.similar.len() <= 8 && correlator.buckets.len() <= 8);
+}
+
+#[test]
+fn with_ignore_numbers_standalone_numbers_are_normalized() {
+    let cases = [
+        ("back-off 20s restarting failed container", "back-off # restarting failed container"),
+        ("container exited with code 137, restart count 5", "container exited with code #, restart count #"),
+        ("restartCount=5 (was 4)", "restartCount=# (was #)"),
+        (
+            "Successfully pulled image \"127.0.0.1:5000/busybox:1.36\" in 1.2s. Image size: 1234 bytes.",
+            "Successfully pulled image \"127.0.0.1:5000/busybox:1.36\" in #. Image size: # bytes.",
+        ),
+        ("0/3 nodes are available: 3 Insufficient cpu.", "0/3 nodes are available: # Insufficient cpu."),
+        (
+            "Back-off restarting failed container app in pod default/crash-1",
+            "Back-off restarting failed container app in pod default/crash-1",
+        ),
+        ("pod 10.244.0.5 on node-2, version 1.2.3", "pod 10.244.0.5 on node-2, version 1.2.3"),
+        ("scaled to 10.", "scaled to #."),
+    ];
+    for (message, want) in cases {
+        assert_eq!(without_numbers(message), want, "{message}");
+    }
+}
+
+#[test]
+fn with_ignore_numbers_repeats_differing_in_counts_update_one_event() {
+    let config = Config { ignore_numbers: true, ..Config::default() };
+    let got = run(
+        config,
+        &[
+            ("a", "BackOff", "back-off 10s restarting failed container app, restart count 1", 0),
+            ("a", "BackOff", "back-off 20s restarting failed container app, restart count 2", 10),
+            ("a", "BackOff", "back-off 40s restarting failed container app, restart count 3", 30),
+        ],
+    );
+    let want = summary(&[
+        ("create", "back-off 10s restarting failed container app, restart count 1"),
+        ("update 2", "back-off 20s restarting failed container app, restart count 2"),
+        ("update 3", "back-off 40s restarting failed container app, restart count 3"),
+    ]);
+    assert_eq!(got, want);
 }
