@@ -9,46 +9,14 @@
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::Result;
-use bosun_cri::{api, CriClient};
+use support::cri_floor::{burst, start_pod};
 use support::TestStack;
 
 fn env_number(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
-}
-
-async fn start_pod(cri: &CriClient, image: &str, log_root: &std::path::Path, n: usize) -> Result<Duration> {
-    let started = Instant::now();
-    let name = format!("bench-{n}");
-    let sandbox = api::PodSandboxConfig {
-        metadata: Some(api::PodSandboxMetadata {
-            name: name.clone(),
-            uid: format!("bench-uid-{n}"),
-            namespace: "bench".into(),
-            attempt: 0,
-        }),
-        hostname: name.clone(),
-        log_directory: log_root.join(&name).display().to_string(),
-        linux: Some(api::LinuxPodSandboxConfig::default()),
-        ..Default::default()
-    };
-    let sandbox_id = cri.run_pod_sandbox(&sandbox, "").await?;
-    let container = api::ContainerConfig {
-        metadata: Some(api::ContainerMetadata { name: "sleep".into(), attempt: 0 }),
-        image: Some(api::ImageSpec { image: image.into(), ..Default::default() }),
-        command: vec!["sleep".into(), "3600".into()],
-        log_path: "sleep/0.log".into(),
-        linux: Some(api::LinuxContainerConfig::default()),
-        ..Default::default()
-    };
-    let id = cri.create_container(&sandbox_id, &container, &sandbox).await?;
-    cri.start_container(&id).await?;
-    let state = cri.container_status(&id).await?.state;
-    anyhow::ensure!(state == api::ContainerState::ContainerRunning as i32, "container {id} not running: {state}");
-    Ok(started.elapsed())
 }
 
 fn report(label: &str, mut samples: Vec<Duration>, wall: Duration) {
@@ -85,21 +53,8 @@ async fn bench(stack: &TestStack) -> Result<()> {
 
     let parallel = env_number("BOSUN_BENCH_PARALLEL_PODS", 30);
     let in_flight = env_number("BOSUN_BENCH_IN_FLIGHT", 10);
-    let permits = Arc::new(tokio::sync::Semaphore::new(in_flight));
-    let wall = Instant::now();
-    let mut tasks = tokio::task::JoinSet::new();
-    for n in 1000..1000 + parallel {
-        let (cri, image, logs, permits) = (cri.clone(), image.clone(), logs.clone(), permits.clone());
-        tasks.spawn(async move {
-            let _permit = permits.acquire_owned().await?;
-            start_pod(&cri, &image, &logs, n).await
-        });
-    }
-    let mut samples = Vec::new();
-    while let Some(result) = tasks.join_next().await {
-        samples.push(result??);
-    }
-    report(&format!("parallel ({in_flight} in flight)"), samples, wall.elapsed());
+    let (samples, wall) = burst(cri, &image, &logs, 1000, parallel, in_flight).await?;
+    report(&format!("parallel ({in_flight} in flight)"), samples, wall);
     bosun_stack::teardown::remove_all_pods(cri, Duration::from_secs(0)).await?;
     Ok(())
 }

@@ -4,9 +4,11 @@
 //! Owns: Node registration/heartbeat/lease (`node`), one worker per pod
 //! (`pod_manager`, `pod_worker`) that observes the CRI runtime (`observed`),
 //! decides (`actions`, `status`, pure) and applies through narrow traits
-//! (`runtime`, `pod_api`, `events`), plus the kubelet HTTP API (`server`,
-//! `logs`). Probes run in their own tasks (`prober`); probes and lifecycle
-//! hooks share one action runner (`handlers`); `termination` times stops. Restart recovery rebuilds every pod from the runtime's labels.
+//! (`runtime`, `pod_api`, `events`); `status_manager` is the one writer of
+//! pod status; plus the kubelet HTTP API (`server`, `logs`). Probes run in
+//! their own tasks (`prober`); probes and lifecycle hooks share one action
+//! runner (`handlers`); `termination` times stops. Restart recovery rebuilds
+//! every pod from the runtime's labels.
 //!
 //! Must not: schedule pods or program Service rules itself (control-lite and
 //! bosun-netproxy do).

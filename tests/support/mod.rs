@@ -9,6 +9,7 @@
 #![allow(dead_code)]
 
 pub mod cluster;
+pub mod cri_floor;
 pub mod nftmon;
 pub mod pods;
 pub mod scale;
