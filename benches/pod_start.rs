@@ -70,9 +70,8 @@ fn pod(name: &str, image: &str) -> Value {
 async fn api_burst(api: &Api, http: &reqwest::Client, base: &str, names: &[String], image: &str) -> Result<Burst> {
     let list = api.get(&format!("{PODS}?labelSelector=bench%3Dpod-start")).await?;
     let version = list["metadata"]["resourceVersion"].as_str().context("list resourceVersion")?.to_string();
-    let watch = api
-        .open_watch(&format!("{PODS}?watch=true&labelSelector=bench%3Dpod-start&resourceVersion={version}"))
-        .await?;
+    let watch =
+        api.open_watch(&format!("{PODS}?watch=true&labelSelector=bench%3Dpod-start&resourceVersion={version}")).await?;
     let started = Instant::now();
     let mut posts = tokio::task::JoinSet::new();
     for name in names {
@@ -146,7 +145,13 @@ async fn delete_all(api: &Api, http: &reqwest::Client, base: &str, cri: &CriClie
     }
 }
 
-async fn floor_burst(cri: &CriClient, image: &str, logs: &std::path::Path, first: usize, count: usize) -> Result<Burst> {
+async fn floor_burst(
+    cri: &CriClient,
+    image: &str,
+    logs: &std::path::Path,
+    first: usize,
+    count: usize,
+) -> Result<Burst> {
     let (samples, total) = cri_floor::burst(cri, image, logs, first, count, count).await?;
     bosun_stack::teardown::remove_all_pods(cri, Duration::ZERO).await?;
     Ok(Burst { samples, total })

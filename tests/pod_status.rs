@@ -42,7 +42,11 @@ fn ready_versions(cluster: &Cluster) -> Result<BTreeMap<String, String>> {
         .flatten()
         .filter(|p| p["status"]["phase"] == "Running")
         .filter(|p| {
-            p["status"]["conditions"].as_array().into_iter().flatten().any(|c| c["type"] == "Ready" && c["status"] == "True")
+            p["status"]["conditions"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .any(|c| c["type"] == "Ready" && c["status"] == "True")
         })
         .filter_map(|p| {
             Some((p["metadata"]["name"].as_str()?.to_string(), p["metadata"]["resourceVersion"].as_str()?.to_string()))
