@@ -68,6 +68,7 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
     let deps = Arc::new(WorkerDeps {
         runtime: Arc::new(client),
         api: api.clone(),
+        status: bosun_agent::status_manager::StatusManager::spawn(api.clone(), token.clone()),
         events: events.clone(),
         root_dir: root.clone(),
         host_ip: "192.0.2.1".into(),
