@@ -59,7 +59,7 @@ impl PodWorker {
                 probes: None,
             },
         );
-        if let Err(error) = self.publish(pod, status).await {
+        if let Err(error) = self.write_final_status(pod, status).await {
             tracing::warn!(%error, "final status of a terminated pod");
         }
         self.remove_observed(Some(pod), &stopped, grace)
@@ -158,6 +158,25 @@ impl PodWorker {
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
         self.tear_down_volumes().await;
         Ok(())
+    }
+}
+
+impl PodWorker {
+    /// The final status of a pod about to be deleted, written before the
+    /// delete (the one write that must happen-before another API call): the
+    /// status manager forgets the pod, so it writes nothing for it later.
+    async fn write_final_status(&self, pod: &Pod, status: k8s_openapi::api::core::v1::PodStatus) -> Result<(), Error> {
+        self.deps.status.forget(&self.uid);
+        if pod.status.as_ref() == Some(&status) {
+            return Ok(());
+        }
+        let (namespace, name) =
+            (pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default());
+        self.deps
+            .api
+            .patch_status(namespace, name, &self.uid, &status)
+            .await
+            .map_err(|source| Error::Api { pod: pod_key(pod), source })
     }
 }
 
