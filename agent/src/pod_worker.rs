@@ -130,6 +130,8 @@ pub struct PodWorker {
     next_sandbox_attempt: u32,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
+    /// The node-refusal Event was sent (once per worker).
+    refusal_announced: bool,
     termination_messages: messages::TerminationMessages,
     volumes: volumes::VolumeState,
     /// Probe workers of this pod (set when the worker runs).
@@ -155,6 +157,7 @@ impl PodWorker {
             next_sandbox_attempt: 0,
             last_held: BTreeMap::new(),
             last_pod: None,
+            refusal_announced: false,
             termination_messages: messages::TerminationMessages::default(),
             volumes: volumes::VolumeState::default(),
             prober: None,

@@ -23,14 +23,14 @@ impl PodWorker {
         }
         let Err(refusal) = admit(pod) else { return Ok(None) };
         let status = rejected_status(pod, &refusal, Timestamp::now());
-        let announced = pod.status.as_ref().is_some_and(|s| s.reason == status.reason)
-            || self.last_patched.as_ref().is_some_and(|(_, last)| last.reason == status.reason);
+        let announced = self.refusal_announced || pod.status.as_ref().is_some_and(|s| s.reason == status.reason);
         if !announced {
+            self.refusal_announced = true;
             tracing::info!(pod = %super::pod_key(pod), reason = refusal.reason.as_str(), message = %refusal.message, "pod refused");
             let reference = pod_reference(pod, None);
             self.deps.events.record(&reference, EventType::Warning, refusal.reason.as_str(), &refusal.message).await;
         }
-        self.publish(pod, status).await?;
+        self.deps.status.set(pod, status);
         Ok(Some(Outcome::Continue(self.deps.timing.steady)))
     }
 }
