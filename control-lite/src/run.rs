@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
+use crate::controllers::shared::Informers;
 use crate::store::{spawn_compactor, Retention, Store};
 use crate::supervisor::{supervise, Backoff};
 
@@ -66,11 +67,15 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     // while the apiserver keeps serving.
     let config = kube::Config::new(server_url.parse().context("apiserver URL")?);
     let client = kube::Client::try_from(config).context("kube client")?;
+    // One informer per kind for the scheduler and every controller.
+    let informers = Informers::new(client.clone(), token.clone());
     let scheduler = {
-        let client = client.clone();
-        supervise("scheduler", token.clone(), Backoff::default(), move |t| crate::scheduler::run(client.clone(), t))
+        let (client, informers) = (client.clone(), informers.clone());
+        supervise("scheduler", token.clone(), Backoff::default(), move |t| {
+            crate::scheduler::run(client.clone(), informers.clone(), t)
+        })
     };
-    let controllers = crate::controllers::run_all(client, token.clone());
+    let controllers = crate::controllers::run_all(client, informers, token.clone());
     let components = tokio::spawn(async move { tokio::join!(scheduler, controllers).1 });
 
     // Only cancellation or an apiserver failure ends the control plane.

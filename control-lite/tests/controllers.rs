@@ -323,8 +323,10 @@ async fn silent_node_becomes_unknown_and_tainted_then_recovers() -> Result<()> {
     let mut cluster = Cluster::apiserver().await?;
     let (client, token) = (cluster.client.clone(), cluster.token.clone());
     let grace = Duration::from_secs(2);
+    let informers = bosun_control::controllers::shared::Informers::new(client.clone(), token.clone());
     cluster.tasks.push(tokio::spawn(bosun_control::controllers::nodelifecycle::run_with(
         client.clone(),
+        informers,
         token,
         grace,
         Arc::new(jiff::Timestamp::now),

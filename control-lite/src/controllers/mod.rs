@@ -4,8 +4,11 @@
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
 //! supervisor when it fails (`run_all`), and the shared
-//! machinery they use (`informer`, `queue`, `events`, `failures`). Each controller keeps
-//! its decisions in pure functions and a thin layer that writes them.
+//! machinery they use (`shared` informers, `index`, `queue`, `events`,
+//! `failures`). Every controller subscribes to the one shared informer of
+//! each kind it needs ([`shared::Informers`]), so each object is cached
+//! once per process. Each controller keeps its decisions in pure functions
+//! and a thin layer that writes them.
 
 pub mod deployment;
 pub mod endpointslice;
@@ -20,26 +23,29 @@ pub mod nodelifecycle;
 pub mod queue;
 pub mod replicaset;
 pub mod selector;
+pub mod shared;
 
 use tokio_util::sync::CancellationToken;
 
 use crate::supervisor::{supervise, Backoff};
+use shared::Informers;
 
 /// Runs every controller concurrently until `token` is cancelled, each
-/// under its own supervisor (a failed controller restarts alone).
-pub async fn run_all(client: kube::Client, token: CancellationToken) -> anyhow::Result<()> {
-    let run = |name, start: fn(kube::Client, CancellationToken) -> Component| {
-        let client = client.clone();
-        supervise(name, token.clone(), Backoff::default(), move |t| start(client.clone(), t))
+/// under its own supervisor (a failed controller restarts alone), all
+/// subscribed to `informers`.
+pub async fn run_all(client: kube::Client, informers: Informers, token: CancellationToken) -> anyhow::Result<()> {
+    let run = |name, start: fn(kube::Client, Informers, CancellationToken) -> Component| {
+        let (client, informers) = (client.clone(), informers.clone());
+        supervise(name, token.clone(), Backoff::default(), move |t| start(client.clone(), informers.clone(), t))
     };
     tokio::join!(
-        run("deployment-controller", |c, t| Box::pin(deployment::run(c, t))),
-        run("replicaset-controller", |c, t| Box::pin(replicaset::run(c, t))),
-        run("endpointslice-controller", |c, t| Box::pin(endpointslice::run(c, t))),
-        run("garbage-collector", |c, t| Box::pin(gc::run(c, t))),
-        run("node-lifecycle-controller", |c, t| Box::pin(nodelifecycle::run(c, t))),
-        run("event-ttl-controller", |c, t| Box::pin(eventttl::run(c, t))),
-        run("namespace-controller", |c, t| Box::pin(namespace::run(c, t))),
+        run("deployment-controller", |c, i, t| Box::pin(deployment::run(c, i, t))),
+        run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
+        run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
+        run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
+        run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
+        run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
+        run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
     );
     Ok(())
 }

@@ -21,6 +21,7 @@ use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use super::informer;
+use super::shared::Informers;
 
 /// Namespace holding node heartbeat leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -120,16 +121,16 @@ fn mark_unknown(conditions: &[NodeCondition], now: jiff::Timestamp) -> Vec<NodeC
 }
 
 /// Runs the controller with the wall clock and `DEFAULT_GRACE`.
-pub async fn run(client: Client, token: CancellationToken) {
-    run_with(client, token, DEFAULT_GRACE, Arc::new(jiff::Timestamp::now)).await;
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
+    run_with(client, informers, token, DEFAULT_GRACE, Arc::new(jiff::Timestamp::now)).await;
 }
 
 /// Runs the controller with an explicit grace period and clock.
-pub async fn run_with(client: Client, token: CancellationToken, grace: Duration, clock: Clock) {
+pub async fn run_with(client: Client, informers: Informers, token: CancellationToken, grace: Duration, clock: Clock) {
     let kick = Arc::new(Notify::new());
     let nodes: Store<Node> = {
         let kick = kick.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |_| kick.notify_one())
+        informers.of::<Node>().on_change(&token, move |_| kick.notify_one())
     };
     let leases: Store<Lease> = {
         let kick = kick.clone();

@@ -1,7 +1,10 @@
 //! A deduplicating work queue of object keys and the worker loop draining it.
 //!
 //! Owns: "this key needs a reconcile" bookkeeping (a key queued twice runs
-//! once), delayed requeues, and per-key exponential backoff after errors.
+//! once; a key being processed is not handed out again until its worker
+//! calls `done`, so several workers may drain one queue, each key
+//! reconciled by one worker at a time), delayed requeues, and per-key
+//! exponential backoff after errors.
 //! Must not: know what a key means (the controllers do).
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -36,9 +39,12 @@ impl Display for ObjectKey {
     }
 }
 
+/// Like client-go's workqueue: `queued` is the dirty set, `order` holds
+/// the queued keys not being processed, `processing` the keys handed out.
 struct State<Key> {
     order: VecDeque<Key>,
     queued: HashSet<Key>,
+    processing: HashSet<Key>,
 }
 
 /// Cloneable handle to a queue of keys.
@@ -58,20 +64,44 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
     /// An empty queue whose delayed requeues stop when `token` is cancelled.
     pub fn new(token: CancellationToken) -> Self {
         WorkQueue {
-            state: Arc::new(Mutex::new(State { order: VecDeque::new(), queued: HashSet::new() })),
+            state: Arc::new(Mutex::new(State {
+                order: VecDeque::new(),
+                queued: HashSet::new(),
+                processing: HashSet::new(),
+            })),
             notify: Arc::new(Notify::new()),
             token,
         }
     }
 
-    /// Queues `key` unless it is already waiting.
+    fn lock(&self) -> std::sync::MutexGuard<'_, State<Key>> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Queues `key` unless it is already waiting (a key being processed
+    /// is handed out again once its worker is `done` with it).
     pub fn add(&self, key: Key) {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.queued.insert(key.clone()) {
+        let mut state = self.lock();
+        if state.queued.insert(key.clone()) && !state.processing.contains(&key) {
             state.order.push_back(key);
         }
         drop(state);
         self.notify.notify_one();
+    }
+
+    /// Marks `key` (returned by `next`) as processed: if it was queued
+    /// meanwhile, it becomes available again.
+    pub fn done(&self, key: &Key) {
+        let mut state = self.lock();
+        state.processing.remove(key);
+        let again = state.queued.contains(key);
+        if again {
+            state.order.push_back(key.clone());
+        }
+        drop(state);
+        if again {
+            self.notify.notify_one();
+        }
     }
 
     /// Queues `key` after `delay`.
@@ -86,13 +116,22 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
     }
 
     fn pop(&self) -> Option<Key> {
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let mut state = self.lock();
         let key = state.order.pop_front()?;
         state.queued.remove(&key);
+        state.processing.insert(key.clone());
+        let more = !state.order.is_empty();
+        drop(state);
+        if more {
+            // Wake another worker for the rest.
+            self.notify.notify_one();
+        }
         Some(key)
     }
 
     /// The next key, waiting for one; `None` once the token is cancelled.
+    /// The caller must call `done` with it after processing (`Retry::finish`
+    /// does).
     pub async fn next(&self) -> Option<Key> {
         loop {
             if self.token.is_cancelled() {
@@ -183,8 +222,10 @@ impl<Key: Clone + Eq + Hash + Display + Send + 'static> Retry<Key> {
         self
     }
 
-    /// Records the outcome of reconciling `key` and requeues it if needed.
+    /// Records the outcome of reconciling `key` (handed out by `queue`),
+    /// marks it done and requeues it if needed.
     pub fn finish<E: Display>(&mut self, queue: &WorkQueue<Key>, key: Key, result: Result<Option<Duration>, E>) {
+        queue.done(&key);
         match result {
             Ok(requeue) => {
                 self.failures.remove(&key);
@@ -229,6 +270,24 @@ mod tests {
         assert_eq!(seen, ["a", "b", "c"]);
         token.cancel();
         assert_eq!(queue.next().await, None);
+    }
+
+    #[tokio::test]
+    async fn a_key_in_process_is_handed_out_again_only_after_done() {
+        let token = CancellationToken::new();
+        let queue = WorkQueue::new(token.clone());
+        queue.add("a".to_string());
+        queue.add("b".to_string());
+        let first = queue.next().await.expect("a");
+        queue.add("a".to_string());
+        assert_eq!(queue.next().await.as_deref(), Some("b"), "a is still being processed");
+        queue.done(&"b".to_string());
+        assert!(queue.pop().is_none(), "a waits for its worker");
+        queue.done(&first);
+        assert_eq!(queue.next().await.as_deref(), Some("a"), "queued again while processed");
+        queue.done(&first);
+        assert!(queue.pop().is_none());
+        token.cancel();
     }
 
     #[test]

@@ -15,7 +15,7 @@ pub mod resources;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -26,6 +26,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::controllers::index::Index;
 use crate::controllers::informer::{self, Change};
+use crate::controllers::shared::Informers;
 use crate::supervisor::panic_message;
 use binder::Binder;
 use cache::AssumedCache;
@@ -43,14 +44,14 @@ struct Failure {
 }
 
 /// Runs the scheduler until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) -> anyhow::Result<()> {
     let kick = Arc::new(Notify::new());
     // Bumped whenever capacity may have changed: any node event, any event
     // of a bound pod. Failed pods are retried when it moves.
     let epoch = Arc::new(AtomicU64::new(0));
     let nodes: Store<Node> = {
         let (kick, epoch) = (kick.clone(), epoch.clone());
-        informer::spawn(Api::all(client.clone()), token.clone(), move |_| {
+        informers.of::<Node>().on_change(&token, move |_| {
             epoch.fetch_add(1, Ordering::SeqCst);
             kick.notify_one();
         })
@@ -58,7 +59,7 @@ pub async fn run(client: Client, token: CancellationToken) -> anyhow::Result<()>
     let places: Index<Pod, Place> = Index::new(place);
     let pods: Store<Pod> = {
         let (kick, epoch, index) = (kick.clone(), epoch.clone(), places.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<Pod>().subscribe(&token, move |store, change| {
             index.apply(store, change);
             let frees = match change {
                 Some((pod, Change::Applied)) => cache::node_name(pod).is_some(),

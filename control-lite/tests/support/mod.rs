@@ -133,16 +133,17 @@ impl Plane {
     /// as `bosun control` runs them.
     pub async fn full() -> anyhow::Result<Plane> {
         let mut plane = Plane::apiserver().await?;
-        let (c, t) = (plane.client.clone(), plane.token.clone());
+        let informers = bosun_control::controllers::shared::Informers::new(plane.client.clone(), plane.token.clone());
+        let (c, i, t) = (plane.client.clone(), informers.clone(), plane.token.clone());
         plane.tasks.push(tokio::spawn(bosun_control::supervisor::supervise(
             "scheduler",
             t,
             bosun_control::supervisor::Backoff::default(),
-            move |t| bosun_control::scheduler::run(c.clone(), t),
+            move |t| bosun_control::scheduler::run(c.clone(), i.clone(), t),
         )));
         let (c, t) = (plane.client.clone(), plane.token.clone());
         plane.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(c, t).await {
+            if let Err(e) = bosun_control::controllers::run_all(c, informers, t).await {
                 eprintln!("controllers: {e:#}");
             }
         }));

@@ -25,6 +25,7 @@ use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
+use super::shared::Informers;
 use super::{is_conflict, is_not_found, selector};
 
 const RESYNC: Duration = Duration::from_secs(30);
@@ -87,11 +88,11 @@ struct Ctx {
 }
 
 /// Runs the Deployment controller until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
     let deployments: Store<Deployment> = {
         let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+        informers.of::<Deployment>().on_change(&token, move |change| {
             if let Some((d, _)) = change {
                 queue.add(ObjectKey::of(&d.metadata));
             }
@@ -100,7 +101,7 @@ pub async fn run(client: Client, token: CancellationToken) {
     let sets_by_owner: Index<ReplicaSet, DeploymentRef> = Index::new(deployment_of);
     let sets: Store<ReplicaSet> = {
         let (queue, index) = (queue.clone(), sets_by_owner.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<ReplicaSet>().subscribe(&token, move |store, change| {
             for (_, moved) in index.apply(store, change) {
                 for owner in moved.before.into_iter().chain(moved.after) {
                     queue.add(ObjectKey { namespace: owner.namespace, name: owner.name });

@@ -1,10 +1,15 @@
 //! EndpointSlice controller: keeps one `discovery.k8s.io/v1` EndpointSlice
 //! per selector Service listing the IPs of its pods.
 //!
-//! Owns: the informers (Services, Pods, EndpointSlices) and writing what
-//! `render::render` computes: create via `generateName`, replace in place
-//! only when content changed, delete duplicates and slices of deleted
-//! Services. Must not: touch slices other controllers manage.
+//! Owns: its subscriptions to the shared Service, Pod and EndpointSlice
+//! informers, the indexes beside them, and writing what `render::render`
+//! computes: create via `generateName`, replace in place only when content
+//! changed, delete duplicates and slices of deleted Services. `WORKERS`
+//! reconciles run at once (the queue hands each Service to one worker at a
+//! time), so one pod turning Ready, which touches every Service selecting
+//! it, costs wall time / `WORKERS` (and the store commits the concurrent
+//! writes in shared transactions). Must not: touch slices other
+//! controllers manage.
 
 pub mod inputs;
 pub mod render;
@@ -24,6 +29,7 @@ use super::failures::{self, Reporter};
 use super::index::{self, Index};
 use super::informer::{self, Change};
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
+use super::shared::Informers;
 use super::{is_conflict, is_not_found, selector};
 use inputs::{LabelKey, PodView};
 
@@ -32,6 +38,9 @@ use inputs::{LabelKey, PodView};
 const RESYNC: Duration = Duration::from_secs(300);
 /// How long a slice we created is looked up by name while the watch lags.
 const CREATED_TTL: Duration = Duration::from_secs(30);
+/// Reconciles in flight at once (upstream's `--concurrent-service-endpoint-syncs`
+/// defaults to 5).
+const WORKERS: usize = 8;
 
 /// A failed EndpointSlice write.
 #[derive(Debug, thiserror::Error)]
@@ -55,10 +64,14 @@ struct Ctx {
     pods_by_label: Index<Pod, LabelKey>,
     slices_by_service: Index<EndpointSlice, ServiceKey>,
     /// Slices created by us, by Service, until the watch shows them.
-    created: HashMap<ServiceKey, (String, Instant)>,
+    created: Mutex<HashMap<ServiceKey, (String, Instant)>>,
     /// Input fingerprint of each Service's last reconcile that wrote
     /// nothing: seeing it again means there is nothing to do.
-    settled: HashMap<ServiceKey, u64>,
+    settled: Mutex<HashMap<ServiceKey, u64>>,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 fn managed_service(slice: &EndpointSlice) -> Option<ServiceKey> {
@@ -92,12 +105,12 @@ fn queue_selecting(
 }
 
 /// Runs the EndpointSlice controller until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ServiceKey> = WorkQueue::new(token.clone());
     let services_by_label: Index<Service, LabelKey> = Index::new(inputs::service_keys);
     let services: Store<Service> = {
         let (queue, index) = (queue.clone(), services_by_label.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<Service>().subscribe(&token, move |store, change| {
             for (key, _) in index.apply(store, change) {
                 queue.add(key);
             }
@@ -109,7 +122,7 @@ pub async fn run(client: Client, token: CancellationToken) {
             (queue.clone(), services.clone(), services_by_label.clone(), pods_by_label.clone());
         // The last view of each pod: updates that leave it unchanged queue nothing.
         let seen: Mutex<HashMap<ObjectKey, PodView>> = Mutex::new(HashMap::new());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<Pod>().subscribe(&token, move |store, change| {
             let view = change.and_then(|(pod, how)| (how == Change::Applied).then(|| PodView::of(pod)));
             if change.is_none() {
                 let mut seen = seen.lock().unwrap_or_else(PoisonError::into_inner);
@@ -138,7 +151,7 @@ pub async fn run(client: Client, token: CancellationToken) {
     let slices_by_service: Index<EndpointSlice, ServiceKey> = Index::new(|s| managed_service(s).into_iter().collect());
     let slices: Store<EndpointSlice> = {
         let (queue, index) = (queue.clone(), slices_by_service.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<EndpointSlice>().subscribe(&token, move |store, change| {
             for (_, moved) in index.apply(store, change) {
                 for key in moved.before.into_iter().chain(moved.after) {
                     queue.add(key);
@@ -157,25 +170,28 @@ pub async fn run(client: Client, token: CancellationToken) {
     }
     queue::spawn_resync(queue.clone(), services.clone(), RESYNC, token.clone());
     let reporter = Reporter::for_store(Recorder::new(client.clone(), "endpointslice-controller"), services.clone());
-    let mut ctx = Ctx {
+    let ctx = Ctx {
         client,
         services,
         pods,
         slices,
         pods_by_label,
         slices_by_service,
-        created: HashMap::new(),
-        settled: HashMap::new(),
+        created: Mutex::new(HashMap::new()),
+        settled: Mutex::new(HashMap::new()),
     };
-    let mut retry = Retry::new("endpointslice").reporting(reporter);
-    while let Some(key) = queue.next().await {
-        let result = failures::guard(ctx.reconcile(&key)).await;
-        retry.finish(&queue, key, result);
-    }
+    let retry = Mutex::new(Retry::new("endpointslice").reporting(reporter));
+    let worker = || async {
+        while let Some(key) = queue.next().await {
+            let result = failures::guard(ctx.reconcile(&key)).await;
+            lock(&retry).finish(&queue, key, result);
+        }
+    };
+    futures::future::join_all((0..WORKERS).map(|_| worker())).await;
 }
 
 impl Ctx {
-    async fn reconcile(&mut self, key: &ObjectKey) -> Result<Option<Duration>, Error> {
+    async fn reconcile(&self, key: &ObjectKey) -> Result<Option<Duration>, Error> {
         let api: Api<EndpointSlice> = Api::namespaced(self.client.clone(), &key.namespace);
         let err = |action: &'static str, slice: &str| {
             let (slice, service) = (slice.to_string(), key.clone());
@@ -190,23 +206,24 @@ impl Ctx {
         let svc = self.services.get(&ObjectRef::new(&key.name).within(&key.namespace));
         let pods = self.selected_pods(key, svc.as_deref());
         let inputs = inputs::fingerprint(svc.as_deref(), &pods, &existing);
-        let lagging = existing.is_empty() && self.created.contains_key(key);
-        if !lagging && self.settled.get(key) == Some(&inputs) {
+        let created = lock(&self.created).get(key).cloned();
+        let lagging = existing.is_empty() && created.is_some();
+        if !lagging && lock(&self.settled).get(key) == Some(&inputs) {
             return Ok(None);
         }
-        self.settled.remove(key);
+        lock(&self.settled).remove(key);
         if existing.is_empty() {
-            if let Some((name, at)) = self.created.get(key) {
+            if let Some((name, at)) = created {
                 if at.elapsed() < CREATED_TTL {
-                    match api.get(name).await {
+                    match api.get(&name).await {
                         Ok(slice) => existing.push(Arc::new(slice)),
                         Err(e) if is_not_found(&e) => {}
-                        Err(source) => return Err(err("reading", name)(source)),
+                        Err(source) => return Err(err("reading", &name)(source)),
                     }
                 }
             }
         } else {
-            self.created.remove(key);
+            lock(&self.created).remove(key);
         }
         let desired = svc.as_deref().and_then(|svc| render::render(svc, &pods));
         let (keep, extra) = match &desired {
@@ -231,19 +248,19 @@ impl Ctx {
             }
         }
         let Some(desired) = desired else {
-            self.created.remove(key);
+            lock(&self.created).remove(key);
             if !wrote && svc.is_none() {
                 // Nothing left to remember for a Service that is gone.
-                self.settled.remove(key);
+                lock(&self.settled).remove(key);
             } else if !wrote {
-                self.settled.insert(key.clone(), inputs);
+                lock(&self.settled).insert(key.clone(), inputs);
             }
             return Ok(None);
         };
         match keep {
             Some(current) if render::same_content(&current, &desired) => {
                 if !wrote && !lagging {
-                    self.settled.insert(key.clone(), inputs);
+                    lock(&self.settled).insert(key.clone(), inputs);
                 }
             }
             Some(current) => {
@@ -265,7 +282,7 @@ impl Ctx {
                     .create(&PostParams::default(), &desired)
                     .await
                     .map_err(err("creating", &format!("{}-*", key.name)))?;
-                self.created.insert(key.clone(), (created.name_any(), Instant::now()));
+                lock(&self.created).insert(key.clone(), (created.name_any(), Instant::now()));
             }
         }
         Ok(None)

@@ -1,8 +1,9 @@
 //! Garbage collector: deletes objects whose owners are gone.
 //!
-//! Owns: informers on every kind it collects or that can own those objects
-//! (Deployments, ReplicaSets, Services, Nodes, Pods, EndpointSlices) feeding
-//! the owner `graph`, a sweep of only what changed whenever any of them
+//! Owns: subscriptions to the shared informers of every kind it collects or
+//! that can own those objects (Deployments, ReplicaSets, Services, Nodes,
+//! Pods, EndpointSlices) feeding the owner `graph` (which keeps only the
+//! metadata it needs; the objects stay in the shared stores), a sweep of only what changed whenever any of them
 //! changes (unfinished actions are looked at again every `RESYNC`), and
 //! applying `plan::plan` after confirming with a live GET that an owner is
 //! really gone (caches of different kinds lag each other). Must not: collect
@@ -31,6 +32,7 @@ use super::index;
 use super::informer::{self, Change};
 use super::is_not_found;
 use super::queue::ObjectKey;
+use super::shared::Informers;
 use graph::Graph;
 use plan::Action;
 
@@ -60,7 +62,7 @@ struct Watched {
 }
 
 fn watch<K>(
-    client: &Client,
+    informers: &Informers,
     token: &CancellationToken,
     kick: &Arc<Notify>,
     graph: &Graph,
@@ -71,7 +73,7 @@ where
 {
     let (kick, graph) = (kick.clone(), graph.clone());
     let kind = <K as k8s_openapi::Resource>::KIND;
-    let store: Store<K> = informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+    let store: Store<K> = informers.of::<K>().subscribe(token, move |store, change| {
         match change {
             Some((object, Change::Applied)) => graph.applied(plan::Node::of(kind, object.meta())),
             Some((object, Change::Deleted)) => graph.deleted(object.meta().uid.as_deref().unwrap_or_default()),
@@ -86,15 +88,15 @@ where
 }
 
 /// Runs the garbage collector until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let kick = Arc::new(Notify::new());
     let graph = Graph::default();
-    let (deployments, d_store) = watch::<Deployment>(&client, &token, &kick, &graph, true);
-    let (sets, rs_store) = watch::<ReplicaSet>(&client, &token, &kick, &graph, true);
-    let (services, svc_store) = watch::<Service>(&client, &token, &kick, &graph, true);
-    let (nodes, node_store) = watch::<Node>(&client, &token, &kick, &graph, false);
-    let (pods, pod_store) = watch::<Pod>(&client, &token, &kick, &graph, true);
-    let (slices, slice_store) = watch::<EndpointSlice>(&client, &token, &kick, &graph, true);
+    let (deployments, d_store) = watch::<Deployment>(&informers, &token, &kick, &graph, true);
+    let (sets, rs_store) = watch::<ReplicaSet>(&informers, &token, &kick, &graph, true);
+    let (services, svc_store) = watch::<Service>(&informers, &token, &kick, &graph, true);
+    let (nodes, node_store) = watch::<Node>(&informers, &token, &kick, &graph, false);
+    let (pods, pod_store) = watch::<Pod>(&informers, &token, &kick, &graph, true);
+    let (slices, slice_store) = watch::<EndpointSlice>(&informers, &token, &kick, &graph, true);
     let ready = informer::wait_ready(&d_store, &token).await
         && informer::wait_ready(&rs_store, &token).await
         && informer::wait_ready(&svc_store, &token).await

@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use super::informer;
 use super::is_not_found;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
+use super::shared::Informers;
 use plan::{Action, Observed, Remaining};
 
 /// Periodic full resync (level-triggered safety net).
@@ -67,11 +68,11 @@ pub enum Error {
 }
 
 /// Runs the namespace controller until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
     let namespaces: Store<Namespace> = {
         let queue = queue.clone();
-        informer::spawn(Api::all(client.clone()), token.clone(), move |change| {
+        informers.of::<Namespace>().on_change(&token, move |change| {
             if let Some((ns, informer::Change::Applied)) = change {
                 if ns.metadata.deletion_timestamp.is_some() {
                     queue.add(ObjectKey::of(&ns.metadata));

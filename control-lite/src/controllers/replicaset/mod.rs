@@ -24,6 +24,7 @@ use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
+use super::shared::Informers;
 use super::{is_not_found, selector};
 
 /// How long unfulfilled expectations block further creates/deletes.
@@ -92,13 +93,13 @@ struct Ctx {
 }
 
 /// Runs the ReplicaSet controller until `token` is cancelled.
-pub async fn run(client: Client, token: CancellationToken) {
+pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
     let sets_by_namespace: Index<ReplicaSet, String> =
         Index::new(|rs: &ReplicaSet| rs.namespace().into_iter().collect());
     let sets: Store<ReplicaSet> = {
         let (queue, index) = (queue.clone(), sets_by_namespace.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<ReplicaSet>().subscribe(&token, move |store, change| {
             for (key, _) in index.apply(store, change) {
                 queue.add(key);
             }
@@ -108,7 +109,7 @@ pub async fn run(client: Client, token: CancellationToken) {
     let pods: Store<Pod> = {
         let (queue, sets, by_namespace, index) =
             (queue.clone(), sets.clone(), sets_by_namespace.clone(), pods_by_owner.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<Pod>().subscribe(&token, move |store, change| {
             for (_, moved) in index.apply(store, change) {
                 for owner in moved.before.iter().chain(&moved.after) {
                     for key in owners_to_sync(owner, change.map(|(pod, _)| pod), &sets, &by_namespace) {
