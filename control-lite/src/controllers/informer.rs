@@ -68,14 +68,27 @@ where
     reader
 }
 
+/// How often `wait_ready` looks again (see there).
+const READY_POLL: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Waits until `store` has seen its first complete list, or `token` fires.
 /// Returns false if cancelled.
+///
+/// kube-runtime's `Store::wait_until_ready` keeps one waker for all clones
+/// of a store, so with a shared informer only the last of several waiting
+/// components would be woken; each wait is therefore bounded and retried
+/// (a retry that finds the store ready returns at once).
 pub async fn wait_ready<K>(store: &Store<K>, token: &CancellationToken) -> bool
 where
     K: Resource<DynamicType = ()> + Clone + 'static,
 {
-    tokio::select! {
-        () = token.cancelled() => false,
-        ready = store.wait_until_ready() => ready.is_ok(),
+    loop {
+        tokio::select! {
+            () = token.cancelled() => return false,
+            ready = tokio::time::timeout(READY_POLL, store.wait_until_ready()) => match ready {
+                Ok(ready) => return ready.is_ok(),
+                Err(_elapsed) => continue,
+            },
+        }
     }
 }

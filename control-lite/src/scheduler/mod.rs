@@ -15,7 +15,7 @@ pub mod resources;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::runtime::reflector::{ObjectRef, Store};
-use kube::{Api, Client, ResourceExt};
+use kube::{Client, ResourceExt};
 use std::collections::{HashMap, HashSet};
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -51,7 +51,7 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
     let epoch = Arc::new(AtomicU64::new(0));
     let nodes: Store<Node> = {
         let (kick, epoch) = (kick.clone(), epoch.clone());
-        informer::spawn(Api::all(client.clone()), token.clone(), move |_| {
+        informers.of::<Node>().on_change(&token, move |_| {
             epoch.fetch_add(1, Ordering::SeqCst);
             kick.notify_one();
         })
@@ -59,7 +59,7 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
     let places: Index<Pod, Place> = Index::new(place);
     let pods: Store<Pod> = {
         let (kick, epoch, index) = (kick.clone(), epoch.clone(), places.clone());
-        informer::spawn_with_store(Api::all(client.clone()), token.clone(), move |store, change| {
+        informers.of::<Pod>().subscribe(&token, move |store, change| {
             index.apply(store, change);
             let frees = match change {
                 Some((pod, Change::Applied)) => cache::node_name(pod).is_some(),
