@@ -200,15 +200,7 @@ fn env_from_values(from: &EnvFromSource, sources: &EnvSources) -> Result<Vec<(St
     Ok(out)
 }
 
-/// An environment variable name as the apiserver checks `env[].name`.
-pub fn is_env_var_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && !b[0].is_ascii_digit()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(c))
-        && s != "."
-        && !s.starts_with("..")
-}
+pub use bosun_resources::is_env_var_name;
 
 /// The `envFrom` keys of `container` skipped as invalid variable names, one
 /// upstream-worded Warning message per source (`InvalidEnvironmentVariableNames`).

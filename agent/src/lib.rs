@@ -41,6 +41,8 @@ pub mod status;
 pub mod status_manager;
 pub mod termination;
 pub mod termination_message;
+#[cfg(test)]
+mod test_fixtures;
 pub mod volumes;
 
 use std::net::{IpAddr, SocketAddr};

@@ -4,11 +4,14 @@
 //! millicores).
 //!
 //! Owns: [`quantity`] (exact parsing of resource quantities) and [`qos`]
-//! (the upstream QoS class of a pod). Must not: do I/O or know about the
+//! (the upstream QoS class of a pod) and [`names`] (name rules such as
+//! environment variable names). Must not: do I/O or know about the
 //! runtime or the API server.
 
+pub mod names;
 pub mod qos;
 pub mod quantity;
 
+pub use names::is_env_var_name;
 pub use qos::pod_qos_class;
 pub use quantity::{check_syntax, cpu_millis, milli_value, plain_value, value, QuantityError};

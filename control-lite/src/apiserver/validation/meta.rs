@@ -92,17 +92,7 @@ pub fn is_label_value(s: &str) -> bool {
     s.is_empty() || is_qualified_name_part(s)
 }
 
-/// An environment variable name (upstream's relaxed rule since 1.30: any
-/// printable ASCII except `=`; we keep the classic C-identifier-like rule).
-pub fn is_env_var_name(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && !b[0].is_ascii_digit()
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || b"_-.".contains(c))
-        && s != "."
-        && s != ".."
-        && !s.starts_with("..")
-}
+pub use bosun_resources::is_env_var_name;
 
 /// `IANA_SVC_NAME`: at most 15 lowercase alphanumerics or '-', with a letter,
 /// no leading, trailing or double '-'.

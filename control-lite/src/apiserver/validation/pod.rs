@@ -7,7 +7,7 @@ use k8s_openapi::api::core::v1::{Container, Pod, PodSpec, Toleration, Volume};
 use serde_json::Value;
 
 use super::meta::{is_dns1123_label, validate_env_name, validate_labels, validate_name, NameRule, DNS1123_LABEL_MSG};
-use super::podrules::{validate_spec_rules, SpecOf};
+use super::podrules::{containers_with_paths, validate_spec_rules, SpecOf};
 use super::probes::{handler_count, probe_port, validate_ports, validate_probe};
 use super::quantities::{validate_quantity, validate_requirements, validate_resource_list};
 use super::{at_least, forbidden, invalid_value, one_of, required_because, Causes};
@@ -55,14 +55,7 @@ pub fn validate_pod_spec(spec: Option<&PodSpec>, field: &str, out: &mut Causes) 
         }
     }
     let mut names = HashSet::new();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("{field}.initContainers[{i}]"), c, true));
-    let main = spec.containers.iter().enumerate().map(|(i, c)| (format!("{field}.containers[{i}]"), c, false));
-    for (path, c, is_init) in init.chain(main) {
+    for (path, c, is_init) in containers_with_paths(spec, field) {
         validate_container(c, &path, is_init, &volumes, &mut names, out);
     }
     one_of(format!("{field}.restartPolicy"), spec.restart_policy.as_deref(), &RESTART_POLICIES, out);

@@ -89,14 +89,7 @@ pub fn validate_spec_rules(spec: &PodSpec, field: &str, of: SpecOf, out: &mut Ca
     }
     validate_pod_security(spec, field, out);
     let mut host_ports = HashSet::new();
-    let init = spec
-        .init_containers
-        .iter()
-        .flatten()
-        .enumerate()
-        .map(|(i, c)| (format!("{field}.initContainers[{i}]"), c, true));
-    let main = spec.containers.iter().enumerate().map(|(i, c)| (format!("{field}.containers[{i}]"), c, false));
-    for (path, c, is_init) in init.chain(main) {
+    for (path, c, is_init) in containers_with_paths(spec, field) {
         if is_init && c.lifecycle.is_some() && c.restart_policy.as_deref() != Some("Always") {
             out.push(forbidden(
                 format!("{path}.lifecycle"),
@@ -347,6 +340,23 @@ fn is_sysctl_name(name: &str) -> bool {
             && b.iter().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-' || *c == b'_')
     };
     name.len() <= 253 && name.split(['.', '/']).all(segment_ok)
+}
+
+/// Every init and app container of `spec` with its field path
+/// (`<field>.initContainers[i]` / `<field>.containers[i]`) and whether it is
+/// an init container, in that order.
+pub(super) fn containers_with_paths<'a>(
+    spec: &'a PodSpec,
+    field: &'a str,
+) -> impl Iterator<Item = (String, &'a Container, bool)> + 'a {
+    let init = spec
+        .init_containers
+        .iter()
+        .flatten()
+        .enumerate()
+        .map(move |(i, c)| (format!("{field}.initContainers[{i}]"), c, true));
+    let main = spec.containers.iter().enumerate().map(move |(i, c)| (format!("{field}.containers[{i}]"), c, false));
+    init.chain(main)
 }
 
 #[cfg(test)]
