@@ -41,12 +41,7 @@ fn kubectl_apply_to_service_routing_end_to_end() -> Result<()> {
 
     // The node registered and is Ready.
     let node = cluster.json(&["get", "node", "e2e-node"])?;
-    let ready = node["status"]["conditions"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .any(|c| c["type"] == "Ready" && c["status"] == "True");
-    ensure!(ready, "node Ready: {node}");
+    ensure!(support::pods::is_ready(&node), "node Ready: {node}");
 
     // 2-4: apply, rollout, 3 pods Running with IPs on our node.
     let applied = Instant::now();

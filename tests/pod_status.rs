@@ -12,6 +12,7 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Result};
 use serde_json::Value;
 use support::cluster::Cluster;
+use support::pods::is_ready;
 
 const MANY: usize = 20;
 /// The agent's steady sync period is 10 s; watch 2.5 of them.
@@ -41,13 +42,7 @@ fn ready_versions(cluster: &Cluster) -> Result<BTreeMap<String, String>> {
         .into_iter()
         .flatten()
         .filter(|p| p["status"]["phase"] == "Running")
-        .filter(|p| {
-            p["status"]["conditions"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .any(|c| c["type"] == "Ready" && c["status"] == "True")
-        })
+        .filter(|p| is_ready(p))
         .filter_map(|p| {
             Some((p["metadata"]["name"].as_str()?.to_string(), p["metadata"]["resourceVersion"].as_str()?.to_string()))
         })

@@ -101,3 +101,12 @@ pub fn now_seconds() -> i64 {
 pub fn watch_objects(text: &str) -> Vec<Value> {
     serde_json::Deserializer::from_str(text).into_iter::<Value>().map_while(Result::ok).collect()
 }
+
+/// Whether `object` (a Pod or Node as JSON) has condition `Ready=True`.
+pub fn is_ready(object: &Value) -> bool {
+    object["status"]["conditions"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .any(|c| c["type"] == "Ready" && c["status"] == "True")
+}

@@ -11,6 +11,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, ensure, Context, Result};
 use serde_json::{json, Value};
 
+use super::pods::is_ready;
+
 use super::cluster::{get_within, Cluster};
 use super::nftmon::NftMonitor;
 
@@ -113,13 +115,7 @@ impl Api {
             .into_iter()
             .flatten()
             .filter(|p| p["metadata"]["deletionTimestamp"].is_null())
-            .filter(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .into_iter()
-                    .flatten()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
+            .filter(|p| is_ready(p))
             .filter_map(|p| {
                 Some((p["metadata"]["name"].as_str()?.to_string(), p["status"]["podIP"].as_str()?.to_string()))
             })
