@@ -2,6 +2,7 @@
 PAUSE_TARGET := x86_64-unknown-linux-gnu
 PAUSE_BINARY := target/$(PAUSE_TARGET)/release/pause
 export BOSUN_PAUSE_BINARY := $(CURDIR)/$(PAUSE_BINARY)
+export BOSUN_PROBE_TARGET := $(CURDIR)/target/$(PAUSE_TARGET)/release/probe-target
 
 .PHONY: setup pause build up down test bench lint
 
@@ -9,9 +10,10 @@ export BOSUN_PAUSE_BINARY := $(CURDIR)/$(PAUSE_BINARY)
 setup:
 	bash scripts/setup.sh
 
-## Our static pause binary (sandbox image), built with crt-static.
+## Our static pause binary (sandbox image), built with crt-static; and the
+## static probe-target fixture (gRPC health + HTTPS) the tests put in an image.
 pause:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause --release --target $(PAUSE_TARGET)
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause -p bosun-probe-target --release --target $(PAUSE_TARGET)
 
 build: setup pause
 	cargo build -p bosun

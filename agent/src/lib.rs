@@ -27,6 +27,7 @@ pub mod host;
 pub mod labels;
 pub mod logs;
 pub mod node;
+pub mod object_watch;
 pub mod observed;
 pub mod pod_api;
 pub mod pod_manager;
@@ -192,6 +193,10 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         host_ip: node_ip.to_string(),
         timing: Timing::default(),
         mounter: Arc::new(volumes::NixMounter),
+        objects: Some(object_watch::ObjectWatches::new(
+            Arc::new(object_watch::KubeObjectSource::new(client.clone())),
+            token.clone(),
+        )),
     });
     let selector = format!("spec.nodeName={node_name}");
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))

@@ -90,6 +90,9 @@ pub struct WorkerDeps {
     pub timing: Timing,
     /// tmpfs mounts of volumes.
     pub mounter: Arc<dyn crate::volumes::Mounter>,
+    /// The node's watches of mounted ConfigMaps and Secrets (`None`: poll
+    /// them once per steady interval).
+    pub objects: Option<Arc<crate::object_watch::ObjectWatches>>,
 }
 
 /// How a worker ended.
@@ -181,6 +184,7 @@ impl PodWorker {
             token.child_token(),
         ));
         self.updates = Some(pods.clone());
+        self.volumes.wake = Some(wake.clone());
         loop {
             let desired = pods.borrow_and_update().clone();
             let result = match desired {

@@ -113,6 +113,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandb
         linux: Some(api::LinuxPodSandboxConfig {
             security_context: Some(api::LinuxSandboxSecurityContext {
                 namespace_options: Some(crate::security::namespace_options(&spec)),
+                privileged: crate::security::has_privileged_container(&spec),
                 ..Default::default()
             }),
             sysctls: crate::security::sysctls(&spec),

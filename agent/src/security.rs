@@ -29,6 +29,18 @@ pub const MASKED_PATHS: [&str; 11] = [
 /// Paths read-only in every non-privileged container (upstream's defaults).
 pub const READONLY_PATHS: [&str; 5] = ["/proc/bus", "/proc/fs", "/proc/irq", "/proc/sys", "/proc/sysrq-trigger"];
 
+/// Whether any container of the pod (init, sidecar or app) is privileged:
+/// the sandbox must then be privileged too, or the runtime refuses the
+/// container ("no privileged container allowed in sandbox"), as upstream's
+/// `HasPrivilegedContainer`.
+pub fn has_privileged_container(spec: &PodSpec) -> bool {
+    spec.init_containers
+        .iter()
+        .flatten()
+        .chain(&spec.containers)
+        .any(|c| c.security_context.as_ref().and_then(|sc| sc.privileged) == Some(true))
+}
+
 /// The namespaces of the pod, for the sandbox and each container alike.
 pub fn namespace_options(spec: &PodSpec) -> api::NamespaceOption {
     let node = api::NamespaceMode::Node as i32;
@@ -239,5 +251,17 @@ mod tests {
             err(&plain, json!({"runAsNonRoot": true, "runAsUser": 0}), None),
             "container's runAsUser breaks non-root policy"
         );
+    }
+
+    #[test]
+    fn one_privileged_container_makes_the_sandbox_privileged() {
+        let spec = |containers: serde_json::Value, init: serde_json::Value| -> PodSpec {
+            serde_json::from_value(json!({"containers": containers, "initContainers": init})).expect("spec")
+        };
+        let plain = json!([{"name": "a"}, {"name": "b", "securityContext": {"privileged": false}}]);
+        let privileged = json!([{"name": "p", "securityContext": {"privileged": true}}]);
+        assert!(!has_privileged_container(&spec(plain.clone(), json!([]))));
+        assert!(has_privileged_container(&spec(privileged.clone(), json!([]))));
+        assert!(has_privileged_container(&spec(plain, privileged)), "an init container counts");
     }
 }

@@ -87,6 +87,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
             orphan_grace: Duration::ZERO,
         },
         mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
+        objects: None,
     });
     let registry = PodRegistry::default();
     let timing = ManagerTiming { relist: Duration::from_millis(100), sweep: Duration::from_millis(200) };

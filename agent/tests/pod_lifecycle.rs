@@ -57,6 +57,7 @@ impl Harness {
                 orphan_grace: Duration::from_secs(0),
             },
             mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
+            objects: None,
         });
         Ok((Self { _dir: dir, fake, client, api, events, deps, root, token }, handle))
     }

@@ -2,7 +2,8 @@
 //! fakes: a pod whose ConfigMap volume source is missing gets a FailedMount
 //! Event and no sandbox; once the ConfigMap exists the pod starts with the
 //! files in place (through the `..data` link), and deleting the pod removes
-//! its volume directories and unmounts its tmpfs.
+//! its volume directories and unmounts its tmpfs. With the node's object
+//! watches, a ConfigMap change reaches the file at once (no poll).
 
 use std::path::Path;
 use std::sync::Arc;
@@ -78,6 +79,7 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
             orphan_grace: Duration::ZERO,
         },
         mounter: mounter.clone(),
+        objects: None,
     });
     let (tx, rx) = watch::channel(Some(Arc::new(pod())));
     let task = tokio::spawn(PodWorker::new(deps, "uid-vol".into()).run(rx, Arc::new(Notify::new()), token.clone()));
@@ -114,6 +116,57 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
     assert_eq!(exit, Exit::Finished);
     assert!(mounter.mount_points_under(Path::new("/"))?.is_empty(), "tmpfs unmounted");
     assert!(!root.join("pods/uid-vol").exists(), "volume dirs removed");
+    token.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_watched_config_map_change_reaches_the_file_without_a_poll() -> anyhow::Result<()> {
+    use bosun_agent::object_watch::{FakeObjectSource, Kind, Object, ObjectEvent, ObjectKey, ObjectWatches};
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("cri.sock");
+    let token = CancellationToken::new();
+    let fake = FakeCri::new().with_pullable(IMAGE);
+    let _server = fake.serve(&socket, token.clone())?;
+    let client = CriClient::connect(&socket, ClientOptions::default()).await?;
+    let api = Arc::new(FakePodApi::default());
+    let source = Arc::new(FakeObjectSource::default());
+    let root = dir.path().join("agent");
+    let deps = Arc::new(WorkerDeps {
+        runtime: Arc::new(client),
+        api: api.clone(),
+        status: bosun_agent::status_manager::StatusManager::spawn(api.clone(), token.clone()),
+        events: Arc::new(FakeEvents::default()),
+        root_dir: root.clone(),
+        host_ip: "192.0.2.1".into(),
+        // A steady interval far beyond the test: only the watch can refresh.
+        timing: Timing {
+            transitioning: Duration::from_millis(50),
+            steady: Duration::from_secs(3600),
+            orphan_grace: Duration::ZERO,
+        },
+        mounter: Arc::new(FakeMounter::default()),
+        objects: Some(ObjectWatches::new(source.clone(), token.clone())),
+    });
+    let (_tx, rx) = watch::channel(Some(Arc::new(pod())));
+    let _task = tokio::spawn(PodWorker::new(deps, "uid-vol".into()).run(rx, Arc::new(Notify::new()), token.clone()));
+    let key = ObjectKey { kind: Kind::ConfigMap, namespace: "default".into(), name: "settings".into() };
+    let config_map = |mode: &str, version: &str| -> anyhow::Result<Object> {
+        Ok(Object::ConfigMap(Arc::new(serde_json::from_value(json!({
+            "metadata": {"name": "settings", "resourceVersion": version}, "data": {"mode": mode}
+        }))?)))
+    };
+    eventually("the watch opened", || source.opened.lock().is_ok_and(|o| o.contains(&key))).await?;
+    assert!(source.send(&key, ObjectEvent::Listed(Some(config_map("fast", "1")?))));
+    let file = root.join("pods/uid-vol/volumes/kubernetes.io~configmap/cfg/mode");
+    let reads = |want: &'static str| {
+        let file = file.clone();
+        move || std::fs::read_to_string(&file).is_ok_and(|f| f == want)
+    };
+    eventually("the listed content", reads("fast")).await?;
+    eventually("container started", || fake.calls().iter().any(|c| c == "StartContainer")).await?;
+    assert!(source.send(&key, ObjectEvent::Changed(config_map("slow", "2")?)));
+    eventually("the changed content", reads("slow")).await?;
     token.cancel();
     Ok(())
 }

@@ -40,6 +40,7 @@ pub fn pause_image(pause_binary: &Path) -> ImageSpec {
         cmd: vec![],
         env: vec![],
         working_dir: None,
+        stop_signal: None,
         entries: vec![Entry::File {
             path: "pause".into(),
             mode: 0o755,
@@ -84,6 +85,7 @@ pub fn app_image(busybox: &Path) -> ImageSpec {
         cmd: vec!["sh".into()],
         env: vec!["PATH=/bin".into()],
         working_dir: Some("/".into()),
+        stop_signal: None,
         entries,
     }
 }

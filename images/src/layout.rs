@@ -27,6 +27,9 @@ pub struct ImageSpec {
     pub cmd: Vec<String>,
     pub env: Vec<String>,
     pub working_dir: Option<String>,
+    /// The signal a runtime sends to stop the container (OCI config
+    /// `StopSignal`, e.g. `SIGUSR1`); `None`: the runtime's default, SIGTERM.
+    pub stop_signal: Option<String>,
     pub entries: Vec<Entry>,
 }
 
@@ -64,6 +67,9 @@ pub fn write_layout(dir: &Path, spec: &ImageSpec) -> Result<ImageLayout> {
     }
     if let Some(dir) = &spec.working_dir {
         config = config.working_dir(dir.clone());
+    }
+    if let Some(signal) = &spec.stop_signal {
+        config = config.stop_signal(signal.clone());
     }
     let configuration = ImageConfigurationBuilder::default()
         .architecture(Arch::Amd64)
@@ -153,6 +159,7 @@ mod tests {
             cmd: vec![],
             env: vec!["PATH=/".into()],
             working_dir: None,
+            stop_signal: None,
             entries: vec![Entry::File {
                 path: "hello".into(),
                 mode: 0o755,
@@ -179,6 +186,19 @@ mod tests {
         assert_eq!(config["architecture"], "amd64");
         assert!(blob(manifest["layers"][0]["digest"].as_str().unwrap()).exists());
         assert_eq!(layout.reference("127.0.0.1:5000"), "127.0.0.1:5000/bosun/test:v1");
+    }
+
+    #[test]
+    fn stop_signal_lands_in_the_image_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let layout = write_layout(dir.path(), &ImageSpec { stop_signal: Some("SIGUSR1".into()), ..spec() }).unwrap();
+        let blob = |d: &str| dir.path().join("blobs/sha256").join(d.trim_start_matches("sha256:"));
+        let manifest: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(&layout.manifest_digest)).unwrap()).unwrap();
+        let config: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(blob(manifest["config"]["digest"].as_str().unwrap())).unwrap())
+                .unwrap();
+        assert_eq!(config["config"]["StopSignal"], "SIGUSR1");
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! see image references.
 
 pub mod catalog;
+pub mod fixtures;
 pub mod layer;
 pub mod layout;
 pub mod publish;

@@ -108,6 +108,7 @@ mod tests {
             cmd: vec!["x".into()],
             env: vec![],
             working_dir: None,
+            stop_signal: None,
             entries: vec![Entry::File { path: "x".into(), mode: 0o755, contents: FileContents::Bytes(vec![1]) }],
         };
         let layout = write_layout(&dir.path().join("layout"), &spec).unwrap();

@@ -1,19 +1,26 @@
 //! The pod worker's side of volumes: fetch what the pod's volumes name,
 //! plan and set them up before the sandbox exists (a failure is a
-//! FailedMount Event and the pod waits, retried with backoff), refresh
-//! API-data volumes on resync, give each container its CRI mounts, and
-//! tear the volumes down when the pod goes.
+//! FailedMount Event and the pod waits, retried with backoff), set them up
+//! again when a ConfigMap or Secret they show changes (the node's
+//! `object_watch` wakes the worker) or the pod's labels/annotations change
+//! (downward API), give each container its CRI mounts, and tear the volumes
+//! down when the pod goes. Without watches (`WorkerDeps::objects` unset)
+//! API-data volumes are re-read at most once per steady interval.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
+use std::hash::{Hash, Hasher};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
+use tokio::sync::Notify;
 
 use super::{pod_key, PodWorker};
 use crate::actions::{PodActions, Waiting};
 use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventType};
+use crate::object_watch::interest::{freshness, Freshness};
+use crate::object_watch::{Kind, Object, ObjectKey};
 use crate::volumes::payload::NodeAllocatable;
 use crate::volumes::plan::{self, Setup, Sources, VolumePlan};
 use crate::volumes::{apply, mounts};
@@ -31,6 +38,33 @@ pub(super) struct VolumeState {
     retry_at: Option<Instant>,
     /// Why the last setup failed.
     last_error: Option<String>,
+    /// Watch revisions of the objects the volumes were set up from.
+    seen: BTreeMap<ObjectKey, Option<u64>>,
+    /// Hash of the pod's labels and annotations at that setup.
+    pod_metadata: u64,
+    /// Wakes this worker (set when it runs); given to the object watches.
+    pub(super) wake: Option<Arc<Notify>>,
+}
+
+/// The pod's labels and annotations, hashed: what downward API volumes show
+/// that can change while the pod runs.
+fn metadata_hash(pod: &Pod) -> u64 {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    pod.metadata.labels.hash(&mut hasher);
+    pod.metadata.annotations.hash(&mut hasher);
+    hasher.finish()
+}
+
+/// The watch keys of what the pod's volumes name.
+fn object_keys(pod: &Pod) -> BTreeSet<ObjectKey> {
+    let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+    let refs = plan::references(pod);
+    let key = |kind, name: String| ObjectKey { kind, namespace: namespace.clone(), name };
+    refs.config_maps
+        .into_iter()
+        .map(|n| key(Kind::ConfigMap, n))
+        .chain(refs.secrets.into_iter().map(|n| key(Kind::Secret, n)))
+        .collect()
 }
 
 fn node_allocatable() -> NodeAllocatable {
@@ -87,17 +121,22 @@ impl PodWorker {
             return None;
         }
         if state.ready.is_some() {
-            let fresh = state.last_refresh.is_some_and(|t| now.duration_since(t) < self.deps.timing.steady);
-            if fresh || !plan::has_api_data(pod) {
+            if !self.volumes_due(pod, now) {
                 return None;
             }
         } else if let Some(at) = state.retry_at.filter(|at| *at > now) {
             return Some(at - now);
         }
         match self.set_up_once(pod).await {
-            Ok(plans) => {
-                self.volumes =
-                    VolumeState { ready: Some(Arc::new(plans)), last_refresh: Some(now), ..Default::default() };
+            Ok((plans, seen)) => {
+                self.volumes = VolumeState {
+                    ready: Some(Arc::new(plans)),
+                    last_refresh: Some(now),
+                    seen,
+                    pod_metadata: metadata_hash(pod),
+                    wake: self.volumes.wake.take(),
+                    ..Default::default()
+                };
                 None
             }
             Err(message) => {
@@ -117,22 +156,56 @@ impl PodWorker {
         }
     }
 
-    async fn set_up_once(&self, pod: &Pod) -> Result<Vec<VolumePlan>, String> {
-        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
-        let refs = plan::references(pod);
-        let mut sources = Sources { node: node_allocatable(), ..Default::default() };
-        for name in refs.config_maps {
-            match self.deps.api.config_map(&namespace, &name).await {
-                Ok(Some(cm)) => drop(sources.config_maps.insert(name, cm)),
-                Ok(None) => {}
-                Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
-            }
+    /// Whether set-up volumes must be set up again: a watched object or the
+    /// pod's metadata changed; without watches (or before a watch listed),
+    /// once per steady interval.
+    fn volumes_due(&self, pod: &Pod, now: Instant) -> bool {
+        if !plan::has_api_data(pod) {
+            return false;
         }
-        for name in refs.secrets {
-            match self.deps.api.secret(&namespace, &name).await {
-                Ok(Some(secret)) => drop(sources.secrets.insert(name, secret)),
-                Ok(None) => {}
-                Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+        let state = &self.volumes;
+        let poll_due = state.last_refresh.is_none_or(|t| now.duration_since(t) >= self.deps.timing.steady);
+        let Some(objects) = &self.deps.objects else { return poll_due };
+        if state.pod_metadata != metadata_hash(pod) {
+            return true;
+        }
+        match freshness(&state.seen, |key| objects.revision(key)) {
+            Freshness::Current => false,
+            Freshness::Changed => true,
+            Freshness::Unknown => poll_due,
+        }
+    }
+
+    /// Sets the volumes up once; returns the plans and the watch revisions
+    /// of the objects they came from.
+    async fn set_up_once(&self, pod: &Pod) -> Result<(Vec<VolumePlan>, BTreeMap<ObjectKey, Option<u64>>), String> {
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let keys = object_keys(pod);
+        if let (Some(objects), Some(wake)) = (&self.deps.objects, &self.volumes.wake) {
+            objects.set_interest(&self.uid, keys.clone(), wake.clone());
+        }
+        let mut sources = Sources { node: node_allocatable(), ..Default::default() };
+        let mut seen = BTreeMap::new();
+        for key in keys {
+            let cached = self.deps.objects.as_ref().and_then(|o| o.lookup(&key)).filter(|l| l.revision.is_some());
+            seen.insert(key.clone(), cached.as_ref().and_then(|l| l.revision));
+            match (key.kind, cached.and_then(|l| l.object)) {
+                (Kind::ConfigMap, Some(Object::ConfigMap(cm))) => {
+                    drop(sources.config_maps.insert(key.name, (*cm).clone()))
+                }
+                (Kind::Secret, Some(Object::Secret(s))) => drop(sources.secrets.insert(key.name, (*s).clone())),
+                (_, Some(_)) => {}
+                (_, None) if seen[&key].is_some() => {} // listed: absent
+                (Kind::ConfigMap, None) => match self.deps.api.config_map(&namespace, &key.name).await {
+                    Ok(Some(cm)) => drop(sources.config_maps.insert(key.name, cm)),
+                    Ok(None) => {}
+                    Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+                },
+                (Kind::Secret, None) => match self.deps.api.secret(&namespace, &key.name).await {
+                    Ok(Some(secret)) => drop(sources.secrets.insert(key.name, secret)),
+                    Ok(None) => {}
+                    Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+                },
             }
         }
         let plans = plan::plan_volumes(pod, &sources, &self.deps.root_dir).map_err(|e| e.to_string())?;
@@ -147,7 +220,7 @@ impl PodWorker {
             Ok::<_, crate::volumes::Error>(plans)
         });
         match task.await {
-            Ok(Ok(plans)) => Ok(without_files(plans)),
+            Ok(Ok(plans)) => Ok((without_files(plans), seen)),
             Ok(Err(error)) => Err(error.to_string()),
             Err(error) => Err(format!("volume setup task failed: {error}")),
         }
@@ -180,6 +253,9 @@ impl PodWorker {
     /// Unmounts and removes the pod's volumes; failures are logged (the
     /// orphan sweep retries).
     pub(super) async fn tear_down_volumes(&self) {
+        if let Some(objects) = &self.deps.objects {
+            objects.forget(&self.uid);
+        }
         let (root, uid, mounter) = (self.deps.root_dir.clone(), self.uid.clone(), self.deps.mounter.clone());
         let result = tokio::task::spawn_blocking(move || apply::teardown_pod(&root, &uid, mounter.as_ref())).await;
         match result {
