@@ -24,6 +24,7 @@ pub mod env;
 pub mod events;
 pub mod handlers;
 pub mod host;
+pub mod kubelet_config;
 pub mod labels;
 pub mod logs;
 pub mod node;
@@ -62,48 +63,141 @@ use crate::pod_manager::{ManagerTiming, PodManager, PodRegistry};
 use crate::pod_worker::{Timing, WorkerDeps};
 use crate::runtime::Runtime;
 
-/// Flags of `bosun agent`.
+/// Flags of `bosun agent`: bosun's own, and the kubelet's that test setups
+/// pass (`--kubeconfig`, `--bootstrap-kubeconfig`, `--config`,
+/// `--hostname-override`, `--container-runtime-endpoint`,
+/// `--pod-manifest-path`, `--root-dir`, `--node-ip`, `--node-labels`,
+/// `--register-with-taints`, `--max-pods`, `--cluster-dns`,
+/// `--cluster-domain`, `--port`, `--address`). A flag wins over the
+/// `--config` file ([`kubelet_config::resolve`]); an unknown flag is an
+/// error naming it.
 #[derive(Debug, Clone, clap::Args)]
 pub struct AgentArgs {
     /// Kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Name of this Node (default: the host name).
+    /// Kubeconfig to use while the --kubeconfig file does not exist (its
+    /// credentials are used as they are: no certificate signing yet).
     #[arg(long)]
+    pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// A KubeletConfiguration file (kubelet.config.k8s.io/v1beta1); flags win over it.
+    #[arg(long)]
+    pub config: Option<PathBuf>,
+    /// Name of this Node (default: the host name).
+    #[arg(long, visible_alias = "hostname-override")]
     pub node_name: Option<String>,
-    /// CRI socket of the container runtime.
-    #[arg(long, default_value = "/run/containerd/containerd.sock")]
-    pub cri_socket: PathBuf,
-    /// State directory (pod logs under `<root>/pods`).
-    #[arg(long, default_value = "/var/lib/bosun/agent")]
-    pub root_dir: PathBuf,
+    /// CRI endpoint of the container runtime (`unix:///path` or a path;
+    /// default /run/containerd/containerd.sock).
+    #[arg(long, visible_alias = "container-runtime-endpoint")]
+    pub cri_socket: Option<String>,
+    /// Directory of static pod manifests (accepted; static pods do not run yet).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
+    /// State directory (pod logs under `<root>/pods`; default /var/lib/bosun/agent).
+    #[arg(long)]
+    pub root_dir: Option<PathBuf>,
     /// Node IP (default: first IPv4 of the default-route interface).
     #[arg(long)]
     pub node_ip: Option<IpAddr>,
-    /// This node's pod range (Node spec.podCIDR).
-    #[arg(long, default_value = "10.244.0.0/24")]
-    pub pod_cidr: String,
+    /// This node's pod range (Node spec.podCIDR; default 10.244.0.0/24).
+    #[arg(long)]
+    pub pod_cidr: Option<String>,
     /// The whole cluster's pod range (for the proxy).
     #[arg(long, default_value = "10.244.0.0/16")]
     pub cluster_cidr: String,
     /// ClusterIP range (for the proxy).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
-    /// Port of the kubelet API.
-    #[arg(long, default_value_t = 10250)]
-    pub kubelet_port: u16,
+    /// Port of the kubelet API (default 10250).
+    #[arg(long, visible_alias = "port")]
+    pub kubelet_port: Option<u16>,
     /// Bind address of the kubelet API (default: the node IP).
-    #[arg(long)]
+    #[arg(long, visible_alias = "address")]
     pub kubelet_address: Option<IpAddr>,
-    /// Pod capacity of this node.
-    #[arg(long, default_value_t = 110)]
-    pub max_pods: u32,
+    /// Pod capacity of this node (default 110).
+    #[arg(long)]
+    pub max_pods: Option<u32>,
+    /// Labels the Node registers with: `key=value,...`.
+    #[arg(long)]
+    pub node_labels: Option<String>,
+    /// Taints the Node registers with: `key=value:Effect,...`.
+    #[arg(long)]
+    pub register_with_taints: Option<String>,
+    /// Cluster DNS server IPs, comma-separated (accepted; bosun runs no cluster DNS yet).
+    #[arg(long)]
+    pub cluster_dns: Option<String>,
+    /// Cluster domain (accepted; default cluster.local).
+    #[arg(long)]
+    pub cluster_domain: Option<String>,
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
+}
+
+impl AgentArgs {
+    fn kubelet_flags(&self) -> kubelet_config::Flags {
+        kubelet_config::Flags {
+            address: self.kubelet_address,
+            port: self.kubelet_port,
+            max_pods: self.max_pods,
+            pod_cidr: self.pod_cidr.clone(),
+            cluster_dns: self.cluster_dns.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            pod_manifest_path: self.pod_manifest_path.clone(),
+            runtime_endpoint: self.cri_socket.clone(),
+            register_with_taints: self.register_with_taints.clone(),
+            node_labels: self.node_labels.clone(),
+            root_dir: self.root_dir.clone(),
+        }
+    }
+
+    /// Flags and the `--config` file combined; the file's fields the agent
+    /// does not honour are reported here, once.
+    fn settings(&self) -> anyhow::Result<kubelet_config::Settings> {
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading kubelet config {}", path.display()))?;
+                let file = kubelet_config::parse_config_file(&text)
+                    .with_context(|| format!("kubelet config {}", path.display()))?;
+                if !file.ignored.is_empty() {
+                    tracing::warn!(
+                        file = %path.display(),
+                        fields = %file.ignored.join(", "),
+                        honoured = %kubelet_config::HONOURED_FIELDS.join(", "),
+                        "kubelet config fields not honoured by bosun"
+                    );
+                }
+                file.settings
+            }
+            None => kubelet_config::FileSettings::default(),
+        };
+        let settings = kubelet_config::resolve(&self.kubelet_flags(), &file)?;
+        if !settings.cluster_dns.is_empty() || settings.pod_manifest_path.is_some() {
+            tracing::warn!(
+                cluster_dns = ?settings.cluster_dns,
+                pod_manifest_path = ?settings.pod_manifest_path,
+                "accepted but not honoured yet: bosun runs no cluster DNS (pods get the node's resolv.conf) and no static pods"
+            );
+        }
+        Ok(settings)
+    }
+
+    /// The kubeconfig to use: --kubeconfig, or --bootstrap-kubeconfig while
+    /// the former does not exist.
+    fn kubeconfig_path(&self) -> Option<&PathBuf> {
+        match (&self.kubeconfig, &self.bootstrap_kubeconfig) {
+            (Some(path), Some(bootstrap)) if !path.exists() => {
+                tracing::info!(bootstrap = %bootstrap.display(), missing = %path.display(), "using the bootstrap kubeconfig");
+                Some(bootstrap)
+            }
+            (None, Some(bootstrap)) => Some(bootstrap),
+            (path, _) => path.as_ref(),
+        }
+    }
 }
 
 async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
@@ -143,29 +237,31 @@ async fn connect_runtime(socket: &std::path::Path, token: &CancellationToken) ->
 /// Runs the agent until `token` is cancelled. Pods keep running when the
 /// agent stops; a restarted agent picks them up from the runtime.
 pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()> {
+    let settings = args.settings()?;
     let node_name = args.node_name.clone().unwrap_or_else(host::hostname);
     let node_ip = match args.node_ip {
         Some(ip) => ip,
         None => IpAddr::V4(host::detect_node_ip().context("no IPv4 address found for the node; pass --node-ip")?),
     };
-    std::fs::create_dir_all(args.root_dir.join("pods"))
-        .with_context(|| format!("creating {}", args.root_dir.display()))?;
+    std::fs::create_dir_all(settings.root_dir.join("pods"))
+        .with_context(|| format!("creating {}", settings.root_dir.display()))?;
     // The runtime needs absolute log paths.
-    let root_dir =
-        std::fs::canonicalize(&args.root_dir).with_context(|| format!("resolving {}", args.root_dir.display()))?;
-    let client = kube_client(args.kubeconfig.as_ref()).await?;
-    let cri = connect_runtime(&args.cri_socket, &token).await?;
-    if let Err(error) = cri.update_runtime_config(&args.pod_cidr).await {
+    let root_dir = std::fs::canonicalize(&settings.root_dir)
+        .with_context(|| format!("resolving {}", settings.root_dir.display()))?;
+    let client = kube_client(args.kubeconfig_path()).await?;
+    let cri_socket = settings.runtime_endpoint.clone();
+    let cri = connect_runtime(&cri_socket, &token).await?;
+    if let Err(error) = cri.update_runtime_config(&settings.pod_cidr).await {
         tracing::warn!(%error, "could not pass the pod CIDR to the runtime");
     }
     if let Some(dir) = &args.images_dir {
-        let count = airgap::import_all(dir, &args.cri_socket).await?;
+        let count = airgap::import_all(dir, &cri_socket).await?;
         tracing::info!(count, dir = %dir.display(), "imported air-gapped images");
     }
     let runtime: Arc<dyn Runtime> = Arc::new(cri);
-    tracing::info!(node = %node_name, ip = %node_ip, cri = %args.cri_socket.display(), "agent starting");
+    tracing::info!(node = %node_name, ip = %node_ip, cri = %cri_socket.display(), "agent starting");
 
-    let bind = SocketAddr::new(args.kubelet_address.unwrap_or(node_ip), args.kubelet_port);
+    let bind = SocketAddr::new(settings.address.unwrap_or(node_ip), settings.port);
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
@@ -173,9 +269,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let node_config = NodeConfig {
         name: node_name.clone(),
         node_ip: node_ip.to_string(),
-        pod_cidr: args.pod_cidr.clone(),
-        kubelet_port: args.kubelet_port,
-        max_pods: args.max_pods,
+        pod_cidr: settings.pod_cidr.clone(),
+        kubelet_port: settings.port,
+        max_pods: settings.max_pods,
+        labels: settings.node_labels.clone(),
+        taints: settings.taints.clone(),
     };
     let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host::HostInfo::read());
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));

@@ -50,7 +50,7 @@ pub struct Error {
 }
 
 /// How this node presents itself.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct NodeConfig {
     /// Node name.
     pub name: String,
@@ -62,6 +62,10 @@ pub struct NodeConfig {
     pub kubelet_port: u16,
     /// Pod capacity.
     pub max_pods: u32,
+    /// Extra labels (`--node-labels`), merged over the well-known ones.
+    pub labels: BTreeMap<String, String>,
+    /// Taints the Node is created with (`--register-with-taints`).
+    pub taints: Vec<k8s_openapi::api::core::v1::Taint>,
 }
 
 /// The runtime's answers for the heartbeat.
@@ -92,7 +96,8 @@ pub fn runtime_readiness(status: &bosun_proto::cri::RuntimeStatus) -> Result<(),
 
 /// Labels, spec and identity of the Node.
 pub fn desired_node(config: &NodeConfig) -> Node {
-    let labels = BTreeMap::from([
+    let mut labels = config.labels.clone();
+    labels.extend([
         ("kubernetes.io/hostname".to_string(), config.name.clone()),
         ("kubernetes.io/os".to_string(), "linux".to_string()),
         ("kubernetes.io/arch".to_string(), "amd64".to_string()),
@@ -104,6 +109,8 @@ pub fn desired_node(config: &NodeConfig) -> Node {
         spec: Some(NodeSpec {
             pod_cidr: Some(config.pod_cidr.clone()),
             pod_cidrs: Some(vec![config.pod_cidr.clone()]),
+            // Only at creation, as upstream: taints set later by others stay.
+            taints: (!config.taints.is_empty()).then(|| config.taints.clone()),
             ..Default::default()
         }),
         status: None,

@@ -10,7 +10,27 @@ fn config() -> NodeConfig {
         pod_cidr: "10.244.0.0/24".into(),
         kubelet_port: 10250,
         max_pods: 110,
+        labels: BTreeMap::new(),
+        taints: Vec::new(),
     }
+}
+
+#[test]
+fn extra_labels_and_taints_join_the_node_without_overriding_well_known_labels() {
+    let mut c = config();
+    c.labels = BTreeMap::from([("zone".into(), "b".into()), ("kubernetes.io/hostname".into(), "spoof".into())]);
+    c.taints = vec![k8s_openapi::api::core::v1::Taint {
+        key: "dedicated".into(),
+        value: Some("kubelet".into()),
+        effect: "NoSchedule".into(),
+        time_added: None,
+    }];
+    let node = desired_node(&c);
+    let labels = node.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("zone").map(String::as_str), Some("b"));
+    assert_eq!(labels.get("kubernetes.io/hostname").map(String::as_str), Some("node-a"));
+    assert_eq!(node.spec.and_then(|s| s.taints).map(|t| t.len()), Some(1));
+    assert!(desired_node(&config()).spec.and_then(|s| s.taints).is_none());
 }
 
 fn host() -> HostInfo {

@@ -1,0 +1,73 @@
+use super::*;
+
+const FILE: &str = r#"
+apiVersion: kubelet.config.k8s.io/v1beta1
+kind: KubeletConfiguration
+port: 10260
+maxPods: 50
+clusterDNS: ["10.96.0.10"]
+clusterDomain: example.local
+staticPodPath: /etc/kubernetes/manifests
+containerRuntimeEndpoint: unix:///run/k3s/containerd.sock
+registerWithTaints: [{key: role, value: edge, effect: NoSchedule}]
+cgroupDriver: systemd
+authentication: {anonymous: {enabled: false}}
+"#;
+
+#[test]
+fn the_file_gives_honoured_fields_and_names_the_rest() {
+    let file = parse_config_file(FILE).unwrap();
+    let s = &file.settings;
+    assert_eq!((s.port, s.max_pods), (Some(10260), Some(50)));
+    assert_eq!(s.cluster_dns, Some(vec!["10.96.0.10".parse().unwrap()]));
+    assert_eq!(s.cluster_domain.as_deref(), Some("example.local"));
+    assert_eq!(s.static_pod_path, Some(PathBuf::from("/etc/kubernetes/manifests")));
+    assert_eq!(s.runtime_endpoint, Some(PathBuf::from("/run/k3s/containerd.sock")));
+    assert_eq!(s.register_with_taints.as_ref().map(|t| t[0].key.as_str()), Some("role"));
+    assert_eq!(file.ignored, vec!["authentication".to_string(), "cgroupDriver".to_string()]);
+}
+
+#[test]
+fn a_wrong_kind_or_bad_value_is_an_error_naming_it() {
+    let wrong = parse_config_file("apiVersion: v1\nkind: Pod\n").unwrap_err();
+    assert!(wrong.to_string().contains("KubeletConfiguration"), "{wrong}");
+    let head = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+    for (body, field) in [("port: 70000", "port"), ("maxPods: -1", "maxPods"), ("clusterDNS: [nope]", "clusterDNS")] {
+        let error = parse_config_file(&format!("{head}{body}\n")).unwrap_err();
+        assert!(matches!(&error, Error::Field { field: f, .. } if f == field), "{body}: {error}");
+    }
+}
+
+#[test]
+fn flags_win_over_the_file_and_the_file_over_defaults() {
+    let file = parse_config_file(FILE).unwrap().settings;
+    let flags = Flags {
+        max_pods: Some(30),
+        runtime_endpoint: Some("unix:///tmp/c.sock".into()),
+        register_with_taints: Some("dedicated=kubelet:NoSchedule,spot:PreferNoSchedule".into()),
+        node_labels: Some("tier=edge,zone=b".into()),
+        ..Default::default()
+    };
+    let s = resolve(&flags, &file).unwrap();
+    assert_eq!(s.max_pods, 30, "flag");
+    assert_eq!(s.port, 10260, "file");
+    assert_eq!(s.cluster_domain, "example.local", "file");
+    assert_eq!(s.runtime_endpoint, PathBuf::from("/tmp/c.sock"), "flag, unix:// stripped");
+    assert_eq!(s.taints.len(), 2, "the flag's taints replace the file's");
+    assert_eq!((s.taints[0].key.as_str(), s.taints[0].value.as_deref()), ("dedicated", Some("kubelet")));
+    assert_eq!((s.taints[1].key.as_str(), s.taints[1].value.as_deref()), ("spot", None));
+    assert_eq!(s.node_labels.get("zone").map(String::as_str), Some("b"));
+    let defaults = resolve(&Flags::default(), &FileSettings::default()).unwrap();
+    assert_eq!((defaults.port, defaults.max_pods), (DEFAULT_PORT, DEFAULT_MAX_PODS));
+    assert_eq!(defaults.runtime_endpoint, PathBuf::from(DEFAULT_RUNTIME_ENDPOINT));
+    assert_eq!(defaults.cluster_domain, "cluster.local");
+}
+
+#[test]
+fn bad_labels_taints_and_dns_name_the_entry() {
+    assert!(matches!(parse_node_labels("a=1,b"), Err(Error::Label { entry, .. }) if entry == "b"));
+    assert!(matches!(parse_taints("k=v:Sometimes"), Err(Error::Taint { entry, .. }) if entry == "k=v:Sometimes"));
+    assert!(matches!(parse_taints("novalue"), Err(Error::Taint { .. })));
+    let flags = Flags { cluster_dns: Some("10.0.0.10,dns".into()), ..Default::default() };
+    assert_eq!(resolve(&flags, &FileSettings::default()), Err(Error::ClusterDns { entry: "dns".into() }));
+}
