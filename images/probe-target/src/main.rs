@@ -9,7 +9,9 @@
 //!   (self-signed) certificate; `GET /healthz` is 200 while `/tmp/unhealthy`
 //!   does not exist, 500 once it does; other paths 404.
 //!
-//! Built static (`crt-static`) by `make pause`, like the pause binary.
+//! Exits on SIGTERM (as PID 1 it would otherwise ignore it, and every stop
+//! would wait for the whole grace period). Built static (`crt-static`) by
+//! `make pause`, like the pause binary.
 
 mod grpc;
 mod https;
@@ -66,10 +68,24 @@ async fn main() {
         servers.spawn(https::serve(port, cert, key));
     }
     println!("probe-target: serving {options:?}");
-    while let Some(done) = servers.join_next().await {
-        if let Ok(Err(message)) = done {
-            eprintln!("probe-target: {message}");
+    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+        Ok(term) => term,
+        Err(error) => {
+            eprintln!("probe-target: cannot take SIGTERM: {error}");
             std::process::exit(1);
+        }
+    };
+    loop {
+        tokio::select! {
+            _ = term.recv() => std::process::exit(0),
+            done = servers.join_next() => match done {
+                Some(Ok(Err(message))) => {
+                    eprintln!("probe-target: {message}");
+                    std::process::exit(1);
+                }
+                Some(_) => {}
+                None => return,
+            },
         }
     }
 }
