@@ -14,9 +14,10 @@
 //! - Bidirectional mount propagation: a mount a privileged container makes
 //!   below a Bidirectional hostPath volume appears on the host and in
 //!   another pod's HostToContainer mount of the same path;
-//! - ConfigMap volumes follow updates through the agent's watch of the
-//!   object: the delay from `kubectl patch` to the new file content on the
-//!   node is measured (printed) and must stay well under the old 10 s poll.
+//! - ConfigMap and Secret volumes follow updates through the agent's watch
+//!   of the object: the delay from `kubectl patch` to the new file content
+//!   on the node is measured (printed) and must stay well under the old
+//!   10 s poll.
 //!
 //! One cluster for the whole binary; all pods are created at once.
 
@@ -120,15 +121,21 @@ items:
   metadata: {name: followed}
   data: {value: v0}
 - apiVersion: v1
+  kind: Secret
+  metadata: {name: followed-secret}
+  data: {token: czA=}
+- apiVersion: v1
   kind: Pod
   metadata: {name: config-follower}
   spec:
-    volumes: [{name: config, configMap: {name: followed}}]
+    volumes:
+    - {name: config, configMap: {name: followed}}
+    - {name: secret, secret: {secretName: followed-secret}}
     containers:
     - name: app
       image: APP_IMAGE
       command: ["sleep", "600"]
-      volumeMounts: [{name: config, mountPath: /config}]
+      volumeMounts: [{name: config, mountPath: /config}, {name: secret, mountPath: /secret}]
 - apiVersion: v1
   kind: Pod
   metadata: {name: propagation-bidirectional}
@@ -337,37 +344,47 @@ fn bidirectional_mounts_reach_host_and_other_pods(cluster: &Cluster, shared: &Sh
     Ok(())
 }
 
-/// Patches ConfigMap `followed` 5 times and times each new value's arrival
-/// in the pod's volume on the node (from before `kubectl patch` starts, so
-/// the kubectl process is included: an upper bound).
+/// Patches ConfigMap `followed` 5 times and Secret `followed-secret` twice
+/// and times each new value's arrival in the pod's volume on the node (from
+/// before `kubectl patch` starts, so the kubectl process is included: an
+/// upper bound).
 fn config_map_updates_follow_the_watch(cluster: &Cluster) -> Result<()> {
     let p = wait_pod(cluster, "config-follower", "running", LONG, |p| container(p)["state"]["running"].is_object())?;
     let uid = p["metadata"]["uid"].as_str().context("uid")?;
-    let file = cluster.dir.join("agent/pods").join(uid).join("volumes/kubernetes.io~configmap/config/value");
-    let read = || std::fs::read_to_string(&file).unwrap_or_default();
-    ensure!(read() == "v0", "initial content at {}: {:?}", file.display(), read());
+    let volumes = cluster.dir.join("agent/pods").join(uid).join("volumes");
+    let config = volumes.join("kubernetes.io~configmap/config/value");
+    let secret = volumes.join("kubernetes.io~secret/secret/token");
+    let read = |file: &Path| std::fs::read_to_string(file).unwrap_or_default();
+    ensure!(read(&config) == "v0" && read(&secret) == "s0", "initial content: {:?} {:?}", read(&config), read(&secret));
     let mut delays = Vec::new();
-    for round in 1..=5 {
-        let want = format!("v{round}");
+    let mut update = |kind: &str, name: &str, key: &str, wire: String, want: String, file: &Path| -> Result<()> {
         let started = Instant::now();
-        cluster.kubectl_ok(&[
-            "patch",
-            "configmap",
-            "followed",
-            "-p",
-            &format!("{{\"data\":{{\"value\":\"{want}\"}}}}"),
-        ])?;
-        while read() != want {
-            ensure!(started.elapsed() < LONG, "{want} never reached {}: {:?}", file.display(), read());
+        let patch = format!("{{\"data\":{{\"{key}\":\"{wire}\"}}}}");
+        cluster.kubectl_ok(&["patch", kind, name, "-p", &patch])?;
+        while read(file) != want {
+            ensure!(started.elapsed() < LONG, "{want} never reached {}: {:?}", file.display(), read(file));
             std::thread::sleep(Duration::from_millis(10));
         }
         delays.push(started.elapsed());
+        Ok(())
+    };
+    for round in 1..=5 {
+        update("configmap", "followed", "value", format!("v{round}"), format!("v{round}"), &config)?;
+    }
+    // base64 of "s1" and "s2".
+    for (wire, want) in [("czE=", "s1"), ("czI=", "s2")] {
+        update("secret", "followed-secret", "token", wire.into(), want.into(), &secret)?;
     }
     delays.sort();
     println!(
-        "configMap update -> file on the node (incl. kubectl), 5 updates: p50 {:?}, max {:?}",
-        delays[2], delays[4]
+        "configMap/secret update -> file on the node (incl. kubectl), {} updates: p50 {:?}, max {:?}",
+        delays.len(),
+        delays[delays.len() / 2],
+        delays[delays.len() - 1]
     );
-    ensure!(delays[4] < Duration::from_secs(5), "updates arrive by watch, not by a 10 s poll: {delays:?}");
+    ensure!(
+        delays.iter().all(|d| *d < Duration::from_secs(5)),
+        "updates arrive by watch, not by a 10 s poll: {delays:?}"
+    );
     Ok(())
 }
