@@ -70,7 +70,7 @@ impl PodApi for KubePodApi {
     async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<()> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
         let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": status });
-        pods.patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+        pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
             .map(|_| ())
             .map_err(|source| ApiError { call: "patch pod status", object: format!("{namespace}/{name}"), source })

@@ -18,6 +18,7 @@ use crate::actions::{deadline, init, RestartPolicy, Waiting};
 use crate::enums::{is_sidecar, PodFailureReason, PodPhase, TerminatedReason, WaitingReason};
 use crate::observed::{ObservedContainer, ObservedPod, RunState};
 use crate::prober::ContainerProbes;
+use crate::readiness_gates;
 
 /// Runtime prefix of container IDs in pod status.
 pub const CONTAINER_ID_PREFIX: &str = "containerd://";
@@ -277,13 +278,20 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         .cloned()
         .unwrap_or_else(|| condition(&previous, "PodScheduled", true, None, None, now));
     let sandbox_ready = observed.ready_sandbox().is_some();
-    let conditions = vec![
+    // Ready also waits for the readiness gates (when the containers are).
+    let gates = if all_ready { readiness_gates::unmet(pod, &previous) } else { None };
+    let (pod_ready, pod_ready_reason, pod_ready_message) = match gates {
+        Some(message) => (false, Some(readiness_gates::GATES_NOT_READY), Some(message)),
+        None => (all_ready, ready_reason, ready_message.clone()),
+    };
+    let mut conditions = vec![
         condition(&previous, "PodReadyToStartContainers", sandbox_ready, None, None, now),
         condition(&previous, "Initialized", initialized, init_reason, init_message, now),
-        condition(&previous, "Ready", all_ready, ready_reason, ready_message.clone(), now),
+        condition(&previous, "Ready", pod_ready, pod_ready_reason, pod_ready_message, now),
         condition(&previous, "ContainersReady", all_ready, ready_reason, ready_message, now),
         scheduled,
     ];
+    conditions.extend(readiness_gates::foreign_conditions(&previous).cloned());
     let ips: Vec<String> = observed
         .ready_sandbox()
         .map(|s| s.ips.clone())

@@ -239,3 +239,26 @@ fn exceeded_deadline_fails_the_pod_and_terminal_phase_sticks() {
     let again = compute(&p, &obs, &BTreeMap::new());
     assert_eq!(again.phase.as_deref(), Some("Failed"));
 }
+
+#[test]
+fn readiness_gates_hold_ready_and_foreign_conditions_are_kept() {
+    let mut p = pod("Always", json!({}));
+    p.spec.as_mut().expect("spec").readiness_gates =
+        Some(vec![k8s_openapi::api::core::v1::PodReadinessGate { condition_type: "example.com/lb".into() }]);
+    let running = observed(vec![container("c1", 0, RunState::Running, 0, "")]);
+    let s = compute(&p, &running, &BTreeMap::new());
+    assert_eq!((cond(&s, "ContainersReady"), cond(&s, "Ready")), ("True", "False"));
+    let ready = s.conditions.iter().flatten().find(|c| c.type_ == "Ready").expect("Ready");
+    assert_eq!(ready.reason.as_deref(), Some("ReadinessGatesNotReady"));
+    // Someone sets the gate's condition: Ready, and the condition is kept after the kubelet's own.
+    let gate = PodCondition { type_: "example.com/lb".into(), status: "True".into(), ..Default::default() };
+    let mut conditions = s.conditions.clone().expect("conditions");
+    conditions.push(gate.clone());
+    p.status = Some(PodStatus { conditions: Some(conditions), ..s });
+    let s = compute(&p, &running, &BTreeMap::new());
+    assert_eq!(cond(&s, "Ready"), "True");
+    assert_eq!(s.conditions.as_ref().and_then(|c| c.last()), Some(&gate));
+    // Computing again from what we wrote changes nothing.
+    p.status = Some(s.clone());
+    assert_eq!(compute(&p, &running, &BTreeMap::new()), s);
+}
