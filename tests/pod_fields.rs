@@ -1,7 +1,8 @@
 //! Pod spec fields on the real stack (`bosun up`, real kubectl) that issue 8
 //! left for last: `readinessGates` (Ready waits for every gate's condition,
 //! which someone else writes through the status subresource and the agent
-//! keeps).
+//! keeps); `enableServiceLinks` (Service variables of the pod's namespace,
+//! and the `kubernetes` Service's in every pod).
 //!
 //! One cluster for the whole binary; the scenarios share it.
 
@@ -105,9 +106,101 @@ fn readiness_gates(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+const LINKS: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- {apiVersion: v1, kind: Namespace, metadata: {name: links}}
+- apiVersion: v1
+  kind: Service
+  metadata: {name: backend, namespace: links}
+  spec:
+    ports: [{name: http, port: 8080}, {name: dns, port: 53, protocol: UDP}]
+- apiVersion: v1
+  kind: Service
+  metadata: {name: far, namespace: default}
+  spec:
+    ports: [{port: 80}]
+"#;
+
+/// A pod that prints its environment, then sleeps.
+fn env_pod(namespace: &str, name: &str, links: bool) -> String {
+    format!(
+        "apiVersion: v1\nkind: Pod\nmetadata: {{name: {name}, namespace: {namespace}}}\nspec:\n  \
+         terminationGracePeriodSeconds: 1\n  enableServiceLinks: {links}\n  containers:\n  - name: c\n    \
+         image: IMAGE\n    command: [sh, -c, 'env | sort; echo END; exec sleep 3600']\n    \
+         env: [{{name: BACKEND_URL, value: 'http://$(BACKEND_SERVICE_HOST):$(BACKEND_SERVICE_PORT_HTTP)'}}]\n"
+    )
+}
+
+/// The environment a pod printed, as `NAME=value` lines.
+fn printed_env(cluster: &Cluster, namespace: &str, name: &str) -> Result<Vec<String>> {
+    let deadline = std::time::Instant::now() + WAIT;
+    loop {
+        let (_, out, _) = cluster.kubectl(&["logs", "-n", namespace, name])?;
+        if out.lines().any(|l| l == "END") {
+            return Ok(out.lines().map(str::to_string).collect());
+        }
+        ensure!(std::time::Instant::now() < deadline, "{namespace}/{name} printed no environment: {out}");
+        std::thread::sleep(Duration::from_millis(250));
+    }
+}
+
+fn cluster_ip(cluster: &Cluster, namespace: &str, name: &str) -> Result<String> {
+    let ip = cluster.kubectl_ok(&["get", "svc", "-n", namespace, name, "-o", "jsonpath={.spec.clusterIP}"])?;
+    ensure!(!ip.is_empty(), "service {namespace}/{name} has a ClusterIP");
+    Ok(ip)
+}
+
+/// Service variables: the pod's namespace's Services (unless
+/// `enableServiceLinks: false`), never another namespace's; the
+/// `kubernetes` Service's everywhere, once it exists.
+fn service_links(cluster: &Cluster) -> Result<()> {
+    apply(cluster, LINKS)?;
+    let backend = cluster_ip(cluster, "links", "backend")?;
+    apply(cluster, &env_pod("links", "linked", true))?;
+    apply(cluster, &env_pod("links", "unlinked", false))?;
+    let linked = printed_env(cluster, "links", "linked")?;
+    let want = [
+        format!("BACKEND_SERVICE_HOST={backend}"),
+        "BACKEND_SERVICE_PORT=8080".to_string(),
+        "BACKEND_SERVICE_PORT_HTTP=8080".to_string(),
+        "BACKEND_SERVICE_PORT_DNS=53".to_string(),
+        format!("BACKEND_PORT=tcp://{backend}:8080"),
+        format!("BACKEND_PORT_8080_TCP=tcp://{backend}:8080"),
+        "BACKEND_PORT_8080_TCP_PROTO=tcp".to_string(),
+        "BACKEND_PORT_8080_TCP_PORT=8080".to_string(),
+        format!("BACKEND_PORT_8080_TCP_ADDR={backend}"),
+        format!("BACKEND_PORT_53_UDP=udp://{backend}:53"),
+        format!("BACKEND_URL=http://{backend}:8080"),
+    ];
+    for line in &want {
+        ensure!(linked.contains(line), "linked pod lacks {line}: {linked:#?}");
+    }
+    let foreign = |env: &[String], prefix: &str| env.iter().any(|l| l.starts_with(prefix));
+    ensure!(!foreign(&linked, "FAR_"), "another namespace's Service leaked: {linked:#?}");
+    let unlinked = printed_env(cluster, "links", "unlinked")?;
+    let linked_back = foreign(&unlinked, "BACKEND_SERVICE") || foreign(&unlinked, "BACKEND_PORT");
+    ensure!(!linked_back, "enableServiceLinks: false still linked: {unlinked:#?}");
+    ensure!(unlinked.contains(&"BACKEND_URL=http://$(BACKEND_SERVICE_HOST):$(BACKEND_SERVICE_PORT_HTTP)".to_string()));
+
+    // The master Service (`bosun up` creates default/kubernetes) reaches
+    // every pod, links or not.
+    let master = cluster_ip(cluster, "default", "kubernetes")?;
+    for env in [&linked, &unlinked] {
+        for line in [format!("KUBERNETES_SERVICE_HOST={master}"), format!("KUBERNETES_PORT_443_TCP_ADDR={master}")] {
+            ensure!(env.contains(&line), "pod lacks {line}: {env:#?}");
+        }
+    }
+
+    cluster.kubectl_ok(&["delete", "namespace", "links", "--wait=false"])?;
+    Ok(())
+}
+
 #[test]
 fn pod_fields_on_the_real_stack() -> Result<()> {
     let cluster = Cluster::start("fields-node")?;
     readiness_gates(&cluster)?;
+    service_links(&cluster)?;
     Ok(())
 }

@@ -4,7 +4,8 @@
 //! each `value` with `$(VAR)` expanded against the variables before it;
 //! `valueFrom` the downward API (`fieldRef`, `resourceFieldRef`) or a
 //! ConfigMap/Secret key, `optional` or not. [`expand`] is also applied to
-//! command and args against the final environment.
+//! command and args against the final environment. Service variables
+//! (`enableServiceLinks`) come last and never replace the container's own.
 //!
 //! Must not: call the runtime or the API. ConfigMaps and Secrets the pod
 //! references are fetched by the caller (see [`env_references`]) and passed in.
@@ -78,6 +79,9 @@ pub struct EnvSources {
     /// Node allocatable, the default of unset limits in `resourceFieldRef`
     /// (filled only when a container uses one).
     pub allocatable: Allocatable,
+    /// Service variables (`crate::service_links`): usable in `$(VAR)`,
+    /// added after the container's own unless it sets the same name.
+    pub services: Vec<(String, String)>,
 }
 
 /// Node allocatable as `resourceFieldRef` needs it.
@@ -159,7 +163,9 @@ pub fn resolve_env(pod: &Pod, container: &Container, sources: &EnvSources) -> Re
     for var in container.env.iter().flatten() {
         let value = match (&var.value, &var.value_from) {
             (Some(v), _) => {
-                let known: BTreeMap<&str, &str> = vars.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+                let services = sources.services.iter();
+                let known: BTreeMap<&str, &str> =
+                    services.chain(vars.iter()).map(|(k, v)| (k.as_str(), v.as_str())).collect();
                 Some(expand(v, &known))
             }
             (None, Some(source)) => value_from(pod, &var.name, container, source, sources)?,
@@ -167,6 +173,11 @@ pub fn resolve_env(pod: &Pod, container: &Container, sources: &EnvSources) -> Re
         };
         if let Some(value) = value {
             set(&mut vars, var.name.clone(), value);
+        }
+    }
+    for (key, value) in &sources.services {
+        if !vars.iter().any(|(k, _)| k == key) {
+            vars.push((key.clone(), value.clone()));
         }
     }
     Ok(vars.into_iter().map(|(key, value)| api::KeyValue { key, value }).collect())

@@ -199,3 +199,20 @@ fn host_network_pods_see_the_node_ip_as_pod_ip() {
     let got: Vec<String> = env_of(&p, &srcs).into_iter().map(|(_, v)| v).collect();
     assert_eq!(got, vec!["192.0.2.9"; 3]);
 }
+
+#[test]
+fn service_variables_expand_and_never_replace_the_containers_own() {
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "ns"},
+        "spec": {"containers": [{"name": "c", "env": [
+            {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)"},
+            {"name": "WEB_SERVICE_PORT", "value": "mine"}
+        ]}]}
+    }))
+    .expect("pod");
+    let mut srcs = sources();
+    srcs.services = vec![("WEB_SERVICE_HOST".into(), "10.96.0.3".into()), ("WEB_SERVICE_PORT".into(), "80".into())];
+    let env = resolve_env(&pod, &pod.spec.as_ref().expect("spec").containers[0], &srcs).expect("env");
+    let got: Vec<(&str, &str)> = env.iter().map(|kv| (kv.key.as_str(), kv.value.as_str())).collect();
+    assert_eq!(got, [("URL", "http://10.96.0.3:80"), ("WEB_SERVICE_PORT", "mine"), ("WEB_SERVICE_HOST", "10.96.0.3")]);
+}

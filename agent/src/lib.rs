@@ -39,6 +39,7 @@ pub mod runtime;
 pub mod runtime_spec;
 pub mod security;
 pub mod server;
+pub mod service_links;
 pub mod spec_hash;
 pub mod status;
 pub mod status_manager;

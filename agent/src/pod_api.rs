@@ -6,8 +6,8 @@
 
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret};
-use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, Service};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
 
 /// A failed API call, with the call and object.
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +36,7 @@ pub type Result<T, E = ApiError> = std::result::Result<T, E>;
 /// API calls of the pod worker.
 #[async_trait::async_trait]
 pub trait PodApi: Send + Sync {
-    /// Merge-patches `status` onto pod `namespace/name` if its UID is still
+    /// Strategic-merge-patches `status` onto pod `namespace/name` if its UID is still
     /// `uid` (a pod re-created under the same name gets a 409, not our status).
     async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<()>;
     /// Deletes pod `namespace/name` now (grace 0) if its UID is still `uid`.
@@ -46,6 +46,8 @@ pub trait PodApi: Send + Sync {
     async fn config_map(&self, namespace: &str, name: &str) -> Result<Option<ConfigMap>>;
     /// Secret `namespace/name`, `None` if absent.
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>>;
+    /// Every Service of `namespace` (for Service environment variables).
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>>;
 }
 
 /// [`PodApi`] over a kube client.
@@ -107,6 +109,14 @@ impl PodApi for KubePodApi {
             source,
         })
     }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>> {
+        let api: Api<Service> = Api::namespaced(self.client.clone(), namespace);
+        match api.list(&ListParams::default()).await {
+            Ok(list) => Ok(list.items),
+            Err(source) => Err(ApiError { call: "list services", object: namespace.to_string(), source }),
+        }
+    }
 }
 
 /// Recording fake of [`PodApi`] for worker tests.
@@ -122,6 +132,8 @@ pub struct FakePodApi {
     pub failing_patches: Mutex<u32>,
     /// Status patches of these `namespace/name`s fail with 404 (pod gone).
     pub gone: Mutex<Vec<String>>,
+    /// Services served (every namespace).
+    pub services: Mutex<Vec<Service>>,
 }
 
 impl FakePodApi {
@@ -171,5 +183,10 @@ impl PodApi for FakePodApi {
 
     async fn secret(&self, _namespace: &str, _name: &str) -> Result<Option<Secret>> {
         Ok(None)
+    }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>> {
+        let all = self.services.lock().map(|s| s.clone()).unwrap_or_default();
+        Ok(all.into_iter().filter(|s| s.metadata.namespace.as_deref() == Some(namespace)).collect())
     }
 }

@@ -15,6 +15,7 @@ use crate::events::EventType;
 use crate::pod_api::ApiError;
 use crate::runtime_spec::{self, EnvSources};
 use crate::security::{self, ImageUser};
+use crate::service_links;
 use crate::termination_message;
 
 impl PodWorker {
@@ -40,6 +41,11 @@ impl PodWorker {
                 sources.secrets.insert(name, secret);
             }
         }
+        let mut services = Vec::new();
+        for namespace in service_links::namespaces_needed(pod) {
+            services.extend(self.deps.api.services(&namespace).await.map_err(api_err)?);
+        }
+        sources.services = service_links::service_env(pod, &services);
         Ok(sources)
     }
 
