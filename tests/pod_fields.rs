@@ -2,7 +2,9 @@
 //! left for last: `readinessGates` (Ready waits for every gate's condition,
 //! which someone else writes through the status subresource and the agent
 //! keeps); `enableServiceLinks` (Service variables of the pod's namespace,
-//! and the `kubernetes` Service's in every pod).
+//! and the `kubernetes` Service's in every pod); `securityContext.fsGroup`
+//! volume ownership (emptyDir, configMap, secret, downwardAPI, projected
+//! get the group, setgid directories, group read/write as upstream).
 //!
 //! One cluster for the whole binary; the scenarios share it.
 
@@ -197,10 +199,88 @@ fn service_links(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+const FS_GROUP: &str = r#"
+apiVersion: v1
+kind: List
+items:
+- apiVersion: v1
+  kind: ConfigMap
+  metadata: {name: owned-cm}
+  data: {key: cm-value}
+- apiVersion: v1
+  kind: Secret
+  metadata: {name: owned-secret}
+  stringData: {k: secret-value}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: owned}
+  spec:
+    terminationGracePeriodSeconds: 1
+    securityContext: {runAsUser: 1000, runAsGroup: 3000, fsGroup: 2000, fsGroupChangePolicy: OnRootMismatch}
+    volumes:
+    - {name: e, emptyDir: {}}
+    - {name: m, emptyDir: {medium: Memory}}
+    - {name: cm, configMap: {name: owned-cm}}
+    - {name: sec, secret: {secretName: owned-secret, defaultMode: 0400}}
+    - {name: down, downwardAPI: {items: [{path: name, fieldRef: {fieldPath: metadata.name}}]}}
+    - {name: proj, projected: {sources: [{configMap: {name: owned-cm, items: [{key: key, path: p}]}}]}}
+    containers:
+    - name: c
+      image: IMAGE
+      command:
+      - sh
+      - -c
+      - |
+        s() { echo "$1=$(stat -L -c '%g %a' "$2" 2>&1)"; }
+        s E /e; s M /m; s CM /cm/key; s SEC /sec/k; s DOWN /down/name; s PROJ /proj/p
+        touch /e/new && s NEW /e/new
+        mkdir /e/d && s NEWDIR /e/d
+        echo "READ=$(cat /sec/k)"
+        echo "IDS=$(id -u) $(id -G)"
+        echo END
+        exec sleep 3600
+      volumeMounts:
+      - {name: e, mountPath: /e}
+      - {name: m, mountPath: /m}
+      - {name: cm, mountPath: /cm}
+      - {name: sec, mountPath: /sec}
+      - {name: down, mountPath: /down}
+      - {name: proj, mountPath: /proj}
+"#;
+
+/// fsGroup: every supported volume type gets the group; directories are
+/// setgid, so what a non-root container creates inherits it; a 0400 secret
+/// becomes 0440, readable by the container through the group.
+fn fs_group(cluster: &Cluster) -> Result<()> {
+    apply(cluster, FS_GROUP)?;
+    let out = printed_env(cluster, "default", "owned")?;
+    let want = [
+        "E=2000 2777",
+        "M=2000 2777",
+        "CM=2000 644",
+        "SEC=2000 440",
+        "DOWN=2000 644",
+        "PROJ=2000 644",
+        "NEW=2000 644",
+        "NEWDIR=2000 2755",
+        "READ=secret-value",
+    ];
+    for line in want {
+        ensure!(out.iter().any(|l| l == line), "fsGroup pod lacks {line:?}: {out:#?}");
+    }
+    ensure!(
+        out.iter().any(|l| l.starts_with("IDS=1000 ") && l.contains("2000")),
+        "fsGroup is a supplemental group: {out:#?}"
+    );
+    cluster.kubectl_ok(&["delete", "pod", "owned", "--wait=false"])?;
+    Ok(())
+}
+
 #[test]
 fn pod_fields_on_the_real_stack() -> Result<()> {
     let cluster = Cluster::start("fields-node")?;
     readiness_gates(&cluster)?;
     service_links(&cluster)?;
+    fs_group(&cluster)?;
     Ok(())
 }

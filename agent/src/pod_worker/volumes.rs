@@ -211,9 +211,15 @@ impl PodWorker {
         let plans = plan::plan_volumes(pod, &sources, &self.deps.root_dir).map_err(|e| e.to_string())?;
         let mounter = self.deps.mounter.clone();
         let stamp = apply::stamp(jiff::Timestamp::now());
+        let fs_group = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.security_context.as_ref())
+            .and_then(|sc| sc.fs_group)
+            .and_then(|g| u32::try_from(g).ok());
         let task = tokio::task::spawn_blocking(move || {
             for p in &plans {
-                if apply::setup(p, mounter.as_ref(), &stamp)? {
+                if apply::setup(p, mounter.as_ref(), &stamp, fs_group)? {
                     tracing::debug!(volume = %p.name, path = %p.path.display(), "volume content updated");
                 }
             }

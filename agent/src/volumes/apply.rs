@@ -12,22 +12,47 @@ use bosun_proto::cri;
 
 use super::mounts::MountRequest;
 use super::plan::{HostPathType, Medium, Setup, VolumePlan};
-use super::{atomic_writer, pod_dir, Error, Mounter, Result};
+use super::{atomic_writer, ownership, pod_dir, Error, Mounter, Result};
 
 /// Sets up one volume; returns whether a file set changed. `stamp` names a
-/// new payload version (see [`atomic_writer::write`]).
-pub fn setup(plan: &VolumePlan, mounter: &dyn Mounter, stamp: &str) -> Result<bool> {
+/// new payload version (see [`atomic_writer::write`]). With `fs_group`
+/// (the pod's `fsGroup`) emptyDir and file-set volumes get that group
+/// ([`ownership`]) when fresh, changed, or no longer owned.
+pub fn setup(plan: &VolumePlan, mounter: &dyn Mounter, stamp: &str, fs_group: Option<u32>) -> Result<bool> {
     let path = plan.path.as_path();
+    let needs_owner = |read_only: bool| -> Result<Option<u32>> {
+        match fs_group {
+            Some(group) => {
+                let needed = ownership::needs_change(path, group, read_only).map_err(Error::io("stat", path))?;
+                Ok(needed.then_some(group))
+            }
+            None => Ok(None),
+        }
+    };
+    let own = |group: u32, read_only: bool| {
+        ownership::set_ownership(path, group, read_only).map_err(Error::io("set fsGroup ownership of", path))
+    };
     match &plan.setup {
         Setup::EmptyDir { medium } => {
             prepare_dir(path, *medium, mounter)?;
-            fs::set_permissions(path, fs::Permissions::from_mode(0o777)).map_err(Error::io("chmod", path))?;
+            let owner = needs_owner(false)?;
+            if fs_group.is_none() || owner.is_some() {
+                fs::set_permissions(path, fs::Permissions::from_mode(0o777)).map_err(Error::io("chmod", path))?;
+            }
+            if let Some(group) = owner {
+                own(group, false)?;
+            }
             Ok(false)
         }
         Setup::HostPath { check } => check_host_path(&plan.name, path, *check).map(|()| false),
         Setup::Files { medium, files } => {
             prepare_dir(path, *medium, mounter)?;
-            atomic_writer::write(path, files, stamp).map_err(Error::io("write volume files in", path))
+            let changed = atomic_writer::write(path, files, stamp).map_err(Error::io("write volume files in", path))?;
+            let owner = if changed { fs_group } else { needs_owner(plan.read_only)? };
+            if let Some(group) = owner {
+                own(group, plan.read_only)?;
+            }
+            Ok(changed)
         }
     }
 }

@@ -12,6 +12,7 @@
 //!   [`Mounter`] trait for tmpfs mounts, resolves subPaths into CRI mounts,
 //!   and tears a pod's volumes down. [`atomic_writer`] writes file sets with
 //!   the `..data` symlink swap so readers never see a half-written update.
+//!   [`ownership`] gives volumes the pod's `fsGroup`.
 //!
 //! Must not: call the API or the runtime (the pod worker fetches sources and
 //! passes CRI mounts on).
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod atomic_writer;
 mod mounter;
 pub mod mounts;
+pub mod ownership;
 pub mod payload;
 pub mod plan;
 

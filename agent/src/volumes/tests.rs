@@ -289,7 +289,7 @@ fn applier_mounts_tmpfs_once_and_teardown_unmounts_then_removes() {
     let mounter = FakeMounter::default();
     for _ in 0..2 {
         for plan in &plans {
-            apply::setup(plan, &mounter, "t").expect("setup");
+            apply::setup(plan, &mounter, "t", None).expect("setup");
         }
     }
     let base = root.join("pods/u1/volumes");
