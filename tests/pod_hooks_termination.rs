@@ -7,6 +7,8 @@
 //! container is killed when its grace period ends (deletionTimestamp vs the
 //! container's finishedAt, both recorded by the system); a second delete
 //! with a shorter grace shortens the deadline and the agent follows it;
+//! app containers and then sidecars share one grace (a TERM-ignoring
+//! sidecar is killed at the pod's deadline too, not a grace after the app);
 //! `--force` removes the pod at once.
 
 mod support;
@@ -78,6 +80,20 @@ items:
       image: IMAGE
       command: ["sh", "-c", "trap 'exit 0' TERM; while true; do sleep 1; done"]
       lifecycle: {preStop: {sleep: {seconds: 4}}}
+- apiVersion: v1
+  kind: Pod
+  metadata: {name: waves}
+  spec:
+    terminationGracePeriodSeconds: 5
+    initContainers:
+    - name: sidecar
+      image: IMAGE
+      restartPolicy: Always
+      command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
+    containers:
+    - name: app
+      image: IMAGE
+      command: ["sh", "-c", "trap '' TERM; while true; do sleep 1; done"]
 - apiVersion: v1
   kind: Pod
   metadata: {name: forced}
@@ -185,6 +201,7 @@ fn hooks_and_termination_on_the_real_stack() -> Result<()> {
     prestop_runs_before_the_stop_signal(&cluster, &image)?;
     term_ignoring_container_is_killed_at_its_grace(&cluster)?;
     second_delete_shortens_the_grace(&cluster)?;
+    sidecars_share_the_grace_of_the_app_containers(&cluster)?;
     prestop_sleep_delays_the_stop(&cluster)?;
 
     // --force: gone from the API at once.
@@ -257,6 +274,33 @@ fn second_delete_shortens_the_grace(cluster: &Cluster) -> Result<()> {
     );
     ensure!(grace == 5 && exit_code == 137, "killed under the shortened grace: {grace} {exit_code}");
     ensure!((finished - deadline).abs() <= 1, "killed at the shortened deadline ±1 s: {} s", finished - deadline);
+    Ok(())
+}
+
+fn sidecars_share_the_grace_of_the_app_containers(cluster: &Cluster) -> Result<()> {
+    wait_pod(cluster, "waves", "running", LONG, running)?;
+    let versions = delete_and_watch(cluster, "waves", &[], || Ok(()))?;
+    let (deadline, grace, app_finished, app_exit) = final_times(&versions)?;
+    let last = versions
+        .iter()
+        .rev()
+        .find(|p| p["status"]["initContainerStatuses"][0]["state"]["terminated"].is_object())
+        .context("no version with the sidecar terminated")?;
+    let sidecar = &last["status"]["initContainerStatuses"][0]["state"]["terminated"];
+    let sidecar_finished = seconds(&sidecar["finishedAt"]).context("sidecar finishedAt")?;
+    println!(
+        "waves: deletionTimestamp {deadline}, app finishedAt {:+} s, sidecar finishedAt {:+} s",
+        app_finished - deadline,
+        sidecar_finished - deadline
+    );
+    ensure!(grace == 5 && app_exit == 137, "the app was killed at the grace: {grace} {app_exit}");
+    ensure!(sidecar_finished >= app_finished, "the sidecar stopped after the app");
+    ensure!(
+        (sidecar_finished - deadline).abs() <= 1,
+        "the sidecar got what was left of the one grace, killed at the deadline ±1 s: {} s",
+        sidecar_finished - deadline
+    );
+    ensure!(sidecar["exitCode"] == 137, "the sidecar was killed: {sidecar:#}");
     Ok(())
 }
 

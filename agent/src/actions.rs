@@ -50,8 +50,10 @@ pub struct StartContainer {
 /// the sandbox, start containers.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PodActions {
-    /// The pod is being deleted: stop everything with this grace period,
-    /// remove it, and delete the pod object. Nothing else is set then.
+    /// The pod is being deleted: stop everything within this grace (what
+    /// is left at `Context::now` until the deletion deadline; one budget for
+    /// every termination wave), remove it, and delete the pod object.
+    /// Nothing else is set then.
     pub terminate: Option<Duration>,
     /// Containers to stop (running in a dead sandbox, or in unknown state),
     /// in this order.
@@ -75,6 +77,21 @@ pub struct PodActions {
     pub waiting: BTreeMap<String, Waiting>,
     /// Sync again after this long (the nearest backoff expiry).
     pub requeue_after: Option<Duration>,
+}
+
+impl PodActions {
+    /// Whether applying these changes anything in the runtime (so the
+    /// worker must observe it again before computing the status). Holds
+    /// and requeues alone do not.
+    pub fn changes_runtime(&self) -> bool {
+        self.terminate.is_some()
+            || !self.kill_containers.is_empty()
+            || !self.stop_sandboxes.is_empty()
+            || !self.remove_containers.is_empty()
+            || !self.remove_sandboxes.is_empty()
+            || self.create_sandbox.is_some()
+            || !self.start_containers.is_empty()
+    }
 }
 
 /// Backoff state and clock the decision depends on.
@@ -144,7 +161,7 @@ fn pod_ref(pod: &Pod) -> String {
 pub fn compute_pod_actions(desired: &Pod, observed: &ObservedPod, ctx: Context<'_>) -> PodActions {
     let mut actions = PodActions::default();
     if desired.metadata.deletion_timestamp.is_some() {
-        actions.terminate = Some(grace_period(desired));
+        actions.terminate = Some(crate::termination::deletion_grace(desired, ctx.now));
         return actions;
     }
     let spec = desired.spec.clone().unwrap_or_default();

@@ -129,6 +129,29 @@ fn crash_backoff_not_expired_holds_with_crash_loop_back_off() {
     assert_eq!(waiting.message, "back-off 10s restarting failed container=app pod=p_ns(u)");
     let go = compute_pod_actions(&pod("Always"), &obs, Context::new(t(110), &crash, &pull));
     assert_eq!(go.start_containers, start(2, false, Some(t(100))));
+    // Only the restart changes the runtime: a pass that holds does not
+    // observe the runtime a second time.
+    assert!(!held.changes_runtime(), "a hold and a requeue change nothing");
+    assert!(go.changes_runtime());
+}
+
+#[test]
+fn only_runtime_actions_count_as_changing_the_runtime() {
+    assert!(!PodActions::default().changes_runtime());
+    let mut fresh = PodActions { create_sandbox: Some(0), ..Default::default() };
+    assert!(fresh.changes_runtime());
+    fresh = PodActions { terminate: Some(Duration::ZERO), ..Default::default() };
+    assert!(fresh.changes_runtime());
+    for kill in [
+        PodActions { kill_containers: vec!["c".into()], ..Default::default() },
+        PodActions { remove_containers: vec!["c".into()], ..Default::default() },
+        PodActions { stop_sandboxes: vec!["s".into()], ..Default::default() },
+        PodActions { remove_sandboxes: vec!["s".into()], ..Default::default() },
+    ] {
+        assert!(kill.changes_runtime(), "{kill:?}");
+    }
+    let waiting = PodActions { requeue_after: Some(Duration::from_secs(1)), ..Default::default() };
+    assert!(!waiting.changes_runtime());
 }
 
 #[test]
@@ -182,13 +205,27 @@ fn pull_policy_defaults_and_never() {
 #[test]
 fn deletion_terminates_with_grace_period() {
     let mut deleting = pod("Always");
-    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(0)));
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(6)));
     deleting.metadata.deletion_grace_period_seconds = Some(5);
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
     let obs = observed(vec![sandbox("s0", 0, true)], vec![container("c0", "s0", 0, RunState::Running, 0)], true);
     let got = compute_pod_actions(&deleting, &obs, Context::new(t(1), &crash, &pull));
     assert_eq!(got, PodActions { terminate: Some(Duration::from_secs(5)), ..Default::default() });
+}
+
+#[test]
+fn deletion_grace_is_decided_once_as_what_is_left_until_the_deadline() {
+    let mut deleting = pod("Always");
+    deleting.metadata.deletion_timestamp = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t(31)));
+    deleting.metadata.deletion_grace_period_seconds = Some(30);
+    let crash = Backoff::crash_loop();
+    let pull = Backoff::image_pull();
+    let obs = observed(vec![sandbox("s0", 0, true)], vec![container("c0", "s0", 0, RunState::Running, 0)], true);
+    let later = compute_pod_actions(&deleting, &obs, Context::new(t(21), &crash, &pull));
+    assert_eq!(later.terminate, Some(Duration::from_secs(10)), "the agent saw the deletion 20 s late");
+    let past = compute_pod_actions(&deleting, &obs, Context::new(t(40), &crash, &pull));
+    assert_eq!(past.terminate, Some(Duration::ZERO), "past the deadline: no grace left");
 }
 
 #[test]

@@ -11,6 +11,12 @@
 //! because the pod is gone or was re-created is dropped, and so is
 //! everything of a pod the node forgets ([`StatusHandle::forget`]).
 //!
+//! The final status of a pod about to be deleted is the one write a worker
+//! waits for ([`StatusHandle::write_final`]): it must reach the API before
+//! the delete. It goes through the same queue (so it is ordered after the
+//! pod's earlier writes and skipped when the API already shows it), is not
+//! retried, and the manager forgets the pod once it is done.
+//!
 //! Must not: compute statuses (`status` does) or block its callers.
 
 pub mod decide;
@@ -21,7 +27,7 @@ use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
-use tokio::sync::Notify;
+use tokio::sync::{oneshot, Notify};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
@@ -31,10 +37,26 @@ pub use decide::{needs_write, RetryPolicy, StatusUpdate, Written};
 /// Patches in flight at once.
 const MAX_IN_FLIGHT: usize = 8;
 
+/// A final status could not be written.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The API refused or failed the write.
+    #[error("writing the final pod status: {0}")]
+    Api(#[from] ApiError),
+    /// The manager stopped (agent shutdown) before writing it.
+    #[error("the status manager stopped before writing the final pod status")]
+    Stopped,
+}
+
+type Done = oneshot::Sender<Result<(), ApiError>>;
+
 #[derive(Debug, Default)]
 struct Inbox {
     updates: HashMap<String, StatusUpdate>,
+    finals: HashMap<String, (StatusUpdate, Done)>,
     forgotten: HashSet<String>,
+    /// The manager is gone: nobody would answer a final write.
+    closed: bool,
 }
 
 #[derive(Debug, Default)]
@@ -52,15 +74,24 @@ pub struct StatusHandle {
 impl StatusHandle {
     /// Hands over the status computed for `pod` (latest wins per pod UID).
     pub fn set(&self, pod: &Pod, status: PodStatus) {
-        let update = StatusUpdate {
-            uid: pod.metadata.uid.clone().unwrap_or_default(),
-            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
-            name: pod.metadata.name.clone().unwrap_or_default(),
-            seen_version: pod.metadata.resource_version.clone(),
-            api_status: pod.status.clone(),
-            status,
-        };
-        self.set_update(update);
+        self.set_update(StatusUpdate::of(pod, status));
+    }
+
+    /// Writes the final status of `pod` (about to be deleted) and waits
+    /// for the write; the manager forgets the pod afterwards. Ok at once
+    /// when the API already shows this status.
+    pub async fn write_final(&self, pod: &Pod, status: PodStatus) -> Result<(), Error> {
+        let (done, written) = oneshot::channel();
+        let update = StatusUpdate::of(pod, status);
+        match self.shared.inbox.lock() {
+            Ok(mut inbox) if !inbox.closed => {
+                inbox.updates.remove(&update.uid);
+                inbox.finals.insert(update.uid.clone(), (update, done));
+            }
+            _ => return Err(Error::Stopped),
+        }
+        self.shared.wake.notify_one();
+        written.await.map_err(|_| Error::Stopped)?.map_err(Error::Api)
     }
 
     /// Hands over one update (latest wins per `update.uid`).
@@ -87,6 +118,8 @@ struct Queued {
     update: StatusUpdate,
     failures: u32,
     not_before: Option<Instant>,
+    /// Set for a final status: who waits for the write.
+    done: Option<Done>,
 }
 
 /// The writing side; run it once per node with [`StatusManager::run`].
@@ -145,15 +178,19 @@ impl StatusManager {
             Ok(mut inbox) => std::mem::take(&mut *inbox),
             Err(_) => return,
         };
-        for (uid, update) in inbox.updates {
+        let Inbox { updates, finals, forgotten, closed: _ } = inbox;
+        for (uid, update) in updates {
             match self.queue.get_mut(&uid) {
                 Some(queued) => queued.update = update,
                 None => {
-                    self.queue.insert(uid, Queued { update, failures: 0, not_before: None });
+                    self.queue.insert(uid, Queued { update, failures: 0, not_before: None, done: None });
                 }
             }
         }
-        for uid in inbox.forgotten {
+        for (uid, (update, done)) in finals {
+            self.queue.insert(uid, Queued { update, failures: 0, not_before: None, done: Some(done) });
+        }
+        for uid in forgotten {
             self.queue.remove(&uid);
             self.written.remove(&uid);
         }
@@ -170,9 +207,12 @@ impl StatusManager {
             .collect();
         let mut batch = Vec::new();
         for uid in due {
-            let Some(queued) = self.queue.remove(&uid) else { continue };
+            let Some(mut queued) = self.queue.remove(&uid) else { continue };
             if needs_write(&queued.update, self.written.get(&uid)) {
                 batch.push(queued);
+            } else if let Some(done) = queued.done.take() {
+                self.written.remove(&uid);
+                let _ = done.send(Ok(()));
             }
         }
         batch
@@ -181,6 +221,11 @@ impl StatusManager {
     fn settle(&mut self, results: Vec<(Queued, Result<(), ApiError>)>, now: Instant) {
         for (mut queued, result) in results {
             let uid = queued.update.uid.clone();
+            if let Some(done) = queued.done.take() {
+                self.written.remove(&uid);
+                let _ = done.send(result);
+                continue;
+            }
             match result {
                 Ok(()) => {
                     let update = queued.update;
@@ -198,6 +243,17 @@ impl StatusManager {
                     self.queue.entry(uid).or_insert(queued);
                 }
             }
+        }
+    }
+}
+
+impl Drop for StatusManager {
+    /// Answers the final writes still waiting (`Error::Stopped`) and refuses
+    /// later ones.
+    fn drop(&mut self) {
+        if let Ok(mut inbox) = self.shared.inbox.lock() {
+            inbox.closed = true;
+            inbox.finals.clear();
         }
     }
 }

@@ -6,8 +6,13 @@
 //! the agent stops containers by that deadline. The preStop hook runs
 //! first and its time comes out of the grace; as upstream, the runtime
 //! always gets at least [`MIN_GRACE`] after a hook.
+//!
+//! The grace is decided once (`actions::PodActions::terminate`) and becomes
+//! one [`Budget`] for the whole termination: app containers, then sidecars
+//! wave by wave, each get what is left of it, as upstream, not a full
+//! grace per wave. A later delete with a shorter grace only shortens it.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
@@ -40,6 +45,36 @@ pub fn deletion_grace(pod: &Pod, now: Timestamp) -> Duration {
     whole_seconds(left.min(grace))
 }
 
+/// One grace budget for a whole pod termination: a deadline fixed when the
+/// termination began, shortened (never extended) by a shorter grace.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    deadline: Instant,
+}
+
+impl Budget {
+    /// A budget of `grace` from `now`.
+    pub fn starting(now: Instant, grace: Duration) -> Self {
+        Self { deadline: now.checked_add(grace).unwrap_or(now) }
+    }
+
+    /// What is left at `now` (zero once the deadline passed).
+    pub fn left(&self, now: Instant) -> Duration {
+        self.deadline.saturating_duration_since(now)
+    }
+
+    /// Shortens the budget to `grace` from `now` when that ends earlier;
+    /// true when it did.
+    pub fn shorten(&mut self, now: Instant, grace: Duration) -> bool {
+        let shorter = Self::starting(now, grace);
+        if shorter.deadline >= self.deadline {
+            return false;
+        }
+        *self = shorter;
+        true
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use k8s_openapi::api::core::v1::PodSpec;
@@ -66,6 +101,20 @@ mod tests {
         assert_eq!(deletion_grace(&deleted(1030, 5), at(1000)), Duration::from_secs(5), "never past the grace");
         let now = Timestamp::from_nanosecond(1_020_600_000_000).unwrap();
         assert_eq!(deletion_grace(&deleted(1030, 30), now), Duration::from_secs(10), "rounded up to whole seconds");
+    }
+
+    #[test]
+    fn one_budget_is_shared_by_every_wave_and_only_ever_shortened() {
+        let t0 = Instant::now();
+        let s = Duration::from_secs;
+        let mut budget = Budget::starting(t0, s(30));
+        assert_eq!(budget.left(t0), s(30));
+        assert_eq!(budget.left(t0 + s(12)), s(18), "the second wave gets what the first left");
+        assert_eq!(budget.left(t0 + s(40)), Duration::ZERO);
+        assert!(!budget.shorten(t0 + s(10), s(25)), "a longer grace does not extend it");
+        assert_eq!(budget.left(t0 + s(10)), s(20));
+        assert!(budget.shorten(t0 + s(10), s(5)));
+        assert_eq!(budget.left(t0 + s(12)), s(3));
     }
 
     #[test]

@@ -1,25 +1,27 @@
-//! Tearing a pod down: stop its containers in parallel with the grace
-//! period, stop the sandboxes, remove all of it. Used for deletion, for pods
-//! gone from the API and for the orphan sweep.
+//! Tearing a pod down: stop its containers in waves within one grace
+//! budget ([`crate::termination::Budget`]), stop the sandboxes, remove all
+//! of it. Used for deletion, for pods gone from the API and for the orphan
+//! sweep.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 
 use super::{images_of, pod_key, Error, PodWorker, WorkerDeps};
-use crate::actions::init::termination_waves;
+use crate::actions::{self, init::termination_waves};
 use crate::events::EventType;
 use crate::observed::{observe, ObservedPod, RunState};
 use crate::runtime::RuntimeError;
 use crate::status::{compute_pod_status, StatusInputs};
+use crate::termination::Budget;
 
 impl PodWorker {
     /// Stops every container gracefully (preStop, then StopContainer with
-    /// the grace left) in waves, writes the final status, then removes the
-    /// sandboxes and containers.
+    /// what is left of the `grace` decided for the pod) in waves, writes the
+    /// final status, then removes the sandboxes and containers.
     pub(super) async fn terminate(&mut self, pod: &Pod, observed: &ObservedPod, grace: Duration) -> Result<(), Error> {
         if let Some(prober) = self.prober.as_mut() {
             prober.stop_all();
@@ -30,18 +32,19 @@ impl PodWorker {
             self.event(pod, &c.name, EventType::Normal, "Killing", &format!("Stopping container {}", c.name)).await;
         }
         let pod_ip = observed.ready_sandbox().and_then(|s| s.ips.first()).map(String::as_str);
-        let began = std::time::Instant::now();
+        let mut budget = Budget::starting(Instant::now(), grace);
         // App containers first, then sidecars in reverse order, each wave
-        // with the grace that is left.
+        // with what is left of the one budget.
         for wave in termination_waves(pod, observed) {
-            let left = grace.saturating_sub(began.elapsed());
+            let left = budget.left(Instant::now());
             let this = &*self;
             let wave: Vec<_> = live.iter().filter(|c| wave.contains(&c.id)).collect();
             let stops = wave
                 .iter()
                 .map(|c| this.stop_gracefully(pod, &c.name, &c.id, c.state == RunState::Running, pod_ip, left));
             let ids: Vec<String> = wave.iter().map(|c| c.id.clone()).collect();
-            let results = self.stop_honouring_shorter_grace(futures::future::join_all(stops), &ids, left).await;
+            let stops = futures::future::join_all(stops);
+            let results = self.stop_honouring_shorter_grace(stops, &ids, observed, &mut budget).await;
             for result in results {
                 result.map_err(|source| Error::Runtime { pod: pod_key(pod), source })?;
             }
@@ -59,29 +62,30 @@ impl PodWorker {
                 probes: None,
             },
         );
-        if let Err(error) = self.write_final_status(pod, status).await {
-            tracing::warn!(%error, "final status of a terminated pod");
+        // The one status write a worker waits for: it must reach the API
+        // before the delete.
+        if let Err(error) = self.deps.status.write_final(pod, status).await {
+            tracing::warn!(%error, pod = %pod_key(pod), "final status of a terminated pod");
         }
-        self.remove_observed(Some(pod), &stopped, grace)
+        self.remove_observed(Some(pod), &stopped, budget)
             .await
             .map_err(|source| Error::Runtime { pod: pod_key(pod), source })
     }
 
-    /// Waits for `stops`; a pod update whose deletion deadline leaves less
-    /// than the grace in use re-issues StopContainer with the shorter grace
-    /// (a second delete with a shorter grace period), as the runtime kills
-    /// at the earliest timeout it was given.
+    /// Waits for `stops`; a pod update whose termination decision leaves
+    /// less than the budget (a second delete with a shorter grace period)
+    /// shortens the budget and re-issues StopContainer with the shorter
+    /// grace, as the runtime kills at the earliest timeout it was given.
     async fn stop_honouring_shorter_grace<T>(
         &self,
         stops: impl std::future::Future<Output = T>,
         ids: &[String],
-        grace: Duration,
+        observed: &ObservedPod,
+        budget: &mut Budget,
     ) -> T {
         let Some(mut updates) = self.updates.clone() else { return stops.await };
         updates.borrow_and_update();
         tokio::pin!(stops);
-        let started = std::time::Instant::now();
-        let mut in_use = grace;
         loop {
             tokio::select! {
                 results = &mut stops => return results,
@@ -90,13 +94,12 @@ impl PodWorker {
                         return stops.await;
                     }
                     let Some(pod) = updates.borrow_and_update().clone() else { continue };
-                    let shorter = crate::termination::deletion_grace(&pod, Timestamp::now());
-                    let left = in_use.saturating_sub(started.elapsed());
-                    if shorter >= left {
+                    let ctx = actions::Context::new(Timestamp::now(), &self.crash, &self.pull);
+                    let Some(shorter) = actions::compute_pod_actions(&pod, observed, ctx).terminate else { continue };
+                    if !budget.shorten(Instant::now(), shorter) {
                         continue;
                     }
                     tracing::info!(pod = %pod_key(&pod), grace = shorter.as_secs(), "grace period shortened");
-                    in_use = shorter.saturating_add(started.elapsed());
                     for id in ids {
                         let runtime = self.deps.runtime.clone();
                         let id = id.clone();
@@ -112,13 +115,13 @@ impl PodWorker {
     }
 
     /// Stops the live containers in waves (app containers in parallel, then
-    /// sidecars in reverse order; see `actions::init::termination_waves`),
-    /// then removes everything.
+    /// sidecars in reverse order; see `actions::init::termination_waves`)
+    /// within what is left of `budget`, then removes everything.
     pub(super) async fn remove_observed(
         &self,
         pod: Option<&Pod>,
         observed: &ObservedPod,
-        grace: Duration,
+        budget: Budget,
     ) -> Result<(), RuntimeError> {
         let runtime = self.deps.runtime.as_ref();
         let waves = match pod {
@@ -126,7 +129,8 @@ impl PodWorker {
             None => vec![observed.live_container_ids()],
         };
         for wave in waves {
-            let stops = wave.iter().map(|id| runtime.stop_container(id, grace));
+            let left = budget.left(Instant::now());
+            let stops = wave.iter().map(|id| runtime.stop_container(id, left));
             for result in futures::future::join_all(stops).await {
                 ignore_not_found(result)?;
             }
@@ -152,31 +156,13 @@ impl PodWorker {
         let observed = observe(self.deps.runtime.as_ref(), &self.uid, &images)
             .await
             .map_err(|source| Error::Runtime { pod: pod.clone(), source })?;
-        self.remove_observed(self.last_pod.as_deref(), &observed, self.deps.timing.orphan_grace)
+        let budget = Budget::starting(Instant::now(), self.deps.timing.orphan_grace);
+        self.remove_observed(self.last_pod.as_deref(), &observed, budget)
             .await
             .map_err(|source| Error::Runtime { pod, source })?;
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
         self.tear_down_volumes().await;
         Ok(())
-    }
-}
-
-impl PodWorker {
-    /// The final status of a pod about to be deleted, written before the
-    /// delete (the one write that must happen-before another API call): the
-    /// status manager forgets the pod, so it writes nothing for it later.
-    async fn write_final_status(&self, pod: &Pod, status: k8s_openapi::api::core::v1::PodStatus) -> Result<(), Error> {
-        self.deps.status.forget(&self.uid);
-        if pod.status.as_ref() == Some(&status) {
-            return Ok(());
-        }
-        let (namespace, name) =
-            (pod.metadata.namespace.as_deref().unwrap_or_default(), pod.metadata.name.as_deref().unwrap_or_default());
-        self.deps
-            .api
-            .patch_status(namespace, name, &self.uid, &status)
-            .await
-            .map_err(|source| Error::Api { pod: pod_key(pod), source })
     }
 }
 

@@ -22,6 +22,20 @@ pub struct StatusUpdate {
     pub status: PodStatus,
 }
 
+impl StatusUpdate {
+    /// The update for `status` computed from `pod`.
+    pub fn of(pod: &k8s_openapi::api::core::v1::Pod, status: PodStatus) -> Self {
+        StatusUpdate {
+            uid: pod.metadata.uid.clone().unwrap_or_default(),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            seen_version: pod.metadata.resource_version.clone(),
+            api_status: pod.status.clone(),
+            status,
+        }
+    }
+}
+
 /// A status the manager wrote, and the pod version it was computed from.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Written {

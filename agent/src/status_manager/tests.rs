@@ -122,3 +122,47 @@ async fn the_running_manager_writes_without_blocking_and_stops_on_cancel() {
     tokio::time::timeout(Duration::from_secs(5), task).await.expect("stops on cancel").expect("no panic");
     assert_eq!(writes(&api).len(), 50);
 }
+
+#[tokio::test]
+async fn a_final_status_is_written_after_the_pending_one_and_the_pod_forgotten() {
+    let api = Arc::new(FakePodApi::default());
+    let (manager, handle) = manager(&api);
+    let token = CancellationToken::new();
+    let running = tokio::spawn(manager.run(token.clone()));
+    handle.set(&pod("a", "1", None), status("Running"));
+    let deleted = pod("a", "2", Some("Running"));
+    handle.write_final(&deleted, status("Succeeded")).await.expect("final status written");
+    let phases: Vec<_> = writes(&api).into_iter().filter_map(|(_, phase)| phase).collect();
+    assert_eq!(phases.last().map(String::as_str), Some("Succeeded"), "{phases:?}");
+    // What the API shows already is not rewritten, and the waiter is answered.
+    let shown = pod("b", "1", Some("Failed"));
+    handle.write_final(&shown, status("Failed")).await.expect("nothing to write");
+    assert!(writes(&api).iter().all(|(object, _)| object != "default/b"));
+    token.cancel();
+    running.await.expect("manager task");
+}
+
+#[tokio::test]
+async fn a_failed_final_write_is_reported_not_retried() {
+    let api = Arc::new(FakePodApi::default());
+    *api.failing_patches.lock().expect("lock") = 1;
+    let (mut manager, handle) = manager(&api);
+    let waiter = {
+        let handle = handle.clone();
+        tokio::spawn(async move { handle.write_final(&pod("a", "1", None), status("Failed")).await })
+    };
+    while manager.shared.inbox.lock().expect("lock").finals.is_empty() {
+        tokio::task::yield_now().await;
+    }
+    pass(&mut manager).await;
+    assert!(matches!(waiter.await.expect("waiter"), Err(Error::Api(_))));
+    assert!(manager.queue.is_empty(), "not retried");
+}
+
+#[tokio::test]
+async fn a_final_status_fails_when_the_manager_stops() {
+    let api = Arc::new(FakePodApi::default());
+    let (manager, handle) = manager(&api);
+    drop(manager);
+    assert!(matches!(handle.write_final(&pod("a", "1", None), status("Failed")).await, Err(Error::Stopped)));
+}
