@@ -157,6 +157,23 @@ async fn floor_burst(
     Ok(Burst { samples, total })
 }
 
+/// Where the agent's RSS is: anonymous (heap, stacks) vs file-backed (the
+/// binary's text) pages, and its thread count, from `/proc/<pid>/status`.
+fn memory_breakdown(pid: i32) -> Result<String> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .unwrap_or("?")
+            .to_string()
+    };
+    let mib =
+        |name: &str| field(name).parse::<f64>().map_or_else(|_| "?".to_string(), |k| format!("{:.1}", k / 1024.0));
+    Ok(format!("RssAnon {} MiB, RssFile {} MiB, threads {}", mib("RssAnon:"), mib("RssFile:"), field("Threads:")))
+}
+
 async fn run(cluster: &Cluster) -> Result<()> {
     let api = Api::new(&cluster.api)?;
     let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;
@@ -202,12 +219,14 @@ async fn run(cluster: &Cluster) -> Result<()> {
     if rss_pods > 0 {
         let (_, agent_pid) = cluster.component_pids()?;
         let idle = rss_mib(agent_pid)?;
+        println!("  idle: {}", memory_breakdown(agent_pid)?);
         let names: Vec<String> = (0..rss_pods).map(|i| format!("rss-{i}")).collect();
         let burst = api_burst(&api, &http, &base, &names, &image).await?;
         burst.print(&format!("  api burst  ({rss_pods} pods)"));
         // Let the workers settle into their steady period.
         tokio::time::sleep(Duration::from_secs(15)).await;
         println!("agent RSS: {idle:.1} MiB with 0 pods, {:.1} MiB with {rss_pods} running pods", rss_mib(agent_pid)?);
+        println!("  {}", memory_breakdown(agent_pid)?);
         delete_all(&api, &http, &base, &cri).await?;
     }
     Ok(())
