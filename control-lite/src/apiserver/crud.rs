@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::clusterip;
 use super::defaults;
+use super::priority;
 use super::namespaces;
 use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
@@ -162,6 +163,11 @@ pub async fn create(
     }
     defaults::apply(info.kind, &mut obj);
     defaults::on_create(info.kind, &mut obj);
+    match info.kind {
+        Kind::Pod => priority::admit_pod(state, &mut obj).await?,
+        Kind::PriorityClass => priority::admit_class(state, &obj).await?,
+        _ => {}
+    }
     if info.kind == Kind::Namespace {
         namespaces::prepare_create(&mut obj);
     }
