@@ -5,12 +5,12 @@ use serde_json::{json, Value};
 
 use super::clusterip;
 use super::defaults;
-use super::priority;
 use super::namespaces;
 use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
     resets_status_on_create, set_rv, WriteOptions,
 };
+use super::priority;
 use super::registry::{by_kind, Kind, ResourceInfo};
 use super::selectors::Selectors;
 use super::status::{conflict, conflict_with, invalid, not_found, ApiError, Cause, Result};

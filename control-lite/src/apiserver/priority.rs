@@ -120,7 +120,10 @@ pub async fn admit_pod(state: &ApiState, pod: &mut Value) -> Result<()> {
             vec![Cause {
                 reason: "FieldValueNotFound",
                 field: "spec.priorityClassName".into(),
-                message: format!("Not found: {}: no PriorityClass with name {class} was found", Value::from(class.as_str())),
+                message: format!(
+                    "Not found: {}: no PriorityClass with name {class} was found",
+                    Value::from(class.as_str())
+                ),
             }],
         ),
         Refusal::PriorityMismatch { given, computed } => ApiError::Forbidden(format!(
@@ -169,19 +172,63 @@ mod tests {
         let with_default = [classes[0].clone(), classes[1].clone(), class("normal", 10, true, "PreemptLowerPriority")];
         type Want = std::result::Result<(Value, Value, Value), Refusal>;
         let cases: Vec<(&str, Value, &[Class], Want)> = vec![
-            ("no class, no default: 0", json!({}), &classes, Ok((json!(0), Value::Null, json!("PreemptLowerPriority")))),
-            ("named class", json!({"priorityClassName": "high"}), &classes, Ok((json!(1000), json!("high"), json!("PreemptLowerPriority")))),
-            ("class policy Never", json!({"priorityClassName": "batch"}), &classes, Ok((json!(-5), json!("batch"), json!("Never")))),
-            ("pod policy wins", json!({"priorityClassName": "high", "preemptionPolicy": "Never"}), &classes, Ok((json!(1000), json!("high"), json!("Never")))),
-            ("global default", json!({}), &with_default, Ok((json!(10), json!("normal"), json!("PreemptLowerPriority")))),
-            ("matching priority is fine", json!({"priorityClassName": "high", "priority": 1000}), &classes, Ok((json!(1000), json!("high"), json!("PreemptLowerPriority")))),
-            ("unknown class", json!({"priorityClassName": "nope"}), &classes, Err(Refusal::UnknownClass("nope".into()))),
-            ("contradicting priority", json!({"priority": 7}), &classes, Err(Refusal::PriorityMismatch { given: 7, computed: 0 })),
+            (
+                "no class, no default: 0",
+                json!({}),
+                &classes,
+                Ok((json!(0), Value::Null, json!("PreemptLowerPriority"))),
+            ),
+            (
+                "named class",
+                json!({"priorityClassName": "high"}),
+                &classes,
+                Ok((json!(1000), json!("high"), json!("PreemptLowerPriority"))),
+            ),
+            (
+                "class policy Never",
+                json!({"priorityClassName": "batch"}),
+                &classes,
+                Ok((json!(-5), json!("batch"), json!("Never"))),
+            ),
+            (
+                "pod policy wins",
+                json!({"priorityClassName": "high", "preemptionPolicy": "Never"}),
+                &classes,
+                Ok((json!(1000), json!("high"), json!("Never"))),
+            ),
+            (
+                "global default",
+                json!({}),
+                &with_default,
+                Ok((json!(10), json!("normal"), json!("PreemptLowerPriority"))),
+            ),
+            (
+                "matching priority is fine",
+                json!({"priorityClassName": "high", "priority": 1000}),
+                &classes,
+                Ok((json!(1000), json!("high"), json!("PreemptLowerPriority"))),
+            ),
+            (
+                "unknown class",
+                json!({"priorityClassName": "nope"}),
+                &classes,
+                Err(Refusal::UnknownClass("nope".into())),
+            ),
+            (
+                "contradicting priority",
+                json!({"priority": 7}),
+                &classes,
+                Err(Refusal::PriorityMismatch { given: 7, computed: 0 }),
+            ),
         ];
         for (name, spec, classes, want) in cases {
             let mut pod = json!({"metadata": {"name": "p"}, "spec": spec});
             let got = resolve_pod(&mut pod, classes).map(|()| {
-                (pod["spec"]["priority"].clone(), pod["spec"]["priorityClassName"].clone(), pod["spec"]["preemptionPolicy"].clone())
+                (
+                    pod["spec"]["priority"].clone(),
+                    pod["spec"]["priorityClassName"].clone(),
+                    pod["spec"]["preemptionPolicy"].clone(),
+                )
             });
             assert_eq!(got, want, "{name}");
         }

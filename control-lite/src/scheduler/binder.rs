@@ -148,8 +148,7 @@ impl Binder {
             if let Err(error) = self.set_condition(victim, condition).await {
                 tracing::debug!(%error, "marking a preemption victim");
             }
-            let message =
-                format!("Preempted by pod {} on node {}", pod.uid().unwrap_or_default(), plan.node);
+            let message = format!("Preempted by pod {} on node {}", pod.uid().unwrap_or_default(), plan.node);
             self.recorder.publish(victim.as_ref(), events::NORMAL, "Preempted", &message).await;
             match self.api(victim).delete(&victim.name_any(), &DeleteParams::default()).await {
                 Ok(_) => {}

@@ -147,7 +147,8 @@ pub fn nominated_node(pod: &Pod) -> Option<&str> {
 /// accounting: the room preemption freed is theirs). `None` when none apply.
 pub fn with_nominated(snapshot: &Snapshot, nominated: &[Arc<Pod>], pod: &Pod) -> Option<Snapshot> {
     let own = priority(pod);
-    let mut applicable = nominated.iter().filter(|n| priority(n) >= own && n.metadata.uid != pod.metadata.uid).peekable();
+    let mut applicable =
+        nominated.iter().filter(|n| priority(n) >= own && n.metadata.uid != pod.metadata.uid).peekable();
     applicable.peek()?;
     let mut view = snapshot.clone();
     for other in applicable {
@@ -210,20 +211,32 @@ mod tests {
     #[test]
     fn pending_pods_by_priority_then_age() {
         let p = |name: &str, priority: i32, created: &str| {
-            Arc::new(serde_json::from_value::<Pod>(json!({"metadata": {"name": name, "creationTimestamp": created},
-                "spec": {"containers": [], "priority": priority}})).expect("pod"))
+            Arc::new(
+                serde_json::from_value::<Pod>(json!({"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"containers": [], "priority": priority}}))
+                .expect("pod"),
+            )
         };
-        let pods = [p("old-low", 0, "2026-01-01T00:00:00Z"), p("new-high", 10, "2026-01-02T00:00:00Z"),
-            p("old-high", 10, "2026-01-01T00:00:00Z"), p("new-low", 0, "2026-01-02T00:00:00Z")];
-        let order: Vec<String> = pending_pods(&pods).iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect();
+        let pods = [
+            p("old-low", 0, "2026-01-01T00:00:00Z"),
+            p("new-high", 10, "2026-01-02T00:00:00Z"),
+            p("old-high", 10, "2026-01-01T00:00:00Z"),
+            p("new-low", 0, "2026-01-02T00:00:00Z"),
+        ];
+        let order: Vec<String> =
+            pending_pods(&pods).iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect();
         assert_eq!(order, ["old-high", "new-high", "old-low", "new-low"]);
     }
 
     #[test]
     fn nominated_pods_hold_room_for_less_important_pods_only() {
-        let nominated = Arc::new(serde_json::from_value::<Pod>(json!({"metadata": {"name": "n", "uid": "n"},
-            "spec": {"containers": [], "priority": 10}, "status": {"nominatedNodeName": "n1"}})).expect("pod"));
-        let snapshot = Snapshot { nodes: node_infos(&[node("n1")], &[], &AssumedCache::default()), ..Snapshot::default() };
+        let nominated = Arc::new(
+            serde_json::from_value::<Pod>(json!({"metadata": {"name": "n", "uid": "n"},
+            "spec": {"containers": [], "priority": 10}, "status": {"nominatedNodeName": "n1"}}))
+            .expect("pod"),
+        );
+        let snapshot =
+            Snapshot { nodes: node_infos(&[node("n1")], &[], &AssumedCache::default()), ..Snapshot::default() };
         let low = pod("low", "low", json!({"containers": [], "priority": 5}));
         let view = with_nominated(&snapshot, std::slice::from_ref(&nominated), &low).expect("applies");
         assert_eq!(view.nodes[0].pods.len(), 1);

@@ -10,8 +10,8 @@ use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
 use std::fmt;
 
-pub use super::plugins::{NodeInfo, Rejection, Snapshot};
 use super::plugins::{fit, inter_pod, node_affinity, normalize, normalize_min_max, spread, taints};
+pub use super::plugins::{NodeInfo, Rejection, Snapshot};
 
 /// Upstream default-profile score weights.
 const TAINT_WEIGHT: i64 = 3;
@@ -36,7 +36,12 @@ pub struct Unschedulable {
 
 impl Unschedulable {
     fn from_rejections(nodes: usize, rejections: Vec<(String, Rejection)>) -> Self {
-        Unschedulable { nodes, reasons: count_reasons(rejections.iter().map(|(_, r)| r)), rejections, post_filter: None }
+        Unschedulable {
+            nodes,
+            reasons: count_reasons(rejections.iter().map(|(_, r)| r)),
+            rejections,
+            post_filter: None,
+        }
     }
 }
 

@@ -2,8 +2,8 @@
 
 use super::*;
 use k8s_openapi::api::core::v1::Node;
-use std::sync::Arc;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 fn node(name: &str, extra: Value) -> Node {
     let mut base = json!({

@@ -31,8 +31,8 @@ use crate::controllers::informer::{self, Change};
 use crate::controllers::shared::Informers;
 use crate::supervisor::panic_message;
 use binder::Binder;
-use decision::Snapshot;
 use cache::AssumedCache;
+use decision::Snapshot;
 
 /// Unschedulable pods are retried at least this often.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(15);
@@ -184,8 +184,7 @@ impl Scheduler {
                     tracing::info!(pod = %pod.name_any(), %node, "scheduled");
                     self.failures.remove(&uid);
                     let bound = self.assumed.assume(&pod, &node, now);
-                    if let Some(info) = snapshot.nodes.iter_mut().find(|i| i.name() == node.as_str())
-                    {
+                    if let Some(info) = snapshot.nodes.iter_mut().find(|i| i.name() == node.as_str()) {
                         info.pods.push(bound);
                     }
                 }

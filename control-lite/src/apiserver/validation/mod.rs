@@ -15,8 +15,8 @@
 pub mod meta;
 pub mod other;
 pub mod pod;
-pub mod priority;
 pub mod podrules;
+pub mod priority;
 pub mod probes;
 pub mod quantities;
 pub mod service;

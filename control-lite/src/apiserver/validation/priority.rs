@@ -11,8 +11,16 @@ pub const HIGHEST_USER_DEFINABLE: i64 = 1_000_000_000;
 
 /// The built-in classes: (name, value, description).
 pub const SYSTEM_CLASSES: &[(&str, i64, &str)] = &[
-    ("system-node-critical", 2_000_001_000, "Used for system critical pods that must not be moved from their current node."),
-    ("system-cluster-critical", 2_000_000_000, "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary."),
+    (
+        "system-node-critical",
+        2_000_001_000,
+        "Used for system critical pods that must not be moved from their current node.",
+    ),
+    (
+        "system-cluster-critical",
+        2_000_000_000,
+        "Used for system critical pods that must run in the cluster, but can be moved to another node if necessary.",
+    ),
 ];
 
 /// The values `preemptionPolicy` may take.

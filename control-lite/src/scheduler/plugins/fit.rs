@@ -23,8 +23,8 @@ struct Usage {
 fn usage(pod: &Pod, info: &NodeInfo) -> Result<Usage, Rejection> {
     let alloc = resources::node_allocatable(&info.node)
         .map_err(|e| Rejection::unresolvable(format!("node(s) had invalid resources: {e}")))?;
-    let request = resources::pod_requests(pod)
-        .map_err(|e| Rejection::unresolvable(format!("pod has invalid resources: {e}")))?;
+    let request =
+        resources::pod_requests(pod).map_err(|e| Rejection::unresolvable(format!("pod has invalid resources: {e}")))?;
     let mut used = Resources::default();
     let mut used_for_score = Resources::default();
     let mut count: i64 = 0;

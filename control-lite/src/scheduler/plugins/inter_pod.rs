@@ -115,7 +115,10 @@ fn terms_of(pod: &Pod) -> Terms {
 }
 
 fn has_affinity(pod: &Pod) -> bool {
-    pod.spec.as_ref().and_then(|s| s.affinity.as_ref()).is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.affinity.as_ref())
+        .is_some_and(|a| a.pod_affinity.is_some() || a.pod_anti_affinity.is_some())
 }
 
 /// What the filter and score need, computed once per pod.

@@ -127,7 +127,10 @@ fn required_affinity_and_anti_affinity() {
         (
             "an existing pod's anti-affinity keeps the pod off its zone",
             web.clone(),
-            vec![(1, json!({"labels": {"app": "db"}, "affinity": required("podAntiAffinity", json!([term("zone", "web")]))}))],
+            vec![(
+                1,
+                json!({"labels": {"app": "db"}, "affinity": required("podAntiAffinity", json!([term("zone", "web")]))}),
+            )],
             names(&["n3", "n4", "n5"]),
         ),
         (
@@ -135,7 +138,10 @@ fn required_affinity_and_anti_affinity() {
             json!({"labels": {"app": "web", "rev": "2"}, "affinity": required("podAntiAffinity", json!([{
                 "labelSelector": {"matchLabels": {"app": "web"}}, "topologyKey": "kubernetes.io/hostname",
                 "matchLabelKeys": ["rev"]}]))}),
-            vec![(0, json!({"labels": {"app": "web", "rev": "1"}})), (1, json!({"labels": {"app": "web", "rev": "2"}}))],
+            vec![
+                (0, json!({"labels": {"app": "web", "rev": "1"}})),
+                (1, json!({"labels": {"app": "web", "rev": "2"}})),
+            ],
             names(&["n0", "n2", "n3", "n4", "n5"]),
         ),
         (
@@ -158,7 +164,10 @@ fn rejections_use_upstream_reasons_and_resolvability() {
     assert_eq!(reasons, [ANTI_AFFINITY_REASON]);
     let (_, reasons) = feasible(json!({"affinity": required("podAffinity", json!([term("zone", "db")]))}), &[]);
     assert_eq!(reasons, [AFFINITY_REASON]);
-    let snapshot = nodes(&[(0, json!({"labels": {"app": "db"}, "affinity": required("podAntiAffinity", json!([term("zone", "web")]))}))]);
+    let snapshot = nodes(&[(
+        0,
+        json!({"labels": {"app": "db"}, "affinity": required("podAntiAffinity", json!([term("zone", "web")]))}),
+    )]);
     let state = prepare(&pod(web), &snapshot);
     let err = filter(&state, &snapshot.nodes[1]).expect_err("zone a closed");
     assert_eq!(err, Rejection::resolvable(EXISTING_ANTI_AFFINITY_REASON));

@@ -63,7 +63,9 @@ pub fn term_matches(term: &NodeSelectorTerm, node: &Node) -> bool {
     let name = node.metadata.name.as_deref().unwrap_or_default();
     expressions.iter().all(|r| requirement_matches(r, labels.and_then(|l| l.get(&r.key)).map(String::as_str)))
         && fields.iter().all(|r| {
-            r.key == "metadata.name" && matches!(r.operator.as_str(), "In" | "NotIn") && requirement_matches(r, Some(name))
+            r.key == "metadata.name"
+                && matches!(r.operator.as_str(), "In" | "NotIn")
+                && requirement_matches(r, Some(name))
         })
 }
 
@@ -115,7 +117,9 @@ mod tests {
     #[test]
     fn required_affinity_operators() {
         let n = node("n1", json!({"zone": "a", "cores": "8"}));
-        let expr = |key: &str, op: &str, values: Value| required(json!([{"matchExpressions": [{"key": key, "operator": op, "values": values}]}]));
+        let expr = |key: &str, op: &str, values: Value| {
+            required(json!([{"matchExpressions": [{"key": key, "operator": op, "values": values}]}]))
+        };
         let cases: Vec<(&str, Value, bool)> = vec![
             ("no constraints", json!({}), true),
             ("nodeSelector matches", json!({"nodeSelector": {"zone": "a"}}), true),
@@ -131,13 +135,33 @@ mod tests {
             ("Gt on a non-number", expr("zone", "Gt", json!(["4"])), false),
             ("unknown operator", expr("zone", "Like", json!(["a"])), false),
             ("empty term matches nothing", required(json!([{}])), false),
-            ("terms are ORed", required(json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["x"]}]},
-                                               {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}])), true),
-            ("requirements are ANDed", required(json!([{"matchExpressions": [
-                {"key": "zone", "operator": "In", "values": ["a"]}, {"key": "cores", "operator": "Lt", "values": ["2"]}]}])), false),
-            ("matchFields on the name", required(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}])), true),
-            ("matchFields on another name", required(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}])), false),
-            ("matchFields on an unknown field", required(json!([{"matchFields": [{"key": "metadata.uid", "operator": "In", "values": ["n1"]}]}])), false),
+            (
+                "terms are ORed",
+                required(json!([{"matchExpressions": [{"key": "zone", "operator": "In", "values": ["x"]}]},
+                                               {"matchExpressions": [{"key": "zone", "operator": "In", "values": ["a"]}]}])),
+                true,
+            ),
+            (
+                "requirements are ANDed",
+                required(json!([{"matchExpressions": [
+                {"key": "zone", "operator": "In", "values": ["a"]}, {"key": "cores", "operator": "Lt", "values": ["2"]}]}])),
+                false,
+            ),
+            (
+                "matchFields on the name",
+                required(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n1"]}]}])),
+                true,
+            ),
+            (
+                "matchFields on another name",
+                required(json!([{"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["n2"]}]}])),
+                false,
+            ),
+            (
+                "matchFields on an unknown field",
+                required(json!([{"matchFields": [{"key": "metadata.uid", "operator": "In", "values": ["n1"]}]}])),
+                false,
+            ),
         ];
         for (name, spec, want) in cases {
             assert_eq!(filter(&pod(spec), &n).is_ok(), want, "{name}");
@@ -154,7 +178,12 @@ mod tests {
             {"weight": 7, "preference": {}}
         ]}}});
         let p = pod(spec);
-        let cases = [(json!({"zone": "a", "disk": "ssd"}), 15), (json!({"zone": "a"}), 10), (json!({"disk": "hdd"}), 5), (json!({}), 0)];
+        let cases = [
+            (json!({"zone": "a", "disk": "ssd"}), 15),
+            (json!({"zone": "a"}), 10),
+            (json!({"disk": "hdd"}), 5),
+            (json!({}), 0),
+        ];
         for (labels, want) in cases {
             assert_eq!(score(&p, &node("n", labels.clone())), want, "{labels}");
         }

@@ -58,9 +58,27 @@ fn passing(constraints: Value, spec_extra: Value, placed: [usize; 5]) -> Vec<Str
 fn do_not_schedule_keeps_skew_within_max() {
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let cases: Vec<(&str, Value, Value, [usize; 5], Vec<String>)> = vec![
-        ("balanced: any labelled node", json!([constraint(json!({}))]), json!({}), [0, 0, 0, 0, 0], names(&["n0", "n1", "n2", "n3"])),
-        ("zone a ahead by one: b and c", json!([constraint(json!({}))]), json!({}), [1, 0, 0, 0, 0], names(&["n2", "n3"])),
-        ("maxSkew 2 allows a again", json!([constraint(json!({"maxSkew": 2}))]), json!({}), [1, 0, 0, 0, 0], names(&["n0", "n1", "n2", "n3"])),
+        (
+            "balanced: any labelled node",
+            json!([constraint(json!({}))]),
+            json!({}),
+            [0, 0, 0, 0, 0],
+            names(&["n0", "n1", "n2", "n3"]),
+        ),
+        (
+            "zone a ahead by one: b and c",
+            json!([constraint(json!({}))]),
+            json!({}),
+            [1, 0, 0, 0, 0],
+            names(&["n2", "n3"]),
+        ),
+        (
+            "maxSkew 2 allows a again",
+            json!([constraint(json!({"maxSkew": 2}))]),
+            json!({}),
+            [1, 0, 0, 0, 0],
+            names(&["n0", "n1", "n2", "n3"]),
+        ),
         (
             "nodeTaintsPolicy Honor drops the tainted zone from the domains",
             json!([constraint(json!({"nodeTaintsPolicy": "Honor"}))]),

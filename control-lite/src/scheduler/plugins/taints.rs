@@ -105,8 +105,10 @@ mod tests {
     }
 
     fn pod(tolerations: Value) -> Pod {
-        serde_json::from_value(json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tolerations}}))
-            .expect("pod")
+        serde_json::from_value(
+            json!({"metadata": {"name": "p"}, "spec": {"containers": [], "tolerations": tolerations}}),
+        )
+        .expect("pod")
     }
 
     #[test]
