@@ -43,11 +43,14 @@ fn run(incoming: &Pod, snap: &Snapshot) -> Result<(String, Vec<String>), String>
     }
 }
 
+/// (name, incoming pod, cluster, chosen node and victims or the message).
+type PreemptCase = (&'static str, Pod, Snapshot, Result<(String, Vec<String>), String>);
+
 #[test]
 fn preemption_picks_the_cheapest_node_and_fewest_victims() {
     let high = pod("high", "2", 1000, json!({}));
     let ok = |node: &str, victims: &[&str]| Ok((node.to_string(), victims.iter().map(|s| s.to_string()).collect()));
-    let cases: Vec<(&str, Pod, Snapshot, Result<(String, Vec<String>), String>)> = vec![
+    let cases: Vec<PreemptCase> = vec![
         (
             "one victim is enough; the other low pod is reprieved",
             (*high).clone(),

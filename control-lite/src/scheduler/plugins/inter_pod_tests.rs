@@ -61,12 +61,15 @@ fn feasible(incoming: Value, placed: &[(usize, Value)]) -> (Vec<String>, Vec<Str
     (ok, reasons)
 }
 
+/// (name, incoming pod, placed pods by node index, nodes that pass).
+type AffinityCase = (&'static str, Value, Vec<(usize, Value)>, Vec<String>);
+
 #[test]
 fn required_affinity_and_anti_affinity() {
     let web = json!({"labels": {"app": "web"}});
     let db = json!({"labels": {"app": "db"}});
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(&str, Value, Vec<(usize, Value)>, Vec<String>)> = vec![
+    let cases: Vec<AffinityCase> = vec![
         ("no terms: everywhere", json!({}), vec![(0, web.clone())], names(&["n0", "n1", "n2", "n3", "n4", "n5"])),
         (
             "affinity by host: only where a web pod runs",

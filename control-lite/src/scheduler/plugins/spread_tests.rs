@@ -54,10 +54,13 @@ fn passing(constraints: Value, spec_extra: Value, placed: [usize; 5]) -> Vec<Str
     snap.nodes.iter().filter(|i| filter(&state, i).is_ok()).map(|i| i.name().to_string()).collect()
 }
 
+/// (name, constraints, extra spec, web pods per node, nodes that pass).
+type SpreadCase = (&'static str, Value, Value, [usize; 5], Vec<String>);
+
 #[test]
 fn do_not_schedule_keeps_skew_within_max() {
     let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-    let cases: Vec<(&str, Value, Value, [usize; 5], Vec<String>)> = vec![
+    let cases: Vec<SpreadCase> = vec![
         (
             "balanced: any labelled node",
             json!([constraint(json!({}))]),
