@@ -278,7 +278,7 @@ async fn unschedulable_pod_reports_failed_scheduling_until_capacity_appears() ->
             "resources": {"requests": {"cpu": "2"}}}]}
     }))?;
     pods.create(&PostParams::default(), &pod).await?;
-    let message = "0/1 nodes are available: 1 Insufficient cpu.";
+    let message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
     eventually("PodScheduled=False", || async {
         let pod = pods.get("big").await?;
         let condition =
@@ -422,7 +422,7 @@ async fn burst_of_pods_never_overcommits_a_node() -> Result<()> {
                 p.status.as_ref().and_then(|s| s.conditions.as_ref()).is_some_and(|c| {
                     c.iter().any(|c| {
                         c.type_ == "PodScheduled"
-                            && c.message.as_deref() == Some("0/1 nodes are available: 1 Insufficient cpu.")
+                            && c.message.as_deref() == Some("0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.")
                     })
                 })
             })

@@ -147,7 +147,7 @@ async fn overflowing_cpu_request_is_unschedulable_and_other_pods_schedule() -> R
     // in bosun-resources must accept them first.)
     pods.create(&PostParams::default(), &pod("after", &["100m"])?).await?;
     eventually("pod after the huge ones bound", 60, || bound("after")).await?;
-    let message = "0/1 nodes are available: 1 Insufficient cpu.";
+    let message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
     eventually("max unschedulable", 60, || async {
         let pod = pods.get("max").await?;
         Ok((scheduled_condition(&pod) == Some(("False".to_string(), message.to_string()))).then_some(()))
@@ -183,7 +183,7 @@ async fn retried_unschedulable_pods_update_one_event_each() -> Result<()> {
         }))?;
         pods.create(&PostParams::default(), &pod).await?;
     }
-    let message = "0/1 nodes are available: 1 Insufficient cpu.";
+    let message = "0/1 nodes are available: 1 Insufficient cpu. preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod.";
     let failed = || async {
         let events = events_with_reason(&client, "FailedScheduling").await?;
         anyhow::Ok(events.into_iter().filter(|e| e.message.as_deref() == Some(message)).collect::<Vec<_>>())

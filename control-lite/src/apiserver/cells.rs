@@ -345,6 +345,13 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         }
         Kind::Lease => vec![name, json!(s(obj, "/spec/holderIdentity")), age],
         Kind::ServiceAccount => vec![name, json!(arr(obj, "/secrets").len()), age],
+        Kind::PriorityClass => vec![
+            name,
+            json!(obj.get("value").and_then(Value::as_i64).unwrap_or(0)),
+            json!(obj.get("globalDefault").and_then(Value::as_bool).unwrap_or(false)),
+            age,
+            json!(s(obj, "/preemptionPolicy")),
+        ],
     }
 }
 

@@ -10,6 +10,7 @@ use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
     resets_status_on_create, set_rv, WriteOptions,
 };
+use super::priority;
 use super::registry::{by_kind, Kind, ResourceInfo};
 use super::selectors::Selectors;
 use super::status::{conflict, conflict_with, invalid, not_found, ApiError, Cause, Result};
@@ -162,6 +163,11 @@ pub async fn create(
     }
     defaults::apply(info.kind, &mut obj);
     defaults::on_create(info.kind, &mut obj);
+    match info.kind {
+        Kind::Pod => priority::admit_pod(state, &mut obj).await?,
+        Kind::PriorityClass => priority::admit_class(state, &obj).await?,
+        _ => {}
+    }
     if info.kind == Kind::Namespace {
         namespaces::prepare_create(&mut obj);
     }

@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, Rol
 use k8s_openapi::api::core::v1::{
     Container, Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Probe, ResourceRequirements, Secret, Service,
 };
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
@@ -28,6 +29,9 @@ pub fn apply(kind: Kind, obj: &mut Value) {
         Kind::ReplicaSet => with::<ReplicaSet>(obj, default_replicaset),
         Kind::Service => with::<Service>(obj, default_service),
         Kind::Namespace => with::<Namespace>(obj, default_namespace),
+        Kind::PriorityClass => with::<PriorityClass>(obj, |c| {
+            c.preemption_policy.get_or_insert_with(|| super::priority::DEFAULT_PREEMPTION_POLICY.into());
+        }),
         Kind::Secret => with::<Secret>(obj, |s| {
             s.type_.get_or_insert_with(|| "Opaque".into());
         }),

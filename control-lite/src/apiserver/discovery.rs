@@ -161,7 +161,10 @@ mod tests {
         let groups = group_list();
         let names: Vec<&str> =
             groups["groups"].as_array().into_iter().flatten().filter_map(|g| g["name"].as_str()).collect();
-        assert_eq!(names, vec!["discovery.k8s.io", "apps", "events.k8s.io", "coordination.k8s.io"]);
+        assert_eq!(
+            names,
+            vec!["discovery.k8s.io", "apps", "events.k8s.io", "coordination.k8s.io", "scheduling.k8s.io"]
+        );
         assert!(resource_list("batch", "v1").is_none());
         assert!(group("apps").is_some());
     }

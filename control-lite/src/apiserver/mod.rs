@@ -48,6 +48,7 @@ pub mod objects;
 pub mod openapi;
 pub mod options;
 pub mod patch;
+pub mod priority;
 pub mod protobuf;
 pub mod registry;
 pub mod response;
@@ -142,6 +143,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
             Err(e) => return Err(boot(&format!("namespace {ns}"))(e)),
         }
     }
+    priority::bootstrap(state).await.map_err(boot("system priority classes"))?;
     let svc_info = by_kind(Kind::Service);
     let (services, _) =
         crud::list(state, svc_info, None, &Selectors::default()).await.map_err(boot("list services"))?;

@@ -36,6 +36,8 @@ pub enum Kind {
     Lease,
     /// core/v1 ServiceAccount.
     ServiceAccount,
+    /// scheduling.k8s.io/v1 PriorityClass.
+    PriorityClass,
 }
 
 /// Subresources a resource may expose.
@@ -267,6 +269,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         singular: "serviceaccount",
         namespaced: true,
         short_names: &["sa"],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::PriorityClass,
+        group: "scheduling.k8s.io",
+        version: "v1",
+        kind_name: "PriorityClass",
+        plural: "priorityclasses",
+        singular: "priorityclass",
+        namespaced: false,
+        short_names: &["pc"],
         categories: &[],
         subresources: &[],
     },

@@ -5,6 +5,7 @@ use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
@@ -33,6 +34,7 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::Secret => roundtrip::<Secret>(v),
         Kind::Lease => roundtrip::<Lease>(v),
         Kind::ServiceAccount => roundtrip::<ServiceAccount>(v),
+        Kind::PriorityClass => roundtrip::<PriorityClass>(v),
     }
 }
 

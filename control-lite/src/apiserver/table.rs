@@ -117,6 +117,13 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::Lease => vec![NAME, ("Holder", "string", 0, "Holder identity of the lease."), AGE],
         Kind::ServiceAccount => vec![NAME, ("Secrets", "integer", 0, "Number of secrets."), AGE],
+        Kind::PriorityClass => vec![
+            NAME,
+            ("Value", "integer", 0, "The priority of pods of this class."),
+            ("Global-Default", "boolean", 0, "Whether pods without a class get this one."),
+            AGE,
+            ("PreemptionPolicy", "string", 1, "Whether pods of this class preempt others."),
+        ],
     }
 }
 

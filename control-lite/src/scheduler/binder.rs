@@ -1,14 +1,15 @@
 //! Applying scheduling decisions to the API: the binding, the `PodScheduled`
-//! condition and the events.
+//! condition, preemption (nomination, victims' deletion) and the events.
 //!
 //! Owns: every write the scheduler makes. Must not: decide anything.
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod, PodCondition};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use kube::api::{Patch, PatchParams, PostParams};
+use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
 
+use super::preemption::Plan;
 use crate::controllers::events::{self, Recorder};
 
 /// Component name on events and the scheduler name pods ask for.
@@ -24,6 +25,15 @@ pub enum BindError {
         pod: String,
         /// Target node.
         node: String,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Deleting a preemption victim failed.
+    #[error("deleting preemption victim {pod}")]
+    Delete {
+        /// namespace/name of the victim.
+        pod: String,
         /// Cause.
         #[source]
         source: kube::Error,
@@ -113,6 +123,38 @@ impl Binder {
         }
         if announce {
             self.recorder.publish(pod, events::WARNING, "FailedScheduling", message).await;
+        }
+        Ok(())
+    }
+
+    /// Applies a preemption: nominates `pod` to the plan's node, then marks
+    /// each victim (`DisruptionTarget` condition, `Preempted` event) and
+    /// deletes it with its own grace period, as upstream.
+    pub async fn preempt(&self, pod: &Pod, plan: &Plan) -> Result<(), BindError> {
+        let patch = json!({"status": {"nominatedNodeName": plan.node}});
+        self.api(pod)
+            .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| BindError::Status { pod: pod_key(pod), source })?;
+        for victim in &plan.victims {
+            let condition = PodCondition {
+                type_: "DisruptionTarget".to_string(),
+                status: "True".to_string(),
+                reason: Some("PreemptionByScheduler".to_string()),
+                message: Some(format!("{COMPONENT}: preempting to accommodate a higher priority pod")),
+                last_transition_time: Some(Time(jiff::Timestamp::now())),
+                ..PodCondition::default()
+            };
+            if let Err(error) = self.set_condition(victim, condition).await {
+                tracing::debug!(%error, "marking a preemption victim");
+            }
+            let message = format!("Preempted by pod {} on node {}", pod.uid().unwrap_or_default(), plan.node);
+            self.recorder.publish(victim.as_ref(), events::NORMAL, "Preempted", &message).await;
+            match self.api(victim).delete(&victim.name_any(), &DeleteParams::default()).await {
+                Ok(_) => {}
+                Err(error) if crate::controllers::is_not_found(&error) => {}
+                Err(source) => return Err(BindError::Delete { pod: pod_key(victim), source }),
+            }
         }
         Ok(())
     }

@@ -5,12 +5,13 @@
 //! see the same free capacity) and building `NodeInfo`s from informer state.
 //! Pure data; no I/O.
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use super::decision::NodeInfo;
+use super::decision::{NodeInfo, Snapshot};
+use super::plugins::{priority, Labels};
 
 /// How long an assumed binding is trusted without the watch confirming it.
 pub const ASSUME_TTL: Duration = Duration::from_secs(30);
@@ -110,16 +111,52 @@ pub fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &AssumedCache
     by_node.into_values().collect()
 }
 
-/// Unbound pods of ours, oldest first (then by namespace/name).
+/// Unbound pods of ours, most important first (upstream's active queue:
+/// higher priority, then older, then by namespace/name).
 pub fn pending_pods(pods: &[Arc<Pod>]) -> Vec<Arc<Pod>> {
     let mut pending: Vec<Arc<Pod>> = pods.iter().filter(|p| needs_scheduling(p)).cloned().collect();
     pending.sort_by(|a, b| {
         let key = |p: &Pod| {
-            (p.metadata.creation_timestamp.as_ref().map(|t| t.0), p.metadata.namespace.clone(), p.metadata.name.clone())
+            (
+                std::cmp::Reverse(priority(p)),
+                p.metadata.creation_timestamp.as_ref().map(|t| t.0),
+                p.metadata.namespace.clone(),
+                p.metadata.name.clone(),
+            )
         };
         key(a).cmp(&key(b))
     });
     pending
+}
+
+/// Labels of every namespace, by name.
+pub fn namespace_labels(namespaces: &[Arc<Namespace>]) -> HashMap<String, Labels> {
+    namespaces
+        .iter()
+        .map(|n| (n.metadata.name.clone().unwrap_or_default(), n.metadata.labels.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// The node preemption nominated the pod to, if any.
+pub fn nominated_node(pod: &Pod) -> Option<&str> {
+    pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).filter(|n| !n.is_empty())
+}
+
+/// `snapshot` with the pending pods nominated to a node counted on it, when
+/// they are at least as important as `pod` (upstream's nominated-pods
+/// accounting: the room preemption freed is theirs). `None` when none apply.
+pub fn with_nominated(snapshot: &Snapshot, nominated: &[Arc<Pod>], pod: &Pod) -> Option<Snapshot> {
+    let own = priority(pod);
+    let mut applicable =
+        nominated.iter().filter(|n| priority(n) >= own && n.metadata.uid != pod.metadata.uid).peekable();
+    applicable.peek()?;
+    let mut view = snapshot.clone();
+    for other in applicable {
+        if let Some(info) = view.nodes.iter_mut().find(|i| Some(i.name()) == nominated_node(other)) {
+            info.pods.push(other.clone());
+        }
+    }
+    Some(view)
 }
 
 #[cfg(test)]
@@ -169,6 +206,43 @@ mod tests {
         cache.assume(&unbound, "n1", now);
         cache.prune(|_| Some(pod("a", "u2", json!({"containers": []}))), now);
         assert!(cache.is_empty(), "a new pod of the same name");
+    }
+
+    #[test]
+    fn pending_pods_by_priority_then_age() {
+        let p = |name: &str, priority: i32, created: &str| {
+            Arc::new(
+                serde_json::from_value::<Pod>(json!({"metadata": {"name": name, "creationTimestamp": created},
+                "spec": {"containers": [], "priority": priority}}))
+                .expect("pod"),
+            )
+        };
+        let pods = [
+            p("old-low", 0, "2026-01-01T00:00:00Z"),
+            p("new-high", 10, "2026-01-02T00:00:00Z"),
+            p("old-high", 10, "2026-01-01T00:00:00Z"),
+            p("new-low", 0, "2026-01-02T00:00:00Z"),
+        ];
+        let order: Vec<String> =
+            pending_pods(&pods).iter().map(|p| p.metadata.name.clone().unwrap_or_default()).collect();
+        assert_eq!(order, ["old-high", "new-high", "old-low", "new-low"]);
+    }
+
+    #[test]
+    fn nominated_pods_hold_room_for_less_important_pods_only() {
+        let nominated = Arc::new(
+            serde_json::from_value::<Pod>(json!({"metadata": {"name": "n", "uid": "n"},
+            "spec": {"containers": [], "priority": 10}, "status": {"nominatedNodeName": "n1"}}))
+            .expect("pod"),
+        );
+        let snapshot =
+            Snapshot { nodes: node_infos(&[node("n1")], &[], &AssumedCache::default()), ..Snapshot::default() };
+        let low = pod("low", "low", json!({"containers": [], "priority": 5}));
+        let view = with_nominated(&snapshot, std::slice::from_ref(&nominated), &low).expect("applies");
+        assert_eq!(view.nodes[0].pods.len(), 1);
+        let high = pod("high", "high", json!({"containers": [], "priority": 20}));
+        assert!(with_nominated(&snapshot, std::slice::from_ref(&nominated), &high).is_none());
+        assert!(with_nominated(&snapshot, std::slice::from_ref(&nominated), &nominated).is_none(), "not itself");
     }
 
     #[test]

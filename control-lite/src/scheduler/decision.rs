@@ -1,27 +1,25 @@
 //! The scheduling decision: filter nodes, score the survivors, pick one.
 //!
-//! Owns: `schedule(pod, nodes)`, a pure function with no I/O, and the
-//! upstream-worded `Unschedulable` message ("0/3 nodes are available: ...").
-//! Must not: talk to the API (that is `binder`).
+//! Owns: `schedule(pod, snapshot)`, a pure function with no I/O that runs the
+//! default profile's plugins (`plugins`) in upstream's order, weighs their
+//! normalised scores as upstream does, and words `Unschedulable` as upstream
+//! ("0/3 nodes are available: ..."). Must not: talk to the API (that is
+//! `binder`).
 
-use k8s_openapi::api::core::v1::{Node, Pod, Taint, Toleration};
+use k8s_openapi::api::core::v1::Pod;
 use std::collections::BTreeMap;
 use std::fmt;
-use std::sync::Arc;
 
-use super::resources::{self, Allocatable, Resources};
+use super::plugins::{fit, inter_pod, node_affinity, normalize, normalize_min_max, spread, taints};
+pub use super::plugins::{NodeInfo, Rejection, Snapshot};
 
-/// Taint the scheduler treats like `spec.unschedulable`.
-const UNSCHEDULABLE_TAINT: &str = "node.kubernetes.io/unschedulable";
-
-/// A node and the pods already placed on it (bound or assumed).
-#[derive(Debug, Clone)]
-pub struct NodeInfo {
-    /// The node object.
-    pub node: Arc<Node>,
-    /// Pods bound (or assumed bound) to the node; terminal pods are ignored.
-    pub pods: Vec<Arc<Pod>>,
-}
+/// Upstream default-profile score weights.
+const TAINT_WEIGHT: i64 = 3;
+const NODE_AFFINITY_WEIGHT: i64 = 2;
+const SPREAD_WEIGHT: i64 = 2;
+const INTER_POD_WEIGHT: i64 = 2;
+const FIT_WEIGHT: i64 = 1;
+const BALANCED_WEIGHT: i64 = 1;
 
 /// Why a pod fits on no node: per-reason node counts, upstream wording.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -30,6 +28,37 @@ pub struct Unschedulable {
     pub nodes: usize,
     /// Reason -> number of nodes that failed for that reason.
     pub reasons: BTreeMap<String, usize>,
+    /// Each rejected node's name and rejection (for preemption).
+    pub rejections: Vec<(String, Rejection)>,
+    /// What preemption found (upstream's post-filter message), if it ran.
+    pub post_filter: Option<String>,
+}
+
+impl Unschedulable {
+    fn from_rejections(nodes: usize, rejections: Vec<(String, Rejection)>) -> Self {
+        Unschedulable {
+            nodes,
+            reasons: count_reasons(rejections.iter().map(|(_, r)| r)),
+            rejections,
+            post_filter: None,
+        }
+    }
+}
+
+/// Counts nodes per reason.
+pub fn count_reasons<'a>(rejections: impl Iterator<Item = &'a Rejection>) -> BTreeMap<String, usize> {
+    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
+    for reason in rejections.flat_map(|r| r.reasons.iter()) {
+        *reasons.entry(reason.clone()).or_default() += 1;
+    }
+    reasons
+}
+
+/// `0/3 nodes are available: 1 Insufficient cpu, 2 node(s) ....`, as upstream's FitError.
+pub fn nodes_available(nodes: usize, reasons: &BTreeMap<String, usize>) -> String {
+    let mut parts: Vec<String> = reasons.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
+    parts.sort();
+    format!("0/{nodes} nodes are available: {}.", parts.join(", "))
 }
 
 impl fmt::Display for Unschedulable {
@@ -37,149 +66,76 @@ impl fmt::Display for Unschedulable {
         if self.nodes == 0 {
             return write!(f, "no nodes available to schedule pods");
         }
-        let mut parts: Vec<String> = self.reasons.iter().map(|(reason, count)| format!("{count} {reason}")).collect();
-        parts.sort();
-        write!(f, "0/{} nodes are available: {}.", self.nodes, parts.join(", "))
+        write!(f, "{}", nodes_available(self.nodes, &self.reasons))?;
+        if let Some(post) = &self.post_filter {
+            write!(f, " {post}")?;
+        }
+        Ok(())
     }
+}
+
+/// Per-pod state the cluster-wide plugins compute once.
+pub struct Prepared {
+    inter_pod: inter_pod::State,
+    spread: spread::State,
+}
+
+/// Computes the cluster-wide plugin state for `pod`.
+pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> Prepared {
+    Prepared { inter_pod: inter_pod::prepare(pod, snapshot), spread: spread::prepare(pod, snapshot) }
+}
+
+/// Every filter against one node, in upstream's order; the first failing
+/// plugin decides (as upstream).
+pub fn filter_node(pod: &Pod, prepared: &Prepared, info: &NodeInfo) -> Result<(), Rejection> {
+    taints::filter(pod, info)?;
+    node_affinity::filter(pod, info)?;
+    fit::filter(pod, info)?;
+    spread::filter(&prepared.spread, info)?;
+    inter_pod::filter(&prepared.inter_pod, info)
 }
 
 /// Picks a node for `pod`, or explains why none fits.
-pub fn schedule(pod: &Pod, nodes: &[NodeInfo]) -> Result<String, Unschedulable> {
-    let mut reasons: BTreeMap<String, usize> = BTreeMap::new();
-    let mut best: Option<(i64, &str)> = None;
-    for info in nodes {
-        match filter(pod, info) {
-            Ok(score) => {
-                let name = info.node.metadata.name.as_deref().unwrap_or_default();
-                let better = match best {
-                    None => true,
-                    Some((best_score, best_name)) => score > best_score || (score == best_score && name < best_name),
-                };
-                if better {
-                    best = Some((score, name));
-                }
-            }
-            Err(failures) => {
-                for reason in failures {
-                    *reasons.entry(reason).or_default() += 1;
-                }
-            }
+pub fn schedule(pod: &Pod, snapshot: &Snapshot) -> Result<String, Unschedulable> {
+    let prepared = prepare(pod, snapshot);
+    let mut feasible: Vec<&NodeInfo> = Vec::new();
+    let mut rejections = Vec::new();
+    for info in &snapshot.nodes {
+        match filter_node(pod, &prepared, info) {
+            Ok(()) => feasible.push(info),
+            Err(rejection) => rejections.push((info.name().to_string(), rejection)),
         }
     }
-    match best {
-        Some((_, name)) => Ok(name.to_string()),
-        None => Err(Unschedulable { nodes: nodes.len(), reasons }),
+    if feasible.is_empty() {
+        return Err(Unschedulable::from_rejections(snapshot.nodes.len(), rejections));
     }
+    let scores = score(pod, &prepared, &feasible);
+    let best = feasible
+        .iter()
+        .zip(&scores)
+        .max_by(|(a, sa), (b, sb)| sa.cmp(sb).then_with(|| b.name().cmp(a.name())))
+        .map(|(info, _)| info.name().to_string());
+    Ok(best.unwrap_or_default())
 }
 
-/// Runs every filter against one node; on success returns the node's score.
-fn filter(pod: &Pod, info: &NodeInfo) -> Result<i64, Vec<String>> {
-    let node = &info.node;
-    if !is_ready(node) {
-        return Err(vec!["node(s) were not ready".to_string()]);
-    }
-    let tolerations = pod.spec.as_ref().and_then(|s| s.tolerations.as_deref()).unwrap_or_default();
-    let spec = node.spec.as_ref();
-    if spec.and_then(|s| s.unschedulable).unwrap_or(false) {
-        let taint =
-            Taint { key: UNSCHEDULABLE_TAINT.to_string(), effect: "NoSchedule".to_string(), ..Taint::default() };
-        if !tolerated(&taint, tolerations) {
-            return Err(vec!["node(s) were unschedulable".to_string()]);
+/// Weighted sum of every score plugin, each normalised over `feasible`.
+fn score(pod: &Pod, prepared: &Prepared, feasible: &[&NodeInfo]) -> Vec<i64> {
+    let raw = |f: &dyn Fn(&NodeInfo) -> i64| feasible.iter().map(|i| f(i)).collect::<Vec<i64>>();
+    let mut total = vec![0i64; feasible.len()];
+    let mut add = |weight: i64, scores: Vec<i64>| {
+        for (t, s) in total.iter_mut().zip(scores) {
+            *t = t.saturating_add(weight.saturating_mul(s));
         }
-    }
-    for taint in spec.and_then(|s| s.taints.as_deref()).unwrap_or_default() {
-        let blocking = matches!(taint.effect.as_str(), "NoSchedule" | "NoExecute");
-        if blocking && !tolerated(taint, tolerations) {
-            return Err(vec![format!(
-                "node(s) had untolerated taint {{{}: {}}}",
-                taint.key,
-                taint.value.as_deref().unwrap_or_default()
-            )]);
-        }
-    }
-    if !selector_matches(pod, node) {
-        return Err(vec!["node(s) didn't match Pod's node affinity/selector".to_string()]);
-    }
-    fit_and_score(pod, info)
-}
-
-fn is_ready(node: &Node) -> bool {
-    node.status
-        .as_ref()
-        .and_then(|s| s.conditions.as_ref())
-        .and_then(|c| c.iter().find(|c| c.type_ == "Ready"))
-        .is_some_and(|c| c.status == "True")
-}
-
-/// Upstream `Toleration.ToleratesTaint`.
-pub fn tolerated(taint: &Taint, tolerations: &[Toleration]) -> bool {
-    tolerations.iter().any(|t| {
-        let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == taint.effect);
-        let key = t.key.as_deref().unwrap_or_default();
-        let operator = t.operator.as_deref().unwrap_or("Equal");
-        let key_ok = if key.is_empty() { operator == "Exists" } else { key == taint.key };
-        let value_ok = match operator {
-            "Exists" => true,
-            "Equal" | "" => t.value.as_deref().unwrap_or_default() == taint.value.as_deref().unwrap_or_default(),
-            _ => false,
-        };
-        effect_ok && key_ok && value_ok
-    })
-}
-
-fn selector_matches(pod: &Pod, node: &Node) -> bool {
-    let Some(selector) = pod.spec.as_ref().and_then(|s| s.node_selector.as_ref()) else {
-        return true;
     };
-    let empty = BTreeMap::new();
-    let labels = node.metadata.labels.as_ref().unwrap_or(&empty);
-    selector.iter().all(|(k, v)| labels.get(k) == Some(v))
-}
-
-/// Resource fit filter plus the least-requested score (0..=100). Usage of
-/// placed pods saturates (a node cannot be fuller than full); the new pod's
-/// request is added with a check, so nothing overflows.
-fn fit_and_score(pod: &Pod, info: &NodeInfo) -> Result<i64, Vec<String>> {
-    let alloc: Allocatable =
-        resources::node_allocatable(&info.node).map_err(|e| vec![format!("node(s) had invalid resources: {e}")])?;
-    let request = resources::pod_requests(pod).map_err(|e| vec![format!("pod has invalid resources: {e}")])?;
-    let mut used = Resources::default();
-    let mut used_for_score = Resources::default();
-    let mut count: i64 = 0;
-    for other in info.pods.iter().filter(|p| !resources::is_terminal(p)) {
-        // A placed pod with unparsable requests counts as zero, as it already
-        // passed validation once; it must not block the whole node.
-        let r = resources::pod_requests(other).unwrap_or_default();
-        used = used.saturating_plus(r);
-        used_for_score = used_for_score.saturating_plus(r.non_zero());
-        count = count.saturating_add(1);
+    add(TAINT_WEIGHT, normalize(&raw(&|i| taints::score(pod, i)), true));
+    add(NODE_AFFINITY_WEIGHT, normalize(&raw(&|i| node_affinity::score(pod, i)), false));
+    if spread::scores(&prepared.spread) {
+        add(SPREAD_WEIGHT, normalize(&raw(&|i| spread::score(&prepared.spread, i)), true));
     }
-    let mut failures = Vec::new();
-    if count.saturating_add(1) > alloc.pods {
-        failures.push("Too many pods".to_string());
-    }
-    let exceeds = |used: i64, request: i64, total: i64| used.checked_add(request).is_none_or(|sum| sum > total);
-    if request.milli_cpu > 0 && exceeds(used.milli_cpu, request.milli_cpu, alloc.resources.milli_cpu) {
-        failures.push("Insufficient cpu".to_string());
-    }
-    if request.memory > 0 && exceeds(used.memory, request.memory, alloc.resources.memory) {
-        failures.push("Insufficient memory".to_string());
-    }
-    if !failures.is_empty() {
-        return Err(failures);
-    }
-    let after = used_for_score.saturating_plus(request.non_zero());
-    Ok((free_share(after.milli_cpu, alloc.resources.milli_cpu) + free_share(after.memory, alloc.resources.memory)) / 2)
-}
-
-/// Percent of `total` left free after `used` (0..=100), in i128 so huge
-/// allocatable values cannot overflow the multiplication.
-fn free_share(used: i64, total: i64) -> i64 {
-    if total <= 0 || used > total {
-        return 0;
-    }
-    let share = (i128::from(total) - i128::from(used)) * 100 / i128::from(total);
-    i64::try_from(share).unwrap_or(0)
+    add(INTER_POD_WEIGHT, normalize_min_max(&raw(&|i| inter_pod::score(&prepared.inter_pod, i))));
+    add(FIT_WEIGHT, raw(&|i| fit::least_allocated(pod, i)));
+    add(BALANCED_WEIGHT, raw(&|i| fit::balanced(pod, i)));
+    total
 }
 
 #[cfg(test)]

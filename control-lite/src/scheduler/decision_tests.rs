@@ -1,7 +1,9 @@
 //! Table tests of `schedule()`: every filter, the score and the message.
 
 use super::*;
+use k8s_openapi::api::core::v1::Node;
 use serde_json::{json, Value};
+use std::sync::Arc;
 
 fn node(name: &str, extra: Value) -> Node {
     let mut base = json!({
@@ -43,6 +45,10 @@ fn merge(base: &mut Value, patch: Value) {
         }
         (b, p) => *b = p,
     }
+}
+
+fn snap(nodes: Vec<NodeInfo>) -> Snapshot {
+    Snapshot { nodes, ..Snapshot::default() }
 }
 
 fn info(node: Node, pods: Vec<Pod>) -> NodeInfo {
@@ -221,7 +227,7 @@ fn schedule_filters_scores_and_explains() {
         },
     ];
     for case in cases {
-        let got = schedule(&case.pod, &case.nodes).map_err(|e| e.to_string());
+        let got = schedule(&case.pod, &snap(case.nodes)).map_err(|e| e.to_string());
         let want = case.want.map(str::to_string).map_err(str::to_string);
         assert_eq!(got, want, "{}", case.name);
     }
@@ -262,7 +268,7 @@ fn huge_requests_and_capacities_never_overflow() {
         )),
     ];
     for (name, pod, nodes, want) in cases {
-        let got = schedule(&pod, &nodes).map_err(|u| u.to_string());
+        let got = schedule(&pod, &snap(nodes)).map_err(|u| u.to_string());
         assert_eq!(got, want.map(str::to_string).map_err(str::to_string), "{name}");
     }
 }

@@ -11,9 +11,11 @@
 pub mod binder;
 pub mod cache;
 pub mod decision;
+pub mod plugins;
+pub mod preemption;
 pub mod resources;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::core::v1::{Namespace, Node, Pod};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Client, ResourceExt};
 use std::collections::{HashMap, HashSet};
@@ -30,6 +32,7 @@ use crate::controllers::shared::Informers;
 use crate::supervisor::panic_message;
 use binder::Binder;
 use cache::AssumedCache;
+use decision::Snapshot;
 
 /// Unschedulable pods are retried at least this often.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(15);
@@ -71,14 +74,24 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
             kick.notify_one();
         })
     };
-    if !informer::wait_ready(&nodes, &token).await || !informer::wait_ready(&pods, &token).await {
+    let namespaces: Store<Namespace> = {
+        let (kick, epoch) = (kick.clone(), epoch.clone());
+        informers.of::<Namespace>().on_change(&token, move |_| {
+            epoch.fetch_add(1, Ordering::SeqCst);
+            kick.notify_one();
+        })
+    };
+    let ready = informer::wait_ready(&nodes, &token).await
+        && informer::wait_ready(&pods, &token).await
+        && informer::wait_ready(&namespaces, &token).await;
+    if !ready {
         return Ok(());
     }
     tracing::info!("scheduler started");
     let mut state =
         Scheduler { binder: Binder::new(client), places, assumed: AssumedCache::default(), failures: HashMap::new() };
     loop {
-        state.pass(&nodes, &pods, epoch.load(Ordering::SeqCst)).await;
+        state.pass(&nodes, &pods, &namespaces, epoch.load(Ordering::SeqCst)).await;
         tokio::select! {
             () = token.cancelled() => break,
             () = kick.notified() => {}
@@ -113,7 +126,7 @@ struct Scheduler {
 
 impl Scheduler {
     /// One scheduling pass over every pending pod.
-    async fn pass(&mut self, nodes: &Store<Node>, pods: &Store<Pod>, epoch: u64) {
+    async fn pass(&mut self, nodes: &Store<Node>, pods: &Store<Pod>, namespaces: &Store<Namespace>, epoch: u64) {
         let now = Instant::now();
         self.assumed.prune(|pod| pods.get(&ObjectRef::from_obj(pod)), now);
         let pending = cache::pending_pods(&self.places.resolve(pods, &Place::Pending));
@@ -125,7 +138,11 @@ impl Scheduler {
         let nodes = nodes.state();
         let bound: Vec<Arc<Pod>> =
             nodes.iter().flat_map(|n| self.places.resolve(pods, &Place::Node(n.name_any()))).collect();
-        let mut infos = cache::node_infos(&nodes, &bound, &self.assumed);
+        let mut snapshot = Snapshot {
+            nodes: cache::node_infos(&nodes, &bound, &self.assumed),
+            namespaces: cache::namespace_labels(&namespaces.state()),
+        };
+        let nominated: Vec<Arc<Pod>> = pending.iter().filter(|p| cache::nominated_node(p).is_some()).cloned().collect();
         for pod in pending {
             let uid = pod.uid().unwrap_or_default();
             // Bound by us a moment ago; the watch is just behind. Deciding
@@ -139,12 +156,20 @@ impl Scheduler {
                     continue;
                 }
             }
+            // Room promised to more important pods by preemption is taken.
+            let view = cache::with_nominated(&snapshot, &nominated, &pod);
+            let view = view.as_ref().unwrap_or(&snapshot);
             // A bug that panics on one pod must not stop scheduling the
             // others: that pod is reported and retried like an unschedulable one.
-            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decision::schedule(&pod, &infos)))
+            let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decide(&pod, view)))
                 .map_err(|payload| format!("scheduler could not evaluate this pod: {}", panic_message(payload)));
             let decided = match decided {
-                Ok(decided) => decided.map_err(|unschedulable| unschedulable.to_string()),
+                Ok(Decided::Bind(node)) => Ok(node),
+                Ok(Decided::Preempt(plan, message)) => {
+                    self.preempt(&pod, &plan).await;
+                    Err(message)
+                }
+                Ok(Decided::Unschedulable(message)) => Err(message),
                 Err(message) => {
                     tracing::error!(pod = %pod.name_any(), %message, "scheduling panicked");
                     Err(message)
@@ -159,9 +184,7 @@ impl Scheduler {
                     tracing::info!(pod = %pod.name_any(), %node, "scheduled");
                     self.failures.remove(&uid);
                     let bound = self.assumed.assume(&pod, &node, now);
-                    if let Some(info) =
-                        infos.iter_mut().find(|i| i.node.metadata.name.as_deref() == Some(node.as_str()))
-                    {
+                    if let Some(info) = snapshot.nodes.iter_mut().find(|i| i.name() == node.as_str()) {
                         info.pods.push(bound);
                     }
                 }
@@ -181,6 +204,43 @@ impl Scheduler {
                     self.failures.insert(uid, Failure { epoch, at: now, message, announced_at });
                 }
             }
+        }
+    }
+}
+
+/// What one pass decided for one pod.
+enum Decided {
+    Bind(String),
+    /// Evict, nominate, and report the pod unschedulable for now.
+    Preempt(preemption::Plan, String),
+    Unschedulable(String),
+}
+
+/// Filter and score; if nothing fits, try preemption.
+fn decide(pod: &Pod, snapshot: &Snapshot) -> Decided {
+    match decision::schedule(pod, snapshot) {
+        Ok(node) => Decided::Bind(node),
+        Err(mut unschedulable) => {
+            if unschedulable.nodes == 0 {
+                return Decided::Unschedulable(unschedulable.to_string());
+            }
+            match preemption::select(pod, snapshot, &unschedulable) {
+                preemption::Outcome::Preempt(plan) => Decided::Preempt(plan, unschedulable.to_string()),
+                preemption::Outcome::NotPossible(message) => {
+                    unschedulable.post_filter = Some(message);
+                    Decided::Unschedulable(unschedulable.to_string())
+                }
+            }
+        }
+    }
+}
+
+impl Scheduler {
+    /// Applies a preemption plan; failures are logged (the next pass retries).
+    async fn preempt(&self, pod: &Pod, plan: &preemption::Plan) {
+        tracing::info!(pod = %pod.name_any(), node = %plan.node, victims = plan.victims.len(), "preempting");
+        if let Err(error) = self.binder.preempt(pod, plan).await {
+            tracing::warn!(%error, "preemption failed");
         }
     }
 }

@@ -251,6 +251,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::ConfigMap => &CONFIG_MAP,
         Kind::Secret => &SECRET,
         Kind::ServiceAccount => &SERVICE_ACCOUNT,
+        Kind::PriorityClass => &PRIORITY_CLASS,
         Kind::Deployment => &DEPLOYMENT,
         other => return Err(Error::Kind(format!("{other:?}"))),
     };

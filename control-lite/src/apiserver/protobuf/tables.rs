@@ -79,6 +79,18 @@ pub(super) const OBJECT_REF: Msg = Msg {
     ],
 };
 pub(super) const LOCAL_REF: Msg = Msg { name: "LocalObjectReference", fields: &[(1, "name", Ty::Str, false)] };
+/// k8s.io/api/scheduling/v1 PriorityClass.
+pub(super) const PRIORITY_CLASS: Msg = Msg {
+    name: "PriorityClass",
+    fields: &[
+        (1, "metadata", Ty::Msg(&OBJECT_META), false),
+        (2, "value", Ty::Int, false),
+        (3, "globalDefault", Ty::Bool, false),
+        (4, "description", Ty::Str, false),
+        (5, "preemptionPolicy", Ty::Str, false),
+    ],
+};
+
 pub(super) const SERVICE_ACCOUNT: Msg = Msg {
     name: "ServiceAccount",
     fields: &[

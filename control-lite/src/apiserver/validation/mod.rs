@@ -16,6 +16,7 @@ pub mod meta;
 pub mod other;
 pub mod pod;
 pub mod podrules;
+pub mod priority;
 pub mod probes;
 pub mod quantities;
 pub mod service;
@@ -54,6 +55,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::Service => service::validate_service(obj, &mut out),
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),
+        Kind::PriorityClass => priority::validate_priority_class(obj, &mut out),
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }

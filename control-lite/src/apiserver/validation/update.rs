@@ -40,6 +40,11 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
     defaults::apply(info.kind, &mut old);
     match info.kind {
         Kind::Pod => validate_pod_update(&old, new, how, &mut out),
+        Kind::PriorityClass if old.get("value") != new.get("value") => out.push(Cause {
+            reason: "FieldValueForbidden",
+            field: "value".into(),
+            message: "Forbidden: may not be changed in an update.".into(),
+        }),
         Kind::Deployment | Kind::ReplicaSet if old.pointer("/spec/selector") != new.pointer("/spec/selector") => {
             out.push(immutable("spec.selector"));
         }
