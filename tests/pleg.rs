@@ -1,13 +1,16 @@
 //! The evented lifecycle (PLEG) and static pods on the real stack (`bosun
 //! up`, real kubectl, real containerd):
-//! - a container's exit is seen from containerd's event stream: the restart
-//!   starts far sooner than the 1 s relist would allow (measured from the
-//!   runtime's own exit and create timestamps);
+//! - a container's exit is seen from containerd's event stream: with the
+//!   relist slowed to 60 s (and the workers' own steady re-sync at 10 s),
+//!   every restart starts within a few seconds (measured from the runtime's
+//!   own exit and create timestamps; these include CreateContainer, which
+//!   is slow on a loaded machine; `benches/restart.rs` gives the numbers);
 //! - static pods: a manifest in `--pod-manifest-path` runs while control-lite
 //!   is down (its container's exit restarts at event speed there too), its
 //!   mirror pod appears once control-lite is back, deleting the mirror does
 //!   not touch the static pod (the mirror comes back), changing the file
-//!   replaces the pod, removing it stops the pod and its mirror.
+//!   replaces the pod (the new mirror shows its status), removing it stops
+//!   the pod and its mirror.
 
 mod support;
 
@@ -27,8 +30,12 @@ const STATIC_NAME: &str = "static-web-pleg-node";
 
 /// Pods whose first restart is timed.
 const CRASHERS: usize = 8;
-/// Half the relist period: the median detection delay of a relist-only agent.
-const HALF_RELIST: Duration = Duration::from_millis(500);
+/// The agent's relist period in this test (`BOSUN_RELIST_PERIOD_MS`).
+const RELIST_MS: &str = "60000";
+/// Upper bound on every exit -> restart gap. Without events the next sync
+/// would come from the worker's 10 s steady timer, uniform in 0..10 s: all
+/// of `CRASHERS` gaps under this bound by chance has probability 0.4^8.
+const EVENTED_BOUND: Duration = Duration::from_secs(4);
 const DEADLINE: Duration = Duration::from_secs(120);
 
 fn uids(cluster: &Cluster, selector: &str, count: usize) -> Result<Vec<String>> {
@@ -43,8 +50,7 @@ fn uids(cluster: &Cluster, selector: &str, count: usize) -> Result<Vec<String>> 
     Ok(uids)
 }
 
-/// Exits are restarted at event speed: with only the 1 s relist the median
-/// gap would be over 500 ms plus the time to create the container.
+/// Exits are restarted at event speed, not at the next relist or timer.
 async fn evented_restart(cluster: &Cluster) -> Result<()> {
     let image = format!("{}/bosun/app:1.0", cluster.registry);
     // Exits one second apart, after the pods have started.
@@ -56,9 +62,9 @@ async fn evented_restart(cluster: &Cluster) -> Result<()> {
     let cri = bosun_cri::CriClient::connect(&cluster.cri_socket(), bosun_cri::ClientOptions::default()).await?;
     let gaps = first_restart_gaps(&cri, &uids, DEADLINE).await?;
     let ms: Vec<u128> = gaps.iter().map(Duration::as_millis).collect();
-    let p50 = quantile(&gaps, 0.5);
+    let (p50, max) = (quantile(&gaps, 0.5), quantile(&gaps, 1.0));
     println!("exit -> restart created (ms): {ms:?}; p50 {} ms", p50.as_millis());
-    ensure!(p50 < HALF_RELIST, "median exit-to-restart {p50:?} is not faster than a 1 s relist: {ms:?}");
+    ensure!(max < EVENTED_BOUND, "an exit was not restarted at event speed: {ms:?}");
     cluster.kubectl_ok(&["delete", "pods", "-l", "app=crasher", "--wait=false"])?;
     let log = std::fs::read_to_string(cluster.dir.join("logs/agent.log"))?;
     ensure!(log.contains("subscribed to containerd task events"), "the agent subscribed to containerd's events");
@@ -125,7 +131,7 @@ async fn static_pod_without_api(cluster: &Cluster, cri: &CriClient, manifest: &s
     let uid = wait_for("the static pod to run", || running_static(cri)).await?;
     let gaps = first_restart_gaps(cri, std::slice::from_ref(&uid), DEADLINE).await?;
     println!("static pod, API down: exit -> restart created {} ms", gaps[0].as_millis());
-    ensure!(gaps[0] < 2 * HALF_RELIST, "static pod restart took {:?}", gaps[0]);
+    ensure!(gaps[0] < EVENTED_BOUND, "static pod restart took {:?}", gaps[0]);
     ensure!(!api_reachable(cluster), "control-lite stayed down throughout");
     kill(Pid::from_raw(up), Signal::SIGCONT)?;
     Ok(uid)
@@ -169,8 +175,12 @@ async fn static_pods(cluster: &Cluster) -> Result<()> {
         })
     })
     .await?;
-    wait_for("the mirror of the new version", || async {
-        Ok(mirror(cluster)?.filter(|m| m["metadata"]["annotations"]["kubernetes.io/config.mirror"] == new_uid.as_str()))
+    // Its mirror follows, and carries the static pod's status.
+    wait_for("the mirror of the new version, Running", || async {
+        Ok(mirror(cluster)?.filter(|m| {
+            m["metadata"]["annotations"]["kubernetes.io/config.mirror"] == new_uid.as_str()
+                && m["status"]["phase"] == "Running"
+        }))
     })
     .await?;
 
@@ -186,6 +196,8 @@ async fn static_pods(cluster: &Cluster) -> Result<()> {
 
 #[test]
 fn evented_lifecycle_and_static_pods() -> Result<()> {
+    // Only events can restart containers quickly: the relist is 60 s here.
+    std::env::set_var("BOSUN_RELIST_PERIOD_MS", RELIST_MS);
     let cluster = Cluster::start("pleg-node")?;
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(evented_restart(&cluster)).context("evented restart")?;

@@ -107,6 +107,11 @@ pub struct AgentArgs {
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
+    /// Period of the runtime relist in ms: the safety net under containerd's
+    /// event stream, which wakes pod workers at once.
+    #[arg(long, env = "BOSUN_RELIST_PERIOD_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub relist_period_ms: u64,
     /// Directory of static pod manifests, run without an API server and
     /// mirrored to it (re-read every second).
     #[arg(long)]
@@ -188,7 +193,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
-    let api: Arc<dyn pod_api::PodApi> = Arc::new(pod_api::KubePodApi::new(client.clone()));
+    let mirror_uids = static_pods::status::MirrorUids::default();
+    let api: Arc<dyn pod_api::PodApi> = Arc::new(static_pods::status::MirrorStatusApi::new(
+        Arc::new(pod_api::KubePodApi::new(client.clone())),
+        mirror_uids.clone(),
+    ));
     let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
     tasks.spawn(status_manager.run(token.clone()));
     let deps = Arc::new(WorkerDeps {
@@ -208,8 +217,9 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     // Evented PLEG: containerd's task events wake pod workers at once.
     let (signals, lifecycle) = tokio::sync::mpsc::channel(1024);
     tasks.spawn(pleg::run(pleg::Subscription::new(args.cri_socket.clone()), signals, token.clone()));
-    let mut manager =
-        PodManager::new(deps, &node_name, registry.clone(), ManagerTiming::default()).with_lifecycle(lifecycle);
+    let manager_timing =
+        ManagerTiming { relist: Duration::from_millis(args.relist_period_ms), ..ManagerTiming::default() };
+    let mut manager = PodManager::new(deps, &node_name, registry.clone(), manager_timing).with_lifecycle(lifecycle);
     if let Some(dir) = &args.pod_manifest_path {
         let (statics_tx, statics) = tokio::sync::watch::channel(Vec::new());
         let period = Duration::from_secs(1);
@@ -219,6 +229,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         let mirror_period = Duration::from_secs(2);
         tasks.spawn(static_pods::mirror::run(
             mirrors,
+            mirror_uids,
             node_name.clone(),
             statics.clone(),
             mirror_period,

@@ -21,8 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::labels;
-use crate::pleg::{self, Relister, Route, Signal};
+use crate::pleg::{Relister, Signal};
 use crate::pod_worker::{remove_pod_from_runtime, Exit, PodWorker, WorkerDeps};
+
+mod lifecycle;
+use lifecycle::next_signal;
 
 /// Pods this agent runs, by UID. One writer (the manager), many readers.
 #[derive(Debug, Clone, Default)]
@@ -289,45 +292,6 @@ impl PodManager {
         }
     }
 
-    /// Routes `first` and every signal already queued behind it; relists
-    /// at most once for all of them.
-    async fn on_signals(&mut self, first: Signal, token: &CancellationToken) {
-        let mut relist = false;
-        let mut next = Some(first);
-        while let Some(signal) = next {
-            match signal {
-                Signal::Resync => relist = true,
-                Signal::Container(event) => match pleg::route(&event, self.relister.owners()) {
-                    Route::Relist => relist = true,
-                    Route::Wake(uid) => self.wake(&uid),
-                    Route::WakeWhenExited { uid, container_id } => self.wake_when_exited(&uid, container_id, token),
-                },
-            }
-            next = self.lifecycle.as_mut().and_then(|rx| rx.try_recv().ok());
-        }
-        if relist {
-            self.relist().await;
-        }
-    }
-
-    fn wake(&self, uid: &str) {
-        if let Some(worker) = self.workers.get(uid) {
-            worker.wake.notify_one();
-        }
-    }
-
-    /// Wakes `uid`'s worker once the runtime shows the exit (a few ms after
-    /// containerd's event), in its own task so no pod holds up the others.
-    fn wake_when_exited(&self, uid: &str, container_id: String, token: &CancellationToken) {
-        let Some(worker) = self.workers.get(uid) else { return };
-        let (wake, runtime, token) = (worker.wake.clone(), self.deps.runtime.clone(), token.clone());
-        self.tracker.spawn(async move {
-            let (every, limit) = (Duration::from_millis(5), Duration::from_secs(2));
-            pleg::wait_exited(runtime.as_ref(), &container_id, every, limit, &token).await;
-            wake.notify_one();
-        });
-    }
-
     /// Removes runtime pods (by UID label) that no worker owns, and the
     /// volume directories of pods that are gone (e.g. deleted while the
     /// agent was down).
@@ -386,14 +350,6 @@ impl PodManager {
                 }
             }
         });
-    }
-}
-
-/// The next lifecycle signal, or never when there is no event stream.
-async fn next_signal(signals: &mut Option<mpsc::Receiver<Signal>>) -> Option<Signal> {
-    match signals {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -19,6 +19,7 @@ use kube::api::{Api, DeleteParams, ListParams, PostParams, Preconditions};
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
+use super::status::MirrorUids;
 use super::{annotation, is_mirror, CONFIG_HASH, CONFIG_MIRROR};
 
 /// A failed API call of the mirror controller.
@@ -117,9 +118,19 @@ pub fn decide(statics: &[Arc<Pod>], mirrors: &[Pod], node: &str, node_uid: Optio
     actions
 }
 
+/// Static pod UID (the mirror annotation) -> mirror UID, for live mirrors.
+pub fn mirror_uids(mirrors: &[Pod]) -> std::collections::HashMap<String, String> {
+    mirrors
+        .iter()
+        .filter(|m| m.metadata.deletion_timestamp.is_none())
+        .filter_map(|m| Some((annotation(m, CONFIG_MIRROR)?.to_string(), m.metadata.uid.clone()?)))
+        .collect()
+}
+
 /// Keeps the mirrors in step with `statics` until `token` is cancelled.
 pub async fn run(
     api: Arc<dyn MirrorApi>,
+    uids: MirrorUids,
     node: String,
     mut statics: watch::Receiver<Vec<Arc<Pod>>>,
     period: Duration,
@@ -128,7 +139,7 @@ pub async fn run(
     let mut failing = false;
     loop {
         let pods = statics.borrow_and_update().clone();
-        match sync(api.as_ref(), &node, &pods).await {
+        match sync(api.as_ref(), &uids, &node, &pods).await {
             Ok(()) => failing = false,
             Err(error) if !failing => {
                 tracing::warn!(%error, "mirror pods not in step with static pods yet; retrying");
@@ -144,8 +155,9 @@ pub async fn run(
     }
 }
 
-async fn sync(api: &dyn MirrorApi, node: &str, statics: &[Arc<Pod>]) -> Result<(), Error> {
+async fn sync(api: &dyn MirrorApi, uids: &MirrorUids, node: &str, statics: &[Arc<Pod>]) -> Result<(), Error> {
     let mirrors = api.mirror_pods(node).await?;
+    uids.set(mirror_uids(&mirrors));
     let node_uid = api.node_uid(node).await?;
     let mut first_error = None;
     for action in decide(statics, &mirrors, node, node_uid.as_deref()) {

@@ -11,10 +11,13 @@
 //! a new pod (the old one is stopped, the new one started) and a removed
 //! file stops the pod.
 //!
+//! A static pod's status is written to its mirror pod (`status`).
+//!
 //! Must not: run containers (the pod manager's workers do), or read the
 //! API (the mirror controller does).
 
 pub mod mirror;
+pub mod status;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};

@@ -15,7 +15,7 @@ fn in_api(mirror: Pod, uid: &str) -> Pod {
 #[test]
 fn a_static_pod_without_mirror_gets_one_owned_by_the_node() {
     let web = static_web("app:1");
-    let actions = decide(&[web.clone()], &[], "n1", Some("node-uid"));
+    let actions = decide(std::slice::from_ref(&web), &[], "n1", Some("node-uid"));
     let [MirrorAction::Create(mirror)] = actions.as_slice() else { panic!("one create: {actions:?}") };
     assert_eq!(mirror.metadata.name.as_deref(), Some("web-n1"));
     assert_eq!(mirror.metadata.uid, None);
@@ -41,7 +41,7 @@ fn stale_deleted_and_orphaned_mirrors_are_deleted_and_current_ones_created() {
     let delete =
         |uid: &str| MirrorAction::Delete { namespace: "default".into(), name: "web-n1".into(), uid: uid.into() };
     // The file changed: the old mirror goes, a new one comes.
-    let actions = decide(&[new.clone()], &[stale.clone()], "n1", Some("u"));
+    let actions = decide(std::slice::from_ref(&new), std::slice::from_ref(&stale), "n1", Some("u"));
     assert_eq!(actions, vec![delete("m-old"), MirrorAction::Create(Box::new(mirror_of(&new, "n1", "u")))]);
     // The file was removed: the mirror goes.
     assert_eq!(decide(&[], &[stale], "n1", Some("u")), vec![delete("m-old")]);
@@ -49,7 +49,7 @@ fn stale_deleted_and_orphaned_mirrors_are_deleted_and_current_ones_created() {
     let mut deleting = in_api(mirror_of(&new, "n1", "u"), "m-new");
     deleting.metadata.deletion_timestamp =
         Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::UNIX_EPOCH));
-    let actions = decide(&[new.clone()], &[deleting], "n1", Some("u"));
+    let actions = decide(std::slice::from_ref(&new), &[deleting], "n1", Some("u"));
     assert_eq!(actions, vec![delete("m-new"), MirrorAction::Create(Box::new(mirror_of(&new, "n1", "u")))]);
 }
 
