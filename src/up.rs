@@ -167,6 +167,9 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         args.service_cidr.clone(),
         "--kubelet-port".into(),
         args.kubelet_port.to_string(),
+        // Static pods, as kubeadm's /etc/kubernetes/manifests.
+        "--pod-manifest-path".into(),
+        args.dir.join("manifests").display().to_string(),
     ];
     let exe_str = exe.display().to_string();
     let mut control = Supervised::new("control", &exe_str, control_args, logs.join("control.log"));

@@ -4,7 +4,9 @@
 //! Owns: Node registration/heartbeat/lease (`node`), one worker per pod
 //! (`pod_manager`, `pod_worker`) that observes the CRI runtime (`observed`),
 //! decides (`actions`, `status`, pure) and applies through narrow traits
-//! (`runtime`, `pod_api`, `events`); `status_manager` is the one writer of
+//! (`runtime`, `pod_api`, `events`); `pleg` turns containerd's task events
+//! into worker wake-ups; `static_pods` runs manifests from a directory and
+//! mirrors them to the API; `status_manager` is the one writer of
 //! pod status; plus the kubelet HTTP API (`server`, `logs`). Probes run in
 //! their own tasks (`prober`); probes and lifecycle hooks share one action
 //! runner (`handlers`); `termination` times stops. Restart recovery rebuilds
@@ -30,6 +32,7 @@ pub mod logs;
 pub mod node;
 pub mod object_watch;
 pub mod observed;
+pub mod pleg;
 pub mod pod_api;
 pub mod pod_manager;
 pub mod pod_worker;
@@ -41,6 +44,7 @@ pub mod security;
 pub mod server;
 pub mod service_links;
 pub mod spec_hash;
+pub mod static_pods;
 pub mod status;
 pub mod status_manager;
 pub mod termination;
@@ -137,6 +141,15 @@ pub struct AgentArgs {
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
+    /// Period of the runtime relist in ms: the safety net under containerd's
+    /// event stream, which wakes pod workers at once.
+    #[arg(long, env = "BOSUN_RELIST_PERIOD_MS", default_value_t = 1000,
+          value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
+    pub relist_period_ms: u64,
+    /// Directory of static pod manifests, run without an API server and
+    /// mirrored to it (re-read every second).
+    #[arg(long)]
+    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -281,7 +294,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
-    let api: Arc<dyn pod_api::PodApi> = Arc::new(pod_api::KubePodApi::new(client.clone()));
+    let mirror_uids = static_pods::status::MirrorUids::default();
+    let api: Arc<dyn pod_api::PodApi> = Arc::new(static_pods::status::MirrorStatusApi::new(
+        Arc::new(pod_api::KubePodApi::new(client.clone())),
+        mirror_uids.clone(),
+    ));
     let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
     tasks.spawn(status_manager.run(token.clone()));
     let deps = Arc::new(WorkerDeps {
@@ -302,7 +319,29 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))
         .default_backoff()
         .boxed();
-    let manager = PodManager::new(deps, &node_name, registry.clone(), ManagerTiming::default());
+    // Evented PLEG: containerd's task events wake pod workers at once.
+    let (signals, lifecycle) = tokio::sync::mpsc::channel(1024);
+    tasks.spawn(pleg::run(pleg::Subscription::new(args.cri_socket.clone()), signals, token.clone()));
+    let manager_timing =
+        ManagerTiming { relist: Duration::from_millis(args.relist_period_ms), ..ManagerTiming::default() };
+    let mut manager = PodManager::new(deps, &node_name, registry.clone(), manager_timing).with_lifecycle(lifecycle);
+    if let Some(dir) = &args.pod_manifest_path {
+        let (statics_tx, statics) = tokio::sync::watch::channel(Vec::new());
+        let period = Duration::from_secs(1);
+        tasks.spawn(static_pods::watch_dir(dir.clone(), node_name.clone(), period, statics_tx, token.clone()));
+        let mirrors: Arc<dyn static_pods::mirror::MirrorApi> =
+            Arc::new(static_pods::mirror::KubeMirrorApi::new(client.clone()));
+        let mirror_period = Duration::from_secs(2);
+        tasks.spawn(static_pods::mirror::run(
+            mirrors,
+            mirror_uids,
+            node_name.clone(),
+            statics.clone(),
+            mirror_period,
+            token.clone(),
+        ));
+        manager = manager.with_static_pods(statics);
+    }
     tasks.spawn(manager.run(pods, token.clone()));
 
     let state = server::ServerState {

@@ -1,8 +1,11 @@
 //! Dispatches pod updates from the API watch to one worker task per pod UID
 //! (latest-update-wins through a `watch` channel), keeps the registry of pods
-//! this node runs (read by the kubelet API), relists the runtime to wake
-//! workers whose containers changed state, and sweeps orphans: runtime
-//! sandboxes whose pod is no longer assigned to this node.
+//! this node runs (read by the kubelet API), wakes the worker whose
+//! container changed state (from containerd's events, see `pleg`, with a
+//! periodic relist as the safety net), and sweeps orphans: runtime
+//! sandboxes whose pod is no longer assigned to this node. Static pods
+//! (`static_pods`) are a second source of pods beside the API; the API's
+//! mirror pods of them are not run (their static pods are).
 //!
 //! Must not: touch a pod's containers itself (workers do), except orphans.
 
@@ -18,7 +21,11 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::labels;
+use crate::pleg::{Relister, Signal};
 use crate::pod_worker::{remove_pod_from_runtime, Exit, PodWorker, WorkerDeps};
+
+mod lifecycle;
+use lifecycle::next_signal;
 
 /// Pods this agent runs, by UID. One writer (the manager), many readers.
 #[derive(Debug, Clone, Default)]
@@ -87,7 +94,10 @@ pub struct PodManager {
     finished_rx: mpsc::UnboundedReceiver<(String, u64)>,
     generation: u64,
     init_seen: Option<BTreeSet<String>>,
-    last_relist: HashMap<String, BTreeMap<String, i32>>,
+    relister: Relister,
+    lifecycle: Option<mpsc::Receiver<Signal>>,
+    statics: Option<watch::Receiver<Vec<Arc<Pod>>>>,
+    static_uids: BTreeSet<String>,
 }
 
 fn uid_of(pod: &Pod) -> Option<String> {
@@ -109,8 +119,23 @@ impl PodManager {
             finished_rx,
             generation: 0,
             init_seen: None,
-            last_relist: HashMap::new(),
+            relister: Relister::default(),
+            lifecycle: None,
+            statics: None,
+            static_uids: BTreeSet::new(),
         }
+    }
+
+    /// Also runs the static pods published on `pods` (the whole set each time).
+    pub fn with_static_pods(mut self, pods: watch::Receiver<Vec<Arc<Pod>>>) -> Self {
+        self.statics = Some(pods);
+        self
+    }
+
+    /// Also wakes workers from container events (the evented PLEG).
+    pub fn with_lifecycle(mut self, signals: mpsc::Receiver<Signal>) -> Self {
+        self.lifecycle = Some(signals);
+        self
     }
 
     /// Consumes watch events until `token` is cancelled, then waits for the
@@ -147,6 +172,8 @@ impl PodManager {
                         self.deps.status.forget(&uid);
                     }
                 }
+                Some(signal) = next_signal(&mut self.lifecycle) => self.on_signals(signal, &token).await,
+                Some(pods) = next_statics(&mut self.statics) => self.apply_statics(pods, &token),
                 _ = relist.tick() => self.relist().await,
                 _ = sweep.tick(), if listed => self.sweep(&token).await,
             }
@@ -162,22 +189,50 @@ impl PodManager {
                 if let (Some(seen), Some(uid)) = (self.init_seen.as_mut(), uid_of(&pod)) {
                     seen.insert(uid);
                 }
-                self.apply(pod, token);
+                self.apply_from_api(pod, token);
             }
             watcher::Event::InitDone => {
                 let seen = self.init_seen.take().unwrap_or_default();
-                let gone: Vec<String> = self.workers.keys().filter(|uid| !seen.contains(*uid)).cloned().collect();
+                let gone: Vec<String> = self
+                    .workers
+                    .keys()
+                    .filter(|uid| !seen.contains(*uid) && !self.static_uids.contains(*uid))
+                    .cloned()
+                    .collect();
                 for uid in gone {
                     self.forget(&uid);
                 }
             }
-            watcher::Event::Apply(pod) => self.apply(pod, token),
+            watcher::Event::Apply(pod) => self.apply_from_api(pod, token),
             watcher::Event::Delete(pod) => {
-                if let Some(uid) = uid_of(&pod) {
+                if let Some(uid) = uid_of(&pod).filter(|uid| !self.static_uids.contains(uid)) {
                     self.forget(&uid);
                 }
             }
         }
+    }
+
+    /// A pod from the API watch. Mirror pods are the API's copies of static
+    /// pods: their static pods run, not they.
+    fn apply_from_api(&mut self, pod: Pod, token: &CancellationToken) {
+        if crate::static_pods::is_mirror(&pod) {
+            return;
+        }
+        self.apply(pod, token);
+    }
+
+    /// The static pods now: pods that left the set are stopped and removed,
+    /// new ones started (a changed manifest is a new UID: both at once).
+    fn apply_statics(&mut self, pods: Vec<Arc<Pod>>, token: &CancellationToken) {
+        let now: BTreeSet<String> = pods.iter().filter_map(|p| p.metadata.uid.clone()).collect();
+        for uid in self.static_uids.difference(&now).cloned().collect::<Vec<_>>() {
+            tracing::info!(%uid, "static pod removed");
+            self.forget(&uid);
+        }
+        for pod in pods {
+            self.apply(Pod::clone(&pod), token);
+        }
+        self.static_uids = now;
     }
 
     fn apply(&mut self, pod: Pod, token: &CancellationToken) {
@@ -223,27 +278,18 @@ impl PodManager {
     }
 
     /// Lists all containers once and wakes the workers of pods whose
-    /// containers changed (a cheap PLEG).
+    /// containers changed (the PLEG's safety net).
     async fn relist(&mut self) {
-        let containers = match self.deps.runtime.list_containers(None).await {
-            Ok(containers) => containers,
-            Err(error) => {
-                tracing::debug!(%error, "relist failed");
-                return;
+        match self.relister.relist(self.deps.runtime.as_ref()).await {
+            Ok(changed) => {
+                for uid in changed {
+                    if let Some(worker) = self.workers.get(&uid) {
+                        worker.wake.notify_one();
+                    }
+                }
             }
-        };
-        let mut now: HashMap<String, BTreeMap<String, i32>> = HashMap::new();
-        for c in containers {
-            if let Some(uid) = c.labels.get(labels::POD_UID) {
-                now.entry(uid.clone()).or_default().insert(c.id, c.state);
-            }
+            Err(error) => tracing::debug!(%error, "relist failed"),
         }
-        for (uid, worker) in &self.workers {
-            if now.get(uid) != self.last_relist.get(uid) {
-                worker.wake.notify_one();
-            }
-        }
-        self.last_relist = now;
     }
 
     /// Removes runtime pods (by UID label) that no worker owns, and the
@@ -304,5 +350,16 @@ impl PodManager {
                 }
             }
         });
+    }
+}
+
+/// The next set of static pods, or never when there is no manifest dir.
+async fn next_statics(pods: &mut Option<watch::Receiver<Vec<Arc<Pod>>>>) -> Option<Vec<Arc<Pod>>> {
+    match pods {
+        Some(rx) => match rx.changed().await {
+            Ok(()) => Some(rx.borrow_and_update().clone()),
+            Err(_) => std::future::pending().await,
+        },
+        None => std::future::pending().await,
     }
 }

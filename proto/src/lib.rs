@@ -14,7 +14,8 @@ pub mod cri {
 }
 
 /// containerd's native API: `services::v1::events_client`, event payloads in
-/// `events`, and `types` for `Envelope`/`Any` decoding.
+/// `events`, `types` for `Envelope`/`Any` decoding, and `connect` to dial
+/// containerd's unix socket.
 pub mod containerd {
-    pub use containerd_client::{events, services, types};
+    pub use containerd_client::{connect, events, services, types};
 }

@@ -202,6 +202,11 @@ impl Cluster {
         Ok(text.replace("127.0.0.1:5000", &self.registry))
     }
 
+    /// Pid of the `bosun up` process.
+    pub fn up_pid(&self) -> Result<i32> {
+        Ok(self.child.as_ref().context("bosun up is running")?.id() as i32)
+    }
+
     /// Pids of the `bosun control` and `bosun agent` children of `bosun up`.
     pub fn component_pids(&self) -> Result<(i32, i32)> {
         let up = self.child.as_ref().context("bosun up is running")?.id();
