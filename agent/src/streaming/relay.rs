@@ -9,7 +9,7 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use axum::extract::ws::{Message as ClientMessage, WebSocket};
+use axum::extract::ws::{close_code, CloseFrame, Message as ClientMessage, WebSocket};
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
@@ -63,6 +63,12 @@ impl Activity {
     }
 }
 
+/// A close frame with status 1000: kubectl reports a close without a status
+/// (1005) as an error even after the exit status arrived.
+fn normal_close() -> ClientMessage {
+    ClientMessage::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))
+}
+
 /// Relays kubectl's channel-protocol WebSocket (v5 or v4) and the runtime's
 /// v4 WebSocket. Channel frames pass unchanged; a v5 stdin close has no v4
 /// equivalent and is dropped (the runtime sees stdin end when the session does).
@@ -107,7 +113,7 @@ where
                 _ => {}
             }
         }
-        let _ = client_tx.send(ClientMessage::Close(None)).await;
+        let _ = client_tx.send(normal_close()).await;
     };
     tokio::select! {
         () = upstream => Ended::Client,
@@ -156,7 +162,7 @@ where
                 }
             }
         }
-        let _ = client_tx.send(ClientMessage::Close(None)).await;
+        let _ = client_tx.send(normal_close()).await;
     };
     tokio::select! {
         () = upstream => Ended::Client,
