@@ -104,11 +104,10 @@ where
         while let Some(Ok(msg)) = runtime_rx.next().await {
             activity.touch();
             match msg {
-                RuntimeMessage::Binary(frame) => {
-                    if client_tx.send(ClientMessage::Binary(frame)).await.is_err() {
-                        return;
-                    }
-                }
+                RuntimeMessage::Binary(frame) => match client_tx.send(ClientMessage::Binary(frame)).await {
+                    Ok(()) => {}
+                    Err(_) => return,
+                },
                 RuntimeMessage::Close(_) => break,
                 _ => {}
             }
@@ -137,11 +136,10 @@ where
         while let Some(Ok(msg)) = client_rx.next().await {
             activity.touch();
             match msg {
-                ClientMessage::Binary(bytes) => {
-                    if runtime_tx.write_all(&bytes).await.is_err() {
-                        break;
-                    }
-                }
+                ClientMessage::Binary(bytes) => match runtime_tx.write_all(&bytes).await {
+                    Ok(()) => {}
+                    Err(_) => break,
+                },
                 ClientMessage::Close(_) => break,
                 _ => {}
             }
