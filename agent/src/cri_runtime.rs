@@ -100,4 +100,18 @@ impl Runtime for CriClient {
         let out = CriClient::exec_sync(self, id, cmd, timeout).await.map_err(map("ExecSync", id))?;
         Ok(ExecOutput { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code })
     }
+
+    async fn exec(&self, req: api::ExecRequest) -> Result<String> {
+        let id = req.container_id.clone();
+        CriClient::exec(self, req).await.map_err(map("Exec", id))
+    }
+
+    async fn attach(&self, req: api::AttachRequest) -> Result<String> {
+        let id = req.container_id.clone();
+        CriClient::attach(self, req).await.map_err(map("Attach", id))
+    }
+
+    async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String> {
+        CriClient::port_forward(self, sandbox_id, ports).await.map_err(map("PortForward", sandbox_id))
+    }
 }

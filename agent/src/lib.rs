@@ -47,6 +47,7 @@ pub mod spec_hash;
 pub mod static_pods;
 pub mod status;
 pub mod status_manager;
+pub mod streaming;
 pub mod termination;
 pub mod termination_message;
 #[cfg(test)]
@@ -65,6 +66,10 @@ use kube::runtime::{watcher, WatchStreamExt};
 use tokio_util::sync::CancellationToken;
 
 use crate::node::{NodeAgent, NodeConfig};
+
+/// Idle streaming sessions (exec, attach, port-forward) are closed after
+/// this long, as the kubelet's `streamingConnectionIdleTimeout` default.
+const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 use crate::pod_manager::{ManagerTiming, PodManager, PodRegistry};
 use crate::pod_worker::{Timing, WorkerDeps};
 use crate::runtime::Runtime;
@@ -350,6 +355,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         runtime,
         token: token.clone(),
         follow_poll: Duration::from_millis(250),
+        stream_idle_timeout: STREAM_IDLE_TIMEOUT,
     };
     let server_token = token.clone();
     tasks.spawn(async move {

@@ -66,6 +66,12 @@ pub trait Runtime: Send + Sync {
     async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>>;
     /// `ExecSync`: runs `cmd` in a running container, bounded by `timeout`.
     async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: Duration) -> Result<ExecOutput>;
+    /// `Exec`: the streaming server's one-time URL for an interactive command.
+    async fn exec(&self, req: api::ExecRequest) -> Result<String>;
+    /// `Attach`: the streaming server's one-time URL attached to the main process.
+    async fn attach(&self, req: api::AttachRequest) -> Result<String>;
+    /// `PortForward`: the streaming server's one-time URL into the sandbox's network.
+    async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String>;
 }
 
 /// What a command run with [`Runtime::exec_sync`] left behind.

@@ -1,7 +1,8 @@
 //! The kubelet API (plain HTTP): `GET /healthz`, `GET /pods` (the pods this
 //! agent runs, as a PodList) and `GET /containerLogs/{ns}/{pod}/{container}`
 //! (CRI log file of the current or previous attempt; `follow` tails it
-//! until the container exits or the client goes away).
+//! until the container exits or the client goes away), and the streaming
+//! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`).
 //!
 //! Must not: change pods or containers. Read-only over the registry, the log
 //! files and the runtime's container states.
@@ -59,6 +60,8 @@ pub struct ServerState {
     pub token: CancellationToken,
     /// Poll interval of followers.
     pub follow_poll: Duration,
+    /// Exec, attach and port-forward sessions with no traffic for this long are closed.
+    pub stream_idle_timeout: Duration,
 }
 
 /// The router of the kubelet API.
@@ -67,6 +70,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/pods", get(pods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
+        .merge(crate::streaming::routes())
         .with_state(state)
 }
 

@@ -108,6 +108,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         runtime: Arc::new(client.clone()),
         token: token.clone(),
         follow_poll: Duration::from_millis(20),
+        stream_idle_timeout: Duration::from_secs(60),
     };
     tokio::spawn(server::serve(listener, state, token.clone()));
     let http = reqwest::Client::new();

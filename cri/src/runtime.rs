@@ -186,6 +186,29 @@ impl CriClient {
         Ok(ExecOutput { stdout: resp.stdout, stderr: resp.stderr, exit_code: resp.exit_code })
     }
 
+    /// `Exec`: asks the runtime's streaming server for a one-time URL that
+    /// runs `req.cmd` in the container with the requested streams.
+    pub async fn exec(&self, req: api::ExecRequest) -> Result<String> {
+        let id = req.container_id.clone();
+        let resp = self.unary("Exec", || container_target(&id), rpc!(self.runtime, exec, req)).await?;
+        Ok(resp.url)
+    }
+
+    /// `Attach`: a one-time streaming URL attached to the container's main process.
+    pub async fn attach(&self, req: api::AttachRequest) -> Result<String> {
+        let id = req.container_id.clone();
+        let resp = self.unary("Attach", || container_target(&id), rpc!(self.runtime, attach, req)).await?;
+        Ok(resp.url)
+    }
+
+    /// `PortForward`: a one-time streaming URL forwarding into the sandbox's network namespace.
+    pub async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String> {
+        let req = api::PortForwardRequest { pod_sandbox_id: sandbox_id.to_string(), port: ports };
+        let resp =
+            self.unary("PortForward", || sandbox_target(sandbox_id), rpc!(self.runtime, port_forward, req)).await?;
+        Ok(resp.url)
+    }
+
     /// CPU, memory and writable-layer usage of one container.
     pub async fn container_stats(&self, id: &str) -> Result<api::ContainerStats> {
         const CALL: &str = "ContainerStats";

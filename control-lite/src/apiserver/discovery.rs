@@ -121,6 +121,15 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "kind": r.kind_name, "verbs": ["update"]})
                 }
+                Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
+                    let kind = match sub {
+                        Subresource::Exec => "PodExecOptions",
+                        Subresource::Attach => "PodAttachOptions",
+                        _ => "PodPortForwardOptions",
+                    };
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "kind": kind, "verbs": ["create", "get"]})
+                }
             };
             resources.push(entry);
         }
@@ -138,7 +147,18 @@ mod tests {
         let list = resource_list("", "v1").expect("core");
         let names: Vec<&str> =
             list["resources"].as_array().into_iter().flatten().filter_map(|r| r["name"].as_str()).collect();
-        for want in ["pods", "pods/status", "pods/log", "pods/binding", "services", "nodes/status", "namespaces"] {
+        for want in [
+            "pods",
+            "pods/status",
+            "pods/log",
+            "pods/binding",
+            "pods/exec",
+            "pods/attach",
+            "pods/portforward",
+            "services",
+            "nodes/status",
+            "namespaces",
+        ] {
             assert!(names.contains(&want), "{want} missing from {names:?}");
         }
         let pods = &list["resources"][names.iter().position(|n| *n == "pods").unwrap_or(0)];

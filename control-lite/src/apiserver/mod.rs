@@ -55,6 +55,7 @@ pub mod response;
 pub mod schema;
 pub mod selectors;
 pub mod status;
+pub mod stream_proxy;
 pub mod subresources;
 pub mod table;
 pub mod validation;

@@ -53,6 +53,12 @@ pub enum Subresource {
     Binding,
     /// `/finalize`: writes a namespace's `spec.finalizers` (the namespace controller's handle).
     Finalize,
+    /// `pods/exec`: an upgraded stream proxied to the node's kubelet.
+    Exec,
+    /// `pods/attach`: an upgraded stream proxied to the node's kubelet.
+    Attach,
+    /// `pods/portforward`: an upgraded stream proxied to the node's kubelet.
+    PortForward,
 }
 
 impl Subresource {
@@ -64,14 +70,26 @@ impl Subresource {
             Subresource::Log => "log",
             Subresource::Binding => "binding",
             Subresource::Finalize => "finalize",
+            Subresource::Exec => "exec",
+            Subresource::Attach => "attach",
+            Subresource::PortForward => "portforward",
         }
     }
 
     /// Parses a URL segment.
     pub fn parse(s: &str) -> Option<Subresource> {
-        [Subresource::Status, Subresource::Scale, Subresource::Log, Subresource::Binding, Subresource::Finalize]
-            .into_iter()
-            .find(|sub| sub.path() == s)
+        [
+            Subresource::Status,
+            Subresource::Scale,
+            Subresource::Log,
+            Subresource::Binding,
+            Subresource::Finalize,
+            Subresource::Exec,
+            Subresource::Attach,
+            Subresource::PortForward,
+        ]
+        .into_iter()
+        .find(|sub| sub.path() == s)
     }
 }
 
@@ -126,7 +144,14 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["po"],
         categories: ALL,
-        subresources: &[Subresource::Status, Subresource::Log, Subresource::Binding],
+        subresources: &[
+            Subresource::Status,
+            Subresource::Log,
+            Subresource::Binding,
+            Subresource::Exec,
+            Subresource::Attach,
+            Subresource::PortForward,
+        ],
     },
     ResourceInfo {
         kind: Kind::Node,

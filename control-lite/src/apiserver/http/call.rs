@@ -39,6 +39,8 @@ pub enum Verb {
     Log,
     /// PUT `namespaces/<name>/finalize`.
     Finalize,
+    /// GET or POST `pods/<name>/exec|attach|portforward`: an upgraded stream.
+    Stream(Subresource),
 }
 
 /// A decided request.
@@ -91,6 +93,11 @@ impl Call {
             (Method::POST, true, Some(Subresource::Binding)) => Verb::Bind,
             (Method::GET, true, Some(Subresource::Log)) => Verb::Log,
             (Method::PUT, true, Some(Subresource::Finalize)) => Verb::Finalize,
+            (
+                Method::GET | Method::POST,
+                true,
+                Some(sub @ (Subresource::Exec | Subresource::Attach | Subresource::PortForward)),
+            ) => Verb::Stream(sub),
             (m, _, _) => return Err(not_allowed(&m)),
         };
         Ok(Call::Resource(verb, target))
@@ -102,7 +109,7 @@ impl Call {
             Call::Fixed(Route::Health) => Class::Exempt,
             Call::Fixed(_) => Class::ReadOnly,
             Call::Resource(verb, _) => match verb {
-                Verb::Watch | Verb::Log => Class::Exempt,
+                Verb::Watch | Verb::Log | Verb::Stream(_) => Class::Exempt,
                 Verb::Get | Verb::List | Verb::GetScale => Class::ReadOnly,
                 Verb::Create
                 | Verb::Update(_)
@@ -161,6 +168,20 @@ mod tests {
             (Method::POST, "/api/v1/namespaces/d/pods/p/binding", false, Some((Verb::Bind, Mutating))),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
             (Method::PUT, "/api/v1/namespaces/d/finalize", false, Some((Verb::Finalize, Mutating))),
+            (Method::GET, "/api/v1/namespaces/d/pods/p/exec", false, Some((Verb::Stream(Subresource::Exec), Exempt))),
+            (
+                Method::POST,
+                "/api/v1/namespaces/d/pods/p/attach",
+                false,
+                Some((Verb::Stream(Subresource::Attach), Exempt)),
+            ),
+            (
+                Method::GET,
+                "/api/v1/namespaces/d/pods/p/portforward",
+                false,
+                Some((Verb::Stream(Subresource::PortForward), Exempt)),
+            ),
+            (Method::PUT, "/api/v1/namespaces/d/pods/p/exec", false, None),
             (Method::POST, pod, false, None),
             (Method::PUT, pods, false, None),
         ];

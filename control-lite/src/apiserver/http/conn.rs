@@ -72,7 +72,7 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, token: Cancellati
             })
         };
         let io = TokioIo::new(StallGuard::new(stream, config.write_stall_timeout));
-        let conn = graceful.watch(builder.serve_connection(io, service).into_owned());
+        let conn = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
         let first_request = config.header_read_timeout;
         tokio::spawn(async move {
             let _slot = slot;

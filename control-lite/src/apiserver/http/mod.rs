@@ -39,7 +39,7 @@ use super::options::{table_mode, Query};
 use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
-use super::{discovery, openapi, ApiState};
+use super::{discovery, openapi, stream_proxy, ApiState};
 use call::{Call, Verb};
 use limits::InFlight;
 use path::{parse_path, Route, Target};
@@ -65,7 +65,7 @@ pub(crate) async fn handle(server: &Server, req: Request<Body>) -> Response {
     }
 }
 
-async fn pipeline(server: &Server, parts: Parts, body: Body) -> Result<Response> {
+async fn pipeline(server: &Server, mut parts: Parts, body: Body) -> Result<Response> {
     let state = &*server.state;
     // 1. Decide what is asked.
     let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
@@ -78,6 +78,11 @@ async fn pipeline(server: &Server, parts: Parts, body: Body) -> Result<Response>
     // 4. The handler.
     match call {
         Call::Fixed(route) => fixed(state, route),
+        Call::Resource(Verb::Stream(sub), target) => {
+            // The upgrade handle lives in the request's extensions.
+            let ns = target.namespace.as_deref().unwrap_or("default");
+            stream_proxy::proxy(state, ns, name(&target), sub, &mut parts).await
+        }
         Call::Resource(verb, target) => {
             let req = Req { state, headers: &parts.headers, query: &query, body };
             dispatch(&req, verb, &target).await
@@ -101,6 +106,7 @@ async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
         Verb::Bind => sub::bind(r, t).await,
         Verb::Log => sub::log(r, t).await,
         Verb::Finalize => sub::finalize(r, t).await,
+        Verb::Stream(_) => Err(ApiError::NoResource),
     }
 }
 
