@@ -101,7 +101,8 @@ pub struct AgentArgs {
     /// default /run/containerd/containerd.sock).
     #[arg(long, visible_alias = "container-runtime-endpoint")]
     pub cri_socket: Option<String>,
-    /// Directory of static pod manifests (accepted; static pods do not run yet).
+    /// Directory of static pod manifests, run without an API server and
+    /// mirrored to it (re-read every second).
     #[arg(long)]
     pub pod_manifest_path: Option<PathBuf>,
     /// State directory (pod logs under `<root>/pods`; default /var/lib/bosun/agent).
@@ -151,10 +152,6 @@ pub struct AgentArgs {
     #[arg(long, env = "BOSUN_RELIST_PERIOD_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub relist_period_ms: u64,
-    /// Directory of static pod manifests, run without an API server and
-    /// mirrored to it (re-read every second).
-    #[arg(long)]
-    pub pod_manifest_path: Option<PathBuf>,
 }
 
 impl AgentArgs {
@@ -196,11 +193,10 @@ impl AgentArgs {
             None => kubelet_config::FileSettings::default(),
         };
         let settings = kubelet_config::resolve(&self.kubelet_flags(), &file)?;
-        if !settings.cluster_dns.is_empty() || settings.pod_manifest_path.is_some() {
+        if !settings.cluster_dns.is_empty() {
             tracing::warn!(
                 cluster_dns = ?settings.cluster_dns,
-                pod_manifest_path = ?settings.pod_manifest_path,
-                "accepted but not honoured yet: bosun runs no cluster DNS (pods get the node's resolv.conf) and no static pods"
+                "accepted but not honoured yet: bosun runs no cluster DNS (pods get the node's resolv.conf)"
             );
         }
         Ok(settings)
@@ -326,11 +322,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         .boxed();
     // Evented PLEG: containerd's task events wake pod workers at once.
     let (signals, lifecycle) = tokio::sync::mpsc::channel(1024);
-    tasks.spawn(pleg::run(pleg::Subscription::new(args.cri_socket.clone()), signals, token.clone()));
+    tasks.spawn(pleg::run(pleg::Subscription::new(cri_socket.clone()), signals, token.clone()));
     let manager_timing =
         ManagerTiming { relist: Duration::from_millis(args.relist_period_ms), ..ManagerTiming::default() };
     let mut manager = PodManager::new(deps, &node_name, registry.clone(), manager_timing).with_lifecycle(lifecycle);
-    if let Some(dir) = &args.pod_manifest_path {
+    if let Some(dir) = &settings.pod_manifest_path {
         let (statics_tx, statics) = tokio::sync::watch::channel(Vec::new());
         let period = Duration::from_secs(1);
         tasks.spawn(static_pods::watch_dir(dir.clone(), node_name.clone(), period, statics_tx, token.clone()));

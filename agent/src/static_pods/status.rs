@@ -7,7 +7,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, RwLock};
 
-use k8s_openapi::api::core::v1::{ConfigMap, PodStatus, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, PodStatus, Secret, Service};
 
 use crate::pod_api::{PodApi, Result};
 
@@ -60,6 +60,10 @@ impl PodApi for MirrorStatusApi {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>> {
         self.inner.secret(namespace, name).await
     }
+
+    async fn services(&self, namespace: &str) -> Result<Vec<Service>> {
+        self.inner.services(namespace).await
+    }
 }
 
 #[cfg(test)]
@@ -86,6 +90,9 @@ mod tests {
         }
         async fn secret(&self, _: &str, _: &str) -> Result<Option<Secret>> {
             Ok(None)
+        }
+        async fn services(&self, _: &str) -> Result<Vec<Service>> {
+            Ok(Vec::new())
         }
     }
 
