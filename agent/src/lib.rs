@@ -26,6 +26,8 @@ pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
 pub mod labels;
+pub mod log_reader;
+pub mod log_tail;
 pub mod logs;
 pub mod node;
 pub mod object_watch;
