@@ -100,4 +100,8 @@ impl Runtime for CriClient {
         let out = CriClient::exec_sync(self, id, cmd, timeout).await.map_err(map("ExecSync", id))?;
         Ok(ExecOutput { stdout: out.stdout, stderr: out.stderr, exit_code: out.exit_code })
     }
+
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        CriClient::reopen_container_log(self, id).await.map_err(map("ReopenContainerLog", id))
+    }
 }

@@ -27,6 +27,7 @@ pub mod host;
 pub mod kubelet_config;
 pub mod labels;
 pub mod log_reader;
+pub mod log_rotation;
 pub mod log_tail;
 pub mod logs;
 pub mod node;
@@ -133,6 +134,12 @@ pub struct AgentArgs {
     /// Cluster domain (accepted; default cluster.local).
     #[arg(long)]
     pub cluster_domain: Option<String>,
+    /// Rotate a container's log file above this size (e.g. 10Mi; default 10Mi).
+    #[arg(long)]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the current one included (default 5).
+    #[arg(long)]
+    pub container_log_max_files: Option<u32>,
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
@@ -155,6 +162,8 @@ impl AgentArgs {
             register_with_taints: self.register_with_taints.clone(),
             node_labels: self.node_labels.clone(),
             root_dir: self.root_dir.clone(),
+            container_log_max_size: self.container_log_max_size.clone(),
+            container_log_max_files: self.container_log_max_files,
         }
     }
 
@@ -306,6 +315,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         .boxed();
     let manager = PodManager::new(deps, &node_name, registry.clone(), ManagerTiming::default());
     tasks.spawn(manager.run(pods, token.clone()));
+
+    tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
     let state = server::ServerState {
         registry,

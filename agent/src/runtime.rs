@@ -66,6 +66,8 @@ pub trait Runtime: Send + Sync {
     async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>>;
     /// `ExecSync`: runs `cmd` in a running container, bounded by `timeout`.
     async fn exec_sync(&self, id: &str, cmd: Vec<String>, timeout: Duration) -> Result<ExecOutput>;
+    /// `ReopenContainerLog`: the runtime starts a new file at the log path.
+    async fn reopen_container_log(&self, id: &str) -> Result<()>;
 }
 
 /// What a command run with [`Runtime::exec_sync`] left behind.
