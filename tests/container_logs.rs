@@ -1,7 +1,8 @@
 //! Container logs on the real stack (`bosun up`, real kubectl): `--tail`,
 //! `--limit-bytes`, `--since`/`--since-time`, `--timestamps`, `--previous`,
 //! and `--tail=1` on a 500 MiB log answering from the end of the file
-//! (printed measurement).
+//! (printed measurement); `logs -f` across log rotations done by the
+//! agent's rotation against the real containerd.
 
 mod support;
 
@@ -155,10 +156,95 @@ fn tail_of_a_big_log(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// Rotates the ticker's log with the agent's rotation against the real
+/// containerd (limits 1 byte, 2 files) while `kubectl logs -f` runs.
+fn rotate_now(cluster: &Cluster, id: &str, path: &std::path::Path) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    runtime.block_on(async {
+        let cri = bosun_cri::CriClient::connect(cluster.cri_socket(), bosun_cri::ClientOptions::default()).await?;
+        let limits = bosun_agent::log_rotation::Limits { max_size: 1, max_files: 2 };
+        bosun_agent::log_rotation::rotate(&cri, id, path, limits).await?;
+        anyhow::Ok(())
+    })
+}
+
+fn rotated_files(path: &std::path::Path) -> Result<Vec<String>> {
+    let name = format!("{}.", path.file_name().and_then(|n| n.to_str()).context("name")?);
+    let dir = path.parent().context("dir")?;
+    let mut found: Vec<String> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok()?.file_name().to_str().map(str::to_string))
+        .filter(|n| n.starts_with(&name))
+        .collect();
+    found.sort();
+    Ok(found)
+}
+
+/// `kubectl logs -f` keeps every line, in order, across two rotations; the
+/// second rotation deletes the first rotated file (max 2 files).
+fn follow_across_rotation(cluster: &Cluster) -> Result<()> {
+    apply_pod(cluster, "ticker", "i=0; while true; do i=$((i+1)); echo tick-$i; sleep 0.05; done")?;
+    wait_until("ticker printing", || {
+        let (_, out, _) = cluster.kubectl(&["logs", "ticker", "--tail=1"])?;
+        Ok(out.starts_with("tick-").then_some(()))
+    })?;
+    let pod: Value = cluster.json(&["get", "pod", "ticker"])?;
+    let id = pod["status"]["containerStatuses"][0]["containerID"]
+        .as_str()
+        .and_then(|s| s.strip_prefix("containerd://"))
+        .context("container id")?
+        .to_string();
+    let path = log_path(cluster, "ticker", 0)?;
+    let mut follower = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .args(["logs", "-f", "ticker"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    let stdout = follower.stdout.take().context("follower stdout")?;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(std::io::BufReader::new(stdout)).map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                return;
+            }
+        }
+    });
+    let mut seen: Vec<u64> = Vec::new();
+    let mut read_until = |count: usize| -> Result<u64> {
+        let deadline = Instant::now() + WAIT;
+        while seen.len() < count {
+            let line =
+                rx.recv_timeout(deadline.saturating_duration_since(Instant::now())).context("follower stalled")?;
+            let n: u64 = line.strip_prefix("tick-").and_then(|n| n.parse().ok()).context(line.clone())?;
+            if let Some(last) = seen.last() {
+                ensure!(n == last + 1, "tick-{n} after tick-{last}: a line was lost or repeated");
+            }
+            seen.push(n);
+        }
+        Ok(*seen.last().unwrap_or(&0))
+    };
+    read_until(10)?;
+    rotate_now(cluster, &id, &path)?;
+    let first = rotated_files(&path)?;
+    ensure!(first.len() == 1 && path.exists(), "one rotated file and a new current one: {first:?}");
+    let after_first = read_until(40)?;
+    rotate_now(cluster, &id, &path)?;
+    let second = rotated_files(&path)?;
+    ensure!(second.len() == 1 && second != first, "the older rotated file is deleted: {first:?} then {second:?}");
+    let last = read_until(80)?;
+    let _ = follower.kill();
+    let _ = follower.wait();
+    let current = std::fs::read_to_string(&path)?;
+    ensure!(current.lines().next().is_some_and(|l| l.contains(" stdout ")), "the new file is CRI log: {current:?}");
+    println!("logs -f followed tick-{} .. tick-{last} across two rotations (first after tick-{after_first})", seen[0]);
+    cluster.kubectl_ok(&["delete", "pod", "ticker", "--grace-period=0"])?;
+    Ok(())
+}
+
 #[test]
 fn container_logs() -> Result<()> {
     let cluster = Cluster::start("logs-node")?;
     tail_of_a_big_log(&cluster)?;
     since_timestamps_previous(&cluster)?;
+    follow_across_rotation(&cluster)?;
     Ok(())
 }

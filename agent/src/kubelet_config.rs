@@ -256,14 +256,13 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
     };
     let defaults = crate::log_rotation::DEFAULT_LIMITS;
     let max_size = match flags.container_log_max_size.as_ref().or(file.container_log_max_size.as_ref()) {
-        Some(text) => {
-            crate::log_rotation::parse_size(text).ok_or_else(|| Error::LogMaxSize { value: text.clone() })?
-        }
+        Some(text) => crate::log_rotation::parse_size(text).ok_or_else(|| Error::LogMaxSize { value: text.clone() })?,
         None => defaults.max_size,
     };
-    let max_files = flags.container_log_max_files.or(file.container_log_max_files).map_or(defaults.max_files, |n| {
-        usize::try_from(n).unwrap_or(usize::MAX)
-    });
+    let max_files = flags
+        .container_log_max_files
+        .or(file.container_log_max_files)
+        .map_or(defaults.max_files, |n| usize::try_from(n).unwrap_or(usize::MAX));
     Ok(Settings {
         address: flags.address.or(file.address),
         port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),

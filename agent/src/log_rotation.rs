@@ -160,10 +160,7 @@ mod tests {
             (
                 "1.log",
                 101,
-                Plan {
-                    rotate_to: Some("1.log.NOW".into()),
-                    delete: names(&["1.log.20261202-090000.000000"]),
-                },
+                Plan { rotate_to: Some("1.log.NOW".into()), delete: names(&["1.log.20261202-090000.000000"]) },
             ),
             ("0.log", 500, Plan { rotate_to: Some("0.log.NOW".into()), delete: vec![] }),
         ];
