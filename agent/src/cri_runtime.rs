@@ -114,4 +114,8 @@ impl Runtime for CriClient {
     async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String> {
         CriClient::port_forward(self, sandbox_id, ports).await.map_err(map("PortForward", sandbox_id))
     }
+
+    async fn reopen_container_log(&self, id: &str) -> Result<()> {
+        CriClient::reopen_container_log(self, id).await.map_err(map("ReopenContainerLog", id))
+    }
 }

@@ -33,6 +33,8 @@ pub const HONOURED_FIELDS: &[&str] = &[
     "staticPodPath",
     "containerRuntimeEndpoint",
     "registerWithTaints",
+    "containerLogMaxSize",
+    "containerLogMaxFiles",
 ];
 
 /// Default CRI endpoint (containerd's).
@@ -59,6 +61,8 @@ pub enum Error {
     Label { entry: String, message: String },
     #[error("--register-with-taints {entry:?}: {message}")]
     Taint { entry: String, message: String },
+    #[error("containerLogMaxSize {value:?}: not a size (e.g. 10Mi)")]
+    LogMaxSize { value: String },
     #[error("--cluster-dns {entry:?}: not an IP address")]
     ClusterDns { entry: String },
 }
@@ -78,6 +82,8 @@ pub struct FileSettings {
     pub static_pod_path: Option<PathBuf>,
     pub runtime_endpoint: Option<PathBuf>,
     pub register_with_taints: Option<Vec<Taint>>,
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<u32>,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -151,6 +157,8 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
         static_pod_path: field(&map, "staticPodPath")?,
         runtime_endpoint: endpoint.as_deref().map(endpoint_path),
         register_with_taints: field(&map, "registerWithTaints")?,
+        container_log_max_size: field(&map, "containerLogMaxSize")?,
+        container_log_max_files: field(&map, "containerLogMaxFiles")?,
     };
     let ignored = map.keys().filter(|k| !HONOURED_FIELDS.contains(&k.as_str())).cloned().collect();
     Ok(ConfigFile { settings, ignored })
@@ -206,6 +214,8 @@ pub struct Flags {
     pub register_with_taints: Option<String>,
     pub node_labels: Option<String>,
     pub root_dir: Option<PathBuf>,
+    pub container_log_max_size: Option<String>,
+    pub container_log_max_files: Option<u32>,
 }
 
 /// Flags, file and defaults combined.
@@ -224,6 +234,8 @@ pub struct Settings {
     pub taints: Vec<Taint>,
     pub node_labels: BTreeMap<String, String>,
     pub root_dir: PathBuf,
+    /// Container log rotation.
+    pub log_limits: crate::log_rotation::Limits,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -242,6 +254,15 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         Some(text) => parse_taints(text)?,
         None => file.register_with_taints.clone().unwrap_or_default(),
     };
+    let defaults = crate::log_rotation::DEFAULT_LIMITS;
+    let max_size = match flags.container_log_max_size.as_ref().or(file.container_log_max_size.as_ref()) {
+        Some(text) => crate::log_rotation::parse_size(text).ok_or_else(|| Error::LogMaxSize { value: text.clone() })?,
+        None => defaults.max_size,
+    };
+    let max_files = flags
+        .container_log_max_files
+        .or(file.container_log_max_files)
+        .map_or(defaults.max_files, |n| usize::try_from(n).unwrap_or(usize::MAX));
     Ok(Settings {
         address: flags.address.or(file.address),
         port: flags.port.or(file.port).unwrap_or(DEFAULT_PORT),
@@ -263,6 +284,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         taints,
         node_labels: flags.node_labels.as_deref().map(parse_node_labels).transpose()?.unwrap_or_default(),
         root_dir: flags.root_dir.clone().unwrap_or_else(|| DEFAULT_ROOT_DIR.into()),
+        log_limits: crate::log_rotation::Limits { max_size, max_files },
     })
 }
 

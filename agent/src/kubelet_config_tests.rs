@@ -71,3 +71,20 @@ fn bad_labels_taints_and_dns_name_the_entry() {
     let flags = Flags { cluster_dns: Some("10.0.0.10,dns".into()), ..Default::default() };
     assert_eq!(resolve(&flags, &FileSettings::default()), Err(Error::ClusterDns { entry: "dns".into() }));
 }
+
+#[test]
+fn container_log_limits_combine_like_the_rest() {
+    let text = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\ncontainerLogMaxSize: 5Mi\ncontainerLogMaxFiles: 3\n";
+    let parsed = parse_config_file(text).unwrap();
+    assert!(parsed.ignored.is_empty(), "{:?}", parsed.ignored);
+    let file = parsed.settings;
+    let from_file = resolve(&Flags::default(), &file).unwrap().log_limits;
+    assert_eq!((from_file.max_size, from_file.max_files), (5 << 20, 3));
+    let flags = Flags { container_log_max_size: Some("100Ki".into()), ..Default::default() };
+    let mixed = resolve(&flags, &file).unwrap().log_limits;
+    assert_eq!((mixed.max_size, mixed.max_files), (100 << 10, 3), "flag wins, file fills the rest");
+    let defaults = resolve(&Flags::default(), &FileSettings::default()).unwrap().log_limits;
+    assert_eq!(defaults, crate::log_rotation::DEFAULT_LIMITS);
+    let bad = Flags { container_log_max_size: Some("lots".into()), ..Default::default() };
+    assert!(matches!(resolve(&bad, &file), Err(Error::LogMaxSize { .. })));
+}

@@ -28,6 +28,9 @@ pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
 pub mod labels;
+pub mod log_reader;
+pub mod log_rotation;
+pub mod log_tail;
 pub mod logs;
 pub mod node;
 pub mod object_watch;
@@ -141,6 +144,12 @@ pub struct AgentArgs {
     /// Cluster domain (accepted; default cluster.local).
     #[arg(long)]
     pub cluster_domain: Option<String>,
+    /// Rotate a container's log file above this size (e.g. 10Mi; default 10Mi).
+    #[arg(long)]
+    pub container_log_max_size: Option<String>,
+    /// Log files kept per container, the current one included (default 5).
+    #[arg(long)]
+    pub container_log_max_files: Option<u32>,
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
@@ -168,6 +177,8 @@ impl AgentArgs {
             register_with_taints: self.register_with_taints.clone(),
             node_labels: self.node_labels.clone(),
             root_dir: self.root_dir.clone(),
+            container_log_max_size: self.container_log_max_size.clone(),
+            container_log_max_files: self.container_log_max_files,
         }
     }
 
@@ -344,6 +355,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         manager = manager.with_static_pods(statics);
     }
     tasks.spawn(manager.run(pods, token.clone()));
+
+    tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
     let state = server::ServerState {
         registry,

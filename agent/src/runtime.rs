@@ -72,6 +72,8 @@ pub trait Runtime: Send + Sync {
     async fn attach(&self, req: api::AttachRequest) -> Result<String>;
     /// `PortForward`: the streaming server's one-time URL into the sandbox's network.
     async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String>;
+    /// `ReopenContainerLog`: the runtime starts a new file at the log path.
+    async fn reopen_container_log(&self, id: &str) -> Result<()>;
 }
 
 /// What a command run with [`Runtime::exec_sync`] left behind.

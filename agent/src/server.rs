@@ -21,12 +21,11 @@ use bytes::Bytes;
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::Pod;
 use serde::Deserialize;
-use tokio::io::AsyncReadExt;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::labels;
-use crate::logs::{self, Assembler, LineSplitter, LogOptions};
+use crate::log_reader::LogReader;
+use crate::logs::LogOptions;
 use crate::pod_manager::PodRegistry;
 use crate::runtime::Runtime;
 use crate::runtime_spec::pod_log_dir;
@@ -171,118 +170,18 @@ async fn container_logs(
         };
         return bad(StatusCode::BAD_REQUEST, message);
     };
-    let path = dir.join(format!("{attempt}.log"));
-    let follow = flag(&query.follow) && !previous;
-    if !follow {
-        return match tokio::fs::read(&path).await {
-            Ok(bytes) => logs::render(&logs::parse_entries(&bytes), &options).into_response(),
-            Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, format!("reading {}: {e}", path.display())),
-        };
-    }
+    let reader = LogReader {
+        runtime: state.runtime.clone(),
+        uid,
+        container,
+        attempt,
+        path: dir.join(format!("{attempt}.log")),
+        options,
+        follow: flag(&query.follow) && !previous,
+        poll: state.follow_poll,
+        token: state.token.clone(),
+    };
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(16);
-    let follower = Follower { state, uid, container, attempt, path, options };
-    tokio::spawn(follower.run(tx));
+    tokio::spawn(reader.run(tx));
     Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx)).into_response()
-}
-
-struct Follower {
-    state: ServerState,
-    uid: String,
-    container: String,
-    attempt: u32,
-    path: PathBuf,
-    options: LogOptions,
-}
-
-impl Follower {
-    /// True while the followed container attempt is running (or unknown).
-    async fn running(&self) -> bool {
-        let filter = bosun_proto::cri::ContainerFilter {
-            label_selector: std::collections::HashMap::from([
-                (labels::POD_UID.to_string(), self.uid.clone()),
-                (labels::CONTAINER_NAME.to_string(), self.container.clone()),
-            ]),
-            ..Default::default()
-        };
-        match self.state.runtime.list_containers(Some(filter)).await {
-            Ok(list) => list.iter().any(|c| {
-                c.metadata.as_ref().map(|m| m.attempt) == Some(self.attempt)
-                    && c.state != bosun_proto::cri::ContainerState::ContainerExited as i32
-            }),
-            Err(_) => true,
-        }
-    }
-
-    async fn run(self, tx: mpsc::Sender<Result<Bytes, std::io::Error>>) {
-        let mut file = match tokio::fs::File::open(&self.path).await {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-        };
-        let mut initial = Vec::new();
-        if let Err(e) = file.read_to_end(&mut initial).await {
-            let _ = tx.send(Err(e)).await;
-            return;
-        }
-        // Entries already written are selected as a whole (since/tail); the
-        // unfinished tail of the file is carried into the live phase.
-        let cut = initial.iter().rposition(|b| *b == b'\n').map_or(0, |p| p + 1);
-        let mut splitter = LineSplitter::default();
-        let mut assembler = Assembler::default();
-        let mut budget = self.options.limit_bytes.unwrap_or(usize::MAX);
-        let first = {
-            let entries = logs::parse_entries(&initial[..cut]);
-            // Replay a trailing partial run so joins continue correctly.
-            for line in LineSplitter::default().push(&initial[..cut]) {
-                let _ = assembler.push(&line);
-            }
-            let mut out = logs::render(&entries, &LogOptions { limit_bytes: None, ..self.options.clone() });
-            out.truncate(budget);
-            out
-        };
-        splitter.push(&initial[cut..]);
-        budget -= first.len();
-        if !first.is_empty() && tx.send(Ok(Bytes::from(first))).await.is_err() {
-            return;
-        }
-        let mut exited_seen = false;
-        let mut checks: u32 = 0;
-        loop {
-            if budget == 0 {
-                return;
-            }
-            let mut fresh = Vec::new();
-            if let Err(e) = file.read_to_end(&mut fresh).await {
-                let _ = tx.send(Err(e)).await;
-                return;
-            }
-            let mut out = Vec::new();
-            for line in splitter.push(&fresh) {
-                if let Ok(Some(entry)) = assembler.push(&line) {
-                    out.extend_from_slice(logs::format_entry(&entry, self.options.timestamps).as_bytes());
-                }
-            }
-            out.truncate(budget);
-            budget -= out.len();
-            if !out.is_empty() && tx.send(Ok(Bytes::from(out))).await.is_err() {
-                return;
-            }
-            if exited_seen {
-                return;
-            }
-            checks = checks.wrapping_add(1);
-            if checks.is_multiple_of(5) && !self.running().await {
-                // One more read picks up what was written before the exit.
-                exited_seen = true;
-                continue;
-            }
-            tokio::select! {
-                () = self.state.token.cancelled() => return,
-                () = tx.closed() => return,
-                () = tokio::time::sleep(self.state.follow_poll) => {}
-            }
-        }
-    }
 }
