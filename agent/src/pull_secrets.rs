@@ -144,7 +144,8 @@ fn image_location(image: &str) -> Location {
     if host == "index.docker.io" {
         host = DEFAULT_REGISTRY.to_string();
     }
-    let path = if host == DEFAULT_REGISTRY && !repo.contains('/') { format!("library/{repo}") } else { repo.to_string() };
+    let path =
+        if host == DEFAULT_REGISTRY && !repo.contains('/') { format!("library/{repo}") } else { repo.to_string() };
     Location { host, port, path }
 }
 
@@ -190,7 +191,7 @@ pub fn lookup<'a>(credentials: &'a [Credential], image: &str) -> Vec<&'a Credent
             matches(&key, &target).then_some((key.host.len() + key.port.len() + key.path.len(), c))
         })
         .collect();
-    found.sort_by(|a, b| b.0.cmp(&a.0));
+    found.sort_by_key(|f| std::cmp::Reverse(f.0));
     found.into_iter().map(|(_, c)| c).collect()
 }
 

@@ -27,15 +27,26 @@ fn parses_dockerconfigjson_auth_and_plain_fields() {
     assert_eq!(
         got,
         vec![
-            Credential { server: "127.0.0.1:5001".into(), username: "alice".into(), password: "s3:cret".into(), ..Default::default() },
-            Credential { server: "reg.example.com".into(), username: "u".into(), password: "p".into(), identity_token: "t".into() },
+            Credential {
+                server: "127.0.0.1:5001".into(),
+                username: "alice".into(),
+                password: "s3:cret".into(),
+                ..Default::default()
+            },
+            Credential {
+                server: "reg.example.com".into(),
+                username: "u".into(),
+                password: "p".into(),
+                identity_token: "t".into()
+            },
         ]
     );
 }
 
 #[test]
 fn parses_dockercfg_and_auth_wins_over_fields() {
-    let json = format!(r#"{{"https://index.docker.io/v1/":{{"username":"x","password":"y","auth":"{}"}}}}"#, b64("bob:pw"));
+    let json =
+        format!(r#"{{"https://index.docker.io/v1/":{{"username":"x","password":"y","auth":"{}"}}}}"#, b64("bob:pw"));
     let got = parse_secret(&secret("s", DOCKER_CFG, ".dockercfg", &json)).unwrap();
     assert_eq!(got[0].username, "bob");
     assert_eq!(got[0].password, "pw");
@@ -49,7 +60,12 @@ fn rejects_bad_secrets_with_a_reason() {
         (secret("c", DOCKER_CONFIG_JSON, ".dockerconfigjson", "not json"), "secret \"c\""),
         (secret("d", DOCKER_CONFIG_JSON, ".dockerconfigjson", r#"{"auths":{"h":{"auth":"!!"}}}"#), "not base64"),
         (
-            secret("e", DOCKER_CONFIG_JSON, ".dockerconfigjson", &format!(r#"{{"auths":{{"h":{{"auth":"{}"}}}}}}"#, b64("nocolon"))),
+            secret(
+                "e",
+                DOCKER_CONFIG_JSON,
+                ".dockerconfigjson",
+                &format!(r#"{{"auths":{{"h":{{"auth":"{}"}}}}}}"#, b64("nocolon")),
+            ),
             "user:password",
         ),
     ];
