@@ -30,8 +30,13 @@ impl Runtime for CriClient {
         CriClient::status(self).await.map_err(map("Status", "runtime"))
     }
 
-    async fn pull_image(&self, image: &str, sandbox: &api::PodSandboxConfig) -> Result<String> {
-        CriClient::pull_image(self, image, None, Some(sandbox)).await.map_err(map("PullImage", image))
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<api::AuthConfig>,
+        sandbox: &api::PodSandboxConfig,
+    ) -> Result<String> {
+        CriClient::pull_image(self, image, auth, Some(sandbox)).await.map_err(map("PullImage", image))
     }
 
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {

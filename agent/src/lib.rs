@@ -40,6 +40,7 @@ pub mod pod_api;
 pub mod pod_manager;
 pub mod pod_worker;
 pub mod prober;
+pub mod pull_secrets;
 pub mod readiness_gates;
 pub mod runtime;
 pub mod runtime_spec;

@@ -222,6 +222,7 @@ mod admit;
 mod apply;
 mod hooks;
 mod messages;
+mod pull;
 mod start;
 mod sync;
 mod teardown;

@@ -33,8 +33,14 @@ pub trait Runtime: Send + Sync {
     async fn version(&self) -> Result<api::VersionResponse>;
     /// `Status`: runtime and network readiness.
     async fn status(&self) -> Result<api::RuntimeStatus>;
-    /// `PullImage`; returns the image reference the runtime resolved.
-    async fn pull_image(&self, image: &str, sandbox: &api::PodSandboxConfig) -> Result<String>;
+    /// `PullImage` with registry credentials (`None`: anonymous); returns
+    /// the image reference the runtime resolved.
+    async fn pull_image(
+        &self,
+        image: &str,
+        auth: Option<api::AuthConfig>,
+        sandbox: &api::PodSandboxConfig,
+    ) -> Result<String>;
     /// `ImageStatus`; `None` when the image is not present.
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>>;
     /// `RunPodSandbox`; returns the sandbox id.

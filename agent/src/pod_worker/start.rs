@@ -81,7 +81,7 @@ impl PodWorker {
         if start.pull {
             self.event(pod, name, EventType::Normal, "Pulling", &format!("Pulling image \"{image}\"")).await;
             let began = Instant::now();
-            match runtime.pull_image(&image, sandbox_config).await {
+            match self.pull_with_secrets(pod, name, &image, sandbox_config).await {
                 Ok(_) => {
                     self.pull.reset(&image);
                     let message =
@@ -90,7 +90,7 @@ impl PodWorker {
                 }
                 Err(error) => {
                     self.pull.record(&image, Timestamp::now());
-                    let message = format!("Failed to pull image \"{image}\": {}", error.message);
+                    let message = format!("Failed to pull image \"{image}\": {error}");
                     self.event(pod, name, EventType::Warning, "Failed", &message).await;
                     return fail(WaitingReason::ErrImagePull, message);
                 }
