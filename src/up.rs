@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// Loopback registry address.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub registry: String,
+    /// Another registry containerd may pull from over plain HTTP
+    /// (`host:port`; repeatable), e.g. a private one that needs imagePullSecrets.
+    #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
+    pub insecure_registries: Vec<String>,
     /// apiserver address (plain HTTP, loopback).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
@@ -122,6 +126,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     let stack = StackConfig {
         dir: args.dir.join("stack"),
         registry: args.registry.clone(),
+        insecure_registries: args.insecure_registries.clone(),
         network: CniNetwork { bridge: args.bridge.clone(), subnet: args.pod_cidr.clone() },
         cni_bin_dir: "/usr/lib/cni".into(),
     };

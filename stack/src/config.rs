@@ -18,6 +18,9 @@ pub struct StackConfig {
     pub dir: PathBuf,
     /// `host:port` of the loopback registry.
     pub registry: String,
+    /// More plain-HTTP registries containerd may pull from (`host:port`),
+    /// e.g. a private registry on the node's network.
+    pub insecure_registries: Vec<String>,
     pub network: CniNetwork,
     /// Where the CNI plugin binaries are (Debian: `/usr/lib/cni`).
     pub cni_bin_dir: PathBuf,
@@ -107,7 +110,8 @@ oom_score = 0
 
   [plugins."io.containerd.grpc.v1.cri".registry.mirrors."{registry}"]
     endpoint = ["http://{registry}"]
-"#,
+{insecure}"#,
+        insecure = insecure_mirrors(&config.insecure_registries),
         root = quote(&root.join("root")),
         state = quote(&root.join("state")),
         socket = quote(&config.containerd_socket()),
@@ -146,6 +150,15 @@ pub fn render_cni_conflist(config: &StackConfig) -> String {
     serde_json::to_string_pretty(&conflist).unwrap_or_default()
 }
 
+/// One mirror entry per extra plain-HTTP registry (containerd 1.6 pulls
+/// over HTTP only from a registry listed as its own mirror).
+fn insecure_mirrors(registries: &[String]) -> String {
+    registries
+        .iter()
+        .map(|r| format!("\n  [plugins.\"io.containerd.grpc.v1.cri\".registry.mirrors.\"{r}\"]\n    endpoint = [\"http://{r}\"]\n"))
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -154,6 +167,7 @@ mod tests {
         StackConfig {
             dir: "/tmp/bosun stack".into(),
             registry: "127.0.0.1:5000".into(),
+            insecure_registries: vec!["127.0.0.1:5001".into()],
             network: CniNetwork { bridge: "bosun0".into(), subnet: "10.244.0.0/24".into() },
             cni_bin_dir: "/usr/lib/cni".into(),
         }
@@ -169,6 +183,8 @@ mod tests {
             r#"sandbox_image = "127.0.0.1:5000/bosun/pause:1.0""#,
             r#"registry.mirrors."127.0.0.1:5000"]"#,
             r#"endpoint = ["http://127.0.0.1:5000"]"#,
+            r#"registry.mirrors."127.0.0.1:5001"]"#,
+            r#"endpoint = ["http://127.0.0.1:5001"]"#,
             r#"conf_dir = "/tmp/bosun stack/cni/net.d""#,
             r#"Root = "/tmp/bosun stack/containerd/state/runc""#,
         ] {

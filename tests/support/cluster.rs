@@ -77,12 +77,18 @@ impl Cluster {
     /// Runs `bosun up` in a fresh temp dir with node `node` and waits for
     /// its "bosun is up" banner; checks that a second `up` is harmless.
     pub fn start(node: &str) -> Result<Cluster> {
+        Cluster::start_with(node, &[])
+    }
+
+    /// [`Cluster::start`] with more `bosun up` arguments.
+    pub fn start_with(node: &str, extra: &[String]) -> Result<Cluster> {
         let tmp = tempfile::Builder::new().prefix("bosun-e2e-").tempdir()?;
         let dir = tmp.path().to_path_buf();
         let registry = format!("127.0.0.1:{}", free_port());
         let api = format!("127.0.0.1:{}", free_port());
         let id = std::process::id() % 200;
-        let args = up_args(&dir, &registry, &api, free_port(), id, node);
+        let mut args = up_args(&dir, &registry, &api, free_port(), id, node);
+        args.extend_from_slice(extra);
         let mut child = bosun().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdout = child.stdout.take().context("up stdout")?;
         let mut cluster =

@@ -58,6 +58,7 @@ impl TestStack {
         let config = StackConfig {
             dir: dir.path().to_path_buf(),
             registry: format!("127.0.0.1:{}", free_port()),
+            insecure_registries: Vec::new(),
             network: CniNetwork { bridge: format!("bst{id}"), subnet: format!("10.201.{}.0/24", id % 250) },
             cni_bin_dir: "/usr/lib/cni".into(),
         };
