@@ -43,7 +43,15 @@ impl PodWorker {
         }
         let mut services = Vec::new();
         for namespace in service_links::namespaces_needed(pod) {
-            services.extend(self.deps.api.services(&namespace).await.map_err(api_err)?);
+            match self.deps.api.services(&namespace).await {
+                Ok(found) => services.extend(found),
+                // A static pod must start with no API server (as upstream,
+                // it then goes without Service variables).
+                Err(error) if crate::static_pods::is_static(pod) => {
+                    tracing::debug!(%error, "static pod started without Service variables");
+                }
+                Err(error) => return Err(api_err(error)),
+            }
         }
         sources.services = service_links::service_env(pod, &services);
         Ok(sources)
