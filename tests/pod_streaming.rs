@@ -151,9 +151,19 @@ fn exec_scenarios(cluster: &Cluster) -> Result<()> {
     )?;
     ensure!(code == 0 && out == "got:one:two\n", "exec -i: exit {code}, out {out:?}, err {err:?}");
 
+    // stdin EOF: kubectl's v5 close reaches the command as end of input.
+    let (code, out, err) = run(cluster, &["exec", "-i", "shell", "-c", "main", "--", "cat"], Some("hi\n"))?;
+    ensure!(code == 0 && out == "hi\n", "echo hi | kubectl exec -i -- cat: exit {code}, out {out:?}, err {err:?}");
+    let (code, out, err) =
+        run(cluster, &["exec", "-i", "shell", "-c", "main", "--", "sh", "-c", "wc -c; exit 3"], Some("12345"))?;
+    ensure!(code == 3 && out.trim() == "5", "stdin EOF then exit 3: exit {code}, out {out:?}, err {err:?}");
+
     // A terminal: `script` gives kubectl a pty of 37 rows x 91 columns; kubectl
     // sends that size on the resize channel and the container's tty has it.
-    let inner = "stty rows 37 cols 91; kubectl exec -it shell -c main -- sh -c 'stty size; tty'";
+    // kubectl sends the size right after the streams open, so the command
+    // waits for it (bounded) rather than racing it.
+    let inner = "stty rows 37 cols 91; kubectl exec -it shell -c main -- sh -c \
+        'for i in $(seq 600); do [ \"$(stty size)\" = \"37 91\" ] && break; sleep 0.1; done; stty size; tty'";
     let out = Command::new("script")
         .args(["-qec", inner, "/dev/null"])
         .env("KUBECONFIG", &cluster.kubeconfig)
@@ -164,9 +174,7 @@ fn exec_scenarios(cluster: &Cluster) -> Result<()> {
     let out = wait_output(out)?;
     let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
     ensure!(out.status.success(), "exec -it failed: {text} {}", String::from_utf8_lossy(&out.stderr));
-    // Known gap: the container's `stty size` does not yet see kubectl's
-    // 37x91 (the resize frame is relayed but arrives after stty runs or is
-    // lost); asserted once fixed.
+    ensure!(text.lines().any(|l| l == "37 91"), "the container's tty has kubectl's size: {text:?}");
     ensure!(text.lines().any(|l| l.starts_with("/dev/pts/")), "a tty was allocated: {text:?}");
 
     let (code, _, err) = run(cluster, &["exec", "shell", "-c", "nope", "--", "true"], None)?;

@@ -9,10 +9,12 @@
 //! errors. After that [`relay`] moves frames until either side ends.
 //!
 //! Protocols (kubectl 1.32 offers WebSocket first, SPDY only as a fallback):
-//! - exec/attach: kubectl speaks `v5.channel.k8s.io`, containerd 1.6's
-//!   streaming server `v4.channel.k8s.io`; the framing is the same (a
-//!   channel byte per message; the exit status is a `Status` on channel 3),
-//!   v5 adds only the stdin close signal, which v4 cannot carry.
+//! - exec/attach: kubectl speaks `v5.channel.k8s.io` (a channel byte per
+//!   message; the exit status is a `Status` on channel 3; v5 adds the stdin
+//!   close signal). Toward the runtime the agent speaks the remotecommand
+//!   protocol `v4.channel.k8s.io` over SPDY/3.1 ([`spdy`]), not containerd
+//!   1.6's v4 WebSocket, because only SPDY can half-close stdin: the v5
+//!   close becomes a FIN on the stdin stream.
 //! - port-forward: kubectl tunnels a SPDY/3.1 session in binary WebSocket
 //!   messages (`SPDY/3.1+portforward.k8s.io`); the agent upgrades the
 //!   runtime's URL to SPDY/3.1 and passes the session through as bytes, so
@@ -23,8 +25,10 @@
 pub mod options;
 pub mod relay;
 pub mod runtime_conn;
+pub mod spdy;
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use axum::extract::ws::WebSocketUpgrade;
 use axum::extract::{Path, RawQuery, State};
@@ -37,7 +41,11 @@ use bosun_proto::cri as api;
 use crate::labels;
 use crate::runtime::{Runtime, RuntimeError};
 use crate::server::ServerState;
-use options::{pick_protocol, OptionsError, StreamOptions, SPDY_TUNNEL_PORTFORWARD, V4_CHANNEL, V5_CHANNEL};
+use options::{
+    pick_protocol, OptionsError, StreamOptions, PORTFORWARD_PROTOCOL, SPDY_TUNNEL_PORTFORWARD, V4_CHANNEL, V5_CHANNEL,
+};
+use spdy::session::ExecSession;
+use spdy::streams::StreamIds;
 
 /// Largest WebSocket message accepted from kubectl (stdin chunks and
 /// tunnelled SPDY frames are far smaller).
@@ -72,6 +80,9 @@ pub enum StreamError {
     /// The runtime's streaming server could not be reached.
     #[error(transparent)]
     Connect(#[from] runtime_conn::ConnectError),
+    /// The runtime did not accept the exec/attach streams.
+    #[error(transparent)]
+    Spdy(#[from] spdy::SpdyError),
 }
 
 impl IntoResponse for StreamError {
@@ -80,7 +91,9 @@ impl IntoResponse for StreamError {
             StreamError::PodNotFound(_) => StatusCode::NOT_FOUND,
             StreamError::ContainerNotRunning { .. } | StreamError::NoSandbox(_) => StatusCode::BAD_REQUEST,
             StreamError::Options(_) | StreamError::Protocol(_) => StatusCode::BAD_REQUEST,
-            StreamError::Runtime(_) | StreamError::Connect(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StreamError::Runtime(_) | StreamError::Connect(_) | StreamError::Spdy(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         };
         (status, self.to_string()).into_response()
     }
@@ -149,12 +162,21 @@ async fn ready_sandbox(runtime: &dyn Runtime, uid: &str, pod: &str) -> Result<St
         .ok_or_else(|| StreamError::NoSandbox(pod.to_string()))
 }
 
-/// Accepts kubectl's channel WebSocket and relays it to the runtime's socket.
+/// How long the runtime may take to accept the streams of an exec or attach.
+const STREAM_CREATION_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Opens the runtime's SPDY session for the one-time `url` with the streams `opts` asks for.
+async fn open_channels(url: &str, opts: &StreamOptions) -> Result<ExecSession<runtime_conn::Upgraded>, StreamError> {
+    let io = runtime_conn::spdy_upgrade(url, V4_CHANNEL).await?;
+    Ok(spdy::session::open(io, StreamIds::plan(opts), STREAM_CREATION_TIMEOUT).await?)
+}
+
+/// Accepts kubectl's channel WebSocket and relays it to the runtime's session.
 fn serve_channels(
     state: ServerState,
     ws: WebSocketUpgrade,
     protocol: &'static str,
-    runtime: runtime_conn::ChannelSocket,
+    runtime: ExecSession<runtime_conn::Upgraded>,
 ) -> Response {
     let (idle, token) = (state.stream_idle_timeout, state.token.clone());
     ws.protocols([protocol]).max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| async move {
@@ -175,14 +197,14 @@ async fn exec(
     let id = running_container(state.runtime.as_ref(), &uid, &pod, &container).await?;
     let request = api::ExecRequest {
         container_id: id,
-        cmd: opts.command,
+        cmd: opts.command.clone(),
         tty: opts.tty,
         stdin: opts.stdin,
         stdout: opts.stdout,
         stderr: opts.stderr,
     };
     let url = state.runtime.exec(request).await?;
-    let runtime = runtime_conn::channel_socket(&url).await?;
+    let runtime = open_channels(&url, &opts).await?;
     Ok(serve_channels(state, ws, protocol, runtime))
 }
 
@@ -204,7 +226,7 @@ async fn attach(
         stderr: opts.stderr,
     };
     let url = state.runtime.attach(request).await?;
-    let runtime = runtime_conn::channel_socket(&url).await?;
+    let runtime = open_channels(&url, &opts).await?;
     Ok(serve_channels(state, ws, protocol, runtime))
 }
 
@@ -218,7 +240,7 @@ async fn port_forward(
     let sandbox = ready_sandbox(state.runtime.as_ref(), &uid, &pod).await?;
     // Ports travel in each SPDY stream's headers; the URL needs none.
     let url = state.runtime.port_forward(&sandbox, Vec::new()).await?;
-    let runtime = runtime_conn::spdy_portforward(&url).await?;
+    let runtime = runtime_conn::spdy_upgrade(&url, PORTFORWARD_PROTOCOL).await?;
     let (idle, token) = (state.stream_idle_timeout, state.token.clone());
     Ok(ws.protocols([protocol]).max_message_size(MAX_CLIENT_MESSAGE).on_upgrade(move |socket| async move {
         let ended = relay::tunnel(socket, runtime, idle, token).await;

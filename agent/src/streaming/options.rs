@@ -4,7 +4,8 @@
 
 /// kubectl 1.30+ exec/attach over WebSocket (channel byte per frame, 255 = close a stream).
 pub const V5_CHANNEL: &str = "v5.channel.k8s.io";
-/// The same framing without the close signal; what the runtime's streaming server speaks.
+/// The same framing without the close signal; also the remotecommand
+/// protocol the runtime's streaming server speaks over SPDY.
 pub const V4_CHANNEL: &str = "v4.channel.k8s.io";
 /// kubectl 1.31+ port-forward: SPDY/3.1 frames tunnelled in binary WebSocket messages.
 pub const SPDY_TUNNEL_PORTFORWARD: &str = "SPDY/3.1+portforward.k8s.io";
@@ -99,27 +100,6 @@ impl StreamOptions {
     }
 }
 
-/// What to do with one frame kubectl sent on a channel-protocol WebSocket,
-/// bridged to a v4 runtime stream.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum ClientFrame {
-    /// Pass the frame on unchanged (stdin data, resize).
-    Forward,
-    /// kubectl closed stdin (v5 close signal).
-    StdinClosed,
-    /// A frame with nothing to pass on (empty, or closing a stream the runtime does not read).
-    Ignore,
-}
-
-/// Decides [`ClientFrame`] for one binary frame.
-pub fn client_frame(frame: &[u8]) -> ClientFrame {
-    match frame {
-        [channel::CLOSE, channel::STDIN, ..] => ClientFrame::StdinClosed,
-        [channel::STDIN | channel::RESIZE, ..] => ClientFrame::Forward,
-        _ => ClientFrame::Ignore,
-    }
-}
-
 /// Picks the subprotocol to answer with: the first of `supported` that the
 /// client offered in its `Sec-WebSocket-Protocol` headers (comma separated).
 pub fn pick_protocol<'a>(
@@ -170,16 +150,6 @@ mod tests {
         let opts = parse("command=ignored&stdout=true&stdin=true", false).expect("valid");
         assert!(opts.command.is_empty());
         assert!(opts.stdin && opts.stdout);
-    }
-
-    #[test]
-    fn client_frames_are_forwarded_or_closed() {
-        assert_eq!(client_frame(&[0, b'h', b'i']), ClientFrame::Forward);
-        assert_eq!(client_frame(&[4, b'{']), ClientFrame::Forward);
-        assert_eq!(client_frame(&[255, 0]), ClientFrame::StdinClosed);
-        assert_eq!(client_frame(&[255, 4]), ClientFrame::Ignore);
-        assert_eq!(client_frame(&[]), ClientFrame::Ignore);
-        assert_eq!(client_frame(&[1, b'x']), ClientFrame::Ignore);
     }
 
     #[test]

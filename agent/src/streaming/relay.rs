@@ -13,10 +13,11 @@ use axum::extract::ws::{close_code, CloseFrame, Message as ClientMessage, WebSoc
 use futures::{SinkExt, StreamExt};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::Message as RuntimeMessage;
 use tokio_util::sync::CancellationToken;
 
-use super::options::{client_frame, ClientFrame};
+use super::spdy::frame::{self, Frame};
+use super::spdy::session::ExecSession;
+use super::spdy::streams::{client_to_runtime, runtime_to_client, FromRuntime};
 
 /// Bytes read from the runtime's byte stream per WebSocket message.
 pub const READ_CHUNK: usize = 32 * 1024;
@@ -69,47 +70,69 @@ fn normal_close() -> ClientMessage {
     ClientMessage::Close(Some(CloseFrame { code: close_code::NORMAL, reason: "".into() }))
 }
 
-/// Relays kubectl's channel-protocol WebSocket (v5 or v4) and the runtime's
-/// v4 WebSocket. Channel frames pass unchanged; a v5 stdin close has no v4
-/// equivalent and is dropped (the runtime sees stdin end when the session does).
-pub async fn channels<R>(client: WebSocket, runtime: R, idle: Duration, token: CancellationToken) -> Ended
+/// Relays kubectl's channel-protocol WebSocket (v5 or v4) and the
+/// runtime's SPDY exec/attach session: kubectl's stdin, stdin close and
+/// resize messages become frames on the planned streams, the runtime's
+/// stdout, stderr and error streams become channel messages (see
+/// [`streams`](super::spdy::streams) for the mapping). Frames to the runtime go
+/// through one writer, so PING answers and stdin never interleave mid-frame.
+pub async fn channels<S>(client: WebSocket, runtime: ExecSession<S>, idle: Duration, token: CancellationToken) -> Ended
 where
-    R: futures::Stream<Item = Result<RuntimeMessage, tokio_tungstenite::tungstenite::Error>>
-        + futures::Sink<RuntimeMessage>
-        + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
     let activity = Activity::new();
     let (mut client_tx, mut client_rx) = client.split();
-    let (mut runtime_tx, mut runtime_rx) = runtime.split();
+    let ExecSession { mut reader, writer: mut runtime_tx, ids, early } = runtime;
+    let (frames_tx, mut frames_rx) = tokio::sync::mpsc::channel::<Frame>(16);
+    let writer = async {
+        while let Some(frame) = frames_rx.recv().await {
+            let Ok(bytes) = frame::encode(&frame) else { continue };
+            if runtime_tx.write_all(&bytes).await.is_err() || runtime_tx.flush().await.is_err() {
+                return;
+            }
+        }
+    };
+    let to_runtime = frames_tx.clone();
     let upstream = async {
         while let Some(Ok(msg)) = client_rx.next().await {
             activity.touch();
             match msg {
-                ClientMessage::Binary(frame) => match client_frame(&frame) {
-                    ClientFrame::Forward => {
-                        if runtime_tx.send(RuntimeMessage::Binary(frame)).await.is_err() {
+                ClientMessage::Binary(message) => {
+                    if let Some(frame) = client_to_runtime(&message, &ids) {
+                        if to_runtime.send(frame).await.is_err() {
                             break;
                         }
                     }
-                    ClientFrame::StdinClosed => tracing::debug!("stream: stdin closed by the client"),
-                    ClientFrame::Ignore => {}
-                },
+                }
                 ClientMessage::Close(_) => break,
                 _ => {}
             }
         }
-        let _ = runtime_tx.send(RuntimeMessage::Close(None)).await;
     };
     let downstream = async {
-        while let Some(Ok(msg)) = runtime_rx.next().await {
-            activity.touch();
-            match msg {
-                RuntimeMessage::Binary(frame) => match client_tx.send(ClientMessage::Binary(frame)).await {
-                    Ok(()) => {}
-                    Err(_) => return,
+        let mut early = early.into_iter();
+        loop {
+            let frame = match early.next() {
+                Some(frame) => frame,
+                None => match reader.next().await {
+                    Ok(Some(frame)) => frame,
+                    Ok(None) | Err(_) => break,
                 },
-                RuntimeMessage::Close(_) => break,
-                _ => {}
+            };
+            activity.touch();
+            match runtime_to_client(frame, &ids) {
+                FromRuntime::Output(message) => {
+                    if client_tx.send(ClientMessage::Binary(message.into())).await.is_err() {
+                        return;
+                    }
+                }
+                FromRuntime::Reply(frame) => {
+                    if frames_tx.send(frame).await.is_err() {
+                        break;
+                    }
+                }
+                FromRuntime::End => break,
+                FromRuntime::Ignore => {}
             }
         }
         let _ = client_tx.send(normal_close()).await;
@@ -117,6 +140,7 @@ where
     tokio::select! {
         () = upstream => Ended::Client,
         () = downstream => Ended::Runtime,
+        () = writer => Ended::Runtime,
         () = activity.idle_for(idle) => Ended::Idle,
         () = token.cancelled() => Ended::Shutdown,
     }
