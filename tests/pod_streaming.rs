@@ -163,7 +163,7 @@ fn exec_scenarios(cluster: &Cluster) -> Result<()> {
     // kubectl sends the size right after the streams open, so the command
     // waits for it (bounded) rather than racing it.
     let inner = "stty rows 37 cols 91; kubectl exec -it shell -c main -- sh -c \
-        'for i in $(seq 600); do [ \"$(stty size)\" = \"37 91\" ] && break; sleep 0.1; done; stty size; tty'";
+        'for i in $(seq 600); do stty size | grep -qx \"37 91\" && break; sleep 0.1; done; stty size; tty'";
     let out = Command::new("script")
         .args(["-qec", inner, "/dev/null"])
         .env("KUBECONFIG", &cluster.kubeconfig)
@@ -172,13 +172,136 @@ fn exec_scenarios(cluster: &Cluster) -> Result<()> {
         .stderr(Stdio::piped())
         .spawn()?;
     let out = wait_output(out)?;
-    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "");
+    // The terminal echoes a NUL kubectl writes as `^@`, somewhere in the output.
+    let text = String::from_utf8_lossy(&out.stdout).replace('\r', "").replace("^@", "");
     ensure!(out.status.success(), "exec -it failed: {text} {}", String::from_utf8_lossy(&out.stderr));
     ensure!(text.lines().any(|l| l == "37 91"), "the container's tty has kubectl's size: {text:?}");
     ensure!(text.lines().any(|l| l.starts_with("/dev/pts/")), "a tty was allocated: {text:?}");
 
     let (code, _, err) = run(cluster, &["exec", "shell", "-c", "nope", "--", "true"], None)?;
     ensure!(code != 0 && err.contains("nope"), "a missing container is an error naming it: {code} {err:?}");
+    Ok(())
+}
+
+/// A raw `v5.channel.k8s.io` client of the apiserver's `pods/exec` (what
+/// kubectl does with a real terminal): resize messages on channel 4 change
+/// the container's terminal size; the exit status arrives on channel 3.
+mod raw_exec {
+    use std::io::ErrorKind;
+    use std::net::TcpStream;
+    use std::time::{Duration, Instant};
+
+    use anyhow::{bail, ensure, Context, Result};
+    use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+    use tokio_tungstenite::tungstenite::http::HeaderValue;
+    use tokio_tungstenite::tungstenite::{client, Error, Message, WebSocket};
+
+    use super::DEADLINE;
+
+    pub struct Session {
+        socket: WebSocket<TcpStream>,
+        /// Channel 1 so far.
+        pub stdout: String,
+        /// Channel 3 (the exit `Status`).
+        pub status: String,
+        pub closed: bool,
+    }
+
+    impl Session {
+        pub fn open(api: &str, pod: &str, container: &str, command: &[&str]) -> Result<Session> {
+            let mut query = form_query(container, command);
+            query.push_str("&stdin=true&stdout=true&tty=true");
+            let url = format!("ws://{api}/api/v1/namespaces/default/pods/{pod}/exec?{query}");
+            let mut request = url.into_client_request()?;
+            request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v5.channel.k8s.io"));
+            let stream = TcpStream::connect(api)?;
+            stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let (socket, response) = client(request, stream).context("websocket handshake")?;
+            let protocol = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
+            ensure!(protocol == Some("v5.channel.k8s.io"), "answered protocol {protocol:?}");
+            Ok(Session { socket, stdout: String::new(), status: String::new(), closed: false })
+        }
+
+        pub fn send(&mut self, channel: u8, data: &[u8]) -> Result<()> {
+            let mut message = vec![channel];
+            message.extend_from_slice(data);
+            self.socket.send(Message::Binary(message.into()))?;
+            Ok(())
+        }
+
+        pub fn resize(&mut self, width: u16, height: u16) -> Result<()> {
+            self.send(4, format!(r#"{{"Width":{width},"Height":{height}}}"#).as_bytes())
+        }
+
+        /// Reads what arrives within one read timeout.
+        fn pump(&mut self) -> Result<()> {
+            match self.socket.read() {
+                Ok(Message::Binary(data)) => match data.split_first() {
+                    Some((1, rest)) => self.stdout.push_str(&String::from_utf8_lossy(rest)),
+                    Some((3, rest)) => self.status.push_str(&String::from_utf8_lossy(rest)),
+                    _ => {}
+                },
+                Ok(Message::Close(_)) => self.closed = true,
+                Ok(_) => {}
+                Err(Error::Io(e)) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+                Err(Error::ConnectionClosed | Error::AlreadyClosed) => self.closed = true,
+                Err(e) => return Err(e.into()),
+            }
+            Ok(())
+        }
+
+        /// Sends `probe` on stdin until stdout contains `want` (bounded).
+        pub fn probe_until(&mut self, probe: &[u8], want: &str) -> Result<()> {
+            let deadline = Instant::now() + DEADLINE;
+            let mut last_probe: Option<Instant> = None;
+            while !self.stdout.contains(want) {
+                ensure!(!self.closed, "session closed before {want:?}: {:?}", self.stdout);
+                ensure!(Instant::now() < deadline, "no {want:?} within {DEADLINE:?}: {:?}", self.stdout);
+                if last_probe.is_none_or(|t| t.elapsed() >= Duration::from_millis(500)) {
+                    self.send(0, probe)?;
+                    last_probe = Some(Instant::now());
+                }
+                self.pump()?;
+            }
+            Ok(())
+        }
+
+        /// Reads until the runtime closes the session (bounded).
+        pub fn until_closed(&mut self) -> Result<()> {
+            let deadline = Instant::now() + DEADLINE;
+            while !self.closed {
+                if Instant::now() >= deadline {
+                    bail!("session not closed within {DEADLINE:?}: {:?} {:?}", self.stdout, self.status);
+                }
+                self.pump()?;
+            }
+            Ok(())
+        }
+    }
+
+    fn form_query(container: &str, command: &[&str]) -> String {
+        let mut query = form_urlencoded::Serializer::new(String::new());
+        query.append_pair("container", container);
+        for arg in command {
+            query.append_pair("command", arg);
+        }
+        query.finish()
+    }
+}
+
+fn resize_scenario(cluster: &Cluster) -> Result<()> {
+    let command = ["sh", "-c", "while read x; do echo size:$(stty size | tr ' ' x); done; echo bye"];
+    let mut session = raw_exec::Session::open(&cluster.api, "shell", "main", &command)?;
+    session.resize(91, 37)?;
+    session.probe_until(b"\n", "size:37x91")?;
+    session.resize(120, 50)?;
+    session.probe_until(b"\n", "size:50x120")?;
+    // On a terminal, end of input is Ctrl-D (closing stdin does not hang up
+    // the pty): `read` sees EOF, the loop ends, the command exits 0.
+    session.send(0, &[0x04])?;
+    session.until_closed()?;
+    ensure!(session.stdout.contains("bye"), "Ctrl-D ended the loop: {:?}", session.stdout);
+    ensure!(session.status.contains("Success"), "exit status {:?}", session.status);
     Ok(())
 }
 
@@ -272,6 +395,7 @@ fn exec_attach_and_port_forward_through_the_apiserver() -> Result<()> {
     ensure!(ok, "apply: {out}{err}");
     wait_running(&cluster)?;
     exec_scenarios(&cluster).context("exec")?;
+    resize_scenario(&cluster).context("resize")?;
     attach_scenario(&cluster).context("attach")?;
     port_forward_scenario(&cluster).context("port-forward")?;
     Ok(())
