@@ -4,7 +4,8 @@
 //! Exec: output on stdout and stderr, the exit code propagated, stdin with
 //! `-i`, a terminal with `-t` that gets kubectl's window size; attach to a
 //! container reading its stdin; port-forward carrying several concurrent
-//! connections; errors for a missing container. One cluster for all.
+//! connections; errors for a missing container. Also the kubelet API's
+//! `/pods` and `/runningpods`. One cluster for all.
 
 mod support;
 
@@ -388,12 +389,59 @@ fn port_forward_scenario(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
+/// `GET` of the node's kubelet API at the address and port its Node object publishes.
+fn kubelet_get(cluster: &Cluster, path: &str) -> Result<serde_json::Value> {
+    let node = cluster.json(&["get", "node", "stream-node"])?;
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().context("kubelet port")?;
+    let ip = node["status"]["addresses"]
+        .as_array()
+        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
+        .and_then(|a| a["address"].as_str())
+        .context("InternalIP")?
+        .to_string();
+    let url = format!("http://{ip}:{port}{path}");
+    let out = Command::new("curl").args(["-sf", "--max-time", "60", &url]).output()?;
+    ensure!(out.status.success(), "GET {url}: {}", String::from_utf8_lossy(&out.stderr));
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// `/pods` lists the pods the agent runs (full objects), `/runningpods` what
+/// the runtime runs (name, namespace, uid and the running containers).
+fn kubelet_api_scenario(cluster: &Cluster) -> Result<()> {
+    let uid = cluster.json(&["get", "pod", "shell"])?["metadata"]["uid"].as_str().context("uid")?.to_string();
+    let pods = kubelet_get(cluster, "/pods")?;
+    ensure!(pods["kind"] == "PodList", "/pods kind: {pods}");
+    let shell = pods["items"].as_array().and_then(|items| items.iter().find(|p| p["metadata"]["name"] == "shell"));
+    let shell = shell.with_context(|| format!("shell in /pods: {pods}"))?;
+    ensure!(shell["metadata"]["uid"] == uid.as_str() && shell["spec"]["containers"][1]["stdin"] == true, "{shell}");
+
+    let running = kubelet_get(cluster, "/runningpods")?;
+    ensure!(running["kind"] == "PodList", "/runningpods kind: {running}");
+    let items = running["items"].as_array().context("items")?;
+    let pod = items.iter().find(|p| p["metadata"]["name"] == "shell").with_context(|| format!("shell: {running}"))?;
+    ensure!(pod["metadata"]["namespace"] == "default", "{pod}");
+    ensure!(pod["metadata"]["uid"] == uid.as_str(), "uid {pod}");
+    let names: Vec<&str> =
+        pod["spec"]["containers"].as_array().context("containers")?.iter().filter_map(|c| c["name"].as_str()).collect();
+    ensure!(names == ["main", "reader"], "running containers {names:?}");
+    ensure!(
+        pod["spec"]["containers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .all(|c| c["image"].as_str().is_some_and(|i| !i.is_empty())),
+        "images {pod}"
+    );
+    Ok(())
+}
+
 #[test]
 fn exec_attach_and_port_forward_through_the_apiserver() -> Result<()> {
     let cluster = Cluster::start("stream-node")?;
     let (ok, out, err) = cluster.apply_stdin(&manifest(&cluster.registry))?;
     ensure!(ok, "apply: {out}{err}");
     wait_running(&cluster)?;
+    kubelet_api_scenario(&cluster).context("kubelet API")?;
     exec_scenarios(&cluster).context("exec")?;
     resize_scenario(&cluster).context("resize")?;
     attach_scenario(&cluster).context("attach")?;

@@ -1,5 +1,6 @@
 //! The kubelet API (plain HTTP): `GET /healthz`, `GET /pods` (the pods this
-//! agent runs, as a PodList) and `GET /containerLogs/{ns}/{pod}/{container}`
+//! agent runs, as a PodList), `GET /runningpods` (what the runtime runs, see
+//! `running_pods`) and `GET /containerLogs/{ns}/{pod}/{container}`
 //! (CRI log file of the current or previous attempt; `follow` tails it
 //! until the container exits or the client goes away), and the streaming
 //! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`).
@@ -68,6 +69,7 @@ pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/pods", get(pods))
+        .route("/runningpods", get(runningpods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .merge(crate::streaming::routes())
         .with_state(state)
@@ -84,7 +86,21 @@ pub async fn serve(
 
 async fn pods(State(state): State<ServerState>) -> Json<serde_json::Value> {
     let items: Vec<Pod> = state.registry.list().iter().map(|p| Pod::clone(p)).collect();
+    pod_list(&items)
+}
+
+fn pod_list(items: &[Pod]) -> Json<serde_json::Value> {
     Json(serde_json::json!({ "kind": "PodList", "apiVersion": "v1", "metadata": {}, "items": items }))
+}
+
+async fn runningpods(State(state): State<ServerState>) -> Response {
+    let listed = tokio::try_join!(state.runtime.list_pod_sandboxes(None), state.runtime.list_containers(None));
+    match listed {
+        Ok((sandboxes, containers)) => {
+            pod_list(&crate::running_pods::running_pods(&sandboxes, &containers)).into_response()
+        }
+        Err(e) => bad(StatusCode::INTERNAL_SERVER_ERROR, format!("listing the runtime's pods: {e}")),
+    }
 }
 
 /// Query of `/containerLogs` (values as kubectl sends them).

@@ -150,12 +150,9 @@ pub fn decode(header: &[u8; HEADER_LEN], payload: &[u8]) -> Result<Frame, FrameE
     }
     let id = || be32(payload) & STREAM_ID_MASK;
     Ok(match kind {
-        SYN_STREAM => Frame::SynStream {
-            stream: id(),
-            priority: payload[8] >> 5,
-            fin,
-            headers: payload[10..].to_vec(),
-        },
+        SYN_STREAM => {
+            Frame::SynStream { stream: id(), priority: payload[8] >> 5, fin, headers: payload[10..].to_vec() }
+        }
         SYN_REPLY => Frame::SynReply { stream: id(), fin, headers: payload[4..].to_vec() },
         RST_STREAM => Frame::RstStream { stream: id(), status: be32(&payload[4..]) },
         PING => Frame::Ping { id: be32(payload) },
@@ -246,14 +243,8 @@ mod tests {
                 vec![0x80, 3, 0, 1, 0, 0, 0, 11, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 0xaa],
             ),
             (Frame::Ping { id: 2 }, vec![0x80, 3, 0, 6, 0, 0, 0, 4, 0, 0, 0, 2]),
-            (
-                Frame::GoAway { last_stream: 7, status: 0 },
-                vec![0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 7, 0, 0, 0, 0],
-            ),
-            (
-                Frame::RstStream { stream: 9, status: 5 },
-                vec![0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 5],
-            ),
+            (Frame::GoAway { last_stream: 7, status: 0 }, vec![0x80, 3, 0, 7, 0, 0, 0, 8, 0, 0, 0, 7, 0, 0, 0, 0]),
+            (Frame::RstStream { stream: 9, status: 5 }, vec![0x80, 3, 0, 3, 0, 0, 0, 8, 0, 0, 0, 9, 0, 0, 0, 5]),
         ];
         for (frame, wire) in cases {
             assert_eq!(encode(&frame).expect("encodes"), wire, "{frame:?}");

@@ -139,9 +139,18 @@ mod tests {
     #[test]
     fn plans_the_streams_kubectl_would_open() {
         let cases = [
-            (opts(false, true, true, false), StreamIds { error: 1, stdin: None, stdout: Some(3), stderr: Some(5), resize: None }),
-            (opts(true, true, false, true), StreamIds { error: 1, stdin: Some(3), stdout: Some(5), stderr: None, resize: Some(7) }),
-            (opts(true, true, true, false), StreamIds { error: 1, stdin: Some(3), stdout: Some(5), stderr: Some(7), resize: None }),
+            (
+                opts(false, true, true, false),
+                StreamIds { error: 1, stdin: None, stdout: Some(3), stderr: Some(5), resize: None },
+            ),
+            (
+                opts(true, true, false, true),
+                StreamIds { error: 1, stdin: Some(3), stdout: Some(5), stderr: None, resize: Some(7) },
+            ),
+            (
+                opts(true, true, true, false),
+                StreamIds { error: 1, stdin: Some(3), stdout: Some(5), stderr: Some(7), resize: None },
+            ),
         ];
         for (o, want) in cases {
             assert_eq!(StreamIds::plan(&o), want, "{o:?}");
@@ -156,7 +165,10 @@ mod tests {
         let data = |stream: u32, fin: bool, d: &[u8]| Some(Frame::Data { stream, fin, data: d.to_vec() });
         assert_eq!(client_to_runtime(&[0, b'h', b'i'], &ids), data(3, false, b"hi"));
         assert_eq!(client_to_runtime(&[255, 0], &ids), data(3, true, b""));
-        assert_eq!(client_to_runtime(b"\x04{\"Width\":80,\"Height\":24}", &ids), data(7, false, b"{\"Width\":80,\"Height\":24}"));
+        assert_eq!(
+            client_to_runtime(b"\x04{\"Width\":80,\"Height\":24}", &ids),
+            data(7, false, b"{\"Width\":80,\"Height\":24}")
+        );
         assert_eq!(client_to_runtime(&[0], &ids), None);
         assert_eq!(client_to_runtime(&[255, 4], &ids), None);
         assert_eq!(client_to_runtime(&[1, b'x'], &ids), None);
