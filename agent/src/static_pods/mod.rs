@@ -5,7 +5,8 @@
 //!
 //! Owns: turning a manifest into the pod the agent runs ([`static_pod`],
 //! pure), and the directory source ([`watch_dir`]) that re-reads the
-//! directory every period and publishes the whole set when it changed.
+//! directory when inotify reports a change ([`dir_watch`]) and every period
+//! as a safety net, and publishes the whole set when it changed.
 //! As upstream: the pod is named `<name>-<node>`, bound to this node, and
 //! its UID is a digest of the file and the node name, so a changed file is
 //! a new pod (the old one is stopped, the new one started) and a removed
@@ -16,6 +17,7 @@
 //! Must not: run containers (the pod manager's workers do), or read the
 //! API (the mirror controller does).
 
+pub mod dir_watch;
 pub mod mirror;
 pub mod status;
 
@@ -157,9 +159,25 @@ fn read_bounded(path: &Path) -> Result<Vec<u8>, Error> {
     std::fs::read(path).map_err(|source| Error::Read { path: shown(), source })
 }
 
-/// Re-reads `dir` every `period` and publishes the static pods on `pods`
-/// whenever the set (by UID) changed. A bad manifest is reported once (until
-/// it changes) and skipped.
+/// Waits for the watch's next change; without a watch (no directory yet,
+/// or it went away) only the poll wakes the source.
+async fn next_change(watch: &mut Option<dir_watch::DirWatch>) {
+    let Some(current) = watch.as_ref() else {
+        return std::future::pending().await;
+    };
+    match current.changed().await {
+        Ok(dir_watch::Change::Manifests) => {}
+        Ok(dir_watch::Change::DirectoryGone) => *watch = None,
+        Err(error) => {
+            tracing::warn!(%error, "static pods: inotify failed; polling only");
+            *watch = None;
+        }
+    }
+}
+
+/// Re-reads `dir` whenever inotify reports a change and every `period`,
+/// and publishes the static pods on `pods` whenever the set (by UID)
+/// changed. A bad manifest is reported once (until it changes) and skipped.
 pub async fn watch_dir(
     dir: PathBuf,
     node: String,
@@ -168,7 +186,12 @@ pub async fn watch_dir(
     token: CancellationToken,
 ) {
     let mut reported: Vec<String> = Vec::new();
+    let mut watch: Option<dir_watch::DirWatch> = None;
     loop {
+        if watch.is_none() {
+            // Watch before reading, so a change during the read is not missed.
+            watch = dir_watch::DirWatch::new(&dir).ok();
+        }
         let (dir_c, node_c) = (dir.clone(), node.clone());
         let (found, errors) = tokio::task::spawn_blocking(move || read_dir(&dir_c, &node_c)).await.unwrap_or_default();
         let messages: Vec<String> = errors.iter().map(ToString::to_string).collect();
@@ -189,6 +212,7 @@ pub async fn watch_dir(
         tokio::select! {
             () = token.cancelled() => return,
             () = tokio::time::sleep(period) => {}
+            () = next_change(&mut watch) => {}
         }
     }
 }

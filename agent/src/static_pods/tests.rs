@@ -54,3 +54,46 @@ fn reads_the_directory_skipping_hidden_files_and_reporting_bad_ones() -> Result<
     assert!(pods.is_empty() && errors.is_empty());
     Ok(())
 }
+
+/// inotify, not the poll, wakes the source: with an hour-long poll period a
+/// new, a rewritten and a removed manifest each show within seconds.
+#[tokio::test]
+async fn manifest_changes_are_seen_through_inotify_not_the_poll() -> anyhow::Result<()> {
+    use std::time::{Duration, Instant};
+    let dir = tempfile::tempdir()?;
+    std::fs::write(dir.path().join("web.yaml"), WEB)?;
+    let (tx, mut rx) = watch::channel(Vec::new());
+    let token = CancellationToken::new();
+    let _stop = token.clone().drop_guard();
+    let source = watch_dir(dir.path().to_path_buf(), "n1".into(), Duration::from_secs(3600), tx, token.clone());
+    tokio::spawn(source);
+    // The first read publishes web (and the watch was set before it).
+    tokio::time::timeout(Duration::from_secs(60), rx.changed()).await??;
+    assert_eq!(rx.borrow_and_update().len(), 1);
+    // Generous on a loaded machine, and far below the poll period.
+    let limit = Duration::from_secs(10);
+    let mut reactions = Vec::new();
+    let steps: [(&str, Box<dyn Fn(&Path) -> std::io::Result<()>>, usize); 3] = [
+        (
+            "new file moved in",
+            Box::new(|d: &Path| {
+                std::fs::write(d.join(".db.tmp"), WEB.replace("web", "db"))?;
+                std::fs::rename(d.join(".db.tmp"), d.join("db.yaml"))
+            }),
+            2,
+        ),
+        ("file rewritten", Box::new(|d: &Path| std::fs::write(d.join("db.yaml"), WEB.replace("web", "db2"))), 2),
+        ("file removed", Box::new(|d: &Path| std::fs::remove_file(d.join("web.yaml"))), 1),
+    ];
+    for (what, change, want) in steps {
+        let started = Instant::now();
+        change(dir.path())?;
+        tokio::time::timeout(limit, rx.changed())
+            .await
+            .map_err(|_| anyhow::anyhow!("{what}: no change within {limit:?}"))??;
+        reactions.push((what, started.elapsed()));
+        assert_eq!(rx.borrow_and_update().len(), want, "{what}");
+    }
+    println!("static pod manifest reaction times (inotify): {reactions:?}");
+    Ok(())
+}
