@@ -4,11 +4,13 @@
 //! millicores).
 //!
 //! Owns: [`quantity`] (exact parsing of resource quantities) and [`qos`]
-//! (the upstream QoS class of a pod) and [`names`] (name rules such as
-//! environment variable names). Must not: do I/O or know about the
+//! (the upstream QoS class of a pod), [`names`] (name rules such as
+//! environment variable names) and [`pod_defaults`] (upstream's pod spec
+//! defaults, applied by the apiserver and to static pods). Must not: do I/O or know about the
 //! runtime or the API server.
 
 pub mod names;
+pub mod pod_defaults;
 pub mod qos;
 pub mod quantity;
 

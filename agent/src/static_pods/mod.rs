@@ -80,8 +80,8 @@ fn digest(parts: &[&[u8]]) -> String {
 
 /// The pod the agent runs for manifest `bytes` (from file `path`) on node
 /// `node`: named `<name>-<node>`, bound to the node, UID and config hash
-/// from the file's digest, with the API server's defaults that the agent
-/// relies on filled in.
+/// from the file's digest, with the API server's pod defaults filled in
+/// (the same function the apiserver applies).
 pub fn static_pod(path: &str, bytes: &[u8], node: &str) -> Result<Pod, Error> {
     let parse = |message: String| Error::Parse { path: path.to_string(), message };
     let value: serde_json::Value = serde_yaml_ng::from_slice(bytes).map_err(|e| parse(e.to_string()))?;
@@ -96,7 +96,7 @@ pub fn static_pod(path: &str, bytes: &[u8], node: &str) -> Result<Pod, Error> {
     }
     let hash = digest(&[bytes, node.as_bytes()]);
     spec.node_name = Some(node.to_string());
-    defaults::fill(spec);
+    bosun_resources::pod_defaults::default_pod_spec(spec);
     let meta = &mut pod.metadata;
     meta.name = Some(format!("{name}-{node}"));
     meta.namespace.get_or_insert_with(|| "default".to_string());
@@ -217,6 +217,5 @@ pub async fn watch_dir(
     }
 }
 
-mod defaults;
 #[cfg(test)]
 mod tests;

@@ -4,10 +4,9 @@
 
 use std::collections::BTreeMap;
 
+use bosun_resources::pod_defaults::default_pod_spec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
-use k8s_openapi::api::core::v1::{
-    Container, Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Probe, ResourceRequirements, Secret, Service,
-};
+use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Secret, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -54,78 +53,6 @@ pub fn on_create(kind: Kind, obj: &mut Value) {
 
 fn default_pod(pod: &mut Pod) {
     default_pod_spec(pod.spec.get_or_insert_with(PodSpec::default));
-}
-
-/// Pod spec defaults (also used for templates).
-pub fn default_pod_spec(spec: &mut PodSpec) {
-    spec.restart_policy.get_or_insert_with(|| "Always".into());
-    spec.dns_policy.get_or_insert_with(|| "ClusterFirst".into());
-    spec.termination_grace_period_seconds.get_or_insert(30);
-    spec.scheduler_name.get_or_insert_with(|| "default-scheduler".into());
-    spec.enable_service_links.get_or_insert(true);
-    spec.security_context.get_or_insert_with(Default::default);
-    for c in spec.containers.iter_mut().chain(spec.init_containers.iter_mut().flatten()) {
-        default_container(c);
-    }
-    for v in spec.volumes.iter_mut().flatten() {
-        // A volume without a source is an emptyDir (as upstream).
-        let has_source = serde_json::to_value(&*v)
-            .ok()
-            .and_then(|j| j.as_object().map(|m| m.iter().any(|(k, val)| k != "name" && !val.is_null())))
-            .unwrap_or(true);
-        if !has_source {
-            v.empty_dir = Some(Default::default());
-        }
-    }
-}
-
-/// Upstream's probe defaults; a zero reads as unset, as in Go.
-fn default_probe(p: &mut Probe) {
-    for (slot, default) in [
-        (&mut p.timeout_seconds, 1),
-        (&mut p.period_seconds, 10),
-        (&mut p.success_threshold, 1),
-        (&mut p.failure_threshold, 3),
-    ] {
-        if slot.is_none_or(|v| v == 0) {
-            *slot = Some(default);
-        }
-    }
-}
-
-/// Requests default to limits for every resource with a limit and no request.
-fn default_requests(r: &mut ResourceRequirements) {
-    let Some(limits) = r.limits.as_ref().filter(|l| !l.is_empty()) else { return };
-    let requests = r.requests.get_or_insert_with(BTreeMap::new);
-    for (name, limit) in limits {
-        requests.entry(name.clone()).or_insert_with(|| limit.clone());
-    }
-}
-
-fn default_container(c: &mut Container) {
-    let policy = pull_policy_for(c.image.as_deref().unwrap_or_default());
-    c.image_pull_policy.get_or_insert_with(|| policy.into());
-    c.termination_message_path.get_or_insert_with(|| "/dev/termination-log".into());
-    c.termination_message_policy.get_or_insert_with(|| "File".into());
-    default_requests(c.resources.get_or_insert_with(Default::default));
-    for p in [&mut c.liveness_probe, &mut c.readiness_probe, &mut c.startup_probe].into_iter().flatten() {
-        default_probe(p);
-    }
-    for p in c.ports.iter_mut().flatten() {
-        p.protocol.get_or_insert_with(|| "TCP".into());
-    }
-}
-
-/// `Always` for `:latest` or untagged images, else `IfNotPresent`.
-pub fn pull_policy_for(image: &str) -> &'static str {
-    if image.contains('@') {
-        return "IfNotPresent";
-    }
-    let last = image.rsplit('/').next().unwrap_or(image);
-    match last.split_once(':') {
-        Some((_, "latest")) | None => "Always",
-        Some(_) => "IfNotPresent",
-    }
 }
 
 fn default_deployment(d: &mut Deployment) {
@@ -177,21 +104,6 @@ fn default_namespace(ns: &mut Namespace) {
 mod tests {
     use super::*;
     use serde_json::json;
-
-    #[test]
-    fn pull_policy_follows_the_tag() {
-        let cases = [
-            ("nginx", "Always"),
-            ("nginx:latest", "Always"),
-            ("nginx:1.27", "IfNotPresent"),
-            ("127.0.0.1:5000/busybox", "Always"),
-            ("127.0.0.1:5000/busybox:1", "IfNotPresent"),
-            ("busybox@sha256:abc", "IfNotPresent"),
-        ];
-        for (image, want) in cases {
-            assert_eq!(pull_policy_for(image), want, "{image}");
-        }
-    }
 
     #[test]
     fn deployment_gets_upstream_defaults() {
