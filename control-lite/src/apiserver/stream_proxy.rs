@@ -2,11 +2,14 @@
 //! sends the client's upgrade request to the kubelet API
 //! (`/exec/<ns>/<pod>/<container>`, `/attach/...`, `/portForward/<ns>/<pod>`)
 //! and, once the kubelet switches protocols, splices the two upgraded
-//! connections byte for byte. The apiserver never looks inside the stream,
+//! connections byte for byte (`splice`, which closes a session idle for
+//! [`STREAM_IDLE_TIMEOUT`]). The apiserver never looks inside the stream,
 //! so WebSocket (kubectl 1.30+) and SPDY (its fallback) pass alike.
 //!
 //! A kubelet answer other than 101 is returned to the client as is, so its
 //! error message reaches kubectl.
+
+use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::request::Parts;
@@ -14,13 +17,17 @@ use axum::http::{header, HeaderValue, Request, StatusCode};
 use axum::response::Response;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use serde_json::Value;
 
 use super::crud;
-use super::logs::{kubelet_address, pick_container};
+use super::pod_kubelet::{bad_gateway, connect, pick_container, pod_kubelet_address};
 use super::registry::{by_kind, Kind, Subresource};
+use super::splice::splice;
 use super::status::{ApiError, Result};
 use super::ApiState;
+
+/// A spliced session with no traffic for this long is closed (the
+/// kubelet's default `streamingConnectionIdleTimeout`).
+pub const STREAM_IDLE_TIMEOUT: Duration = Duration::from_secs(4 * 60 * 60);
 
 /// The kubelet path of a streaming subresource (pure).
 pub fn kubelet_path(sub: Subresource, ns: &str, pod: &str, container: &str, query: Option<&str>) -> Option<String> {
@@ -43,10 +50,6 @@ fn container_param(query: Option<&str>) -> Option<String> {
         .map(|(_, v)| v.into_owned())
 }
 
-fn bad_gateway(e: impl std::fmt::Display, addr: &str) -> ApiError {
-    ApiError::BadGateway(format!("failed to reach kubelet at {addr}: {e}"))
-}
-
 /// Proxies one streaming request; `parts` still holds the client's upgrade handle.
 pub async fn proxy(state: &ApiState, ns: &str, name: &str, sub: Subresource, parts: &mut Parts) -> Result<Response> {
     let (pod, _) = crud::get(state, by_kind(Kind::Pod), Some(ns), name).await?;
@@ -55,24 +58,10 @@ pub async fn proxy(state: &ApiState, ns: &str, name: &str, sub: Subresource, par
         Subresource::PortForward => String::new(),
         _ => pick_container(&pod, container_param(query).as_deref())?,
     };
-    let node_name = pod.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or_default();
-    if node_name.is_empty() {
-        return Err(ApiError::BadRequest(format!("pod {name} does not have a host assigned")));
-    }
-    let (node, _) = crud::get(state, by_kind(Kind::Node), None, node_name).await?;
-    let addr = kubelet_address(&node)
-        .ok_or_else(|| ApiError::BadGateway(format!("node {node_name} reports no InternalIP and kubelet port")))?;
+    let addr = pod_kubelet_address(state, &pod).await?;
     let path = kubelet_path(sub, ns, name, &container, query).ok_or(ApiError::NoResource)?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
-
-    let stream = tokio::net::TcpStream::connect(&addr).await.map_err(|e| bad_gateway(e, &addr))?;
-    let (mut sender, conn) =
-        hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| bad_gateway(e, &addr))?;
-    tokio::spawn(async move {
-        if let Err(error) = conn.with_upgrades().await {
-            tracing::debug!(%error, "stream proxy: kubelet connection ended");
-        }
-    });
+    let mut sender = connect(&addr, state.token.clone()).await?;
     let mut request = Request::builder().method(parts.method.clone()).uri(&path);
     for (key, value) in &parts.headers {
         if key != header::HOST && key != header::CONTENT_LENGTH {
@@ -104,15 +93,8 @@ pub async fn proxy(state: &ApiState, ns: &str, name: &str, sub: Subresource, par
                 return;
             }
         };
-        let (mut client, mut kubelet) = (TokioIo::new(client), TokioIo::new(kubelet));
-        tokio::select! {
-            () = token.cancelled() => {}
-            copied = tokio::io::copy_bidirectional(&mut client, &mut kubelet) => {
-                if let Err(error) = copied {
-                    tracing::debug!(%error, "stream proxy: session ended");
-                }
-            }
-        }
+        let ended = splice(TokioIo::new(client), TokioIo::new(kubelet), STREAM_IDLE_TIMEOUT, token).await;
+        tracing::debug!(?ended, "stream proxy: session ended");
     });
     out.body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))
 }
