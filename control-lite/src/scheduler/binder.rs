@@ -127,6 +127,17 @@ impl Binder {
         Ok(())
     }
 
+    /// Clears `pod`'s `status.nominatedNodeName` (a preemption that no longer
+    /// applies), so the node's room is no longer held for it.
+    pub async fn clear_nomination(&self, pod: &Pod) -> Result<(), BindError> {
+        let patch = json!({"status": {"nominatedNodeName": null}});
+        self.api(pod)
+            .patch_status(&pod.name_any(), &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map_err(|source| BindError::Status { pod: pod_key(pod), source })?;
+        Ok(())
+    }
+
     /// Applies a preemption: nominates `pod` to the plan's node, then marks
     /// each victim (`DisruptionTarget` condition, `Preempted` event) and
     /// deletes it with its own grace period, as upstream.

@@ -169,7 +169,14 @@ impl Scheduler {
                     self.preempt(&pod, &plan).await;
                     Err(message)
                 }
-                Ok(Decided::Unschedulable(message)) => Err(message),
+                Ok(Decided::Unschedulable(message, clear_nomination)) => {
+                    if clear_nomination {
+                        if let Err(error) = self.binder.clear_nomination(&pod).await {
+                            tracing::warn!(%error, "clearing a stale nomination failed");
+                        }
+                    }
+                    Err(message)
+                }
                 Err(message) => {
                     tracing::error!(pod = %pod.name_any(), %message, "scheduling panicked");
                     Err(message)
@@ -213,7 +220,8 @@ enum Decided {
     Bind(String),
     /// Evict, nominate, and report the pod unschedulable for now.
     Preempt(preemption::Plan, String),
-    Unschedulable(String),
+    /// Report the pod unschedulable; `true` also clears its stale nomination.
+    Unschedulable(String, bool),
 }
 
 /// Filter and score; if nothing fits, try preemption.
@@ -222,13 +230,15 @@ fn decide(pod: &Pod, snapshot: &Snapshot) -> Decided {
         Ok(node) => Decided::Bind(node),
         Err(mut unschedulable) => {
             if unschedulable.nodes == 0 {
-                return Decided::Unschedulable(unschedulable.to_string());
+                return Decided::Unschedulable(unschedulable.to_string(), false);
             }
-            match preemption::select(pod, snapshot, &unschedulable) {
+            let outcome = preemption::select(pod, snapshot, &unschedulable);
+            let clear_nomination = outcome.clears_nomination(pod);
+            match outcome {
                 preemption::Outcome::Preempt(plan) => Decided::Preempt(plan, unschedulable.to_string()),
-                preemption::Outcome::NotPossible(message) => {
+                preemption::Outcome::NotPossible(message) | preemption::Outcome::Ineligible(message) => {
                     unschedulable.post_filter = Some(message);
-                    Decided::Unschedulable(unschedulable.to_string())
+                    Decided::Unschedulable(unschedulable.to_string(), clear_nomination)
                 }
             }
         }

@@ -33,14 +33,28 @@ pub struct Plan {
 pub enum Outcome {
     /// Evict and nominate.
     Preempt(Plan),
-    /// Nothing to do; the message completes the FailedScheduling one ("preemption: ...").
+    /// No node can be freed: the message completes the FailedScheduling
+    /// one ("preemption: ..."), and a nomination from an earlier
+    /// preemption is stale (upstream overrides it with "").
     NotPossible(String),
+    /// The pod may not preempt now (`preemptionPolicy: Never`, or an
+    /// earlier preemption still freeing its nominated node); its nomination stays.
+    Ineligible(String),
+}
+
+impl Outcome {
+    /// Whether `pod`'s `status.nominatedNodeName` must be cleared after this outcome.
+    pub fn clears_nomination(&self, pod: &Pod) -> bool {
+        let nominated =
+            pod.status.as_ref().and_then(|s| s.nominated_node_name.as_deref()).is_some_and(|n| !n.is_empty());
+        nominated && matches!(self, Outcome::NotPossible(_))
+    }
 }
 
 /// Chooses victims for `pod`, which `unschedulable` says fits nowhere.
 pub fn select(pod: &Pod, snapshot: &Snapshot, unschedulable: &Unschedulable) -> Outcome {
     if let Some(message) = ineligible(pod, snapshot) {
-        return Outcome::NotPossible(format!("preemption: {message}"));
+        return Outcome::Ineligible(format!("preemption: {message}"));
     }
     let mut statuses: Vec<Rejection> = Vec::new();
     let mut best: Option<(Rank, Plan)> = None;

@@ -39,7 +39,52 @@ fn run(incoming: &Pod, snap: &Snapshot) -> Result<(String, Vec<String>), String>
         Outcome::Preempt(plan) => {
             Ok((plan.node, plan.victims.iter().map(|v| v.metadata.name.clone().unwrap_or_default()).collect()))
         }
-        Outcome::NotPossible(message) => Err(message),
+        Outcome::NotPossible(message) | Outcome::Ineligible(message) => Err(message),
+    }
+}
+
+#[test]
+fn a_stale_nomination_is_cleared_only_when_no_node_can_be_freed() {
+    let nominated = json!({"status": {"nominatedNodeName": "n1"}});
+    let full = |victim_priority: i32| snapshot(vec![("n1", "2", vec![pod("a", "2", victim_priority, json!({}))])]);
+    let terminating = snapshot(vec![(
+        "n1",
+        "2",
+        vec![pod(
+            "a",
+            "2",
+            0,
+            json!({"metadata": {"name": "a", "namespace": "default",
+            "deletionTimestamp": "2026-01-01T00:00:00Z"}}),
+        )],
+    )]);
+    // (case, incoming pod, cluster, nomination cleared)
+    let cases = [
+        (
+            "nominated, only more important pods left: stale",
+            pod("high", "2", 1000, nominated.clone()),
+            full(5000),
+            true,
+        ),
+        ("not nominated: nothing to clear", pod("high", "2", 1000, json!({})), full(5000), false),
+        (
+            "an earlier preemption still frees the node: kept",
+            pod("high", "2", 1000, nominated.clone()),
+            terminating,
+            false,
+        ),
+        (
+            "preemptionPolicy Never: kept",
+            pod("high", "2", 1000, json!({"preemptionPolicy": "Never", "status": {"nominatedNodeName": "n1"}})),
+            full(0),
+            false,
+        ),
+        ("preempting again: nominated anew, not cleared", pod("high", "2", 1000, nominated), full(0), false),
+    ];
+    for (name, incoming, snap, want) in cases {
+        let unschedulable = schedule(&incoming, &snap).expect_err("must not fit");
+        let outcome = select(&incoming, &snap, &unschedulable);
+        assert_eq!(outcome.clears_nomination(&incoming), want, "{name}: {outcome:?}");
     }
 }
 
