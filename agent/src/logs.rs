@@ -1,8 +1,9 @@
 //! Pure handling of CRI container log files: lines of the form
 //! `<RFC3339Nano timestamp> <stdout|stderr> <F|P> <content>`, where `P`
 //! (partial) lines continue on the next line and `F` ends a log entry.
-//! Turns raw bytes into entries and entries into what `kubectl logs` shows
-//! (`timestamps`, `tailLines`, `sinceSeconds`, `limitBytes`).
+//! Turns raw bytes into entries and an entry into the line `kubectl logs`
+//! shows; the options (`timestamps`, `tailLines`, `sinceSeconds`,
+//! `limitBytes`) are applied while streaming by `log_reader`/`log_tail`.
 //!
 //! Must not: open files or sockets (the kubelet API server does).
 
@@ -140,31 +141,6 @@ pub fn format_entry(entry: &LogEntry, timestamps: bool) -> String {
     }
 }
 
-/// The entries to show initially (since, then tail).
-pub fn select<'a>(entries: &'a [LogEntry], options: &LogOptions) -> &'a [LogEntry] {
-    let start = match options.since {
-        Some(since) => entries.iter().position(|e| e.time >= since).unwrap_or(entries.len()),
-        None => 0,
-    };
-    let entries = &entries[start..];
-    match options.tail_lines {
-        Some(n) => &entries[entries.len().saturating_sub(n)..],
-        None => entries,
-    }
-}
-
-/// Renders the selected entries, cut at `limit_bytes`.
-pub fn render(entries: &[LogEntry], options: &LogOptions) -> Vec<u8> {
-    let mut out = Vec::new();
-    for entry in select(entries, options) {
-        out.extend_from_slice(format_entry(entry, options.timestamps).as_bytes());
-    }
-    if let Some(limit) = options.limit_bytes {
-        out.truncate(limit);
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,10 +155,6 @@ garbage line
 2026-11-21T11:00:04Z stdout F last
 2026-11-21T11:00:05Z stdout P unfinished";
 
-    fn texts(bytes: &[u8]) -> String {
-        String::from_utf8(bytes.to_vec()).expect("utf8")
-    }
-
     #[test]
     fn joins_partial_lines_and_skips_garbage() {
         let entries = parse_entries(FILE.as_bytes());
@@ -193,20 +165,11 @@ garbage line
     }
 
     #[test]
-    fn renders_with_options() {
+    fn entries_show_with_or_without_their_timestamp() {
         let entries = parse_entries(FILE.as_bytes());
-        let since = |s: &str| Some(s.parse::<Timestamp>().expect("ts"));
-        let cases = [
-            (LogOptions::default(), "hello\npart one, part two, end\n\nlast\n"),
-            (LogOptions { tail_lines: Some(2), ..Default::default() }, "\nlast\n"),
-            (LogOptions { tail_lines: Some(0), ..Default::default() }, ""),
-            (LogOptions { since: since("2026-11-21T11:00:02Z"), ..Default::default() }, "\nlast\n"),
-            (LogOptions { limit_bytes: Some(8), ..Default::default() }, "hello\npa"),
-            (LogOptions { timestamps: true, tail_lines: Some(1), ..Default::default() }, "2026-11-21T11:00:04Z last\n"),
-        ];
-        for (options, want) in cases {
-            assert_eq!(texts(&render(&entries, &options)), want, "{options:?}");
-        }
+        let shown: String = entries.iter().map(|e| format_entry(e, false)).collect();
+        assert_eq!(shown, "hello\npart one, part two, end\n\nlast\n");
+        assert_eq!(format_entry(&entries[3], true), "2026-11-21T11:00:04Z last\n");
     }
 
     #[test]
