@@ -88,7 +88,10 @@ mod tests {
         }
     }
 
-    fn summary(pods: &[Pod]) -> Vec<(String, String, Vec<(String, String)>)> {
+    /// (namespace, name, [(container, image)]) of one pod.
+    type Summary = (String, String, Vec<(String, String)>);
+
+    fn summary(pods: &[Pod]) -> Vec<Summary> {
         pods.iter()
             .map(|p| {
                 let spec = p.spec.as_ref().expect("spec");

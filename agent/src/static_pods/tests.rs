@@ -73,7 +73,8 @@ async fn manifest_changes_are_seen_through_inotify_not_the_poll() -> anyhow::Res
     // Generous on a loaded machine, and far below the poll period.
     let limit = Duration::from_secs(10);
     let mut reactions = Vec::new();
-    let steps: [(&str, Box<dyn Fn(&Path) -> std::io::Result<()>>, usize); 3] = [
+    type Step = (&'static str, Box<dyn Fn(&Path) -> std::io::Result<()>>, usize);
+    let steps: [Step; 3] = [
         (
             "new file moved in",
             Box::new(|d: &Path| {
