@@ -40,7 +40,8 @@ fn manifests(image: &str, pull_port: u16) -> String {
              command: [\"sleep\", \"3600\"]\n"
         )
     };
-    let volumes = "  volumes:\n    - name: secret\n      secret:\n        secretName: recovery\n    - name: memory\n      \
+    let volumes =
+        "  volumes:\n    - name: secret\n      secret:\n        secretName: recovery\n    - name: memory\n      \
                    emptyDir:\n        medium: Memory\n    - name: info\n      downwardAPI:\n        items:\n          \
                    - path: name\n            fieldRef:\n              fieldPath: metadata.name\n";
     let mut all = format!(
@@ -115,7 +116,8 @@ async fn remake_container(cluster: &Cluster, cri: &CriClient, name: &str, scheme
     let pod: Pod = serde_json::from_value(json.clone())?;
     let (old, ..) = containers_of(cri, &uid(&json)).await?.into_iter().next().context("no container")?;
     let status = cri.container_status(&old).await?;
-    let sandbox_id = cri.list_containers(None).await?.into_iter().find(|c| c.id == old).context("listed")?.pod_sandbox_id;
+    let sandbox_id =
+        cri.list_containers(None).await?.into_iter().find(|c| c.id == old).context("listed")?.pod_sandbox_id;
     let sandbox = cri.pod_sandbox_status(&sandbox_id).await?;
     let attempt = sandbox.metadata.map(|m| m.attempt).unwrap_or_default();
     let root = std::fs::canonicalize(cluster.dir.join("agent"))?;
@@ -274,7 +276,11 @@ fn agent_restart_recovers_pods_and_backoffs() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     };
     let waited = Duration::from_nanos((next.3 - finished).max(0) as u64);
-    println!("crash loop: attempt {} restarted {waited:?} after the exit (back-off {:?})", attempt + 1, backoff_after(attempt));
+    println!(
+        "crash loop: attempt {} restarted {waited:?} after the exit (back-off {:?})",
+        attempt + 1,
+        backoff_after(attempt)
+    );
     ensure!(waited + Duration::from_millis(500) >= backoff_after(attempt), "crash back-off cut short: {waited:?}");
 
     // 3. Image-pull back-off: the same across a kill.

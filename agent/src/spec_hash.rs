@@ -108,10 +108,12 @@ mod tests {
         };
         // The hash of some other scheme: it never equals ours.
         let old_hash = HashMap::from([(ANNOTATION.to_string(), "9e3779b97f4a7c15".to_string())]);
-        let cases: [(&str, Option<&str>, &HashMap<String, String>, &str, bool); 6] = [
+        let none = HashMap::new();
+        // (case, scheme label, annotations, requested image, matches)
+        let cases = [
             ("older scheme, same image: adopted", Some("0"), &old_hash, "busybox:1.36", true),
             ("no scheme label (agent before labels), same image", None, &old_hash, "busybox:1.36", true),
-            ("no label and no hash, same image", None, &HashMap::new(), "busybox:1.36", true),
+            ("no label and no hash, same image", None, &none, "busybox:1.36", true),
             ("older scheme, image changed: restarted", Some("0"), &old_hash, "busybox:1.35", false),
             ("this scheme, hash differs: restarted", Some(SCHEME), &old_hash, "busybox:1.36", false),
             ("older scheme, image unknown: adopted", Some("0"), &old_hash, "", true),

@@ -83,9 +83,8 @@ pub async fn containers_of(cri: &CriClient, uid: &str) -> Result<Vec<(String, u3
 pub async fn leftovers(cluster: &Cluster, cri: &CriClient, uid: &str, ip: &str) -> Result<Vec<String>> {
     let mut left = Vec::new();
     let selector = [(POD_UID.to_string(), uid.to_string())].into();
-    let sandboxes = cri
-        .list_pod_sandboxes(Some(api::PodSandboxFilter { label_selector: selector, ..Default::default() }))
-        .await?;
+    let sandboxes =
+        cri.list_pod_sandboxes(Some(api::PodSandboxFilter { label_selector: selector, ..Default::default() })).await?;
     left.extend(sandboxes.iter().map(|s| format!("sandbox {}", s.id)));
     left.extend(containers_of(cri, uid).await?.iter().map(|c| format!("container {}", c.0)));
     let pods = cluster.dir.join("agent/pods");
