@@ -5,8 +5,8 @@
 //! `bosun control` and `bosun agent`. It supervises them (a crashed control
 //! plane or agent is restarted; running pods are not touched by that), writes
 //! a kubeconfig and a state file, and on Ctrl-C or `bosun down` removes what
-//! it created: pods, the nftables table, the bridge, mounts. Pods' data dirs
-//! (logs) are kept unless `--purge`.
+//! it created: pods, their volumes (tmpfs mounts included), the nftables
+//! table, the bridge, mounts. Pods' logs are kept unless `--purge`.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -297,6 +297,18 @@ async fn shutdown(
         },
         Err(err) => tracing::error!("connecting to containerd for teardown: {err}"),
     }
+    // The agent leaves pods (and their volumes) running when it stops; with
+    // the pods gone, their volumes' tmpfs mounts and directories go too.
+    let agent_root = args.dir.join("agent");
+    let (removed, failures) = tokio::task::spawn_blocking(move || {
+        bosun_agent::recovery::pod_dirs::remove_all(&agent_root, &bosun_agent::volumes::NixMounter)
+    })
+    .await
+    .unwrap_or_default();
+    for error in &failures {
+        tracing::error!("removing pod volumes: {error}");
+    }
+    tracing::info!(removed, "pod volume directories removed");
     let nft = std::process::Command::new("nft").args(["delete", "table", "ip", PROXY_TABLE]).output();
     if let Ok(output) = nft {
         if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("No such file") {
@@ -307,7 +319,9 @@ async fn shutdown(
     containerd.stop().await;
     teardown::kill_shims(&stack.containerd_socket());
     registry.stop().await;
-    teardown::unmount_below(&stack.dir)?;
+    // Everything still mounted below the cluster's directory (the runtime's
+    // and, had the volume teardown failed, the agent's).
+    teardown::unmount_below(&args.dir)?;
     teardown::delete_link(&stack.network.bridge)?;
     if args.purge {
         for dir in [args.dir.join("agent"), args.dir.join("control"), stack.dir.clone()] {

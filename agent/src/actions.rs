@@ -281,7 +281,7 @@ pub(crate) fn decide_container(
         }
         Some(c) => match c.state {
             RunState::Running => {
-                if !crate::spec_hash::matches(container, c.spec_hash.as_deref()) {
+                if !crate::spec_hash::matches(container, c.spec_hash.as_ref()) {
                     actions.kill_containers.push(c.id.clone());
                     let message = format!("Container {name} definition changed, will be restarted");
                     actions.kill_messages.insert(c.id.clone(), message);

@@ -168,9 +168,9 @@ fn changed_image_restarts_only_that_container() {
     let spec = p.spec.clone().expect("spec");
     let old_a = Container { image: Some(IMAGE.into()), ..spec.containers[0].clone() };
     let mut a = c("a", 0, RunState::Running, 0);
-    a.spec_hash = Some(crate::spec_hash::of(&old_a));
+    a.spec_hash = Some(crate::spec_hash::Recorded::Hash(crate::spec_hash::of(&old_a)));
     let mut b = c("b", 0, RunState::Running, 0);
-    b.spec_hash = Some(crate::spec_hash::of(&spec.containers[1]));
+    b.spec_hash = Some(crate::spec_hash::Recorded::Hash(crate::spec_hash::of(&spec.containers[1])));
     let mut obs = observed(vec![a, b]);
     obs.images.insert("busybox:1.37".into(), Some("sha256:def".into()));
     let got = decide(&p, &obs, t(200));

@@ -5,7 +5,7 @@
 //!
 //! Must not: read the clock. Callers pass `now`, so tests are exact.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
@@ -14,6 +14,17 @@ use jiff::Timestamp;
 struct Entry {
     delay: Duration,
     last_update: Timestamp,
+}
+
+/// One key's state as it is saved across agent restarts
+/// (`crate::recovery`): the delay in force and when it was last recorded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SavedEntry {
+    /// The delay in force, in ms.
+    pub delay_ms: u64,
+    /// When the failure that set it was recorded, ms since the epoch.
+    pub last_update_ms: i64,
 }
 
 /// Backoff state for a set of keys.
@@ -83,6 +94,28 @@ impl Backoff {
         self.entries.remove(key);
     }
 
+    /// Every key's state, for saving.
+    pub fn snapshot(&self) -> BTreeMap<String, SavedEntry> {
+        self.entries
+            .iter()
+            .map(|(key, e)| {
+                let delay_ms = u64::try_from(e.delay.as_millis()).unwrap_or(u64::MAX);
+                (key.clone(), SavedEntry { delay_ms, last_update_ms: e.last_update.as_millisecond() })
+            })
+            .collect()
+    }
+
+    /// Takes back saved state (e.g. after an agent restart). Keys already
+    /// known keep their state; a saved delay is clamped to `initial..=max`;
+    /// an entry with an impossible time is skipped.
+    pub fn restore(&mut self, saved: &BTreeMap<String, SavedEntry>) {
+        for (key, entry) in saved {
+            let Ok(last_update) = Timestamp::from_millisecond(entry.last_update_ms) else { continue };
+            let delay = Duration::from_millis(entry.delay_ms).clamp(self.initial, self.max);
+            self.entries.entry(key.clone()).or_insert(Entry { delay, last_update });
+        }
+    }
+
     /// Drops entries untouched for `2 * max` before `now`.
     pub fn gc(&mut self, now: Timestamp) {
         let horizon = self.max * 2;
@@ -125,6 +158,37 @@ mod tests {
         assert_eq!(b.remaining_since("c", t(5), t(8)), Some(Duration::from_secs(7)));
         assert_eq!(b.remaining_since("c", t(5), t(15)), None);
         assert_eq!(b.remaining_since("other", t(5), t(6)), None);
+    }
+
+    #[test]
+    fn restored_state_decides_as_the_saved_one() {
+        let mut before = Backoff::crash_loop();
+        before.record("c", t(0));
+        before.record("c", t(20));
+        let mut after = Backoff::crash_loop();
+        after.restore(&before.snapshot());
+        assert_eq!(after.delay("c"), Some(Duration::from_secs(20)));
+        assert_eq!(after.remaining_since("c", t(25), t(30)), before.remaining_since("c", t(25), t(30)));
+        // The next failure doubles from the restored delay.
+        after.record("c", t(50));
+        assert_eq!(after.delay("c"), Some(Duration::from_secs(40)));
+    }
+
+    #[test]
+    fn restore_clamps_delays_and_keeps_newer_state() {
+        let saved = BTreeMap::from([
+            ("huge".to_string(), SavedEntry { delay_ms: u64::MAX, last_update_ms: 1_700_000_000_000 }),
+            ("zero".to_string(), SavedEntry { delay_ms: 0, last_update_ms: 1_700_000_000_000 }),
+            ("bad-time".to_string(), SavedEntry { delay_ms: 10_000, last_update_ms: i64::MAX }),
+            ("known".to_string(), SavedEntry { delay_ms: 300_000, last_update_ms: 1_700_000_000_000 }),
+        ]);
+        let mut b = Backoff::crash_loop();
+        b.record("known", t(0));
+        b.restore(&saved);
+        assert_eq!(b.delay("huge"), Some(Duration::from_secs(300)));
+        assert_eq!(b.delay("zero"), Some(Duration::from_secs(10)));
+        assert_eq!(b.delay("bad-time"), None);
+        assert_eq!(b.delay("known"), Some(Duration::from_secs(10)), "in-memory state wins");
     }
 
     #[test]

@@ -42,6 +42,7 @@ pub mod pod_worker;
 pub mod prober;
 pub mod pull_secrets;
 pub mod readiness_gates;
+pub mod recovery;
 pub mod running_pods;
 pub mod runtime;
 pub mod runtime_spec;
@@ -340,7 +341,13 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         ManagerTiming { relist: Duration::from_millis(args.relist_period_ms), ..ManagerTiming::default() };
     let mut manager = PodManager::new(deps, &node_name, registry.clone(), manager_timing).with_lifecycle(lifecycle);
     if let Some(dir) = &settings.pod_manifest_path {
-        let (statics_tx, statics) = tokio::sync::watch::channel(Vec::new());
+        // Read once before the manager starts, so its first orphan sweep
+        // (restart recovery) already knows the static pods.
+        let (read_dir, read_node) = (dir.clone(), node_name.clone());
+        let initial = tokio::task::spawn_blocking(move || static_pods::read_dir(&read_dir, &read_node).0)
+            .await
+            .unwrap_or_default();
+        let (statics_tx, statics) = tokio::sync::watch::channel(initial.into_iter().map(Arc::new).collect());
         let period = Duration::from_secs(1);
         tasks.spawn(static_pods::watch_dir(dir.clone(), node_name.clone(), period, statics_tx, token.clone()));
         let mirrors: Arc<dyn static_pods::mirror::MirrorApi> =

@@ -71,9 +71,9 @@ pub struct ObservedContainer {
     pub image_ref: String,
     /// Log path reported by the runtime.
     pub log_path: String,
-    /// The spec hash annotation the agent put on the container
-    /// ([`crate::spec_hash`]); `None` on containers of older agents.
-    pub spec_hash: Option<String>,
+    /// What the container records of the spec it was made from
+    /// ([`crate::spec_hash`]); `None` when nothing is comparable.
+    pub spec_hash: Option<crate::spec_hash::Recorded>,
     /// Where its termination message is read from.
     pub termination: Option<crate::termination_message::Source>,
 }
@@ -179,6 +179,10 @@ pub fn assemble(
         .into_iter()
         .map(|(listed, status)| {
             let metadata = status.metadata.or(listed.metadata).unwrap_or_default();
+            // ListContainers gives the image as requested (the status gives
+            // a tag of the image, maybe another one).
+            let requested = listed.image.as_ref().map(|i| i.image.as_str()).unwrap_or_default();
+            let spec_hash = crate::spec_hash::recorded(&status.labels, &status.annotations, requested);
             ObservedContainer {
                 id: listed.id,
                 sandbox_id: listed.pod_sandbox_id,
@@ -194,7 +198,7 @@ pub fn assemble(
                 image: status.image.map(|i| i.image).unwrap_or_default(),
                 image_ref: status.image_ref,
                 log_path: status.log_path,
-                spec_hash: status.annotations.get(crate::spec_hash::ANNOTATION).cloned(),
+                spec_hash,
                 termination: crate::termination_message::source(&status.annotations, &status.mounts),
             }
         })

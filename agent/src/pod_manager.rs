@@ -150,8 +150,12 @@ impl PodManager {
         relist.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         // The first sweep waits for the initial list, so a pod that is
-        // still assigned is never mistaken for an orphan.
+        // still assigned is never mistaken for an orphan; the static pods
+        // known at start are taken first for the same reason.
         let mut listed = false;
+        if let Some(initial) = self.statics.as_mut().map(|rx| rx.borrow_and_update().clone()) {
+            self.apply_statics(initial, &token);
+        }
         loop {
             tokio::select! {
                 () = token.cancelled() => break,

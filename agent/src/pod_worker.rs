@@ -7,8 +7,9 @@
 //! changes seen by the manager's relist, and by a timer (fast while the pod
 //! is transitioning, slow when steady).
 //!
-//! Owns the in-memory backoffs of its pod. Everything else is rebuilt from
-//! the runtime on every sync, so an agent restart loses nothing but backoff.
+//! Owns the backoffs of its pod (saved under the pod directory, see
+//! `recovery`). Everything else is rebuilt from the runtime on every sync,
+//! so an agent restart loses nothing.
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -182,6 +183,7 @@ impl PodWorker {
         ));
         self.updates = Some(pods.clone());
         self.volumes.wake = Some(wake.clone());
+        self.restore_backoffs().await;
         loop {
             let desired = pods.borrow_and_update().clone();
             let result = match desired {
@@ -220,6 +222,7 @@ impl PodWorker {
 
 mod admit;
 mod apply;
+mod backoffs;
 mod hooks;
 mod messages;
 mod pull;

@@ -36,6 +36,17 @@ impl Drop for Cluster {
             );
             let _ = child.wait();
         }
+        // `bosun up` removes every mount it or its pods made below its
+        // directory (volumes' tmpfs included); a leftover is a bug, cleaned
+        // up here so the machine stays usable.
+        let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        let left = bosun_stack::teardown::mounts_below(&mountinfo, &self.dir);
+        if !left.is_empty() {
+            let _ = bosun_stack::teardown::unmount_below(&self.dir);
+            if !std::thread::panicking() {
+                panic!("mounts left under {} after bosun up stopped: {left:?}", self.dir.display());
+            }
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod cluster;
 pub mod cri_floor;
 pub mod nftmon;
 pub mod pods;
+pub mod recovery;
 pub mod restarts;
 pub mod scale;
 

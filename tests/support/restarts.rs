@@ -72,21 +72,33 @@ pub async fn first_restart(cri: &CriClient, uid: &str) -> Result<Option<(i64, i6
     Ok(exited.zip(created))
 }
 
-/// The first-restart gap of each pod, waiting up to `deadline` for all.
-pub async fn first_restart_gaps(cri: &CriClient, uids: &[String], deadline: Duration) -> Result<Vec<Duration>> {
+/// Exit of attempt 0 and creation of attempt 1 (ns since the epoch) of
+/// each pod, waiting up to `deadline` for all. Read as soon as each restart
+/// shows: the agent's garbage collection removes attempt 0 once attempt 2
+/// exists.
+pub async fn first_restarts(cri: &CriClient, uids: &[String], deadline: Duration) -> Result<Vec<(i64, i64)>> {
     let until = tokio::time::Instant::now() + deadline;
-    let mut gaps = vec![None; uids.len()];
-    while gaps.iter().any(Option::is_none) {
-        for (uid, gap) in uids.iter().zip(gaps.iter_mut()).filter(|(_, g)| g.is_none()) {
-            if let Some((exited, created)) = first_restart(cri, uid).await? {
-                let nanos = u64::try_from(created - exited).context("restart created before the exit")?;
-                *gap = Some(Duration::from_nanos(nanos));
-            }
+    let mut found = vec![None; uids.len()];
+    while found.iter().any(Option::is_none) {
+        for (uid, slot) in uids.iter().zip(found.iter_mut()).filter(|(_, s)| s.is_none()) {
+            *slot = first_restart(cri, uid).await?;
         }
         ensure!(tokio::time::Instant::now() < until, "not every pod restarted within {deadline:?}");
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    Ok(gaps.into_iter().flatten().collect())
+    Ok(found.into_iter().flatten().collect())
+}
+
+/// The first-restart gap of each pod, waiting up to `deadline` for all.
+pub async fn first_restart_gaps(cri: &CriClient, uids: &[String], deadline: Duration) -> Result<Vec<Duration>> {
+    first_restarts(cri, uids, deadline)
+        .await?
+        .into_iter()
+        .map(|(exited, created)| {
+            let nanos = u64::try_from(created - exited).context("restart created before the exit")?;
+            Ok(Duration::from_nanos(nanos))
+        })
+        .collect()
 }
 
 /// The `q` quantile (0..=1) of `values`, nearest rank.

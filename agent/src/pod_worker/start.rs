@@ -91,13 +91,17 @@ impl PodWorker {
             let began = Instant::now();
             match self.pull_with_secrets(pod, name, &image, sandbox_config).await {
                 Ok(_) => {
-                    self.pull.reset(&image);
+                    if self.pull.delay(&image).is_some() {
+                        self.pull.reset(&image);
+                        self.save_backoffs().await;
+                    }
                     let message =
                         format!("Successfully pulled image \"{image}\" in {:.3}s", began.elapsed().as_secs_f64());
                     self.event(pod, name, EventType::Normal, "Pulled", &message).await;
                 }
                 Err(error) => {
                     self.pull.record(&image, Timestamp::now());
+                    self.save_backoffs().await;
                     let message = format!("Failed to pull image \"{image}\": {error}");
                     self.event(pod, name, EventType::Warning, "Failed", &message).await;
                     return fail(WaitingReason::ErrImagePull, message);
@@ -106,6 +110,7 @@ impl PodWorker {
         }
         if let Some(exited) = start.after_exit {
             self.crash.record(&actions::crash_key(pod, name), exited);
+            self.save_backoffs().await;
         }
         if let Err(message) = self.verify_run_as_non_root(pod, &container).await {
             self.event(pod, name, EventType::Warning, "Failed", &format!("Error: {message}")).await;
@@ -130,7 +135,7 @@ impl PodWorker {
                 return fail(WaitingReason::CreateContainerConfigError, error);
             }
         }
-        config.annotations.insert(crate::spec_hash::ANNOTATION.to_string(), crate::spec_hash::of(&container));
+        crate::spec_hash::stamp(&mut config, &container);
         let pod_dir = std::path::Path::new(&sandbox_config.log_directory);
         let host = termination_message::host_path(pod_dir, name, start.attempt);
         if let Some((mount, annotations)) = termination_message::wiring(&container, &host) {
