@@ -165,7 +165,7 @@ impl Collector {
             compute_container_gc(&observed, &observed_sandboxes, &deleted, self.settings.containers, now_nanos());
         let mut first_error = None;
         for id in &plan.remove_containers {
-            if let Err(error) = ignore_not_found(runtime.remove_container(id).await) {
+            if let Err(error) = remove_container_and_logs(runtime, id).await {
                 tracing::warn!(%error, container = %id, "removing a dead container");
                 first_error.get_or_insert(error);
             }
@@ -281,6 +281,41 @@ impl Collector {
             return Err(Error::FreeDiskSpace { wanted: plan.bytes_to_free, freed });
         }
         Ok(())
+    }
+}
+
+/// Removes container `id` and, as upstream, its log file with the rotated
+/// ones beside it (`<file>.<stamp>`).
+pub async fn remove_container_and_logs(runtime: &dyn Runtime, id: &str) -> Result<(), RuntimeError> {
+    let log_path = match runtime.container_status(id).await {
+        Ok(status) => Some(status.log_path).filter(|p| !p.is_empty()),
+        Err(e) if e.not_found => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    ignore_not_found(runtime.remove_container(id).await)?;
+    if let Some(path) = log_path {
+        remove_log_files(std::path::Path::new(&path)).await;
+    }
+    Ok(())
+}
+
+async fn remove_log_files(path: &std::path::Path) {
+    let (Some(dir), Some(name)) = (path.parent(), path.file_name().and_then(|n| n.to_str())) else { return };
+    let rotated = format!("{name}.");
+    let mut doomed = vec![path.to_path_buf()];
+    if let Ok(mut entries) = tokio::fs::read_dir(dir).await {
+        while let Ok(Some(entry)) = entries.next_entry().await {
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(&rotated)) {
+                doomed.push(entry.path());
+            }
+        }
+    }
+    for file in doomed {
+        if let Err(error) = tokio::fs::remove_file(&file).await {
+            if error.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(%error, file = %file.display(), "removing a dead container's log");
+            }
+        }
     }
 }
 
