@@ -40,8 +40,10 @@ fn pod_manifest(name: &str, image: &str, script: &str) -> String {
 
 /// Containers of pod `name`: (attempt, exited) each.
 async fn containers_of(cri: &CriClient, name: &str) -> Result<Vec<(u32, bool)>> {
-    let filter =
-        api::ContainerFilter { label_selector: [(POD_NAME.to_string(), name.to_string())].into(), ..Default::default() };
+    let filter = api::ContainerFilter {
+        label_selector: [(POD_NAME.to_string(), name.to_string())].into(),
+        ..Default::default()
+    };
     Ok(cri
         .list_containers(Some(filter))
         .await?
@@ -105,7 +107,11 @@ fn gc_removes_dead_containers_sandboxes_and_unused_images() -> Result<()> {
     unused_image_is_removed(&cluster, &runtime, &cri, &other, &app, &pause)
 }
 
-fn crash_loop_keeps_one_dead_instance(cluster: &Cluster, runtime: &tokio::runtime::Runtime, cri: &CriClient) -> Result<()> {
+fn crash_loop_keeps_one_dead_instance(
+    cluster: &Cluster,
+    runtime: &tokio::runtime::Runtime,
+    cri: &CriClient,
+) -> Result<()> {
     // The third instance (attempt 2) comes after two backoffs. The pod
     // worker leaves dead instances alone: removing the first one, and its
     // log file, is GC's doing.
@@ -175,7 +181,9 @@ fn unused_image_is_removed(
             e["reason"] == "FreeDiskSpaceFailed"
                 && e["involvedObject"]["kind"] == "Node"
                 && e["involvedObject"]["name"] == NODE
-                && e["message"].as_str().is_some_and(|m| m.contains("Failed to garbage collect required amount of images"))
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("Failed to garbage collect required amount of images"))
         });
         Ok((!found).then(|| "none yet".to_string()))
     })?;

@@ -6,7 +6,8 @@
 //! decides (`actions`, `status`, pure) and applies through narrow traits
 //! (`runtime`, `pod_api`, `events`); `pleg` turns containerd's task events
 //! into worker wake-ups; `static_pods` runs manifests from a directory and
-//! mirrors them to the API; `status_manager` is the one writer of
+//! mirrors them to the API; `gc` removes dead containers, sandboxes and
+//! unused images; `status_manager` is the one writer of
 //! pod status; plus the kubelet HTTP API (`server`, `logs`). Probes run in
 //! their own tasks (`prober`); probes and lifecycle hooks share one action
 //! runner (`handlers`); `termination` times stops. Restart recovery rebuilds

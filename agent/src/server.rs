@@ -139,7 +139,12 @@ fn attempts(dir: &std::path::Path) -> Vec<u32> {
 
 /// True if the runtime's container of `attempt` (of container `name` of pod
 /// `uid`) has exited.
-async fn newest_has_exited(runtime: &dyn crate::runtime::Runtime, uid: &str, name: &str, attempt: Option<&u32>) -> bool {
+async fn newest_has_exited(
+    runtime: &dyn crate::runtime::Runtime,
+    uid: &str,
+    name: &str,
+    attempt: Option<&u32>,
+) -> bool {
     let Some(&attempt) = attempt else { return false };
     let filter = bosun_proto::cri::ContainerFilter {
         label_selector: [
@@ -150,9 +155,12 @@ async fn newest_has_exited(runtime: &dyn crate::runtime::Runtime, uid: &str, nam
         ..Default::default()
     };
     let exited = bosun_proto::cri::ContainerState::ContainerExited as i32;
-    runtime.list_containers(Some(filter)).await.unwrap_or_default().iter().any(|c| {
-        c.metadata.as_ref().is_some_and(|m| m.attempt == attempt) && c.state == exited
-    })
+    runtime
+        .list_containers(Some(filter))
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.metadata.as_ref().is_some_and(|m| m.attempt == attempt) && c.state == exited)
 }
 
 fn bad(status: StatusCode, message: String) -> Response {

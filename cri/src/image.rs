@@ -63,7 +63,8 @@ impl CriClient {
     /// Usage of the filesystems that hold images (`ImageFsInfo`).
     pub async fn image_fs_info(&self) -> Result<Vec<api::FilesystemUsage>> {
         let req = api::ImageFsInfoRequest {};
-        let resp = self.unary("ImageFsInfo", || "image filesystem".into(), rpc!(self.images, image_fs_info, req)).await?;
+        let resp =
+            self.unary("ImageFsInfo", || "image filesystem".into(), rpc!(self.images, image_fs_info, req)).await?;
         Ok(resp.image_filesystems)
     }
 

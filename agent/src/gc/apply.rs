@@ -130,7 +130,13 @@ pub struct Collector {
 
 impl Collector {
     pub fn new(deps: Deps, settings: GcSettings) -> Self {
-        Self { deps, settings, records: ImageRecords::default(), runtime_sandbox_image: None, image_gc_failed_before: false }
+        Self {
+            deps,
+            settings,
+            records: ImageRecords::default(),
+            runtime_sandbox_image: None,
+            image_gc_failed_before: false,
+        }
     }
 
     fn node_ref(&self) -> ObjectReference {
@@ -152,10 +158,8 @@ impl Collector {
         let runtime = self.deps.runtime.as_ref();
         let sandboxes = runtime.list_pod_sandboxes(None).await?;
         let containers = runtime.list_containers(None).await?;
-        let sandbox_uids: HashMap<&str, &str> = sandboxes
-            .iter()
-            .filter_map(|s| s.metadata.as_ref().map(|m| (s.id.as_str(), m.uid.as_str())))
-            .collect();
+        let sandbox_uids: HashMap<&str, &str> =
+            sandboxes.iter().filter_map(|s| s.metadata.as_ref().map(|m| (s.id.as_str(), m.uid.as_str()))).collect();
         let observed: Vec<RuntimeContainer> = containers.iter().map(|c| runtime_container(c, &sandbox_uids)).collect();
         let observed_sandboxes: Vec<RuntimeSandbox> = sandboxes.iter().map(runtime_sandbox).collect();
         let pods = self.deps.pods.clone();
@@ -198,8 +202,10 @@ impl Collector {
                 Err(error) => tracing::debug!(%error, "runtime status info"),
             }
         }
-        let pinned: Vec<&str> =
-            [self.settings.sandbox_image.as_deref(), self.runtime_sandbox_image.as_deref()].into_iter().flatten().collect();
+        let pinned: Vec<&str> = [self.settings.sandbox_image.as_deref(), self.runtime_sandbox_image.as_deref()]
+            .into_iter()
+            .flatten()
+            .collect();
         let images: Vec<RuntimeImage> = self
             .deps
             .runtime

@@ -242,7 +242,10 @@ mod tests {
             image_minimum_gc_age: Some("0s".into()),
         };
         let from_file = resolve(&Flags::default(), &file).unwrap();
-        assert_eq!(from_file.images, ImagePolicy { high_threshold_percent: 50, low_threshold_percent: 40, min_age: Duration::ZERO });
+        assert_eq!(
+            from_file.images,
+            ImagePolicy { high_threshold_percent: 50, low_threshold_percent: 40, min_age: Duration::ZERO }
+        );
         let flags = Flags {
             image_gc_high_threshold: Some(90),
             minimum_image_ttl_duration: Some("1m".into()),
@@ -252,7 +255,10 @@ mod tests {
             ..Flags::default()
         };
         let both = resolve(&flags, &file).unwrap();
-        assert_eq!(both.images, ImagePolicy { high_threshold_percent: 90, low_threshold_percent: 40, min_age: Duration::from_secs(60) });
+        assert_eq!(
+            both.images,
+            ImagePolicy { high_threshold_percent: 90, low_threshold_percent: 40, min_age: Duration::from_secs(60) }
+        );
         assert_eq!(both.containers, ContainerPolicy { min_age: Duration::from_secs(10), max_per_pod_container: None });
         assert_eq!(both.sandbox_image.as_deref(), Some("r/pause:1"));
     }

@@ -110,11 +110,8 @@ pub fn compute_container_gc(
     }
     removed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     let removed_ids: BTreeSet<&str> = removed.iter().map(|c| c.id.as_str()).collect();
-    let referenced: BTreeSet<&str> = containers
-        .iter()
-        .filter(|c| !removed_ids.contains(c.id.as_str()))
-        .map(|c| c.sandbox_id.as_str())
-        .collect();
+    let referenced: BTreeSet<&str> =
+        containers.iter().filter(|c| !removed_ids.contains(c.id.as_str())).map(|c| c.sandbox_id.as_str()).collect();
     let remove_sandboxes = sandboxes_to_remove(sandboxes, &referenced, deleted);
     ContainerGcPlan { remove_containers: removed.into_iter().map(|c| c.id.clone()).collect(), remove_sandboxes }
 }

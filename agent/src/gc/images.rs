@@ -68,11 +68,7 @@ impl ImageRecords {
 /// references: ids, tags or digests).
 pub fn images_in_use<'a>(images: &[RuntimeImage], references: impl IntoIterator<Item = &'a str>) -> BTreeSet<String> {
     let references: BTreeSet<&str> = references.into_iter().filter(|r| !r.is_empty()).collect();
-    images
-        .iter()
-        .filter(|image| references.iter().any(|r| image.is_named(r)))
-        .map(|image| image.id.clone())
-        .collect()
+    images.iter().filter(|image| references.iter().any(|r| image.is_named(r))).map(|image| image.id.clone()).collect()
 }
 
 /// The image GC policy (upstream `ImageGCPolicy`).

@@ -119,7 +119,10 @@ fn pinned_images_and_images_used_this_pass_are_never_removed() {
 #[test]
 fn zero_capacity_is_invalid() {
     let fs = FsStats { capacity: 0, available: 0 };
-    assert_eq!(compute_image_gc(&ImageRecords::default(), &set(&[]), fs, policy(85, 80, 0), NOW), Err(Error::InvalidCapacity));
+    assert_eq!(
+        compute_image_gc(&ImageRecords::default(), &set(&[]), fs, policy(85, 80, 0), NOW),
+        Err(Error::InvalidCapacity)
+    );
 }
 
 #[test]
