@@ -6,7 +6,7 @@ use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use bosun_agent::events::FakeEvents;
-use bosun_agent::gc::apply::{Collector, Error, ImageFs, FREE_DISK_SPACE_FAILED, IMAGE_GC_FAILED};
+use bosun_agent::gc::apply::{Collector, Error, ImageFs, CONTAINER_GC_FAILED, FREE_DISK_SPACE_FAILED, IMAGE_GC_FAILED};
 use bosun_agent::gc::containers::ContainerPolicy;
 use bosun_agent::gc::images::{FsStats, ImagePolicy};
 use bosun_agent::gc::{Deps, GcSettings, PodStates};
@@ -87,11 +87,7 @@ async fn a_pass_removes_what_upstreams_policy_says_and_keeps_the_rest() -> anyho
     };
     let settings = GcSettings {
         containers: ContainerPolicy::default(),
-        images: ImagePolicy {
-            high_threshold_percent: 1,
-            low_threshold_percent: 0,
-            min_age: std::time::Duration::ZERO,
-        },
+        images: ImagePolicy { high_threshold_percent: 1, low_threshold_percent: 0, min_age: std::time::Duration::ZERO },
         sandbox_image: Some(PAUSE.into()),
     };
     let mut collector = Collector::new(deps, settings);
@@ -121,6 +117,32 @@ async fn a_pass_removes_what_upstreams_policy_says_and_keeps_the_rest() -> anyho
         [FREE_DISK_SPACE_FAILED, FREE_DISK_SPACE_FAILED, IMAGE_GC_FAILED],
         "a repeated failure is also ImageGCFailed"
     );
+    token.cancel();
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_failed_container_pass_is_a_node_event() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let socket = dir.path().join("cri.sock");
+    let token = CancellationToken::new();
+    let fake = FakeCri::new();
+    let _handle = fake.serve(&socket, token.clone())?;
+    let client = CriClient::connect(&socket, ClientOptions::default()).await?;
+    let events = Arc::new(FakeEvents::default());
+    let deps = Deps {
+        runtime: Arc::new(client),
+        pods: Arc::new(Pods { known: BTreeSet::new() }),
+        image_fs: Arc::new(HalfFull),
+        events: events.clone(),
+        node_name: "n1".into(),
+    };
+    let mut collector = Collector::new(deps, GcSettings::default());
+    fake.fail_next("ListPodSandbox", tonic::Code::Internal);
+    collector.collect_containers_or_report().await;
+    assert_eq!(events.reasons(), [CONTAINER_GC_FAILED]);
+    collector.collect_containers_or_report().await;
+    assert_eq!(events.reasons(), [CONTAINER_GC_FAILED], "the next pass succeeds");
     token.cancel();
     Ok(())
 }

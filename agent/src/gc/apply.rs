@@ -20,6 +20,7 @@ use crate::runtime::{Runtime, RuntimeError};
 pub const FREE_DISK_SPACE_FAILED: &str = "FreeDiskSpaceFailed";
 pub const IMAGE_GC_FAILED: &str = "ImageGCFailed";
 pub const INVALID_DISK_CAPACITY: &str = "InvalidDiskCapacity";
+pub const CONTAINER_GC_FAILED: &str = "ContainerGCFailed";
 
 /// A failed GC pass.
 #[derive(Debug, thiserror::Error)]
@@ -151,6 +152,15 @@ impl Collector {
 
     async fn warn(&self, reason: &str, message: &str) {
         self.deps.events.record(&self.node_ref(), EventType::Warning, reason, message).await;
+    }
+
+    /// One container GC pass; a failure is logged and, as upstream, a
+    /// `ContainerGCFailed` Event on the Node.
+    pub async fn collect_containers_or_report(&mut self) {
+        if let Err(error) = self.collect_containers().await {
+            tracing::warn!(%error, "container garbage collection failed");
+            self.warn(CONTAINER_GC_FAILED, &error.to_string()).await;
+        }
     }
 
     /// One container GC pass; also refreshes the image records.

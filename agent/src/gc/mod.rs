@@ -7,7 +7,8 @@
 //! - every image period (5 min): unused images once the image filesystem
 //!   (CRI `ImageFsInfo`, sized with `statvfs`) is above the high threshold,
 //!   down to the low one ([`images::compute_image_gc`]), with the Events
-//!   `FreeDiskSpaceFailed` and `ImageGCFailed` on the Node as upstream.
+//!   `FreeDiskSpaceFailed` and `ImageGCFailed` on the Node as upstream
+//!   (`ContainerGCFailed` for a failed container pass).
 //!
 //! Decisions are pure (`containers`, `images`); [`apply`] lists the runtime,
 //! decides and removes through the [`Runtime`] trait. Only exited/created
@@ -92,11 +93,7 @@ pub async fn run(deps: Deps, settings: GcSettings, periods: Periods, token: Canc
     loop {
         tokio::select! {
             () = token.cancelled() => break,
-            _ = containers.tick() => {
-                if let Err(error) = collector.collect_containers().await {
-                    tracing::warn!(%error, "container garbage collection failed");
-                }
-            }
+            _ = containers.tick() => collector.collect_containers_or_report().await,
             _ = images.tick() => collector.collect_images().await,
         }
     }
