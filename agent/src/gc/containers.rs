@@ -1,12 +1,14 @@
 //! Which dead containers and sandboxes to remove (pure), with upstream's
 //! policy:
-//! - a container is *evictable* when it is not running (exited or created;
-//!   unknown ones are left to their pod worker, which kills them first) and
-//!   older than the policy's minimum age;
-//! - evictable containers of deleted pods are all removed;
-//! - of the others, per (pod, container name), the newest
-//!   `max_per_pod_container` are kept (1: the instance `kubectl logs
-//!   --previous` reads) and older ones removed;
+//! - only containers older than the policy's minimum age are considered,
+//!   never running or unknown ones (their pod worker kills them first);
+//! - exited and created containers of deleted pods are all removed;
+//! - of live pods, per (pod, container name), the newest
+//!   `max_per_pod_container` exited instances are kept (1: the instance
+//!   `kubectl logs --previous` reads) and older ones removed; a created
+//!   container is removed only when a newer one of its name exists (unlike
+//!   upstream, which counts it as dead: the next instance being created
+//!   must not push out the previous one that `--previous` reads);
 //! - a sandbox is *active* while it is ready or a container that stays
 //!   references it; inactive sandboxes of deleted pods are removed, and of
 //!   other pods all but the newest sandbox (active or not).
@@ -95,18 +97,27 @@ pub fn compute_container_gc(
 ) -> ContainerGcPlan {
     let newest_allowed = now.saturating_sub(nanos(policy.min_age));
     let mut units: BTreeMap<(&str, &str), Vec<&RuntimeContainer>> = BTreeMap::new();
-    for c in containers {
-        let evictable = matches!(c.state, ContainerState::Exited | ContainerState::Created);
-        if evictable && c.created_at <= newest_allowed && !c.pod_uid.is_empty() {
-            units.entry((c.pod_uid.as_str(), c.name.as_str())).or_default().push(c);
-        }
+    for c in containers.iter().filter(|c| !c.pod_uid.is_empty()) {
+        units.entry((c.pod_uid.as_str(), c.name.as_str())).or_default().push(c);
     }
     let mut removed: Vec<&RuntimeContainer> = Vec::new();
     for ((uid, _), mut unit) in units {
         // Newest first.
         unit.sort_by(|a, b| b.created_at.cmp(&a.created_at).then_with(|| a.id.cmp(&b.id)));
-        let keep = if deleted(uid) { 0 } else { policy.max_per_pod_container.unwrap_or(usize::MAX) };
-        removed.extend(unit.into_iter().skip(keep));
+        let old_enough = |c: &&RuntimeContainer| c.created_at <= newest_allowed;
+        if deleted(uid) {
+            let evictable =
+                |c: &&&RuntimeContainer| matches!(c.state, ContainerState::Exited | ContainerState::Created);
+            removed.extend(unit.iter().filter(evictable).filter(|c| old_enough(c)).copied());
+            continue;
+        }
+        let keep = policy.max_per_pod_container.unwrap_or(usize::MAX);
+        let dead = unit.iter().filter(|c| c.state == ContainerState::Exited && old_enough(c));
+        removed.extend(dead.skip(keep).copied());
+        // A created container that never started and has a newer sibling
+        // is stale; the newest one is about to start.
+        let stale = unit.iter().skip(1).filter(|c| c.state == ContainerState::Created && old_enough(c));
+        removed.extend(stale.copied());
     }
     removed.sort_by(|a, b| a.created_at.cmp(&b.created_at).then_with(|| a.id.cmp(&b.id)));
     let removed_ids: BTreeSet<&str> = removed.iter().map(|c| c.id.as_str()).collect();

@@ -142,6 +142,19 @@ fn container_gc_follows_the_upstream_policy() {
             ..default_case("the newest sandbox of a live pod stays even when not ready")
         },
         Case {
+            containers: vec![c("a1", "s1", "p", "app", 20, Exited), c("a2", "s1", "p", "app", 30, Created)],
+            ..default_case("the instance being created does not push out the previous one")
+        },
+        Case {
+            containers: vec![
+                c("a0", "s1", "p", "app", 10, Exited),
+                c("a1", "s1", "p", "app", 20, Created),
+                c("a2", "s1", "p", "app", 30, Running),
+            ],
+            want_containers: &["a1"],
+            ..default_case("a created container with a newer sibling is stale")
+        },
+        Case {
             containers: vec![c("x", "sx", "", "app", 10, Exited)],
             sandboxes: vec![s("sx", "", 1, false), s("sy", "", 2, false)],
             deleted: &[""],
