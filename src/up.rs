@@ -61,6 +61,9 @@ pub struct UpArgs {
     /// On shutdown also remove pods' data dirs (logs) and the store.
     #[arg(long)]
     pub purge: bool,
+    /// A KubeletConfiguration file for the agent (passed as its `--config`).
+    #[arg(long)]
+    pub kubelet_config: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -154,7 +157,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
     ];
-    let agent_args = vec![
+    let mut agent_args = vec![
         "agent".to_string(),
         "--kubeconfig".into(),
         kubeconfig.display().to_string(),
@@ -175,7 +178,14 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         // Static pods, as kubeadm's /etc/kubernetes/manifests.
         "--pod-manifest-path".into(),
         args.dir.join("manifests").display().to_string(),
+        // Image GC never removes the sandbox image.
+        "--pod-infra-container-image".into(),
+        stack.sandbox_image(),
     ];
+    if let Some(config) = &args.kubelet_config {
+        let config = std::fs::canonicalize(config).with_context(|| format!("kubelet config {}", config.display()))?;
+        agent_args.extend(["--config".to_string(), config.display().to_string()]);
+    }
     let exe_str = exe.display().to_string();
     let mut control = Supervised::new("control", &exe_str, control_args, logs.join("control.log"));
     control.start()?;

@@ -234,7 +234,6 @@ pub fn compute_pod_actions(desired: &Pod, observed: &ObservedPod, ctx: Context<'
             return actions;
         }
     }
-    collect_garbage(desired, observed, &mut actions);
     let mut seen = BTreeSet::new();
     actions.kill_containers.retain(|id| seen.insert(id.clone()));
     actions
@@ -353,40 +352,6 @@ pub(crate) fn start_or_hold(
         }
     }
     actions.start_containers.push(StartContainer { name: name.to_string(), attempt, pull, after_exit });
-}
-
-/// Keeps the newest two attempts of every container (current and previous,
-/// for `logs --previous`); removes older ones and sandboxes left empty.
-fn collect_garbage(pod: &Pod, observed: &ObservedPod, actions: &mut PodActions) {
-    let spec_names: Vec<&str> = pod
-        .spec
-        .iter()
-        .flat_map(|s| s.init_containers.iter().flatten().chain(s.containers.iter()))
-        .map(|c| c.name.as_str())
-        .collect();
-    let mut kept_sandboxes: Vec<&str> = Vec::new();
-    let mut seen: BTreeMap<&str, usize> = BTreeMap::new();
-    for c in &observed.containers {
-        let rank = seen.entry(c.name.as_str()).or_insert(0);
-        let keep = *rank < 2 && spec_names.contains(&c.name.as_str());
-        *rank += 1;
-        let exited = c.state == RunState::Exited;
-        if !keep && exited {
-            if !actions.remove_containers.contains(&c.id) {
-                actions.remove_containers.push(c.id.clone());
-            }
-        } else {
-            kept_sandboxes.push(c.sandbox_id.as_str());
-        }
-    }
-    let newest = observed.latest_sandbox().map(|s| s.id.as_str());
-    for sandbox in &observed.sandboxes {
-        let removable =
-            Some(sandbox.id.as_str()) != newest && !sandbox.ready && !kept_sandboxes.contains(&sandbox.id.as_str());
-        if removable {
-            actions.remove_sandboxes.push(sandbox.id.clone());
-        }
-    }
 }
 
 #[cfg(test)]

@@ -239,7 +239,8 @@ fn finished_never_pod_is_not_recreated_after_sandbox_death() {
 }
 
 #[test]
-fn keeps_two_newest_attempts_and_removes_older() {
+fn leaves_dead_instances_and_sandboxes_to_the_garbage_collector() {
+    // Node-wide container GC (`gc`) applies upstream's policy to them.
     let crash = Backoff::crash_loop();
     let pull = Backoff::image_pull();
     let obs = observed(
@@ -253,7 +254,7 @@ fn keeps_two_newest_attempts_and_removes_older() {
         true,
     );
     let got = compute_pod_actions(&pod("Always"), &obs, Context::new(t(200), &crash, &pull));
-    assert_eq!(got.remove_containers, vec!["c1".to_string(), "c0".to_string()]);
-    assert_eq!(got.remove_sandboxes, vec!["s0".to_string()]);
+    assert!(got.remove_containers.is_empty(), "{:?}", got.remove_containers);
+    assert!(got.remove_sandboxes.is_empty(), "{:?}", got.remove_sandboxes);
     assert!(got.start_containers.is_empty());
 }

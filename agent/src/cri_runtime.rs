@@ -39,6 +39,22 @@ impl Runtime for CriClient {
         CriClient::pull_image(self, image, auth, Some(sandbox)).await.map_err(map("PullImage", image))
     }
 
+    async fn status_info(&self) -> Result<std::collections::HashMap<String, String>> {
+        CriClient::status_info(self).await.map_err(map("Status", "runtime"))
+    }
+
+    async fn list_images(&self) -> Result<Vec<api::Image>> {
+        CriClient::list_images(self).await.map_err(map("ListImages", "images"))
+    }
+
+    async fn remove_image(&self, image: &str) -> Result<()> {
+        CriClient::remove_image(self, image).await.map_err(map("RemoveImage", image))
+    }
+
+    async fn image_fs_info(&self) -> Result<Vec<api::FilesystemUsage>> {
+        CriClient::image_fs_info(self).await.map_err(map("ImageFsInfo", "image filesystem"))
+    }
+
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>> {
         CriClient::image_status(self, image).await.map_err(map("ImageStatus", image))
     }

@@ -35,6 +35,9 @@ pub const HONOURED_FIELDS: &[&str] = &[
     "registerWithTaints",
     "containerLogMaxSize",
     "containerLogMaxFiles",
+    "imageGCHighThresholdPercent",
+    "imageGCLowThresholdPercent",
+    "imageMinimumGCAge",
 ];
 
 /// Default CRI endpoint (containerd's).
@@ -65,6 +68,8 @@ pub enum Error {
     LogMaxSize { value: String },
     #[error("--cluster-dns {entry:?}: not an IP address")]
     ClusterDns { entry: String },
+    #[error(transparent)]
+    Gc(#[from] crate::gc::config::Error),
 }
 
 /// Result with this module's [`Error`].
@@ -84,6 +89,8 @@ pub struct FileSettings {
     pub register_with_taints: Option<Vec<Taint>>,
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<u32>,
+    /// Image GC fields.
+    pub gc: crate::gc::config::FileFields,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -159,6 +166,11 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
         register_with_taints: field(&map, "registerWithTaints")?,
         container_log_max_size: field(&map, "containerLogMaxSize")?,
         container_log_max_files: field(&map, "containerLogMaxFiles")?,
+        gc: crate::gc::config::FileFields {
+            image_gc_high_threshold_percent: field(&map, "imageGCHighThresholdPercent")?,
+            image_gc_low_threshold_percent: field(&map, "imageGCLowThresholdPercent")?,
+            image_minimum_gc_age: field(&map, "imageMinimumGCAge")?,
+        },
     };
     let ignored = map.keys().filter(|k| !HONOURED_FIELDS.contains(&k.as_str())).cloned().collect();
     Ok(ConfigFile { settings, ignored })
@@ -216,6 +228,8 @@ pub struct Flags {
     pub root_dir: Option<PathBuf>,
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<u32>,
+    /// GC flags.
+    pub gc: crate::gc::config::Flags,
 }
 
 /// Flags, file and defaults combined.
@@ -236,6 +250,8 @@ pub struct Settings {
     pub root_dir: PathBuf,
     /// Container log rotation.
     pub log_limits: crate::log_rotation::Limits,
+    /// Container and image GC.
+    pub gc: crate::gc::GcSettings,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -285,6 +301,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         node_labels: flags.node_labels.as_deref().map(parse_node_labels).transpose()?.unwrap_or_default(),
         root_dir: flags.root_dir.clone().unwrap_or_else(|| DEFAULT_ROOT_DIR.into()),
         log_limits: crate::log_rotation::Limits { max_size, max_files },
+        gc: crate::gc::config::resolve(&flags.gc, &file.gc)?,
     })
 }
 

@@ -88,3 +88,22 @@ fn container_log_limits_combine_like_the_rest() {
     let bad = Flags { container_log_max_size: Some("lots".into()), ..Default::default() };
     assert!(matches!(resolve(&bad, &file), Err(Error::LogMaxSize { .. })));
 }
+
+#[test]
+fn image_gc_fields_come_from_the_file_unless_a_flag_says_otherwise() {
+    let head = "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\n";
+    let text = format!("{head}imageGCHighThresholdPercent: 1\nimageGCLowThresholdPercent: 0\nimageMinimumGCAge: 0s\n");
+    let file = parse_config_file(&text).unwrap();
+    assert!(file.ignored.is_empty(), "{:?}", file.ignored);
+    let images = resolve(&Flags::default(), &file.settings).unwrap().gc.images;
+    assert_eq!((images.high_threshold_percent, images.low_threshold_percent), (1, 0));
+    assert_eq!(images.min_age, std::time::Duration::ZERO);
+    let flags = Flags {
+        gc: crate::gc::config::Flags { image_gc_high_threshold: Some(90), ..Default::default() },
+        ..Default::default()
+    };
+    assert_eq!(resolve(&flags, &file.settings).unwrap().gc.images.high_threshold_percent, 90);
+    let bad = parse_config_file(&format!("{head}imageGCHighThresholdPercent: 50\nimageGCLowThresholdPercent: 60\n"));
+    let error = resolve(&Flags::default(), &bad.unwrap().settings).unwrap_err();
+    assert!(error.to_string().contains("imageGCLowThresholdPercent (60)"), "{error}");
+}

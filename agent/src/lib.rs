@@ -6,7 +6,8 @@
 //! decides (`actions`, `status`, pure) and applies through narrow traits
 //! (`runtime`, `pod_api`, `events`); `pleg` turns containerd's task events
 //! into worker wake-ups; `static_pods` runs manifests from a directory and
-//! mirrors them to the API; `status_manager` is the one writer of
+//! mirrors them to the API; `gc` removes dead containers, sandboxes and
+//! unused images; `status_manager` is the one writer of
 //! pod status; plus the kubelet HTTP API (`server`, `logs`). Probes run in
 //! their own tasks (`prober`); probes and lifecycle hooks share one action
 //! runner (`handlers`); `termination` times stops. Restart recovery rebuilds
@@ -24,6 +25,7 @@ pub mod dns;
 pub mod enums;
 pub mod env;
 pub mod events;
+pub mod gc;
 pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
@@ -164,6 +166,9 @@ pub struct AgentArgs {
     #[arg(long, env = "BOSUN_RELIST_PERIOD_MS", default_value_t = 1000,
           value_parser = clap::value_parser!(u64).range(100..=3_600_000))]
     pub relist_period_ms: u64,
+    /// Garbage collection (kubelet flags and bosun's periods).
+    #[command(flatten)]
+    pub gc: gc::config::Flags,
 }
 
 impl AgentArgs {
@@ -182,6 +187,7 @@ impl AgentArgs {
             root_dir: self.root_dir.clone(),
             container_log_max_size: self.container_log_max_size.clone(),
             container_log_max_files: self.container_log_max_files,
+            gc: self.gc.clone(),
         }
     }
 
@@ -316,11 +322,12 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     ));
     let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
     tasks.spawn(status_manager.run(token.clone()));
+    let events: Arc<dyn events::EventSink> = Arc::new(events::KubeEvents::new(client.clone(), &node_name));
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         api,
         status,
-        events: Arc::new(events::KubeEvents::new(client.clone(), &node_name)),
+        events: events.clone(),
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),
         timing: Timing::default(),
@@ -364,6 +371,15 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         manager = manager.with_static_pods(statics);
     }
     tasks.spawn(manager.run(pods, token.clone()));
+
+    let gc_deps = gc::Deps {
+        runtime: runtime.clone(),
+        pods: Arc::new(registry.clone()),
+        image_fs: Arc::new(gc::apply::RuntimeImageFs(runtime.clone())),
+        events,
+        node_name: node_name.clone(),
+    };
+    tasks.spawn(gc::run(gc_deps, settings.gc.clone(), args.gc.periods(), token.clone()));
 
     tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 

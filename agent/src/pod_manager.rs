@@ -31,6 +31,8 @@ use lifecycle::next_signal;
 #[derive(Debug, Clone, Default)]
 pub struct PodRegistry {
     pods: Arc<RwLock<BTreeMap<String, Arc<Pod>>>>,
+    /// Set once the API's initial list of pods is in.
+    synced: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl PodRegistry {
@@ -45,6 +47,21 @@ impl PodRegistry {
         pods.values()
             .find(|p| p.metadata.namespace.as_deref() == Some(namespace) && p.metadata.name.as_deref() == Some(name))
             .cloned()
+    }
+
+    /// True if this agent runs the pod `uid`.
+    pub fn contains(&self, uid: &str) -> bool {
+        self.pods.read().is_ok_and(|p| p.contains_key(uid))
+    }
+
+    /// True once the API's initial list of pods is in: from then on a pod
+    /// that is not here is not this node's.
+    pub fn is_synced(&self) -> bool {
+        self.synced.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    fn mark_synced(&self) {
+        self.synced.store(true, std::sync::atomic::Ordering::Release);
     }
 
     fn insert(&self, uid: &str, pod: Arc<Pod>) {
@@ -206,6 +223,7 @@ impl PodManager {
                 for uid in gone {
                     self.forget(&uid);
                 }
+                self.registry.mark_synced();
             }
             watcher::Event::Apply(pod) => self.apply_from_api(pod, token),
             watcher::Event::Delete(pod) => {

@@ -41,6 +41,15 @@ pub trait Runtime: Send + Sync {
         auth: Option<api::AuthConfig>,
         sandbox: &api::PodSandboxConfig,
     ) -> Result<String>;
+    /// `Status` with `verbose`: the runtime's information map (containerd's
+    /// `config` names the sandbox image).
+    async fn status_info(&self) -> Result<std::collections::HashMap<String, String>>;
+    /// `ListImages`.
+    async fn list_images(&self) -> Result<Vec<api::Image>>;
+    /// `RemoveImage` (by id or reference); Ok when the image is gone already.
+    async fn remove_image(&self, image: &str) -> Result<()>;
+    /// `ImageFsInfo`: the filesystems that hold images.
+    async fn image_fs_info(&self) -> Result<Vec<api::FilesystemUsage>>;
     /// `ImageStatus`; `None` when the image is not present.
     async fn image_status(&self, image: &str) -> Result<Option<api::Image>>;
     /// `RunPodSandbox`; returns the sandbox id.

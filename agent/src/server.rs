@@ -153,6 +153,32 @@ fn attempts(dir: &std::path::Path) -> Vec<u32> {
     found
 }
 
+/// True if the runtime's container of `attempt` (of container `name` of pod
+/// `uid`) has exited.
+async fn newest_has_exited(
+    runtime: &dyn crate::runtime::Runtime,
+    uid: &str,
+    name: &str,
+    attempt: Option<&u32>,
+) -> bool {
+    let Some(&attempt) = attempt else { return false };
+    let filter = bosun_proto::cri::ContainerFilter {
+        label_selector: [
+            (crate::labels::POD_UID.to_string(), uid.to_string()),
+            (crate::labels::CONTAINER_NAME.to_string(), name.to_string()),
+        ]
+        .into(),
+        ..Default::default()
+    };
+    let exited = bosun_proto::cri::ContainerState::ContainerExited as i32;
+    runtime
+        .list_containers(Some(filter))
+        .await
+        .unwrap_or_default()
+        .iter()
+        .any(|c| c.metadata.as_ref().is_some_and(|m| m.attempt == attempt) && c.state == exited)
+}
+
 fn bad(status: StatusCode, message: String) -> Response {
     (status, message).into_response()
 }
@@ -177,7 +203,11 @@ async fn container_logs(
     let dir = pod_log_dir(&state.root_dir, &namespace, &pod_name, &uid).join(&container);
     let found = attempts(&dir);
     let previous = flag(&query.previous);
-    let attempt = if previous { found.get(1) } else { found.first() };
+    // As upstream, "previous" is the last terminated instance: the newest
+    // one itself while it has exited and waits to restart (only the newest
+    // dead instance survives container GC).
+    let newest_exited = previous && newest_has_exited(state.runtime.as_ref(), &uid, &container, found.first()).await;
+    let attempt = if previous && !newest_exited { found.get(1) } else { found.first() };
     let Some(&attempt) = attempt else {
         let message = if previous {
             format!("previous terminated container \"{container}\" in pod \"{pod_name}\" not found")

@@ -103,6 +103,14 @@ impl CriClient {
         Ok(resp.status.unwrap_or_default())
     }
 
+    /// The runtime's verbose status information (containerd: `config`, a
+    /// JSON text of its CRI configuration, with `sandboxImage`).
+    pub async fn status_info(&self) -> Result<std::collections::HashMap<String, String>> {
+        let req = api::StatusRequest { verbose: true };
+        let resp = self.unary("Status", || self.runtime_target(), rpc!(self.runtime, status, req)).await?;
+        Ok(resp.info)
+    }
+
     /// Tells the runtime which CIDR pod IPs come from.
     pub async fn update_runtime_config(&self, pod_cidr: &str) -> Result<()> {
         let req = api::UpdateRuntimeConfigRequest {

@@ -60,6 +60,14 @@ impl CriClient {
         Ok(resp.images)
     }
 
+    /// Usage of the filesystems that hold images (`ImageFsInfo`).
+    pub async fn image_fs_info(&self) -> Result<Vec<api::FilesystemUsage>> {
+        let req = api::ImageFsInfoRequest {};
+        let resp =
+            self.unary("ImageFsInfo", || "image filesystem".into(), rpc!(self.images, image_fs_info, req)).await?;
+        Ok(resp.image_filesystems)
+    }
+
     /// Removes an image. Ok if the runtime does not have it.
     pub async fn remove_image(&self, image: &str) -> Result<()> {
         let req = api::RemoveImageRequest { image: Some(spec(image)) };

@@ -64,7 +64,7 @@ impl PodWorker {
             ignore_not_found(runtime.stop_pod_sandbox(id).await).map_err(rt_err)?;
         }
         for id in &actions.remove_containers {
-            ignore_not_found(runtime.remove_container(id).await).map_err(rt_err)?;
+            crate::gc::apply::remove_container_and_logs(runtime.as_ref(), id).await.map_err(rt_err)?;
         }
         for id in &actions.remove_sandboxes {
             ignore_not_found(runtime.remove_pod_sandbox(id).await).map_err(rt_err)?;
