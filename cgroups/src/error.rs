@@ -19,7 +19,7 @@ pub enum Error {
         /// The cgroup, relative to the hierarchy.
         path: String,
         /// The failure.
-        source: cgroups_rs::fs::error::Error,
+        source: Box<cgroups_rs::fs::error::Error>,
     },
     /// Writing a limit failed.
     #[error("writing {file} = {value} in cgroup {path}: {source}")]
@@ -31,7 +31,7 @@ pub enum Error {
         /// The value written.
         value: String,
         /// The failure.
-        source: cgroups_rs::fs::error::Error,
+        source: Box<cgroups_rs::fs::error::Error>,
     },
     /// Removing a cgroup directory failed (other than it being gone).
     #[error("removing cgroup {path}: {source}")]

@@ -120,7 +120,7 @@ impl V1 {
                 let Some(sub) = Self::subsystem(&h.controllers[0], dir.clone(), h.dir.clone()) else { continue };
                 sub.to_controller()
                     .create()
-                    .map_err(|source| Error::Create { path: dir.display().to_string(), source })?;
+                    .map_err(|source| Error::Create { path: dir.display().to_string(), source: Box::new(source) })?;
             }
         }
         Ok(())
@@ -129,7 +129,7 @@ impl V1 {
     pub(crate) fn apply(&self, path: &str, limits: &Limits) -> Result<()> {
         let write_err = |file: &'static str, value: String| {
             let path = path.to_string();
-            move |source| Error::Write { path, file, value, source }
+            move |source| Error::Write { path, file, value, source: Box::new(source) }
         };
         if let Some(h) = self.hierarchy_of("cpu") {
             let cpu = CpuController::new(h.dir.join(path), h.dir.clone(), false);

@@ -66,7 +66,7 @@ impl V2 {
         let dir = self.root.join(path);
         let write_err = |file: &'static str, value: String| {
             let path = path.to_string();
-            move |source| Error::Write { path, file, value, source }
+            move |source| Error::Write { path, file, value, source: Box::new(source) }
         };
         let cpu = CpuController::new(dir.clone(), self.root.clone(), true);
         if let Some(shares) = limits.cpu_shares {
