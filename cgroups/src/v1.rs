@@ -37,7 +37,13 @@ const CONTROLLERS: &[&str] = &[
     "perf_event",
     "rdma",
     "systemd",
+    UNIFIED,
 ];
+
+/// The cgroup v2 hierarchy of a hybrid host, mounted beside the v1 ones
+/// without controllers; runc creates every cgroup there too, so the tree
+/// creates and removes its cgroups there as well.
+const UNIFIED: &str = "unified";
 
 /// One mounted hierarchy: its directory and the controllers it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -117,7 +123,10 @@ impl V1 {
                 if dir.is_dir() {
                     continue;
                 }
-                let Some(sub) = Self::subsystem(&h.controllers[0], dir.clone(), h.dir.clone()) else { continue };
+                let Some(sub) = Self::subsystem(&h.controllers[0], dir.clone(), h.dir.clone()) else {
+                    std::fs::create_dir_all(&dir).map_err(|source| Error::File { path: dir.clone(), source })?;
+                    continue;
+                };
                 sub.to_controller()
                     .create()
                     .map_err(|source| Error::Create { path: dir.display().to_string(), source: Box::new(source) })?;
@@ -193,7 +202,7 @@ mod tests {
 
     fn fake_root() -> tempfile::TempDir {
         let root = tempfile::tempdir().expect("temp dir");
-        for dir in ["cpu,cpuacct", "memory", "pids", "unified", "cpuset"] {
+        for dir in ["cpu,cpuacct", "memory", "pids", "unified", "cpuset", "misc"] {
             std::fs::create_dir(root.path().join(dir)).expect("hierarchy");
         }
         std::os::unix::fs::symlink(root.path().join("cpu,cpuacct"), root.path().join("cpu")).expect("link");
@@ -213,7 +222,8 @@ mod tests {
                 vec!["cpu".to_string(), "cpuacct".into()],
                 vec!["cpuset".into()],
                 vec!["memory".into()],
-                vec!["pids".into()]
+                vec!["pids".into()],
+                vec!["unified".into()]
             ]
         );
         assert!(V1::detect(tempfile::tempdir().expect("temp").path()).is_err(), "an empty root has no hierarchy");
@@ -226,7 +236,7 @@ mod tests {
         assert_eq!(backend.version(), "v1");
         let path = "kubepods/burstable/podu1";
         backend.create(path).expect("create");
-        for h in ["cpu,cpuacct", "memory", "pids", "cpuset"] {
+        for h in ["cpu,cpuacct", "memory", "pids", "cpuset", "unified"] {
             assert!(root.path().join(h).join(path).is_dir(), "{h}");
         }
         let limits = Limits {
