@@ -67,7 +67,7 @@ fn join_and_run_a_pod(cluster: &Cluster, stack: &TestStack) -> Result<()> {
         format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: {port}\nmaxPods: 50\n\
              clusterDomain: cluster.local\ncontainerRuntimeEndpoint: unix:///nonexistent/containerd.sock\n\
-             cgroupDriver: systemd\nauthentication: {{anonymous: {{enabled: false}}}}\n"
+             cgroupRoot: /bosun-kubelet-b\nfeatureGates: {{}}\nauthentication: {{anonymous: {{enabled: false}}}}\n"
         ),
     )?;
     let log_path = work.join("agent.log");
@@ -113,7 +113,7 @@ fn join_and_run_a_pod(cluster: &Cluster, stack: &TestStack) -> Result<()> {
     let text = std::fs::read_to_string(&log_path)?;
     let reports: Vec<&str> = text.lines().filter(|l| l.contains("kubelet config fields not honoured")).collect();
     ensure!(reports.len() == 1, "the ignored fields are reported once: {reports:?}");
-    ensure!(reports[0].contains("authentication, cgroupDriver"), "the report names them: {}", reports[0]);
+    ensure!(reports[0].contains("authentication, featureGates"), "the report names them: {}", reports[0]);
 
     let manifest = format!(
         r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "on-kubelet-style-node"}},

@@ -91,6 +91,7 @@ pub struct FileSettings {
     pub container_log_max_files: Option<u32>,
     /// Image GC fields.
     pub gc: crate::gc::config::FileFields,
+    pub cgroups: crate::pod_cgroups::config::CgroupFileSettings,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -171,8 +172,10 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
             image_gc_low_threshold_percent: field(&map, "imageGCLowThresholdPercent")?,
             image_minimum_gc_age: field(&map, "imageMinimumGCAge")?,
         },
+        cgroups: crate::pod_cgroups::config::parse_file(&map)?,
     };
-    let ignored = map.keys().filter(|k| !HONOURED_FIELDS.contains(&k.as_str())).cloned().collect();
+    let honoured = |k: &str| HONOURED_FIELDS.contains(&k) || crate::pod_cgroups::config::FIELDS.contains(&k);
+    let ignored = map.keys().filter(|k| !honoured(k)).cloned().collect();
     Ok(ConfigFile { settings, ignored })
 }
 
@@ -230,6 +233,7 @@ pub struct Flags {
     pub container_log_max_files: Option<u32>,
     /// GC flags.
     pub gc: crate::gc::config::Flags,
+    pub cgroups: crate::pod_cgroups::config::CgroupFlags,
 }
 
 /// Flags, file and defaults combined.
@@ -252,6 +256,8 @@ pub struct Settings {
     pub log_limits: crate::log_rotation::Limits,
     /// Container and image GC.
     pub gc: crate::gc::GcSettings,
+    /// The pod cgroup tree.
+    pub cgroups: crate::pod_cgroups::config::CgroupSettings,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -302,6 +308,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         root_dir: flags.root_dir.clone().unwrap_or_else(|| DEFAULT_ROOT_DIR.into()),
         log_limits: crate::log_rotation::Limits { max_size, max_files },
         gc: crate::gc::config::resolve(&flags.gc, &file.gc)?,
+        cgroups: crate::pod_cgroups::config::resolve(&flags.cgroups, &file.cgroups)?,
     })
 }
 

@@ -39,6 +39,7 @@ pub mod object_watch;
 pub mod observed;
 pub mod pleg;
 pub mod pod_api;
+pub mod pod_cgroups;
 pub mod pod_manager;
 pub mod pod_worker;
 pub mod prober;
@@ -169,6 +170,9 @@ pub struct AgentArgs {
     /// Garbage collection (kubelet flags and bosun's periods).
     #[command(flatten)]
     pub gc: gc::config::Flags,
+    /// The pod cgroup tree's flags (kubelet names).
+    #[command(flatten)]
+    pub cgroups: pod_cgroups::config::CgroupFlags,
 }
 
 impl AgentArgs {
@@ -188,6 +192,7 @@ impl AgentArgs {
             container_log_max_size: self.container_log_max_size.clone(),
             container_log_max_files: self.container_log_max_files,
             gc: self.gc.clone(),
+            cgroups: self.cgroups.clone(),
         }
     }
 
@@ -270,6 +275,22 @@ async fn connect_runtime(socket: &std::path::Path, token: &CancellationToken) ->
     }
 }
 
+/// The pod cgroup tree, `kubepods` limited to node allocatable; disabled
+/// (pods stay in the runtime's default cgroup) when it cannot be built.
+fn start_pod_cgroups(settings: &pod_cgroups::config::CgroupSettings) -> pod_cgroups::PodCgroups {
+    let host = host::HostInfo::read();
+    let cpu_milli = i64::try_from(host.cpus).unwrap_or(i64::MAX).saturating_mul(1000);
+    let memory = i64::try_from(host.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
+    let kubepods = pod_cgroups::kubepods_limits(cpu_milli, memory, settings.reserved);
+    match pod_cgroups::PodCgroups::start(settings, std::path::Path::new(pod_cgroups::CGROUPFS), &kubepods) {
+        Ok(cgroups) => cgroups,
+        Err(error) => {
+            tracing::warn!(%error, "no pod cgroups: pods run in the runtime's default cgroup");
+            pod_cgroups::PodCgroups::disabled()
+        }
+    }
+}
+
 /// Runs the agent until `token` is cancelled. Pods keep running when the
 /// agent stops; a restarted agent picks them up from the runtime.
 pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()> {
@@ -323,6 +344,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
     tasks.spawn(status_manager.run(token.clone()));
     let events: Arc<dyn events::EventSink> = Arc::new(events::KubeEvents::new(client.clone(), &node_name));
+    let cgroups = start_pod_cgroups(&settings.cgroups);
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         api,
@@ -336,6 +358,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             Arc::new(object_watch::KubeObjectSource::new(client.clone())),
             token.clone(),
         )),
+        cgroups,
     });
     let selector = format!("spec.nodeName={node_name}");
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))

@@ -319,6 +319,7 @@ impl PodManager {
     /// agent was down).
     async fn sweep(&mut self, token: &CancellationToken) {
         self.sweep_volume_dirs().await;
+        self.deps.cgroups.sweep(self.registry.list()).await;
         let sandboxes = match self.deps.runtime.list_pod_sandboxes(None).await {
             Ok(sandboxes) => sandboxes,
             Err(error) => {

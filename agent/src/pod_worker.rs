@@ -39,6 +39,14 @@ pub enum Error {
         /// The failure.
         source: RuntimeError,
     },
+    /// The pod's cgroup could not be created.
+    #[error("pod {pod}: {source}")]
+    Cgroup {
+        /// `namespace/name`.
+        pod: String,
+        /// The failure.
+        source: crate::pod_cgroups::Error,
+    },
     /// An API call failed.
     #[error("pod {pod}: {source}")]
     Api {
@@ -91,6 +99,8 @@ pub struct WorkerDeps {
     /// The node's watches of mounted ConfigMaps and Secrets (`None`: poll
     /// them once per steady interval).
     pub objects: Option<Arc<crate::object_watch::ObjectWatches>>,
+    /// The node's pod cgroups (sandbox `cgroup_parent`, pod limits).
+    pub cgroups: crate::pod_cgroups::PodCgroups,
 }
 
 /// How a worker ended.

@@ -58,6 +58,7 @@ impl Harness {
             },
             mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
             objects: None,
+            cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
         });
         Ok((Self { _dir: dir, fake, client, api, events, deps, root, token }, handle))
     }

@@ -73,7 +73,15 @@ impl PodWorker {
             Some(attempt) => {
                 let attempt = attempt.max(self.next_sandbox_attempt);
                 self.next_sandbox_attempt = attempt + 1;
-                let config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir);
+                let mut config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir);
+                if let Err(source) = self.deps.cgroups.prepare(pod, &mut config).await {
+                    let message = format!("Failed to create pod sandbox: pod cgroup: {source}");
+                    self.deps
+                        .events
+                        .record(&pod_reference(pod, None), EventType::Warning, "FailedCreatePodSandBox", &message)
+                        .await;
+                    return Err(Error::Cgroup { pod: pod_key(pod), source });
+                }
                 if let Err(error) = std::fs::create_dir_all(&config.log_directory) {
                     tracing::warn!(%error, dir = %config.log_directory, "cannot create pod log directory");
                 }
@@ -94,7 +102,8 @@ impl PodWorker {
             }
             None => match observed.ready_sandbox() {
                 Some(s) => {
-                    let config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir);
+                    let mut config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir);
+                    self.deps.cgroups.set_parent(pod, &mut config);
                     (s.id.clone(), config)
                 }
                 None => return Ok(()),

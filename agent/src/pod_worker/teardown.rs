@@ -162,6 +162,7 @@ impl PodWorker {
             .map_err(|source| Error::Runtime { pod, source })?;
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
         self.tear_down_volumes().await;
+        self.deps.cgroups.remove(&self.uid).await;
         Ok(())
     }
 }
