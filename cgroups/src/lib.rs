@@ -8,3 +8,5 @@
 //!
 //! Must not: talk to the container runtime (it does not depend on `bosun-cri`);
 //! the agent decides which pods exist, this crate only shapes their cgroups.
+
+pub mod stats;
