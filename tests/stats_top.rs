@@ -130,7 +130,8 @@ fn top_and_cpu_throttling_on_the_real_stack() -> Result<()> {
 
     // Rates on the Summary API: the spinner's usageNanoCores is ~0.1 core too.
     let doc = summary(&base)?;
-    let spin = doc["pods"].as_array().context("pods")?.iter().find(|p| p["podRef"]["name"] == "spin").context("spin")?;
+    let spin =
+        doc["pods"].as_array().context("pods")?.iter().find(|p| p["podRef"]["name"] == "spin").context("spin")?;
     let rate = spin["cpu"]["usageNanoCores"].as_u64().context("spin rate")? as f64 / 1e9;
     ensure!((0.03..=0.15).contains(&rate), "spin usageNanoCores {rate}");
     let memory = spin["containers"][0]["memory"]["availableBytes"].as_u64().context("available under the limit")?;
