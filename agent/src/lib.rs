@@ -54,6 +54,7 @@ pub mod server;
 pub mod service_links;
 pub mod spec_hash;
 pub mod static_pods;
+pub mod stats;
 pub mod status;
 pub mod status_manager;
 pub mod streaming;
@@ -315,6 +316,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         let count = airgap::import_all(dir, &cri_socket).await?;
         tracing::info!(count, dir = %dir.display(), "imported air-gapped images");
     }
+    let stats_cri = cri.clone();
     let runtime: Arc<dyn Runtime> = Arc::new(cri);
     tracing::info!(node = %node_name, ip = %node_ip, cri = %cri_socket.display(), "agent starting");
 
@@ -406,7 +408,9 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
 
     tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
+    let stats = stats::wire(stats_cri, runtime.clone(), registry.clone(), &node_name, &token, &tasks);
     let state = server::ServerState {
+        stats,
         registry,
         root_dir: root_dir.clone(),
         runtime,

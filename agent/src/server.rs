@@ -3,7 +3,8 @@
 //! `running_pods`) and `GET /containerLogs/{ns}/{pod}/{container}`
 //! (CRI log file of the current or previous attempt; `follow` tails it
 //! until the container exits or the client goes away), and the streaming
-//! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`).
+//! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`), and
+//! resource usage: `/stats/summary`, `/metrics/resource` (see `stats`).
 //!
 //! Must not: change pods or containers. Read-only over the registry, the log
 //! files and the runtime's container states.
@@ -62,6 +63,8 @@ pub struct ServerState {
     pub follow_poll: Duration,
     /// Exec, attach and port-forward sessions with no traffic for this long are closed.
     pub stream_idle_timeout: Duration,
+    /// Resource usage (`/stats/summary`, `/metrics/resource`).
+    pub stats: Arc<crate::stats::StatsProvider>,
 }
 
 /// The router of the kubelet API.
@@ -72,6 +75,7 @@ pub fn router(state: ServerState) -> Router {
         .route("/runningpods", get(runningpods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
         .merge(crate::streaming::routes())
+        .merge(crate::stats::routes())
         .with_state(state)
 }
 

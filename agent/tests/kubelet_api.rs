@@ -14,6 +14,8 @@ use bosun_agent::pod_api::FakePodApi;
 use bosun_agent::pod_manager::{ManagerTiming, PodManager, PodRegistry};
 use bosun_agent::pod_worker::{Timing, WorkerDeps};
 use bosun_agent::server::{self, ServerState};
+use bosun_agent::stats::locate::testing::FakeLocator;
+use bosun_agent::stats::{StatsDeps, StatsProvider};
 use bosun_cri::testing::FakeCri;
 use bosun_cri::{api, ClientOptions, CriClient};
 use k8s_openapi::api::core::v1::Pod;
@@ -103,7 +105,31 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
 
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // Stats: every container's cgroup is one temp-dir v1 cgroup.
+    let cgroupfs = dir.path().join("cgroupfs");
+    for (controller, file, text) in [
+        ("cpuacct", "cpuacct.usage", "5000000000"),
+        ("memory", "memory.usage_in_bytes", "4096"),
+        ("memory", "memory.stat", "total_inactive_file 96\n"),
+    ] {
+        for path in ["", "k8s.io/c"] {
+            std::fs::create_dir_all(cgroupfs.join(controller).join(path))?;
+            std::fs::write(cgroupfs.join(controller).join(path).join(file), text)?;
+        }
+    }
+    let hierarchy = bosun_cgroups::stats::Hierarchy::detect(&cgroupfs);
+    let locator = FakeLocator { any_container: Some(hierarchy.dirs("/k8s.io/c")), ..Default::default() };
+    let stats = Arc::new(StatsProvider::new(StatsDeps {
+        runtime: Arc::new(client.clone()),
+        locator: Arc::new(locator),
+        registry: registry.clone(),
+        hierarchy,
+        node_name: "node-a".into(),
+        memory_capacity_bytes: 1 << 30,
+        min_window: Duration::from_secs(2),
+    }));
     let state = ServerState {
+        stats,
         registry: registry.clone(),
         root_dir: root.clone(),
         runtime: Arc::new(client.clone()),
@@ -126,6 +152,18 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
     let names: Vec<&str> =
         pods["items"].as_array().context("items")?.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
     assert_eq!(names, vec!["web"]);
+
+    // Stats of the running container, as the Summary API and Prometheus text.
+    let summary: serde_json::Value = http.get(format!("{base}/stats/summary")).send().await?.json().await?;
+    assert_eq!(summary["node"]["nodeName"], "node-a");
+    assert_eq!(summary["pods"][0]["podRef"]["name"], "web");
+    assert_eq!(summary["pods"][0]["containers"][0]["name"], "app");
+    assert_eq!(summary["pods"][0]["containers"][0]["memory"]["workingSetBytes"], 4000);
+    let resource = http.get(format!("{base}/metrics/resource")).send().await?.text().await?;
+    assert!(
+        resource.contains("container_cpu_usage_seconds_total{container=\"app\",namespace=\"default\",pod=\"web\"} 5 "),
+        "{resource}"
+    );
 
     // The orphan sandbox is swept; the pod of another node is never started.
     let ghost_filter = api::PodSandboxFilter {

@@ -19,6 +19,7 @@ pub mod error;
 pub mod limits;
 pub mod name;
 pub mod pod_limits;
+pub mod stats;
 pub mod testing;
 pub mod tree;
 pub mod v1;

@@ -161,6 +161,16 @@ impl CriClient {
         resp.status.ok_or_else(|| missing_field(CALL, container_target(id), "status"))
     }
 
+    /// The runtime's verbose information about a container (`ContainerStatus`
+    /// with `verbose`): for containerd, key `info` holds a JSON document with
+    /// the task's `pid`, among others. NotFound if it does not exist.
+    pub async fn container_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>> {
+        let req = api::ContainerStatusRequest { container_id: id.to_string(), verbose: true };
+        let resp =
+            self.unary("ContainerStatus", || container_target(id), rpc!(self.runtime, container_status, req)).await?;
+        Ok(resp.info)
+    }
+
     /// Containers matching `filter` (all when `None`).
     pub async fn list_containers(&self, filter: Option<api::ContainerFilter>) -> Result<Vec<api::Container>> {
         let req = api::ListContainersRequest { filter };

@@ -61,7 +61,8 @@ pub fn group_list() -> Value {
             groups.push(g);
         }
     }
-    let groups: Vec<Value> = groups.into_iter().map(api_group).collect();
+    let mut groups: Vec<Value> = groups.into_iter().map(api_group).collect();
+    groups.push(super::metrics_api::api_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
@@ -183,7 +184,14 @@ mod tests {
             groups["groups"].as_array().into_iter().flatten().filter_map(|g| g["name"].as_str()).collect();
         assert_eq!(
             names,
-            vec!["discovery.k8s.io", "apps", "events.k8s.io", "coordination.k8s.io", "scheduling.k8s.io"]
+            vec![
+                "discovery.k8s.io",
+                "apps",
+                "events.k8s.io",
+                "coordination.k8s.io",
+                "scheduling.k8s.io",
+                "metrics.k8s.io"
+            ]
         );
         assert!(resource_list("batch", "v1").is_none());
         assert!(group("apps").is_some());

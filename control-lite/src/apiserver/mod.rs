@@ -13,7 +13,8 @@
 //! `deletion` and `namespaces` (store-facing operations; every write's
 //! admission is in `crud`; namespace lifecycle and the `finalize`
 //! subresource), `watch`, `subresources` (scale, binding) and `logs` (proxy
-//! to the node). Leaf modules below them: `options` (typed query options, parsed
+//! to the node) and `metrics_api` (`metrics.k8s.io` from the nodes' Summary
+//! API). Leaf modules below them: `options` (typed query options, parsed
 //! once), `response` (object/list/Table rendering), `status` (the one mapping
 //! from errors to `Status` objects and HTTP codes). Pure decision modules
 //! (`selectors`, `patch`, `protobuf`, `schema`, `defaults`, `validation`, `objects`,
@@ -43,6 +44,7 @@ pub mod grace;
 pub mod http;
 pub mod kubeconfig;
 pub mod logs;
+pub mod metrics_api;
 pub mod namespaces;
 pub mod objects;
 pub mod openapi;

@@ -39,7 +39,7 @@ use super::options::{table_mode, Query};
 use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
-use super::{discovery, openapi, stream_proxy, ApiState};
+use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
 use call::{Call, Verb};
 use limits::InFlight;
 use path::{parse_path, Route, Target};
@@ -67,7 +67,11 @@ pub(crate) async fn handle(server: &Server, req: Request<Body>) -> Response {
 
 async fn pipeline(server: &Server, mut parts: Parts, body: Body) -> Result<Response> {
     let state = &*server.state;
-    // 1. Decide what is asked.
+    // 1. Decide what is asked. `metrics.k8s.io` is not stored: its own handler.
+    if let Some(path) = metrics_api::parse(parts.uri.path()) {
+        let query = Query::parse(parts.uri.query())?;
+        return metrics_api::serve(state, &parts.method, path, &query).await;
+    }
     let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
     let query = Query::parse(parts.uri.query())?;
     let call = Call::decide(&parts.method, route, query.watch())?;
