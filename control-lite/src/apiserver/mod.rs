@@ -51,6 +51,7 @@ pub mod patch;
 pub mod priority;
 pub mod protobuf;
 pub mod registry;
+pub mod resize;
 pub mod response;
 pub mod schema;
 pub mod selectors;
