@@ -120,6 +120,14 @@ impl Runtime for CriClient {
         CriClient::port_forward(self, sandbox_id, ports).await.map_err(map("PortForward", sandbox_id))
     }
 
+    async fn container_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>> {
+        CriClient::container_status_info(self, id).await.map_err(map("ContainerStatus", id))
+    }
+
+    async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()> {
+        CriClient::update_container_resources(self, id, linux).await.map_err(map("UpdateContainerResources", id))
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         CriClient::reopen_container_log(self, id).await.map_err(map("ReopenContainerLog", id))
     }

@@ -42,6 +42,7 @@ pub mod pod_worker;
 pub mod prober;
 pub mod pull_secrets;
 pub mod readiness_gates;
+pub mod resize;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod security;

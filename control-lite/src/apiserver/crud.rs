@@ -295,7 +295,9 @@ where
         }
         let (prepared, warnings) = prepare(info, requested, opts.field_validation)?;
         let prepared = match scope {
-            UpdateScope::Resize => super::resize::take_resize(&current, &prepared).map_err(|c| invalid(info, name, c))?,
+            UpdateScope::Resize => {
+                super::resize::take_resize(&current, &prepared).map_err(|c| invalid(info, name, c))?
+            }
             _ => prepared,
         };
         let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);

@@ -94,7 +94,11 @@ fn without_resizable(resources: Option<&Value>) -> Value {
 }
 
 fn keys(resources: Option<&Value>, list: &str) -> Vec<String> {
-    resources.and_then(|r| r.get(list)).and_then(Value::as_object).map(|m| m.keys().cloned().collect()).unwrap_or_default()
+    resources
+        .and_then(|r| r.get(list))
+        .and_then(Value::as_object)
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 /// Upstream's `ValidatePodResize` for stored `old` and merged, defaulted `new`.

@@ -178,7 +178,12 @@ mod tests {
                 false,
                 Some((Verb::Patch(UpdateScope::Resize), Mutating)),
             ),
-            (Method::PUT, "/api/v1/namespaces/d/pods/p/resize", false, Some((Verb::Update(UpdateScope::Resize), Mutating))),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/d/pods/p/resize",
+                false,
+                Some((Verb::Update(UpdateScope::Resize), Mutating)),
+            ),
             (Method::POST, "/api/v1/namespaces/d/pods/p/resize", false, None),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
             (Method::PUT, "/api/v1/namespaces/d/finalize", false, Some((Verb::Finalize, Mutating))),
