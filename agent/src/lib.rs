@@ -24,6 +24,7 @@ pub mod dns;
 pub mod enums;
 pub mod env;
 pub mod events;
+pub mod eviction;
 pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
