@@ -65,6 +65,8 @@ pub enum Error {
     LogMaxSize { value: String },
     #[error("--cluster-dns {entry:?}: not an IP address")]
     ClusterDns { entry: String },
+    #[error(transparent)]
+    Eviction(#[from] crate::eviction::Error),
 }
 
 /// Result with this module's [`Error`].
@@ -84,6 +86,7 @@ pub struct FileSettings {
     pub register_with_taints: Option<Vec<Taint>>,
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<u32>,
+    pub eviction: crate::eviction::config::FileEviction,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -159,8 +162,11 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
         register_with_taints: field(&map, "registerWithTaints")?,
         container_log_max_size: field(&map, "containerLogMaxSize")?,
         container_log_max_files: field(&map, "containerLogMaxFiles")?,
+        eviction: crate::eviction::config::FileEviction::from_document(&map)
+            .map_err(|message| Error::Field { field: "eviction".into(), message })?,
     };
-    let ignored = map.keys().filter(|k| !HONOURED_FIELDS.contains(&k.as_str())).cloned().collect();
+    let honoured = |k: &str| HONOURED_FIELDS.contains(&k) || crate::eviction::config::FIELDS.contains(&k);
+    let ignored = map.keys().filter(|k| !honoured(k)).cloned().collect();
     Ok(ConfigFile { settings, ignored })
 }
 
@@ -216,6 +222,7 @@ pub struct Flags {
     pub root_dir: Option<PathBuf>,
     pub container_log_max_size: Option<String>,
     pub container_log_max_files: Option<u32>,
+    pub eviction: crate::eviction::config::EvictionFlags,
 }
 
 /// Flags, file and defaults combined.
@@ -236,6 +243,8 @@ pub struct Settings {
     pub root_dir: PathBuf,
     /// Container log rotation.
     pub log_limits: crate::log_rotation::Limits,
+    /// Eviction thresholds (hard, soft) and the pressure transition period.
+    pub eviction: crate::eviction::Thresholds,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -285,6 +294,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         node_labels: flags.node_labels.as_deref().map(parse_node_labels).transpose()?.unwrap_or_default(),
         root_dir: flags.root_dir.clone().unwrap_or_else(|| DEFAULT_ROOT_DIR.into()),
         log_limits: crate::log_rotation::Limits { max_size, max_files },
+        eviction: crate::eviction::config::resolve(&flags.eviction, &file.eviction)?,
     })
 }
 

@@ -153,6 +153,18 @@ pub struct AgentArgs {
     /// Log files kept per container, the current one included (default 5).
     #[arg(long)]
     pub container_log_max_files: Option<u32>,
+    /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%,...`.
+    #[arg(long)]
+    pub eviction_hard: Option<String>,
+    /// Soft eviction thresholds (each needs a grace period).
+    #[arg(long)]
+    pub eviction_soft: Option<String>,
+    /// Grace periods of the soft thresholds: `memory.available=1m30s,...`.
+    #[arg(long)]
+    pub eviction_soft_grace_period: Option<String>,
+    /// How long a pressure condition stays after its threshold clears (default 5m).
+    #[arg(long)]
+    pub eviction_pressure_transition_period: Option<String>,
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
@@ -182,6 +194,12 @@ impl AgentArgs {
             root_dir: self.root_dir.clone(),
             container_log_max_size: self.container_log_max_size.clone(),
             container_log_max_files: self.container_log_max_files,
+            eviction: eviction::config::EvictionFlags {
+                hard: self.eviction_hard.clone(),
+                soft: self.eviction_soft.clone(),
+                soft_grace: self.eviction_soft_grace_period.clone(),
+                transition: self.eviction_pressure_transition_period.clone(),
+            },
         }
     }
 

@@ -16,6 +16,7 @@
 //! that applies these decisions does; pod usage comes through the
 //! [`rank::PodUsageSource`] trait so the stats provider can feed it).
 
+pub mod config;
 pub mod decide;
 pub mod rank;
 pub mod signals;
