@@ -124,6 +124,10 @@ impl Runtime for CriClient {
         CriClient::container_status_info(self, id).await.map_err(map("ContainerStatus", id))
     }
 
+    async fn container_stats(&self, id: &str) -> Result<api::ContainerStats> {
+        CriClient::container_stats(self, id).await.map_err(map("ContainerStats", id))
+    }
+
     async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()> {
         CriClient::update_container_resources(self, id, linux).await.map_err(map("UpdateContainerResources", id))
     }

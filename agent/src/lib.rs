@@ -323,7 +323,10 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         labels: settings.node_labels.clone(),
         taints: settings.taints.clone(),
     };
-    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host::HostInfo::read());
+    let host_info = host::HostInfo::read();
+    let memory_capacity = i64::try_from(host_info.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
+    let (pressure, pressure_rx) = tokio::sync::watch::channel(eviction::manager::Pressure::new());
+    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info).with_pressure(pressure_rx);
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
@@ -334,11 +337,24 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     ));
     let (status_manager, status) = status_manager::StatusManager::new(api.clone(), Default::default());
     tasks.spawn(status_manager.run(token.clone()));
+    let events: Arc<dyn events::EventSink> = Arc::new(events::KubeEvents::new(client.clone(), &node_name));
+    let eviction = eviction::manager::EvictionManager {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        api: api.clone(),
+        events: events.clone(),
+        node: node_name.clone(),
+        thresholds: settings.eviction.clone(),
+        memory_capacity,
+        root_dir: root_dir.clone(),
+        pressure,
+    };
+    tasks.spawn(eviction.run(eviction::manager::INTERVAL, token.clone()));
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         api,
         status,
-        events: Arc::new(events::KubeEvents::new(client.clone(), &node_name)),
+        events,
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),
         timing: Timing::default(),

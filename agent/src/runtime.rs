@@ -81,6 +81,8 @@ pub trait Runtime: Send + Sync {
     /// `ContainerStatus` with `verbose`: the runtime's `info` map (containerd:
     /// `info` = JSON with the container's current OCI `runtimeSpec`).
     async fn container_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>>;
+    /// `ContainerStats`: cpu, memory (working set) and writable-layer usage.
+    async fn container_stats(&self, id: &str) -> Result<api::ContainerStats>;
     /// `UpdateContainerResources`: new cgroup limits for a running container.
     async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()>;
     /// `ReopenContainerLog`: the runtime starts a new file at the log path.

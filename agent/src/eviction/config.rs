@@ -96,7 +96,7 @@ mod tests {
         assert_eq!(t.transition, Duration::from_secs(10));
         let flags = EvictionFlags { hard: Some("memory.available<2Gi".into()), ..Default::default() };
         assert_eq!(resolve(&flags, &file).expect("flags").all[0].value, ThresholdValue::Quantity(2 << 30));
-        assert_eq!(resolve(&EvictionFlags::default(), &FileEviction::default()).expect("defaults").all.len(), 2);
+        assert_eq!(resolve(&EvictionFlags::default(), &FileEviction::default()).expect("defaults").all.len(), 1);
         let bad = EvictionFlags { transition: Some("soon".into()), ..Default::default() };
         assert!(resolve(&bad, &file).is_err());
         let bad = serde_json::json!({"evictionHard": "memory.available<1Gi"});

@@ -12,12 +12,17 @@
 //! pressure transition period) and which resource to reclaim, and `rank`
 //! orders the candidate pods and words upstream's `Evicted` message.
 //!
-//! Must not: read files or call the API or the runtime (the manager loop
-//! that applies these decisions does; pod usage comes through the
-//! [`rank::PodUsageSource`] trait so the stats provider can feed it).
+//! `manager` is the thin loop applying them (files, statvfs, CRI
+//! ContainerStats for pod usage, the pod status write, the Node's taints);
+//! `node_conditions` puts the pressure into the node heartbeat's conditions.
+//!
+//! Must not: decide anything in the manager loop; hold pod state (pods are
+//! listed from the API only when a pod must be evicted).
 
 pub mod config;
 pub mod decide;
+pub mod manager;
+pub mod node_conditions;
 pub mod rank;
 pub mod signals;
 pub mod thresholds;

@@ -54,14 +54,6 @@ impl PodUsage {
     }
 }
 
-/// Where pod usage comes from (CRI container stats today; the cgroup stats
-/// provider can implement it too).
-#[async_trait::async_trait]
-pub trait PodUsageSource: Send + Sync {
-    /// Usage of `signal`'s resource by every pod on the node.
-    async fn pod_usage(&self, signal: Signal) -> Result<Vec<PodUsage>, String>;
-}
-
 /// `pods` in eviction order for `signal` (first = evicted first).
 pub fn rank_for(signal: Signal, mut pods: Vec<PodUsage>) -> Vec<PodUsage> {
     match signal {

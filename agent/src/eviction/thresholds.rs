@@ -146,19 +146,19 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
     Some(total)
 }
 
-/// Thresholds from the configuration maps; `hard` `None` means upstream's
-/// defaults (`memory.available<100Mi`, `nodefs.available<10%`). Every soft
-/// threshold needs a grace period, as upstream.
+/// Thresholds from the configuration maps; `hard` `None` means the default
+/// `memory.available<100Mi` (upstream's memory default). Upstream's
+/// `nodefs.available<10%` is not a default here: the upstream kubelet frees
+/// node-level disk (image GC) before it evicts pods for disk, which bosun's
+/// eviction does not do yet, so disk and pid thresholds apply only when
+/// configured. Every soft threshold needs a grace period, as upstream.
 pub fn from_config(
     hard: Option<&BTreeMap<String, String>>,
     soft: &BTreeMap<String, String>,
     soft_grace: &BTreeMap<String, String>,
     transition: Option<Duration>,
 ) -> Result<Thresholds, Error> {
-    let defaults = BTreeMap::from([
-        ("memory.available".to_string(), "100Mi".to_string()),
-        ("nodefs.available".to_string(), "10%".to_string()),
-    ]);
+    let defaults = BTreeMap::from([("memory.available".to_string(), "100Mi".to_string())]);
     let mut all = Vec::new();
     for (name, value) in hard.unwrap_or(&defaults) {
         let signal = Signal::parse(name).ok_or_else(|| Error::UnknownSignal(name.clone()))?;
@@ -205,12 +205,11 @@ mod tests {
     }
 
     #[test]
-    fn defaults_are_upstreams() {
+    fn default_is_upstreams_memory_threshold() {
         let t = from_config(None, &BTreeMap::new(), &BTreeMap::new(), None).expect("defaults");
-        assert_eq!(t.all.len(), 2);
+        assert_eq!(t.all.len(), 1);
         assert_eq!(t.all[0].signal, Signal::MemoryAvailable);
         assert_eq!(t.all[0].value, ThresholdValue::Quantity(100 << 20));
-        assert_eq!(t.all[1].value, ThresholdValue::Percent(10.0));
         assert_eq!(t.transition, DEFAULT_TRANSITION);
     }
 
