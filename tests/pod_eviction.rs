@@ -83,7 +83,13 @@ fn memory_pressure_evicts_besteffort_hog_and_keeps_guaranteed() -> Result<()> {
     let (ok, _, err) = cluster.apply_stdin(&manifest(&image))?;
     ensure!(ok, "apply: {err}");
 
-    let evicted = wait_pod(&cluster, "hog", "evicted", DEADLINE, |p| p["status"]["reason"] == "Evicted")?;
+    let evicted = wait_pod(&cluster, "hog", "evicted", DEADLINE, |p| p["status"]["reason"] == "Evicted");
+    if evicted.is_err() {
+        let log = std::fs::read_to_string(cluster.dir.join("logs/agent.log")).unwrap_or_default();
+        let lines: Vec<&str> = log.lines().filter(|l| l.contains("evict") || l.contains("ERROR")).collect();
+        println!("memory.available now {} MiB; agent log:\n{}", memory_available()? / MIB, lines.join("\n"));
+    }
+    let evicted = evicted?;
     ensure!(evicted["status"]["phase"] == "Failed", "evicted pod is Failed: {}", evicted["status"]);
     let message = evicted["status"]["message"].as_str().unwrap_or_default();
     ensure!(
@@ -118,6 +124,6 @@ fn memory_pressure_evicts_besteffort_hog_and_keeps_guaranteed() -> Result<()> {
         std::thread::sleep(Duration::from_millis(500));
     }
     let steady = support::pods::pod(&cluster, "steady")?.context("steady exists")?;
-    ensure!(steady["status"]["phase"] == "Running", "steady survived");
+    ensure!(steady["status"]["phase"] == "Running", "steady survived: {}", steady["status"]);
     Ok(())
 }

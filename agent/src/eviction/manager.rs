@@ -30,6 +30,8 @@ use crate::runtime::Runtime;
 
 /// Upstream's monitoring interval.
 pub const INTERVAL: Duration = Duration::from_secs(10);
+/// How long the manager waits for an evicted pod's containers to stop.
+const CLEANUP_WAIT: Duration = Duration::from_secs(30);
 /// Where the v1 root memory cgroup is.
 const MEMORY_CGROUP_V1: &str = "/sys/fs/cgroup/memory";
 const SIGNALS: [Signal; 3] = [Signal::MemoryAvailable, Signal::NodeFsAvailable, Signal::PidAvailable];
@@ -163,6 +165,8 @@ impl EvictionManager {
                 if let Err(error) = self.evict_one(reclaim).await {
                     tracing::warn!(%error, "eviction failed");
                 }
+                // Observe again a whole interval after the cleanup.
+                ticker.reset();
             }
         }
     }
@@ -231,7 +235,27 @@ impl EvictionManager {
         self.api
             .patch_status(&victim.namespace, &victim.name, &victim.uid, &evicted_status(&message, Timestamp::now()))
             .await
-            .map_err(|e| e.to_string())
+            .map_err(|e| e.to_string())?;
+        self.wait_stopped(&victim.uid).await;
+        Ok(())
+    }
+
+    /// Waits (bounded) until the evicted pod has no running container, so
+    /// the next observation sees the memory it freed (upstream's
+    /// `waitForPodsCleanup`); otherwise the next tick would evict again.
+    async fn wait_stopped(&self, uid: &str) {
+        let deadline = tokio::time::Instant::now() + CLEANUP_WAIT;
+        while tokio::time::Instant::now() < deadline {
+            let filter = bosun_proto::cri::ContainerFilter { label_selector: uid_selector(uid), ..Default::default() };
+            let running = match self.runtime.list_containers(Some(filter)).await {
+                Ok(list) => list.iter().any(|c| c.state == bosun_proto::cri::ContainerState::ContainerRunning as i32),
+                Err(_) => false,
+            };
+            if !running {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
     }
 }
 
