@@ -37,7 +37,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the node agent (kubelet + proxy) against an apiserver.
-    Agent(bosun_agent::AgentArgs),
+    Agent(Box<bosun_agent::AgentArgs>),
     /// Run control-lite: apiserver, store, scheduler and controllers.
     Control(bosun_control::ControlArgs),
     /// Bring up a one-node cluster: our containerd, registry, control-lite and agent.
@@ -81,7 +81,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Agent(args) => bosun_agent::run(args, shutdown_token()).await,
+        Command::Agent(args) => bosun_agent::run(*args, shutdown_token()).await,
         Command::Control(args) => bosun_control::run(args, shutdown_token()).await,
         Command::Up(args) => up::up(args, shutdown_token()).await,
         Command::Down(args) => up::down(args).await,

@@ -271,7 +271,7 @@ mod tests {
     fn pressure_taints_follow_the_conditions_and_keep_others() {
         let memory = Pressure::from(["MemoryPressure"]);
         let other = taint("example.com/x");
-        let with = taints_for(&[other.clone()], &memory).expect("added");
+        let with = taints_for(std::slice::from_ref(&other), &memory).expect("added");
         assert_eq!(with, vec![other.clone(), taint("node.kubernetes.io/memory-pressure")]);
         assert_eq!(taints_for(&with, &memory), None, "unchanged");
         assert_eq!(taints_for(&with, &Pressure::new()), Some(vec![other]));

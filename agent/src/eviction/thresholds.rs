@@ -215,7 +215,8 @@ mod tests {
 
     #[test]
     fn config_table() {
-        let cases: Vec<(BTreeMap<String, String>, BTreeMap<String, String>, BTreeMap<String, String>, bool)> = vec![
+        type Map = BTreeMap<String, String>;
+        let cases: Vec<(Map, Map, Map, bool)> = vec![
             (map(&[("memory.available", "1Gi"), ("pid.available", "5%")]), map(&[]), map(&[]), true),
             (
                 map(&[("memory.available", "1Gi")]),
