@@ -32,6 +32,10 @@ pub struct UpArgs {
     /// Loopback registry address.
     #[arg(long, default_value = "127.0.0.1:5000")]
     pub registry: String,
+    /// One more argument for `bosun agent` (repeatable), e.g.
+    /// `--agent-arg=--eviction-hard=memory.available<500Mi`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub agent_arg: Vec<String>,
     /// Another registry containerd may pull from over plain HTTP
     /// (`host:port`; repeatable), e.g. a private one that needs imagePullSecrets.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
@@ -186,6 +190,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         let config = std::fs::canonicalize(config).with_context(|| format!("kubelet config {}", config.display()))?;
         agent_args.extend(["--config".to_string(), config.display().to_string()]);
     }
+    let agent_args: Vec<String> = agent_args.into_iter().chain(args.agent_arg.iter().cloned()).collect();
     let exe_str = exe.display().to_string();
     let mut control = Supervised::new("control", &exe_str, control_args, logs.join("control.log"));
     control.start()?;

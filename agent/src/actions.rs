@@ -107,6 +107,9 @@ pub struct Context<'a> {
     /// startup probe still pending). A sidecar in this set does not let the
     /// next init container start. Empty without probes.
     pub startup_pending: &'a BTreeSet<String>,
+    /// Ids of running containers an in-place resize must restart
+    /// (`resizePolicy: RestartContainer`, see [`crate::resize`]).
+    pub resize_restarts: &'a BTreeSet<String>,
 }
 
 static NO_CONTAINERS: BTreeSet<String> = BTreeSet::new();
@@ -114,7 +117,7 @@ static NO_CONTAINERS: BTreeSet<String> = BTreeSet::new();
 impl<'a> Context<'a> {
     /// A context where every running container counts as started.
     pub fn new(now: Timestamp, crash: &'a Backoff, pull: &'a Backoff) -> Self {
-        Self { now, crash, pull, startup_pending: &NO_CONTAINERS }
+        Self { now, crash, pull, startup_pending: &NO_CONTAINERS, resize_restarts: &NO_CONTAINERS }
     }
 
     /// Whether running container `c` counts as started.
@@ -280,9 +283,14 @@ pub(crate) fn decide_container(
         }
         Some(c) => match c.state {
             RunState::Running => {
-                if !crate::spec_hash::matches(container, c.spec_hash.as_ref()) {
+                let resized = ctx.resize_restarts.contains(&c.id);
+                if resized || !crate::spec_hash::matches(container, c.spec_hash.as_ref()) {
                     actions.kill_containers.push(c.id.clone());
-                    let message = format!("Container {name} definition changed, will be restarted");
+                    let message = if resized {
+                        format!("Container {name} resize requires a restart, will be restarted")
+                    } else {
+                        format!("Container {name} definition changed, will be restarted")
+                    };
                     actions.kill_messages.insert(c.id.clone(), message);
                     start_or_hold(container, observed, c.attempt + 1, None, ctx, actions);
                 }

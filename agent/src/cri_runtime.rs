@@ -136,6 +136,18 @@ impl Runtime for CriClient {
         CriClient::port_forward(self, sandbox_id, ports).await.map_err(map("PortForward", sandbox_id))
     }
 
+    async fn container_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>> {
+        CriClient::container_status_info(self, id).await.map_err(map("ContainerStatus", id))
+    }
+
+    async fn container_stats(&self, id: &str) -> Result<api::ContainerStats> {
+        CriClient::container_stats(self, id).await.map_err(map("ContainerStats", id))
+    }
+
+    async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()> {
+        CriClient::update_container_resources(self, id, linux).await.map_err(map("UpdateContainerResources", id))
+    }
+
     async fn reopen_container_log(&self, id: &str) -> Result<()> {
         CriClient::reopen_container_log(self, id).await.map_err(map("ReopenContainerLog", id))
     }

@@ -70,6 +70,7 @@ pub enum Error {
     ClusterDns { entry: String },
     #[error(transparent)]
     Gc(#[from] crate::gc::config::Error),
+    Eviction(#[from] crate::eviction::Error),
 }
 
 /// Result with this module's [`Error`].
@@ -92,6 +93,7 @@ pub struct FileSettings {
     /// Image GC fields.
     pub gc: crate::gc::config::FileFields,
     pub cgroups: crate::pod_cgroups::config::CgroupFileSettings,
+    pub eviction: crate::eviction::config::FileEviction,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -173,8 +175,14 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
             image_minimum_gc_age: field(&map, "imageMinimumGCAge")?,
         },
         cgroups: crate::pod_cgroups::config::parse_file(&map)?,
+        eviction: crate::eviction::config::FileEviction::from_document(&map)
+            .map_err(|message| Error::Field { field: "eviction".into(), message })?,
     };
-    let honoured = |k: &str| HONOURED_FIELDS.contains(&k) || crate::pod_cgroups::config::FIELDS.contains(&k);
+    let honoured = |k: &str| {
+        HONOURED_FIELDS.contains(&k)
+            || crate::pod_cgroups::config::FIELDS.contains(&k)
+            || crate::eviction::config::FIELDS.contains(&k)
+    };
     let ignored = map.keys().filter(|k| !honoured(k)).cloned().collect();
     Ok(ConfigFile { settings, ignored })
 }
@@ -234,6 +242,7 @@ pub struct Flags {
     /// GC flags.
     pub gc: crate::gc::config::Flags,
     pub cgroups: crate::pod_cgroups::config::CgroupFlags,
+    pub eviction: crate::eviction::config::EvictionFlags,
 }
 
 /// Flags, file and defaults combined.
@@ -258,6 +267,8 @@ pub struct Settings {
     pub gc: crate::gc::GcSettings,
     /// The pod cgroup tree.
     pub cgroups: crate::pod_cgroups::config::CgroupSettings,
+    /// Eviction thresholds (hard, soft) and the pressure transition period.
+    pub eviction: crate::eviction::Thresholds,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -309,6 +320,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         log_limits: crate::log_rotation::Limits { max_size, max_files },
         gc: crate::gc::config::resolve(&flags.gc, &file.gc)?,
         cgroups: crate::pod_cgroups::config::resolve(&flags.cgroups, &file.cgroups)?,
+        eviction: crate::eviction::config::resolve(&flags.eviction, &file.eviction)?,
     })
 }
 

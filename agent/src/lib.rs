@@ -26,6 +26,7 @@ pub mod enums;
 pub mod env;
 pub mod events;
 pub mod gc;
+pub mod eviction;
 pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
@@ -47,6 +48,7 @@ pub mod pull_secrets;
 pub mod readiness_gates;
 pub mod recovery;
 pub mod running_pods;
+pub mod resize;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod security;
@@ -157,6 +159,18 @@ pub struct AgentArgs {
     /// Log files kept per container, the current one included (default 5).
     #[arg(long)]
     pub container_log_max_files: Option<u32>,
+    /// Hard eviction thresholds: `memory.available<100Mi,nodefs.available<10%,...`.
+    #[arg(long)]
+    pub eviction_hard: Option<String>,
+    /// Soft eviction thresholds (each needs a grace period).
+    #[arg(long)]
+    pub eviction_soft: Option<String>,
+    /// Grace periods of the soft thresholds: `memory.available=1m30s,...`.
+    #[arg(long)]
+    pub eviction_soft_grace_period: Option<String>,
+    /// How long a pressure condition stays after its threshold clears (default 5m).
+    #[arg(long)]
+    pub eviction_pressure_transition_period: Option<String>,
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
@@ -194,6 +208,12 @@ impl AgentArgs {
             container_log_max_files: self.container_log_max_files,
             gc: self.gc.clone(),
             cgroups: self.cgroups.clone(),
+            eviction: eviction::config::EvictionFlags {
+                hard: self.eviction_hard.clone(),
+                soft: self.eviction_soft.clone(),
+                soft_grace: self.eviction_soft_grace_period.clone(),
+                transition: self.eviction_pressure_transition_period.clone(),
+            },
         }
     }
 
@@ -334,7 +354,10 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         labels: settings.node_labels.clone(),
         taints: settings.taints.clone(),
     };
-    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host::HostInfo::read());
+    let host_info = host::HostInfo::read();
+    let memory_capacity = i64::try_from(host_info.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
+    let (pressure, pressure_rx) = tokio::sync::watch::channel(eviction::manager::Pressure::new());
+    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info).with_pressure(pressure_rx);
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
@@ -347,6 +370,18 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.spawn(status_manager.run(token.clone()));
     let events: Arc<dyn events::EventSink> = Arc::new(events::KubeEvents::new(client.clone(), &node_name));
     let cgroups = start_pod_cgroups(&settings.cgroups);
+    let eviction = eviction::manager::EvictionManager {
+        client: client.clone(),
+        runtime: runtime.clone(),
+        api: api.clone(),
+        events: events.clone(),
+        node: node_name.clone(),
+        thresholds: settings.eviction.clone(),
+        memory_capacity,
+        root_dir: root_dir.clone(),
+        pressure,
+    };
+    tasks.spawn(eviction.run(eviction::manager::INTERVAL, token.clone()));
     let deps = Arc::new(WorkerDeps {
         runtime: runtime.clone(),
         api,

@@ -249,6 +249,8 @@ pub struct NodeAgent {
     host: HostInfo,
     uid: Option<String>,
     last_status: Option<NodeStatus>,
+    /// Pressure conditions from the eviction manager.
+    pressure: Option<tokio::sync::watch::Receiver<crate::eviction::manager::Pressure>>,
 }
 
 fn err(call: &'static str, object: &str) -> impl FnOnce(kube::Error) -> Error {
@@ -259,7 +261,13 @@ fn err(call: &'static str, object: &str) -> impl FnOnce(kube::Error) -> Error {
 impl NodeAgent {
     /// An agent publishing `config` for this host.
     pub fn new(client: kube::Client, runtime: Arc<dyn Runtime>, config: NodeConfig, host: HostInfo) -> Self {
-        Self { client, runtime, config, host, uid: None, last_status: None }
+        Self { client, runtime, config, host, uid: None, last_status: None, pressure: None }
+    }
+
+    /// Publishes the eviction manager's pressure conditions in the heartbeat.
+    pub fn with_pressure(mut self, pressure: tokio::sync::watch::Receiver<crate::eviction::manager::Pressure>) -> Self {
+        self.pressure = Some(pressure);
+        self
     }
 
     /// Creates the Node or merges our labels and podCIDR into it.
@@ -307,7 +315,11 @@ impl NodeAgent {
     /// Publishes the status (heartbeat).
     pub async fn heartbeat(&mut self) -> Result<(), Error> {
         let report = self.runtime_report().await;
-        let status = node_status(&self.config, &self.host, &report, self.last_status.as_ref(), Timestamp::now());
+        let mut status = node_status(&self.config, &self.host, &report, self.last_status.as_ref(), Timestamp::now());
+        if let Some(pressure) = &self.pressure {
+            let pressure = pressure.borrow().clone();
+            crate::eviction::node_conditions::apply(&mut status, self.last_status.as_ref(), &pressure);
+        }
         let nodes: Api<Node> = Api::all(self.client.clone());
         let name = self.config.name.clone();
         let patch = serde_json::json!({ "status": status });

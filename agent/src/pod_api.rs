@@ -71,7 +71,8 @@ fn is_gone(e: &kube::Error) -> bool {
 impl PodApi for KubePodApi {
     async fn patch_status(&self, namespace: &str, name: &str, uid: &str, status: &PodStatus) -> Result<()> {
         let pods: Api<Pod> = Api::namespaced(self.client.clone(), namespace);
-        let patch = serde_json::json!({ "metadata": { "uid": uid }, "status": status });
+        let mut patch = serde_json::json!({ "metadata": { "uid": uid }, "status": status });
+        crate::resize::report::delete_absent_conditions(&mut patch["status"]);
         pods.patch_status(name, &PatchParams::default(), &Patch::Strategic(&patch))
             .await
             .map(|_| ())

@@ -150,6 +150,8 @@ pub struct PodWorker {
     /// The pod updates (set when the worker runs), watched while
     /// terminating for a shortened grace.
     updates: Option<watch::Receiver<Option<Arc<Pod>>>>,
+    /// In-place resize: the running containers' cgroup values.
+    resize: crate::resize::ResizeState,
 }
 
 enum Outcome {
@@ -173,6 +175,7 @@ impl PodWorker {
             volumes: volumes::VolumeState::default(),
             prober: None,
             updates: None,
+            resize: crate::resize::ResizeState::default(),
         }
     }
 

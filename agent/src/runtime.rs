@@ -87,6 +87,13 @@ pub trait Runtime: Send + Sync {
     async fn attach(&self, req: api::AttachRequest) -> Result<String>;
     /// `PortForward`: the streaming server's one-time URL into the sandbox's network.
     async fn port_forward(&self, sandbox_id: &str, ports: Vec<i32>) -> Result<String>;
+    /// `ContainerStatus` with `verbose`: the runtime's `info` map (containerd:
+    /// `info` = JSON with the container's current OCI `runtimeSpec`).
+    async fn container_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>>;
+    /// `ContainerStats`: cpu, memory (working set) and writable-layer usage.
+    async fn container_stats(&self, id: &str) -> Result<api::ContainerStats>;
+    /// `UpdateContainerResources`: new cgroup limits for a running container.
+    async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()>;
     /// `ReopenContainerLog`: the runtime starts a new file at the log path.
     async fn reopen_container_log(&self, id: &str) -> Result<()>;
 }

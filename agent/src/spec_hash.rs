@@ -2,6 +2,10 @@
 //! put on every CRI container as an annotation at creation. A running
 //! container whose hash differs from the current spec's (its image changed:
 //! the one mutable container field) is restarted, and only that container.
+//! The hash leaves out `resources` and `resizePolicy` (upstream's
+//! `HashContainerWithoutResources`): an in-place resize changes them without
+//! a restart (see [`crate::resize`]). Scheme "1" hashed the whole container;
+//! its containers are adopted as any other scheme's (below).
 //!
 //! The digest is FNV-1a (64 bit) over the container's JSON: stable across
 //! agent restarts, independent of the process's hash seed.
@@ -23,8 +27,9 @@ use k8s_openapi::api::core::v1::Container;
 pub const ANNOTATION: &str = "io.bosun.container.hash";
 /// The CRI label naming the scheme the hash was computed with.
 pub const SCHEME_LABEL: &str = "io.bosun.container.hash-scheme";
-/// The scheme of [`of`]: FNV-1a 64 over the container's JSON.
-pub const SCHEME: &str = "1";
+/// The scheme of [`of`]: FNV-1a 64 over the container's JSON without
+/// `resources` and `resizePolicy` ("1" included them).
+pub const SCHEME: &str = "2";
 
 const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
@@ -41,9 +46,10 @@ pub enum Recorded {
     },
 }
 
-/// The hash of `container`, as lowercase hex.
+/// The hash of `container` without its resources and resize policy, as lowercase hex.
 pub fn of(container: &Container) -> String {
-    let bytes = serde_json::to_vec(container).unwrap_or_default();
+    let bare = Container { resources: None, resize_policy: None, ..container.clone() };
+    let bytes = serde_json::to_vec(&bare).unwrap_or_default();
     let hash = bytes.iter().fold(FNV_OFFSET, |h, b| (h ^ u64::from(*b)).wrapping_mul(FNV_PRIME));
     format!("{hash:016x}")
 }
@@ -132,5 +138,19 @@ mod tests {
         let got = recorded(&config.labels, &config.annotations, "busybox:1.36");
         assert_eq!(got, hash(&spec));
         assert!(matches(&spec, got.as_ref()));
+    }
+
+    #[test]
+    fn resources_and_resize_policy_do_not_change_the_hash() {
+        use k8s_openapi::api::core::v1::{ContainerResizePolicy, ResourceRequirements};
+        let a = container("busybox:1.36");
+        let mut b = a.clone();
+        b.resources = Some(ResourceRequirements::default());
+        b.resize_policy = Some(vec![ContainerResizePolicy {
+            resource_name: "cpu".into(),
+            restart_policy: "RestartContainer".into(),
+        }]);
+        assert_eq!(of(&a), of(&b));
+        assert!(matches(&b, hash(&a).as_ref()));
     }
 }

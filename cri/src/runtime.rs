@@ -227,6 +227,31 @@ impl CriClient {
         resp.stats.ok_or_else(|| missing_field(CALL, container_target(id), "stats"))
     }
 
+    /// The verbose `info` map of a container's status (containerd: key `info`,
+    /// a JSON document holding the container's current OCI `runtimeSpec`).
+    pub async fn container_status_info(&self, id: &str) -> Result<std::collections::HashMap<String, String>> {
+        let req = api::ContainerStatusRequest { container_id: id.to_string(), verbose: true };
+        let resp =
+            self.unary("ContainerStatus", || container_target(id), rpc!(self.runtime, container_status, req)).await?;
+        Ok(resp.info)
+    }
+
+    /// Updates a running container's resources in place (cgroup writes, no restart).
+    pub async fn update_container_resources(&self, id: &str, linux: &api::LinuxContainerResources) -> Result<()> {
+        let req = api::UpdateContainerResourcesRequest {
+            container_id: id.to_string(),
+            linux: Some(linux.clone()),
+            ..Default::default()
+        };
+        self.unary(
+            "UpdateContainerResources",
+            || container_target(id),
+            rpc!(self.runtime, update_container_resources, req),
+        )
+        .await?;
+        Ok(())
+    }
+
     /// Asks the runtime to reopen a container's log file (after rotation).
     pub async fn reopen_container_log(&self, id: &str) -> Result<()> {
         let req = api::ReopenContainerLogRequest { container_id: id.to_string() };

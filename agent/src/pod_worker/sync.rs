@@ -51,6 +51,8 @@ impl PodWorker {
         if let Some(pending) = &pending {
             ctx.startup_pending = pending;
         }
+        let resize = self.resize.sync(self.deps.runtime.as_ref(), self.deps.events.as_ref(), pod, &observed).await;
+        ctx.resize_restarts = &resize.plan.restarts;
         let mut actions = compute_pod_actions(pod, &observed, ctx);
         if let Some(grace) = actions.terminate {
             self.terminate(pod, &observed, grace).await?;
@@ -84,7 +86,7 @@ impl PodWorker {
             p.sync(pod, &observed);
             prober::container_probes(pod, &observed, p.results())
         });
-        let status = compute_pod_status(
+        let mut status = compute_pod_status(
             pod,
             &observed,
             StatusInputs {
@@ -94,6 +96,7 @@ impl PodWorker {
                 probes: probes.as_ref(),
             },
         );
+        crate::resize::report::report(&mut status, pod, &observed, self.resize.actual(), &resize, Timestamp::now());
         let steady = !busy && held.is_empty() && all_settled(&status);
         self.deps.status.set(pod, status);
         let mut wait = if steady { self.deps.timing.steady } else { self.deps.timing.transitioning };

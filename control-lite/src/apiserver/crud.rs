@@ -224,6 +224,8 @@ pub enum UpdateScope {
     Status,
     /// `pods/binding`: the main resource, allowed to set `spec.nodeName` once.
     Binding,
+    /// `pods/resize`: only the containers' cpu/memory resources and resize policies.
+    Resize,
 }
 
 impl UpdateScope {
@@ -232,6 +234,7 @@ impl UpdateScope {
             UpdateScope::Main => validation::UpdateKind::Main,
             UpdateScope::Status => validation::UpdateKind::Status,
             UpdateScope::Binding => validation::UpdateKind::Binding,
+            UpdateScope::Resize => validation::UpdateKind::Resize,
         }
     }
 }
@@ -291,6 +294,12 @@ where
             }
         }
         let (prepared, warnings) = prepare(info, requested, opts.field_validation)?;
+        let prepared = match scope {
+            UpdateScope::Resize => {
+                super::resize::take_resize(&current, &prepared).map_err(|c| invalid(info, name, c))?
+            }
+            _ => prepared,
+        };
         let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);
         defaults::apply(info.kind, &mut next);
         if info.kind == Kind::Namespace && scope == UpdateScope::Main {

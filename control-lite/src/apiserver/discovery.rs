@@ -102,7 +102,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         for sub in r.subresources {
             let name = format!("{}/{}", r.plural, sub.path());
             let entry = match sub {
-                Subresource::Status => {
+                Subresource::Status | Subresource::Resize => {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "kind": r.kind_name, "verbs": ["get", "patch", "update"]})
                 }

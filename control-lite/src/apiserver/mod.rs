@@ -54,6 +54,7 @@ pub mod pod_kubelet;
 pub mod priority;
 pub mod protobuf;
 pub mod registry;
+pub mod resize;
 pub mod response;
 pub mod schema;
 pub mod selectors;

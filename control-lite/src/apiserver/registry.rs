@@ -59,6 +59,8 @@ pub enum Subresource {
     Attach,
     /// `pods/portforward`: an upgraded stream proxied to the node's kubelet.
     PortForward,
+    /// `pods/resize`: writes only the containers' cpu/memory resources (in-place resize).
+    Resize,
 }
 
 impl Subresource {
@@ -73,6 +75,7 @@ impl Subresource {
             Subresource::Exec => "exec",
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
+            Subresource::Resize => "resize",
         }
     }
 
@@ -87,6 +90,7 @@ impl Subresource {
             Subresource::Exec,
             Subresource::Attach,
             Subresource::PortForward,
+            Subresource::Resize,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -151,6 +155,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
             Subresource::Exec,
             Subresource::Attach,
             Subresource::PortForward,
+            Subresource::Resize,
         ],
     },
     ResourceInfo {

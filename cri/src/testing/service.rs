@@ -167,9 +167,12 @@ impl RuntimeService for FakeService {
 
     async fn update_container_resources(
         &self,
-        _req: Request<api::UpdateContainerResourcesRequest>,
+        req: Request<api::UpdateContainerResourcesRequest>,
     ) -> Answer<api::UpdateContainerResourcesResponse> {
-        self.unimplemented("UpdateContainerResources").await
+        let id = req.into_inner().container_id;
+        self.gate("UpdateContainerResources", id.clone()).await?;
+        self.fake.lock().world.require_running(&id)?;
+        reply(api::UpdateContainerResourcesResponse {})
     }
 
     async fn reopen_container_log(

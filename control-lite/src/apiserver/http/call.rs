@@ -75,16 +75,21 @@ impl Call {
         };
         let scope = |sub: Option<Subresource>| match sub {
             Some(Subresource::Status) => UpdateScope::Status,
+            Some(Subresource::Resize) => UpdateScope::Resize,
             _ => UpdateScope::Main,
         };
         let named = target.name.is_some();
         let verb = match (method.clone(), named, target.sub) {
             (Method::GET, _, None) if watch => Verb::Watch,
             (Method::GET, false, None) => Verb::List,
-            (Method::GET, true, None | Some(Subresource::Status)) => Verb::Get,
+            (Method::GET, true, None | Some(Subresource::Status | Subresource::Resize)) => Verb::Get,
             (Method::POST, false, None) => Verb::Create,
-            (Method::PUT, true, sub @ (None | Some(Subresource::Status))) => Verb::Update(scope(sub)),
-            (Method::PATCH, true, sub @ (None | Some(Subresource::Status))) => Verb::Patch(scope(sub)),
+            (Method::PUT, true, sub @ (None | Some(Subresource::Status | Subresource::Resize))) => {
+                Verb::Update(scope(sub))
+            }
+            (Method::PATCH, true, sub @ (None | Some(Subresource::Status | Subresource::Resize))) => {
+                Verb::Patch(scope(sub))
+            }
             (Method::DELETE, true, None) => Verb::Delete,
             (Method::DELETE, false, None) => Verb::DeleteCollection,
             (Method::GET, true, Some(Subresource::Scale)) => Verb::GetScale,
@@ -166,6 +171,20 @@ mod tests {
                 Some((Verb::PatchScale, Mutating)),
             ),
             (Method::POST, "/api/v1/namespaces/d/pods/p/binding", false, Some((Verb::Bind, Mutating))),
+            (Method::GET, "/api/v1/namespaces/d/pods/p/resize", false, Some((Verb::Get, ReadOnly))),
+            (
+                Method::PATCH,
+                "/api/v1/namespaces/d/pods/p/resize",
+                false,
+                Some((Verb::Patch(UpdateScope::Resize), Mutating)),
+            ),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/d/pods/p/resize",
+                false,
+                Some((Verb::Update(UpdateScope::Resize), Mutating)),
+            ),
+            (Method::POST, "/api/v1/namespaces/d/pods/p/resize", false, None),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
             (Method::PUT, "/api/v1/namespaces/d/finalize", false, Some((Verb::Finalize, Mutating))),
             (Method::GET, "/api/v1/namespaces/d/pods/p/exec", false, Some((Verb::Stream(Subresource::Exec), Exempt))),

@@ -49,7 +49,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
     let mut out = Vec::new();
     meta::validate_object_meta(obj, name_rule(info.kind), info.namespaced, &mut out);
     match info.kind {
-        Kind::Pod => pod::validate_pod(obj, &mut out),
+        Kind::Pod => {
+            pod::validate_pod(obj, &mut out);
+            super::resize::validate_policies(obj, &mut out);
+        }
         Kind::Deployment => workloads::validate_deployment(obj, &mut out),
         Kind::ReplicaSet => workloads::validate_replicaset(obj, &mut out),
         Kind::Service => service::validate_service(obj, &mut out),

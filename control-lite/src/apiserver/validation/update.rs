@@ -22,6 +22,8 @@ pub enum UpdateKind {
     Status,
     /// `pods/binding`: may set `spec.nodeName` once.
     Binding,
+    /// `pods/resize`: containers' cpu/memory resources only ([`crate::apiserver::resize`]).
+    Resize,
 }
 
 /// Causes for updating `old` (as stored) to `new` (defaulted).
@@ -39,6 +41,7 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
     let mut old = old.clone();
     defaults::apply(info.kind, &mut old);
     match info.kind {
+        Kind::Pod if how == UpdateKind::Resize => out.extend(crate::apiserver::resize::validate(&old, new)),
         Kind::Pod => validate_pod_update(&old, new, how, &mut out),
         Kind::PriorityClass if old.get("value") != new.get("value") => out.push(Cause {
             reason: "FieldValueForbidden",
