@@ -73,7 +73,7 @@ impl PodWorker {
             Some(attempt) => {
                 let attempt = attempt.max(self.next_sandbox_attempt);
                 self.next_sandbox_attempt = attempt + 1;
-                let config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir);
+                let config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir, &self.deps.dns);
                 if let Err(error) = std::fs::create_dir_all(&config.log_directory) {
                     tracing::warn!(%error, dir = %config.log_directory, "cannot create pod log directory");
                 }
@@ -94,7 +94,7 @@ impl PodWorker {
             }
             None => match observed.ready_sandbox() {
                 Some(s) => {
-                    let config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir);
+                    let config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir, &self.deps.dns);
                     (s.id.clone(), config)
                 }
                 None => return Ok(()),
