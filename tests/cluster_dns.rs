@@ -211,7 +211,11 @@ fn pods_resolve_services_by_name_and_other_names_through_the_node_resolver() -> 
             if pods.len() == 2 {
                 break pods.into_iter().map(|(_, ip)| ip).collect::<Vec<_>>();
             }
-            ensure!(Instant::now() < deadline, "web pods not running: {}", cluster.kubectl_ok(&["get", "pods", "-o", "wide"])?);
+            ensure!(
+                Instant::now() < deadline,
+                "web pods not running: {}",
+                cluster.kubectl_ok(&["get", "pods", "-o", "wide"])?
+            );
             std::thread::sleep(Duration::from_millis(250));
         }
     };
@@ -219,12 +223,8 @@ fn pods_resolve_services_by_name_and_other_names_through_the_node_resolver() -> 
 
     // resolv.conf as upstream's kubelet writes it for ClusterFirst.
     let resolv = exec_until(&cluster, &["cat", "/etc/resolv.conf"], |t| t.contains("nameserver"))?;
-    let server_ip: IpAddr = resolv
-        .lines()
-        .find_map(|l| l.strip_prefix("nameserver "))
-        .context("nameserver line")?
-        .trim()
-        .parse()?;
+    let server_ip: IpAddr =
+        resolv.lines().find_map(|l| l.strip_prefix("nameserver ")).context("nameserver line")?.trim().parse()?;
     ensure!(resolv.lines().filter(|l| l.starts_with("nameserver")).count() == 1, "one nameserver:\n{resolv}");
     ensure!(
         resolv.contains("search default.svc.cluster.local svc.cluster.local cluster.local corp.bosun-test"),

@@ -100,8 +100,8 @@ fn channel<T>() -> (Option<mpsc::Sender<T>>, Option<mpsc::Receiver<T>>) {
 }
 
 enum Either {
-    Service(watcher::Event<Service>),
-    Slice(watcher::Event<EndpointSlice>),
+    Service(Box<watcher::Event<Service>>),
+    Slice(Box<watcher::Event<EndpointSlice>>),
 }
 
 async fn fan_out(
@@ -113,11 +113,11 @@ async fn fan_out(
     let services = watcher(kube::Api::<Service>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .filter_map(|event| async move { logged("services", event) })
-        .map(Either::Service);
+        .map(|e| Either::Service(Box::new(e)));
     let slices = watcher(kube::Api::<EndpointSlice>::all(client), watcher::Config::default())
         .default_backoff()
         .filter_map(|event| async move { logged("endpointslices", event) })
-        .map(Either::Slice);
+        .map(|e| Either::Slice(Box::new(e)));
     let mut events = futures::stream::select(services.boxed(), slices.boxed());
     loop {
         let event = tokio::select! {
@@ -128,11 +128,11 @@ async fn fan_out(
         let (for_proxy, for_dns) = match event {
             Either::Service(e) => {
                 let (p, d) = split(e, to_proxy, to_dns);
-                (p.map(ProxyEvent::service), d.map(|e| WatchEvent::Service(Box::new(e))))
+                (p.map(ProxyEvent::Service), d.map(WatchEvent::Service))
             }
             Either::Slice(e) => {
                 let (p, d) = split(e, to_proxy, to_dns);
-                (p.map(ProxyEvent::slice), d.map(|e| WatchEvent::Slice(Box::new(e))))
+                (p.map(ProxyEvent::Slice), d.map(WatchEvent::Slice))
             }
         };
         if let (Some(tx), Some(event)) = (&proxy, for_proxy) {

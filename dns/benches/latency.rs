@@ -127,21 +127,55 @@ fn main() {
     let client = UdpSocket::bind("127.0.0.1:0").expect("client");
     client.set_read_timeout(Some(Duration::from_secs(5))).expect("timeout");
     let kinds: Vec<(&str, Vec<(String, RecordType)>)> = vec![
-        ("ClusterIP A", (0..QUERIES).map(|i| (format!("svc-{}.ns-{}.svc.cluster.local.", i * 7 % SERVICES, i * 7 % SERVICES % 100), RecordType::A)).collect()),
-        ("SRV named port", (0..QUERIES).map(|i| (format!("_http._tcp.svc-{}.ns-{}.svc.cluster.local.", i % SERVICES, i % 100), RecordType::SRV)).collect()),
-        ("headless A (10 IPs)", (0..QUERIES).map(|i| (format!("db-{}.data.svc.cluster.local.", i % HEADLESS), RecordType::A)).collect()),
+        (
+            "ClusterIP A",
+            (0..QUERIES)
+                .map(|i| {
+                    (
+                        format!("svc-{}.ns-{}.svc.cluster.local.", i * 7 % SERVICES, i * 7 % SERVICES % 100),
+                        RecordType::A,
+                    )
+                })
+                .collect(),
+        ),
+        (
+            "SRV named port",
+            (0..QUERIES)
+                .map(|i| {
+                    (format!("_http._tcp.svc-{}.ns-{}.svc.cluster.local.", i % SERVICES, i % 100), RecordType::SRV)
+                })
+                .collect(),
+        ),
+        (
+            "headless A (10 IPs)",
+            (0..QUERIES).map(|i| (format!("db-{}.data.svc.cluster.local.", i % HEADLESS), RecordType::A)).collect(),
+        ),
         ("NXDOMAIN", (0..QUERIES).map(|i| (format!("nope-{i}.default.svc.cluster.local."), RecordType::A)).collect()),
-        ("forwarded (loopback upstream)", (0..QUERIES / 5).map(|i| (format!("host-{i}.example.org."), RecordType::A)).collect()),
+        (
+            "forwarded (loopback upstream)",
+            (0..QUERIES / 5).map(|i| (format!("host-{i}.example.org."), RecordType::A)).collect(),
+        ),
     ];
     // Warm-up.
     measure(&client, addr, &kinds[0].1[..200]);
-    println!("cluster DNS: {SERVICES} ClusterIP Services + {HEADLESS} headless x 10 endpoints, zone filled in {:.0} ms", fill_took.as_secs_f64() * 1e3);
+    println!(
+        "cluster DNS: {SERVICES} ClusterIP Services + {HEADLESS} headless x 10 endpoints, zone filled in {:.0} ms",
+        fill_took.as_secs_f64() * 1e3
+    );
     for (kind, names) in &kinds {
         let took = measure(&client, addr, names);
-        println!("  {kind:<32} {:>6} queries  p50 {:>7.1} us  p99 {:>7.1} us", names.len(), pct(&took, 0.5), pct(&took, 0.99));
+        println!(
+            "  {kind:<32} {:>6} queries  p50 {:>7.1} us  p99 {:>7.1} us",
+            names.len(),
+            pct(&took, 0.5),
+            pct(&took, 0.99)
+        );
     }
     let rss_after = rss_mib();
-    println!("  RSS: {rss_before:.1} MiB before the server, {rss_after:.1} MiB after (delta {:.1} MiB)", rss_after - rss_before);
+    println!(
+        "  RSS: {rss_before:.1} MiB before the server, {rss_after:.1} MiB after (delta {:.1} MiB)",
+        rss_after - rss_before
+    );
     token.cancel();
     let _ = runtime.block_on(task);
 }
