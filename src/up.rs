@@ -62,6 +62,10 @@ pub struct UpArgs {
     pub pause_binary: Option<PathBuf>,
     #[arg(long, default_value = "/bin/busybox")]
     pub busybox: PathBuf,
+    /// The resolver file the agent's cluster DNS forwards to and
+    /// dnsPolicy Default pods get (the agent's --resolv-conf).
+    #[arg(long, default_value = "/etc/resolv.conf")]
+    pub resolv_conf: String,
     /// On shutdown also remove pods' data dirs (logs) and the store.
     #[arg(long)]
     pub purge: bool,
@@ -161,6 +165,10 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
     ];
+    // The agent's cluster DNS listens on the pod bridge's gateway; pods get
+    // it as their nameserver (kubelet's --cluster-dns).
+    let cluster_dns = bosun_agent::cluster_dns::gateway_of(&args.pod_cidr)
+        .with_context(|| format!("no cluster DNS address in --pod-cidr {:?}", args.pod_cidr))?;
     let mut agent_args = vec![
         "agent".to_string(),
         "--kubeconfig".into(),
@@ -179,6 +187,10 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         args.service_cidr.clone(),
         "--kubelet-port".into(),
         args.kubelet_port.to_string(),
+        "--cluster-dns".into(),
+        cluster_dns.to_string(),
+        "--resolv-conf".into(),
+        args.resolv_conf.clone(),
         // Static pods, as kubeadm's /etc/kubernetes/manifests.
         "--pod-manifest-path".into(),
         args.dir.join("manifests").display().to_string(),

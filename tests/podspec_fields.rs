@@ -165,7 +165,6 @@ fn examples() -> Vec<(&'static str, &'static str, Refuser, Value, &'static str)>
         ("PodSpec", "setHostnameAsFQDN", Node, json!({"setHostnameAsFQDN": true}), "spec.setHostnameAsFQDN"),
         ("PodSpec", "overhead", Node, json!({"overhead": {"cpu": "10m"}}), "spec.overhead"),
         ("PodSpec", "resources", Node, json!({"resources": {"limits": {"cpu": "1"}}}), "spec.resources"),
-        ("PodSpec", "dnsConfig", Node, json!({"dnsConfig": {"nameservers": ["1.1.1.1"]}}), "spec.dnsConfig"),
         ("PodSpec", "hostUsers", Node, json!({"hostUsers": false}), "spec.hostUsers"),
         ("PodSpec", "os", Node, json!({"os": {"name": "windows"}}), "OS field"),
         (

@@ -192,9 +192,6 @@ fn pod_level(spec: &PodSpec) -> Result<(), Refusal> {
     if spec.set_hostname_as_fqdn == Some(true) {
         return unsupported("spec.setHostnameAsFQDN", "this node has no cluster domain to build an FQDN from");
     }
-    if spec.dns_config.is_some() && spec.dns_policy.as_deref() != Some("None") {
-        return unsupported("spec.dnsConfig", "is only supported with dnsPolicy None on this node");
-    }
     if let Some(sc) = &spec.security_context {
         for sysctl in sc.sysctls.iter().flatten() {
             if !SAFE_SYSCTLS.contains(&sysctl.name.as_str()) {
@@ -298,6 +295,7 @@ mod tests {
             json!({"securityContext": {"sysctls": [{"name": "net.ipv4.ip_local_port_range", "value": "1024 65535"}],
                 "seccompProfile": {"type": "RuntimeDefault"}, "appArmorProfile": {"type": "Unconfined"}}}),
             json!({"dnsPolicy": "None", "dnsConfig": {"nameservers": ["1.1.1.1"]}, "runtimeClassName": ""}),
+            json!({"dnsConfig": {"nameservers": ["1.1.1.1"], "options": [{"name": "ndots", "value": "2"}]}}),
             json!({"containers": [{"name": "c", "image": "i", "securityContext": {"procMount": "Default"}}]}),
         ];
         for spec in specs {
@@ -346,7 +344,6 @@ mod tests {
             (json!({"resourceClaims": [{"name": "gpu"}]}), "UnsupportedPodSpec", "spec.resourceClaims"),
             (json!({"hostAliases": [{"ip": "1.2.3.4", "hostnames": ["a"]}]}), "UnsupportedPodSpec", "spec.hostAliases"),
             (json!({"setHostnameAsFQDN": true}), "UnsupportedPodSpec", "spec.setHostnameAsFQDN"),
-            (json!({"dnsConfig": {"nameservers": ["1.1.1.1"]}}), "UnsupportedPodSpec", "spec.dnsConfig"),
             (
                 json!({"securityContext": {"seccompProfile": {"type": "Localhost", "localhostProfile": "p"}}}),
                 "UnsupportedPodSpec",

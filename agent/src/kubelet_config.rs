@@ -30,6 +30,7 @@ pub const HONOURED_FIELDS: &[&str] = &[
     "podCIDR",
     "clusterDNS",
     "clusterDomain",
+    "resolvConf",
     "staticPodPath",
     "containerRuntimeEndpoint",
     "registerWithTaints",
@@ -50,6 +51,8 @@ pub const DEFAULT_MAX_PODS: u32 = 110;
 pub const DEFAULT_ROOT_DIR: &str = "/var/lib/bosun/agent";
 /// Default pod range of the node.
 pub const DEFAULT_POD_CIDR: &str = "10.244.0.0/24";
+/// Upstream's default `resolvConf`.
+pub const DEFAULT_RESOLV_CONF: &str = "/etc/resolv.conf";
 /// Upstream's default cluster domain.
 pub const DEFAULT_CLUSTER_DOMAIN: &str = "cluster.local";
 
@@ -85,6 +88,7 @@ pub struct FileSettings {
     pub pod_cidr: Option<String>,
     pub cluster_dns: Option<Vec<IpAddr>>,
     pub cluster_domain: Option<String>,
+    pub resolv_conf: Option<String>,
     pub static_pod_path: Option<PathBuf>,
     pub runtime_endpoint: Option<PathBuf>,
     pub register_with_taints: Option<Vec<Taint>>,
@@ -164,6 +168,7 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
         pod_cidr: field(&map, "podCIDR")?,
         cluster_dns,
         cluster_domain: field(&map, "clusterDomain")?,
+        resolv_conf: field(&map, "resolvConf")?,
         static_pod_path: field(&map, "staticPodPath")?,
         runtime_endpoint: endpoint.as_deref().map(endpoint_path),
         register_with_taints: field(&map, "registerWithTaints")?,
@@ -232,6 +237,7 @@ pub struct Flags {
     pub pod_cidr: Option<String>,
     pub cluster_dns: Option<String>,
     pub cluster_domain: Option<String>,
+    pub resolv_conf: Option<String>,
     pub pod_manifest_path: Option<PathBuf>,
     pub runtime_endpoint: Option<String>,
     pub register_with_taints: Option<String>,
@@ -255,6 +261,9 @@ pub struct Settings {
     pub pod_cidr: String,
     pub cluster_dns: Vec<IpAddr>,
     pub cluster_domain: String,
+    /// The host's resolver file for pods and the cluster DNS's upstreams
+    /// (`None`: `resolvConf: ""`, host DNS off for pods, as upstream).
+    pub resolv_conf: Option<PathBuf>,
     /// Parsed only: static pods are not run yet.
     pub pod_manifest_path: Option<PathBuf>,
     pub runtime_endpoint: PathBuf,
@@ -307,6 +316,11 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
             .clone()
             .or_else(|| file.cluster_domain.clone())
             .unwrap_or_else(|| DEFAULT_CLUSTER_DOMAIN.into()),
+        resolv_conf: match flags.resolv_conf.as_ref().or(file.resolv_conf.as_ref()) {
+            Some(path) if path.is_empty() => None,
+            Some(path) => Some(path.into()),
+            None => Some(DEFAULT_RESOLV_CONF.into()),
+        },
         pod_manifest_path: flags.pod_manifest_path.clone().or_else(|| file.static_pod_path.clone()),
         runtime_endpoint: flags
             .runtime_endpoint

@@ -107,3 +107,16 @@ fn image_gc_fields_come_from_the_file_unless_a_flag_says_otherwise() {
     let error = resolve(&Flags::default(), &bad.unwrap().settings).unwrap_err();
     assert!(error.to_string().contains("imageGCLowThresholdPercent (60)"), "{error}");
 }
+
+#[test]
+fn resolv_conf_defaults_to_etc_and_empty_turns_host_dns_off() {
+    let file = |text: &str| parse_config_file(text).unwrap().settings;
+    let defaults = resolve(&Flags::default(), &FileSettings::default()).unwrap();
+    assert_eq!(defaults.resolv_conf, Some(PathBuf::from(DEFAULT_RESOLV_CONF)));
+    let from_file = file(
+        r#"{"apiVersion": "kubelet.config.k8s.io/v1beta1", "kind": "KubeletConfiguration", "resolvConf": "/run/r.conf"}"#,
+    );
+    assert_eq!(resolve(&Flags::default(), &from_file).unwrap().resolv_conf, Some(PathBuf::from("/run/r.conf")));
+    let off = Flags { resolv_conf: Some(String::new()), ..Default::default() };
+    assert_eq!(resolve(&off, &from_file).unwrap().resolv_conf, None, "the flag wins, empty means off");
+}

@@ -20,6 +20,7 @@ pub mod actions;
 pub mod admission;
 pub mod airgap;
 pub mod backoff;
+pub mod cluster_dns;
 pub mod cri_runtime;
 pub mod dns;
 pub mod enums;
@@ -147,9 +148,21 @@ pub struct AgentArgs {
     /// Taints the Node registers with: `key=value:Effect,...`.
     #[arg(long)]
     pub register_with_taints: Option<String>,
-    /// Cluster DNS server IPs, comma-separated (accepted; bosun runs no cluster DNS yet).
+    /// Cluster DNS server IPs for pods' resolv.conf, comma-separated
+    /// (default: the agent's own cluster DNS server, unless --no-cluster-dns).
     #[arg(long)]
     pub cluster_dns: Option<String>,
+    /// The resolver file pods with dnsPolicy Default get and the cluster DNS
+    /// forwards to (default /etc/resolv.conf; "" turns host DNS off for pods).
+    #[arg(long)]
+    pub resolv_conf: Option<String>,
+    /// Address the in-agent cluster DNS server listens on, port 53 (default:
+    /// the pod bridge's gateway, the first address of the pod CIDR).
+    #[arg(long)]
+    pub cluster_dns_address: Option<IpAddr>,
+    /// Do not run the in-agent cluster DNS server.
+    #[arg(long)]
+    pub no_cluster_dns: bool,
     /// Cluster domain (accepted; default cluster.local).
     #[arg(long)]
     pub cluster_domain: Option<String>,
@@ -199,6 +212,7 @@ impl AgentArgs {
             pod_cidr: self.pod_cidr.clone(),
             cluster_dns: self.cluster_dns.clone(),
             cluster_domain: self.cluster_domain.clone(),
+            resolv_conf: self.resolv_conf.clone(),
             pod_manifest_path: self.pod_manifest_path.clone(),
             runtime_endpoint: self.cri_socket.clone(),
             register_with_taints: self.register_with_taints.clone(),
@@ -238,14 +252,7 @@ impl AgentArgs {
             }
             None => kubelet_config::FileSettings::default(),
         };
-        let settings = kubelet_config::resolve(&self.kubelet_flags(), &file)?;
-        if !settings.cluster_dns.is_empty() {
-            tracing::warn!(
-                cluster_dns = ?settings.cluster_dns,
-                "accepted but not honoured yet: bosun runs no cluster DNS (pods get the node's resolv.conf)"
-            );
-        }
-        Ok(settings)
+        Ok(kubelet_config::resolve(&self.kubelet_flags(), &file)?)
     }
 
     /// The kubeconfig to use: --kubeconfig, or --bootstrap-kubeconfig while
@@ -312,6 +319,51 @@ fn start_pod_cgroups(settings: &pod_cgroups::config::CgroupSettings) -> pod_cgro
     }
 }
 
+/// The in-agent cluster DNS server (bound, not yet serving; `None` with
+/// `--no-cluster-dns`) and what pods' resolv.conf is built from: the
+/// cluster DNS is `--cluster-dns`, else this server's address.
+fn cluster_dns_server(
+    args: &AgentArgs,
+    settings: &kubelet_config::Settings,
+) -> anyhow::Result<(Option<bosun_dns::DnsServer>, dns::PodDnsSettings)> {
+    let host = settings.resolv_conf.as_deref().map(cluster_dns::read_resolv_conf);
+    let listen = match (args.no_cluster_dns, args.cluster_dns_address) {
+        (true, _) => None,
+        (false, Some(ip)) => Some(ip),
+        (false, None) => Some(
+            cluster_dns::gateway_of(&settings.pod_cidr)
+                .with_context(|| format!("no cluster DNS address in pod CIDR {:?}", settings.pod_cidr))?,
+        ),
+    };
+    let server = match listen {
+        Some(ip) => {
+            let fallback = std::path::Path::new(cluster_dns::SYSTEMD_RESOLVED_CONF);
+            let fallback = fallback.exists().then(|| cluster_dns::read_resolv_conf(fallback));
+            let upstreams = cluster_dns::upstreams(&host.clone().unwrap_or_default(), fallback.as_ref());
+            if upstreams.is_empty() {
+                tracing::warn!("cluster DNS has no upstream resolver: names outside the cluster get SERVFAIL");
+            }
+            let config = bosun_dns::DnsConfig {
+                listen: SocketAddr::new(ip, bosun_dns::resolv::DNS_PORT),
+                domain: settings.cluster_domain.clone(),
+                upstreams,
+                forward_timeout: bosun_dns::FORWARD_TIMEOUT,
+            };
+            Some(
+                bosun_dns::DnsServer::bind(&config)
+                    .context("starting the cluster DNS (--no-cluster-dns turns it off)")?,
+            )
+        }
+        None => None,
+    };
+    let cluster_dns = match (&settings.cluster_dns, listen) {
+        (list, Some(ip)) if list.is_empty() => vec![ip],
+        (list, _) => list.clone(),
+    };
+    let pod_dns = dns::PodDnsSettings { cluster_dns, cluster_domain: settings.cluster_domain.clone(), host };
+    Ok((server, pod_dns))
+}
+
 /// Runs the agent until `token` is cancelled. Pods keep running when the
 /// agent stops; a restarted agent picks them up from the runtime.
 pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()> {
@@ -345,6 +397,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         .await
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
     let tasks = tokio_util::task::TaskTracker::new();
+    let (dns_server, pod_dns) = cluster_dns_server(&args, &settings)?;
     let node_config = NodeConfig {
         name: node_name.clone(),
         node_ip: node_ip.to_string(),
@@ -389,6 +442,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         events: events.clone(),
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),
+        dns: pod_dns,
         timing: Timing::default(),
         mounter: Arc::new(volumes::NixMounter),
         objects: Some(object_watch::ObjectWatches::new(
@@ -460,20 +514,27 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         }
     });
 
-    if !args.no_proxy {
+    // One Service/EndpointSlice watch feeds both the proxy and the DNS.
+    let watch =
+        cluster_dns::spawn_service_watch(client.clone(), !args.no_proxy, dns_server.is_some(), &tasks, token.clone());
+    if let Some(events) = watch.proxy {
         let config = bosun_netproxy::ProxyConfig {
             service_cidr: args.service_cidr.clone(),
             cluster_cidr: args.cluster_cidr.clone(),
             node_name: node_name.clone(),
             ..Default::default()
         };
-        let proxy_client = client.clone();
+        let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
+        let events = tokio_stream::wrappers::ReceiverStream::new(events);
         let proxy_token = token.clone();
         tasks.spawn(async move {
-            if let Err(error) = bosun_netproxy::run(proxy_client, config, proxy_token).await {
+            if let Err(error) = bosun_netproxy::run_events(events, config, nft, proxy_token).await {
                 tracing::error!(%error, "service proxy stopped");
             }
         });
+    }
+    if let (Some(server), Some(events)) = (dns_server, watch.dns) {
+        tasks.spawn(server.run(tokio_stream::wrappers::ReceiverStream::new(events), token.clone()));
     }
 
     token.cancelled().await;

@@ -92,6 +92,8 @@ pub struct WorkerDeps {
     pub root_dir: PathBuf,
     /// Node IP for `status.hostIP`.
     pub host_ip: String,
+    /// What pods' resolv.conf is built from.
+    pub dns: crate::dns::PodDnsSettings,
     /// Sync intervals.
     pub timing: Timing,
     /// tmpfs mounts of volumes.

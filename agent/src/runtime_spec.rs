@@ -73,7 +73,12 @@ pub fn pod_labels(pod: &Pod) -> HashMap<String, String> {
 }
 
 /// The sandbox config of `pod` for sandbox attempt `attempt`.
-pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandboxConfig {
+pub fn sandbox_config(
+    pod: &Pod,
+    attempt: u32,
+    root_dir: &Path,
+    dns: &crate::dns::PodDnsSettings,
+) -> api::PodSandboxConfig {
     let (namespace, name, uid) = meta_of(pod);
     let spec = pod.spec.clone().unwrap_or_default();
     let mut labels = pod.metadata.labels.clone().unwrap_or_default();
@@ -106,7 +111,7 @@ pub fn sandbox_config(pod: &Pod, attempt: u32, root_dir: &Path) -> api::PodSandb
         }),
         hostname,
         log_directory: pod_log_dir(root_dir, namespace, name, uid).display().to_string(),
-        dns_config: crate::dns::dns_config(&spec),
+        dns_config: Some(crate::dns::dns_config(pod, dns)),
         port_mappings,
         labels: labels.into_iter().collect(),
         annotations: annotations.into_iter().collect(),

@@ -58,7 +58,7 @@ fn resources_math_table() {
 #[test]
 fn sandbox_config_carries_identity_log_dir_and_host_ports() {
     let pod = web_pod();
-    let config = sandbox_config(&pod, 2, Path::new("/var/lib/bosun/agent"));
+    let config = sandbox_config(&pod, 2, Path::new("/var/lib/bosun/agent"), &Default::default());
     assert_eq!(
         config.metadata,
         Some(api::PodSandboxMetadata { name: "web".into(), uid: "u-1".into(), namespace: "shop".into(), attempt: 2 })

@@ -70,7 +70,12 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
     let client = CriClient::connect(dir.path().join("cri.sock"), ClientOptions::default()).await?;
 
     // An orphan: a managed sandbox whose pod this node does not run.
-    let mut ghost = bosun_agent::runtime_spec::sandbox_config(&pod("ghost", "uid-ghost", "node-a"), 0, dir.path());
+    let mut ghost = bosun_agent::runtime_spec::sandbox_config(
+        &pod("ghost", "uid-ghost", "node-a"),
+        0,
+        dir.path(),
+        &Default::default(),
+    );
     ghost.labels.insert(labels::MANAGED_BY.into(), "true".into());
     client.run_pod_sandbox(&ghost, "").await?;
 
@@ -83,6 +88,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         events: Arc::new(FakeEvents::default()),
         root_dir: root.clone(),
         host_ip: "127.0.0.1".into(),
+        dns: Default::default(),
         timing: Timing {
             transitioning: Duration::from_millis(50),
             steady: Duration::from_millis(300),

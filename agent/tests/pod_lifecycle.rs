@@ -51,6 +51,7 @@ impl Harness {
             events: events.clone(),
             root_dir: root.clone(),
             host_ip: "192.0.2.1".into(),
+            dns: Default::default(),
             timing: Timing {
                 transitioning: Duration::from_millis(50),
                 steady: Duration::from_millis(200),

@@ -73,6 +73,7 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
         events: events.clone(),
         root_dir: root.clone(),
         host_ip: "192.0.2.1".into(),
+        dns: Default::default(),
         timing: Timing {
             transitioning: Duration::from_millis(50),
             steady: Duration::from_millis(200),
@@ -140,6 +141,7 @@ async fn a_watched_config_map_change_reaches_the_file_without_a_poll() -> anyhow
         events: Arc::new(FakeEvents::default()),
         root_dir: root.clone(),
         host_ip: "192.0.2.1".into(),
+        dns: Default::default(),
         // A steady interval far beyond the test: only the watch can refresh.
         timing: Timing {
             transitioning: Duration::from_millis(50),

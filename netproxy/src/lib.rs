@@ -157,10 +157,6 @@ pub async fn run_with(
     nft: Arc<dyn NftApply>,
     token: CancellationToken,
 ) -> Result<(), Error> {
-    let spec = TableSpec::new(&config.table_name, &config.service_cidr, &config.cluster_cidr)?;
-    let timing = SyncTiming { min_interval: config.min_sync_interval, max_interval: config.max_sync_interval };
-    tracing::info!(node = %config.node_name, table = %spec.name, service_cidr = %spec.service_cidr,
-        cluster_cidr = %spec.cluster_cidr, "netproxy starting");
     let services = watcher(Api::<Service>::all(client.clone()), watcher::Config::default())
         .default_backoff()
         .filter_map(|event| async move { log_watch_error("services", event) })
@@ -170,6 +166,22 @@ pub async fn run_with(
         .filter_map(|event| async move { log_watch_error("endpointslices", event) })
         .map(ProxyEvent::slice);
     let events = futures::stream::select(services.boxed(), slices.boxed());
+    run_events(events, config, nft, token).await
+}
+
+/// [`run_with`] fed by the caller's Service and EndpointSlice watch events
+/// (e.g. a watch the agent shares with its cluster DNS).
+pub async fn run_events(
+    events: impl futures::Stream<Item = ProxyEvent> + Send,
+    config: ProxyConfig,
+    nft: Arc<dyn NftApply>,
+    token: CancellationToken,
+) -> Result<(), Error> {
+    let spec = TableSpec::new(&config.table_name, &config.service_cidr, &config.cluster_cidr)?;
+    let timing = SyncTiming { min_interval: config.min_sync_interval, max_interval: config.max_sync_interval };
+    tracing::info!(node = %config.node_name, table = %spec.name, service_cidr = %spec.service_cidr,
+        cluster_cidr = %spec.cluster_cidr, "netproxy starting");
+    let events = std::pin::pin!(events);
     let stats = proxier::Proxier::new(spec, &config.node_name, nft).run(events, timing, token).await;
     tracing::info!(stats = ?stats, "netproxy stopped");
     Ok(())

@@ -73,7 +73,7 @@ impl PodWorker {
             Some(attempt) => {
                 let attempt = attempt.max(self.next_sandbox_attempt);
                 self.next_sandbox_attempt = attempt + 1;
-                let mut config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir);
+                let mut config = runtime_spec::sandbox_config(pod, attempt, &self.deps.root_dir, &self.deps.dns);
                 if let Err(source) = self.deps.cgroups.prepare(pod, &mut config).await {
                     let message = format!("Failed to create pod sandbox: pod cgroup: {source}");
                     self.deps
@@ -102,7 +102,7 @@ impl PodWorker {
             }
             None => match observed.ready_sandbox() {
                 Some(s) => {
-                    let mut config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir);
+                    let mut config = runtime_spec::sandbox_config(pod, s.attempt, &self.deps.root_dir, &self.deps.dns);
                     self.deps.cgroups.set_parent(pod, &mut config);
                     (s.id.clone(), config)
                 }
