@@ -121,7 +121,7 @@ async fn remake_container(cluster: &Cluster, cri: &CriClient, name: &str, scheme
     let sandbox = cri.pod_sandbox_status(&sandbox_id).await?;
     let attempt = sandbox.metadata.map(|m| m.attempt).unwrap_or_default();
     let root = std::fs::canonicalize(cluster.dir.join("agent"))?;
-    let sandbox_config = runtime_spec::sandbox_config(&pod, attempt, &root);
+    let sandbox_config = runtime_spec::sandbox_config(&pod, attempt, &root, &Default::default());
     let spec = pod.spec.as_ref().context("spec")?.containers[0].clone();
     let mut config = runtime_spec::container_config(&pod, &spec, 0, &EnvSources::default())?;
     config.labels.insert(bosun_agent::spec_hash::SCHEME_LABEL.into(), scheme.into());

@@ -73,6 +73,7 @@ pub enum Error {
     ClusterDns { entry: String },
     #[error(transparent)]
     Gc(#[from] crate::gc::config::Error),
+    #[error(transparent)]
     Eviction(#[from] crate::eviction::Error),
 }
 

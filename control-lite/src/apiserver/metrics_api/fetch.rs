@@ -1,5 +1,5 @@
 //! One GET of a node's `/stats/summary` through the kubelet API (the node
-//! address as `logs::kubelet_address` finds it), bounded in time and size.
+//! address as `pod_kubelet::kubelet_address` finds it), bounded in time and size.
 
 use std::time::Duration;
 

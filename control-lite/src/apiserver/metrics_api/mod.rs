@@ -19,7 +19,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::crud;
-use super::logs::kubelet_address;
+use super::pod_kubelet::kubelet_address;
 use super::options::{ListOptions, Query};
 use super::registry::{by_kind, Kind};
 use super::response::json_response;
