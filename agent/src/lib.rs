@@ -26,8 +26,8 @@ pub mod dns;
 pub mod enums;
 pub mod env;
 pub mod events;
-pub mod gc;
 pub mod eviction;
+pub mod gc;
 pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
@@ -48,8 +48,8 @@ pub mod prober;
 pub mod pull_secrets;
 pub mod readiness_gates;
 pub mod recovery;
-pub mod running_pods;
 pub mod resize;
+pub mod running_pods;
 pub mod runtime;
 pub mod runtime_spec;
 pub mod security;
@@ -398,6 +398,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
     let tasks = tokio_util::task::TaskTracker::new();
     let (dns_server, pod_dns) = cluster_dns_server(&args, &settings)?;
+    let host_info = host::HostInfo::read();
+    let memory_capacity = i64::try_from(host_info.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
+    let reserved =
+        pod_cgroups::config::node_reserved(&settings.cgroups, settings.eviction.hard_memory(memory_capacity));
+    let allocatable = node::NodeAllocatable::of(&host_info, reserved);
     let node_config = NodeConfig {
         name: node_name.clone(),
         node_ip: node_ip.to_string(),
@@ -406,9 +411,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         max_pods: settings.max_pods,
         labels: settings.node_labels.clone(),
         taints: settings.taints.clone(),
+        allocatable,
     };
-    let host_info = host::HostInfo::read();
-    let memory_capacity = i64::try_from(host_info.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
     let (pressure, pressure_rx) = tokio::sync::watch::channel(eviction::manager::Pressure::new());
     let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info).with_pressure(pressure_rx);
     tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
@@ -443,13 +447,14 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         root_dir: root_dir.clone(),
         host_ip: node_ip.to_string(),
         dns: pod_dns,
+        allocatable,
         timing: Timing::default(),
         mounter: Arc::new(volumes::NixMounter),
         objects: Some(object_watch::ObjectWatches::new(
             Arc::new(object_watch::KubeObjectSource::new(client.clone())),
             token.clone(),
         )),
-        cgroups,
+        cgroups: cgroups.clone(),
     });
     let selector = format!("spec.nodeName={node_name}");
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))
@@ -497,7 +502,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
 
     tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
-    let stats = stats::wire(stats_cri, runtime.clone(), registry.clone(), &node_name, &token, &tasks);
+    let stats_cgroups = cgroups;
+    let stats = stats::wire(stats_cri, runtime.clone(), registry.clone(), stats_cgroups, &node_name, &token, &tasks);
     let state = server::ServerState {
         stats,
         registry,

@@ -28,12 +28,46 @@ pub const KUBELET_VERSION: &str = "v1.33.0-bosun";
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Lease duration.
 pub const LEASE_DURATION_SECONDS: i32 = 40;
-/// Memory kept back from allocatable, KiB.
-const RESERVED_MEMORY_KIB: u64 = 100 * 1024;
+/// What the node offers pods: capacity less systemReserved, kubeReserved
+/// and (memory) the hard eviction threshold, as upstream's Node
+/// allocatable. One value for the Node status, in-place resize and the
+/// `resourceFieldRef` defaults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct NodeAllocatable {
+    /// CPU in millicores.
+    pub cpu_millis: i64,
+    /// Memory in bytes.
+    pub memory_bytes: i64,
+}
 
-/// Allocatable memory: the machine's less what is kept back, KiB.
-pub fn allocatable_memory_kib(host: &HostInfo) -> u64 {
-    host.memory_kib.saturating_sub(RESERVED_MEMORY_KIB)
+impl NodeAllocatable {
+    /// `host`'s capacity less `reserved` (never below zero).
+    pub fn of(host: &HostInfo, reserved: crate::pod_cgroups::config::Reserved) -> Self {
+        let cpu = i64::try_from(host.cpus).unwrap_or(i64::MAX).saturating_mul(1000);
+        let memory = i64::try_from(host.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
+        Self {
+            cpu_millis: cpu.saturating_sub(reserved.cpu_milli.max(0)).max(0),
+            memory_bytes: memory.saturating_sub(reserved.memory_bytes.max(0)).max(0),
+        }
+    }
+
+    /// The cpu as a quantity (`2`, `1500m`).
+    pub fn cpu_quantity(&self) -> Quantity {
+        if self.cpu_millis % 1000 == 0 {
+            Quantity((self.cpu_millis / 1000).to_string())
+        } else {
+            Quantity(format!("{}m", self.cpu_millis))
+        }
+    }
+
+    /// The memory as a quantity (`Ki` when whole, else bytes).
+    pub fn memory_quantity(&self) -> Quantity {
+        if self.memory_bytes % 1024 == 0 {
+            Quantity(format!("{}Ki", self.memory_bytes / 1024))
+        } else {
+            Quantity(self.memory_bytes.to_string())
+        }
+    }
 }
 
 /// A failed Node or Lease call.
@@ -66,6 +100,8 @@ pub struct NodeConfig {
     pub labels: BTreeMap<String, String>,
     /// Taints the Node is created with (`--register-with-taints`).
     pub taints: Vec<k8s_openapi::api::core::v1::Taint>,
+    /// Status allocatable (cpu, memory).
+    pub allocatable: NodeAllocatable,
 }
 
 /// The runtime's answers for the heartbeat.
@@ -156,7 +192,8 @@ pub fn node_status(
         ("pods".to_string(), Quantity(config.max_pods.to_string())),
     ]);
     let mut allocatable = capacity.clone();
-    allocatable.insert("memory".to_string(), Quantity(format!("{}Ki", allocatable_memory_kib(host))));
+    allocatable.insert("cpu".to_string(), config.allocatable.cpu_quantity());
+    allocatable.insert("memory".to_string(), config.allocatable.memory_quantity());
     let (ready, reason, message) = match &runtime.ready {
         Ok(()) => (true, "KubeletReady", "kubelet is posting ready status".to_string()),
         Err(why) => (false, "KubeletNotReady", why.clone()),

@@ -1,6 +1,7 @@
 //! Tests of the Node decisions: readiness, capacity and info, transition times, Node and Lease shapes.
 
 use super::*;
+use crate::pod_cgroups::config::Reserved;
 use bosun_proto::cri::{RuntimeCondition, RuntimeStatus};
 
 fn config() -> NodeConfig {
@@ -12,7 +13,23 @@ fn config() -> NodeConfig {
         max_pods: 110,
         labels: BTreeMap::new(),
         taints: Vec::new(),
+        // The default hard eviction threshold (memory.available<100Mi).
+        allocatable: NodeAllocatable::of(&host(), Reserved { cpu_milli: 0, memory_bytes: 100 << 20 }),
     }
+}
+
+#[test]
+fn allocatable_is_capacity_less_reservations_and_the_hard_eviction_threshold() {
+    use crate::pod_cgroups::config::{node_reserved, CgroupSettings};
+    let settings =
+        CgroupSettings { reserved: Reserved { cpu_milli: 500, memory_bytes: 1 << 30 }, ..Default::default() };
+    let got = NodeAllocatable::of(&host(), node_reserved(&settings, 100 << 20));
+    assert_eq!(got, NodeAllocatable { cpu_millis: 1500, memory_bytes: 4_000_000 * 1024 - (1 << 30) - (100 << 20) });
+    assert_eq!(got.cpu_quantity(), Quantity("1500m".into()));
+    assert_eq!(got.memory_quantity(), Quantity(format!("{}Ki", 4_000_000 - (1 << 20) - 102_400)));
+    let everything = Reserved { cpu_milli: 9_000, memory_bytes: i64::MAX };
+    assert_eq!(NodeAllocatable::of(&host(), everything), NodeAllocatable::default(), "never below zero");
+    assert_eq!(NodeAllocatable::default().cpu_quantity(), Quantity("0".into()));
 }
 
 #[test]

@@ -103,6 +103,8 @@ pub struct WorkerDeps {
     pub objects: Option<Arc<crate::object_watch::ObjectWatches>>,
     /// The node's pod cgroups (sandbox `cgroup_parent`, pod limits).
     pub cgroups: crate::pod_cgroups::PodCgroups,
+    /// Node allocatable (in-place resize checks, `resourceFieldRef` defaults).
+    pub allocatable: crate::node::NodeAllocatable,
 }
 
 /// How a worker ended.

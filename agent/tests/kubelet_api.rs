@@ -97,6 +97,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
         objects: None,
         cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
+        allocatable: bosun_agent::node::NodeAllocatable::of(&bosun_agent::host::HostInfo::read(), Default::default()),
     });
     let registry = PodRegistry::default();
     let timing = ManagerTiming { relist: Duration::from_millis(100), sweep: Duration::from_millis(200) };

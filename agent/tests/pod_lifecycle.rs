@@ -60,6 +60,10 @@ impl Harness {
             mounter: Arc::new(bosun_agent::volumes::FakeMounter::default()),
             objects: None,
             cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
+            allocatable: bosun_agent::node::NodeAllocatable::of(
+                &bosun_agent::host::HostInfo::read(),
+                Default::default(),
+            ),
         });
         Ok((Self { _dir: dir, fake, client, api, events, deps, root, token }, handle))
     }

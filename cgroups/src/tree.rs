@@ -119,6 +119,11 @@ impl NodeTree {
         CLASSES.iter().any(|qos| self.driver.exists(&self.pod_path(*qos, uid)))
     }
 
+    /// The relative path of pod `uid`'s cgroup, in whichever class holds it.
+    pub fn find_pod(&self, uid: &str) -> Option<String> {
+        CLASSES.iter().map(|qos| self.pod_path(*qos, uid)).find(|path| self.driver.exists(path))
+    }
+
     /// The pod cgroups on disk.
     pub fn pods(&self) -> Result<Vec<PodCgroup>> {
         let mut found = Vec::new();

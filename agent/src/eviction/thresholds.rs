@@ -104,6 +104,19 @@ pub struct Thresholds {
     pub transition: Duration,
 }
 
+impl Thresholds {
+    /// The hard `memory.available` threshold in bytes for a node with
+    /// `capacity` bytes (0 when there is none): Node allocatable leaves it out.
+    pub fn hard_memory(&self, capacity: i64) -> i64 {
+        self.all
+            .iter()
+            .filter(|t| t.signal == Signal::MemoryAvailable && t.grace.is_none())
+            .map(|t| t.value.amount(capacity))
+            .max()
+            .unwrap_or(0)
+    }
+}
+
 /// Upstream's default `evictionPressureTransitionPeriod`.
 pub const DEFAULT_TRANSITION: Duration = Duration::from_secs(300);
 

@@ -167,6 +167,34 @@ impl PodCgroups {
         Ok(())
     }
 
+    /// Rewrites `pod`'s cgroup limits from its spec (after an in-place
+    /// resize; no-op when disabled). The QoS class never changes on resize.
+    pub async fn update_limits(&self, pod: &Pod) -> Result<(), Error> {
+        let Some(inner) = self.inner.clone() else { return Ok(()) };
+        let qos = qos_of(pod);
+        let uid = uid_of(pod).to_string();
+        let spec = pod.spec.clone().unwrap_or_default();
+        let quantity = |source| Error::Quantity { uid: uid.clone(), source };
+        let limits = bosun_cgroups::pod_limits(&spec, qos, inner.options).map_err(quantity)?;
+        let request = pod_cpu_request_milli(&spec).map_err(quantity)?;
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
+            inner.tree.driver().apply(&inner.tree.pod_path(qos, &uid), &limits)?;
+            if qos == QosClass::Burstable {
+                inner.burstable().insert(uid, request);
+                inner.write_burstable_shares()?;
+            }
+            Ok(())
+        })
+        .await?
+    }
+
+    /// The path of pod `uid`'s cgroup relative to a hierarchy's root, when
+    /// it has one (for stats).
+    pub fn pod_path(&self, uid: &str) -> Option<String> {
+        let tree = self.tree()?;
+        tree.find_pod(uid)
+    }
+
     /// Removes pod `uid`'s cgroup (no-op when disabled). A cgroup still busy
     /// is left for the next sweep.
     pub async fn remove(&self, uid: &str) {

@@ -28,7 +28,7 @@ impl PodWorker {
         };
         let mut sources = EnvSources { host_ip: self.deps.host_ip.clone(), pod_ip, ..Default::default() };
         if env::uses_resource_fields(pod) {
-            sources.allocatable = allocatable(self.deps.root_dir.clone()).await;
+            sources.allocatable = allocatable(self.deps.allocatable, self.deps.root_dir.clone()).await;
         }
         let refs = runtime_spec::env_references(pod);
         for name in refs.config_maps {
@@ -170,17 +170,12 @@ impl PodWorker {
 
 /// Node allocatable for `resourceFieldRef` defaults: the CPUs and memory the
 /// Node reports, and the size of the filesystem holding the state root.
-async fn allocatable(root_dir: std::path::PathBuf) -> Allocatable {
+async fn allocatable(node: crate::node::NodeAllocatable, root_dir: std::path::PathBuf) -> Allocatable {
     let read = move || {
-        let host = crate::host::HostInfo::read();
         let storage = nix::sys::statvfs::statvfs(&root_dir)
             .map(|s| (s.blocks() as i64).saturating_mul(s.fragment_size() as i64))
             .unwrap_or(0);
-        Allocatable {
-            cpu_milli: i64::try_from(host.cpus).unwrap_or(i64::MAX).saturating_mul(1000),
-            memory: i64::try_from(crate::node::allocatable_memory_kib(&host)).unwrap_or(i64::MAX).saturating_mul(1024),
-            ephemeral_storage: storage,
-        }
+        Allocatable { cpu_milli: node.cpu_millis, memory: node.memory_bytes, ephemeral_storage: storage }
     };
     tokio::task::spawn_blocking(read).await.unwrap_or_default()
 }

@@ -51,7 +51,17 @@ impl PodWorker {
         if let Some(pending) = &pending {
             ctx.startup_pending = pending;
         }
-        let resize = self.resize.sync(self.deps.runtime.as_ref(), self.deps.events.as_ref(), pod, &observed).await;
+        let resize = self
+            .resize
+            .sync(
+                self.deps.runtime.as_ref(),
+                self.deps.events.as_ref(),
+                &self.deps.cgroups,
+                self.deps.allocatable,
+                pod,
+                &observed,
+            )
+            .await;
         ctx.resize_restarts = &resize.plan.restarts;
         let mut actions = compute_pod_actions(pod, &observed, ctx);
         if let Some(grace) = actions.terminate {

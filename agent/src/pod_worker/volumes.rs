@@ -9,7 +9,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::{Container, Pod};
@@ -21,7 +21,6 @@ use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventType};
 use crate::object_watch::interest::{freshness, Freshness};
 use crate::object_watch::{Kind, Object, ObjectKey};
-use crate::volumes::payload::NodeAllocatable;
 use crate::volumes::plan::{self, Setup, Sources, VolumePlan};
 use crate::volumes::{apply, mounts};
 
@@ -65,18 +64,6 @@ fn object_keys(pod: &Pod) -> BTreeSet<ObjectKey> {
         .map(|n| key(Kind::ConfigMap, n))
         .chain(refs.secrets.into_iter().map(|n| key(Kind::Secret, n)))
         .collect()
-}
-
-fn node_allocatable() -> NodeAllocatable {
-    static NODE: OnceLock<NodeAllocatable> = OnceLock::new();
-    *NODE.get_or_init(|| {
-        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
-        let kib = std::fs::read_to_string("/proc/meminfo").ok().and_then(|t| crate::host::parse_meminfo_kib(&t));
-        NodeAllocatable {
-            cpu_millis: i64::try_from(cpus).unwrap_or(1).saturating_mul(1000),
-            memory_bytes: kib.and_then(|k| i64::try_from(k).ok()).unwrap_or(0).saturating_mul(1024),
-        }
-    })
 }
 
 fn without_files(plans: Vec<VolumePlan>) -> Vec<VolumePlan> {
@@ -184,7 +171,7 @@ impl PodWorker {
         if let (Some(objects), Some(wake)) = (&self.deps.objects, &self.volumes.wake) {
             objects.set_interest(&self.uid, keys.clone(), wake.clone());
         }
-        let mut sources = Sources { node: node_allocatable(), ..Default::default() };
+        let mut sources = Sources { node: self.deps.allocatable, ..Default::default() };
         let mut seen = BTreeMap::new();
         for key in keys {
             let cached = self.deps.objects.as_ref().and_then(|o| o.lookup(&key)).filter(|l| l.revision.is_some());

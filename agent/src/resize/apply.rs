@@ -3,7 +3,6 @@
 //! CRI `UpdateContainerResources`, and hand the restarts to the pod actions.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
-use std::sync::OnceLock;
 
 use k8s_openapi::api::core::v1::Pod;
 
@@ -30,21 +29,6 @@ pub struct ResizeState {
     actual: HashMap<String, CgroupResources>,
 }
 
-static NODE: OnceLock<NodeCapacity> = OnceLock::new();
-
-async fn node_capacity() -> NodeCapacity {
-    if let Some(node) = NODE.get() {
-        return *node;
-    }
-    let host = tokio::task::spawn_blocking(crate::host::HostInfo::read).await.unwrap_or_default();
-    let memory_kib = crate::node::allocatable_memory_kib(&host);
-    let node = NodeCapacity {
-        cpu_millis: i64::try_from(host.cpus).unwrap_or(i64::MAX).saturating_mul(1000),
-        memory_bytes: i64::try_from(memory_kib).unwrap_or(i64::MAX).saturating_mul(1024),
-    };
-    *NODE.get_or_init(|| node)
-}
-
 impl ResizeState {
     /// The known cgroup values, by container id.
     pub fn actual(&self) -> &HashMap<String, CgroupResources> {
@@ -56,6 +40,8 @@ impl ResizeState {
         &mut self,
         runtime: &dyn Runtime,
         events: &dyn EventSink,
+        cgroups: &crate::pod_cgroups::PodCgroups,
+        node: NodeCapacity,
         pod: &Pod,
         observed: &ObservedPod,
     ) -> ResizeOutcome {
@@ -75,8 +61,17 @@ impl ResizeState {
                 Err(error) => tracing::debug!(%error, id, "container resources unknown"),
             }
         }
-        let plan = plan(pod, observed, &self.actual, node_capacity().await);
+        let plan = plan(pod, observed, &self.actual, node);
         let mut failed = BTreeMap::new();
+        if !plan.updates.is_empty() {
+            // Growing: the pod cgroup must allow the containers' new limits
+            // first. Shrinking: the kernel refuses a pod limit below its
+            // usage or its containers' quota, so this write may fail; the
+            // one after the containers' updates is the one that counts.
+            if let Err(error) = cgroups.update_limits(pod).await {
+                tracing::debug!(%error, "pod cgroup not resized before its containers; retried after");
+            }
+        }
         for update in &plan.updates {
             match runtime.update_container_resources(&update.id, &update.target.to_linux()).await {
                 Ok(()) => {
@@ -88,6 +83,12 @@ impl ResizeState {
                     tracing::warn!(%error, container = %update.name, "in-place resize failed");
                     failed.insert(update.name.clone(), error.message);
                 }
+            }
+        }
+        if !plan.updates.is_empty() {
+            if let Err(error) = cgroups.update_limits(pod).await {
+                tracing::warn!(%error, "pod cgroup not resized");
+                failed.insert("pod cgroup".to_string(), error.to_string());
             }
         }
         ResizeOutcome { plan, failed }

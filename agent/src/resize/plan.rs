@@ -77,13 +77,7 @@ impl CgroupResources {
 }
 
 /// What the node offers pods (the allocatable cpu and memory).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NodeCapacity {
-    /// Millicores.
-    pub cpu_millis: i64,
-    /// Bytes.
-    pub memory_bytes: i64,
-}
+pub use crate::node::NodeAllocatable as NodeCapacity;
 
 /// One in-place update.
 #[derive(Debug, Clone, PartialEq, Eq)]

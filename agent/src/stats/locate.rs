@@ -38,13 +38,21 @@ pub struct CriPidLocator {
     hierarchy: Hierarchy,
     proc_root: PathBuf,
     known: Mutex<HashMap<String, CgroupDirs>>,
+    pods: crate::pod_cgroups::PodCgroups,
 }
 
 impl CriPidLocator {
     /// A locator asking `cri`, reading `<proc_root>/<pid>/cgroup`, with cgroup
     /// directories under `hierarchy`.
     pub fn new(cri: bosun_cri::CriClient, hierarchy: Hierarchy, proc_root: PathBuf) -> Self {
-        Self { cri, hierarchy, proc_root, known: Mutex::new(HashMap::new()) }
+        Self { cri, hierarchy, proc_root, known: Mutex::new(HashMap::new()), pods: Default::default() }
+    }
+
+    /// Pod usage read from the pod cgroups of `pods` (without it, or for a
+    /// pod without one, pod usage is the sum of its containers).
+    pub fn with_pod_cgroups(mut self, pods: crate::pod_cgroups::PodCgroups) -> Self {
+        self.pods = pods;
+        self
     }
 
     fn remembered(&self, id: &str) -> Option<CgroupDirs> {
@@ -73,8 +81,8 @@ impl CgroupLocator for CriPidLocator {
         Some(dirs)
     }
 
-    fn pod(&self, _uid: &str) -> Option<CgroupDirs> {
-        None
+    fn pod(&self, uid: &str) -> Option<CgroupDirs> {
+        self.pods.pod_path(uid).map(|path| self.hierarchy.dirs(&path))
     }
 
     fn forget_except(&self, live: &HashSet<String>) {

@@ -43,12 +43,14 @@ pub fn wire(
     cri: bosun_cri::CriClient,
     runtime: std::sync::Arc<dyn crate::runtime::Runtime>,
     registry: crate::pod_manager::PodRegistry,
+    pod_cgroups: crate::pod_cgroups::PodCgroups,
     node_name: &str,
     token: &tokio_util::sync::CancellationToken,
     tasks: &tokio_util::task::TaskTracker,
 ) -> std::sync::Arc<StatsProvider> {
     let hierarchy = bosun_cgroups::stats::Hierarchy::detect(std::path::Path::new(CGROUP_ROOT));
-    let locator = std::sync::Arc::new(CriPidLocator::new(cri, hierarchy.clone(), "/proc".into()));
+    let locator =
+        std::sync::Arc::new(CriPidLocator::new(cri, hierarchy.clone(), "/proc".into()).with_pod_cgroups(pod_cgroups));
     let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
     let memory_capacity_bytes = crate::host::parse_meminfo_kib(&meminfo).unwrap_or(0).saturating_mul(1024);
     let provider = std::sync::Arc::new(StatsProvider::new(StatsDeps {

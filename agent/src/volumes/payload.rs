@@ -29,13 +29,7 @@ pub struct FileEntry {
 
 /// The node's allocatable resources: what `resourceFieldRef` reports for a
 /// limit the container does not set.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct NodeAllocatable {
-    /// CPU in millicores.
-    pub cpu_millis: i64,
-    /// Memory in bytes.
-    pub memory_bytes: i64,
-}
+pub use crate::node::NodeAllocatable;
 
 /// Checks a user-given mode (0..=0777).
 pub fn mode(volume: &str, given: Option<i32>, default: u32) -> Result<u32> {

@@ -19,8 +19,8 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::crud;
-use super::pod_kubelet::kubelet_address;
 use super::options::{ListOptions, Query};
+use super::pod_kubelet::kubelet_address;
 use super::registry::{by_kind, Kind};
 use super::response::json_response;
 use super::status::{ApiError, Result};
