@@ -218,7 +218,9 @@ mod tests {
         let causes = take_resize(&current, &renamed).expect_err("renamed");
         assert_eq!(causes[0].message, "Forbidden: containers may not be renamed or reordered");
         let mut added = current.clone();
-        added["spec"]["containers"].as_array_mut().map(|a| a.push(json!({"name": "x"})));
+        if let Some(a) = added["spec"]["containers"].as_array_mut() {
+            a.push(json!({"name": "x"}));
+        }
         assert!(take_resize(&current, &added).is_err());
     }
 

@@ -16,7 +16,7 @@ pub fn cpu_quantity(nanocores: u64) -> String {
 
 /// Bytes as a quantity (`Ki` when whole kibibytes, as metrics-server prints).
 pub fn memory_quantity(bytes: u64) -> String {
-    if bytes % 1024 == 0 {
+    if bytes.is_multiple_of(1024) {
         format!("{}Ki", bytes / 1024)
     } else {
         bytes.to_string()
