@@ -4,6 +4,7 @@
 //! push and import bosun's own images).
 
 mod images;
+mod supervise;
 mod up;
 
 use anyhow::Result;
