@@ -9,31 +9,25 @@
 //! included), the nftables table, the bridge, mounts. Pods' logs are kept
 //! unless `--purge`.
 //!
-//! One `bosun up` per directory: it holds an exclusive lock on `up.lock` for
-//! its lifetime. A `bosun up` that finds the lock free but daemons of a dead
-//! predecessor still running stops them, then starts on the same state: the
-//! new containerd adopts the pods the shims kept running.
+//! One `bosun up` per directory (`crate::up_state`). A `bosun up` that finds
+//! daemons of a dead predecessor still running stops them, then starts on
+//! the same state: the new containerd adopts the pods the shims kept running.
+//! The teardown is `crate::down`'s.
 
-use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bosun_cri::{ClientOptions, CriClient};
 use bosun_images::ImageSource;
 use bosun_stack::process::http_ok;
-use bosun_stack::{teardown, CniNetwork, Registry, StackConfig};
-use nix::fcntl::{Flock, FlockArg};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use bosun_stack::{CniNetwork, Registry, StackConfig};
 use tokio_util::sync::CancellationToken;
 
-use crate::supervise::leftovers::{alive, stop_leftovers};
+use crate::down::remove_cluster;
+use crate::supervise::leftovers::stop_leftovers;
 use crate::supervise::policy::RestartPolicy;
 use crate::supervise::{Running, Spec, Supervised};
-
-/// The nftables table the agent's proxy programs (bosun-netproxy's default).
-const PROXY_TABLE: &str = "bosun";
+use crate::up_state::{lock_dir, render_state, running_up, state_file};
 
 /// How often `up` looks at its children.
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
@@ -94,34 +88,6 @@ pub struct DownArgs {
     pub dir: PathBuf,
 }
 
-fn state_file(dir: &Path) -> PathBuf {
-    dir.join("up.json")
-}
-
-/// The pid of a running `bosun up` for `dir`, if any.
-fn running_up(dir: &Path) -> Option<(i32, serde_json::Value)> {
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_file(dir)).ok()?).ok()?;
-    let pid = state["pid"].as_i64()? as i32;
-    (pid != std::process::id() as i32 && alive(pid)).then_some((pid, state))
-}
-
-/// The lock only one `bosun up` per directory holds; the kernel releases
-/// it when that process dies, however it dies.
-fn lock_dir(dir: &Path) -> Result<Option<Flock<File>>> {
-    let path = dir.join("up.lock");
-    let file = File::options()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&path)
-        .with_context(|| format!("opening {}", path.display()))?;
-    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-        Ok(lock) => Ok(Some(lock)),
-        Err((_, nix::errno::Errno::EWOULDBLOCK)) => Ok(None),
-        Err((_, errno)) => Err(errno).with_context(|| format!("locking {}", path.display())),
-    }
-}
-
 fn print_usage(kubeconfig: &Path, node: &str, logs: &Path) {
     println!("bosun is up: a one-node cluster with node {node:?}.");
     println!("  kubeconfig: {}", kubeconfig.display());
@@ -175,7 +141,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     }
     std::fs::write(
         state_file(&args.dir),
-        serde_json::json!({"pid": std::process::id(), "kubeconfig": kubeconfig, "node": node}).to_string(),
+        render_state(std::process::id(), &kubeconfig, &node, &stack).to_string(),
     )?;
 
     let started = Instant::now();
@@ -296,74 +262,14 @@ async fn wait_http(address: &str, path: &str, timeout: Duration, process: &mut S
     Ok(())
 }
 
-/// Removes everything the cluster made. containerd is started again if it
-/// is down: pods are removed through CRI, so that CNI releases their IPs and
-/// network namespaces and the shims stop their containers.
+/// Stops the children, then removes everything the cluster made.
 async fn shutdown(args: &UpArgs, stack: &StackConfig, children: Children) -> Result<()> {
     println!("bosun: stopping the cluster");
-    let Children { registry, mut containerd, control, agent } = children;
+    let Children { registry, containerd, control, agent } = children;
     agent.stop(Duration::from_secs(15)).await;
-    if containerd.ensure_running().await.is_none() {
-        tracing::error!("containerd does not start: pods cannot be removed through CRI");
-    }
-    match CriClient::connect(stack.containerd_socket(), ClientOptions::default()).await {
-        Ok(cri) => match teardown::remove_all_pods(&cri, Duration::from_secs(10)).await {
-            Ok(n) => println!("bosun: removed {n} pod sandbox(es)"),
-            Err(err) => tracing::error!("removing pods: {err}"),
-        },
-        Err(err) => tracing::error!("connecting to containerd for teardown: {err}"),
-    }
-    // The agent leaves pods (and their volumes) running when it stops; with
-    // the pods gone, their volumes' tmpfs mounts and directories go too.
-    let agent_root = args.dir.join("agent");
-    let (removed, failures) = tokio::task::spawn_blocking(move || {
-        bosun_agent::recovery::pod_dirs::remove_all(&agent_root, &bosun_agent::volumes::NixMounter)
-    })
-    .await
-    .unwrap_or_default();
-    for error in &failures {
-        tracing::error!("removing pod volumes: {error}");
-    }
-    tracing::info!(removed, "pod volume directories removed");
-    let nft = std::process::Command::new("nft").args(["delete", "table", "ip", PROXY_TABLE]).output();
-    if let Ok(output) = nft {
-        if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("No such file") {
-            tracing::warn!("removing nftables table {PROXY_TABLE}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-    }
     control.stop(Duration::from_secs(10)).await;
-    containerd.stop(Duration::from_secs(10)).await;
-    teardown::kill_shims(&stack.containerd_socket());
     registry.stop(Duration::from_secs(5)).await;
-    // Everything still mounted below the cluster's directory (the runtime's
-    // and, had the volume teardown failed, the agent's).
-    teardown::unmount_below(&args.dir)?;
-    teardown::delete_link(&stack.network.bridge)?;
-    if args.purge {
-        for dir in [args.dir.join("agent"), args.dir.join("control"), stack.dir.clone()] {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    let _ = std::fs::remove_file(state_file(&args.dir));
-    println!("bosun: down");
-    Ok(())
-}
-
-pub async fn down(args: DownArgs) -> Result<()> {
-    let Some((pid, _)) = running_up(&args.dir) else {
-        println!("bosun is not running (no live `bosun up` for {}).", args.dir.display());
-        return Ok(());
-    };
-    kill(Pid::from_raw(pid), Signal::SIGTERM).with_context(|| format!("signalling bosun up (pid {pid})"))?;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            bail!("bosun up (pid {pid}) did not stop within 90 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("bosun: down");
-    Ok(())
+    remove_cluster(&args.dir, stack, args.purge, Some(containerd)).await
 }
 
 fn which(tool: &str) -> Option<PathBuf> {

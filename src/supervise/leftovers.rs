@@ -80,14 +80,16 @@ pub fn alive(pid: i32) -> bool {
 }
 
 /// Stops the daemons a dead `bosun up` left for `dir`: SIGTERM, SIGKILL
-/// after `grace`. Returns their pids.
+/// after `grace`, and waits (`grace` again at most) until they are gone.
+/// Returns their pids.
 pub async fn stop_leftovers(dir: &Path, grace: Duration) -> Vec<i32> {
     let pids = leftover_pids(&processes(), &markers(dir), std::process::id() as i32);
     for pid in &pids {
         tracing::warn!(pid, "stopping a daemon a previous bosun up left running");
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
     }
-    let deadline = Instant::now() + grace;
+    let mut deadline = Instant::now() + grace;
+    let mut killed = false;
     let mut interval = tokio::time::interval(Duration::from_millis(50));
     loop {
         let running: Vec<i32> = pids.iter().copied().filter(|pid| alive(*pid)).collect();
@@ -95,10 +97,15 @@ pub async fn stop_leftovers(dir: &Path, grace: Duration) -> Vec<i32> {
             break;
         }
         if Instant::now() > deadline {
+            if killed {
+                tracing::error!(?running, "daemons left by a previous bosun up survive SIGKILL");
+                break;
+            }
             for pid in running {
                 let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
             }
-            break;
+            killed = true;
+            deadline = Instant::now() + grace;
         }
         interval.tick().await;
     }

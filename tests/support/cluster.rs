@@ -156,6 +156,18 @@ impl Cluster {
         Ok(())
     }
 
+    /// The pod bridge's name.
+    pub fn bridge(&self) -> String {
+        self.args.iter().skip_while(|a| *a != "--bridge").nth(1).cloned().unwrap_or_default()
+    }
+
+    /// Runs `bosun down` on this cluster's directory.
+    pub fn down(&self) -> Result<String> {
+        let out = bosun().args(["down", "--dir", &self.dir.display().to_string()]).output()?;
+        ensure!(out.status.success(), "bosun down: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
     /// Runs `bosun up` again on the same directory, with the same arguments.
     pub fn up_again(&mut self) -> Result<()> {
         ensure!(self.child.is_none(), "bosun up still runs");

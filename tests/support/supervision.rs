@@ -144,3 +144,52 @@ pub fn wait_for<T>(what: &str, timeout: Duration, mut check: impl FnMut() -> Res
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Every live descendant of `roots` (the pods' processes under the shims).
+pub fn descendants(roots: &BTreeSet<i32>) -> BTreeSet<i32> {
+    let mut parent_of = BTreeMap::new();
+    for pid in processes().into_keys() {
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { continue };
+        let ppid = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+        if let Some(ppid) = ppid {
+            parent_of.insert(pid, ppid);
+        }
+    }
+    let mut found = BTreeSet::new();
+    let mut grew = true;
+    while grew {
+        grew = false;
+        for (pid, ppid) in &parent_of {
+            if (roots.contains(ppid) || found.contains(ppid)) && found.insert(*pid) {
+                grew = true;
+            }
+        }
+    }
+    found
+}
+
+/// What a cluster at `dir` left on the host: daemons, shims, processes
+/// that ran under the shims (`pods`), mounts, the bridge, the proxy's
+/// nftables table, CNI IP allocations.
+pub fn left_on_host(dir: &Path, socket: &Path, pods: &BTreeSet<i32>, bridge: &str) -> Vec<String> {
+    let mut left = Vec::new();
+    left.extend(daemons(dir).into_iter().map(|(role, pids)| format!("{role} {pids:?}")));
+    left.extend(shims(socket).into_iter().map(|pid| format!("shim {pid}")));
+    left.extend(pods.iter().filter(|pid| alive(**pid)).map(|pid| format!("pod process {pid}")));
+    let mountinfo = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    left.extend(bosun_stack::teardown::mounts_below(&mountinfo, dir).into_iter().map(|m| format!("mount {m}")));
+    if Path::new("/sys/class/net").join(bridge).exists() {
+        left.push(format!("link {bridge}"));
+    }
+    if !super::cluster::nft_table().unwrap_or_default().trim().is_empty() {
+        left.push("nft table".into());
+    }
+    let ipam = dir.join("stack/cni/ipam/bosun");
+    for entry in std::fs::read_dir(&ipam).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.parse::<std::net::IpAddr>().is_ok() {
+            left.push(format!("CNI IP {name}"));
+        }
+    }
+    left
+}
