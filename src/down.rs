@@ -60,7 +60,12 @@ async fn stop_up(pid: i32) -> Result<()> {
 /// `containerd` is started if it is not running: pods are removed through
 /// CRI, so that CNI releases their IPs and network namespaces and the shims
 /// stop their containers.
-pub async fn remove_cluster(dir: &Path, stack: &StackConfig, purge: bool, containerd: Option<Supervised>) -> Result<()> {
+pub async fn remove_cluster(
+    dir: &Path,
+    stack: &StackConfig,
+    purge: bool,
+    containerd: Option<Supervised>,
+) -> Result<()> {
     let mut containerd = match containerd {
         Some(containerd) => containerd,
         None => Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?,

@@ -92,7 +92,11 @@ pub struct Supervised {
 
 impl Supervised {
     /// Starts the child now.
-    pub async fn start(name: &'static str, spec: Spec, policy: RestartPolicy) -> Result<Supervised, bosun_stack::Error> {
+    pub async fn start(
+        name: &'static str,
+        spec: Spec,
+        policy: RestartPolicy,
+    ) -> Result<Supervised, bosun_stack::Error> {
         let running = spec.start(name).await?;
         Ok(Supervised::adopt(name, spec, policy, running))
     }

@@ -139,29 +139,27 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     if !stopped.is_empty() {
         println!("bosun: stopped {} daemon(s) a previous bosun up left running; adopting its pods", stopped.len());
     }
-    std::fs::write(
-        state_file(&args.dir),
-        render_state(std::process::id(), &kubeconfig, &node, &stack).to_string(),
-    )?;
+    std::fs::write(state_file(&args.dir), render_state(std::process::id(), &kubeconfig, &node, &stack).to_string())?;
 
     let started = Instant::now();
     let registry = Registry::start(&stack).await?;
     registry
         .publish_images(ImageSource { pause_binary, busybox: args.busybox.clone() }, &args.dir.join("images"))
         .await?;
-    let registry =
-        Supervised::adopt("registry", Spec::Registry(stack.clone()), RestartPolicy::COMPONENT, Running::Registry(registry));
-    let containerd =
-        Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
+    let registry = Supervised::adopt(
+        "registry",
+        Spec::Registry(stack.clone()),
+        RestartPolicy::COMPONENT,
+        Running::Registry(registry),
+    );
+    let containerd = Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
     let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
-    let control = Spec::Bosun { binary: exe.clone(), args: control_args(&args, &kubeconfig), log: logs.join("control.log") };
+    let control =
+        Spec::Bosun { binary: exe.clone(), args: control_args(&args, &kubeconfig), log: logs.join("control.log") };
     let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
     wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
-    let agent = Spec::Bosun {
-        binary: exe,
-        args: agent_args(&args, &stack, &kubeconfig, &node)?,
-        log: logs.join("agent.log"),
-    };
+    let agent =
+        Spec::Bosun { binary: exe, args: agent_args(&args, &stack, &kubeconfig, &node)?, log: logs.join("agent.log") };
     let agent = Supervised::start("agent", agent, RestartPolicy::COMPONENT).await?;
     tracing::info!(elapsed = ?started.elapsed(), "cluster up");
     print_usage(&kubeconfig, &node, &logs);

@@ -101,7 +101,9 @@ fn containerd_crash(cluster: &Cluster, runtime: &tokio::runtime::Runtime, url: &
     let shims_after = shims(&socket);
     ensure!(shims_after.is_superset(&shims_before), "shims gone: {shims_before:?} -> {shims_after:?}");
     // The probe pod's shim goes once the agent has removed its sandbox.
-    wait_for("only the web pods' shims", Duration::from_secs(60), || Ok((shims(&socket) == shims_before).then_some(())))?;
+    wait_for("only the web pods' shims", Duration::from_secs(60), || {
+        Ok((shims(&socket) == shims_before).then_some(()))
+    })?;
     ensure!(!alive(old), "the killed containerd still exists");
     ensure!(one_of_each(cluster)?.is_some(), "not one of each daemon: {:?}", daemons(&cluster.dir));
     Ok(())
@@ -121,9 +123,8 @@ fn up_crash(cluster: &mut Cluster, url: &str) -> Result<()> {
     get(url).context("the ClusterIP answers with no bosun up")?;
 
     cluster.up_again()?;
-    let now: BTreeSet<i32> = wait_for("one of each daemon", Duration::from_secs(60), || one_of_each(cluster))?
-        .into_iter()
-        .collect();
+    let now: BTreeSet<i32> =
+        wait_for("one of each daemon", Duration::from_secs(60), || one_of_each(cluster))?.into_iter().collect();
     ensure!(now.is_disjoint(&daemons_before), "old daemons {daemons_before:?} still run: {now:?}");
     agent_starts_a_pod(cluster, "after-up-crash")?;
     let after = pod_identities(cluster, "app=web")?;
