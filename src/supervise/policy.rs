@@ -8,8 +8,8 @@ use std::time::Duration;
 pub const HISTORY: usize = 32;
 
 /// Restart delays: `initial` after the first crash, doubling with each
-/// crash that follows a short run, at most `max`; a run that lasted at
-/// least `stable` starts the sequence over.
+/// crash that ends a short run, at most `max`; a crash that ends a run of
+/// at least `stable` starts the sequence over.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RestartPolicy {
     pub initial: Duration,
@@ -38,8 +38,13 @@ impl RestartPolicy {
 /// The delay before the next start of a child whose past runs lasted
 /// `runs` (oldest first; the last one just ended).
 pub fn restart_delay(policy: &RestartPolicy, runs: &[Duration]) -> Duration {
-    let short_runs = runs.iter().rev().take_while(|ran| **ran < policy.stable).count();
-    let doublings = u32::try_from(short_runs.saturating_sub(1)).unwrap_or(u32::MAX).min(31);
+    // Crashes since the child last ran stably: the one that ended the
+    // stable run, and one per short run after it.
+    let streak = match runs.iter().rposition(|ran| *ran >= policy.stable) {
+        Some(stable) => runs.len() - stable,
+        None => runs.len(),
+    };
+    let doublings = u32::try_from(streak.saturating_sub(1)).unwrap_or(u32::MAX).min(31);
     policy.initial.checked_mul(1u32 << doublings).unwrap_or(policy.max).min(policy.max)
 }
 
@@ -70,10 +75,11 @@ mod tests {
             (&[0, 0, 0, 0, 0], 32),
             (&[0; 40], 32),
             (&[0, 0, 0, 600], 2),
-            (&[0, 0, 0, 600, 5], 2),
-            (&[0, 0, 0, 600, 5, 5], 4),
+            (&[0, 0, 0, 600, 5], 4),
+            (&[0, 0, 0, 600, 5, 5], 8),
             (&[59, 59], 4),
-            (&[60, 59], 2),
+            (&[60, 59], 4),
+            (&[60, 60], 2),
         ];
         for (runs, want) in cases {
             assert_eq!(restart_delay(&policy, &secs(runs)), Duration::from_secs(*want), "runs {runs:?}");
