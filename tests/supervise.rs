@@ -3,8 +3,9 @@
 //! 1. containerd is SIGKILLed: it is back (answering CRI) within 15 s; the
 //!    same pods (UIDs, container ids) are Running with 0 restarts; a request
 //!    loop from the host to the ClusterIP never fails; the shims are the same
-//!    processes; exactly one of each daemon runs; the agent works with the
-//!    new containerd (a new pod starts).
+//!    processes; the other daemons are the same processes (only containerd
+//!    was restarted); the agent works with the new containerd (a new pod
+//!    starts).
 //! 2. `bosun up` is SIGKILLed: its daemons die with it, the pods keep
 //!    serving; `bosun up` again on the same dir gives one cluster (one of
 //!    each daemon) with the same pods, 0 restarts.
@@ -66,6 +67,8 @@ fn containerd_crash(cluster: &Cluster, runtime: &tokio::runtime::Runtime, url: &
     let shims_before = shims(&socket);
     ensure!(!shims_before.is_empty(), "no shims before the kill");
     let old = single(&cluster.dir, "containerd").context("one containerd before the kill")?;
+    let others = |cluster: &Cluster| ["registry", "control", "agent"].map(|role| single(&cluster.dir, role));
+    let others_before = others(cluster);
     let requests = RequestLoop::start(url.to_string());
 
     let killed = Instant::now();
@@ -106,6 +109,8 @@ fn containerd_crash(cluster: &Cluster, runtime: &tokio::runtime::Runtime, url: &
     })?;
     ensure!(!alive(old), "the killed containerd still exists");
     ensure!(one_of_each(cluster)?.is_some(), "not one of each daemon: {:?}", daemons(&cluster.dir));
+    // Only containerd was restarted.
+    ensure!(others(cluster) == others_before, "other daemons changed: {others_before:?} -> {:?}", others(cluster));
     Ok(())
 }
 
