@@ -173,3 +173,44 @@ impl Supervised {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shell(name: &'static str, script: &str, dir: &std::path::Path) -> Spec {
+        Spec::Bosun {
+            binary: "sh".into(),
+            args: vec!["-c".into(), script.into()],
+            log: dir.join(format!("{name}.log")),
+        }
+    }
+
+    const FAST: RestartPolicy = RestartPolicy {
+        initial: Duration::from_millis(10),
+        max: Duration::from_millis(40),
+        stable: Duration::from_secs(60),
+    };
+
+    #[tokio::test]
+    async fn a_crashing_child_is_restarted_alone_with_growing_delays() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut crasher = Supervised::start("crasher", shell("crasher", "exit 3", dir.path()), FAST).await.unwrap();
+        let mut steady = Supervised::start("steady", shell("steady", "sleep 60", dir.path()), FAST).await.unwrap();
+        let pid = |child: &Supervised| child.running.as_ref().and_then(Running::pid);
+        let steady_pid = pid(&steady);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while crasher.runs.len() < 5 {
+            assert!(Instant::now() < deadline, "crasher restarted {} times in 30 s", crasher.runs.len());
+            crasher.keep_running().await;
+            steady.keep_running().await;
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(pid(&steady), steady_pid, "the steady child was not restarted");
+        assert!(steady.runs.is_empty());
+        assert_eq!(restart_delay(&FAST, &crasher.runs), FAST.max, "delays grew to the cap");
+        std::fs::metadata(dir.path().join("crasher.log")).unwrap();
+        crasher.stop(Duration::from_secs(1)).await;
+        steady.stop(Duration::from_secs(1)).await;
+    }
+}
