@@ -26,15 +26,19 @@ use crate::up_state::{lock_dir, read_state, running_up, stack_of, state_file};
 const PROXY_TABLE: &str = "bosun";
 
 pub async fn down(args: DownArgs) -> Result<()> {
-    if let Some((pid, _)) = running_up(&args.dir) {
-        return stop_up(pid).await;
-    }
-    let Some(stack) = read_state(&args.dir).as_ref().and_then(stack_of) else {
+    let Some(state) = read_state(&args.dir) else {
         println!("bosun is not running (no live `bosun up` for {}).", args.dir.display());
         return Ok(());
     };
+    // The lock, not the pid in the state (which the kernel may have reused),
+    // tells whether that `bosun up` still lives.
     let Some(_lock) = lock_dir(&args.dir)? else {
-        bail!("another bosun up or down holds {}", args.dir.join("up.lock").display());
+        let (pid, _) = running_up(&args.dir).context("bosun up holds its lock but its pid is not in up.json")?;
+        return stop_up(pid).await;
+    };
+    let Some(stack) = stack_of(&state) else {
+        println!("bosun is not running (no live `bosun up` for {}).", args.dir.display());
+        return Ok(());
     };
     println!("bosun: its bosun up is gone; tearing down what it left");
     stop_leftovers(&args.dir, Duration::from_secs(10)).await;

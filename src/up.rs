@@ -133,13 +133,13 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         cni_bin_dir: "/usr/lib/cni".into(),
     };
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
+    std::fs::write(state_file(&args.dir), render_state(std::process::id(), &kubeconfig, &node, &stack).to_string())?;
     // A predecessor killed without cleaning up: its daemons go (they should
     // have died with it); its pods stay for the new containerd to adopt.
     let stopped = stop_leftovers(&args.dir, Duration::from_secs(10)).await;
     if !stopped.is_empty() {
         println!("bosun: stopped {} daemon(s) a previous bosun up left running; adopting its pods", stopped.len());
     }
-    std::fs::write(state_file(&args.dir), render_state(std::process::id(), &kubeconfig, &node, &stack).to_string())?;
 
     let started = Instant::now();
     let registry = Registry::start(&stack).await?;
