@@ -3,8 +3,11 @@
 //! `bosun down` (a one-node cluster on this machine), `bosun images` (build,
 //! push and import bosun's own images).
 
+mod down;
 mod images;
+mod supervise;
 mod up;
+mod up_state;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -86,7 +89,7 @@ async fn main() -> Result<()> {
         Command::Agent(args) => bosun_agent::run(*args, shutdown_token()).await,
         Command::Control(args) => bosun_control::run(args, shutdown_token()).await,
         Command::Up(args) => up::up(args, shutdown_token()).await,
-        Command::Down(args) => up::down(args).await,
+        Command::Down(args) => down::down(args).await,
         Command::Images(command) => images::run(command),
     }
 }

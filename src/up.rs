@@ -2,27 +2,35 @@
 //!
 //! `up` starts, as separate processes so the planes fail independently: the
 //! loopback registry (with bosun's images pushed), our own containerd,
-//! `bosun control` and `bosun agent`. It supervises them (a crashed control
-//! plane or agent is restarted; running pods are not touched by that), writes
-//! a kubeconfig and a state file, and on Ctrl-C or `bosun down` removes what
-//! it created: pods, their volumes (tmpfs mounts included), the nftables
-//! table, the bridge, mounts. Pods' logs are kept unless `--purge`.
+//! `bosun control` and `bosun agent`. It supervises them (`crate::supervise`:
+//! a crashed child, containerd included, is restarted alone; running pods are
+//! not touched by that), writes a kubeconfig and a state file, and on Ctrl-C
+//! or `bosun down` removes what it created: pods, their volumes (tmpfs mounts
+//! included), the nftables table, the bridge, mounts. Pods' logs are kept
+//! unless `--purge`.
+//!
+//! One `bosun up` per directory (`crate::up_state`). A `bosun up` that finds
+//! daemons of a dead predecessor still running stops them, then starts on
+//! the same state: the new containerd adopts the pods the shims kept running.
+//! The teardown is `crate::down`'s.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
-use bosun_control::supervisor::Backoff;
-use bosun_cri::{ClientOptions, CriClient};
 use bosun_images::ImageSource;
-use bosun_stack::process::{http_ok, Daemon};
-use bosun_stack::{teardown, CniNetwork, Containerd, Registry, StackConfig};
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
+use bosun_stack::process::http_ok;
+use bosun_stack::{CniNetwork, Registry, StackConfig};
 use tokio_util::sync::CancellationToken;
 
-/// The nftables table the agent's proxy programs (bosun-netproxy's default).
-const PROXY_TABLE: &str = "bosun";
+use crate::down::remove_cluster;
+use crate::supervise::leftovers::stop_leftovers;
+use crate::supervise::policy::RestartPolicy;
+use crate::supervise::{Running, Spec, Supervised};
+use crate::up_state::{lock_dir, render_state, running_up, state_file};
+
+/// How often `up` looks at its children.
+const CHECK_INTERVAL: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Clone, clap::Args)]
 pub struct UpArgs {
@@ -80,25 +88,6 @@ pub struct DownArgs {
     pub dir: PathBuf,
 }
 
-fn state_file(dir: &Path) -> PathBuf {
-    dir.join("up.json")
-}
-
-/// The pid of a running `bosun up` for `dir`, if any.
-fn running_up(dir: &Path) -> Option<(i32, serde_json::Value)> {
-    let state: serde_json::Value = serde_json::from_slice(&std::fs::read(state_file(dir)).ok()?).ok()?;
-    let pid = state["pid"].as_i64()? as i32;
-    (pid != std::process::id() as i32 && alive(pid)).then_some((pid, state))
-}
-
-/// True if process `pid` exists and has not exited (a zombie, not yet reaped
-/// by its parent, has exited).
-fn alive(pid: i32) -> bool {
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
-    // `pid (comm) S ...`: the state follows the last ')'.
-    stat.rsplit_once(')').and_then(|(_, rest)| rest.trim_start().chars().next()).is_some_and(|state| state != 'Z')
-}
-
 fn print_usage(kubeconfig: &Path, node: &str, logs: &Path) {
     println!("bosun is up: a one-node cluster with node {node:?}.");
     println!("  kubeconfig: {}", kubeconfig.display());
@@ -116,12 +105,14 @@ fn hostname() -> String {
 }
 
 pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
-    if let Some((pid, state)) = running_up(&args.dir) {
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    let Some(_lock) = lock_dir(&args.dir)? else {
+        let (pid, state) = running_up(&args.dir).unwrap_or_default();
         println!("bosun is already up (pid {pid}); nothing to do.");
         let kubeconfig = PathBuf::from(state["kubeconfig"].as_str().unwrap_or_default());
         print_usage(&kubeconfig, state["node"].as_str().unwrap_or_default(), &args.dir.join("logs"));
         return Ok(());
-    }
+    };
     for tool in ["containerd", "docker-registry", "skopeo", "nft", "ip", "runc"] {
         if which(tool).is_none() {
             bail!("{tool} is not installed: run `make setup` (scripts/setup.sh) first");
@@ -142,19 +133,67 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         cni_bin_dir: "/usr/lib/cni".into(),
     };
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    std::fs::write(
-        state_file(&args.dir),
-        serde_json::json!({"pid": std::process::id(), "kubeconfig": kubeconfig, "node": node}).to_string(),
-    )?;
+    std::fs::write(state_file(&args.dir), render_state(std::process::id(), &kubeconfig, &node, &stack).to_string())?;
+    // A predecessor killed without cleaning up: its daemons go (they should
+    // have died with it); its pods stay for the new containerd to adopt.
+    let stopped = stop_leftovers(&args.dir, Duration::from_secs(10)).await;
+    if !stopped.is_empty() {
+        println!("bosun: stopped {} daemon(s) a previous bosun up left running; adopting its pods", stopped.len());
+    }
 
     let started = Instant::now();
     let registry = Registry::start(&stack).await?;
     registry
         .publish_images(ImageSource { pause_binary, busybox: args.busybox.clone() }, &args.dir.join("images"))
         .await?;
-    let containerd = Containerd::start(&stack).await?;
-    let exe = std::env::current_exe().context("locating the bosun binary")?;
-    let control_args = vec![
+    let registry = Supervised::adopt(
+        "registry",
+        Spec::Registry(stack.clone()),
+        RestartPolicy::COMPONENT,
+        Running::Registry(registry),
+    );
+    let containerd = Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
+    let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
+    let control =
+        Spec::Bosun { binary: exe.clone(), args: control_args(&args, &kubeconfig), log: logs.join("control.log") };
+    let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
+    wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
+    let agent =
+        Spec::Bosun { binary: exe, args: agent_args(&args, &stack, &kubeconfig, &node)?, log: logs.join("agent.log") };
+    let agent = Supervised::start("agent", agent, RestartPolicy::COMPONENT).await?;
+    tracing::info!(elapsed = ?started.elapsed(), "cluster up");
+    print_usage(&kubeconfig, &node, &logs);
+
+    let mut children = Children { registry, containerd, control, agent };
+    let mut tick = tokio::time::interval(CHECK_INTERVAL);
+    loop {
+        tokio::select! {
+            _ = token.cancelled() => break,
+            _ = tick.tick() => children.keep_running().await,
+        }
+    }
+    shutdown(&args, &stack, children).await
+}
+
+/// `bosun up`'s children, in start order.
+struct Children {
+    registry: Supervised,
+    containerd: Supervised,
+    control: Supervised,
+    agent: Supervised,
+}
+
+impl Children {
+    /// Restarts whichever child exited (each alone, with its own backoff).
+    async fn keep_running(&mut self) {
+        for child in [&mut self.registry, &mut self.containerd, &mut self.control, &mut self.agent] {
+            child.keep_running().await;
+        }
+    }
+}
+
+fn control_args(args: &UpArgs, kubeconfig: &Path) -> Vec<String> {
+    vec![
         "control".to_string(),
         "--data-dir".into(),
         args.dir.join("control").display().to_string(),
@@ -164,7 +203,10 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         args.service_cidr.clone(),
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
-    ];
+    ]
+}
+
+fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str) -> Result<Vec<String>> {
     // The agent's cluster DNS listens on the pod bridge's gateway; pods get
     // it as their nameserver (kubelet's --cluster-dns).
     let cluster_dns = bosun_agent::cluster_dns::gateway_of(&args.pod_cidr)
@@ -174,9 +216,9 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         "--kubeconfig".into(),
         kubeconfig.display().to_string(),
         "--node-name".into(),
-        node.clone(),
+        node.to_string(),
         "--cri-socket".into(),
-        containerd.socket().display().to_string(),
+        stack.containerd_socket().display().to_string(),
         "--root-dir".into(),
         args.dir.join("agent").display().to_string(),
         "--pod-cidr".into(),
@@ -202,194 +244,32 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         let config = std::fs::canonicalize(config).with_context(|| format!("kubelet config {}", config.display()))?;
         agent_args.extend(["--config".to_string(), config.display().to_string()]);
     }
-    let agent_args: Vec<String> = agent_args.into_iter().chain(args.agent_arg.iter().cloned()).collect();
-    let exe_str = exe.display().to_string();
-    let mut control = Supervised::new("control", &exe_str, control_args, logs.join("control.log"));
-    control.start()?;
-    wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
-    let mut agent = Supervised::new("agent", &exe_str, agent_args, logs.join("agent.log"));
-    agent.start()?;
-    tracing::info!(elapsed = ?started.elapsed(), "cluster up");
-    print_usage(&kubeconfig, &node, &logs);
-
-    let mut containerd = containerd;
-    let mut tick = tokio::time::interval(Duration::from_secs(1));
-    while !token.is_cancelled() {
-        tokio::select! {
-            _ = token.cancelled() => break,
-            _ = tick.tick() => {
-                control.keep_running();
-                agent.keep_running();
-                if let Err(err) = containerd.check_running() {
-                    tracing::error!("{err}");
-                    break;
-                }
-            }
-        }
-    }
-    shutdown(&args, &stack, registry, containerd, control, agent).await
-}
-
-/// Restart delays of a crashed child: 2 s doubling to 32 s, back to 2 s
-/// after it ran for a minute.
-fn restart_backoff() -> Backoff {
-    Backoff::new(Duration::from_secs(2), Duration::from_secs(32), Duration::from_secs(60))
-}
-
-/// A child bosun process restarted with backoff when it exits.
-struct Supervised {
-    name: &'static str,
-    binary: String,
-    args: Vec<String>,
-    log: PathBuf,
-    daemon: Option<Daemon>,
-    backoff: Backoff,
-    started: Instant,
-    next_start: Instant,
-}
-
-impl Supervised {
-    fn new(name: &'static str, binary: &str, args: Vec<String>, log: PathBuf) -> Supervised {
-        let now = Instant::now();
-        let backoff = restart_backoff();
-        Supervised { name, binary: binary.into(), args, log, daemon: None, backoff, started: now, next_start: now }
-    }
-
-    fn start(&mut self) -> Result<()> {
-        self.daemon = Some(Daemon::spawn(self.name, &self.binary, &self.args, &self.log)?);
-        self.started = Instant::now();
-        Ok(())
-    }
-
-    fn keep_running(&mut self) {
-        if let Some(daemon) = &mut self.daemon {
-            match daemon.check_running() {
-                Ok(()) => return,
-                Err(err) => {
-                    tracing::error!("{err}");
-                    self.daemon = None;
-                    let backoff = self.backoff.next_delay(self.started.elapsed());
-                    self.next_start = Instant::now() + backoff;
-                    tracing::warn!(daemon = self.name, ?backoff, restarts = self.backoff.failures(), "restarting");
-                }
-            }
-        }
-        if Instant::now() >= self.next_start {
-            if let Err(err) = self.start() {
-                self.next_start = Instant::now() + self.backoff.next_delay(Duration::ZERO);
-                tracing::error!("restarting {}: {err}", self.name);
-            }
-        }
-    }
-
-    async fn stop(self, grace: Duration) {
-        if let Some(daemon) = self.daemon {
-            daemon.stop(grace).await;
-        }
-    }
+    agent_args.extend(args.agent_arg.iter().cloned());
+    Ok(agent_args)
 }
 
 async fn wait_http(address: &str, path: &str, timeout: Duration, process: &mut Supervised) -> Result<()> {
     let deadline = Instant::now() + timeout;
     while !http_ok(address, path) {
-        if let Some(daemon) = &mut process.daemon {
-            daemon.check_running()?;
-        }
+        process.check_running()?;
         if Instant::now() > deadline {
-            bail!(
-                "{} did not answer {path} at {address} within {timeout:?}; see {}",
-                process.name,
-                process.log.display()
-            );
+            bail!("{} did not answer {path} at {address} within {timeout:?}; see its log", process.name);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     Ok(())
 }
 
-async fn shutdown(
-    args: &UpArgs,
-    stack: &StackConfig,
-    registry: Registry,
-    containerd: Containerd,
-    control: Supervised,
-    agent: Supervised,
-) -> Result<()> {
+/// Stops the children, then removes everything the cluster made.
+async fn shutdown(args: &UpArgs, stack: &StackConfig, children: Children) -> Result<()> {
     println!("bosun: stopping the cluster");
+    let Children { registry, containerd, control, agent } = children;
     agent.stop(Duration::from_secs(15)).await;
-    match CriClient::connect(containerd.socket(), ClientOptions::default()).await {
-        Ok(cri) => match teardown::remove_all_pods(&cri, Duration::from_secs(10)).await {
-            Ok(n) => println!("bosun: removed {n} pod sandbox(es)"),
-            Err(err) => tracing::error!("removing pods: {err}"),
-        },
-        Err(err) => tracing::error!("connecting to containerd for teardown: {err}"),
-    }
-    // The agent leaves pods (and their volumes) running when it stops; with
-    // the pods gone, their volumes' tmpfs mounts and directories go too.
-    let agent_root = args.dir.join("agent");
-    let (removed, failures) = tokio::task::spawn_blocking(move || {
-        bosun_agent::recovery::pod_dirs::remove_all(&agent_root, &bosun_agent::volumes::NixMounter)
-    })
-    .await
-    .unwrap_or_default();
-    for error in &failures {
-        tracing::error!("removing pod volumes: {error}");
-    }
-    tracing::info!(removed, "pod volume directories removed");
-    let nft = std::process::Command::new("nft").args(["delete", "table", "ip", PROXY_TABLE]).output();
-    if let Ok(output) = nft {
-        if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("No such file") {
-            tracing::warn!("removing nftables table {PROXY_TABLE}: {}", String::from_utf8_lossy(&output.stderr));
-        }
-    }
     control.stop(Duration::from_secs(10)).await;
-    containerd.stop().await;
-    teardown::kill_shims(&stack.containerd_socket());
-    registry.stop().await;
-    // Everything still mounted below the cluster's directory (the runtime's
-    // and, had the volume teardown failed, the agent's).
-    teardown::unmount_below(&args.dir)?;
-    teardown::delete_link(&stack.network.bridge)?;
-    if args.purge {
-        for dir in [args.dir.join("agent"), args.dir.join("control"), stack.dir.clone()] {
-            let _ = std::fs::remove_dir_all(dir);
-        }
-    }
-    let _ = std::fs::remove_file(state_file(&args.dir));
-    println!("bosun: down");
-    Ok(())
-}
-
-pub async fn down(args: DownArgs) -> Result<()> {
-    let Some((pid, _)) = running_up(&args.dir) else {
-        println!("bosun is not running (no live `bosun up` for {}).", args.dir.display());
-        return Ok(());
-    };
-    kill(Pid::from_raw(pid), Signal::SIGTERM).with_context(|| format!("signalling bosun up (pid {pid})"))?;
-    let deadline = Instant::now() + Duration::from_secs(90);
-    while alive(pid) {
-        if Instant::now() > deadline {
-            bail!("bosun up (pid {pid}) did not stop within 90 s");
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    println!("bosun: down");
-    Ok(())
+    registry.stop(Duration::from_secs(5)).await;
+    remove_cluster(&args.dir, stack, args.purge, Some(containerd)).await
 }
 
 fn which(tool: &str) -> Option<PathBuf> {
     std::env::var_os("PATH")?.to_str()?.split(':').map(|dir| Path::new(dir).join(tool)).find(|p| p.is_file())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn restart_backoff_grows_then_resets_after_a_stable_run() {
-        let mut backoff = restart_backoff();
-        let crash_at_once: Vec<u64> = (0..6).map(|_| backoff.next_delay(Duration::ZERO).as_secs()).collect();
-        assert_eq!(crash_at_once, [2, 4, 8, 16, 32, 32]);
-        assert_eq!(backoff.next_delay(Duration::from_secs(61)).as_secs(), 2, "ran a minute: start over");
-    }
 }

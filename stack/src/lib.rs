@@ -30,7 +30,7 @@ pub enum Error {
     Write { path: std::path::PathBuf, source: std::io::Error },
     #[error("starting {daemon} ({binary}): {source}")]
     Spawn { daemon: &'static str, binary: String, source: std::io::Error },
-    #[error("{daemon} exited during start-up ({status}); last log lines:\n{log_tail}")]
+    #[error("{daemon} exited ({status}); last log lines:\n{log_tail}")]
     Exited { daemon: &'static str, status: std::process::ExitStatus, log_tail: String },
     #[error("{daemon} did not become ready within {seconds} s at {address}; last log lines:\n{log_tail}")]
     NotReady { daemon: &'static str, address: String, seconds: u64, log_tail: String },

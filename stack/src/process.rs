@@ -1,6 +1,12 @@
 //! Child daemons: started in their own process group (so a Ctrl-C aimed at
 //! `bosun up` does not reach them before it has cleaned up), logging to a file,
 //! stopped with SIGTERM and, after a grace period, SIGKILL.
+//!
+//! Every daemon gets SIGTERM from the kernel when its parent dies
+//! (`PR_SET_PDEATHSIG`), so a SIGKILLed `bosun up` does not leave its
+//! children running. The kernel sends it when the *thread* that spawned the
+//! child exits: spawn only from threads that live as long as the process
+//! (the main thread or a tokio worker, never a `spawn_blocking` thread).
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -35,7 +41,9 @@ impl Daemon {
             .open(log)
             .map_err(|source| Error::Write { path: log.to_path_buf(), source })?;
         let stderr = file.try_clone().map_err(spawn_err)?;
-        let child = Command::new(binary)
+        let mut command = Command::new(binary);
+        die_with_parent(&mut command);
+        let child = command
             .args(args)
             .stdin(Stdio::null())
             .stdout(file)
@@ -82,6 +90,30 @@ impl Daemon {
             tracing::warn!(daemon = self.name, "did not stop within {grace:?}; killing");
         }
         let _ = self.child.kill().await;
+    }
+}
+
+/// The signal a daemon gets when `bosun up` dies: SIGTERM, the same
+/// orderly stop `bosun down` starts with (containerd and the agent leave
+/// pods running when they stop; the next `bosun up` adopts them).
+pub const PARENT_DEATH_SIGNAL: Signal = Signal::SIGTERM;
+
+/// Makes the child get [`PARENT_DEATH_SIGNAL`] when this process dies.
+#[allow(unsafe_code)] // pre_exec: runs between fork and exec.
+fn die_with_parent(command: &mut Command) {
+    let parent = std::process::id();
+    // SAFETY: the closure only makes async-signal-safe system calls
+    // (prctl, getppid, raise) and allocates nothing.
+    unsafe {
+        command.pre_exec(move || {
+            nix::sys::prctl::set_pdeathsig(PARENT_DEATH_SIGNAL)?;
+            // The parent may have died between fork and prctl: then the
+            // signal will never come, so act on it now.
+            if nix::unistd::getppid().as_raw() as u32 != parent {
+                nix::sys::signal::raise(PARENT_DEATH_SIGNAL)?;
+            }
+            Ok(())
+        });
     }
 }
 

@@ -78,6 +78,11 @@ impl Registry {
         Ok(pushed?)
     }
 
+    /// Fails if the registry has exited.
+    pub fn check_running(&mut self) -> Result<()> {
+        self.daemon.check_running()
+    }
+
     pub async fn stop(self) {
         self.daemon.stop(Duration::from_secs(5)).await;
     }

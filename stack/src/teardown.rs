@@ -47,22 +47,58 @@ pub async fn remove_all_pods(cri: &CriClient, grace: Duration) -> Result<usize> 
     }
 }
 
-/// Kills containerd shims that belong to the containerd at `socket` (a shim
-/// names its containerd's address on its command line).
-pub fn kill_shims(socket: &Path) -> usize {
+/// A process as /proc shows it: pid, parent pid, argv.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessEntry {
+    pub pid: i32,
+    pub ppid: i32,
+    pub argv: Vec<String>,
+}
+
+/// What to kill to stop the shims of the containerd at `socket` (a shim
+/// names its containerd's address on its command line): the processes the
+/// shims run (containers' first processes; killing one ends its PID
+/// namespace), then the shims. Killing only a shim would leave its
+/// containers running as orphans.
+pub fn shim_kill_order(processes: &[ProcessEntry], socket: &Path) -> Vec<i32> {
     let needle = socket.display().to_string();
-    let mut killed = 0;
-    let Ok(entries) = std::fs::read_dir("/proc") else { return 0 };
-    for entry in entries.flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else { continue };
-        let Ok(cmdline) = std::fs::read(entry.path().join("cmdline")) else { continue };
-        let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
-        let is_shim = args.first().is_some_and(|a| a.contains("containerd-shim"));
-        if is_shim && args.iter().any(|a| a == &needle) && kill(Pid::from_raw(pid), Signal::SIGKILL).is_ok() {
-            killed += 1;
-        }
-    }
-    killed
+    let shims: Vec<i32> = processes
+        .iter()
+        .filter(|p| p.argv.first().is_some_and(|a| a.contains("containerd-shim")) && p.argv.contains(&needle))
+        .map(|p| p.pid)
+        .collect();
+    let children = processes.iter().filter(|p| shims.contains(&p.ppid)).map(|p| p.pid);
+    children.chain(shims.iter().copied()).collect()
+}
+
+/// Every process of the host, as /proc shows it.
+pub fn process_table() -> Vec<ProcessEntry> {
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    entries
+        .flatten()
+        .filter_map(|entry| {
+            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
+            let stat = std::fs::read_to_string(entry.path().join("stat")).ok()?;
+            // `pid (comm) state ppid ...`
+            let ppid = stat.rsplit_once(')')?.1.split_whitespace().nth(1)?.parse::<i32>().ok()?;
+            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
+            let argv = cmdline
+                .split(|b| *b == 0)
+                .filter(|a| !a.is_empty())
+                .map(|a| String::from_utf8_lossy(a).into_owned())
+                .collect();
+            Some(ProcessEntry { pid, ppid, argv })
+        })
+        .collect()
+}
+
+/// Kills the shims of the containerd at `socket` and the containers they
+/// run (see [`shim_kill_order`]). Returns how many processes were killed.
+pub fn kill_shims(socket: &Path) -> usize {
+    shim_kill_order(&process_table(), socket)
+        .into_iter()
+        .filter(|pid| kill(Pid::from_raw(*pid), Signal::SIGKILL).is_ok())
+        .count()
 }
 
 /// Mount points at or below `dir`, deepest first (from `/proc/self/mountinfo`).
@@ -114,6 +150,34 @@ pub fn delete_link(name: &str) -> Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn kills_the_shims_children_before_the_shims_and_nothing_of_other_runtimes() {
+        let entry = |pid: i32, ppid: i32, argv: &str| ProcessEntry {
+            pid,
+            ppid,
+            argv: argv.split(' ').map(String::from).collect(),
+        };
+        let socket = Path::new("/tmp/st/containerd/containerd.sock");
+        let processes = [
+            entry(
+                10,
+                1,
+                "/usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id a -address /tmp/st/containerd/containerd.sock",
+            ),
+            entry(11, 10, "/pause"),
+            entry(12, 10, "httpd -f"),
+            entry(13, 12, "sh"),
+            entry(
+                20,
+                1,
+                "/usr/bin/containerd-shim-runc-v2 -namespace k8s.io -id b -address /run/containerd/containerd.sock",
+            ),
+            entry(21, 20, "/pause"),
+            entry(30, 1, "containerd --config /tmp/st/containerd/config.toml"),
+        ];
+        assert_eq!(shim_kill_order(&processes, socket), vec![11, 12, 10]);
+    }
 
     #[test]
     fn finds_mounts_below_a_dir_deepest_first_and_unescaped() {

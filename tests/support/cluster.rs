@@ -23,6 +23,8 @@ pub struct Cluster {
     pub registry: String,
     /// apiserver address (`host:port`, plain HTTP).
     pub api: String,
+    /// `bosun up`'s arguments (to run it again on the same directory).
+    args: Vec<String>,
     child: Option<Child>,
     _tmp: tempfile::TempDir,
 }
@@ -100,11 +102,30 @@ impl Cluster {
         let id = std::process::id() % 200;
         let mut args = up_args(&dir, &registry, &api, free_port(), id, node);
         args.extend_from_slice(extra);
-        let mut child = bosun().args(&args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
+        let mut cluster = Cluster {
+            kubeconfig: dir.join("kubeconfig"),
+            dir,
+            registry,
+            api,
+            args: args.clone(),
+            child: None,
+            _tmp: tmp,
+        };
+        cluster.run_up()?;
+        ensure!(cluster.kubeconfig.exists(), "kubeconfig written");
+        // Running it again while it runs is harmless.
+        let again = bosun().args(&args).output()?;
+        ensure!(again.status.success(), "second up: {}", String::from_utf8_lossy(&again.stderr));
+        ensure!(String::from_utf8_lossy(&again.stdout).contains("already up"), "second up says it is already up");
+        Ok(cluster)
+    }
+
+    /// Starts `bosun up` with this cluster's arguments and waits for its
+    /// "bosun is up" banner (120 s at most).
+    fn run_up(&mut self) -> Result<()> {
+        let mut child = bosun().args(&self.args).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn()?;
         let stdout = child.stdout.take().context("up stdout")?;
-        let mut cluster =
-            Cluster { kubeconfig: dir.join("kubeconfig"), dir, registry, api, child: Some(child), _tmp: tmp };
-        // Wait for the "bosun is up" banner.
+        self.child = Some(child);
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
@@ -115,22 +136,42 @@ impl Cluster {
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
             match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(line) if line.starts_with("bosun is up") => break,
+                Ok(line) if line.starts_with("bosun is up") => return Ok(()),
                 Ok(_) => {}
                 Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {}
                 Err(_) => bail!("bosun up exited before it was up"),
             }
-            if let Some(status) = cluster.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
+            if let Some(status) = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten()) {
                 bail!("bosun up exited with {status}");
             }
             ensure!(Instant::now() < deadline, "bosun up not up within 120 s");
         }
-        ensure!(cluster.kubeconfig.exists(), "kubeconfig written");
-        // Running it again while it runs is harmless.
-        let again = bosun().args(&args).output()?;
-        ensure!(again.status.success(), "second up: {}", String::from_utf8_lossy(&again.stderr));
-        ensure!(String::from_utf8_lossy(&again.stdout).contains("already up"), "second up says it is already up");
-        Ok(cluster)
+    }
+
+    /// SIGKILLs `bosun up` (no clean-up runs) and reaps it.
+    pub fn kill_up(&mut self) -> Result<()> {
+        let mut child = self.child.take().context("bosun up is running")?;
+        child.kill()?;
+        child.wait()?;
+        Ok(())
+    }
+
+    /// The pod bridge's name.
+    pub fn bridge(&self) -> String {
+        self.args.iter().skip_while(|a| *a != "--bridge").nth(1).cloned().unwrap_or_default()
+    }
+
+    /// Runs `bosun down` on this cluster's directory.
+    pub fn down(&self) -> Result<String> {
+        let out = bosun().args(["down", "--dir", &self.dir.display().to_string()]).output()?;
+        ensure!(out.status.success(), "bosun down: {}", String::from_utf8_lossy(&out.stderr));
+        Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+    }
+
+    /// Runs `bosun up` again on the same directory, with the same arguments.
+    pub fn up_again(&mut self) -> Result<()> {
+        ensure!(self.child.is_none(), "bosun up still runs");
+        self.run_up()
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Result<(bool, String, String)> {

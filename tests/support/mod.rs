@@ -15,6 +15,7 @@ pub mod pods;
 pub mod recovery;
 pub mod restarts;
 pub mod scale;
+pub mod supervision;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
