@@ -145,7 +145,22 @@ impl PodCgroups {
     /// Creates `pod`'s cgroup with the limits of its spec and sets `config`'s
     /// `cgroup_parent` to it (no-op when disabled).
     pub async fn prepare(&self, pod: &Pod, config: &mut api::PodSandboxConfig) -> Result<(), Error> {
-        let Some(inner) = self.inner.clone() else { return Ok(()) };
+        if let (Some(parent), Some(linux)) = (self.write(pod).await?, config.linux.as_mut()) {
+            linux.cgroup_parent = parent;
+        }
+        Ok(())
+    }
+
+    /// Rewrites `pod`'s cgroup limits from its spec (after an in-place
+    /// resize; no-op when disabled). The QoS class never changes on resize.
+    pub async fn update_limits(&self, pod: &Pod) -> Result<(), Error> {
+        self.write(pod).await.map(drop)
+    }
+
+    /// Creates or updates `pod`'s cgroup with the limits of its spec and the
+    /// Burstable shares; its `cgroup_parent` (`None` when disabled).
+    async fn write(&self, pod: &Pod) -> Result<Option<String>, Error> {
+        let Some(inner) = self.inner.clone() else { return Ok(None) };
         let qos = qos_of(pod);
         let uid = uid_of(pod).to_string();
         let spec = pod.spec.clone().unwrap_or_default();
@@ -161,31 +176,7 @@ impl PodCgroups {
             Ok(parent)
         })
         .await??;
-        if let Some(linux) = config.linux.as_mut() {
-            linux.cgroup_parent = parent;
-        }
-        Ok(())
-    }
-
-    /// Rewrites `pod`'s cgroup limits from its spec (after an in-place
-    /// resize; no-op when disabled). The QoS class never changes on resize.
-    pub async fn update_limits(&self, pod: &Pod) -> Result<(), Error> {
-        let Some(inner) = self.inner.clone() else { return Ok(()) };
-        let qos = qos_of(pod);
-        let uid = uid_of(pod).to_string();
-        let spec = pod.spec.clone().unwrap_or_default();
-        let quantity = |source| Error::Quantity { uid: uid.clone(), source };
-        let limits = bosun_cgroups::pod_limits(&spec, qos, inner.options).map_err(quantity)?;
-        let request = pod_cpu_request_milli(&spec).map_err(quantity)?;
-        tokio::task::spawn_blocking(move || -> Result<(), Error> {
-            inner.tree.driver().apply(&inner.tree.pod_path(qos, &uid), &limits)?;
-            if qos == QosClass::Burstable {
-                inner.burstable().insert(uid, request);
-                inner.write_burstable_shares()?;
-            }
-            Ok(())
-        })
-        .await?
+        Ok(Some(parent))
     }
 
     /// The path of pod `uid`'s cgroup relative to a hierarchy's root, when
