@@ -43,6 +43,16 @@ pub enum Element {
     Firewalled(ServiceAddr),
     /// `lb_source_ranges`: one source range allowed to an LB address.
     SourceRange(ServiceAddr, Ipv4Cidr),
+    /// The per-frontend ClientIP affinity objects: a dynamic map
+    /// `client -> endpoint` with the timeout, its lookup chain and its
+    /// record chain (named after the frontend and timeout).
+    Affinity(Frontend, u32),
+    /// `affinity_ports` / `affinity_node_ports`: frontend -> `jump` its
+    /// lookup chain.
+    AffinityLookup(Frontend, u32),
+    /// `affinity_record` / `affinity_record_node_ports`: frontend -> `jump`
+    /// its record chain.
+    AffinityRecord(Frontend, u32),
     /// `hairpin`: an endpoint IP masqueraded when it reaches itself.
     Hairpin(Ipv4Addr),
 }
@@ -54,6 +64,9 @@ pub enum Op {
     Add(Element),
     /// Delete the element (only its key is used).
     Delete(Element),
+    /// Empty an [`Element::Affinity`] map (an endpoint went away: clients
+    /// pinned to it must choose again).
+    Flush(Element),
 }
 
 /// Operations that turn the kernel's `old` content into `new`.
@@ -107,6 +120,7 @@ fn diff_frontend(addr: Frontend, before: Option<&Target>, after: Option<&Target>
     if let Frontend::Ip(ip) = addr {
         diff_source_ranges(ip, &old.source_ranges, &new.source_ranges, ops);
     }
+    diff_affinity(addr, old, new, ops);
     let (before, after) = (&old.buckets, &new.buckets);
     if before.len() != after.len() {
         if !before.is_empty() {
@@ -127,6 +141,30 @@ fn diff_frontend(addr: Frontend, before: Option<&Target>, after: Option<&Target>
         }
         if let Some(endpoint) = new {
             ops.push(Op::Add(Element::Backend { addr, bucket, endpoint: *endpoint }));
+        }
+    }
+}
+
+/// Ops for the affinity objects of one frontend: created and deleted with
+/// the affinity (a new timeout is a new set of objects), flushed when an
+/// endpoint goes away.
+fn diff_affinity(addr: Frontend, old: &Target, new: &Target, ops: &mut Vec<Op>) {
+    let elements = |timeout| {
+        [
+            Element::Affinity(addr, timeout),
+            Element::AffinityLookup(addr, timeout),
+            Element::AffinityRecord(addr, timeout),
+        ]
+    };
+    match (old.affinity, new.affinity) {
+        (Some(before), Some(after)) if before == after => {
+            if old.buckets.iter().any(|endpoint| !new.buckets.contains(endpoint)) {
+                ops.push(Op::Flush(Element::Affinity(addr, after)));
+            }
+        }
+        (before, after) => {
+            ops.extend(before.into_iter().flat_map(elements).map(Op::Delete));
+            ops.extend(after.into_iter().flat_map(elements).map(Op::Add));
         }
     }
 }
@@ -202,7 +240,7 @@ mod tests {
             .into_iter()
             .map(|op| match op {
                 Op::Add(element) => Op::Delete(element),
-                Op::Delete(element) => Op::Add(element),
+                Op::Delete(element) | Op::Flush(element) => Op::Add(element),
             })
             .collect();
         assert_eq!(ops, undone);
@@ -280,7 +318,7 @@ mod tests {
                 buckets: fill_buckets(&[ep(1)]),
                 masquerade,
                 source_ranges: ranges.iter().map(|r| range(r)).collect(),
-                drop_unserved: false,
+                ..Target::default()
             };
             ruleset.services.insert(Frontend::Ip(lb), target);
             ruleset
@@ -307,5 +345,32 @@ mod tests {
         assert!(ops.contains(&Op::Delete(Element::Firewalled(lb))));
         assert!(ops.contains(&Op::Delete(Element::SourceRange(lb, range("192.0.2.0/24")))));
         assert!(ops.contains(&Op::Delete(Element::Masquerade(Frontend::Ip(lb)))));
+    }
+
+    #[test]
+    fn affinity_objects_follow_the_timeout_and_flush_only_when_an_endpoint_leaves() {
+        let with = |timeout: Option<u32>, endpoints: &[u8]| {
+            let mut ruleset = ruleset(&[(1, endpoints)]);
+            if let Some(target) = ruleset.services.get_mut(&addr(1)) {
+                target.affinity = timeout;
+            }
+            ruleset
+        };
+        let objects = |timeout| {
+            [
+                Element::Affinity(addr(1), timeout),
+                Element::AffinityLookup(addr(1), timeout),
+                Element::AffinityRecord(addr(1), timeout),
+            ]
+        };
+        assert_eq!(diff(&with(None, &[1]), &with(Some(60), &[1])), objects(60).map(Op::Add).to_vec());
+        let retimed = diff(&with(Some(60), &[1]), &with(Some(90), &[1]));
+        assert_eq!(retimed[..3], objects(60).map(Op::Delete));
+        assert_eq!(retimed[3..], objects(90).map(Op::Add));
+        let grown = diff(&with(Some(60), &[1]), &with(Some(60), &[1, 2]));
+        assert!(!grown.iter().any(|op| matches!(op, Op::Flush(_))), "a new endpoint keeps every pin");
+        let shrunk = diff(&with(Some(60), &[1, 2]), &with(Some(60), &[1]));
+        assert_eq!(shrunk.iter().filter(|op| matches!(op, Op::Flush(_))).count(), 1);
+        assert!(shrunk.contains(&Op::Flush(Element::Affinity(addr(1), 60))));
     }
 }

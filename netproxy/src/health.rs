@@ -132,6 +132,7 @@ mod tests {
             external_local,
             internal_local: false,
             health_check_node_port: port,
+            affinity_timeout: None,
         }
     }
 

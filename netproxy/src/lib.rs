@@ -35,6 +35,12 @@
 //!   set masquerade_addrs / masquerade_node_ports   (marked for masquerade)
 //!   set lb_firewalled    ip . proto . port          (LB IPs with source ranges)
 //!   set lb_source_ranges ip . proto . port . source-CIDR   (interval set)
+//!   map affinity_ports / affinity_node_ports      frontend -> jump aff_<f>
+//!   map affinity_record / affinity_record_node_ports  frontend -> jump recaff_<f>
+//!   per ClientIP-affinity frontend f (created and deleted with it):
+//!     map aff_<f>  client ip -> endpoint ip . port (dynamic, timeout)
+//!     chain aff_<f>     dnat ip to ip saddr map @aff_<f>  (miss: return)
+//!     chain recaff_<f>  update @aff_<f> { ip saddr : ip daddr . th dport }
 //!   set hairpin          ip . ip   (endpoint to itself)
 //!   chain services       masquerade_addrs -> mark 0x4000;
 //!                        ip daddr . meta l4proto . th dport vmap @service_ports;
@@ -49,7 +55,9 @@
 //!                        (K = 16, 32, ... 65536: 13 fixed chains of each)
 //!   chain nat_prerouting   nat, prerouting, dstnat:  jump services
 //!   chain nat_output       nat, output, -100:        jump services
-//!   chain nat_postrouting  nat, postrouting, srcnat: masquerade rules
+//!   chain nat_postrouting  nat, postrouting, srcnat: jump affinity_record_new
+//!                          (original frontend vmap @affinity_record*),
+//!                          masquerade rules
 //!   chain lb_firewall      filter, prerouting, dstnat - 10: drop sources
 //!                          outside lb_source_ranges for lb_firewalled
 //!   chain reject_unserved  no_local_endpoints (both kinds) -> drop;
@@ -109,6 +117,18 @@
 //! `no_local_endpoints` set and its traffic is dropped, as upstream.
 //! Unlike upstream, pods and the node reaching an external-Local frontend
 //! are not short-circuited to cluster-wide endpoints.
+//!
+//! **Session affinity** (`ClientIP`) is the one place with per-service
+//! chains, as upstream's, but only for services that ask for it: a
+//! frontend's lookup chain (jumped before the bucket dispatch) DNATs a known
+//! client to its remembered endpoint; a miss falls through to the buckets,
+//! and `nat_postrouting` (first packet of each connection) records the
+//! endpoint the connection got, refreshing the timeout. The chains never
+//! change while they exist; when an endpoint leaves, the map is flushed
+//! (every client of that frontend chooses again; upstream keeps the pins to
+//! the other endpoints), and a new endpoint keeps every pin. Pins are per
+//! frontend (ClusterIP and node port pin independently) and do not survive
+//! a full reload (agent restart).
 //!
 //! **LB source ranges.** `lb_firewall` runs in prerouting before DNAT,
 //! while the destination is still the LB IP: a packet to a firewalled

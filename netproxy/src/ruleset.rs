@@ -62,6 +62,8 @@ pub struct Target {
     /// With no buckets: drop its traffic (a `Local` policy and no endpoint
     /// on this node) instead of rejecting it (no endpoints at all).
     pub drop_unserved: bool,
+    /// ClientIP affinity timeout (seconds), if the port has affinity.
+    pub affinity: Option<u32>,
 }
 
 /// Element content of the proxy table.
@@ -84,7 +86,12 @@ impl Ruleset {
             .values()
             .map(|t| {
                 let firewall = if t.source_ranges.is_empty() { 0 } else { 1 + t.source_ranges.len() };
-                t.buckets.len().max(1) + usize::from(!t.buckets.is_empty()) + usize::from(t.masquerade) + firewall
+                let affinity = if t.affinity.is_some() { 3 } else { 0 };
+                t.buckets.len().max(1)
+                    + usize::from(!t.buckets.is_empty())
+                    + usize::from(t.masquerade)
+                    + firewall
+                    + affinity
             })
             .sum();
         per_frontend + self.hairpin.len()
@@ -147,6 +154,7 @@ pub fn render_frontend(state: &ServicePortState, frontend: Frontend) -> Target {
         // No endpoint here while the cluster has some: drop (as upstream),
         // rather than reject as for a service with no endpoints at all.
         drop_unserved: local_only && endpoints.is_empty() && !state.endpoints.is_empty(),
+        affinity: state.affinity_timeout,
     }
 }
 
@@ -273,7 +281,7 @@ mod tests {
         assert_eq!(ruleset.services.len(), cases.len());
         let buckets = fill_buckets(&endpoints(2));
         for (frontend, masquerade, source_ranges) in cases {
-            let want = Target { buckets: buckets.clone(), masquerade, source_ranges, drop_unserved: false };
+            let want = Target { buckets: buckets.clone(), masquerade, source_ranges, ..Target::default() };
             assert_eq!(ruleset.services.get(&frontend), Some(&want), "{frontend:?}");
         }
         assert_eq!(ruleset.element_count(), 4 * 17 + 3 + 2 + 2);

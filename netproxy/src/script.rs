@@ -12,6 +12,8 @@ use crate::diff::{diff, Element, Op};
 use crate::ruleset::{bucket_tiers, Frontend, Ruleset};
 use crate::table::*;
 
+mod affinity;
+
 /// Script that atomically replaces the whole table with `ruleset`.
 pub fn full_script(spec: &TableSpec, ruleset: &Ruleset) -> String {
     FullScript { spec, ruleset }.to_string()
@@ -28,6 +30,9 @@ pub fn delete_script(table: &str) -> String {
     format!("table ip {table}\ndelete table ip {table}\n")
 }
 
+/// Pseudo-container of [`Element::Affinity`]: objects, not elements.
+const AFFINITY_OBJECTS: &str = "";
+
 /// The set or map an element lives in.
 fn container(element: &Element) -> &'static str {
     let by_kind = |addr: &Frontend, ip, node_port| match addr {
@@ -42,12 +47,15 @@ fn container(element: &Element) -> &'static str {
         Element::Masquerade(addr) => by_kind(addr, MASQUERADE_ADDRS_SET, MASQUERADE_NODE_PORTS_SET),
         Element::Firewalled(_) => FIREWALLED_SET,
         Element::SourceRange(..) => SOURCE_RANGES_SET,
+        Element::Affinity(..) => AFFINITY_OBJECTS,
+        Element::AffinityLookup(addr, _) => by_kind(addr, AFFINITY_PORTS_MAP, AFFINITY_NODE_PORTS_MAP),
+        Element::AffinityRecord(addr, _) => by_kind(addr, AFFINITY_RECORD_MAP, AFFINITY_RECORD_NODE_PORTS_MAP),
         Element::Hairpin(_) => HAIRPIN_SET,
     }
 }
 
 /// Every set and map an ops script may touch, in the order it writes them.
-const CONTAINERS: [&str; 13] = [
+const CONTAINERS: [&str; 17] = [
     SERVICE_PORTS_MAP,
     BACKENDS_MAP,
     NO_ENDPOINTS_SET,
@@ -60,6 +68,10 @@ const CONTAINERS: [&str; 13] = [
     MASQUERADE_NODE_PORTS_SET,
     FIREWALLED_SET,
     SOURCE_RANGES_SET,
+    AFFINITY_PORTS_MAP,
+    AFFINITY_NODE_PORTS_MAP,
+    AFFINITY_RECORD_MAP,
+    AFFINITY_RECORD_NODE_PORTS_MAP,
     HAIRPIN_SET,
 ];
 
@@ -98,6 +110,19 @@ fn write_element(f: &mut Formatter<'_>, element: &Element, with_value: bool) -> 
             write_addr(f, &Frontend::Ip(*addr))?;
             write!(f, " . {range}")?;
         }
+        Element::Affinity(addr, timeout) => f.write_str(&affinity::name(addr, *timeout))?,
+        Element::AffinityLookup(addr, timeout) => {
+            write_addr(f, addr)?;
+            if with_value {
+                write!(f, " : jump {}", affinity::name(addr, *timeout))?;
+            }
+        }
+        Element::AffinityRecord(addr, timeout) => {
+            write_addr(f, addr)?;
+            if with_value {
+                write!(f, " : jump {}", affinity::record_name(addr, *timeout))?;
+            }
+        }
         Element::Hairpin(ip) => write!(f, "{ip} . {ip}")?,
     }
     Ok(())
@@ -123,7 +148,7 @@ struct FullScript<'a> {
 }
 
 /// Declarations of the table's dynamic sets and maps (name, kind, type).
-const DECLARATIONS: [(&str, &str, &str); 13] = [
+const DECLARATIONS: [(&str, &str, &str); 17] = [
     (SERVICE_PORTS_MAP, "map", "type ipv4_addr . inet_proto . inet_service : verdict"),
     (BACKENDS_MAP, "map", "typeof ip daddr . meta l4proto . th dport . numgen random mod 16 : ip daddr . th dport"),
     (NO_ENDPOINTS_SET, "set", "type ipv4_addr . inet_proto . inet_service"),
@@ -136,6 +161,10 @@ const DECLARATIONS: [(&str, &str, &str); 13] = [
     (MASQUERADE_NODE_PORTS_SET, "set", "type inet_proto . inet_service"),
     (FIREWALLED_SET, "set", "type ipv4_addr . inet_proto . inet_service"),
     (SOURCE_RANGES_SET, "set", "type ipv4_addr . inet_proto . inet_service . ipv4_addr; flags interval"),
+    (AFFINITY_PORTS_MAP, "map", "type ipv4_addr . inet_proto . inet_service : verdict"),
+    (AFFINITY_NODE_PORTS_MAP, "map", "type inet_proto . inet_service : verdict"),
+    (AFFINITY_RECORD_MAP, "map", "type ipv4_addr . inet_proto . inet_service : verdict"),
+    (AFFINITY_RECORD_NODE_PORTS_MAP, "map", "type inet_proto . inet_service : verdict"),
     (HAIRPIN_SET, "set", "type ipv4_addr . ipv4_addr"),
 ];
 
@@ -158,14 +187,14 @@ impl FullScript<'_> {
         }
         writeln!(
             f,
-            "  chain {NODE_PORTS_CHAIN} {{\n    {port_key} @{MASQUERADE_NODE_PORTS_SET} {mark}\n    {port_key} vmap @{NODE_PORTS_MAP}\n  }}"
+            "  chain {NODE_PORTS_CHAIN} {{\n    {port_key} @{MASQUERADE_NODE_PORTS_SET} {mark}\n    {port_key} vmap @{AFFINITY_NODE_PORTS_MAP}\n    {port_key} vmap @{NODE_PORTS_MAP}\n  }}"
         )?;
         // Node ports: on the node-port addresses that are local, never on
         // loopback (as upstream's nftables proxier).
         let node_port_dst = format!("ip daddr != 127.0.0.0/8 ip daddr @{NODE_PORT_ADDRESSES_SET} fib daddr type local");
         writeln!(
             f,
-            "  chain {SERVICES_CHAIN} {{\n    {service_key} @{MASQUERADE_ADDRS_SET} {mark}\n    {service_key} vmap @{SERVICE_PORTS_MAP}\n    {node_port_dst} jump {NODE_PORTS_CHAIN}\n  }}"
+            "  chain {SERVICES_CHAIN} {{\n    {service_key} @{MASQUERADE_ADDRS_SET} {mark}\n    {service_key} vmap @{AFFINITY_PORTS_MAP}\n    {service_key} vmap @{SERVICE_PORTS_MAP}\n    {node_port_dst} jump {NODE_PORTS_CHAIN}\n  }}"
         )?;
         for (chain, hook, priority) in
             [(NAT_PREROUTING_CHAIN, "prerouting", "dstnat"), (NAT_OUTPUT_CHAIN, "output", "-100")]
@@ -175,9 +204,24 @@ impl FullScript<'_> {
                 "  chain {chain} {{\n    type nat hook {hook} priority {priority}; policy accept;\n    jump {SERVICES_CHAIN}\n  }}"
             )?;
         }
+        // Record the endpoint a new connection to an affinity frontend got
+        // (`ct original proto-dst` needs the protocol known, hence one rule
+        // per protocol).
+        writeln!(f, "  chain {AFFINITY_RECORD_CHAIN} {{")?;
+        for protocol in ["tcp", "udp", "sctp"] {
+            let new = format!("meta l4proto {protocol} ct status dnat");
+            let (daddr, port) = ("ct original ip daddr", "meta l4proto . ct original proto-dst");
+            writeln!(f, "    {new} {daddr} . {port} vmap @{AFFINITY_RECORD_MAP}")?;
+            writeln!(
+                f,
+                "    {new} {daddr} != {svc} {daddr} @{NODE_PORT_ADDRESSES_SET} {port} vmap @{AFFINITY_RECORD_NODE_PORTS_MAP}"
+            )?;
+        }
+        writeln!(f, "  }}")?;
         writeln!(
             f,
             "  chain {NAT_POSTROUTING_CHAIN} {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
+                 jump {AFFINITY_RECORD_CHAIN}\n\
                  meta mark & {MASQUERADE_MARK:#x} == {MASQUERADE_MARK:#x} masquerade\n\
                  ct status dnat ct original ip daddr {svc} ip saddr != {pods} masquerade\n\
                  ct status dnat ct original ip daddr {svc} ip saddr . ip daddr @{HAIRPIN_SET} masquerade\n  }}"
@@ -228,9 +272,14 @@ impl Display for FullScript<'_> {
             .into_iter()
             .filter_map(|op| match op {
                 Op::Add(element) => Some(element),
-                Op::Delete(_) => None,
+                Op::Delete(_) | Op::Flush(_) => None,
             })
             .collect();
+        for element in &elements {
+            if let Element::Affinity(addr, timeout) = element {
+                affinity::write_block(f, addr, *timeout)?;
+            }
+        }
         for (name, kind, declaration) in DECLARATIONS {
             writeln!(f, "  {kind} {name} {{\n    {declaration}")?;
             write_elements(f, elements.iter().filter(|element| container(element) == name).copied())?;
@@ -248,30 +297,52 @@ struct OpsScript<'a> {
 }
 
 impl Display for OpsScript<'_> {
+    /// Phases, so every reference is valid at each step: element deletes
+    /// (which drop the jumps to affinity objects), affinity flushes and
+    /// creations, element adds, and last the affinity objects' deletion.
     fn fmt(&self, f: &mut Formatter<'_>) -> fmt::Result {
-        for adding in [false, true] {
-            for name in CONTAINERS {
-                let mut first = true;
-                for op in self.ops {
-                    let element = match (op, adding) {
-                        (Op::Delete(element), false) | (Op::Add(element), true) => element,
-                        _ => continue,
-                    };
-                    if container(element) != name {
-                        continue;
-                    }
-                    if first {
-                        let verb = if adding { "add" } else { "delete" };
-                        write!(f, "{verb} element ip {} {name} {{ ", self.table)?;
-                    } else {
-                        f.write_str(", ")?;
-                    }
-                    write_element(f, element, adding)?;
-                    first = false;
+        self.write_elements(f, false)?;
+        for op in self.ops {
+            match op {
+                Op::Flush(Element::Affinity(addr, timeout)) => affinity::write_flush(f, self.table, addr, *timeout)?,
+                Op::Add(Element::Affinity(addr, timeout)) => affinity::write_add(f, self.table, addr, *timeout)?,
+                _ => {}
+            }
+        }
+        self.write_elements(f, true)?;
+        for op in self.ops {
+            if let Op::Delete(Element::Affinity(addr, timeout)) = op {
+                affinity::write_delete(f, self.table, addr, *timeout)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+impl OpsScript<'_> {
+    /// Element deletes or adds, one command per set or map.
+    fn write_elements(&self, f: &mut Formatter<'_>, adding: bool) -> fmt::Result {
+        for name in CONTAINERS {
+            let mut first = true;
+            for op in self.ops {
+                let element = match (op, adding) {
+                    (Op::Delete(element), false) | (Op::Add(element), true) => element,
+                    _ => continue,
+                };
+                if container(element) != name {
+                    continue;
                 }
-                if !first {
-                    f.write_str(" }\n")?;
+                if first {
+                    let verb = if adding { "add" } else { "delete" };
+                    write!(f, "{verb} element ip {} {name} {{ ", self.table)?;
+                } else {
+                    f.write_str(", ")?;
                 }
+                write_element(f, element, adding)?;
+                first = false;
+            }
+            if !first {
+                f.write_str(" }\n")?;
             }
         }
         Ok(())

@@ -28,6 +28,17 @@ pub const NODE_PORT_ADDRESSES_SET: &str = "node_port_addresses";
 pub const MASQUERADE_ADDRS_SET: &str = "masquerade_addrs";
 /// Set of proto . node port whose traffic is marked for masquerading.
 pub const MASQUERADE_NODE_PORTS_SET: &str = "masquerade_node_ports";
+/// Verdict map: affinity frontend (`ip . proto . port`) -> `jump` its
+/// lookup chain.
+pub const AFFINITY_PORTS_MAP: &str = "affinity_ports";
+/// Verdict map: affinity node port -> `jump` its lookup chain.
+pub const AFFINITY_NODE_PORTS_MAP: &str = "affinity_node_ports";
+/// Verdict map: affinity frontend -> `jump` its record chain.
+pub const AFFINITY_RECORD_MAP: &str = "affinity_record";
+/// Verdict map: affinity node port -> `jump` its record chain.
+pub const AFFINITY_RECORD_NODE_PORTS_MAP: &str = "affinity_record_node_ports";
+/// Regular chain (from `nat_postrouting`) recording affinity choices.
+pub const AFFINITY_RECORD_CHAIN: &str = "affinity_record_new";
 /// Set of LB addresses (`ip . proto . port`) with source ranges.
 pub const FIREWALLED_SET: &str = "lb_firewalled";
 /// Interval set of `ip . proto . port . source range` allowed to LB addresses.

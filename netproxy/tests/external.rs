@@ -99,6 +99,24 @@ async fn expect_health(port: u16, status: u16, count: u64) -> anyhow::Result<()>
     }
 }
 
+/// `sticky`: NodePort 30083 with ClientIP affinity.
+fn sticky() -> ProxyEvent {
+    let spec = json!({
+        "type": "NodePort", "clusterIP": "10.96.0.13", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 600}},
+        "ports": [{"name": "http", "port": 80, "targetPort": 8080, "nodePort": 30083}]
+    });
+    service_event("sticky", spec, json!({}))
+}
+
+/// Asks `count` times; every answer must come from the same pod.
+fn expect_pinned(ns: &Namespaces, from: &str, addr: &str, count: usize) -> anyhow::Result<String> {
+    let answers = ns.enter(from, || (0..count).map(|_| ask(addr)).collect::<std::io::Result<Vec<_>>>())?;
+    let answers = answers.with_context(|| format!("{from} -> {addr}"))?;
+    ensure!(answers.iter().all(|answer| *answer == answers[0]), "{from} -> {addr}: not pinned: {answers:?}");
+    Ok(answers[0].clone())
+}
+
 /// `empty`: a NodePort service with no endpoints.
 fn empty() -> ProxyEvent {
     let spec = json!({"type": "NodePort", "clusterIP": "10.96.0.11",
@@ -238,8 +256,32 @@ async fn node_ports_external_and_lb_ips_reach_both_pods_and_lb_ranges_filter() -
     proxier.sync(false).await;
     expect_balanced(&ns, "client", "203.0.113.20:80", 20)?;
 
+    check_affinity(&ns, &mut proxier).await?;
     check_local_policy(&ns, proxier).await?;
     cleanup_with(TABLE, &nft)?;
+    Ok(())
+}
+
+/// ClientIP affinity, added by a diff sync: the node port and the
+/// ClusterIP each pin the client; when its endpoint goes, it is re-pinned
+/// to the other one.
+async fn check_affinity(ns: &Namespaces, proxier: &mut Proxier) -> anyhow::Result<()> {
+    proxier.observe(sticky());
+    proxier.observe(slice("sticky", &["10.244.1.2", "10.244.1.3"]));
+    proxier.sync(false).await;
+    ensure!(proxier.stats().full == 1 && proxier.stats().failed == 0, "diff failed: {:?}", proxier.stats());
+    let pinned = expect_pinned(ns, "client", "192.0.2.1:30083", 20)?;
+    expect_pinned(ns, "node", "10.96.0.13:80", 20)?;
+    let (left, other) = if pinned == "pod-a" { ("10.244.1.3", "pod-b") } else { ("10.244.1.2", "pod-a") };
+    proxier.observe(slice("sticky", &[left]));
+    proxier.sync(false).await;
+    ensure!(proxier.stats().full == 1 && proxier.stats().failed == 0, "diff failed: {:?}", proxier.stats());
+    let repinned = expect_pinned(ns, "client", "192.0.2.1:30083", 10)?;
+    ensure!(repinned == other, "after its endpoint left, the client went to {repinned}, not {other}");
+    // Both endpoints back: the client stays where it is.
+    proxier.observe(slice("sticky", &["10.244.1.2", "10.244.1.3"]));
+    proxier.sync(false).await;
+    ensure!(expect_pinned(ns, "client", "192.0.2.1:30083", 20)? == other, "a new endpoint must not move a client");
     Ok(())
 }
 

@@ -22,6 +22,8 @@
 //!   IPs, and with `internalTrafficPolicy: Local` the ClusterIP, use only
 //!   the endpoints whose `nodeName` is this node (same fallback rule among
 //!   them); with none, that traffic is dropped;
+//! - `sessionAffinity: ClientIP` pins a client to an endpoint for the
+//!   configured timeout (default 3 h, at most a day);
 //! - an endpoint listed by several slices is used once (ready if any copy is);
 //! - an endpoint may hairpin (reach itself through its service) only if it
 //!   runs on this node: its `nodeName` is this node's, or unknown.
@@ -146,6 +148,9 @@ pub struct ServicePortState {
     /// `internalTrafficPolicy: Local`: the ClusterIP balances over
     /// `node_endpoints` only.
     pub internal_local: bool,
+    /// `sessionAffinity: ClientIP` timeout (seconds): a client keeps the
+    /// endpoint it first got, per frontend.
+    pub affinity_timeout: Option<u32>,
     /// Where else clients connect: node port, external and LB IPs.
     pub external: ExternalAccess,
 }
@@ -211,6 +216,7 @@ pub fn service_ports<'a>(
                 local_ips: selected.maybe_local_ips,
                 node_endpoints: selected.on_node,
                 internal_local: service.internal_local,
+                affinity_timeout: service.affinity_timeout,
                 external: ExternalAccess {
                     node_port: spec.node_port,
                     external_ips: service.external_ips.clone(),

@@ -42,6 +42,8 @@ pub struct ServiceInfo {
     pub internal_local: bool,
     /// `healthCheckNodePort` (type LoadBalancer with external policy Local).
     pub health_check_node_port: Option<u16>,
+    /// `sessionAffinity: ClientIP`: its timeout in seconds.
+    pub affinity_timeout: Option<u32>,
 }
 
 /// Reduces a Service to what the proxy needs; `None` if it is not proxied
@@ -85,7 +87,25 @@ pub fn service_info(service: &Service) -> Option<ServiceInfo> {
             .health_check_node_port
             .and_then(|p| u16::try_from(p).ok())
             .filter(|p| *p != 0 && exposes_node_ports),
+        affinity_timeout: affinity_timeout(spec),
     })
+}
+
+/// Upstream's default `sessionAffinityConfig.clientIP.timeoutSeconds`.
+pub const DEFAULT_AFFINITY_TIMEOUT: u32 = 10_800;
+/// Upstream's largest allowed affinity timeout (one day).
+pub const MAX_AFFINITY_TIMEOUT: u32 = 86_400;
+
+/// The ClientIP affinity timeout, clamped to 1 s ..= one day.
+fn affinity_timeout(spec: &ServiceSpec) -> Option<u32> {
+    if spec.session_affinity.as_deref() != Some("ClientIP") {
+        return None;
+    }
+    let config = spec.session_affinity_config.as_ref().and_then(|c| c.client_ip.as_ref());
+    let seconds = config
+        .and_then(|c| c.timeout_seconds)
+        .map_or(DEFAULT_AFFINITY_TIMEOUT, |t| u32::try_from(t).unwrap_or(1).clamp(1, MAX_AFFINITY_TIMEOUT));
+    Some(seconds)
 }
 
 /// The IPv4 addresses among `values`, sorted and unique.

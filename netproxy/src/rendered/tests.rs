@@ -18,6 +18,9 @@ enum Key {
     Masquerade(Frontend),
     Firewalled(ServiceAddr),
     SourceRange(ServiceAddr, Ipv4Cidr),
+    Affinity(Frontend, u32),
+    AffinityLookup(Frontend, u32),
+    AffinityRecord(Frontend, u32),
     Hairpin(Ipv4Addr),
 }
 
@@ -35,13 +38,23 @@ fn split(element: Element) -> (Key, Option<Endpoint>) {
         Element::Masquerade(addr) => (Key::Masquerade(addr), None),
         Element::Firewalled(addr) => (Key::Firewalled(addr), None),
         Element::SourceRange(addr, range) => (Key::SourceRange(addr, range), None),
+        Element::Affinity(addr, timeout) => (Key::Affinity(addr, timeout), None),
+        Element::AffinityLookup(addr, timeout) => (Key::AffinityLookup(addr, timeout), None),
+        Element::AffinityRecord(addr, timeout) => (Key::AffinityRecord(addr, timeout), None),
         Element::Hairpin(ip) => (Key::Hairpin(ip), None),
     }
 }
 
 /// Applies ops as nft would: all deletes, then all adds; deleting a missing
-/// element or adding an existing one fails the transaction.
+/// element or adding an existing one fails the transaction, and so does
+/// flushing a missing affinity map.
 fn apply(kernel: &mut Kernel, ops: &[Op]) {
+    for op in ops {
+        if let Op::Flush(element) = op {
+            let (key, _) = split(*element);
+            assert!(kernel.contains_key(&key), "flush of missing {key:?}");
+        }
+    }
     for op in ops {
         if let Op::Delete(element) = op {
             let (key, _) = split(*element);
@@ -181,6 +194,7 @@ fn random_replacements_keep_kernel_and_full_render_in_step() {
                     let (key, mut state) = port(service, &format!("p{p}"), at, &endpoints, &local);
                     state.external = random_external(&mut rng);
                     state.internal_local = rng.below(4) == 0;
+                    state.affinity_timeout = [None, Some(60), Some(10_800)][rng.below(3) as usize];
                     state.node_endpoints = state.endpoints.iter().copied().filter(|_| rng.below(3) == 0).collect();
                     (key, state)
                 })

@@ -22,10 +22,9 @@ fn full_script_snapshot() {
     let mut ruleset = Ruleset::default();
     let buckets: Vec<Endpoint> = (0..16).map(|i| if i % 2 == 0 { ep(2, 8080) } else { ep(3, 8080) }).collect();
     let source_ranges = vec!["10.0.0.0/8".parse().expect("cidr")];
-    let lb = Target { buckets: buckets.clone(), masquerade: true, source_ranges, drop_unserved: false };
-    ruleset
-        .services
-        .insert(addr(1, Protocol::Tcp, 80).into(), Target { buckets: buckets.clone(), ..Target::default() });
+    let lb = Target { buckets: buckets.clone(), masquerade: true, source_ranges, ..Target::default() };
+    let web = Target { buckets: buckets.clone(), affinity: Some(10_800), ..Target::default() };
+    ruleset.services.insert(addr(1, Protocol::Tcp, 80).into(), web);
     ruleset.services.insert(addr(2, Protocol::Udp, 53).into(), Target::default());
     ruleset.services.insert(
         Frontend::NodePort { protocol: Protocol::Tcp, port: 30080 },
@@ -73,6 +72,15 @@ fn delete_script_tolerates_a_missing_table() {
 const SNAPSHOT: &str = r"table ip bosun_t
 delete table ip bosun_t
 table ip bosun_t {
+  map aff_0a600001_tcp_80_10800 {
+    typeof ip saddr : ip daddr . th dport; size 65536; flags dynamic,timeout; timeout 10800s;
+  }
+  chain aff_0a600001_tcp_80_10800 {
+    meta l4proto { tcp, udp, sctp } dnat ip to ip saddr map @aff_0a600001_tcp_80_10800
+  }
+  chain recaff_0a600001_tcp_80_10800 {
+    update @aff_0a600001_tcp_80_10800 { ip saddr : ip daddr . th dport }
+  }
   map service_ports {
     type ipv4_addr . inet_proto . inet_service : verdict
     elements = {
@@ -165,6 +173,24 @@ table ip bosun_t {
       198.51.100.1 . tcp . 80 . 10.0.0.0/8
     }
   }
+  map affinity_ports {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = {
+      10.96.0.1 . tcp . 80 : jump aff_0a600001_tcp_80_10800
+    }
+  }
+  map affinity_node_ports {
+    type inet_proto . inet_service : verdict
+  }
+  map affinity_record {
+    type ipv4_addr . inet_proto . inet_service : verdict
+    elements = {
+      10.96.0.1 . tcp . 80 : jump recaff_0a600001_tcp_80_10800
+    }
+  }
+  map affinity_record_node_ports {
+    type inet_proto . inet_service : verdict
+  }
   set hairpin {
     type ipv4_addr . ipv4_addr
     elements = {
@@ -256,10 +282,12 @@ table ip bosun_t {
   }
   chain node_port_dispatch {
     meta l4proto . th dport @masquerade_node_ports meta mark set meta mark or 0x4000
+    meta l4proto . th dport vmap @affinity_node_ports
     meta l4proto . th dport vmap @node_ports
   }
   chain services {
     ip daddr . meta l4proto . th dport @masquerade_addrs meta mark set meta mark or 0x4000
+    ip daddr . meta l4proto . th dport vmap @affinity_ports
     ip daddr . meta l4proto . th dport vmap @service_ports
     ip daddr != 127.0.0.0/8 ip daddr @node_port_addresses fib daddr type local jump node_port_dispatch
   }
@@ -271,8 +299,17 @@ table ip bosun_t {
     type nat hook output priority -100; policy accept;
     jump services
   }
+  chain affinity_record_new {
+    meta l4proto tcp ct status dnat ct original ip daddr . meta l4proto . ct original proto-dst vmap @affinity_record
+    meta l4proto tcp ct status dnat ct original ip daddr != 10.96.0.0/16 ct original ip daddr @node_port_addresses meta l4proto . ct original proto-dst vmap @affinity_record_node_ports
+    meta l4proto udp ct status dnat ct original ip daddr . meta l4proto . ct original proto-dst vmap @affinity_record
+    meta l4proto udp ct status dnat ct original ip daddr != 10.96.0.0/16 ct original ip daddr @node_port_addresses meta l4proto . ct original proto-dst vmap @affinity_record_node_ports
+    meta l4proto sctp ct status dnat ct original ip daddr . meta l4proto . ct original proto-dst vmap @affinity_record
+    meta l4proto sctp ct status dnat ct original ip daddr != 10.96.0.0/16 ct original ip daddr @node_port_addresses meta l4proto . ct original proto-dst vmap @affinity_record_node_ports
+  }
   chain nat_postrouting {
     type nat hook postrouting priority srcnat; policy accept;
+jump affinity_record_new
 meta mark & 0x4000 == 0x4000 masquerade
 ct status dnat ct original ip daddr 10.96.0.0/16 ip saddr != 10.244.0.0/16 masquerade
 ct status dnat ct original ip daddr 10.96.0.0/16 ip saddr . ip daddr @hairpin masquerade
