@@ -187,6 +187,10 @@ pub struct AgentArgs {
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
+    /// CIDRs whose local addresses answer NodePorts, comma-separated, as
+    /// kube-proxy's flag (default: the node IP; never 127.0.0.0/8).
+    #[arg(long, value_delimiter = ',')]
+    pub nodeport_addresses: Option<Vec<String>>,
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
@@ -528,6 +532,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             service_cidr: args.service_cidr.clone(),
             cluster_cidr: args.cluster_cidr.clone(),
             node_name: node_name.clone(),
+            node_port_addresses: node_port_addresses(args.nodeport_addresses.as_deref(), node_ip),
+            health_check_bind: Some(node_ip),
             ..Default::default()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
@@ -548,4 +554,17 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The proxy's node-port ranges: `--nodeport-addresses`, or the node IP as
+/// a /32 (upstream's "primary" default; an IPv6 node IP leaves the IPv4
+/// proxy on every local address).
+fn node_port_addresses(flag: Option<&[String]>, node_ip: IpAddr) -> Vec<String> {
+    match (flag, node_ip) {
+        (Some(ranges), _) => {
+            ranges.iter().map(|range| range.trim().to_owned()).filter(|range| !range.is_empty()).collect()
+        }
+        (None, IpAddr::V4(ip)) => vec![format!("{ip}/32")],
+        (None, IpAddr::V6(_)) => Vec::new(),
+    }
 }
