@@ -55,6 +55,7 @@ pub mod runtime_spec;
 pub mod security;
 pub mod server;
 pub mod service_links;
+mod service_manager;
 pub mod spec_hash;
 pub mod static_pods;
 pub mod stats;
@@ -418,8 +419,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         allocatable,
     };
     let (pressure, pressure_rx) = tokio::sync::watch::channel(eviction::manager::Pressure::new());
-    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info).with_pressure(pressure_rx);
-    tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
+    let (registered_tx, registered) = tokio::sync::watch::channel(false);
+    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info)
+        .with_pressure(pressure_rx)
+        .with_registered(registered_tx);
+    let node_task = tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
     let mirror_uids = static_pods::status::MirrorUids::default();
@@ -493,7 +497,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         ));
         manager = manager.with_static_pods(statics);
     }
-    tasks.spawn(manager.run(pods, token.clone()));
+    let manager_task = tasks.spawn(manager.run(pods, token.clone()));
 
     let gc_deps = gc::Deps {
         runtime: runtime.clone(),
@@ -518,7 +522,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         stream_idle_timeout: STREAM_IDLE_TIMEOUT,
     };
     let server_token = token.clone();
-    tasks.spawn(async move {
+    let server_task = tasks.spawn(async move {
         if let Err(error) = server::serve(listener, state, server_token).await {
             tracing::error!(%error, "kubelet API stopped");
         }
@@ -549,7 +553,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         tasks.spawn(server.run(tokio_stream::wrappers::ReceiverStream::new(events), token.clone()));
     }
 
-    token.cancelled().await;
+    let essential = [("kubelet API", server_task), ("node status", node_task), ("pod manager", manager_task)];
+    service_manager::serve_until_cancelled(registered, &essential, &bind, &node_name, &token).await;
     tasks.close();
     tasks.wait().await;
     tracing::info!("agent stopped");
