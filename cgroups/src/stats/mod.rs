@@ -221,8 +221,14 @@ fn read_parsed<T>(
 }
 
 /// Reads the three pressure files in `dir`, `None` when the kernel has none.
+/// The kernel makes all three or none (they are core cgroup files), so a
+/// missing `cpu.pressure` (no PSI, or no such directory in the hybrid
+/// unified tree) ends the look-up.
 fn read_psi(fetch: &mut impl Fetch, dir: &Path) -> Result<Option<PsiStats>> {
     let cpu = read_parsed(fetch, dir, "cpu.pressure", Changes::Always, parse::pressure)?;
+    if cpu.is_none() {
+        return Ok(None);
+    }
     let memory = read_parsed(fetch, dir, "memory.pressure", Changes::Always, parse::pressure)?;
     let io = read_parsed(fetch, dir, "io.pressure", Changes::Always, parse::pressure)?;
     if cpu.is_none() && memory.is_none() && io.is_none() {
