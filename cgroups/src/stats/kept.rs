@@ -145,8 +145,7 @@ fn read_from_start(file: &File, buf: &mut Vec<u8>) -> std::io::Result<()> {
 }
 
 fn text<'b>(dir: &Path, name: &str, buf: &'b [u8]) -> Result<&'b str> {
-    std::str::from_utf8(buf)
-        .map_err(|_| Error::Parse { path: dir.join(name), message: "not UTF-8 text".to_string() })
+    std::str::from_utf8(buf).map_err(|_| Error::Parse { path: dir.join(name), message: "not UTF-8 text".to_string() })
 }
 
 /// What a fetch does with a slot.
