@@ -26,6 +26,7 @@ use kube::runtime::watcher::Event;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{ProxyMetrics, SyncOutcome};
 use crate::nft::NftApply;
 use crate::rendered::Rendered;
 use crate::script::{full_script, ops_script};
@@ -149,6 +150,7 @@ pub struct Proxier {
     loaded: bool,
     failures: u32,
     stats: SyncStats,
+    metrics: ProxyMetrics,
 }
 
 impl Proxier {
@@ -163,7 +165,14 @@ impl Proxier {
             loaded: false,
             failures: 0,
             stats: SyncStats::default(),
+            metrics: ProxyMetrics::default(),
         }
+    }
+
+    /// Records syncs in `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Feeds one watch event to the change tracker.
@@ -229,6 +238,11 @@ impl Proxier {
         let outcome = tokio::task::spawn_blocking(move || nft.apply(&script)).await;
         let elapsed = started.elapsed();
         self.stats.observe(elapsed);
+        let ruleset = self.rendered.ruleset();
+        let ok = matches!(outcome, Ok(Ok(())));
+        let counts =
+            SyncOutcome { elapsed, ok, service_ports: ruleset.services.len(), elements: ruleset.element_count() };
+        self.metrics.record_sync(counts, std::time::SystemTime::now());
         match outcome {
             Ok(Ok(())) => {
                 self.stats.applied += 1;
