@@ -45,6 +45,7 @@ pub mod pod_cgroups;
 pub mod pod_manager;
 pub mod pod_worker;
 pub mod prober;
+pub mod proxy_metrics;
 pub mod pull_secrets;
 pub mod readiness_gates;
 pub mod recovery;
@@ -192,6 +193,10 @@ pub struct AgentArgs {
     /// kube-proxy's flag (default: the node IP; never 127.0.0.0/8).
     #[arg(long, value_delimiter = ',')]
     pub nodeport_addresses: Option<Vec<String>>,
+    /// Where the proxy's Prometheus metrics are served (`/metrics`), as
+    /// kube-proxy's `--metrics-bind-address`; "" turns them off.
+    #[arg(long, visible_alias = "metrics-bind-address", default_value = proxy_metrics::DEFAULT_ADDRESS)]
+    pub proxy_metrics_address: String,
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
@@ -542,9 +547,22 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
         let events = tokio_stream::wrappers::ReceiverStream::new(events);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = bosun_netproxy::metrics::ProxyMetrics::register(&mut registry);
+        if !args.proxy_metrics_address.is_empty() {
+            let addr: SocketAddr =
+                args.proxy_metrics_address.parse().context("--proxy-metrics-address is not an address:port")?;
+            let (registry, metrics_token) = (Arc::new(registry), token.clone());
+            tasks.spawn(async move {
+                if let Err(error) = proxy_metrics::serve(addr, registry, metrics_token).await {
+                    tracing::error!(%error, %addr, "proxy metrics server stopped");
+                }
+            });
+        }
         let proxy_token = token.clone();
         tasks.spawn(async move {
-            if let Err(error) = bosun_netproxy::run_events(events, config, nft, proxy_token).await {
+            let run = bosun_netproxy::run_events_with_metrics(events, config, nft, metrics, proxy_token);
+            if let Err(error) = run.await {
                 tracing::error!(%error, "service proxy stopped");
             }
         });

@@ -141,6 +141,7 @@
 
 pub mod diff;
 pub mod health;
+pub mod metrics;
 pub mod model;
 pub mod nft;
 pub mod proxier;
@@ -258,13 +259,24 @@ pub async fn run_events(
     nft: Arc<dyn NftApply>,
     token: CancellationToken,
 ) -> Result<(), Error> {
+    run_events_with_metrics(events, config, nft, metrics::ProxyMetrics::default(), token).await
+}
+
+/// [`run_events`] recording its syncs in `metrics`.
+pub async fn run_events_with_metrics(
+    events: impl futures::Stream<Item = ProxyEvent> + Send,
+    config: ProxyConfig,
+    nft: Arc<dyn NftApply>,
+    metrics: metrics::ProxyMetrics,
+    token: CancellationToken,
+) -> Result<(), Error> {
     let spec = TableSpec::new(&config.table_name, &config.service_cidr, &config.cluster_cidr)?
         .with_node_port_addresses(&config.node_port_addresses)?;
     let timing = SyncTiming { min_interval: config.min_sync_interval, max_interval: config.max_sync_interval };
     tracing::info!(node = %config.node_name, table = %spec.name, service_cidr = %spec.service_cidr,
         cluster_cidr = %spec.cluster_cidr, "netproxy starting");
     let events = std::pin::pin!(events);
-    let mut proxier = proxier::Proxier::new(spec, &config.node_name, nft);
+    let mut proxier = proxier::Proxier::new(spec, &config.node_name, nft).with_metrics(metrics);
     if let Some(bind) = config.health_check_bind {
         let (sender, receiver) = tokio::sync::watch::channel(health::HealthChecks::new());
         tokio::spawn(health::serve(bind, receiver, token.child_token()));

@@ -30,6 +30,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::health::{health_check, HealthCheck, HealthChecks};
 use crate::model::ServiceName;
+use crate::metrics::{ProxyMetrics, SyncOutcome};
 use crate::nft::NftApply;
 use crate::rendered::Rendered;
 use crate::script::{full_script, ops_script};
@@ -157,6 +158,7 @@ pub struct Proxier {
     health: BTreeMap<ServiceName, (u16, usize)>,
     /// Where the health checks are published (for [`crate::health::serve`]).
     health_tx: Option<watch::Sender<HealthChecks>>,
+    metrics: ProxyMetrics,
 }
 
 impl Proxier {
@@ -173,12 +175,19 @@ impl Proxier {
             stats: SyncStats::default(),
             health: BTreeMap::new(),
             health_tx: None,
+            metrics: ProxyMetrics::default(),
         }
     }
 
     /// Publishes the health checks (`healthCheckNodePort`) to `sender`.
     pub fn with_health_checks(mut self, sender: watch::Sender<HealthChecks>) -> Self {
         self.health_tx = Some(sender);
+        self
+    }
+
+    /// Records syncs in `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Self {
+        self.metrics = metrics;
         self
     }
 
@@ -263,6 +272,11 @@ impl Proxier {
         let outcome = tokio::task::spawn_blocking(move || nft.apply(&script)).await;
         let elapsed = started.elapsed();
         self.stats.observe(elapsed);
+        let ruleset = self.rendered.ruleset();
+        let ok = matches!(outcome, Ok(Ok(())));
+        let counts =
+            SyncOutcome { elapsed, ok, service_ports: ruleset.services.len(), elements: ruleset.element_count() };
+        self.metrics.record_sync(counts, std::time::SystemTime::now());
         match outcome {
             Ok(Ok(())) => {
                 self.stats.applied += 1;
