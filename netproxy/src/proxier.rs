@@ -29,8 +29,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::health::{health_check, HealthCheck, HealthChecks};
-use crate::model::ServiceName;
 use crate::metrics::{ProxyMetrics, SyncOutcome};
+use crate::model::ServiceName;
 use crate::nft::NftApply;
 use crate::rendered::Rendered;
 use crate::script::{full_script, ops_script};
