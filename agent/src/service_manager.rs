@@ -20,7 +20,7 @@ pub(crate) async fn serve_until_cancelled(
     let notifier = bosun_notify::Notifier::from_env();
     tokio::select! {
         () = token.cancelled() => {}
-        Ok(_) = registered.wait_for(|done| *done) => {
+        true = registration(&mut registered) => {
             tracing::info!(node = %node_name, "node registered; agent ready");
             notifier.ready(&format!("node {node_name} registered, kubelet API on {bind}"));
             let healthy = || {
@@ -31,4 +31,50 @@ pub(crate) async fn serve_until_cancelled(
         }
     }
     notifier.stopping();
+}
+
+/// Resolves to true once `registered` turns true (false if its sender is
+/// gone). The borrow `wait_for` returns holds the channel's read lock: it
+/// is dropped here, before the watchdog loop, or the node agent's next
+/// send would block its runtime thread for good.
+async fn registration(registered: &mut tokio::sync::watch::Receiver<bool>) -> bool {
+    registered.wait_for(|done| *done).await.is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    /// The node agent keeps heartbeating (sending on `registered`) after
+    /// the agent is ready, i.e. inside the branch `registration` selected:
+    /// those sends must not wait on a borrow the branch still holds.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn sends_after_registration_do_not_block() {
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        tx.send_replace(true);
+        let token = CancellationToken::new();
+        tokio::select! {
+            () = token.cancelled() => panic!("not cancelled"),
+            true = registration(&mut rx) => {
+                let heartbeats = tokio::task::spawn_blocking(move || {
+                    for _ in 0..100 {
+                        tx.send_if_modified(|done| !std::mem::replace(done, true));
+                    }
+                });
+                tokio::time::timeout(Duration::from_secs(60), heartbeats)
+                    .await
+                    .expect("sends blocked behind the ready branch")
+                    .expect("sender task");
+            }
+        }
+    }
+
+    #[tokio::test]
+    async fn registration_is_false_when_the_node_agent_is_gone() {
+        let (tx, mut rx) = tokio::sync::watch::channel(false);
+        drop(tx);
+        assert!(!registration(&mut rx).await);
+    }
 }
