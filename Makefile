@@ -4,7 +4,7 @@ PAUSE_BINARY := target/$(PAUSE_TARGET)/release/pause
 export BOSUN_PAUSE_BINARY := $(CURDIR)/$(PAUSE_BINARY)
 export BOSUN_PROBE_TARGET := $(CURDIR)/target/$(PAUSE_TARGET)/release/probe-target
 
-.PHONY: setup pause build up down test bench lint
+.PHONY: setup pause build release up down install test bench lint
 
 ## Install the runtime stack from Debian's packages (idempotent).
 setup:
@@ -15,15 +15,27 @@ setup:
 pause:
 	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause -p bosun-probe-target --release --target $(PAUSE_TARGET)
 
+## The debug build, for tests and development.
 build: setup pause
 	cargo build -p bosun
 
+## The optimized binary (the workspace's release profile) that `make up`
+## and `make install` use.
+release:
+	cargo build --release -p bosun
+
 ## Bring up a one-node cluster (our containerd, control-lite, agent).
-up: build
-	./target/debug/bosun up
+up: setup pause release
+	./target/release/bosun up
 
 down:
-	./target/debug/bosun down
+	./target/release/bosun down
+
+## Install the binary, the systemd units and a default config below ROOT
+## (default /; e.g. `make install ROOT=/tmp/staging`).
+ROOT ?= /
+install: release
+	./target/release/bosun install --root $(ROOT)
 
 ## Everything: unit tests and integration tests on the real stack.
 test: setup pause

@@ -12,6 +12,7 @@ PACKAGES=(
   etcd-server etcd-client                       # the store contract's etcd backend
   busybox-static                                # the app image
   curl ca-certificates
+  systemd                                       # systemd-analyze verifies bosun's units
 )
 
 missing=()
@@ -32,7 +33,7 @@ fi
 
 # Packaged daemons may have been started by the package (where systemd runs);
 # bosun never uses them: it runs its own containerd and registry.
-for tool in containerd runc nft ip docker-registry skopeo ctr protoc busybox; do
+for tool in containerd runc nft ip docker-registry skopeo ctr protoc busybox systemd-analyze; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is missing after install" >&2; exit 1; }
 done
 test -x /usr/lib/cni/bridge || { echo "setup: CNI plugins missing in /usr/lib/cni" >&2; exit 1; }

@@ -1,10 +1,12 @@
 //! `bosun`: the one binary. A thin CLI that dispatches to the crates:
 //! `bosun agent` (the node agent), `bosun control` (control-lite), `bosun up` /
 //! `bosun down` (a one-node cluster on this machine), `bosun images` (build,
-//! push and import bosun's own images).
+//! push and import bosun's own images), `bosun install` (the binary, systemd
+//! units and default config in place).
 
 mod down;
 mod images;
+mod install;
 mod supervise;
 mod up;
 mod up_state;
@@ -52,6 +54,8 @@ enum Command {
     /// Build, push or import bosun's own images.
     #[command(subcommand)]
     Images(images::ImagesCommand),
+    /// Install this binary, the systemd units and a default config (below --root).
+    Install(install::InstallArgs),
 }
 
 /// A token cancelled on SIGINT or SIGTERM.
@@ -91,5 +95,6 @@ async fn main() -> Result<()> {
         Command::Up(args) => up::up(args, shutdown_token()).await,
         Command::Down(args) => down::down(args).await,
         Command::Images(command) => images::run(command),
+        Command::Install(args) => install::run(args),
     }
 }

@@ -3,6 +3,7 @@
 //! nothing installed; a pod limited to `cpu: 100m` that spins is throttled
 //! (CFS counters on `/metrics/cadvisor`) and uses about 0.1 CPU, measured
 //! from the cumulative CPU counter and the times the Summary API recorded.
+//! The proxy's Prometheus metrics are served on `127.0.0.1:10249/metrics`.
 
 mod support;
 
@@ -137,5 +138,18 @@ fn top_and_cpu_throttling_on_the_real_stack() -> Result<()> {
     let memory = spin["containers"][0]["memory"]["availableBytes"].as_u64().context("available under the limit")?;
     ensure!(memory <= 64 << 20, "available {memory} is under the 64Mi limit");
     ensure!(doc["node"]["memory"]["workingSetBytes"].as_u64().is_some_and(|w| w > 0), "node working set");
+
+    // The proxy's metrics on kube-proxy's address: its syncs (at least the
+    // first full load, with the `kubernetes` Service) as a histogram.
+    let text = get_within("http://127.0.0.1:10249/metrics", Duration::from_secs(10))?;
+    let value = |name: &str| -> Option<f64> {
+        text.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    };
+    ensure!(text.contains("# TYPE kubeproxy_sync_proxy_rules_duration_seconds histogram"), "{text}");
+    let syncs = value("kubeproxy_sync_proxy_rules_duration_seconds_count").context("sync count")?;
+    ensure!(syncs >= 1.0, "syncs {syncs}\n{text}");
+    let ports = value("kubeproxy_sync_proxy_rules_service_ports").context("service ports")?;
+    ensure!(ports >= 1.0, "service ports {ports}\n{text}");
+    ensure!(value("kubeproxy_sync_proxy_rules_last_timestamp_seconds").is_some_and(|t| t > 0.0), "{text}");
     Ok(())
 }

@@ -45,6 +45,7 @@ pub mod pod_cgroups;
 pub mod pod_manager;
 pub mod pod_worker;
 pub mod prober;
+pub mod proxy_metrics;
 pub mod pull_secrets;
 pub mod readiness_gates;
 pub mod recovery;
@@ -55,6 +56,7 @@ pub mod runtime_spec;
 pub mod security;
 pub mod server;
 pub mod service_links;
+mod service_manager;
 pub mod spec_hash;
 pub mod static_pods;
 pub mod stats;
@@ -187,6 +189,14 @@ pub struct AgentArgs {
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
+    /// CIDRs whose local addresses answer NodePorts, comma-separated, as
+    /// kube-proxy's flag (default: the node IP; never 127.0.0.0/8).
+    #[arg(long, value_delimiter = ',')]
+    pub nodeport_addresses: Option<Vec<String>>,
+    /// Where the proxy's Prometheus metrics are served (`/metrics`), as
+    /// kube-proxy's `--metrics-bind-address`; "" turns them off.
+    #[arg(long, visible_alias = "metrics-bind-address", default_value = proxy_metrics::DEFAULT_ADDRESS)]
+    pub proxy_metrics_address: String,
     /// Import the OCI archives (`*.tar`) of this directory into the runtime at start.
     #[arg(long)]
     pub images_dir: Option<PathBuf>,
@@ -414,8 +424,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         allocatable,
     };
     let (pressure, pressure_rx) = tokio::sync::watch::channel(eviction::manager::Pressure::new());
-    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info).with_pressure(pressure_rx);
-    tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
+    let (registered_tx, registered) = tokio::sync::watch::channel(false);
+    let node_agent = NodeAgent::new(client.clone(), runtime.clone(), node_config, host_info)
+        .with_pressure(pressure_rx)
+        .with_registered(registered_tx);
+    let node_task = tasks.spawn(node_agent.run(Duration::from_secs(10), token.clone()));
 
     let registry = PodRegistry::default();
     let mirror_uids = static_pods::status::MirrorUids::default();
@@ -489,7 +502,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         ));
         manager = manager.with_static_pods(statics);
     }
-    tasks.spawn(manager.run(pods, token.clone()));
+    let manager_task = tasks.spawn(manager.run(pods, token.clone()));
 
     let gc_deps = gc::Deps {
         runtime: runtime.clone(),
@@ -514,7 +527,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         stream_idle_timeout: STREAM_IDLE_TIMEOUT,
     };
     let server_token = token.clone();
-    tasks.spawn(async move {
+    let server_task = tasks.spawn(async move {
         if let Err(error) = server::serve(listener, state, server_token).await {
             tracing::error!(%error, "kubelet API stopped");
         }
@@ -528,13 +541,28 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             service_cidr: args.service_cidr.clone(),
             cluster_cidr: args.cluster_cidr.clone(),
             node_name: node_name.clone(),
+            node_port_addresses: node_port_addresses(args.nodeport_addresses.as_deref(), node_ip),
+            health_check_bind: Some(node_ip),
             ..Default::default()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
         let events = tokio_stream::wrappers::ReceiverStream::new(events);
+        let mut registry = prometheus_client::registry::Registry::default();
+        let metrics = bosun_netproxy::metrics::ProxyMetrics::register(&mut registry);
+        if !args.proxy_metrics_address.is_empty() {
+            let addr: SocketAddr =
+                args.proxy_metrics_address.parse().context("--proxy-metrics-address is not an address:port")?;
+            let (registry, metrics_token) = (Arc::new(registry), token.clone());
+            tasks.spawn(async move {
+                if let Err(error) = proxy_metrics::serve(addr, registry, metrics_token).await {
+                    tracing::error!(%error, %addr, "proxy metrics server stopped");
+                }
+            });
+        }
         let proxy_token = token.clone();
         tasks.spawn(async move {
-            if let Err(error) = bosun_netproxy::run_events(events, config, nft, proxy_token).await {
+            let run = bosun_netproxy::run_events_with_metrics(events, config, nft, metrics, proxy_token);
+            if let Err(error) = run.await {
                 tracing::error!(%error, "service proxy stopped");
             }
         });
@@ -543,9 +571,23 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         tasks.spawn(server.run(tokio_stream::wrappers::ReceiverStream::new(events), token.clone()));
     }
 
-    token.cancelled().await;
+    let essential = [("kubelet API", server_task), ("node status", node_task), ("pod manager", manager_task)];
+    service_manager::serve_until_cancelled(registered, &essential, &bind, &node_name, &token).await;
     tasks.close();
     tasks.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The proxy's node-port ranges: `--nodeport-addresses`, or the node IP as
+/// a /32 (upstream's "primary" default; an IPv6 node IP leaves the IPv4
+/// proxy on every local address).
+fn node_port_addresses(flag: Option<&[String]>, node_ip: IpAddr) -> Vec<String> {
+    match (flag, node_ip) {
+        (Some(ranges), _) => {
+            ranges.iter().map(|range| range.trim().to_owned()).filter(|range| !range.is_empty()).collect()
+        }
+        (None, IpAddr::V4(ip)) => vec![format!("{ip}/32")],
+        (None, IpAddr::V6(_)) => Vec::new(),
+    }
 }

@@ -288,6 +288,8 @@ pub struct NodeAgent {
     last_status: Option<NodeStatus>,
     /// Pressure conditions from the eviction manager.
     pressure: Option<tokio::sync::watch::Receiver<crate::eviction::manager::Pressure>>,
+    /// Set to true once the Node exists and carries our first status.
+    registered: Option<tokio::sync::watch::Sender<bool>>,
 }
 
 fn err(call: &'static str, object: &str) -> impl FnOnce(kube::Error) -> Error {
@@ -298,12 +300,19 @@ fn err(call: &'static str, object: &str) -> impl FnOnce(kube::Error) -> Error {
 impl NodeAgent {
     /// An agent publishing `config` for this host.
     pub fn new(client: kube::Client, runtime: Arc<dyn Runtime>, config: NodeConfig, host: HostInfo) -> Self {
-        Self { client, runtime, config, host, uid: None, last_status: None, pressure: None }
+        Self { client, runtime, config, host, uid: None, last_status: None, pressure: None, registered: None }
     }
 
     /// Publishes the eviction manager's pressure conditions in the heartbeat.
     pub fn with_pressure(mut self, pressure: tokio::sync::watch::Receiver<crate::eviction::manager::Pressure>) -> Self {
         self.pressure = Some(pressure);
+        self
+    }
+
+    /// Reports on `registered` when the Node is registered with a status
+    /// (the agent tells systemd it is ready then).
+    pub fn with_registered(mut self, registered: tokio::sync::watch::Sender<bool>) -> Self {
+        self.registered = Some(registered);
         self
     }
 
@@ -405,11 +414,18 @@ impl NodeAgent {
                     }
                 }
             }
-            if let Err(error) = self.heartbeat().await {
-                if matches!(&error.source, kube::Error::Api(s) if s.is_not_found()) {
-                    registered = false;
+            match self.heartbeat().await {
+                Ok(()) => {
+                    if let Some(signal) = &self.registered {
+                        signal.send_if_modified(|done| !std::mem::replace(done, true));
+                    }
                 }
-                tracing::warn!(%error, "node status update failed");
+                Err(error) => {
+                    if matches!(&error.source, kube::Error::Api(s) if s.is_not_found()) {
+                        registered = false;
+                    }
+                    tracing::warn!(%error, "node status update failed");
+                }
             }
             if let Err(error) = self.renew_lease().await {
                 tracing::warn!(%error, "lease renewal failed");

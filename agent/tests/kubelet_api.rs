@@ -134,6 +134,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         node_name: "node-a".into(),
         memory_capacity_bytes: 1 << 30,
         min_window: Duration::from_secs(2),
+        max_open_files: 64,
     }));
     let state = ServerState {
         stats,

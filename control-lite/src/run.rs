@@ -78,8 +78,20 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let controllers = crate::controllers::run_all(client, informers, token.clone());
     let components = tokio::spawn(async move { tokio::join!(scheduler, controllers).1 });
 
+    // The listener is bound and the store open: tell systemd we serve
+    // (requests that arrive first wait in the listen queue, not refused).
+    let notifier = bosun_notify::Notifier::from_env();
+    notifier.ready(&format!("serving {server_url}, store {}", db.display()));
+
     // Only cancellation or an apiserver failure ends the control plane.
-    let served = server.await.context("apiserver task panicked").and_then(|r| r);
+    // Meanwhile the watchdog is fed while the store answers a read.
+    let mut server = server;
+    let served = tokio::select! {
+        joined = &mut server => joined,
+        () = notifier.watchdog(|| store_answers(store.clone()), &token) => server.await,
+    };
+    notifier.stopping();
+    let served = served.context("apiserver task panicked").and_then(|r| r);
     if let Err(error) = &served {
         tracing::error!(error = format!("{error:#}"), "apiserver failed");
     }
@@ -91,3 +103,12 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     store.close().await;
     served
 }
+
+/// The watchdog's health check: the store answers a point read (a wedged
+/// store would stall every request, so systemd should restart us).
+async fn store_answers(store: Store) -> Result<(), String> {
+    store.get(WATCHDOG_KEY).await.map(drop).map_err(|error| format!("store read failed: {error}"))
+}
+
+/// A key no object has, read by the watchdog's health check.
+const WATCHDOG_KEY: &str = "/bosun/watchdog";

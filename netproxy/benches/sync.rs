@@ -50,6 +50,7 @@ fn service(index: u32) -> (ServiceKey, ServicePortState) {
         endpoints,
         // Endpoints are spread over the cluster; none is on this node.
         local_ips: Vec::new(),
+        ..Default::default()
     };
     (key, state)
 }

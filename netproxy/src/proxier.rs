@@ -16,6 +16,7 @@
 //! served before further queued events (a steady event stream cannot starve
 //! it); events arriving meanwhile are batched into the next sync.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -23,9 +24,13 @@ use futures::{Stream, StreamExt};
 use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use kube::runtime::watcher::Event;
+use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::health::{health_check, HealthCheck, HealthChecks};
+use crate::metrics::{ProxyMetrics, SyncOutcome};
+use crate::model::ServiceName;
 use crate::nft::NftApply;
 use crate::rendered::Rendered;
 use crate::script::{full_script, ops_script};
@@ -149,6 +154,11 @@ pub struct Proxier {
     loaded: bool,
     failures: u32,
     stats: SyncStats,
+    /// Health-check port and local endpoint count per Service that has one.
+    health: BTreeMap<ServiceName, (u16, usize)>,
+    /// Where the health checks are published (for [`crate::health::serve`]).
+    health_tx: Option<watch::Sender<HealthChecks>>,
+    metrics: ProxyMetrics,
 }
 
 impl Proxier {
@@ -163,7 +173,22 @@ impl Proxier {
             loaded: false,
             failures: 0,
             stats: SyncStats::default(),
+            health: BTreeMap::new(),
+            health_tx: None,
+            metrics: ProxyMetrics::default(),
         }
+    }
+
+    /// Publishes the health checks (`healthCheckNodePort`) to `sender`.
+    pub fn with_health_checks(mut self, sender: watch::Sender<HealthChecks>) -> Self {
+        self.health_tx = Some(sender);
+        self
+    }
+
+    /// Records syncs in `metrics` (registered by the caller).
+    pub fn with_metrics(mut self, metrics: ProxyMetrics) -> Self {
+        self.metrics = metrics;
+        self
     }
 
     /// Feeds one watch event to the change tracker.
@@ -183,11 +208,29 @@ impl Proxier {
         self.tracker.has_changes() || !self.loaded
     }
 
-    /// Re-renders the Services changed since the last call.
+    /// Re-renders the Services changed since the last call and publishes
+    /// the health checks if any changed.
     fn render_dirty(&mut self) {
+        let mut health_changed = false;
         for name in self.tracker.take_dirty() {
             let ports = self.tracker.service_ports(&name);
+            let check = self.tracker.service_info(&name).and_then(|info| health_check(info, &ports));
+            let old = match check {
+                Some(check) => self.health.insert(name.clone(), check),
+                None => self.health.remove(&name),
+            };
+            health_changed |= old != check;
             self.rendered.replace_service(&name, ports);
+        }
+        if let (true, Some(sender)) = (health_changed, &self.health_tx) {
+            let checks: HealthChecks = self
+                .health
+                .iter()
+                .map(|(service, (port, count))| {
+                    (*port, HealthCheck { service: service.clone(), local_endpoints: *count })
+                })
+                .collect();
+            sender.send_replace(checks);
         }
     }
 
@@ -229,6 +272,11 @@ impl Proxier {
         let outcome = tokio::task::spawn_blocking(move || nft.apply(&script)).await;
         let elapsed = started.elapsed();
         self.stats.observe(elapsed);
+        let ruleset = self.rendered.ruleset();
+        let ok = matches!(outcome, Ok(Ok(())));
+        let counts =
+            SyncOutcome { elapsed, ok, service_ports: ruleset.services.len(), elements: ruleset.element_count() };
+        self.metrics.record_sync(counts, std::time::SystemTime::now());
         match outcome {
             Ok(Ok(())) => {
                 self.stats.applied += 1;

@@ -16,30 +16,26 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
 use crate::diff::{diff, Op};
-use crate::model::{Endpoint, ProxyState, ServiceKey, ServiceName, ServicePortState};
-use crate::ruleset::{fill_buckets, render_ruleset, Ruleset, ServiceAddr};
+use crate::model::{ProxyState, ServiceKey, ServiceName, ServicePortState};
+use crate::ruleset::{port_frontends, render_frontend, render_ruleset, Frontend, Ruleset, Target};
 
 /// The model, its rendered content and the changes not yet taken.
 #[derive(Debug, Default)]
 pub struct Rendered {
     state: ProxyState,
     ruleset: Ruleset,
-    /// Service ports claiming each address (the first key wins).
-    claims: HashMap<ServiceAddr, BTreeSet<ServiceKey>>,
-    /// Hairpin IPs each rendered address contributes (its winner's local
+    /// Service ports claiming each frontend (the first key wins).
+    claims: HashMap<Frontend, BTreeSet<ServiceKey>>,
+    /// Hairpin IPs each rendered frontend contributes (its winner's local
     /// IPs, if it has endpoints).
-    contributed: HashMap<ServiceAddr, Vec<Ipv4Addr>>,
+    contributed: HashMap<Frontend, Vec<Ipv4Addr>>,
     /// How many rendered addresses contribute each hairpin IP.
     hairpin_refs: HashMap<Ipv4Addr, usize>,
     /// Content before the first change since the last [`Self::take_ops`]:
-    /// per touched address its buckets (`None`: absent), per touched hairpin
-    /// IP whether it was present.
-    before_services: BTreeMap<ServiceAddr, Option<Vec<Endpoint>>>,
+    /// per touched frontend its target (`None`: absent), per touched
+    /// hairpin IP whether it was present.
+    before_services: BTreeMap<Frontend, Option<Target>>,
     before_hairpin: BTreeMap<Ipv4Addr, bool>,
-}
-
-fn addr_of(state: &ServicePortState) -> ServiceAddr {
-    ServiceAddr { ip: state.port.cluster_ip, protocol: state.port.protocol, port: state.port.port }
 }
 
 impl Rendered {
@@ -59,8 +55,8 @@ impl Rendered {
     }
 
     /// Replaces every port of the Service `name` with `ports` and re-renders
-    /// the addresses involved. Cost: O(ports and endpoints of this Service
-    /// and of the ports sharing its addresses), plus O(log n) lookups.
+    /// the frontends involved. Cost: O(ports and endpoints of this Service
+    /// and of the ports sharing its frontends), plus O(log n) lookups.
     pub fn replace_service(&mut self, name: &ServiceName, ports: Vec<(ServiceKey, ServicePortState)>) {
         let start = ServiceKey { namespace: name.namespace.clone(), name: name.name.clone(), port_name: String::new() };
         let stale: Vec<ServiceKey> = self
@@ -73,36 +69,38 @@ impl Rendered {
         let mut touched = BTreeSet::new();
         for key in stale {
             let Some(old) = self.state.services.remove(&key) else { continue };
-            let addr = addr_of(&old);
-            if let Some(claims) = self.claims.get_mut(&addr) {
-                claims.remove(&key);
-                if claims.is_empty() {
-                    self.claims.remove(&addr);
+            for addr in port_frontends(&old) {
+                if let Some(claims) = self.claims.get_mut(&addr) {
+                    claims.remove(&key);
+                    if claims.is_empty() {
+                        self.claims.remove(&addr);
+                    }
                 }
+                touched.insert(addr);
             }
-            touched.insert(addr);
         }
         for (key, port) in ports {
-            let addr = addr_of(&port);
-            self.claims.entry(addr).or_default().insert(key.clone());
+            for addr in port_frontends(&port) {
+                self.claims.entry(addr).or_default().insert(key.clone());
+                touched.insert(addr);
+            }
             self.state.services.insert(key, port);
-            touched.insert(addr);
         }
         for addr in touched {
             self.refresh(addr);
         }
     }
 
-    /// Re-renders one address from its current winner.
-    fn refresh(&mut self, addr: ServiceAddr) {
+    /// Re-renders one frontend from its current winner.
+    fn refresh(&mut self, addr: Frontend) {
         let winner = self.claims.get(&addr).and_then(|claims| claims.first());
         let port = winner.and_then(|key| self.state.services.get(key));
-        let buckets = port.map(|port| fill_buckets(&port.endpoints));
-        let local: Vec<Ipv4Addr> = match (port, &buckets) {
-            (Some(port), Some(buckets)) if !buckets.is_empty() => port.local_ips.clone(),
+        let target = port.map(|port| render_frontend(port, addr));
+        let local: Vec<Ipv4Addr> = match (port, &target) {
+            (Some(port), Some(target)) if !target.buckets.is_empty() => port.local_ips.clone(),
             _ => Vec::new(),
         };
-        if self.ruleset.services.get(&addr) == buckets.as_ref()
+        if self.ruleset.services.get(&addr) == target.as_ref()
             && self.contributed.get(&addr).map_or(&[][..], Vec::as_slice) == local.as_slice()
         {
             return;
@@ -117,8 +115,8 @@ impl Rendered {
         if !local.is_empty() {
             self.contributed.insert(addr, local);
         }
-        match buckets {
-            Some(buckets) => self.ruleset.services.insert(addr, buckets),
+        match target {
+            Some(target) => self.ruleset.services.insert(addr, target),
             None => self.ruleset.services.remove(&addr),
         };
     }

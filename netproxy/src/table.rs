@@ -11,12 +11,52 @@ pub const SERVICE_PORTS_MAP: &str = "service_ports";
 pub const BACKENDS_MAP: &str = "backends";
 /// Set of service addresses with no endpoints (rejected).
 pub const NO_ENDPOINTS_SET: &str = "no_endpoints";
+/// Set of service addresses dropped (`Local` policy, no local endpoint).
+pub const NO_LOCAL_ENDPOINTS_SET: &str = "no_local_endpoints";
+/// Set of proto . node port dropped (`Local` policy, no local endpoint).
+pub const NODE_PORT_NO_LOCAL_ENDPOINTS_SET: &str = "node_port_no_local_endpoints";
+/// Verdict map: proto . node port -> `goto` the node-port bucket chain.
+pub const NODE_PORTS_MAP: &str = "node_ports";
+/// Map: proto . node port . bucket -> endpoint address . port.
+pub const NODE_PORT_BACKENDS_MAP: &str = "node_port_backends";
+/// Set of proto . node port with no endpoints (rejected).
+pub const NODE_PORT_NO_ENDPOINTS_SET: &str = "node_port_no_endpoints";
+/// Interval set of the addresses node ports are answered on (static).
+pub const NODE_PORT_ADDRESSES_SET: &str = "node_port_addresses";
+/// Set of external / LB addresses (`ip . proto . port`) whose traffic is
+/// marked for masquerading.
+pub const MASQUERADE_ADDRS_SET: &str = "masquerade_addrs";
+/// Set of proto . node port whose traffic is marked for masquerading.
+pub const MASQUERADE_NODE_PORTS_SET: &str = "masquerade_node_ports";
+/// Verdict map: affinity frontend (`ip . proto . port`) -> `jump` its
+/// lookup chain.
+pub const AFFINITY_PORTS_MAP: &str = "affinity_ports";
+/// Verdict map: affinity node port -> `jump` its lookup chain.
+pub const AFFINITY_NODE_PORTS_MAP: &str = "affinity_node_ports";
+/// Verdict map: affinity frontend -> `jump` its record chain.
+pub const AFFINITY_RECORD_MAP: &str = "affinity_record";
+/// Verdict map: affinity node port -> `jump` its record chain.
+pub const AFFINITY_RECORD_NODE_PORTS_MAP: &str = "affinity_record_node_ports";
+/// Regular chain (from `nat_postrouting`) recording affinity choices.
+pub const AFFINITY_RECORD_CHAIN: &str = "affinity_record_new";
+/// Set of LB addresses (`ip . proto . port`) with source ranges.
+pub const FIREWALLED_SET: &str = "lb_firewalled";
+/// Interval set of `ip . proto . port . source range` allowed to LB addresses.
+pub const SOURCE_RANGES_SET: &str = "lb_source_ranges";
 /// Set of `ip . ip` pairs (endpoint to itself) that need masquerading.
 pub const HAIRPIN_SET: &str = "hairpin";
 /// Regular chain dispatching on `service_ports`.
 pub const SERVICES_CHAIN: &str = "services";
 /// Prefix of the per-bucket-count DNAT chains (`buckets_16`, `buckets_32`, ...).
 pub const BUCKETS_CHAIN_PREFIX: &str = "buckets_";
+/// Regular chain dispatching node ports on `node_ports`.
+pub const NODE_PORTS_CHAIN: &str = "node_port_dispatch";
+/// Prefix of the node-port DNAT chains (`node_port_buckets_16`, ...).
+pub const NODE_PORT_BUCKETS_CHAIN_PREFIX: &str = "node_port_buckets_";
+/// Base chain: filter prerouting before DNAT, LB source-range checks.
+pub const FIREWALL_CHAIN: &str = "lb_firewall";
+/// Packet mark bit asking `nat_postrouting` to masquerade (as upstream's).
+pub const MASQUERADE_MARK: u32 = 0x4000;
 /// Base chain: nat prerouting (dstnat).
 pub const NAT_PREROUTING_CHAIN: &str = "nat_prerouting";
 /// Base chain: nat output (-100).
@@ -52,13 +92,18 @@ pub enum ConfigError {
 }
 
 /// An IPv4 network, printed as `a.b.c.d/len` with host bits cleared.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Ipv4Cidr {
     network: Ipv4Addr,
     prefix: u8,
 }
 
 impl Ipv4Cidr {
+    /// The /32 network of one address.
+    pub const fn host(ip: Ipv4Addr) -> Self {
+        Self { network: ip, prefix: 32 }
+    }
+
     /// The network address.
     pub fn network(&self) -> Ipv4Addr {
         self.network
@@ -120,6 +165,9 @@ pub struct TableSpec {
     pub service_cidr: Ipv4Cidr,
     /// Pod range: DNATed traffic from outside it is masqueraded.
     pub cluster_cidr: Ipv4Cidr,
+    /// Node ports are answered on local addresses in these ranges (never on
+    /// 127.0.0.0/8); empty: on every local address.
+    pub node_port_addresses: Vec<Ipv4Cidr>,
 }
 
 impl TableSpec {
@@ -133,7 +181,18 @@ impl TableSpec {
             name: name.into(),
             service_cidr: cidr("service_cidr", service_cidr)?,
             cluster_cidr: cidr("cluster_cidr", cluster_cidr)?,
+            node_port_addresses: Vec::new(),
         })
+    }
+
+    /// Sets the node-port address ranges (`--nodeport-addresses`).
+    pub fn with_node_port_addresses<S: AsRef<str>>(mut self, ranges: &[S]) -> Result<Self, ConfigError> {
+        let parsed = ranges.iter().map(|range| {
+            let range = range.as_ref().trim();
+            range.parse().map_err(|()| ConfigError::InvalidCidr { what: "node_port_addresses", value: range.into() })
+        });
+        self.node_port_addresses = crate::model::disjoint(parsed.collect::<Result<_, _>>()?);
+        Ok(self)
     }
 }
 

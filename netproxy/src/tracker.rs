@@ -75,6 +75,11 @@ impl ChangeTracker {
         std::mem::take(&mut self.dirty)
     }
 
+    /// The slim copy of one proxied Service.
+    pub fn service_info(&self, name: &ServiceName) -> Option<&ServiceInfo> {
+        self.services.get(name)
+    }
+
     /// Current per-port state of one Service (empty if it is not proxied).
     pub fn service_ports(&self, name: &ServiceName) -> Vec<(ServiceKey, ServicePortState)> {
         let Some(info) = self.services.get(name) else {

@@ -61,7 +61,27 @@ pub fn wire(
         node_name: node_name.to_string(),
         memory_capacity_bytes,
         min_window: MIN_RATE_WINDOW,
+        max_open_files: kept_files_budget(),
     }));
     tasks.spawn(provider.clone().run(COLLECT_PERIOD, token.clone()));
     provider
+}
+
+/// Most cgroup files the stats reader keeps open: a quarter of the
+/// open-file limit, after raising the soft limit to the hard one (as Go
+/// programs such as the kubelet do at start), and at most 4096.
+fn kept_files_budget() -> usize {
+    use nix::sys::resource::{getrlimit, setrlimit, Resource};
+    let soft = match getrlimit(Resource::RLIMIT_NOFILE) {
+        Ok((soft, hard)) if soft < hard => match setrlimit(Resource::RLIMIT_NOFILE, hard, hard) {
+            Ok(()) => hard,
+            Err(error) => {
+                tracing::debug!(%error, "could not raise the open-file limit");
+                soft
+            }
+        },
+        Ok((soft, _)) => soft,
+        Err(_) => 1024,
+    };
+    usize::try_from(soft / 4).unwrap_or(usize::MAX).min(4096)
 }

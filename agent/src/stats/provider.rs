@@ -1,14 +1,15 @@
 //! The stats provider: one collection lists the running containers (one CRI
 //! call), finds their cgroups (remembered per container), reads the node's,
-//! pods' and containers' cgroup files off the async runtime, and turns the
-//! cumulative CPU counters into rates. Collections closer together than the
+//! pods' and containers' cgroup files off the async runtime (through one
+//! [`StatsReader`], which keeps the files open between collections), and
+//! turns the cumulative CPU counters into rates. Collections closer together than the
 //! rate window reuse the last one, so concurrent scrapes cost one read.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bosun_cgroups::stats::{self as cgstats, CgroupDirs, CgroupStats, Hierarchy};
+use bosun_cgroups::stats::{self as cgstats, CgroupDirs, CgroupStats, Hierarchy, StatsReader};
 use bosun_proto::cri as api;
 use jiff::Timestamp;
 use tokio_util::sync::CancellationToken;
@@ -50,13 +51,22 @@ pub struct StatsDeps {
     pub memory_capacity_bytes: u64,
     /// Shortest window a CPU rate is computed over.
     pub min_window: Duration,
+    /// Most cgroup files kept open between collections.
+    pub max_open_files: usize,
 }
+
+/// A cgroup's limits (and files found absent) are read again every this
+/// many collections of it (about a minute at the agent's period): they
+/// change only on a resize, and only `availableBytes` shows them.
+pub const LIMITS_REFRESH_EVERY: u32 = 6;
 
 /// Collects and caches stats.
 pub struct StatsProvider {
     deps: StatsDeps,
     rates: Mutex<RateTracker>,
     latest: Mutex<Option<Arc<Collection>>>,
+    /// Used inside the blocking read task only.
+    reader: Arc<Mutex<StatsReader>>,
 }
 
 /// A running container found by ListContainers, with where to read it.
@@ -77,7 +87,13 @@ fn label<'a>(c: &'a api::Container, key: &str) -> Option<&'a str> {
 impl StatsProvider {
     /// A provider over `deps`.
     pub fn new(deps: StatsDeps) -> Self {
-        Self { deps, rates: Mutex::new(RateTracker::default()), latest: Mutex::new(None) }
+        let reader = StatsReader::new(deps.max_open_files, LIMITS_REFRESH_EVERY);
+        Self {
+            deps,
+            rates: Mutex::new(RateTracker::default()),
+            latest: Mutex::new(None),
+            reader: Arc::new(Mutex::new(reader)),
+        }
     }
 
     /// The latest collection if it is younger than the rate window, else a new one.
@@ -127,7 +143,12 @@ impl StatsProvider {
             found.iter().map(|f| (f.uid.clone(), self.deps.locator.pod(&f.uid))).collect();
 
         let root = self.deps.hierarchy.root_dirs();
-        let reads = tokio::task::spawn_blocking(move || read_all(&root, found, pod_dirs)).await?;
+        let reader = self.reader.clone();
+        let reads = tokio::task::spawn_blocking(move || {
+            let mut reader = reader.lock().unwrap_or_else(|e| e.into_inner());
+            read_all(&mut reader, &root, found, pod_dirs)
+        })
+        .await?;
         let (node_stats, containers, pods) = reads;
         let node_stats = node_stats.map_err(Error::Node)?;
         let collection = Arc::new(self.assemble(Timestamp::now(), node_stats, containers, pods));
@@ -202,11 +223,17 @@ type Reads = (Result<CgroupStats, cgstats::Error>, Vec<(Found, CgroupStats)>, BT
 
 /// The blocking part: every cgroup read of one collection. A container or
 /// pod whose cgroup cannot be read is left out (it is usually going away).
-fn read_all(root: &CgroupDirs, found: Vec<Found>, pod_dirs: BTreeMap<String, Option<CgroupDirs>>) -> Reads {
-    let node = cgstats::read(root);
+/// Cgroups not read this time are forgotten by the reader.
+fn read_all(
+    reader: &mut StatsReader,
+    root: &CgroupDirs,
+    found: Vec<Found>,
+    pod_dirs: BTreeMap<String, Option<CgroupDirs>>,
+) -> Reads {
+    let node = reader.read(root);
     let containers = found
         .into_iter()
-        .filter_map(|f| match cgstats::read(&f.dirs) {
+        .filter_map(|f| match reader.read(&f.dirs) {
             Ok(stats) if stats.cpu.is_some() || stats.memory.is_some() => Some((f, stats)),
             Ok(_) => None,
             Err(error) => {
@@ -215,6 +242,7 @@ fn read_all(root: &CgroupDirs, found: Vec<Found>, pod_dirs: BTreeMap<String, Opt
             }
         })
         .collect();
-    let pods = pod_dirs.into_iter().filter_map(|(uid, dirs)| Some((uid, cgstats::read(&dirs?).ok()?))).collect();
+    let pods = pod_dirs.into_iter().filter_map(|(uid, dirs)| Some((uid, reader.read(&dirs?).ok()?))).collect();
+    reader.sweep();
     (node, containers, pods)
 }

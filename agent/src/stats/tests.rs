@@ -196,6 +196,7 @@ async fn provider_groups_running_containers_by_pod_and_computes_rates() -> anyho
         node_name: "node-a".into(),
         memory_capacity_bytes: 4 << 30,
         min_window: Duration::from_millis(20),
+        max_open_files: 64,
     });
 
     let first = provider.collect().await?;

@@ -26,7 +26,7 @@ pub enum Hierarchy {
 }
 
 /// The v1 directories of one cgroup, one per controller this module reads.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct V1Dirs {
     /// `cpu` controller (CFS throttling).
     pub cpu: PathBuf,
@@ -41,7 +41,7 @@ pub struct V1Dirs {
 }
 
 /// The directories of one cgroup.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum CgroupDirs {
     /// A v1 cgroup: one directory per controller.
     V1(V1Dirs),

@@ -4,23 +4,31 @@
 //! directory per controller) and v2 (one unified directory).
 //!
 //! The parsers (`parse`) are pure functions over file contents; the readers
-//! (`v1`, `v2`) only open the few files a cgroup has, never walk directories,
-//! so one read costs a handful of small `read(2)` calls. `locate` turns a
+//! (`v1`, `v2`) only read the few files a cgroup has, never walk
+//! directories. They get file contents through a small `Fetch` trait:
+//! [`read`] opens each file afresh, while a [`StatsReader`] (`kept`) keeps
+//! the files of the cgroups it reads open between collections and reads
+//! them again from offset 0, so a steady collection costs one `pread(2)`
+//! per file and no path lookups. `locate` turns a
 //! process's `/proc/<pid>/cgroup` into the cgroup directories to read.
 //!
 //! Must not: write to cgroupfs or decide anything about limits; this module
 //! only reports what the kernel accounts.
 
+mod kept;
 mod locate;
 pub mod parse;
 mod v1;
 mod v2;
 
 #[cfg(test)]
+mod kept_tests;
+#[cfg(test)]
 mod tests;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
+pub use kept::StatsReader;
 pub use locate::{CgroupDirs, Hierarchy, V1Dirs};
 
 /// A failed read of a cgroup file.
@@ -141,41 +149,88 @@ pub struct CgroupStats {
     pub psi: Option<PsiStats>,
 }
 
-/// Reads the stats of the cgroup at `dirs`.
+/// Reads the stats of the cgroup at `dirs`, opening each file afresh (for
+/// one-off reads; repeated collections use a [`StatsReader`]).
 pub fn read(dirs: &CgroupDirs) -> Result<CgroupStats> {
+    read_with(&mut OneShot::default(), dirs)
+}
+
+fn read_with(fetch: &mut impl Fetch, dirs: &CgroupDirs) -> Result<CgroupStats> {
     match dirs {
-        CgroupDirs::V1(v1_dirs) => v1::read(v1_dirs),
-        CgroupDirs::V2(dir) => v2::read(dir),
+        CgroupDirs::V1(v1_dirs) => v1::read(fetch, v1_dirs),
+        CgroupDirs::V2(dir) => v2::read(fetch, dir),
+    }
+}
+
+/// How often a file's content changes, which decides how a
+/// [`StatsReader`] may reuse it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Changes {
+    /// Counters and gauges: read on every collection.
+    Always,
+    /// Limits: change only when someone writes them (resize).
+    Rarely,
+}
+
+/// Where the readers get file contents from: the filesystem each time
+/// ([`OneShot`]) or a [`StatsReader`]'s kept files.
+trait Fetch {
+    /// The content of `dir/name`; `None` when the file does not exist (the
+    /// controller is absent, or the cgroup went away).
+    fn fetch(&mut self, dir: &Path, name: &'static str, changes: Changes) -> Result<Option<&str>>;
+}
+
+/// Opens, reads and closes each file.
+#[derive(Default)]
+struct OneShot(String);
+
+impl Fetch for OneShot {
+    fn fetch(&mut self, dir: &Path, name: &'static str, _changes: Changes) -> Result<Option<&str>> {
+        let path = dir.join(name);
+        match std::fs::read_to_string(&path) {
+            Ok(text) => {
+                self.0 = text;
+                Ok(Some(&self.0))
+            }
+            Err(e) if gone(&e) => Ok(None),
+            Err(source) => Err(Error::Read { path, source }),
+        }
     }
 }
 
 /// Linux `ENODEV`: what reading a file of a cgroup removed after `open` answers.
 const ENODEV: i32 = 19;
 
-/// Reads a file; `Ok(None)` when it does not exist (controller absent or
-/// cgroup gone).
-fn read_optional(path: &std::path::Path) -> Result<Option<String>> {
-    match std::fs::read_to_string(path) {
-        Ok(text) => Ok(Some(text)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) if e.raw_os_error() == Some(ENODEV) => Ok(None),
-        Err(source) => Err(Error::Read { path: path.to_path_buf(), source }),
-    }
+/// True when an I/O error means "no such file (any more)".
+fn gone(e: &std::io::Error) -> bool {
+    e.kind() == std::io::ErrorKind::NotFound || e.raw_os_error() == Some(ENODEV)
 }
 
-/// Reads and parses a file with `parse`; `Ok(None)` when it does not exist.
-fn read_parsed<T>(path: &std::path::Path, parse: impl FnOnce(&str) -> Result<T, String>) -> Result<Option<T>> {
-    match read_optional(path)? {
+/// Reads and parses `dir/name` with `parse`; `Ok(None)` when it does not exist.
+fn read_parsed<T>(
+    fetch: &mut impl Fetch,
+    dir: &Path,
+    name: &'static str,
+    changes: Changes,
+    parse: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<Option<T>> {
+    match fetch.fetch(dir, name, changes)? {
         None => Ok(None),
-        Some(text) => parse(&text).map(Some).map_err(|message| Error::Parse { path: path.to_path_buf(), message }),
+        Some(text) => parse(text).map(Some).map_err(|message| Error::Parse { path: dir.join(name), message }),
     }
 }
 
 /// Reads the three pressure files in `dir`, `None` when the kernel has none.
-fn read_psi(dir: &std::path::Path) -> Result<Option<PsiStats>> {
-    let cpu = read_parsed(&dir.join("cpu.pressure"), parse::pressure)?;
-    let memory = read_parsed(&dir.join("memory.pressure"), parse::pressure)?;
-    let io = read_parsed(&dir.join("io.pressure"), parse::pressure)?;
+/// The kernel makes all three or none (they are core cgroup files), so a
+/// missing `cpu.pressure` (no PSI, or no such directory in the hybrid
+/// unified tree) ends the look-up.
+fn read_psi(fetch: &mut impl Fetch, dir: &Path) -> Result<Option<PsiStats>> {
+    let cpu = read_parsed(fetch, dir, "cpu.pressure", Changes::Always, parse::pressure)?;
+    if cpu.is_none() {
+        return Ok(None);
+    }
+    let memory = read_parsed(fetch, dir, "memory.pressure", Changes::Always, parse::pressure)?;
+    let io = read_parsed(fetch, dir, "io.pressure", Changes::Always, parse::pressure)?;
     if cpu.is_none() && memory.is_none() && io.is_none() {
         return Ok(None);
     }

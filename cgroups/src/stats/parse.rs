@@ -44,6 +44,21 @@ pub fn flat_keyed(text: &str) -> HashMap<&str, u64> {
         .collect()
 }
 
+/// The values of `keys` in a flat keyed file, in the order asked (`None`
+/// for a key that is absent or malformed), in one pass without building a
+/// map: the hot path reads only a few keys of files with dozens.
+pub fn pick<const N: usize>(text: &str, keys: [&str; N]) -> [Option<u64>; N] {
+    let mut found = [None; N];
+    for line in text.lines() {
+        let mut parts = line.split_ascii_whitespace();
+        let (Some(key), Some(value), None) = (parts.next(), parts.next(), parts.next()) else { continue };
+        if let Some(i) = keys.iter().position(|k| *k == key) {
+            found[i] = value.parse().ok();
+        }
+    }
+    found
+}
+
 /// One line of a pressure file, `some avg10=0.00 avg60=0.00 avg300=0.00 total=0`,
 /// without its leading kind word.
 fn psi_line(fields: &str) -> Result<PsiLine, String> {

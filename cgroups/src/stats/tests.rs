@@ -139,6 +139,7 @@ fn v1_reader_reads_each_controller_directory() {
     write(&base("pids"), "pids.max", "max\n");
     write(&root.path().join("unified"), "cgroup.procs", "");
     write(&base("unified"), "memory.pressure", "some avg10=1.00 avg60=0.00 avg300=0.00 total=5\n");
+    write(&base("unified"), "cpu.pressure", "some avg10=0.00 avg60=0.00 avg300=0.00 total=2\n");
 
     let hierarchy = Hierarchy::detect(root.path());
     assert_eq!(hierarchy, Hierarchy::V1 { root: root.path().to_path_buf(), unified: true });
@@ -166,7 +167,8 @@ fn v1_reader_reads_each_controller_directory() {
     );
     assert_eq!(stats.pids, Some(PidsStats { current: 3, limit: None }));
     let psi = stats.psi.unwrap();
-    assert_eq!((psi.cpu, psi.memory.map(|m| m.some.total_micros)), (None, Some(5)));
+    let totals = (psi.cpu.map(|c| c.some.total_micros), psi.memory.map(|m| m.some.total_micros), psi.io);
+    assert_eq!(totals, (Some(2), Some(5), None));
 
     // The same cgroup found through a process's /proc/<pid>/cgroup.
     let proc = parse::proc_cgroup(

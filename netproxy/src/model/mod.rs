@@ -7,13 +7,23 @@
 //! service port. Nothing here does I/O.
 //!
 //! Rules (following kube-proxy):
-//! - only IPv4, only the ClusterIP (also of NodePort/LoadBalancer services);
-//!   headless (`None`) and `ExternalName` services are not proxied;
+//! - only IPv4; a Service port is reachable on its ClusterIP, on its
+//!   `nodePort` (types NodePort and LoadBalancer), on the Service's
+//!   `externalIPs` and on its `status.loadBalancer.ingress[].ip` (type
+//!   LoadBalancer, not `ipMode: Proxy`), the last restricted to
+//!   `loadBalancerSourceRanges` when set;
+//! - headless (`None`) and `ExternalName` services are not proxied;
 //! - services labelled `service.kubernetes.io/service-proxy-name` belong to
 //!   another proxy and are skipped;
 //! - a service port matches the slice port with the same name and protocol;
 //! - ready endpoints are used; when none is ready, serving-and-terminating
 //!   endpoints are used instead (graceful termination fallback);
+//! - with `externalTrafficPolicy: Local` the node port, external and LB
+//!   IPs, and with `internalTrafficPolicy: Local` the ClusterIP, use only
+//!   the endpoints whose `nodeName` is this node (same fallback rule among
+//!   them); with none, that traffic is dropped;
+//! - `sessionAffinity: ClientIP` pins a client to an endpoint for the
+//!   configured timeout (default 3 h, at most a day);
 //! - an endpoint listed by several slices is used once (ready if any copy is);
 //! - an endpoint may hairpin (reach itself through its service) only if it
 //!   runs on this node: its `nodeName` is this node's, or unknown.
@@ -21,11 +31,15 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
-use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
+use crate::table::Ipv4Cidr;
 
+mod parse;
 #[cfg(test)]
 mod tests;
+
+pub use parse::{
+    disjoint, service_info, slice_info, ServiceInfo, ServicePortSpec, SliceEndpoint, SliceInfo, SlicePort, NO_SOURCE,
+};
 
 /// Label on an EndpointSlice naming the Service it belongs to.
 pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -33,9 +47,10 @@ pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
 pub const SERVICE_PROXY_NAME_LABEL: &str = "service.kubernetes.io/service-proxy-name";
 
 /// Transport protocol of a service port.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Protocol {
     /// TCP (the Kubernetes default).
+    #[default]
     Tcp,
     /// UDP.
     Udp,
@@ -102,6 +117,12 @@ pub struct ServicePort {
     pub protocol: Protocol,
 }
 
+impl Default for ServicePort {
+    fn default() -> Self {
+        Self { cluster_ip: Ipv4Addr::UNSPECIFIED, port: 0, protocol: Protocol::Tcp }
+    }
+}
+
 /// A backend: an endpoint address and the target port on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Endpoint {
@@ -112,7 +133,7 @@ pub struct Endpoint {
 }
 
 /// Desired state of one service port.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ServicePortState {
     /// Where clients connect.
     pub port: ServicePort,
@@ -121,6 +142,33 @@ pub struct ServicePortState {
     /// IPs of those endpoints that may be on this node (hairpin candidates),
     /// sorted and unique.
     pub local_ips: Vec<Ipv4Addr>,
+    /// Endpoints known to run on this node (EndpointSlice `nodeName`), by
+    /// the same ready / terminating rule; what `Local` policies use.
+    pub node_endpoints: Vec<Endpoint>,
+    /// `internalTrafficPolicy: Local`: the ClusterIP balances over
+    /// `node_endpoints` only.
+    pub internal_local: bool,
+    /// `sessionAffinity: ClientIP` timeout (seconds): a client keeps the
+    /// endpoint it first got, per frontend.
+    pub affinity_timeout: Option<u32>,
+    /// Where else clients connect: node port, external and LB IPs.
+    pub external: ExternalAccess,
+}
+
+/// The ways a service port is reachable from outside the cluster.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExternalAccess {
+    /// `nodePort`, answered on the node's node-port addresses.
+    pub node_port: Option<u16>,
+    /// The Service's `externalIPs`, sorted and unique.
+    pub external_ips: Vec<Ipv4Addr>,
+    /// Load-balancer ingress IPs, sorted and unique.
+    pub load_balancer_ips: Vec<Ipv4Addr>,
+    /// `loadBalancerSourceRanges`, disjoint and sorted; empty: open to all.
+    pub source_ranges: Vec<Ipv4Cidr>,
+    /// `externalTrafficPolicy: Local`: these frontends balance over
+    /// `node_endpoints` only and keep the client's source address.
+    pub local: bool,
 }
 
 /// Desired state of every proxied service port.
@@ -147,129 +195,6 @@ impl ProxyState {
     }
 }
 
-/// One port as declared by a Service.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServicePortSpec {
-    /// Port name ("" when unnamed).
-    pub name: String,
-    /// Service port.
-    pub port: u16,
-    /// Protocol.
-    pub protocol: Protocol,
-}
-
-/// The parts of a Service the proxy uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ServiceInfo {
-    /// IPv4 ClusterIP.
-    pub cluster_ip: Ipv4Addr,
-    /// Declared ports with a usable protocol and number.
-    pub ports: Vec<ServicePortSpec>,
-}
-
-/// Reduces a Service to what the proxy needs; `None` if it is not proxied
-/// (headless, ExternalName, no IPv4 ClusterIP, owned by another proxy).
-pub fn service_info(service: &Service) -> Option<ServiceInfo> {
-    let labels = service.metadata.labels.as_ref();
-    if labels.is_some_and(|labels| labels.contains_key(SERVICE_PROXY_NAME_LABEL)) {
-        return None;
-    }
-    let spec = service.spec.as_ref()?;
-    if spec.type_.as_deref() == Some("ExternalName") {
-        return None;
-    }
-    let cluster_ip = std::iter::once(spec.cluster_ip.as_deref())
-        .flatten()
-        .chain(spec.cluster_ips.iter().flatten().map(String::as_str))
-        .find_map(|ip| ip.parse::<Ipv4Addr>().ok())?;
-    let ports = spec
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|port| {
-            Some(ServicePortSpec {
-                name: port.name.clone().unwrap_or_default(),
-                port: u16::try_from(port.port).ok().filter(|p| *p != 0)?,
-                protocol: Protocol::from_k8s(port.protocol.as_deref())?,
-            })
-        })
-        .collect();
-    Some(ServiceInfo { cluster_ip, ports })
-}
-
-/// One port as published by an EndpointSlice.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SlicePort {
-    /// Port name ("" when unnamed); matches the service port name.
-    pub name: String,
-    /// Target port on the endpoints.
-    pub port: u16,
-    /// Protocol.
-    pub protocol: Protocol,
-}
-
-/// One endpoint of an EndpointSlice with its conditions resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SliceEndpoint {
-    /// First (and per the API, the only meaningful) address.
-    pub ip: Ipv4Addr,
-    /// `ready` (unset means ready).
-    pub ready: bool,
-    /// `serving` (unset means the same as ready).
-    pub serving: bool,
-    /// `terminating` (unset means not terminating).
-    pub terminating: bool,
-    /// Node the endpoint runs on, if published.
-    pub node_name: Option<String>,
-}
-
-/// The parts of an EndpointSlice the proxy uses.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SliceInfo {
-    /// Published ports.
-    pub ports: Vec<SlicePort>,
-    /// Endpoints with an IPv4 address.
-    pub endpoints: Vec<SliceEndpoint>,
-}
-
-/// Reduces an EndpointSlice; `None` if it is not IPv4 or names no Service.
-pub fn slice_info(slice: &EndpointSlice) -> Option<(ServiceName, SliceInfo)> {
-    if slice.address_type != "IPv4" {
-        return None;
-    }
-    let service = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
-    let namespace = slice.metadata.namespace.clone().unwrap_or_default();
-    let ports = slice
-        .ports
-        .iter()
-        .flatten()
-        .filter_map(|port| {
-            Some(SlicePort {
-                name: port.name.clone().unwrap_or_default(),
-                port: port.port.and_then(|p| u16::try_from(p).ok()).filter(|p| *p != 0)?,
-                protocol: Protocol::from_k8s(port.protocol.as_deref())?,
-            })
-        })
-        .collect();
-    let endpoints = slice
-        .endpoints
-        .iter()
-        .filter_map(|endpoint| {
-            let ip = endpoint.addresses.first()?.parse::<Ipv4Addr>().ok()?;
-            let conditions = endpoint.conditions.as_ref();
-            let ready = conditions.and_then(|c| c.ready).unwrap_or(true);
-            Some(SliceEndpoint {
-                ip,
-                ready,
-                serving: conditions.and_then(|c| c.serving).unwrap_or(ready),
-                terminating: conditions.and_then(|c| c.terminating).unwrap_or(false),
-                node_name: endpoint.node_name.clone(),
-            })
-        })
-        .collect();
-    Some((ServiceName::new(namespace, service.clone()), SliceInfo { ports, endpoints }))
-}
-
 /// Merges a Service with its slices into one state per service port.
 /// `node_name` is this node (empty: unknown, every endpoint may be local).
 pub fn service_ports<'a>(
@@ -285,12 +210,20 @@ pub fn service_ports<'a>(
             let key =
                 ServiceKey { namespace: name.namespace.clone(), name: name.name.clone(), port_name: spec.name.clone() };
             let selected = select_endpoints(spec, slices.clone(), node_name);
-            let local: BTreeSet<Ipv4Addr> =
-                selected.iter().filter(|(_, local)| *local).map(|(endpoint, _)| endpoint.ip).collect();
             let state = ServicePortState {
                 port: ServicePort { cluster_ip: service.cluster_ip, port: spec.port, protocol: spec.protocol },
-                endpoints: selected.into_iter().map(|(endpoint, _)| endpoint).collect(),
-                local_ips: local.into_iter().collect(),
+                endpoints: selected.all,
+                local_ips: selected.maybe_local_ips,
+                node_endpoints: selected.on_node,
+                internal_local: service.internal_local,
+                affinity_timeout: service.affinity_timeout,
+                external: ExternalAccess {
+                    node_port: spec.node_port,
+                    external_ips: service.external_ips.clone(),
+                    load_balancer_ips: service.load_balancer_ips.clone(),
+                    source_ranges: service.source_ranges.clone(),
+                    local: service.external_local,
+                },
             };
             (key, state)
         })
@@ -302,16 +235,36 @@ pub fn service_ports<'a>(
 struct Candidate {
     ready: bool,
     serving_terminating: bool,
-    local: bool,
+    /// May be on this node (hairpin candidate): on it or of unknown node.
+    maybe_local: bool,
+    /// Known to be on this node (traffic policy `Local`).
+    on_node: bool,
 }
 
-/// Usable endpoints of one service port across all slices, each with
-/// whether it may be on this node.
+/// The usable endpoints of one service port, cluster-wide and on this node.
+#[derive(Debug, Default)]
+struct Selected {
+    /// Ready endpoints, or serving-and-terminating ones if none is ready.
+    all: Vec<Endpoint>,
+    /// The same rule applied to the endpoints on this node only.
+    on_node: Vec<Endpoint>,
+    /// IPs of `all` that may be on this node.
+    maybe_local_ips: Vec<Ipv4Addr>,
+}
+
+/// Ready endpoints of `candidates`, or serving-and-terminating ones if
+/// none is ready (graceful termination fallback).
+fn usable<'a>(candidates: impl Iterator<Item = (&'a Endpoint, &'a Candidate)> + Clone) -> Vec<&'a Endpoint> {
+    let any_ready = candidates.clone().any(|(_, c)| c.ready);
+    candidates.filter(|(_, c)| if any_ready { c.ready } else { c.serving_terminating }).map(|(e, _)| e).collect()
+}
+
+/// Usable endpoints of one service port across all slices.
 fn select_endpoints<'a>(
     spec: &ServicePortSpec,
     slices: impl Iterator<Item = &'a SliceInfo>,
     node_name: &str,
-) -> Vec<(Endpoint, bool)> {
+) -> Selected {
     let mut candidates: BTreeMap<Endpoint, Candidate> = BTreeMap::new();
     for slice in slices {
         let matching = slice.ports.iter().find(|port| port.name == spec.name && port.protocol == spec.protocol);
@@ -320,13 +273,17 @@ fn select_endpoints<'a>(
             let entry = candidates.entry(Endpoint { ip: endpoint.ip, port: port.port }).or_default();
             entry.ready |= endpoint.ready;
             entry.serving_terminating |= endpoint.serving && endpoint.terminating;
-            entry.local |= node_name.is_empty() || endpoint.node_name.as_deref().is_none_or(|node| node == node_name);
+            let on_node = !node_name.is_empty() && endpoint.node_name.as_deref() == Some(node_name);
+            entry.on_node |= on_node;
+            entry.maybe_local |= on_node || node_name.is_empty() || endpoint.node_name.is_none();
         }
     }
-    let any_ready = candidates.values().any(|c| c.ready);
-    candidates
-        .into_iter()
-        .filter(|(_, c)| if any_ready { c.ready } else { c.serving_terminating })
-        .map(|(endpoint, c)| (endpoint, c.local))
-        .collect()
+    let all = usable(candidates.iter());
+    let maybe_local: BTreeSet<Ipv4Addr> =
+        all.iter().filter(|e| candidates.get(e).is_some_and(|c| c.maybe_local)).map(|e| e.ip).collect();
+    Selected {
+        on_node: usable(candidates.iter().filter(|(_, c)| c.on_node)).into_iter().copied().collect(),
+        all: all.into_iter().copied().collect(),
+        maybe_local_ips: maybe_local.into_iter().collect(),
+    }
 }

@@ -1,6 +1,8 @@
 //! Table tests for building the model from Service and EndpointSlice objects.
 
 use super::*;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
 use serde_json::json;
 
 fn service(value: serde_json::Value) -> Service {
@@ -81,7 +83,7 @@ fn service_info_keeps_cluster_ip_of_nodeport_and_dual_stack_services() {
     assert_eq!(info.cluster_ip, Ipv4Addr::new(10, 96, 3, 4));
     assert_eq!(
         info.ports,
-        vec![ServicePortSpec { name: String::new(), port: 443, protocol: Protocol::Sctp }],
+        vec![ServicePortSpec { name: String::new(), port: 443, protocol: Protocol::Sctp, node_port: Some(30443) }],
         "unknown protocols are dropped"
     );
 }
@@ -195,6 +197,7 @@ fn replace_service_swaps_only_that_services_ports() {
         port: ServicePort { cluster_ip: Ipv4Addr::new(10, 96, 0, 1), port, protocol: Protocol::Tcp },
         endpoints: vec![],
         local_ips: vec![],
+        ..Default::default()
     };
     let key = |name: &str, port_name: &str| ServiceKey {
         namespace: "ns".into(),
@@ -231,4 +234,83 @@ fn only_endpoints_on_this_node_or_of_unknown_node_may_hairpin() {
     };
     assert_eq!(local("node-1"), vec!["10.244.0.2", "10.244.0.4"]);
     assert_eq!(local(""), vec!["10.244.0.2", "10.244.0.3", "10.244.0.4"], "unknown node: all");
+}
+
+fn external_of(spec: serde_json::Value, status: serde_json::Value) -> ExternalAccess {
+    let object = service(json!({"metadata": {"namespace": "default", "name": "web"}, "spec": spec, "status": status}));
+    let info = service_info(&object).expect("proxied");
+    let ports = service_ports(&ServiceName::new("default", "web"), &info, std::iter::empty(), "");
+    ports.into_iter().next().expect("one port").1.external
+}
+
+#[test]
+fn node_ports_external_and_lb_ips_follow_the_service_type() {
+    let ingress = json!({"loadBalancer": {"ingress": [
+        {"ip": "198.51.100.9"}, {"ip": "198.51.100.2"}, {"hostname": "lb.example"},
+        {"ip": "198.51.100.3", "ipMode": "Proxy"}, {"ip": "2001:db8::1"}
+    ]}});
+    let spec = |type_: &str| {
+        json!({"type": type_, "clusterIP": "10.96.0.10", "externalIPs": ["203.0.113.5", "203.0.113.1", "203.0.113.5"],
+               "ports": [{"port": 80, "nodePort": 30080}]})
+    };
+    let ip = |s: &str| s.parse::<Ipv4Addr>().expect("ipv4");
+    let lb = external_of(spec("LoadBalancer"), ingress.clone());
+    assert_eq!(lb.node_port, Some(30080));
+    assert_eq!(lb.external_ips, vec![ip("203.0.113.1"), ip("203.0.113.5")], "sorted, unique");
+    assert_eq!(lb.load_balancer_ips, vec![ip("198.51.100.2"), ip("198.51.100.9")], "IPv4, not ipMode Proxy");
+    let node_port = external_of(spec("NodePort"), ingress.clone());
+    assert_eq!((node_port.node_port, node_port.load_balancer_ips.len()), (Some(30080), 0));
+    let cluster_ip = external_of(spec("ClusterIP"), ingress);
+    assert_eq!(cluster_ip.node_port, None, "a stale nodePort on a ClusterIP service is not served");
+    assert_eq!(cluster_ip.external_ips.len(), 2, "externalIPs apply to every type");
+}
+
+#[test]
+fn source_ranges_are_merged_and_garbage_keeps_the_firewall_closed() {
+    let with_ranges = |ranges: serde_json::Value| {
+        let spec = json!({"type": "LoadBalancer", "clusterIP": "10.96.0.10", "ports": [{"port": 80}],
+                          "loadBalancerSourceRanges": ranges});
+        let text: Vec<String> = external_of(spec, json!({})).source_ranges.iter().map(ToString::to_string).collect();
+        text
+    };
+    assert_eq!(
+        with_ranges(json!(["10.1.0.0/16", "192.0.2.0/24", "10.0.0.0/8", " 10.2.3.4/32 ", "192.0.2.0/24"])),
+        vec!["10.0.0.0/8", "192.0.2.0/24"]
+    );
+    assert_eq!(with_ranges(json!(["10.0.0.0/8", "bogus"])), vec!["10.0.0.0/8"]);
+    assert_eq!(with_ranges(json!(["bogus"])), vec![NO_SOURCE.to_string()], "closed, not open");
+    assert!(with_ranges(json!([])).is_empty());
+}
+
+#[test]
+fn node_endpoints_are_those_on_this_node_with_their_own_terminating_fallback() {
+    let info = service_info(&web_service()).expect("web is proxied");
+    let (_, slice) = slice_info(&web_slice(
+        "web-a",
+        vec![
+            json!({"addresses": ["10.244.0.2"], "nodeName": "node-2"}),
+            json!({"addresses": ["10.244.0.3"], "nodeName": "node-1",
+                   "conditions": {"ready": false, "serving": true, "terminating": true}}),
+            json!({"addresses": ["10.244.0.4"]}),
+        ],
+    ))
+    .expect("slice is usable");
+    let ports = service_ports(&ServiceName::new("default", "web"), &info, [&slice].into_iter(), "node-1");
+    let http = &ports[0].1;
+    assert_eq!(http.endpoints, vec![ep("10.244.0.2", 8080), ep("10.244.0.4", 8080)], "cluster-wide: ready");
+    assert_eq!(http.node_endpoints, vec![ep("10.244.0.3", 8080)], "on node-1: only a terminating one, used");
+    let ports = service_ports(&ServiceName::new("default", "web"), &info, [&slice].into_iter(), "");
+    assert!(ports[0].1.node_endpoints.is_empty(), "unknown node: nothing is known to be local");
+}
+
+#[test]
+fn traffic_policies_and_health_check_port_are_read() {
+    let object = service(json!({"metadata": {"namespace": "default", "name": "web"},
+        "spec": {"type": "LoadBalancer", "clusterIP": "10.96.0.10", "externalTrafficPolicy": "Local",
+                 "internalTrafficPolicy": "Local", "healthCheckNodePort": 32000, "ports": [{"port": 80}]}}));
+    let info = service_info(&object).expect("proxied");
+    assert!(info.external_local && info.internal_local);
+    assert_eq!(info.health_check_node_port, Some(32000));
+    let ports = service_ports(&ServiceName::new("default", "web"), &info, std::iter::empty(), "n");
+    assert!(ports[0].1.external.local && ports[0].1.internal_local);
 }

@@ -4,14 +4,23 @@ use std::collections::BTreeMap;
 
 use super::*;
 use crate::diff::Element;
-use crate::model::{Protocol, ServicePort};
+use crate::model::{Endpoint, ExternalAccess, Protocol, ServicePort};
+use crate::ruleset::ServiceAddr;
+use crate::table::Ipv4Cidr;
 
 /// An element's identity in the kernel (its set or map and key).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 enum Key {
-    Dispatch(ServiceAddr),
-    Backend(ServiceAddr, usize),
-    NoEndpoints(ServiceAddr),
+    Dispatch(Frontend),
+    Backend(Frontend, usize),
+    NoEndpoints(Frontend),
+    NoLocalEndpoints(Frontend),
+    Masquerade(Frontend),
+    Firewalled(ServiceAddr),
+    SourceRange(ServiceAddr, Ipv4Cidr),
+    Affinity(Frontend, u32),
+    AffinityLookup(Frontend, u32),
+    AffinityRecord(Frontend, u32),
     Hairpin(Ipv4Addr),
 }
 
@@ -25,13 +34,27 @@ fn split(element: Element) -> (Key, Option<Endpoint>) {
         }
         Element::Backend { addr, bucket, endpoint } => (Key::Backend(addr, bucket), Some(endpoint)),
         Element::NoEndpoints(addr) => (Key::NoEndpoints(addr), None),
+        Element::NoLocalEndpoints(addr) => (Key::NoLocalEndpoints(addr), None),
+        Element::Masquerade(addr) => (Key::Masquerade(addr), None),
+        Element::Firewalled(addr) => (Key::Firewalled(addr), None),
+        Element::SourceRange(addr, range) => (Key::SourceRange(addr, range), None),
+        Element::Affinity(addr, timeout) => (Key::Affinity(addr, timeout), None),
+        Element::AffinityLookup(addr, timeout) => (Key::AffinityLookup(addr, timeout), None),
+        Element::AffinityRecord(addr, timeout) => (Key::AffinityRecord(addr, timeout), None),
         Element::Hairpin(ip) => (Key::Hairpin(ip), None),
     }
 }
 
 /// Applies ops as nft would: all deletes, then all adds; deleting a missing
-/// element or adding an existing one fails the transaction.
+/// element or adding an existing one fails the transaction, and so does
+/// flushing a missing affinity map.
 fn apply(kernel: &mut Kernel, ops: &[Op]) {
+    for op in ops {
+        if let Op::Flush(element) = op {
+            let (key, _) = split(*element);
+            assert!(kernel.contains_key(&key), "flush of missing {key:?}");
+        }
+    }
     for op in ops {
         if let Op::Delete(element) = op {
             let (key, _) = split(*element);
@@ -60,7 +83,7 @@ fn port(service: &str, port_name: &str, at: u8, endpoints: &[u8], local: &[u8]) 
     let key = ServiceKey { namespace: "ns".into(), name: service.into(), port_name: port_name.into() };
     let endpoints = endpoints.iter().map(|e| Endpoint { ip: Ipv4Addr::new(10, 244, 0, *e), port: 8080 }).collect();
     let local_ips = local.iter().map(|e| Ipv4Addr::new(10, 244, 0, *e)).collect();
-    (key, ServicePortState { port: addr(at), endpoints, local_ips })
+    (key, ServicePortState { port: addr(at), endpoints, local_ips, ..Default::default() })
 }
 
 fn name(service: &str) -> ServiceName {
@@ -107,7 +130,8 @@ fn duplicate_address_passes_to_the_next_claim_when_the_winner_leaves() {
     rendered.replace_service(&name("a"), vec![port("a", "", 1, &[1], &[1])]);
     rendered.replace_service(&name("b"), vec![port("b", "", 1, &[2], &[2])]);
     assert_eq!(
-        rendered.ruleset().services[&ServiceAddr { ip: addr(1).cluster_ip, protocol: Protocol::Tcp, port: 80 }][0]
+        rendered.ruleset().services[&ServiceAddr { ip: addr(1).cluster_ip, protocol: Protocol::Tcp, port: 80 }.into()]
+            .buckets[0]
             .ip
             .octets()[3],
         1
@@ -167,7 +191,12 @@ fn random_replacements_keep_kernel_and_full_render_in_step() {
                     let endpoints = rng.pick(12, 20);
                     let local: Vec<u8> = endpoints.iter().copied().filter(|_| rng.below(2) == 0).collect();
                     let at = rng.below(4) as u8 + 1;
-                    port(service, &format!("p{p}"), at, &endpoints, &local)
+                    let (key, mut state) = port(service, &format!("p{p}"), at, &endpoints, &local);
+                    state.external = random_external(&mut rng);
+                    state.internal_local = rng.below(4) == 0;
+                    state.affinity_timeout = [None, Some(60), Some(10_800)][rng.below(3) as usize];
+                    state.node_endpoints = state.endpoints.iter().copied().filter(|_| rng.below(3) == 0).collect();
+                    (key, state)
                 })
                 .collect();
             rendered.replace_service(&name(service), ports);
@@ -176,4 +205,54 @@ fn random_replacements_keep_kernel_and_full_render_in_step() {
         assert_eq!(kernel, kernel_of(rendered.ruleset()), "step {step}: kernel matches the content");
         assert!(rendered.is_consistent(), "step {step}: content matches a full render");
     }
+}
+
+/// Node ports, external and LB IPs and source ranges from small pools, so
+/// that frontends collide across services and between the two IP kinds.
+fn random_external(rng: &mut Rng) -> ExternalAccess {
+    let ips = |picked: Vec<u8>| picked.into_iter().map(|i| Ipv4Addr::new(198, 51, 100, i)).collect();
+    let ranges = ["10.0.0.0/8", "192.0.2.0/24", "203.0.113.7/32"];
+    ExternalAccess {
+        node_port: (rng.below(2) == 0).then(|| 30_000 + rng.below(3) as u16),
+        external_ips: ips(rng.pick(3, 2)),
+        load_balancer_ips: ips(rng.pick(3, 2)),
+        source_ranges: rng.pick(3, 3).into_iter().map(|i| ranges[usize::from(i) - 1].parse().expect("cidr")).collect(),
+        local: rng.below(4) == 0,
+    }
+}
+
+#[test]
+fn lb_ips_get_the_source_ranges_and_every_external_frontend_is_marked() {
+    let mut rendered = Rendered::new();
+    let (key, mut state) = port("a", "", 1, &[1], &[]);
+    let range: Ipv4Cidr = "192.0.2.0/24".parse().expect("cidr");
+    state.external = ExternalAccess {
+        node_port: Some(30080),
+        external_ips: vec![Ipv4Addr::new(198, 51, 100, 1)],
+        load_balancer_ips: vec![Ipv4Addr::new(198, 51, 100, 2)],
+        source_ranges: vec![range],
+        local: false,
+    };
+    rendered.replace_service(&name("a"), vec![(key, state)]);
+    let ops = rendered.take_ops();
+    let lb = ServiceAddr { ip: Ipv4Addr::new(198, 51, 100, 2), protocol: Protocol::Tcp, port: 80 };
+    let external = ServiceAddr { ip: Ipv4Addr::new(198, 51, 100, 1), ..lb };
+    let node_port = Frontend::NodePort { protocol: Protocol::Tcp, port: 30080 };
+    for element in [
+        Element::Masquerade(node_port),
+        Element::Masquerade(external.into()),
+        Element::Masquerade(lb.into()),
+        Element::Firewalled(lb),
+        Element::SourceRange(lb, range),
+        Element::Dispatch { addr: node_port, buckets: 16 },
+    ] {
+        assert!(ops.contains(&Op::Add(element)), "missing {element:?}");
+    }
+    assert!(!ops.contains(&Op::Add(Element::Firewalled(external))), "only LB IPs are firewalled");
+    assert_eq!(ops.iter().filter(|op| matches!(op, Op::Add(Element::Backend { .. }))).count(), 4 * 16);
+    let mut kernel = Kernel::new();
+    apply(&mut kernel, &ops);
+    rendered.replace_service(&name("a"), vec![]);
+    apply(&mut kernel, &rendered.take_ops());
+    assert!(kernel.is_empty(), "removal deletes every element it added: {kernel:?}");
 }
