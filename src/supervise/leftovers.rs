@@ -13,15 +13,9 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+use bosun_stack::teardown::{process_table, ProcessEntry as Process};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
-
-/// A process as /proc shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Process {
-    pub pid: i32,
-    pub argv: Vec<String>,
-}
 
 /// The binaries `bosun up` runs as daemons (by file name).
 const DAEMON_BINARIES: &[&str] = &["containerd", "docker-registry", "bosun"];
@@ -54,24 +48,6 @@ pub fn leftover_pids(processes: &[Process], markers: &[String], own: i32) -> Vec
         .collect()
 }
 
-/// Every process of the host (those that vanish while reading are skipped).
-pub fn processes() -> Vec<Process> {
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
-    entries
-        .flatten()
-        .filter_map(|entry| {
-            let pid = entry.file_name().to_str()?.parse::<i32>().ok()?;
-            let cmdline = std::fs::read(entry.path().join("cmdline")).ok()?;
-            let argv = cmdline
-                .split(|b| *b == 0)
-                .filter(|a| !a.is_empty())
-                .map(|a| String::from_utf8_lossy(a).into_owned())
-                .collect();
-            Some(Process { pid, argv })
-        })
-        .collect()
-}
-
 /// True if `pid` exists and has not exited (a zombie has).
 pub fn alive(pid: i32) -> bool {
     let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else { return false };
@@ -83,7 +59,7 @@ pub fn alive(pid: i32) -> bool {
 /// after `grace`, and waits (`grace` again at most) until they are gone.
 /// Returns their pids.
 pub async fn stop_leftovers(dir: &Path, grace: Duration) -> Vec<i32> {
-    let pids = leftover_pids(&processes(), &markers(dir), std::process::id() as i32);
+    let pids = leftover_pids(&process_table(), &markers(dir), std::process::id() as i32);
     for pid in &pids {
         tracing::warn!(pid, "stopping a daemon a previous bosun up left running");
         let _ = kill(Pid::from_raw(*pid), Signal::SIGTERM);
@@ -117,7 +93,7 @@ mod tests {
     use super::*;
 
     fn process(pid: i32, argv: &str) -> Process {
-        Process { pid, argv: argv.split(' ').map(String::from).collect() }
+        Process { pid, ppid: 1, argv: argv.split(' ').map(String::from).collect() }
     }
 
     #[test]
