@@ -4,7 +4,7 @@
 //! EndpointSlices (all namespaces), computes which endpoints each service
 //! port balances to, and programs one `ip` family nftables table (default
 //! name `bosun`) so that connections to a ClusterIP, a node port, an
-//! external IP or a load-balancer IP are DNATed to a ready endpoint. It does not manage pod networking, routes or conntrack entries,
+//! external IP or a load-balancer IP are DNATed to a ready endpoint. It does not manage pod networking or routes; of conntrack it only deletes the UDP/SCTP entries a sync made stale ([`conntrack`]),
 //! and it never touches tables other than its own.
 //!
 //! # Pipeline (decide, then apply)
@@ -139,6 +139,7 @@
 //! The table is left in place when the loop stops (traffic keeps flowing
 //! across restarts); [`cleanup`] deletes it.
 
+pub mod conntrack;
 pub mod diff;
 pub mod health;
 pub mod metrics;
@@ -206,6 +207,9 @@ pub struct ProxyConfig {
     pub max_sync_interval: Duration,
     /// The `nft` binary.
     pub nft: PathBuf,
+    /// The `conntrack` binary that deletes stale UDP/SCTP flows after a
+    /// sync (`None`: stale flows are left to time out).
+    pub conntrack: Option<PathBuf>,
 }
 
 impl Default for ProxyConfig {
@@ -220,6 +224,7 @@ impl Default for ProxyConfig {
             min_sync_interval: Duration::from_millis(10),
             max_sync_interval: Duration::from_secs(30),
             nft: PathBuf::from("nft"),
+            conntrack: Some(PathBuf::from("conntrack")),
         }
     }
 }
@@ -281,6 +286,9 @@ pub async fn run_events_with_metrics(
         let (sender, receiver) = tokio::sync::watch::channel(health::HealthChecks::new());
         tokio::spawn(health::serve(bind, receiver, token.child_token()));
         proxier = proxier.with_health_checks(sender);
+    }
+    if let Some(program) = &config.conntrack {
+        proxier = proxier.with_conntrack(Arc::new(conntrack::ConntrackCommand::new(program)));
     }
     let stats = proxier.run(events, timing, token).await;
     tracing::info!(stats = ?stats, "netproxy stopped");

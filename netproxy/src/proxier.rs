@@ -28,6 +28,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use crate::conntrack::ConntrackFlush;
 use crate::health::{health_check, HealthCheck, HealthChecks};
 use crate::metrics::{ProxyMetrics, SyncOutcome};
 use crate::model::ServiceName;
@@ -159,6 +160,8 @@ pub struct Proxier {
     /// Where the health checks are published (for [`crate::health::serve`]).
     health_tx: Option<watch::Sender<HealthChecks>>,
     metrics: ProxyMetrics,
+    /// Deletes stale UDP/SCTP conntrack entries after a sync, if set.
+    conntrack: Option<Arc<dyn ConntrackFlush>>,
 }
 
 impl Proxier {
@@ -176,7 +179,14 @@ impl Proxier {
             health: BTreeMap::new(),
             health_tx: None,
             metrics: ProxyMetrics::default(),
+            conntrack: None,
         }
+    }
+
+    /// Deletes the conntrack entries each sync makes stale with `flusher`.
+    pub fn with_conntrack(mut self, flusher: Arc<dyn ConntrackFlush>) -> Self {
+        self.conntrack = Some(flusher);
+        self
     }
 
     /// Publishes the health checks (`healthCheckNodePort`) to `sender`.
@@ -286,9 +296,33 @@ impl Proxier {
                 self.failures = 0;
                 self.loaded = true;
                 log_applied(&self.spec.name, kind, &self.rendered, render_time, elapsed);
+                self.flush_stale_flows().await;
             }
             Ok(Err(error)) => self.record_failure(kind, &error),
             Err(error) => self.record_failure(kind, &error),
+        }
+    }
+
+    /// Deletes the conntrack entries the applied sync made stale (after the
+    /// apply, so that a new flow gets the new mapping). Best effort: a
+    /// failure is logged, and the entries time out by themselves.
+    async fn flush_stale_flows(&mut self) {
+        let flows = self.rendered.take_stale_flows();
+        let Some(flusher) = self.conntrack.clone().filter(|_| !flows.is_empty()) else { return };
+        let table = self.spec.name.clone();
+        let flushed = tokio::task::spawn_blocking(move || {
+            let mut deleted = 0u64;
+            for stale in &flows {
+                match flusher.flush(stale) {
+                    Ok(count) => deleted = deleted.saturating_add(count),
+                    Err(error) => tracing::warn!(%table, %error, ?stale, "deleting stale conntrack entries failed"),
+                }
+            }
+            (flows.len(), deleted)
+        })
+        .await;
+        if let Ok((flows, deleted)) = flushed {
+            tracing::debug!(table = %self.spec.name, flows, deleted, "stale conntrack entries deleted");
         }
     }
 

@@ -15,6 +15,7 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::net::Ipv4Addr;
 
+use crate::conntrack::{stale_flows, StaleFlows};
 use crate::diff::{diff, Op};
 use crate::model::{ProxyState, ServiceKey, ServiceName, ServicePortState};
 use crate::ruleset::{port_frontends, render_frontend, render_ruleset, Frontend, Ruleset, Target};
@@ -36,6 +37,8 @@ pub struct Rendered {
     /// hairpin IP whether it was present.
     before_services: BTreeMap<Frontend, Option<Target>>,
     before_hairpin: BTreeMap<Ipv4Addr, bool>,
+    /// Conntrack entries made stale by the ops taken so far, not yet taken.
+    stale_flows: Vec<StaleFlows>,
 }
 
 impl Rendered {
@@ -146,6 +149,7 @@ impl Rendered {
     pub fn take_ops(&mut self) -> Vec<Op> {
         let mut before = Ruleset::default();
         let mut after = Ruleset::default();
+        self.stale_flows.extend(stale_flows(&self.before_services, &self.ruleset));
         for (addr, old) in std::mem::take(&mut self.before_services) {
             if let Some(old) = old {
                 before.services.insert(addr, old);
@@ -165,8 +169,15 @@ impl Rendered {
         diff(&before, &after)
     }
 
+    /// The conntrack entries made stale by the ops taken since the last call
+    /// (UDP/SCTP endpoints that left; see [`crate::conntrack`]).
+    pub fn take_stale_flows(&mut self) -> Vec<StaleFlows> {
+        std::mem::take(&mut self.stale_flows)
+    }
+
     /// Forgets pending changes (the whole content is about to be loaded).
     pub fn forget_changes(&mut self) {
+        self.stale_flows.extend(stale_flows(&self.before_services, &self.ruleset));
         self.before_services.clear();
         self.before_hairpin.clear();
     }

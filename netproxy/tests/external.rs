@@ -18,11 +18,13 @@
 mod netns;
 
 use std::io::{ErrorKind, Read};
-use std::net::{SocketAddrV4, TcpStream};
+use std::net::{SocketAddrV4, TcpStream, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use anyhow::{ensure, Context};
+use bosun_netproxy::conntrack::ConntrackCommand;
 use bosun_netproxy::health::HealthChecks;
 use bosun_netproxy::model::SERVICE_NAME_LABEL;
 use bosun_netproxy::proxier::Proxier;
@@ -205,7 +207,8 @@ async fn node_ports_external_and_lb_ips_reach_both_pods_and_lb_ranges_filter() -
     build(&mut ns)?;
     let spec = TableSpec::new(TABLE, "10.96.0.0/16", "10.244.0.0/16")?.with_node_port_addresses(&["192.0.2.1/32"])?;
     let nft = NftCommand::with_prefix("nft", ns.prefix("node"));
-    let mut proxier = Proxier::new(spec, "node-1", Arc::new(nft.clone()));
+    let conntrack = ConntrackCommand::with_prefix("conntrack", ns.prefix("node"));
+    let mut proxier = Proxier::new(spec, "node-1", Arc::new(nft.clone())).with_conntrack(Arc::new(conntrack));
     for event in [
         ProxyEvent::service(Event::Init),
         ProxyEvent::service(Event::InitDone),
@@ -257,6 +260,7 @@ async fn node_ports_external_and_lb_ips_reach_both_pods_and_lb_ranges_filter() -
     expect_balanced(&ns, "client", "203.0.113.20:80", 20)?;
 
     check_affinity(&ns, &mut proxier).await?;
+    check_udp_flows(&ns, &mut proxier).await?;
     check_local_policy(&ns, proxier).await?;
     cleanup_with(TABLE, &nft)?;
     Ok(())
@@ -283,6 +287,80 @@ async fn check_affinity(ns: &Namespaces, proxier: &mut Proxier) -> anyhow::Resul
     proxier.sync(false).await;
     ensure!(expect_pinned(ns, "client", "192.0.2.1:30083", 20)? == other, "a new endpoint must not move a client");
     Ok(())
+}
+
+/// `dns`: a UDP ClusterIP service, port 53 -> 5353.
+fn dns(endpoints: &[&str]) -> [ProxyEvent; 2] {
+    let spec = json!({"clusterIP": "10.96.0.53", "ports": [{"name": "dns", "port": 53, "targetPort": 5353, "protocol": "UDP"}]});
+    let endpoints: Vec<_> = endpoints.iter().map(|ip| json!({"addresses": [ip], "nodeName": "node-1"})).collect();
+    let object = json!({
+        "metadata": {"namespace": "default", "name": "dns-x1", "labels": {SERVICE_NAME_LABEL: "dns"}},
+        "addressType": "IPv4",
+        "ports": [{"name": "dns", "port": 5353, "protocol": "UDP"}],
+        "endpoints": endpoints
+    });
+    let slice = ProxyEvent::slice(Event::Apply(serde_json::from_value(object).expect("valid EndpointSlice")));
+    [service_event("dns", spec, json!({})), slice]
+}
+
+/// Sends a datagram from `client` to `addr` until one is answered.
+fn ask_udp(client: &UdpSocket, addr: &str) -> anyhow::Result<String> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut buf = [0u8; 64];
+    loop {
+        client.send_to(b"q", addr)?;
+        match client.recv(&mut buf) {
+            Ok(n) => return Ok(String::from_utf8_lossy(&buf[..n]).into_owned()),
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+            Err(e) => return Err(e.into()),
+        }
+        ensure!(Instant::now() < deadline, "no answer from {addr}");
+    }
+}
+
+/// A UDP client keeps its source port while the service's endpoint is
+/// replaced: its next datagram reaches the new endpoint only because the
+/// sync deleted the old flow's conntrack entry (the old endpoint still
+/// answers, so a kept entry would show).
+async fn check_udp_flows(ns: &Namespaces, proxier: &mut Proxier) -> anyhow::Result<()> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut servers = Vec::new();
+    for (pod, answer) in [("pod1", "pod-a"), ("pod2", "pod-b")] {
+        let socket = ns.enter(pod, || UdpSocket::bind("0.0.0.0:5353"))??;
+        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+        let stop = stop.clone();
+        servers.push(std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            while !stop.load(Ordering::Relaxed) {
+                if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+                    let _ = socket.send_to(answer.as_bytes(), peer);
+                }
+            }
+        }));
+    }
+    let client = ns.enter("node", || UdpSocket::bind("0.0.0.0:40053"))??;
+    client.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let checked = async {
+        for event in dns(&["10.244.1.2"]) {
+            proxier.observe(event);
+        }
+        proxier.sync(false).await;
+        ensure!(ask_udp(&client, "10.96.0.53:53")? == "pod-a", "first answer not from pod-a");
+        for event in dns(&["10.244.1.3"]) {
+            proxier.observe(event);
+        }
+        proxier.sync(false).await;
+        ensure!(proxier.stats().full == 1 && proxier.stats().failed == 0, "diff failed: {:?}", proxier.stats());
+        let answer = ask_udp(&client, "10.96.0.53:53")?;
+        ensure!(answer == "pod-b", "the same UDP flow still goes to {answer} after its endpoint left");
+        Ok(())
+    }
+    .await;
+    stop.store(true, Ordering::Relaxed);
+    for server in servers {
+        let _ = server.join();
+    }
+    checked
 }
 
 /// `externalTrafficPolicy: Local`: only this node's endpoint serves the

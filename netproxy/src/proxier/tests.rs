@@ -194,3 +194,59 @@ async fn a_due_sync_is_not_starved_by_a_steady_event_stream() {
     assert!(scripts[1].contains("add element ip t backends"), "an endpoint change reached nft: {}", scripts[1]);
     assert!(stats.applied >= 2);
 }
+
+fn udp_svc(name: &str, cluster_ip: &str) -> ProxyEvent {
+    ProxyEvent::service(Event::Apply(
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": name},
+            "spec": {"clusterIP": cluster_ip, "ports": [{"port": 53, "protocol": "UDP"}]}
+        }))
+        .expect("valid Service json"),
+    ))
+}
+
+fn udp_slice(service: &str, ips: &[&str]) -> ProxyEvent {
+    let endpoints: Vec<_> = ips.iter().map(|ip| json!({"addresses": [ip]})).collect();
+    ProxyEvent::slice(Event::Apply(
+        serde_json::from_value(json!({
+            "metadata": {"namespace": "ns", "name": format!("{service}-1"), "labels": {SERVICE_NAME_LABEL: service}},
+            "addressType": "IPv4",
+            "ports": [{"port": 5353, "protocol": "UDP"}],
+            "endpoints": endpoints
+        }))
+        .expect("valid EndpointSlice json"),
+    ))
+}
+
+#[tokio::test]
+async fn stale_udp_flows_are_flushed_after_the_sync_that_applied_the_change() {
+    use crate::conntrack::testing::RecordingConntrack;
+    use crate::conntrack::StaleFlows;
+    use crate::model::Protocol;
+    use crate::ruleset::{Frontend, ServiceAddr};
+    let (proxier, fake) = proxier();
+    let conntrack = Arc::new(RecordingConntrack::default());
+    let mut proxier = proxier.with_conntrack(conntrack.clone());
+    let dns = Frontend::Ip(ServiceAddr { ip: "10.96.0.10".parse().expect("ip"), protocol: Protocol::Udp, port: 53 });
+    let flushed = || conntrack.flushed.lock().expect("lock").drain(..).collect::<Vec<_>>();
+    for event in initial_lists().into_iter().chain([udp_svc("dns", "10.96.0.10"), svc("web", "10.96.0.11")]) {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    assert_eq!(flushed(), vec![], "the first load had nothing before it");
+    // No endpoints -> some: every entry of the port (they bypass the NAT).
+    proxier.observe(udp_slice("dns", &["10.244.0.2", "10.244.0.3"]));
+    proxier.observe(slice("web", &["10.244.0.5"]));
+    proxier.sync(false).await;
+    assert_eq!(flushed(), vec![StaleFlows { frontend: dns, endpoint: None }]);
+    // An endpoint leaves, but the apply fails: flushed after the reload.
+    fake.fail_next(1);
+    proxier.observe(udp_slice("dns", &["10.244.0.3"]));
+    proxier.observe(slice("web", &[]));
+    proxier.sync(false).await;
+    assert_eq!(flushed(), vec![], "nothing flushed before the change is applied");
+    proxier.sync(false).await;
+    assert!(is_full(&fake.scripts()[2]));
+    let gone = Some("10.244.0.2".parse().expect("ip"));
+    assert_eq!(flushed(), vec![StaleFlows { frontend: dns, endpoint: gone }], "TCP ports are never flushed");
+}
