@@ -189,6 +189,10 @@ pub struct AgentArgs {
     /// Do not run the in-process Service proxy.
     #[arg(long)]
     pub no_proxy: bool,
+    /// Masquerade all traffic sent to ClusterIPs, from pods too (as
+    /// kube-proxy's flag).
+    #[arg(long)]
+    pub masquerade_all: bool,
     /// CIDRs whose local addresses answer NodePorts, comma-separated, as
     /// kube-proxy's flag (default: the node IP; never 127.0.0.0/8).
     #[arg(long, value_delimiter = ',')]
@@ -543,6 +547,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             node_name: node_name.clone(),
             node_port_addresses: node_port_addresses(args.nodeport_addresses.as_deref(), node_ip),
             health_check_bind: Some(node_ip),
+            masquerade_all: args.masquerade_all,
             ..Default::default()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));

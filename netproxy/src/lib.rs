@@ -205,6 +205,8 @@ pub struct ProxyConfig {
     pub min_sync_interval: Duration,
     /// Longest time between syncs (periodic recompute and probe).
     pub max_sync_interval: Duration,
+    /// Masquerade all ClusterIP traffic (`--masquerade-all`).
+    pub masquerade_all: bool,
     /// The `nft` binary.
     pub nft: PathBuf,
     /// The `conntrack` binary that deletes stale UDP/SCTP flows after a
@@ -223,6 +225,7 @@ impl Default for ProxyConfig {
             health_check_bind: Some(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
             min_sync_interval: Duration::from_millis(10),
             max_sync_interval: Duration::from_secs(30),
+            masquerade_all: false,
             nft: PathBuf::from("nft"),
             conntrack: Some(PathBuf::from("conntrack")),
         }
@@ -276,7 +279,8 @@ pub async fn run_events_with_metrics(
     token: CancellationToken,
 ) -> Result<(), Error> {
     let spec = TableSpec::new(&config.table_name, &config.service_cidr, &config.cluster_cidr)?
-        .with_node_port_addresses(&config.node_port_addresses)?;
+        .with_node_port_addresses(&config.node_port_addresses)?
+        .with_masquerade_all(config.masquerade_all);
     let timing = SyncTiming { min_interval: config.min_sync_interval, max_interval: config.max_sync_interval };
     tracing::info!(node = %config.node_name, table = %spec.name, service_cidr = %spec.service_cidr,
         cluster_cidr = %spec.cluster_cidr, "netproxy starting");

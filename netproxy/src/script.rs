@@ -218,12 +218,15 @@ impl FullScript<'_> {
             )?;
         }
         writeln!(f, "  }}")?;
+        // ClusterIP traffic from outside the pod range is masqueraded (so
+        // replies come back through this node); with `masquerade_all`, all.
+        let outside = if self.spec.masquerade_all { String::new() } else { format!(" ip saddr != {pods}") };
         writeln!(
             f,
             "  chain {NAT_POSTROUTING_CHAIN} {{\n    type nat hook postrouting priority srcnat; policy accept;\n\
                  jump {AFFINITY_RECORD_CHAIN}\n\
                  meta mark & {MASQUERADE_MARK:#x} == {MASQUERADE_MARK:#x} masquerade\n\
-                 ct status dnat ct original ip daddr {svc} ip saddr != {pods} masquerade\n\
+                 ct status dnat ct original ip daddr {svc}{outside} masquerade\n\
                  ct status dnat ct original ip daddr {svc} ip saddr . ip daddr @{HAIRPIN_SET} masquerade\n  }}"
         )?;
         writeln!(

@@ -168,6 +168,9 @@ pub struct TableSpec {
     /// Node ports are answered on local addresses in these ranges (never on
     /// 127.0.0.0/8); empty: on every local address.
     pub node_port_addresses: Vec<Ipv4Cidr>,
+    /// Masquerade all ClusterIP traffic, from pods too (kube-proxy's
+    /// `--masquerade-all`), not only traffic from outside the pod range.
+    pub masquerade_all: bool,
 }
 
 impl TableSpec {
@@ -182,7 +185,14 @@ impl TableSpec {
             service_cidr: cidr("service_cidr", service_cidr)?,
             cluster_cidr: cidr("cluster_cidr", cluster_cidr)?,
             node_port_addresses: Vec::new(),
+            masquerade_all: false,
         })
+    }
+
+    /// Masquerades all ClusterIP traffic (`--masquerade-all`).
+    pub fn with_masquerade_all(mut self, masquerade_all: bool) -> Self {
+        self.masquerade_all = masquerade_all;
+        self
     }
 
     /// Sets the node-port address ranges (`--nodeport-addresses`).

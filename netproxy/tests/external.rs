@@ -260,9 +260,13 @@ async fn node_ports_external_and_lb_ips_reach_both_pods_and_lb_ranges_filter() -
     expect_balanced(&ns, "client", "203.0.113.20:80", 20)?;
 
     check_affinity(&ns, &mut proxier).await?;
+    let udp_servers = UdpServers::start(&ns)?;
     check_udp_flows(&ns, &mut proxier).await?;
     check_local_policy(&ns, proxier).await?;
     cleanup_with(TABLE, &nft)?;
+    check_masquerade_all(&ns, &nft).await?;
+    cleanup_with(TABLE, &nft)?;
+    drop(udp_servers);
     Ok(())
 }
 
@@ -318,49 +322,95 @@ fn ask_udp(client: &UdpSocket, addr: &str) -> anyhow::Result<String> {
     }
 }
 
+/// UDP servers in pod1 and pod2 on port 5353 answering `pod-a <peer ip>`
+/// and `pod-b <peer ip>`; stopped on drop.
+struct UdpServers {
+    stop: Arc<AtomicBool>,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl UdpServers {
+    fn start(ns: &Namespaces) -> anyhow::Result<Self> {
+        let mut servers = Self { stop: Arc::new(AtomicBool::new(false)), threads: Vec::new() };
+        for (pod, name) in [("pod1", "pod-a"), ("pod2", "pod-b")] {
+            let socket = ns.enter(pod, || UdpSocket::bind("0.0.0.0:5353"))??;
+            socket.set_read_timeout(Some(Duration::from_millis(100)))?;
+            let stop = servers.stop.clone();
+            servers.threads.push(std::thread::spawn(move || {
+                let mut buf = [0u8; 64];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok((_, peer)) = socket.recv_from(&mut buf) {
+                        let _ = socket.send_to(format!("{name} {}", peer.ip()).as_bytes(), peer);
+                    }
+                }
+            }));
+        }
+        Ok(servers)
+    }
+}
+
+impl Drop for UdpServers {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for thread in self.threads.drain(..) {
+            let _ = thread.join();
+        }
+    }
+}
+
 /// A UDP client keeps its source port while the service's endpoint is
 /// replaced: its next datagram reaches the new endpoint only because the
 /// sync deleted the old flow's conntrack entry (the old endpoint still
-/// answers, so a kept entry would show).
+/// answers, so a kept entry would show). A pod's ClusterIP traffic keeps
+/// its source address (no `--masquerade-all`).
 async fn check_udp_flows(ns: &Namespaces, proxier: &mut Proxier) -> anyhow::Result<()> {
-    let stop = Arc::new(AtomicBool::new(false));
-    let mut servers = Vec::new();
-    for (pod, answer) in [("pod1", "pod-a"), ("pod2", "pod-b")] {
-        let socket = ns.enter(pod, || UdpSocket::bind("0.0.0.0:5353"))??;
-        socket.set_read_timeout(Some(Duration::from_millis(100)))?;
-        let stop = stop.clone();
-        servers.push(std::thread::spawn(move || {
-            let mut buf = [0u8; 64];
-            while !stop.load(Ordering::Relaxed) {
-                if let Ok((_, peer)) = socket.recv_from(&mut buf) {
-                    let _ = socket.send_to(answer.as_bytes(), peer);
-                }
-            }
-        }));
-    }
     let client = ns.enter("node", || UdpSocket::bind("0.0.0.0:40053"))??;
     client.set_read_timeout(Some(Duration::from_millis(500)))?;
-    let checked = async {
-        for event in dns(&["10.244.1.2"]) {
-            proxier.observe(event);
-        }
-        proxier.sync(false).await;
-        ensure!(ask_udp(&client, "10.96.0.53:53")? == "pod-a", "first answer not from pod-a");
-        for event in dns(&["10.244.1.3"]) {
-            proxier.observe(event);
-        }
-        proxier.sync(false).await;
-        ensure!(proxier.stats().full == 1 && proxier.stats().failed == 0, "diff failed: {:?}", proxier.stats());
-        let answer = ask_udp(&client, "10.96.0.53:53")?;
-        ensure!(answer == "pod-b", "the same UDP flow still goes to {answer} after its endpoint left");
-        Ok(())
+    for event in dns(&["10.244.1.2"]) {
+        proxier.observe(event);
     }
-    .await;
-    stop.store(true, Ordering::Relaxed);
-    for server in servers {
-        let _ = server.join();
+    proxier.sync(false).await;
+    let answer = ask_udp(&client, "10.96.0.53:53")?;
+    ensure!(answer.starts_with("pod-a "), "first answer not from pod-a: {answer}");
+    for event in dns(&["10.244.1.3"]) {
+        proxier.observe(event);
     }
-    checked
+    proxier.sync(false).await;
+    ensure!(proxier.stats().full == 1 && proxier.stats().failed == 0, "diff failed: {:?}", proxier.stats());
+    let answer = ask_udp(&client, "10.96.0.53:53")?;
+    ensure!(answer.starts_with("pod-b "), "the same UDP flow still goes to {answer} after its endpoint left");
+    // As a pod's default route would: pod1 reaches the service range, and
+    // pod2 answers pod1 through the node.
+    ns.exec("pod1", &["ip", "route", "add", "10.96.0.0/16", "via", "10.244.1.1", "dev", "eth0"])?;
+    ns.exec("pod2", &["ip", "route", "add", "10.244.1.2/32", "via", "10.244.1.1", "dev", "eth0"])?;
+    let from_pod = ns.enter("pod1", || UdpSocket::bind("0.0.0.0:0"))??;
+    from_pod.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let answer = ask_udp(&from_pod, "10.96.0.53:53")?;
+    ensure!(answer == "pod-b 10.244.1.2", "pod to pod through the ClusterIP: {answer}");
+    Ok(())
+}
+
+/// `--masquerade-all`: the same pod-to-ClusterIP datagram arrives from the
+/// node's address (a fresh table with the flag).
+async fn check_masquerade_all(ns: &Namespaces, nft: &NftCommand) -> anyhow::Result<()> {
+    let spec = TableSpec::new(TABLE, "10.96.0.0/16", "10.244.0.0/16")?.with_masquerade_all(true);
+    let mut proxier = Proxier::new(spec, "node-1", Arc::new(nft.clone()));
+    let lists = [
+        ProxyEvent::service(Event::Init),
+        ProxyEvent::service(Event::InitDone),
+        ProxyEvent::slice(Event::Init),
+        ProxyEvent::slice(Event::InitDone),
+    ];
+    for event in lists.into_iter().chain(dns(&["10.244.1.3"])) {
+        proxier.observe(event);
+    }
+    proxier.sync(false).await;
+    ensure!(proxier.stats().applied == 1, "full load failed: {:?}", proxier.stats());
+    let from_pod = ns.enter("pod1", || UdpSocket::bind("0.0.0.0:0"))??;
+    from_pod.set_read_timeout(Some(Duration::from_millis(500)))?;
+    let answer = ask_udp(&from_pod, "10.96.0.53:53")?;
+    ensure!(answer == "pod-b 10.244.1.1", "with --masquerade-all, pod to pod through the ClusterIP: {answer}");
+    Ok(())
 }
 
 /// `externalTrafficPolicy: Local`: only this node's endpoint serves the

@@ -40,6 +40,16 @@ fn full_script_snapshot() {
 }
 
 #[test]
+fn masquerade_all_masquerades_cluster_ip_traffic_from_pods_too() {
+    let rule = "ct status dnat ct original ip daddr 10.96.0.0/16 masquerade\n";
+    let default = full_script(&spec(), &Ruleset::default());
+    assert!(!default.contains(rule) && default.contains("ip daddr 10.96.0.0/16 ip saddr != 10.244.0.0/16 masquerade"));
+    let all = full_script(&spec().with_masquerade_all(true), &Ruleset::default());
+    assert!(all.contains(rule), "{all}");
+    assert!(!all.contains("ip saddr != 10.244.0.0/16 masquerade"));
+}
+
+#[test]
 fn ops_script_deletes_before_adds_grouped_per_set() {
     let web: Frontend = addr(1, Protocol::Tcp, 80).into();
     let dns: Frontend = addr(2, Protocol::Udp, 53).into();
