@@ -71,7 +71,7 @@ fn kubelet_and_apiserver_metrics_and_json_logs() -> Result<()> {
     let node = "metrics-node";
     let cluster = Cluster::start_with(node, &["--log-format".to_string(), "json".to_string()])?;
     let manifest = format!(
-        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: counted\nspec:\n  containers:\n  - name: c\n    image: {}/bosun/app:1.0\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n",
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: counted\n  labels:\n    app: web\nspec:\n  containers:\n  - name: c\n    image: {}/bosun/app:1.0\n    command: [\"sh\", \"-c\", \"exec sleep 3600\"]\n",
         cluster.registry
     );
     let (ok, _, err) = cluster.apply_stdin(&manifest)?;
