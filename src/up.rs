@@ -24,12 +24,12 @@ use bosun_stack::{CniNetwork, Registry, StackConfig};
 use tokio_util::sync::CancellationToken;
 
 use crate::down::remove_cluster;
-use crate::LogFormat;
 use crate::supervise::leftovers::stop_leftovers;
 use crate::supervise::policy::RestartPolicy;
 use crate::supervise::{Running, Spec, Supervised};
-use crate::up_steps::{report_when_ready, Steps};
 use crate::up_state::{lock_dir, render_state, running_up, state_file};
+use crate::up_steps::{report_when_ready, Steps};
+use crate::LogFormat;
 
 /// How long `up` waits for the node to be Ready before its summary says so.
 const NODE_READY_WAIT: Duration = Duration::from_secs(120);

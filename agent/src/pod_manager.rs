@@ -20,9 +20,9 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::kubelet_metrics::RuntimeCounts;
 use crate::labels;
 use crate::pleg::{Relister, Signal};
-use crate::kubelet_metrics::RuntimeCounts;
 use crate::pod_worker::{remove_pod_from_runtime, Exit, PodWorker, WorkerDeps};
 
 mod lifecycle;

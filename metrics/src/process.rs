@@ -128,7 +128,10 @@ mod tests {
         let text = "4242 (bosun (a) x) S 1 4242 4242 0 -1 4194560 900 0 0 0 250 50 0 0 20 0 7 0 \
                     123456 104857600 2560 18446744073709551615 1 1 0 0 0 0 0 0 0 0 0 0 17 1 0 0 0 0 0";
         let stat = parse_stat(text).expect("parses");
-        assert_eq!(stat, Stat { cpu_seconds: 3.0, threads: 7, virtual_bytes: 104_857_600, resident_bytes: 2560 * 4096 });
+        assert_eq!(
+            stat,
+            Stat { cpu_seconds: 3.0, threads: 7, virtual_bytes: 104_857_600, resident_bytes: 2560 * 4096 }
+        );
     }
 
     #[test]

@@ -248,11 +248,7 @@ pub fn register(registry: &mut Registry, node: &str) -> KubeletMetrics {
         pods.running_containers.clone(),
     );
     let runtime = &metrics.runtime;
-    registry.register(
-        "kubelet_runtime_operations",
-        "CRI calls, by operation type",
-        runtime.operations.clone(),
-    );
+    registry.register("kubelet_runtime_operations", "CRI calls, by operation type", runtime.operations.clone());
     registry.register(
         "kubelet_runtime_operations_errors",
         "Failed CRI calls, by operation type",
@@ -263,16 +259,8 @@ pub fn register(registry: &mut Registry, node: &str) -> KubeletMetrics {
         "Duration in seconds of CRI calls, by operation type",
         runtime.duration.clone(),
     );
-    registry.register(
-        "kubelet_started_containers",
-        "StartContainer calls",
-        runtime.started_containers.clone(),
-    );
-    registry.register(
-        "kubelet_evictions",
-        "Pods evicted, by eviction signal",
-        metrics.eviction.evictions.clone(),
-    );
+    registry.register("kubelet_started_containers", "StartContainer calls", runtime.started_containers.clone());
+    registry.register("kubelet_evictions", "Pods evicted, by eviction signal", metrics.eviction.evictions.clone());
     bosun_metrics::process::ProcessCollector::register(registry);
     metrics
 }

@@ -56,7 +56,9 @@ fn scrape_shows_node_pods_relist_and_evictions_under_upstream_names() {
     metrics.pods.record_pod_start(Duration::from_millis(1500));
     metrics.pods.record_worker_pass(WorkerOperation::Create, Duration::from_millis(20));
     metrics.pods.record_worker_pass(WorkerOperation::Sync, Duration::from_millis(3));
-    metrics.pods.record_relist(Duration::from_millis(2), Some(RuntimeCounts { running_pods: 3, containers: [0, 4, 1, 0] }));
+    metrics
+        .pods
+        .record_relist(Duration::from_millis(2), Some(RuntimeCounts { running_pods: 3, containers: [0, 4, 1, 0] }));
     // A failed relist is timed but leaves the counts as they were.
     metrics.pods.record_relist(Duration::from_millis(2), None);
     metrics.eviction.record_eviction("memory.available");

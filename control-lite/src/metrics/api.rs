@@ -162,7 +162,8 @@ impl prometheus_client::collector::Collector for OpenWatches {
         let open = self.0.load(std::sync::atomic::Ordering::Relaxed);
         let gauge = prometheus_client::metrics::gauge::ConstGauge::new(i64::try_from(open).unwrap_or(i64::MAX));
         let help = "Long-running requests being served, by verb";
-        let mut metric = encoder.encode_descriptor("apiserver_longrunning_requests", help, None, gauge.metric_type())?;
+        let mut metric =
+            encoder.encode_descriptor("apiserver_longrunning_requests", help, None, gauge.metric_type())?;
         let labels = [("verb", "WATCH")];
         gauge.encode(metric.encode_family(&labels)?)
     }
