@@ -10,6 +10,7 @@ mod install;
 mod supervise;
 mod up;
 mod up_state;
+mod up_steps;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -35,8 +36,46 @@ pub static MALLOC_CONF: &[u8; 86] =
 #[derive(Parser)]
 #[command(name = "bosun", version, about = "Kubernetes worker-node agent with a bundled thin control plane")]
 struct Cli {
+    /// How log lines are written to stderr: `text` (for people) or `json`
+    /// (one object per line, with the event's fields, for log collectors).
+    /// `bosun up` passes it on to the daemons it starts.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// The format of log lines.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+impl LogFormat {
+    /// The flag's value, as `bosun up` passes it on.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogFormat::Text => "text",
+            LogFormat::Json => "json",
+        }
+    }
+}
+
+/// Logging for the whole process, set up once here: `RUST_LOG` filters
+/// (default: info, quieter client libraries), lines go to stderr.
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| "info,kube=warn,tower=warn,hyper=warn".into());
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        // An event's fields sit at the top of its object, next to
+        // timestamp, level and target.
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
 }
 
 // Parsed once at start; the agent's many kubelet flags make its variant big.
@@ -82,17 +121,12 @@ fn shutdown_token() -> CancellationToken {
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,kube=warn,tower=warn,hyper=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    match Cli::parse().command {
+    let cli = Cli::parse();
+    init_logging(cli.log_format);
+    match cli.command {
         Command::Agent(args) => bosun_agent::run(*args, shutdown_token()).await,
         Command::Control(args) => bosun_control::run(args, shutdown_token()).await,
-        Command::Up(args) => up::up(args, shutdown_token()).await,
+        Command::Up(args) => up::up(args, cli.log_format, shutdown_token()).await,
         Command::Down(args) => down::down(args).await,
         Command::Images(command) => images::run(command),
         Command::Install(args) => install::run(args),

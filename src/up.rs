@@ -28,6 +28,11 @@ use crate::supervise::leftovers::stop_leftovers;
 use crate::supervise::policy::RestartPolicy;
 use crate::supervise::{Running, Spec, Supervised};
 use crate::up_state::{lock_dir, render_state, running_up, state_file};
+use crate::up_steps::{report_when_ready, Steps};
+use crate::LogFormat;
+
+/// How long `up` waits for the node to be Ready before its summary says so.
+const NODE_READY_WAIT: Duration = Duration::from_secs(120);
 
 /// How often `up` looks at its children.
 const CHECK_INTERVAL: Duration = Duration::from_millis(200);
@@ -104,7 +109,7 @@ fn hostname() -> String {
     nix::unistd::gethostname().ok().and_then(|h| h.into_string().ok()).unwrap_or_else(|| "bosun-node".into())
 }
 
-pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
+pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -> Result<()> {
     std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let Some(_lock) = lock_dir(&args.dir)? else {
         let (pid, state) = running_up(&args.dir).unwrap_or_default();
@@ -141,11 +146,13 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         println!("bosun: stopped {} daemon(s) a previous bosun up left running; adopting its pods", stopped.len());
     }
 
-    let started = Instant::now();
+    let mut steps = Steps::start(Instant::now());
     let registry = Registry::start(&stack).await?;
+    steps.done("registry", Instant::now());
     registry
         .publish_images(ImageSource { pause_binary, busybox: args.busybox.clone() }, &args.dir.join("images"))
         .await?;
+    steps.done("images", Instant::now());
     let registry = Supervised::adopt(
         "registry",
         Spec::Registry(stack.clone()),
@@ -153,16 +160,23 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
         Running::Registry(registry),
     );
     let containerd = Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
+    steps.done("containerd", Instant::now());
     let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
-    let control =
-        Spec::Bosun { binary: exe.clone(), args: control_args(&args, &kubeconfig), log: logs.join("control.log") };
+    let mut control_args = control_args(&args, &kubeconfig);
+    control_args.splice(1..1, ["--log-format".to_string(), log_format.as_str().to_string()]);
+    let control = Spec::Bosun { binary: exe.clone(), args: control_args, log: logs.join("control.log") };
     let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
     wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
-    let agent =
-        Spec::Bosun { binary: exe, args: agent_args(&args, &stack, &kubeconfig, &node)?, log: logs.join("agent.log") };
+    steps.done("control", Instant::now());
+    let mut agent_args = agent_args(&args, &stack, &kubeconfig, &node)?;
+    // Before the user's `--agent-arg`s, which may set it again.
+    agent_args.splice(1..1, ["--log-format".to_string(), log_format.as_str().to_string()]);
+    let agent = Spec::Bosun { binary: exe, args: agent_args, log: logs.join("agent.log") };
     let agent = Supervised::start("agent", agent, RestartPolicy::COMPONENT).await?;
-    tracing::info!(elapsed = ?started.elapsed(), "cluster up");
+    steps.done("agent", Instant::now());
     print_usage(&kubeconfig, &node, &logs);
+    // The summary comes once the node is Ready; supervision starts now.
+    tokio::spawn(report_when_ready(steps, args.listen.clone(), node.clone(), NODE_READY_WAIT, token.child_token()));
 
     let mut children = Children { registry, containerd, control, agent };
     let mut tick = tokio::time::interval(CHECK_INTERVAL);

@@ -31,6 +31,7 @@ pub mod gc;
 pub mod handlers;
 pub mod host;
 pub mod kubelet_config;
+pub mod kubelet_metrics;
 pub mod labels;
 pub mod log_reader;
 pub mod log_rotation;
@@ -403,7 +404,15 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         tracing::info!(count, dir = %dir.display(), "imported air-gapped images");
     }
     let stats_cri = cri.clone();
-    let runtime: Arc<dyn Runtime> = Arc::new(cri);
+    // One registry for the process: the kubelet API and the proxy's
+    // metrics address both serve it.
+    let mut metrics_registry = prometheus_client::registry::Registry::default();
+    let metrics = kubelet_metrics::register(&mut metrics_registry, &node_name);
+    let proxy_metrics =
+        (!args.no_proxy).then(|| bosun_netproxy::metrics::ProxyMetrics::register(&mut metrics_registry));
+    let metrics_registry = Arc::new(metrics_registry);
+    let runtime: Arc<dyn Runtime> =
+        Arc::new(kubelet_metrics::MeteredRuntime::new(Arc::new(cri), metrics.runtime.clone()));
     tracing::info!(node = %node_name, ip = %node_ip, cri = %cri_socket.display(), "agent starting");
 
     let bind = SocketAddr::new(settings.address.unwrap_or(node_ip), settings.port);
@@ -454,6 +463,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         memory_capacity,
         root_dir: root_dir.clone(),
         pressure,
+        metrics: metrics.eviction.clone(),
     };
     tasks.spawn(eviction.run(eviction::manager::INTERVAL, token.clone()));
     let deps = Arc::new(WorkerDeps {
@@ -472,6 +482,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             token.clone(),
         )),
         cgroups: cgroups.clone(),
+        metrics: metrics.pods.clone(),
     });
     let selector = format!("spec.nodeName={node_name}");
     let pods = watcher(kube::Api::<Pod>::all(client.clone()), watcher::Config::default().fields(&selector))
@@ -523,6 +534,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let stats = stats::wire(stats_cri, runtime.clone(), registry.clone(), stats_cgroups, &node_name, &token, &tasks);
     let state = server::ServerState {
         stats,
+        metrics: metrics_registry.clone(),
         registry,
         root_dir: root_dir.clone(),
         runtime,
@@ -552,12 +564,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
         let events = tokio_stream::wrappers::ReceiverStream::new(events);
-        let mut registry = prometheus_client::registry::Registry::default();
-        let metrics = bosun_netproxy::metrics::ProxyMetrics::register(&mut registry);
+        let metrics = proxy_metrics.unwrap_or_default();
         if !args.proxy_metrics_address.is_empty() {
             let addr: SocketAddr =
                 args.proxy_metrics_address.parse().context("--proxy-metrics-address is not an address:port")?;
-            let (registry, metrics_token) = (Arc::new(registry), token.clone());
+            let (registry, metrics_token) = (metrics_registry.clone(), token.clone());
             tasks.spawn(async move {
                 if let Err(error) = proxy_metrics::serve(addr, registry, metrics_token).await {
                     tracing::error!(%error, %addr, "proxy metrics server stopped");

@@ -20,6 +20,7 @@ use tokio::sync::{mpsc, watch, Notify};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::kubelet_metrics::RuntimeCounts;
 use crate::labels;
 use crate::pleg::{Relister, Signal};
 use crate::pod_worker::{remove_pod_from_runtime, Exit, PodWorker, WorkerDeps};
@@ -302,7 +303,11 @@ impl PodManager {
     /// Lists all containers once and wakes the workers of pods whose
     /// containers changed (the PLEG's safety net).
     async fn relist(&mut self) {
-        match self.relister.relist(self.deps.runtime.as_ref()).await {
+        let started = std::time::Instant::now();
+        let relisted = self.relister.relist(self.deps.runtime.as_ref()).await;
+        let counts = relisted.is_ok().then(|| RuntimeCounts::of(self.relister.last()));
+        self.deps.metrics.record_relist(started.elapsed(), counts);
+        match relisted {
             Ok(changed) => {
                 for uid in changed {
                     if let Some(worker) = self.workers.get(&uid) {

@@ -14,7 +14,7 @@
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use k8s_openapi::api::core::v1::Pod;
 use tokio::sync::{watch, Notify};
@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 use crate::actions::Waiting;
 use crate::backoff::Backoff;
 use crate::events::EventSink;
+use crate::kubelet_metrics::WorkerOperation;
 use crate::pod_api::{ApiError, PodApi};
 use crate::prober::PodProber;
 use crate::runtime::{Runtime, RuntimeError};
@@ -105,6 +106,8 @@ pub struct WorkerDeps {
     pub cgroups: crate::pod_cgroups::PodCgroups,
     /// Node allocatable (in-place resize checks, `resourceFieldRef` defaults).
     pub allocatable: crate::node::NodeAllocatable,
+    /// Where passes, pod starts and relists are recorded.
+    pub metrics: crate::kubelet_metrics::PodMetrics,
 }
 
 /// How a worker ended.
@@ -156,6 +159,8 @@ pub struct PodWorker {
     updates: Option<watch::Receiver<Option<Arc<Pod>>>>,
     /// In-place resize: the running containers' cgroup values.
     resize: crate::resize::ResizeState,
+    /// Times the pod's start (set at the first pass).
+    start_clock: Option<crate::kubelet_metrics::StartClock>,
 }
 
 enum Outcome {
@@ -180,6 +185,7 @@ impl PodWorker {
             prober: None,
             updates: None,
             resize: crate::resize::ResizeState::default(),
+            start_clock: None,
         }
     }
 
@@ -201,8 +207,12 @@ impl PodWorker {
         self.updates = Some(pods.clone());
         self.volumes.wake = Some(wake.clone());
         self.restore_backoffs().await;
+        let mut first = true;
         loop {
             let desired = pods.borrow_and_update().clone();
+            let operation = WorkerOperation::of(first, desired.is_some());
+            first = false;
+            let started = Instant::now();
             let result = match desired {
                 Some(pod) => {
                     self.last_pod = Some(pod.clone());
@@ -210,6 +220,7 @@ impl PodWorker {
                 }
                 None => self.remove_all().await.map(|()| Outcome::Finished),
             };
+            self.deps.metrics.record_worker_pass(operation, started.elapsed());
             let wait = match result {
                 Ok(Outcome::Finished) => return Exit::Finished,
                 Ok(Outcome::Continue(wait)) => {

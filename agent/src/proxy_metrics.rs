@@ -1,6 +1,7 @@
-//! netproxy's Prometheus registry served on its own address, as kube-proxy
-//! serves its metrics (`--metrics-bind-address`, default `127.0.0.1:10249`):
-//! `GET /metrics` (OpenMetrics text) and `GET /healthz`.
+//! The agent's Prometheus registry served on the proxy's own address, as
+//! kube-proxy serves its metrics (`--metrics-bind-address`, default
+//! `127.0.0.1:10249`): `GET /metrics` (OpenMetrics text) and `GET /healthz`.
+//! The process has one registry: the kubelet API's `/metrics` shows the same.
 //!
 //! Must not: record anything itself; netproxy records at its sync.
 
@@ -17,17 +18,7 @@ use tokio_util::sync::CancellationToken;
 /// Where the proxy's metrics are served unless told otherwise.
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:10249";
 
-/// Content type of what [`render`] writes.
-pub const OPENMETRICS_TEXT: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The registry as OpenMetrics text (which Prometheus reads as its text format).
-pub fn render(registry: &Registry) -> String {
-    let mut text = String::new();
-    if let Err(error) = prometheus_client::encoding::text::encode(&mut text, registry) {
-        tracing::warn!(%error, "encoding metrics");
-    }
-    text
-}
+pub use bosun_metrics::{render, OPENMETRICS_TEXT};
 
 /// The routes: `/metrics` and `/healthz`.
 pub fn router(registry: Arc<Registry>) -> Router {

@@ -4,7 +4,8 @@
 //! (CRI log file of the current or previous attempt; `follow` tails it
 //! until the container exits or the client goes away), and the streaming
 //! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`), and
-//! resource usage: `/stats/summary`, `/metrics/resource` (see `stats`).
+//! resource usage: `/stats/summary`, `/metrics/resource` (see `stats`), and
+//! the agent's own series: `/metrics` (see `kubelet_metrics`).
 //!
 //! Must not: change pods or containers. Read-only over the registry, the log
 //! files and the runtime's container states.
@@ -65,12 +66,15 @@ pub struct ServerState {
     pub stream_idle_timeout: Duration,
     /// Resource usage (`/stats/summary`, `/metrics/resource`).
     pub stats: Arc<crate::stats::StatsProvider>,
+    /// The process's metrics registry (`/metrics`, see `kubelet_metrics`).
+    pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
 /// The router of the kubelet API.
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
+        .route("/metrics", get(metrics))
         .route("/pods", get(pods))
         .route("/runningpods", get(runningpods))
         .route("/containerLogs/{namespace}/{pod}/{container}", get(container_logs))
@@ -86,6 +90,11 @@ pub async fn serve(
     token: CancellationToken,
 ) -> Result<(), Error> {
     axum::serve(listener, router(state)).with_graceful_shutdown(token.cancelled_owned()).await.map_err(Error::Serve)
+}
+
+async fn metrics(State(state): State<ServerState>) -> Response {
+    let text = bosun_metrics::render(&state.metrics);
+    ([(axum::http::header::CONTENT_TYPE, bosun_metrics::OPENMETRICS_TEXT)], text).into_response()
 }
 
 async fn pods(State(state): State<ServerState>) -> Json<serde_json::Value> {

@@ -98,6 +98,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         objects: None,
         cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
         allocatable: bosun_agent::node::NodeAllocatable::of(&bosun_agent::host::HostInfo::read(), Default::default()),
+        metrics: Default::default(),
     });
     let registry = PodRegistry::default();
     let timing = ManagerTiming { relist: Duration::from_millis(100), sweep: Duration::from_millis(200) };
@@ -138,6 +139,7 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
     }));
     let state = ServerState {
         stats,
+        metrics: Arc::new(prometheus_client::registry::Registry::default()),
         registry: registry.clone(),
         root_dir: root.clone(),
         runtime: Arc::new(client.clone()),

@@ -64,6 +64,7 @@ impl Harness {
                 &bosun_agent::host::HostInfo::read(),
                 Default::default(),
             ),
+            metrics: Default::default(),
         });
         Ok((Self { _dir: dir, fake, client, api, events, deps, root, token }, handle))
     }

@@ -83,6 +83,7 @@ async fn missing_config_map_holds_the_pod_until_it_exists_and_deletion_cleans_up
         objects: None,
         cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
         allocatable: bosun_agent::node::NodeAllocatable::of(&bosun_agent::host::HostInfo::read(), Default::default()),
+        metrics: Default::default(),
     });
     let (tx, rx) = watch::channel(Some(Arc::new(pod())));
     let task = tokio::spawn(PodWorker::new(deps, "uid-vol".into()).run(rx, Arc::new(Notify::new()), token.clone()));
@@ -153,6 +154,7 @@ async fn a_watched_config_map_change_reaches_the_file_without_a_poll() -> anyhow
         objects: Some(ObjectWatches::new(source.clone(), token.clone())),
         cgroups: bosun_agent::pod_cgroups::PodCgroups::disabled(),
         allocatable: bosun_agent::node::NodeAllocatable::of(&bosun_agent::host::HostInfo::read(), Default::default()),
+        metrics: Default::default(),
     });
     let (_tx, rx) = watch::channel(Some(Arc::new(pod())));
     let _task = tokio::spawn(PodWorker::new(deps, "uid-vol".into()).run(rx, Arc::new(Notify::new()), token.clone()));

@@ -11,6 +11,7 @@
 
 pub mod apiserver;
 pub mod controllers;
+pub mod metrics;
 pub mod scheduler;
 pub mod store;
 pub mod supervisor;

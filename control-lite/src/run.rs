@@ -10,7 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
 use crate::controllers::shared::Informers;
-use crate::store::{spawn_compactor, Retention, Store};
+use crate::store::{spawn_compactor, Options as StoreOptions, Retention, Store};
 use crate::supervisor::{supervise, Backoff};
 
 /// Flags of `bosun control`.
@@ -45,7 +45,11 @@ const COMPACT_EVERY: Duration = Duration::from_secs(30);
 pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
     let db = args.data_dir.join("store.db");
-    let store = Store::open(&db).with_context(|| format!("open store {}", db.display()))?;
+    // One registry for the process, served by the apiserver on `/metrics`.
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = crate::metrics::register(&mut registry);
+    let options = StoreOptions { commit_duration: Some(metrics.store_commit.clone()), ..StoreOptions::default() };
+    let store = Store::open_with(&db, options).with_context(|| format!("open store {}", db.display()))?;
     let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
@@ -55,8 +59,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         write_kubeconfig(path, &server_url)?;
     }
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
-    let state =
-        Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
+    let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default());
+    registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
+    let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));
     let server_token = token.clone();
     let server =
         tokio::spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
@@ -70,9 +75,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     // One informer per kind for the scheduler and every controller.
     let informers = Informers::new(client.clone(), token.clone());
     let scheduler = {
-        let (client, informers) = (client.clone(), informers.clone());
+        let (client, informers, metrics) = (client.clone(), informers.clone(), metrics.scheduler.clone());
         supervise("scheduler", token.clone(), Backoff::default(), move |t| {
-            crate::scheduler::run(client.clone(), informers.clone(), t)
+            crate::scheduler::run_with_metrics(client.clone(), informers.clone(), metrics.clone(), t)
         })
     };
     let controllers = crate::controllers::run_all(client, informers, token.clone());

@@ -59,6 +59,8 @@ pub struct EvictionManager {
     pub root_dir: PathBuf,
     /// Published pressure conditions.
     pub pressure: watch::Sender<Pressure>,
+    /// Where evictions are counted (`kubelet_evictions`).
+    pub metrics: crate::kubelet_metrics::EvictionMetrics,
 }
 
 fn read(path: impl Into<PathBuf>) -> String {
@@ -236,6 +238,7 @@ impl EvictionManager {
             .patch_status(&victim.namespace, &victim.name, &victim.uid, &evicted_status(&message, Timestamp::now()))
             .await
             .map_err(|e| e.to_string())?;
+        self.metrics.record_eviction(reclaim.signal.as_str());
         self.wait_stopped(&victim.uid).await;
         Ok(())
     }

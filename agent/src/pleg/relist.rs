@@ -49,6 +49,11 @@ impl Relister {
         Ok(changed)
     }
 
+    /// The containers of the last relist, per pod UID.
+    pub fn last(&self) -> &Snapshot {
+        &self.last
+    }
+
     /// Container id -> pod UID, as of the last relist.
     pub fn owners(&self) -> &HashMap<String, String> {
         &self.owners

@@ -6,13 +6,14 @@
 //! started or stopped). Probe kills end the pass; the next one, right
 //! away, observes their effect.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{Pod, PodStatus};
 
 use super::{images_of, pod_key, teardown, Error, Outcome, PodWorker};
 use crate::actions::{self, compute_pod_actions};
+use crate::kubelet_metrics::StartClock;
 use crate::observed::{observe, ObservedPod};
 use crate::prober;
 use crate::status::{compute_pod_status, StatusInputs};
@@ -36,6 +37,7 @@ impl PodWorker {
     }
 
     pub(super) async fn sync(&mut self, pod: &Pod) -> Result<Outcome, Error> {
+        self.start_clock.get_or_insert_with(|| StartClock::first_seen(pod, Instant::now()));
         let observed = self.observe(pod).await?;
         if let Some(outcome) = self.refuse_unadmitted(pod, &observed).await? {
             return Ok(outcome);
@@ -108,6 +110,9 @@ impl PodWorker {
         );
         crate::resize::report::report(&mut status, pod, &observed, self.resize.actual(), &resize, Timestamp::now());
         let steady = !busy && held.is_empty() && all_settled(&status);
+        if let Some(elapsed) = self.start_clock.as_mut().and_then(|clock| clock.started(&status, Instant::now())) {
+            self.deps.metrics.record_pod_start(elapsed);
+        }
         self.deps.status.set(pod, status);
         let mut wait = if steady { self.deps.timing.steady } else { self.deps.timing.transitioning };
         if let Some(requeue) = actions.requeue_after {

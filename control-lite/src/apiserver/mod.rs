@@ -106,6 +106,10 @@ pub struct ApiState {
     pub config: ApiConfig,
     /// Watches being served.
     pub open_watches: Arc<AtomicUsize>,
+    /// Where requests are recorded (`crate::metrics`).
+    pub metrics: crate::metrics::ApiMetrics,
+    /// The process's registry, served on `/metrics`.
+    pub metrics_registry: Arc<prometheus_client::registry::Registry>,
 }
 
 impl ApiState {
@@ -118,7 +122,18 @@ impl ApiState {
             server_address,
             config: ApiConfig::default(),
             open_watches: Arc::default(),
+            metrics: Default::default(),
+            metrics_registry: Arc::default(),
         }
+    }
+
+    /// The same state recording into `metrics` and serving `registry`.
+    pub fn with_metrics(
+        self,
+        metrics: crate::metrics::ApiMetrics,
+        registry: Arc<prometheus_client::registry::Registry>,
+    ) -> ApiState {
+        ApiState { metrics, metrics_registry: registry, ..self }
     }
 
     /// The same state with `config`'s limits.

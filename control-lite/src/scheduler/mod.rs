@@ -29,6 +29,7 @@ use tokio_util::sync::CancellationToken;
 use crate::controllers::index::Index;
 use crate::controllers::informer::{self, Change};
 use crate::controllers::shared::Informers;
+use crate::metrics::{ScheduleResult, SchedulerMetrics};
 use crate::supervisor::panic_message;
 use binder::Binder;
 use cache::AssumedCache;
@@ -48,6 +49,16 @@ struct Failure {
 
 /// Runs the scheduler until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) -> anyhow::Result<()> {
+    run_with_metrics(client, informers, SchedulerMetrics::default(), token).await
+}
+
+/// [`run`], recording each attempt in `metrics`.
+pub async fn run_with_metrics(
+    client: Client,
+    informers: Informers,
+    metrics: SchedulerMetrics,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let kick = Arc::new(Notify::new());
     // Bumped whenever capacity may have changed: any node event, any event
     // of a bound pod. Failed pods are retried when it moves.
@@ -88,8 +99,13 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         return Ok(());
     }
     tracing::info!("scheduler started");
-    let mut state =
-        Scheduler { binder: Binder::new(client), places, assumed: AssumedCache::default(), failures: HashMap::new() };
+    let mut state = Scheduler {
+        binder: Binder::new(client),
+        places,
+        assumed: AssumedCache::default(),
+        failures: HashMap::new(),
+        metrics,
+    };
     loop {
         state.pass(&nodes, &pods, &namespaces, epoch.load(Ordering::SeqCst)).await;
         tokio::select! {
@@ -122,6 +138,7 @@ struct Scheduler {
     places: Index<Pod, Place>,
     assumed: AssumedCache,
     failures: HashMap<String, Failure>,
+    metrics: SchedulerMetrics,
 }
 
 impl Scheduler {
@@ -156,6 +173,7 @@ impl Scheduler {
                     continue;
                 }
             }
+            let attempt = Instant::now();
             // Room promised to more important pods by preemption is taken.
             let view = cache::with_nominated(&snapshot, &nominated, &pod);
             let view = view.as_ref().unwrap_or(&snapshot);
@@ -163,6 +181,7 @@ impl Scheduler {
             // others: that pod is reported and retried like an unschedulable one.
             let decided = std::panic::catch_unwind(AssertUnwindSafe(|| decide(&pod, view)))
                 .map_err(|payload| format!("scheduler could not evaluate this pod: {}", panic_message(payload)));
+            let failed_as = if decided.is_err() { ScheduleResult::Error } else { ScheduleResult::Unschedulable };
             let decided = match decided {
                 Ok(Decided::Bind(node)) => Ok(node),
                 Ok(Decided::Preempt(plan, message)) => {
@@ -186,8 +205,10 @@ impl Scheduler {
                 Ok(node) => {
                     if let Err(error) = self.binder.bind(&pod, &node).await {
                         tracing::warn!(%error, "bind failed");
+                        self.metrics.record_attempt(ScheduleResult::Error, attempt.elapsed());
                         continue;
                     }
+                    self.metrics.record_attempt(ScheduleResult::Scheduled, attempt.elapsed());
                     tracing::info!(pod = %pod.name_any(), %node, "scheduled");
                     self.failures.remove(&uid);
                     let bound = self.assumed.assume(&pod, &node, now);
@@ -196,6 +217,7 @@ impl Scheduler {
                     }
                 }
                 Err(message) => {
+                    self.metrics.record_attempt(failed_as, attempt.elapsed());
                     let announce = self
                         .failures
                         .get(&uid)

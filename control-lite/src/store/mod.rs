@@ -190,6 +190,8 @@ pub struct Options {
     pub max_batch: usize,
     /// How long opening waits for another process holding the database.
     pub lock_timeout: Duration,
+    /// Where each group commit's latency is observed (`None`: nowhere).
+    pub commit_duration: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Default for Options {
@@ -200,6 +202,7 @@ impl Default for Options {
             queue_capacity: 4096,
             max_batch: 512,
             lock_timeout: Duration::from_secs(5),
+            commit_duration: None,
         }
     }
 }

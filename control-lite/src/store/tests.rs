@@ -390,3 +390,19 @@ async fn compactor_keeps_the_last_revisions_until_cancelled() -> anyhow::Result<
     })
     .await
 }
+
+#[tokio::test]
+async fn each_group_commit_is_timed_in_the_given_histogram() -> anyhow::Result<()> {
+    let histogram = crate::metrics::commit_histogram();
+    let opts = Options { commit_duration: Some(histogram.clone()), ..Options::default() };
+    let store = Store::open_in_memory_with(opts)?;
+    store.create("/a", v("1")).await?;
+    store.create("/b", v("1")).await?;
+    store.get("/a").await?;
+    let mut registry = prometheus_client::registry::Registry::default();
+    registry.register("commits", "", histogram);
+    let text = bosun_metrics::render(&registry);
+    assert!(text.contains("commits_count 2"), "{text}");
+    store.close().await;
+    Ok(())
+}

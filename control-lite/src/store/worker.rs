@@ -43,7 +43,13 @@ pub(crate) enum Query {
 /// is dropped.
 pub(crate) fn spawn(db: Db, options: Options, state: Arc<Revisions>) -> Result<mpsc::Sender<Command>> {
     let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
-    let worker = Worker { db, hub: Hub::new(options.watch_max_backlog), state, max_batch: options.max_batch.max(1) };
+    let worker = Worker {
+        db,
+        hub: Hub::new(options.watch_max_backlog),
+        state,
+        max_batch: options.max_batch.max(1),
+        commit_duration: options.commit_duration,
+    };
     std::thread::Builder::new()
         .name("bosun-store".to_owned())
         .spawn(move || worker.run(rx))
@@ -56,6 +62,7 @@ struct Worker {
     hub: Hub,
     state: Arc<Revisions>,
     max_batch: usize,
+    commit_duration: Option<prometheus_client::metrics::histogram::Histogram>,
 }
 
 impl Worker {
@@ -137,7 +144,15 @@ impl Worker {
     /// and publishes its events. A write that fails its precondition is
     /// answered and skipped; an SQLite error fails the whole batch, whose
     /// other writes are retried in a new transaction.
-    fn commit_batch(&mut self, mut batch: Vec<(WriteRequest, Reply)>) {
+    fn commit_batch(&mut self, batch: Vec<(WriteRequest, Reply)>) {
+        let started = Instant::now();
+        self.commit_and_ack(batch);
+        if let Some(histogram) = &self.commit_duration {
+            histogram.observe(started.elapsed().as_secs_f64());
+        }
+    }
+
+    fn commit_and_ack(&mut self, mut batch: Vec<(WriteRequest, Reply)>) {
         while !batch.is_empty() {
             match self.try_batch(&batch) {
                 Ok(outcomes) => {

@@ -27,6 +27,7 @@ mod sub;
 mod write;
 
 use std::sync::Arc;
+use std::time::Instant;
 
 use axum::body::{Body, Bytes};
 use axum::http::request::Parts;
@@ -40,6 +41,7 @@ use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
 use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
+use crate::metrics::RequestLabels;
 use call::{Call, Verb};
 use limits::InFlight;
 use path::{parse_path, Route, Target};
@@ -57,15 +59,21 @@ pub async fn serve(listener: TcpListener, state: Arc<ApiState>, token: Cancellat
 }
 
 /// One request, start to end; never fails (errors are `Status` responses).
+/// Every request is counted and timed here, once (`crate::metrics`).
 pub(crate) async fn handle(server: &Server, req: Request<Body>) -> Response {
+    let started = Instant::now();
     let (parts, body) = req.into_parts();
-    match pipeline(server, parts, body).await {
+    let mut labels = RequestLabels::of_method(&parts.method);
+    let resp = match pipeline(server, parts, body, &mut labels).await {
         Ok(resp) => resp,
         Err(e) => e.into_response(),
-    }
+    };
+    server.state.metrics.record_request(labels, resp.status().as_u16(), started.elapsed());
+    resp
 }
 
-async fn pipeline(server: &Server, mut parts: Parts, body: Body) -> Result<Response> {
+/// `labels` is set once the call is decided.
+async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut RequestLabels) -> Result<Response> {
     let state = &*server.state;
     // 1. Decide what is asked. `metrics.k8s.io` is not stored: its own handler.
     if let Some(path) = metrics_api::parse(parts.uri.path()) {
@@ -75,8 +83,10 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body) -> Result<Respo
     let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
     let query = Query::parse(parts.uri.query())?;
     let call = Call::decide(&parts.method, route, query.watch())?;
+    *labels = RequestLabels::of_call(&call);
     // 2. Limits: the slot is held until the response is built.
     let _slot = server.inflight.admit(call.class(), state.store.queue_is_full())?;
+    let _inflight = state.metrics.inflight(call.class());
     let body = body::read(body, &parts.headers, &state.config).await?;
     // 3. Authentication and authorization go here.
     // 4. The handler.
@@ -119,6 +129,10 @@ fn fixed(state: &ApiState, route: Route) -> Result<Response> {
     let doc = match route {
         Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
         Route::Version => discovery::version(),
+        Route::Metrics => {
+            let text = bosun_metrics::render(&state.metrics_registry);
+            return Ok(([(header::CONTENT_TYPE, bosun_metrics::OPENMETRICS_TEXT)], text).into_response());
+        }
         Route::OpenApiV2 => return Ok(openapi::v2_response()),
         Route::OpenApiV3(rest) => {
             let doc = if rest.is_empty() {

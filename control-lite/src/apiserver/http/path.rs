@@ -23,6 +23,8 @@ pub enum Route {
     Health,
     /// `/version`.
     Version,
+    /// `/metrics`: the process's Prometheus series.
+    Metrics,
     /// `/openapi/v2`.
     OpenApiV2,
     /// `/openapi/v3` and below (the rest of the path).
@@ -44,6 +46,7 @@ pub fn parse_path(path: &str) -> Option<Route> {
     match path.trim_end_matches('/') {
         "/healthz" | "/readyz" | "/livez" => return Some(Route::Health),
         "/version" => return Some(Route::Version),
+        "/metrics" => return Some(Route::Metrics),
         "/openapi/v2" => return Some(Route::OpenApiV2),
         _ => {}
     }
@@ -122,6 +125,6 @@ mod tests {
         assert_eq!(parse_path("/version"), Some(Route::Version));
         assert_eq!(parse_path("/openapi/v2"), Some(Route::OpenApiV2));
         assert_eq!(parse_path("/openapi/v3/apis/apps/v1"), Some(Route::OpenApiV3("apis/apps/v1".into())));
-        assert_eq!(parse_path("/metrics"), None);
+        assert_eq!(parse_path("/metrics"), Some(Route::Metrics));
     }
 }

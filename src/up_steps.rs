@@ -1,0 +1,136 @@
+//! `bosun up`'s start-up steps, timed: each step is logged when it ends
+//! (`step`, `elapsed_ms`), and one summary line is printed once the node
+//! is Ready (`bosun: node Ready in 9.8s (registry 0.4s, images 2.1s, ...)`).
+//!
+//! The timing and the summary are pure ([`Steps`]); the Ready check reads
+//! the Node from the apiserver with one plain HTTP/1.0 GET (loopback, no
+//! credentials: control-lite's listener), on a blocking thread.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use tokio_util::sync::CancellationToken;
+
+/// Finished steps and how long each took.
+#[derive(Debug, Clone)]
+pub struct Steps {
+    started: Instant,
+    last: Instant,
+    done: Vec<(&'static str, Duration)>,
+}
+
+impl Steps {
+    /// Steps timed from `now`.
+    pub fn start(now: Instant) -> Self {
+        Self { started: now, last: now, done: Vec::new() }
+    }
+
+    /// Ends `step` at `now` (it began when the previous one ended) and logs it.
+    pub fn done(&mut self, step: &'static str, now: Instant) {
+        let elapsed = now.saturating_duration_since(self.last);
+        self.last = now;
+        self.done.push((step, elapsed));
+        tracing::info!(step, elapsed_ms = u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX), "start-up step done");
+    }
+
+    /// Time since the first step began.
+    pub fn total(&self, now: Instant) -> Duration {
+        now.saturating_duration_since(self.started)
+    }
+
+    /// One line: the total and each step, in order.
+    pub fn summary(&self, outcome: &str, now: Instant) -> String {
+        let steps: Vec<String> =
+            self.done.iter().map(|(step, took)| format!("{step} {:.1}s", took.as_secs_f64())).collect();
+        format!("bosun: {outcome} in {:.1}s ({})", self.total(now).as_secs_f64(), steps.join(", "))
+    }
+}
+
+/// Whether a Node object (JSON) has condition Ready=True.
+pub fn node_is_ready(node: &Value) -> bool {
+    node["status"]["conditions"]
+        .as_array()
+        .is_some_and(|conditions| conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+}
+
+/// The body of `GET {path}` on `address` if it answered 200 (blocking).
+fn http_get(address: &str, path: &str) -> Option<String> {
+    let mut stream = TcpStream::connect(address).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n\r\n").ok()?;
+    let mut answer = String::new();
+    stream.read_to_string(&mut answer).ok()?;
+    let (head, body) = answer.split_once("\r\n\r\n")?;
+    head.lines().next().is_some_and(|status| status.split_whitespace().nth(1) == Some("200")).then(|| body.to_owned())
+}
+
+/// Prints `line` on stdout; a reader that went away is not an error.
+fn print_line(line: &str) {
+    let _ = writeln!(std::io::stdout(), "{line}");
+}
+
+/// Waits (polling every 200 ms, at most `timeout`) until node `node` is
+/// Ready on the apiserver at `api`, then logs and prints the summary.
+pub async fn report_when_ready(
+    mut steps: Steps,
+    api: String,
+    node: String,
+    timeout: Duration,
+    token: CancellationToken,
+) {
+    let deadline = Instant::now() + timeout;
+    let path = format!("/api/v1/nodes/{node}");
+    loop {
+        let (api, path) = (api.clone(), path.clone());
+        let body = tokio::task::spawn_blocking(move || http_get(&api, &path)).await.ok().flatten();
+        let ready = body.and_then(|b| serde_json::from_str::<Value>(&b).ok()).is_some_and(|n| node_is_ready(&n));
+        if ready {
+            steps.done("node ready", Instant::now());
+            print_line(&steps.summary("node Ready", Instant::now()));
+            return;
+        }
+        if Instant::now() >= deadline {
+            tracing::warn!(node, ?timeout, "the node is not Ready yet; see the agent's log");
+            print_line(&steps.summary("started, node not Ready yet,", Instant::now()));
+            return;
+        }
+        tokio::select! {
+            () = token.cancelled() => return,
+            () = tokio::time::sleep(Duration::from_millis(200)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_step_takes_the_time_since_the_previous_one_and_the_summary_lists_them() {
+        let t0 = Instant::now();
+        let mut steps = Steps::start(t0);
+        steps.done("registry", t0 + Duration::from_millis(400));
+        steps.done("images", t0 + Duration::from_millis(2500));
+        steps.done("control", t0 + Duration::from_millis(3000));
+        assert_eq!(
+            steps.summary("node Ready", t0 + Duration::from_millis(3050)),
+            "bosun: node Ready in 3.0s (registry 0.4s, images 2.1s, control 0.5s)"
+        );
+    }
+
+    #[test]
+    fn only_a_true_ready_condition_is_ready() {
+        let node = |status: &str| {
+            serde_json::json!({"status": {"conditions": [
+                {"type": "MemoryPressure", "status": "False"},
+                {"type": "Ready", "status": status},
+            ]}})
+        };
+        assert!(node_is_ready(&node("True")));
+        assert!(!node_is_ready(&node("False")));
+        assert!(!node_is_ready(&node("Unknown")));
+        assert!(!node_is_ready(&serde_json::json!({"status": {}})));
+    }
+}
