@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bosun_images::ImageSource;
-use bosun_stack::process::http_ok;
 use bosun_stack::{CniNetwork, Registry, StackConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -48,7 +47,7 @@ pub struct UpArgs {
     /// (`host:port`; repeatable), e.g. a private one that needs imagePullSecrets.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
-    /// apiserver address (plain HTTP, loopback).
+    /// apiserver address (HTTPS, loopback).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
     #[arg(long, default_value = "10.244.0.0/24")]
@@ -105,7 +104,8 @@ fn hostname() -> String {
 }
 
 pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    // Keys and kubeconfigs live below: the directory is the owner's alone.
+    bosun_control::auth::files::private_dir(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let Some(_lock) = lock_dir(&args.dir)? else {
         let (pid, state) = running_up(&args.dir).unwrap_or_default();
         println!("bosun is already up (pid {pid}); nothing to do.");
@@ -125,6 +125,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     let node = args.node_name.clone().unwrap_or_else(hostname);
     let logs = args.dir.join("logs");
     let kubeconfig = args.dir.join("kubeconfig");
+    let node_kubeconfig = args.dir.join(NODE_KUBECONFIG);
     let stack = StackConfig {
         dir: args.dir.join("stack"),
         registry: args.registry.clone(),
@@ -154,12 +155,19 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     );
     let containerd = Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
     let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
-    let control =
-        Spec::Bosun { binary: exe.clone(), args: control_args(&args, &kubeconfig), log: logs.join("control.log") };
+    let control = Spec::Bosun {
+        binary: exe.clone(),
+        args: control_args(&args, &kubeconfig, &node_kubeconfig, &node),
+        log: logs.join("control.log"),
+    };
     let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
-    wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
-    let agent =
-        Spec::Bosun { binary: exe, args: agent_args(&args, &stack, &kubeconfig, &node)?, log: logs.join("agent.log") };
+    let ca = args.dir.join("control/pki/ca.crt");
+    wait_https(&args.listen, "/readyz", &ca, Duration::from_secs(30), &mut control).await?;
+    let agent = Spec::Bosun {
+        binary: exe,
+        args: agent_args(&args, &stack, &node_kubeconfig, &node)?,
+        log: logs.join("agent.log"),
+    };
     let agent = Supervised::start("agent", agent, RestartPolicy::COMPONENT).await?;
     tracing::info!(elapsed = ?started.elapsed(), "cluster up");
     print_usage(&kubeconfig, &node, &logs);
@@ -192,7 +200,12 @@ impl Children {
     }
 }
 
-fn control_args(args: &UpArgs, kubeconfig: &Path) -> Vec<String> {
+/// The agent's kubeconfig (user `system:node:<node>`), below `--dir`.
+const NODE_KUBECONFIG: &str = "node.kubeconfig";
+
+/// `bosun control` holds the cluster CA (in its data dir, made at its first
+/// start), so it issues the identities: the admin kubeconfig and the node's.
+fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: &str) -> Vec<String> {
     vec![
         "control".to_string(),
         "--data-dir".into(),
@@ -203,6 +216,10 @@ fn control_args(args: &UpArgs, kubeconfig: &Path) -> Vec<String> {
         args.service_cidr.clone(),
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
+        "--node-kubeconfig-out".into(),
+        node_kubeconfig.display().to_string(),
+        "--node-name".into(),
+        node.to_string(),
     ]
 }
 
@@ -248,16 +265,22 @@ fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str)
     Ok(agent_args)
 }
 
-async fn wait_http(address: &str, path: &str, timeout: Duration, process: &mut Supervised) -> Result<()> {
+/// Waits until the apiserver at `address` answers `path` with 200 over
+/// HTTPS, trusting the CA at `ca` (which control writes at its first start).
+async fn wait_https(address: &str, path: &str, ca: &Path, timeout: Duration, process: &mut Supervised) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    while !http_ok(address, path) {
+    loop {
+        if let Ok(ca_pem) = std::fs::read_to_string(ca) {
+            if bosun_control::auth::tls::https_ok(address, path, &ca_pem).await {
+                return Ok(());
+            }
+        }
         process.check_running()?;
         if Instant::now() > deadline {
             bail!("{} did not answer {path} at {address} within {timeout:?}; see its log", process.name);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// Stops the children, then removes everything the cluster made.
