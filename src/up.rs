@@ -79,6 +79,10 @@ pub struct UpArgs {
     /// A KubeletConfiguration file for the agent (passed as its `--config`).
     #[arg(long)]
     pub kubelet_config: Option<PathBuf>,
+    /// Static bearer tokens for the apiserver (`bosun control
+    /// --token-auth-file`): CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -157,7 +161,7 @@ pub async fn up(args: UpArgs, token: CancellationToken) -> Result<()> {
     let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
     let control = Spec::Bosun {
         binary: exe.clone(),
-        args: control_args(&args, &kubeconfig, &node_kubeconfig, &node),
+        args: control_args(&args, &kubeconfig, &node_kubeconfig, &node)?,
         log: logs.join("control.log"),
     };
     let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
@@ -205,8 +209,8 @@ const NODE_KUBECONFIG: &str = "node.kubeconfig";
 
 /// `bosun control` holds the cluster CA (in its data dir, made at its first
 /// start), so it issues the identities: the admin kubeconfig and the node's.
-fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: &str) -> Vec<String> {
-    vec![
+fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: &str) -> Result<Vec<String>> {
+    let mut control = vec![
         "control".to_string(),
         "--data-dir".into(),
         args.dir.join("control").display().to_string(),
@@ -220,7 +224,12 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
         node_kubeconfig.display().to_string(),
         "--node-name".into(),
         node.to_string(),
-    ]
+    ];
+    if let Some(file) = &args.token_auth_file {
+        let file = std::fs::canonicalize(file).with_context(|| format!("token file {}", file.display()))?;
+        control.extend(["--token-auth-file".to_string(), file.display().to_string()]);
+    }
+    Ok(control)
 }
 
 fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str) -> Result<Vec<String>> {
