@@ -68,7 +68,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let security = serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref()).context("apiserver TLS")?;
+    let security =
+        serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref()).context("apiserver TLS")?;
     let server_url = serving::server_url(addr);
     write_kubeconfigs(&args, &ca, &server_url)?;
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
@@ -76,7 +77,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         Arc::new(ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default()));
     let server_token = token.clone();
     let server =
-        tokio::spawn(async move { apiserver::serve(listener, state, security, server_token).await.context("apiserver") });
+        tokio::spawn(
+            async move { apiserver::serve(listener, state, security, server_token).await.context("apiserver") },
+        );
 
     // Scheduler and controllers are plain API clients of the apiserver (the
     // listener is bound already, so their first requests just queue). Each

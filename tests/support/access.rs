@@ -27,7 +27,11 @@ impl Access {
         let text = std::fs::read(kubeconfig).with_context(|| format!("reading {}", kubeconfig.display()))?;
         let config: Value = serde_json::from_slice(&text)?;
         let field = |pointer: &str| -> Result<String> {
-            config.pointer(pointer).and_then(Value::as_str).map(str::to_string).with_context(|| format!("{pointer} in kubeconfig"))
+            config
+                .pointer(pointer)
+                .and_then(Value::as_str)
+                .map(str::to_string)
+                .with_context(|| format!("{pointer} in kubeconfig"))
         };
         let decode = |pointer: &str| -> Result<String> {
             Ok(String::from_utf8(base64::engine::general_purpose::STANDARD.decode(field(pointer)?)?)?)

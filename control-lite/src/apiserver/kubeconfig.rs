@@ -42,7 +42,11 @@ pub fn write_kubeconfig(path: &Path, server: &str, ca_pem: &str, user: &Credenti
 }
 
 /// A kube-rs client configuration for the same access, in memory.
-pub async fn kube_config(server: &str, ca_pem: &str, user: &Credential) -> Result<kube::Config, kube::config::KubeconfigError> {
+pub async fn kube_config(
+    server: &str,
+    ca_pem: &str,
+    user: &Credential,
+) -> Result<kube::Config, kube::config::KubeconfigError> {
     let kubeconfig = kube::config::Kubeconfig::from_yaml(&kubeconfig(server, ca_pem, user).to_string())?;
     kube::Config::from_custom_kubeconfig(kubeconfig, &kube::config::KubeConfigOptions::default()).await
 }

@@ -39,7 +39,12 @@ impl Authenticator {
     }
 
     /// The user of a request to `path` with these credentials.
-    pub fn authenticate(&self, path: &str, cert: Option<&UserInfo>, authorization: Option<&str>) -> Result<UserInfo, Refused> {
+    pub fn authenticate(
+        &self,
+        path: &str,
+        cert: Option<&UserInfo>,
+        authorization: Option<&str>,
+    ) -> Result<UserInfo, Refused> {
         decide(path, cert, authorization, &self.tokens)
     }
 }
@@ -125,9 +130,14 @@ mod tests {
     fn anonymous_may_read_only_health_and_version() {
         for path in ["/healthz", "/livez", "/readyz", "/version", "/readyz/ping", "/healthz/etcd"] {
             let user = decide(path, None, None, &tokens()).expect(path);
-            assert_eq!((user.name.as_str(), user.groups.as_slice()), (ANONYMOUS, [UNAUTHENTICATED.to_string()].as_slice()));
+            assert_eq!(
+                (user.name.as_str(), user.groups.as_slice()),
+                (ANONYMOUS, [UNAUTHENTICATED.to_string()].as_slice())
+            );
         }
-        for path in ["/api/v1/secrets", "/", "/api", "/healthzz", "/versions", "/openapi/v2", "/apis/metrics.k8s.io/v1beta1"] {
+        for path in
+            ["/api/v1/secrets", "/", "/api", "/healthzz", "/versions", "/openapi/v2", "/apis/metrics.k8s.io/v1beta1"]
+        {
             assert_eq!(decide(path, None, None, &tokens()), Err(Refused::NoCredentials), "{path}");
         }
         // Another scheme is no credential.

@@ -50,7 +50,8 @@ impl Ca {
         let mut params = validity(CertificateParams::default(), CA_DAYS);
         params.distinguished_name = name("bosun-ca", None);
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         let cert = params.self_signed(&key)?;
         let cert_pem = cert.pem();
         let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
@@ -125,9 +126,8 @@ fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
 
 /// Valid from an hour ago (clock skew) for `days`.
 fn validity(mut params: CertificateParams, days: i64) -> CertificateParams {
-    let now = rcgen::date_time_ymd(1970, 1, 1) + std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     params.not_before = now - time_hours(1);
     params.not_after = now + time_hours(days.saturating_mul(24));
     params

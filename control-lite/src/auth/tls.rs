@@ -61,8 +61,9 @@ pub fn server_config(ca_pem: &str, serving: &Credential) -> Result<Arc<ServerCon
 
 /// A client's TLS: trusts `ca_pem`, presents `identity` if given.
 pub fn client_config(ca_pem: &str, identity: Option<&Credential>) -> Result<Arc<ClientConfig>, Error> {
-    let builder =
-        ClientConfig::builder_with_provider(provider()).with_safe_default_protocol_versions()?.with_root_certificates(roots(ca_pem)?);
+    let builder = ClientConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots(ca_pem)?);
     let config = match identity {
         Some(cred) => {
             let (chain, key) = chain_and_key(cred)?;

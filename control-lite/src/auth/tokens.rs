@@ -97,10 +97,9 @@ mod tests {
 
     #[test]
     fn lines_become_users_with_groups() {
-        let table = TokenTable::parse(
-            "abc123,alice,1001,\"dev,ops\"\n\n  \ndef456,bob,1002\nghi,carol,,\"a \"\"q\"\" g\"\n",
-        )
-        .expect("parses");
+        let table =
+            TokenTable::parse("abc123,alice,1001,\"dev,ops\"\n\n  \ndef456,bob,1002\nghi,carol,,\"a \"\"q\"\" g\"\n")
+                .expect("parses");
         assert_eq!(table.len(), 3);
         let alice = table.user("abc123").expect("alice");
         assert_eq!((alice.name.as_str(), alice.uid.as_str()), ("alice", "1001"));

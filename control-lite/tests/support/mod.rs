@@ -34,7 +34,8 @@ impl Apiserver {
 
     /// A reqwest client builder trusting the CA, with the admin identity.
     pub fn http_builder(&self) -> anyhow::Result<reqwest::ClientBuilder> {
-        let identity = reqwest::Identity::from_pem(format!("{}{}", self.admin.cert_pem, self.admin.key_pem).as_bytes())?;
+        let identity =
+            reqwest::Identity::from_pem(format!("{}{}", self.admin.cert_pem, self.admin.key_pem).as_bytes())?;
         Ok(reqwest::Client::builder()
             .no_proxy()
             .tls_built_in_root_certs(false)
@@ -89,7 +90,12 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     });
     let admin = serving::admin(&ca)?;
     let ca_pem = ca.cert_pem().to_string();
-    bosun_control::apiserver::kubeconfig::write_kubeconfig(&dir.join("kubeconfig"), &format!("https://{addr}"), &ca_pem, &admin)?;
+    bosun_control::apiserver::kubeconfig::write_kubeconfig(
+        &dir.join("kubeconfig"),
+        &format!("https://{addr}"),
+        &ca_pem,
+        &admin,
+    )?;
     Ok(Apiserver { store, addr, token, server, state, ca_pem, admin })
 }
 

@@ -84,7 +84,8 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, token: Cancellati
                     return;
                 }
             };
-            let cert = tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(|c| user_of_cert(c));
+            let cert =
+                tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(|c| user_of_cert(c));
             let peer_cert = PeerCert(cert);
             let started = Arc::new(AtomicBool::new(false));
             let service = {
