@@ -64,7 +64,8 @@ impl Apiserver {
     }
 }
 
-/// Opens (or reopens, for restart tests) `dir/store.db` and serves it.
+/// Opens (or reopens, for restart tests) `dir/store.db` and serves it
+/// (with the bearer tokens of `dir/tokens.csv` if there is one).
 pub async fn start_apiserver(dir: &Path) -> anyhow::Result<Apiserver> {
     start_apiserver_with(dir, ApiConfig::default()).await
 }
@@ -75,7 +76,9 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     let ca = Ca::load_or_create(&dir.join("pki"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
-    let security = serving::security(&ca, addr, "10.96.0.1".parse()?, None)?;
+    // Static tokens when the test put a `tokens.csv` there.
+    let tokens = dir.join("tokens.csv");
+    let security = serving::security(&ca, addr, "10.96.0.1".parse()?, tokens.exists().then_some(tokens.as_path()))?;
     let token = CancellationToken::new();
     let state = Arc::new(
         ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone()).with_config(config),

@@ -1,6 +1,11 @@
 //! The HTTP layer: connections, the one request pipeline and a handler per verb.
 //!
 //! Every request takes the same path through [`handle`]:
+//! 0. **authentication**, before anything else (unknown paths included): the
+//!    TLS layer verified the client certificate (`conn`);
+//!    [`crate::auth::authn`] decides the user (certificate, bearer token,
+//!    or anonymous for health and version only, else 401), which goes into
+//!    the request's extensions as a `UserInfo`;
 //! 1. **decide**: the path and method become a [`call::Call`] (pure,
 //!    table-tested in `path` and `call`); query options are parsed once
 //!    into typed values ([`crate::apiserver::options`]);
@@ -8,11 +13,7 @@
 //!    while the store's write queue is full), then the body is read within
 //!    its size limit (413) and time limit (408);
 //! 3. **authorization** would sit here, in front of every handler (there
-//!    is none yet: every authenticated call is allowed). **Authentication**
-//!    comes first of all (step 0): the TLS layer verified the client
-//!    certificate; [`crate::auth::authn`] decides the user (certificate,
-//!    bearer token, or anonymous for health and version only, else 401)
-//!    and it goes into the request's extensions as a `UserInfo`;
+//!    is none yet: every authenticated call is allowed);
 //! 4. the **verb's handler** (`read`, `write`, `delete`, `sub`). Admission
 //!    (defaults, validation, metadata rules) is in `crud`, which every write
 //!    goes through.
