@@ -175,9 +175,8 @@ fn memory_breakdown(pid: i32) -> Result<String> {
 }
 
 async fn run(cluster: &Cluster) -> Result<()> {
-    let api = Api::new(&cluster.api)?;
-    let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;
-    let base = format!("http://{}", cluster.api);
+    let api = Api::new(cluster)?;
+    let (http, base) = (api.http.clone(), api.base.clone());
     let cri = CriClient::connect(cluster.cri_socket(), ClientOptions::default()).await?;
     let image = format!("{}/{}:{}", cluster.registry, bosun_images::APP_REPOSITORY, bosun_images::APP_TAG);
     let logs = cluster.dir.join("bench-logs");

@@ -71,7 +71,7 @@ fn print(what: &str, values: &[Duration]) {
 }
 
 async fn run(cluster: &Cluster, runs: usize) -> Result<()> {
-    let api = Api::new(&cluster.api)?;
+    let api = Api::new(cluster)?;
     let list = api.get("/api/v1/namespaces/default/pods").await?;
     let version = list["metadata"]["resourceVersion"].as_str().unwrap_or("0").to_string();
     let watch = api

@@ -54,7 +54,7 @@ fn main() -> Result<()> {
 }
 
 async fn run(cluster: &Cluster, nft: &NftMonitor) -> Result<()> {
-    let api = Api::new(&cluster.api)?;
+    let api = Api::new(cluster)?;
     let slices = SliceTracker::start(&api);
     let mut ips: Vec<String> = Vec::new();
     let mut probes = 0usize;

@@ -13,9 +13,6 @@ use anyhow::{Context, Result};
 
 /// Where the units' `ExecStart=` expects the binary.
 pub const BINARY: &str = "usr/local/bin/bosun";
-/// The address the control plane listens on in `systemd/control.env`,
-/// which the installed kubeconfig points the agent at.
-const CONTROL_URL: &str = "http://127.0.0.1:6443";
 /// The agent's static pod directory (`staticPodPath` in the default config).
 const MANIFESTS: &str = "etc/bosun/manifests";
 
@@ -60,7 +57,6 @@ pub struct Step {
 /// config (kept when present).
 fn files() -> Vec<(Step, bool)> {
     let text = |s: &str| Contents::Text(s.to_string());
-    let kubeconfig = bosun_control::apiserver::kubeconfig::kubeconfig(CONTROL_URL).to_string();
     vec![
         (Step { path: BINARY, contents: Contents::Binary, mode: 0o755 }, false),
         (Step { path: "etc/systemd/system/bosun-agent.service", contents: text(AGENT_UNIT), mode: 0o644 }, false),
@@ -68,7 +64,6 @@ fn files() -> Vec<(Step, bool)> {
         (Step { path: "etc/bosun/kubelet-config.yaml", contents: text(KUBELET_CONFIG), mode: 0o644 }, true),
         (Step { path: "etc/bosun/agent.env", contents: text(AGENT_ENV), mode: 0o644 }, true),
         (Step { path: "etc/bosun/control.env", contents: text(CONTROL_ENV), mode: 0o644 }, true),
-        (Step { path: "etc/bosun/kubeconfig", contents: Contents::Text(kubeconfig), mode: 0o600 }, true),
     ]
 }
 
@@ -169,9 +164,17 @@ mod tests {
         assert_eq!(file.settings.static_pod_path.as_deref(), Some(Path::new("/etc/bosun/manifests")));
     }
 
+    /// The kubeconfigs hold certificates of the CA control makes at its
+    /// first start, so control writes them (install cannot): the agent
+    /// reads the node kubeconfig where control writes it.
     #[test]
-    fn the_installed_kubeconfig_points_at_the_control_plane_listen_address() {
-        let listen = CONTROL_URL.trim_start_matches("http://");
-        assert!(CONTROL_ENV.contains(&format!("--listen {listen}")), "{CONTROL_ENV}");
+    fn the_agent_reads_the_node_kubeconfig_control_writes() {
+        let flag = |unit: &str, name: &str| {
+            let at = unit.find(name).map(|i| i + name.len()).unwrap_or_default();
+            unit[at..].split_whitespace().next().unwrap_or_default().to_string()
+        };
+        let written = flag(CONTROL_UNIT, "--node-kubeconfig-out ");
+        assert!(written.starts_with("/var/lib/bosun-control/"), "in control's StateDirectory: {written}");
+        assert_eq!(flag(AGENT_UNIT, "--kubeconfig "), written);
     }
 }

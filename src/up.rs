@@ -19,7 +19,6 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
 use bosun_images::ImageSource;
-use bosun_stack::process::http_ok;
 use bosun_stack::{CniNetwork, Registry, StackConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -53,7 +52,7 @@ pub struct UpArgs {
     /// (`host:port`; repeatable), e.g. a private one that needs imagePullSecrets.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
     pub insecure_registries: Vec<String>,
-    /// apiserver address (plain HTTP, loopback).
+    /// apiserver address (HTTPS, loopback).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
     #[arg(long, default_value = "10.244.0.0/24")]
@@ -85,6 +84,10 @@ pub struct UpArgs {
     /// A KubeletConfiguration file for the agent (passed as its `--config`).
     #[arg(long)]
     pub kubelet_config: Option<PathBuf>,
+    /// Static bearer tokens for the apiserver (`bosun control
+    /// --token-auth-file`): CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, clap::Args)]
@@ -110,7 +113,8 @@ fn hostname() -> String {
 }
 
 pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -> Result<()> {
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    // Keys and kubeconfigs live below: the directory is the owner's alone.
+    bosun_control::auth::files::private_dir(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
     let Some(_lock) = lock_dir(&args.dir)? else {
         let (pid, state) = running_up(&args.dir).unwrap_or_default();
         println!("bosun is already up (pid {pid}); nothing to do.");
@@ -130,6 +134,7 @@ pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -
     let node = args.node_name.clone().unwrap_or_else(hostname);
     let logs = args.dir.join("logs");
     let kubeconfig = args.dir.join("kubeconfig");
+    let node_kubeconfig = args.dir.join(NODE_KUBECONFIG);
     let stack = StackConfig {
         dir: args.dir.join("stack"),
         registry: args.registry.clone(),
@@ -162,13 +167,14 @@ pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -
     let containerd = Supervised::start("containerd", Spec::Containerd(stack.clone()), RestartPolicy::RUNTIME).await?;
     steps.done("containerd", Instant::now());
     let exe = std::env::current_exe().context("locating the bosun binary")?.display().to_string();
-    let mut control_args = control_args(&args, &kubeconfig);
+    let mut control_args = control_args(&args, &kubeconfig, &node_kubeconfig, &node)?;
     control_args.splice(1..1, ["--log-format".to_string(), log_format.as_str().to_string()]);
     let control = Spec::Bosun { binary: exe.clone(), args: control_args, log: logs.join("control.log") };
     let mut control = Supervised::start("control", control, RestartPolicy::COMPONENT).await?;
-    wait_http(&args.listen, "/readyz", Duration::from_secs(30), &mut control).await?;
+    let ca = args.dir.join("control/pki/ca.crt");
+    wait_https(&args.listen, "/readyz", &ca, Duration::from_secs(30), &mut control).await?;
     steps.done("control", Instant::now());
-    let mut agent_args = agent_args(&args, &stack, &kubeconfig, &node)?;
+    let mut agent_args = agent_args(&args, &stack, &node_kubeconfig, &node)?;
     // Before the user's `--agent-arg`s, which may set it again.
     agent_args.splice(1..1, ["--log-format".to_string(), log_format.as_str().to_string()]);
     let agent = Spec::Bosun { binary: exe, args: agent_args, log: logs.join("agent.log") };
@@ -176,7 +182,7 @@ pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -
     steps.done("agent", Instant::now());
     print_usage(&kubeconfig, &node, &logs);
     // The summary comes once the node is Ready; supervision starts now.
-    tokio::spawn(report_when_ready(steps, args.listen.clone(), node.clone(), NODE_READY_WAIT, token.child_token()));
+    tokio::spawn(report_when_ready(steps, kubeconfig.clone(), node.clone(), NODE_READY_WAIT, token.child_token()));
 
     let mut children = Children { registry, containerd, control, agent };
     let mut tick = tokio::time::interval(CHECK_INTERVAL);
@@ -206,8 +212,13 @@ impl Children {
     }
 }
 
-fn control_args(args: &UpArgs, kubeconfig: &Path) -> Vec<String> {
-    vec![
+/// The agent's kubeconfig (user `system:node:<node>`), below `--dir`.
+const NODE_KUBECONFIG: &str = "node.kubeconfig";
+
+/// `bosun control` holds the cluster CA (in its data dir, made at its first
+/// start), so it issues the identities: the admin kubeconfig and the node's.
+fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: &str) -> Result<Vec<String>> {
+    let mut control = vec![
         "control".to_string(),
         "--data-dir".into(),
         args.dir.join("control").display().to_string(),
@@ -217,7 +228,16 @@ fn control_args(args: &UpArgs, kubeconfig: &Path) -> Vec<String> {
         args.service_cidr.clone(),
         "--kubeconfig-out".into(),
         kubeconfig.display().to_string(),
-    ]
+        "--node-kubeconfig-out".into(),
+        node_kubeconfig.display().to_string(),
+        "--node-name".into(),
+        node.to_string(),
+    ];
+    if let Some(file) = &args.token_auth_file {
+        let file = std::fs::canonicalize(file).with_context(|| format!("token file {}", file.display()))?;
+        control.extend(["--token-auth-file".to_string(), file.display().to_string()]);
+    }
+    Ok(control)
 }
 
 fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str) -> Result<Vec<String>> {
@@ -262,16 +282,22 @@ fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str)
     Ok(agent_args)
 }
 
-async fn wait_http(address: &str, path: &str, timeout: Duration, process: &mut Supervised) -> Result<()> {
+/// Waits until the apiserver at `address` answers `path` with 200 over
+/// HTTPS, trusting the CA at `ca` (which control writes at its first start).
+async fn wait_https(address: &str, path: &str, ca: &Path, timeout: Duration, process: &mut Supervised) -> Result<()> {
     let deadline = Instant::now() + timeout;
-    while !http_ok(address, path) {
+    loop {
+        if let Ok(ca_pem) = std::fs::read_to_string(ca) {
+            if bosun_control::auth::tls::https_ok(address, path, &ca_pem).await {
+                return Ok(());
+            }
+        }
         process.check_running()?;
         if Instant::now() > deadline {
             bail!("{} did not answer {path} at {address} within {timeout:?}; see its log", process.name);
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    Ok(())
 }
 
 /// Stops the children, then removes everything the cluster made.

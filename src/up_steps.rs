@@ -3,11 +3,10 @@
 //! is Ready (`bosun: node Ready in 9.8s (registry 0.4s, images 2.1s, ...)`).
 //!
 //! The timing and the summary are pure ([`Steps`]); the Ready check reads
-//! the Node from the apiserver with one plain HTTP/1.0 GET (loopback, no
-//! credentials: control-lite's listener), on a blocking thread.
+//! the Node from the apiserver with the admin kubeconfig `bosun up` wrote.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -55,15 +54,15 @@ pub fn node_is_ready(node: &Value) -> bool {
         .is_some_and(|conditions| conditions.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
 }
 
-/// The body of `GET {path}` on `address` if it answered 200 (blocking).
-fn http_get(address: &str, path: &str) -> Option<String> {
-    let mut stream = TcpStream::connect(address).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {address}\r\nAccept: application/json\r\n\r\n").ok()?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer).ok()?;
-    let (head, body) = answer.split_once("\r\n\r\n")?;
-    head.lines().next().is_some_and(|status| status.split_whitespace().nth(1) == Some("200")).then(|| body.to_owned())
+/// Whether node `node` is Ready, as the apiserver of `kubeconfig` says
+/// (`None`: not known yet, e.g. the client or the read failed).
+async fn read_ready(kubeconfig: &Path, node: &str) -> Option<bool> {
+    let config = kube::config::Kubeconfig::read_from(kubeconfig).ok()?;
+    let config = kube::Config::from_custom_kubeconfig(config, &Default::default()).await.ok()?;
+    let client = kube::Client::try_from(config).ok()?;
+    let api: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client);
+    let object = api.get(node).await.ok()?;
+    Some(node_is_ready(&serde_json::to_value(object).ok()?))
 }
 
 /// Prints `line` on stdout; a reader that went away is not an error.
@@ -72,21 +71,17 @@ fn print_line(line: &str) {
 }
 
 /// Waits (polling every 200 ms, at most `timeout`) until node `node` is
-/// Ready on the apiserver at `api`, then logs and prints the summary.
+/// Ready on the apiserver of `kubeconfig`, then logs and prints the summary.
 pub async fn report_when_ready(
     mut steps: Steps,
-    api: String,
+    kubeconfig: PathBuf,
     node: String,
     timeout: Duration,
     token: CancellationToken,
 ) {
     let deadline = Instant::now() + timeout;
-    let path = format!("/api/v1/nodes/{node}");
     loop {
-        let (api, path) = (api.clone(), path.clone());
-        let body = tokio::task::spawn_blocking(move || http_get(&api, &path)).await.ok().flatten();
-        let ready = body.and_then(|b| serde_json::from_str::<Value>(&b).ok()).is_some_and(|n| node_is_ready(&n));
-        if ready {
+        if read_ready(&kubeconfig, &node).await == Some(true) {
             steps.done("node ready", Instant::now());
             print_line(&steps.summary("node Ready", Instant::now()));
             return;

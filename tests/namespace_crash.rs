@@ -218,7 +218,7 @@ enum KillAt {
 }
 
 async fn run_case(dir: PathBuf, ns: &str, kill_at: KillAt) -> Result<()> {
-    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let http = admin_client(&dir)?;
     let control = Control::start(&dir, &http).await?;
     create_namespace(&control, &http, ns).await?;
     create_config_maps(&control, &http, ns).await?;
@@ -244,6 +244,21 @@ async fn run_case(dir: PathBuf, ns: &str, kill_at: KillAt) -> Result<()> {
 
     let control = Control::start(&dir, &http).await?;
     expect_cleaned_up(&control, &http, ns).await
+}
+
+/// An HTTPS client with an admin identity from the cluster CA, made here
+/// before control's first start (control then reuses it).
+fn admin_client(dir: &Path) -> Result<reqwest::Client> {
+    let ca = bosun_control::auth::ca::Ca::load_or_create(&dir.join("data/pki"))?;
+    let admin = bosun_control::auth::serving::admin(&ca)?;
+    let identity = reqwest::Identity::from_pem(format!("{}{}", admin.cert_pem, admin.key_pem).as_bytes())?;
+    Ok(reqwest::Client::builder()
+        .timeout(Duration::from_secs(60))
+        .no_proxy()
+        .tls_built_in_root_certs(false)
+        .add_root_certificate(reqwest::Certificate::from_pem(ca.cert_pem().as_bytes())?)
+        .identity(identity)
+        .build()?)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -197,10 +197,13 @@ mod raw_exec {
     use tokio_tungstenite::tungstenite::http::HeaderValue;
     use tokio_tungstenite::tungstenite::{client, Error, Message, WebSocket};
 
+    use super::support::access::Access;
     use super::DEADLINE;
 
+    type Tls = rustls::StreamOwned<rustls::ClientConnection, TcpStream>;
+
     pub struct Session {
-        socket: WebSocket<TcpStream>,
+        socket: WebSocket<Tls>,
         /// Channel 1 so far.
         pub stdout: String,
         /// Channel 3 (the exit `Status`).
@@ -209,15 +212,21 @@ mod raw_exec {
     }
 
     impl Session {
-        pub fn open(api: &str, pod: &str, container: &str, command: &[&str]) -> Result<Session> {
+        pub fn open(access: &Access, pod: &str, container: &str, command: &[&str]) -> Result<Session> {
+            let api = access.address();
             let mut query = form_query(container, command);
             query.push_str("&stdin=true&stdout=true&tty=true");
             let url = format!("ws://{api}/api/v1/namespaces/default/pods/{pod}/exec?{query}");
             let mut request = url.into_client_request()?;
             request.headers_mut().insert("Sec-WebSocket-Protocol", HeaderValue::from_static("v5.channel.k8s.io"));
-            let stream = TcpStream::connect(api)?;
-            stream.set_read_timeout(Some(Duration::from_millis(200)))?;
+            let tcp = TcpStream::connect(api)?;
+            // The TLS and websocket handshakes get long reads; the session short ones.
+            tcp.set_read_timeout(Some(DEADLINE))?;
+            let host = api.rsplit_once(':').map_or(api, |(host, _)| host).to_string();
+            let tls = rustls::ClientConnection::new(access.tls()?, host.try_into()?)?;
+            let stream = rustls::StreamOwned::new(tls, tcp);
             let (socket, response) = client(request, stream).context("websocket handshake")?;
+            socket.get_ref().sock.set_read_timeout(Some(Duration::from_millis(200)))?;
             let protocol = response.headers().get("Sec-WebSocket-Protocol").and_then(|v| v.to_str().ok());
             ensure!(protocol == Some("v5.channel.k8s.io"), "answered protocol {protocol:?}");
             Ok(Session { socket, stdout: String::new(), status: String::new(), closed: false })
@@ -292,7 +301,7 @@ mod raw_exec {
 
 fn resize_scenario(cluster: &Cluster) -> Result<()> {
     let command = ["sh", "-c", "while read x; do echo size:$(stty size | tr ' ' x); done; echo bye"];
-    let mut session = raw_exec::Session::open(&cluster.api, "shell", "main", &command)?;
+    let mut session = raw_exec::Session::open(&cluster.access()?, "shell", "main", &command)?;
     session.resize(91, 37)?;
     session.probe_until(b"\n", "size:37x91")?;
     session.resize(120, 50)?;

@@ -31,7 +31,7 @@ fn new_service_answers_quickly_and_control_idles_with_10k_services() -> Result<(
 }
 
 async fn measure(cluster: &Cluster, nft: &NftMonitor) -> Result<()> {
-    let api = Api::new(&cluster.api)?;
+    let api = Api::new(cluster)?;
     let slices = SliceTracker::start(&api);
     let created = Instant::now();
     let ips = scale::create_services(&api, "load-", 0..SERVICES, IN_FLIGHT).await?;

@@ -21,6 +21,7 @@ use anyhow::{bail, ensure, Context, Result};
 use bosun_cri::testing::FakeCri;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
+use support::access::Access;
 use support::cluster::{bosun, get};
 use tokio_util::sync::CancellationToken;
 
@@ -112,15 +113,9 @@ fn args(list: &[&str]) -> Vec<String> {
     list.iter().map(|s| s.to_string()).collect()
 }
 
-/// The apiserver URL `bosun control --kubeconfig-out` wrote.
-fn server_url(kubeconfig: &Path) -> Result<String> {
-    let config: serde_json::Value = serde_json::from_slice(&std::fs::read(kubeconfig)?)?;
-    config["clusters"][0]["cluster"]["server"].as_str().map(str::to_string).context("server in kubeconfig")
-}
-
 /// Starts `bosun control` on a free port in `dir`, notifying `notify` if
-/// given; returns it with its apiserver URL once the kubeconfig is written.
-fn start_control(dir: &Path, notify: Option<&Path>) -> Result<(Daemon, String, PathBuf)> {
+/// given; returns it with the admin access once the kubeconfig is written.
+fn start_control(dir: &Path, notify: Option<&Path>) -> Result<(Daemon, Access, PathBuf)> {
     let kubeconfig = dir.join("kubeconfig");
     let data = dir.join("control");
     let control = Daemon::spawn(
@@ -136,19 +131,19 @@ fn start_control(dir: &Path, notify: Option<&Path>) -> Result<(Daemon, String, P
         ensure!(started.elapsed() < DEADLINE, "control wrote no kubeconfig; see {}", dir.join("control.log").display());
         std::thread::sleep(Duration::from_millis(20));
     }
-    Ok((control, server_url(&kubeconfig)?, kubeconfig))
+    Ok((control, Access::from_kubeconfig(&kubeconfig)?, kubeconfig))
 }
 
 #[test]
 fn control_notifies_ready_once_serving_then_watchdog_then_stopping() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let mut notify = NotifySocket::bind(dir.path().join("notify.sock"))?;
-    let (mut control, url, _) = start_control(dir.path(), Some(&notify.path.clone()))?;
+    let (mut control, admin, _) = start_control(dir.path(), Some(&notify.path.clone()))?;
     let before = notify.wait_for("READY=1", &mut control.0)?;
     assert!(before.is_empty(), "nothing comes before READY=1: {before:?}");
     // READY=1 means serving: the apiserver answers at once, not eventually.
-    assert_eq!(get(&format!("{url}/readyz"))?, "ok");
-    assert!(get(&format!("{url}/api/v1/namespaces/default"))?.contains("\"name\":\"default\""));
+    assert_eq!(admin.get("/readyz")?, "ok");
+    assert!(admin.get("/api/v1/namespaces/default")?.contains("\"name\":\"default\""));
     notify.wait_for("WATCHDOG=1", &mut control.0)?;
     notify.wait_for("WATCHDOG=1", &mut control.0)?;
     control.stop(&mut notify)
@@ -166,7 +161,7 @@ async fn agent_notifies_ready_once_registered_and_serving_then_watchdog_then_sto
 }
 
 fn agent_scenario(dir: &Path, cri_socket: &Path) -> Result<()> {
-    let (_control, url, kubeconfig) = start_control(dir, None)?;
+    let (_control, admin, kubeconfig) = start_control(dir, None)?;
     let mut notify = NotifySocket::bind(dir.join("notify.sock"))?;
     let node = "systemd-notify-test";
     let port = support::free_port().to_string();
@@ -197,7 +192,7 @@ fn agent_scenario(dir: &Path, cri_socket: &Path) -> Result<()> {
     assert!(before.is_empty(), "nothing comes before READY=1: {before:?}");
     // READY=1 means the kubelet API answers and the Node is registered.
     assert_eq!(get(&format!("http://127.0.0.1:{port}/healthz"))?, "ok");
-    let node_json: serde_json::Value = serde_json::from_str(&get(&format!("{url}/api/v1/nodes/{node}"))?)?;
+    let node_json: serde_json::Value = serde_json::from_str(&admin.get(&format!("/api/v1/nodes/{node}"))?)?;
     assert_eq!(node_json["metadata"]["name"], node, "{node_json}");
     assert!(node_json["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty()), "{node_json}");
     notify.wait_for("WATCHDOG=1", &mut agent.0)?;
@@ -228,7 +223,6 @@ fn installed_units_pass_systemd_analyze_verify() -> Result<()> {
         "etc/bosun/kubelet-config.yaml",
         "etc/bosun/agent.env",
         "etc/bosun/control.env",
-        "etc/bosun/kubeconfig",
     ] {
         assert!(root.path().join(file).is_file(), "{file} installed");
     }

@@ -8,7 +8,9 @@ use std::time::Duration;
 use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
-use crate::apiserver::{self, clusterip::Cidr, kubeconfig::write_kubeconfig, ApiConfig, ApiState};
+use crate::apiserver::kubeconfig::{kube_config, write_kubeconfig};
+use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
+use crate::auth::{ca::Ca, files, serving};
 use crate::controllers::shared::Informers;
 use crate::store::{spawn_compactor, Options as StoreOptions, Retention, Store};
 use crate::supervisor::{supervise, Backoff};
@@ -16,18 +18,31 @@ use crate::supervisor::{supervise, Backoff};
 /// Flags of `bosun control`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct ControlArgs {
-    /// Directory holding the store database (`store.db`).
+    /// Directory holding the store database (`store.db`) and the cluster
+    /// CA (`pki/`, generated at the first start); made 0700.
     #[arg(long, default_value = "/var/lib/bosun/control")]
     pub data_dir: PathBuf,
-    /// Address the apiserver listens on (plain HTTP).
+    /// Address the apiserver listens on (HTTPS).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
-    /// Write a kubeconfig for `http://<listen>` here.
+    /// Write an admin kubeconfig (user `bosun-admin` in `system:masters`)
+    /// for `https://<listen>` here (0600).
     #[arg(long)]
     pub kubeconfig_out: Option<PathBuf>,
+    /// Write a kubeconfig for node `--node-name` (user `system:node:<name>`
+    /// in `system:nodes`), for its agent, here (0600).
+    #[arg(long)]
+    pub node_kubeconfig_out: Option<PathBuf>,
+    /// The node `--node-kubeconfig-out` is for (default: the host name,
+    /// lowercased, as the agent's default node name).
+    #[arg(long)]
+    pub node_name: Option<String>,
+    /// Static bearer tokens: CSV lines `token,user,uid,"group1,group2"`.
+    #[arg(long)]
+    pub token_auth_file: Option<PathBuf>,
 }
 
 /// History kept watchable by the compactor: the last 10,000 revisions, and
@@ -43,34 +58,40 @@ const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
 /// Runs the control plane until `token` is cancelled.
 pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
-    std::fs::create_dir_all(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
+    files::private_dir(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
     let db = args.data_dir.join("store.db");
+    // SQLite gives its -wal and -shm files the database file's mode.
+    files::ensure_private_file(&db).with_context(|| format!("store {}", db.display()))?;
     // One registry for the process, served by the apiserver on `/metrics`.
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = crate::metrics::register(&mut registry);
     let options = StoreOptions { commit_duration: Some(metrics.store_commit.clone()), ..StoreOptions::default() };
     let store = Store::open_with(&db, options).with_context(|| format!("open store {}", db.display()))?;
     let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
+    let ca = Ca::load_or_create(&args.data_dir.join("pki")).context("cluster CA")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let server_url = format!("http://{addr}");
-    if let Some(path) = &args.kubeconfig_out {
-        write_kubeconfig(path, &server_url)?;
-    }
+    let security =
+        serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref()).context("apiserver TLS")?;
+    let server_url = serving::server_url(addr);
+    write_kubeconfigs(&args, &ca, &server_url)?;
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
     let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
     let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));
     let server_token = token.clone();
     let server =
-        tokio::spawn(async move { apiserver::serve(listener, state, server_token).await.context("apiserver") });
+        tokio::spawn(
+            async move { apiserver::serve(listener, state, security, server_token).await.context("apiserver") },
+        );
 
     // Scheduler and controllers are plain API clients of the apiserver (the
     // listener is bound already, so their first requests just queue). Each
     // runs under its own supervisor: a failed component is restarted alone
     // while the apiserver keeps serving.
-    let config = kube::Config::new(server_url.parse().context("apiserver URL")?);
+    let loopback = serving::loopback(&ca).context("loopback client certificate")?;
+    let config = kube_config(&server_url, ca.cert_pem(), &loopback).await.context("loopback client config")?;
     let client = kube::Client::try_from(config).context("kube client")?;
     // One informer per kind for the scheduler and every controller.
     let informers = Informers::new(client.clone(), token.clone());
@@ -107,6 +128,26 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let _ = compactor.await;
     store.close().await;
     served
+}
+
+/// The admin's and the node's kubeconfigs, where the flags ask for them
+/// (fresh client certificates at every start).
+fn write_kubeconfigs(args: &ControlArgs, ca: &Ca, server_url: &str) -> anyhow::Result<()> {
+    if let Some(path) = &args.kubeconfig_out {
+        let admin = serving::admin(ca).context("admin client certificate")?;
+        write_kubeconfig(path, server_url, ca.cert_pem(), &admin)?;
+    }
+    if let Some(path) = &args.node_kubeconfig_out {
+        let node = args.node_name.clone().unwrap_or_else(host_name);
+        let cred = serving::node(ca, &node).context("node client certificate")?;
+        write_kubeconfig(path, server_url, ca.cert_pem(), &cred)?;
+    }
+    Ok(())
+}
+
+/// This host's name, lowercased.
+fn host_name() -> String {
+    nix::unistd::gethostname().map(|h| h.to_string_lossy().to_lowercase()).unwrap_or_else(|_| "localhost".into())
 }
 
 /// The watchdog's health check: the store answers a point read (a wedged

@@ -2,14 +2,12 @@
 //! kube-rs client. The apiserver runs in-process on 127.0.0.1:0 over a
 //! temporary store; no controllers run, so Deployments get no pods.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::Output;
 
 use anyhow::{bail, Context, Result};
 use bosun_control::store::Store;
 use serde_json::Value;
-use tokio_util::sync::CancellationToken;
 
 mod support;
 
@@ -18,9 +16,7 @@ const KUBECTL: &str = "/usr/bin/kubectl";
 struct Cluster {
     dir: tempfile::TempDir,
     store: Store,
-    addr: SocketAddr,
-    token: CancellationToken,
-    server: tokio::task::JoinHandle<()>,
+    api: support::Apiserver,
 }
 
 impl Cluster {
@@ -31,7 +27,7 @@ impl Cluster {
     /// Starts over an existing data directory (a restart).
     async fn start_in(dir: tempfile::TempDir) -> Result<Cluster> {
         let api = support::start_apiserver(dir.path()).await?;
-        Ok(Cluster { dir, store: api.store, addr: api.addr, token: api.token, server: api.server })
+        Ok(Cluster { dir, store: api.store.clone(), api })
     }
 
     fn path(&self, name: &str) -> PathBuf {
@@ -76,13 +72,12 @@ impl Cluster {
     }
 
     async fn client(&self) -> Result<kube::Client> {
-        let config = kube::Config::new(format!("http://{}", self.addr).parse()?);
-        Ok(kube::Client::try_from(config)?)
+        self.api.kube_client().await
     }
 
     async fn stop(self) -> tempfile::TempDir {
-        self.token.cancel();
-        let _ = self.server.await;
+        self.api.token.cancel();
+        let _ = self.api.server.await;
         self.store.close().await;
         self.dir
     }

@@ -4,7 +4,6 @@
 //! `ApiConfig` so each test is quick; every wait is on a condition with a
 //! generous deadline.
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
@@ -13,10 +12,12 @@ use bosun_control::apiserver::ApiConfig;
 use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 
 mod support;
+
+use support::Apiserver;
 
 /// Generous bound for anything the test waits on.
 const PATIENCE: Duration = Duration::from_secs(60);
@@ -37,8 +38,8 @@ struct Conn {
 }
 
 impl Conn {
-    async fn open(addr: SocketAddr) -> Result<Conn> {
-        let stream = TcpStream::connect(addr).await?;
+    async fn open(api: &Apiserver) -> Result<Conn> {
+        let stream = api.connect().await?;
         let (send, conn) = http1::handshake(TokioIo::new(stream)).await?;
         tokio::spawn(async move {
             // Ends when either side closes; the tests observe that through requests.
@@ -63,8 +64,8 @@ impl Conn {
 }
 
 /// One request on a fresh connection.
-async fn call(addr: SocketAddr, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Resp> {
-    Conn::open(addr).await?.call(method, path, content_type, body).await
+async fn call(api: &Apiserver, method: &str, path: &str, content_type: &str, body: Vec<u8>) -> Result<Resp> {
+    Conn::open(api).await?.call(method, path, content_type, body).await
 }
 
 fn configmap(name: &str, data_bytes: usize) -> Vec<u8> {
@@ -81,7 +82,7 @@ fn assert_status(resp: &Resp, code: u16, reason: &str) {
 }
 
 /// Reads until the server closes the connection (EOF or reset) or `PATIENCE` passes.
-async fn read_until_closed(stream: &mut TcpStream) -> Result<Vec<u8>> {
+async fn read_until_closed(stream: &mut (impl AsyncRead + Unpin)) -> Result<Vec<u8>> {
     let mut out = Vec::new();
     let mut buf = vec![0; 64 * 1024];
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -128,7 +129,7 @@ async fn four_mebibyte_body_gets_413_status_and_nothing_is_stored() -> Result<()
         "POST {CONFIGMAPS} HTTP/1.1\r\nHost: apiserver\r\nContent-Type: {JSON}\r\nContent-Length: {}\r\n\r\n",
         body.len()
     );
-    let (mut rd, mut wr) = TcpStream::connect(api.addr).await?.into_split();
+    let (mut rd, mut wr) = tokio::io::split(api.connect().await?);
     // The server answers without reading the whole body; the writer may fail then.
     let writer = tokio::spawn(async move {
         let _ = wr.write_all(head.as_bytes()).await;
@@ -147,7 +148,7 @@ async fn four_mebibyte_body_gets_413_status_and_nothing_is_stored() -> Result<()
     assert_eq!(code, 413);
     assert_eq!(status["reason"], "RequestEntityTooLarge", "{status}");
     assert!(status["message"].as_str().is_some_and(|m| m.contains("3145728")), "{status}");
-    assert_eq!(call(api.addr, "GET", &format!("{CONFIGMAPS}/big"), JSON, Vec::new()).await?.status, 404);
+    assert_eq!(call(&api, "GET", &format!("{CONFIGMAPS}/big"), JSON, Vec::new()).await?.status, 404);
     api.token.cancel();
     Ok(())
 }
@@ -156,7 +157,7 @@ async fn four_mebibyte_body_gets_413_status_and_nothing_is_stored() -> Result<()
 async fn patch_limits_reject_too_many_operations_and_oversized_results() -> Result<()> {
     let dir = tempfile::tempdir()?;
     let api = support::start_apiserver(dir.path()).await?;
-    let mut c = Conn::open(api.addr).await?;
+    let mut c = Conn::open(&api).await?;
     let created = c.call("POST", CONFIGMAPS, JSON, configmap("cm", 1000)).await?;
     assert_eq!(created.status, 201, "{created:?}");
     let rv = created.body["metadata"]["resourceVersion"].clone();
@@ -197,14 +198,15 @@ async fn half_a_header_is_disconnected_after_the_timeout_and_others_are_served()
     let dir = tempfile::tempdir()?;
     let config = ApiConfig { header_read_timeout: Duration::from_millis(300), ..ApiConfig::default() };
     let api = support::start_apiserver_with(dir.path(), config).await?;
-    let mut slow = TcpStream::connect(api.addr).await?;
+    let mut slow = api.connect().await?;
     slow.write_all(b"GET /api HTTP/1.1\r\nHost: apiserver\r\nX-Slow: ").await?;
+    // No TLS handshake at all: closed after the same timeout.
     let mut silent = TcpStream::connect(api.addr).await?;
     let answered = read_until_closed(&mut slow).await?;
     assert!(answered.is_empty() || answered.starts_with(b"HTTP/1.1 408"), "{}", String::from_utf8_lossy(&answered));
     let answered = read_until_closed(&mut silent).await?;
     assert!(answered.is_empty(), "{}", String::from_utf8_lossy(&answered));
-    assert_eq!(call(api.addr, "GET", "/api/v1/namespaces", JSON, Vec::new()).await?.status, 200);
+    assert_eq!(call(&api, "GET", "/api/v1/namespaces", JSON, Vec::new()).await?.status, 200);
     api.token.cancel();
     Ok(())
 }
@@ -215,11 +217,11 @@ async fn connections_over_the_limit_are_closed_while_others_are_served() -> Resu
     let config = ApiConfig { max_connections: 2, ..ApiConfig::default() };
     let api = support::start_apiserver_with(dir.path(), config).await?;
     // Two connections, each proven accepted by a response.
-    let mut a = Conn::open(api.addr).await?;
-    let mut b = Conn::open(api.addr).await?;
+    let mut a = Conn::open(&api).await?;
+    let mut b = Conn::open(&api).await?;
     assert_eq!(a.call("GET", "/version", JSON, Vec::new()).await?.status, 200);
     assert_eq!(b.call("GET", "/version", JSON, Vec::new()).await?.status, 200);
-    // A third is closed without an answer.
+    // A third is closed without an answer (before any TLS).
     let mut third = TcpStream::connect(api.addr).await?;
     third.write_all(b"GET /version HTTP/1.1\r\nHost: apiserver\r\n\r\n").await?;
     let answered = read_until_closed(&mut third).await?;
@@ -231,7 +233,7 @@ async fn connections_over_the_limit_are_closed_while_others_are_served() -> Resu
     drop(a);
     let deadline = tokio::time::Instant::now() + PATIENCE;
     loop {
-        if let Ok(resp) = call(api.addr, "GET", "/version", JSON, Vec::new()).await {
+        if let Ok(resp) = call(&api, "GET", "/version", JSON, Vec::new()).await {
             assert_eq!(resp.status, 200);
             break;
         }
@@ -251,7 +253,7 @@ async fn mutating_requests_over_the_inflight_limit_get_429_with_retry_after() ->
     let api = support::start_apiserver_with(dir.path(), config).await?;
     // A create whose body is only half sent holds the one mutating slot.
     let held = configmap("held", 10);
-    let mut holder = TcpStream::connect(api.addr).await?;
+    let mut holder = api.connect().await?;
     let head = format!(
         "POST {CONFIGMAPS} HTTP/1.1\r\nHost: apiserver\r\nContent-Type: {JSON}\r\nContent-Length: {}\r\n\r\n",
         held.len()
@@ -261,7 +263,7 @@ async fn mutating_requests_over_the_inflight_limit_get_429_with_retry_after() ->
     let deadline = tokio::time::Instant::now() + PATIENCE;
     let refused = loop {
         let body = json!({"metadata": {"generateName": "other-"}, "data": {}}).to_string().into_bytes();
-        let resp = call(api.addr, "POST", CONFIGMAPS, JSON, body).await?;
+        let resp = call(&api, "POST", CONFIGMAPS, JSON, body).await?;
         if resp.status == 429 {
             break resp;
         }
@@ -274,7 +276,7 @@ async fn mutating_requests_over_the_inflight_limit_get_429_with_retry_after() ->
     assert_status(&refused, 429, "TooManyRequests");
     assert_eq!(refused.retry_after.as_deref(), Some("1"));
     // Reads have their own pool.
-    assert_eq!(call(api.addr, "GET", CONFIGMAPS, JSON, Vec::new()).await?.status, 200);
+    assert_eq!(call(&api, "GET", CONFIGMAPS, JSON, Vec::new()).await?.status, 200);
     // Finishing the held request frees the slot.
     holder.write_all(&held[1..]).await?;
     let mut raw = Vec::new();
@@ -285,7 +287,7 @@ async fn mutating_requests_over_the_inflight_limit_get_429_with_retry_after() ->
         raw.extend_from_slice(&buf[..n]);
     }
     assert_eq!(parse_raw(&raw)?.0, 201);
-    let after = call(api.addr, "POST", CONFIGMAPS, JSON, configmap("after", 10)).await?;
+    let after = call(&api, "POST", CONFIGMAPS, JSON, configmap("after", 10)).await?;
     assert_eq!(after.status, 201, "{after:?}");
     api.token.cancel();
     Ok(())
@@ -300,7 +302,7 @@ async fn watch_whose_reader_stops_is_closed_after_the_deadline_while_writes_cont
         ..ApiConfig::default()
     };
     let api = support::start_apiserver_with(dir.path(), config).await?;
-    let mut watcher = TcpStream::connect(api.addr).await?;
+    let mut watcher = api.connect().await?;
     watcher.write_all(format!("GET {CONFIGMAPS}?watch=true HTTP/1.1\r\nHost: apiserver\r\n\r\n").as_bytes()).await?;
     wait_for("the watch to open", || api.state.open_watches() == 1).await?;
     // The watcher reads nothing; 64 KiB events fill the socket buffers.
@@ -312,7 +314,7 @@ async fn watch_whose_reader_stops_is_closed_after_the_deadline_while_writes_cont
         }
         let resp = tokio::time::timeout(
             PATIENCE,
-            call(api.addr, "POST", CONFIGMAPS, JSON, configmap(&format!("cm{writes}"), 64 * 1024)),
+            call(&api, "POST", CONFIGMAPS, JSON, configmap(&format!("cm{writes}"), 64 * 1024)),
         )
         .await
         .context("a write waited on the stalled watch")??;
@@ -323,7 +325,7 @@ async fn watch_whose_reader_stops_is_closed_after_the_deadline_while_writes_cont
     // Its connection is closed too (after what was buffered), not held.
     read_until_closed(&mut watcher).await?;
     // Writes go on.
-    assert_eq!(call(api.addr, "POST", CONFIGMAPS, JSON, configmap("later", 10)).await?.status, 201);
+    assert_eq!(call(&api, "POST", CONFIGMAPS, JSON, configmap("later", 10)).await?.status, 201);
     api.token.cancel();
     Ok(())
 }

@@ -236,7 +236,7 @@ async fn a_failing_object_is_reported_once_per_failure_streak() -> Result<()> {
 
     let dir = tempfile::tempdir()?;
     let api = support::start_apiserver(dir.path()).await?;
-    let client = Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+    let client = api.kube_client().await?;
     let deployments: Api<Deployment> = Api::namespaced(client.clone(), NS);
     let d = eventually("deployment created", 60, || async {
         Ok(Some(deployments.create(&PostParams::default(), &deployment("bad", 1, json!({}))?).await?))

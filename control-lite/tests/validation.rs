@@ -26,12 +26,12 @@ impl Api {
     async fn start() -> Result<Api> {
         let dir = tempfile::tempdir()?;
         let server = support::start_apiserver(dir.path()).await?;
-        let http = reqwest::Client::builder().timeout(std::time::Duration::from_secs(60)).build()?;
+        let http = server.http()?;
         Ok(Api { _dir: dir, server, http })
     }
 
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.addr)
+        self.server.url(path)
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Result<(StatusCode, Value)> {
@@ -349,8 +349,8 @@ async fn stored_services_with_hijacking_addresses_are_repaired_at_startup() -> R
     }
     store.close().await;
     let server = support::start_apiserver(dir.path()).await?;
-    let http = reqwest::Client::new();
-    let get = |name: &str| http.get(format!("http://{}{SERVICES}/{name}", server.addr)).send();
+    let http = server.http()?;
+    let get = |name: &str| http.get(server.url(&format!("{SERVICES}/{name}"))).send();
     let ext: Value = get("ext").await?.json().await?;
     assert_eq!(ext["spec"].get("clusterIP"), None, "{ext}");
     assert_eq!(ext["spec"].get("clusterIPs"), None, "{ext}");

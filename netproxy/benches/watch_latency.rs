@@ -146,6 +146,9 @@ fn main() -> anyhow::Result<()> {
         listen: "127.0.0.1:0".parse()?,
         service_cidr: "10.96.0.0/16".into(),
         kubeconfig_out: Some(kubeconfig.clone()),
+        node_kubeconfig_out: None,
+        node_name: None,
+        token_auth_file: None,
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {

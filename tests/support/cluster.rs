@@ -1,7 +1,7 @@
 //! A whole one-node cluster for end-to-end tests and benchmarks: a `bosun up`
 //! child process (stopped on drop, as `bosun down` does), with helpers to
-//! drive it through the real `kubectl`, plain HTTP to the apiserver, `curl`
-//! through ClusterIPs and `nft`.
+//! drive it through the real `kubectl`, HTTPS to the apiserver with the
+//! admin identity ([`super::access::Access`]), `curl` through ClusterIPs and `nft`.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -21,7 +21,7 @@ pub struct Cluster {
     pub dir: PathBuf,
     pub kubeconfig: PathBuf,
     pub registry: String,
-    /// apiserver address (`host:port`, plain HTTP).
+    /// apiserver address (`host:port`, HTTPS; [`Cluster::access`] has the identity).
     pub api: String,
     /// `bosun up`'s arguments (to run it again on the same directory).
     args: Vec<String>,
@@ -172,6 +172,11 @@ impl Cluster {
     pub fn up_again(&mut self) -> Result<()> {
         ensure!(self.child.is_none(), "bosun up still runs");
         self.run_up()
+    }
+
+    /// The admin identity of the kubeconfig `bosun up` wrote.
+    pub fn access(&self) -> Result<super::access::Access> {
+        super::access::Access::from_kubeconfig(&self.kubeconfig)
     }
 
     pub fn kubectl(&self, args: &[&str]) -> Result<(bool, String, String)> {

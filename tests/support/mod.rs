@@ -8,6 +8,7 @@
 
 #![allow(dead_code)]
 
+pub mod access;
 pub mod cluster;
 pub mod cri_floor;
 pub mod nftmon;

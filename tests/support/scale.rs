@@ -1,5 +1,5 @@
 //! Load for the scale acceptance test and benchmark: many Services selecting
-//! the `web` Deployment's pods, created concurrently over plain HTTP, and the
+//! the `web` Deployment's pods, created concurrently over HTTPS, and the
 //! measurements both share (Service create -> EndpointSlice written -> nft
 //! element -> ClusterIP answering; pod Ready -> endpoint in nft).
 
@@ -36,17 +36,17 @@ const SLICES: &str = "/apis/discovery.k8s.io/v1/namespaces/default/endpointslice
 const SERVICES: &str = "/api/v1/namespaces/default/services";
 const PODS: &str = "/api/v1/namespaces/default/pods";
 
-/// A plain-HTTP client of the apiserver at `api` (`host:port`).
+/// An HTTPS client of a cluster's apiserver with its admin identity.
 #[derive(Clone)]
 pub struct Api {
-    base: String,
-    http: reqwest::Client,
+    pub base: String,
+    pub http: reqwest::Client,
 }
 
 impl Api {
-    pub fn new(api: &str) -> Result<Api> {
-        let http = reqwest::Client::builder().no_proxy().timeout(Duration::from_secs(120)).build()?;
-        Ok(Api { base: format!("http://{api}"), http })
+    pub fn new(cluster: &Cluster) -> Result<Api> {
+        let access = cluster.access()?;
+        Ok(Api { base: access.server.clone(), http: access.client()? })
     }
 
     pub async fn get(&self, path: &str) -> Result<Value> {

@@ -189,11 +189,16 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
     Ok(())
 }
 
-/// Serves the API on `listener` until `token` is cancelled (open watches end then too).
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>, token: CancellationToken) -> Result<(), Error> {
+/// Serves the API over HTTPS on `listener` until `token` is cancelled (open watches end then too).
+pub async fn serve(
+    listener: TcpListener,
+    state: Arc<ApiState>,
+    security: http::Security,
+    token: CancellationToken,
+) -> Result<(), Error> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bootstrap(&state, listener.local_addr().map(|a| a.port()).unwrap_or(6443)).await?;
     tracing::info!(%addr, "apiserver listening");
-    http::serve(listener, state, token).await;
+    http::serve(listener, state, security, token).await;
     Ok(())
 }

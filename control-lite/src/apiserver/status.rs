@@ -92,6 +92,9 @@ pub enum ApiError {
     /// Body content type not supported.
     #[error("{0}")]
     UnsupportedMediaType(String),
+    /// No valid credentials.
+    #[error("Unauthorized")]
+    Unauthorized,
     /// Forbidden operation (e.g. deleting a system namespace).
     #[error("{0}")]
     Forbidden(String),
@@ -169,6 +172,7 @@ impl ApiError {
             ApiError::UnprocessablePatch(_) => (StatusCode::UNPROCESSABLE_ENTITY, "Invalid", None),
             ApiError::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "MethodNotAllowed", None),
             ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "UnsupportedMediaType", None),
+            ApiError::Unauthorized => (StatusCode::UNAUTHORIZED, "Unauthorized", None),
             ApiError::Forbidden(_) => (StatusCode::FORBIDDEN, "Forbidden", None),
             ApiError::NamespaceTerminating { group, kind, name, namespace, .. } => {
                 let cause = json!({"reason": "NamespaceTerminating", "field": "metadata.namespace",

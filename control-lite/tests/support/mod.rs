@@ -1,6 +1,7 @@
 //! Shared by control-lite's integration tests: an in-process apiserver on
-//! 127.0.0.1:0 over a store in a given directory, with a kubeconfig for it
-//! written there.
+//! 127.0.0.1:0 (HTTPS, with the cluster CA of the directory's `pki/`) over a
+//! store in a given directory, with an admin kubeconfig for it written there
+//! and helpers for clients with that identity.
 
 #![allow(dead_code)]
 
@@ -9,6 +10,8 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bosun_control::apiserver::{serve, ApiConfig, ApiState};
+use bosun_control::auth::ca::{Ca, Credential};
+use bosun_control::auth::serving;
 use bosun_control::store::Store;
 use tokio_util::sync::CancellationToken;
 
@@ -18,9 +21,51 @@ pub struct Apiserver {
     pub token: CancellationToken,
     pub server: tokio::task::JoinHandle<()>,
     pub state: Arc<ApiState>,
+    /// The cluster CA (PEM) and an admin (`system:masters`) identity.
+    pub ca_pem: String,
+    pub admin: Credential,
 }
 
-/// Opens (or reopens, for restart tests) `dir/store.db` and serves it.
+impl Apiserver {
+    /// `https://<addr><path>`.
+    pub fn url(&self, path: &str) -> String {
+        format!("https://{}{path}", self.addr)
+    }
+
+    /// A reqwest client builder trusting the CA, with the admin identity.
+    pub fn http_builder(&self) -> anyhow::Result<reqwest::ClientBuilder> {
+        let identity =
+            reqwest::Identity::from_pem(format!("{}{}", self.admin.cert_pem, self.admin.key_pem).as_bytes())?;
+        Ok(reqwest::Client::builder()
+            .no_proxy()
+            .tls_built_in_root_certs(false)
+            .add_root_certificate(reqwest::Certificate::from_pem(self.ca_pem.as_bytes())?)
+            .identity(identity))
+    }
+
+    /// [`Apiserver::http_builder`] with a 60 s timeout.
+    pub fn http(&self) -> anyhow::Result<reqwest::Client> {
+        Ok(self.http_builder()?.timeout(std::time::Duration::from_secs(60)).build()?)
+    }
+
+    /// A kube-rs client with the admin identity.
+    pub async fn kube_client(&self) -> anyhow::Result<kube::Client> {
+        let url = format!("https://{}", self.addr);
+        let config = bosun_control::apiserver::kubeconfig::kube_config(&url, &self.ca_pem, &self.admin).await?;
+        Ok(kube::Client::try_from(config)?)
+    }
+
+    /// A TLS connection with the admin identity (for raw HTTP).
+    pub async fn connect(&self) -> anyhow::Result<tokio_rustls::client::TlsStream<tokio::net::TcpStream>> {
+        let config = bosun_control::auth::tls::client_config(&self.ca_pem, Some(&self.admin))?;
+        let tcp = tokio::net::TcpStream::connect(self.addr).await?;
+        let name = rustls_pki_types::ServerName::IpAddress(self.addr.ip().into());
+        Ok(tokio_rustls::TlsConnector::from(config).connect(name, tcp).await?)
+    }
+}
+
+/// Opens (or reopens, for restart tests) `dir/store.db` and serves it
+/// (with the bearer tokens of `dir/tokens.csv` if there is one).
 pub async fn start_apiserver(dir: &Path) -> anyhow::Result<Apiserver> {
     start_apiserver_with(dir, ApiConfig::default()).await
 }
@@ -28,8 +73,12 @@ pub async fn start_apiserver(dir: &Path) -> anyhow::Result<Apiserver> {
 /// Like [`start_apiserver`] with the given limits.
 pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Result<Apiserver> {
     let store = Store::open(&dir.join("store.db"))?;
+    let ca = Ca::load_or_create(&dir.join("pki"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
+    // Static tokens when the test put a `tokens.csv` there.
+    let tokens = dir.join("tokens.csv");
+    let security = serving::security(&ca, addr, "10.96.0.1".parse()?, tokens.exists().then_some(tokens.as_path()))?;
     let token = CancellationToken::new();
     let state = Arc::new(
         ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone()).with_config(config),
@@ -38,12 +87,19 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     let server_state = state.clone();
     let server = tokio::spawn(async move {
         let state = server_state;
-        if let Err(e) = serve(listener, state, server_token).await {
+        if let Err(e) = serve(listener, state, security, server_token).await {
             eprintln!("apiserver: {e}");
         }
     });
-    bosun_control::apiserver::kubeconfig::write_kubeconfig(&dir.join("kubeconfig"), &format!("http://{addr}"))?;
-    Ok(Apiserver { store, addr, token, server, state })
+    let admin = serving::admin(&ca)?;
+    let ca_pem = ca.cert_pem().to_string();
+    bosun_control::apiserver::kubeconfig::write_kubeconfig(
+        &dir.join("kubeconfig"),
+        &format!("https://{addr}"),
+        &ca_pem,
+        &admin,
+    )?;
+    Ok(Apiserver { store, addr, token, server, state, ca_pem, admin })
 }
 
 /// Polls `check` every 100 ms until it yields `Some`, for up to `within`;
@@ -120,7 +176,7 @@ impl Plane {
             .try_init();
         let dir = tempfile::tempdir()?;
         let api = start_apiserver(dir.path()).await?;
-        let client = kube::Client::try_from(kube::Config::new(format!("http://{}", api.addr).parse()?))?;
+        let client = api.kube_client().await?;
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         eventually("apiserver up", std::time::Duration::from_secs(60), || async {
             Ok(namespaces.get_opt("default").await?.map(|_| ()))

@@ -1,6 +1,9 @@
-//! Connections: the accept loop with a connection limit, HTTP/1 and HTTP/2
-//! (header read timeout, streams per connection) and a guard that closes a
-//! connection whose response writes stall (a client that stopped reading).
+//! Connections: the accept loop with a connection limit, the TLS handshake
+//! (bounded by the header timeout; the verified client certificate's user
+//! goes into every request's extensions as a [`PeerCert`]), HTTP/1 and
+//! HTTP/2 (header read timeout, streams per connection) and a guard that
+//! closes a connection whose response writes stall (a client that stopped
+//! reading).
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +26,8 @@ use tokio::time::Sleep;
 use tokio_util::sync::CancellationToken;
 
 use super::Server;
+use crate::auth::authn::PeerCert;
+use crate::auth::x509::user_of_cert;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors).
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(50);
@@ -62,20 +67,38 @@ pub async fn serve(listener: TcpListener, server: Arc<Server>, token: Cancellati
         if let Err(error) = stream.set_nodelay(true) {
             tracing::debug!(%error, "apiserver: set TCP_NODELAY");
         }
-        let started = Arc::new(AtomicBool::new(false));
-        let service = {
-            let (server, started) = (server.clone(), started.clone());
-            hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
-                started.store(true, Ordering::Relaxed);
-                let server = server.clone();
-                async move { Ok::<_, Infallible>(super::handle(&server, req.map(Body::new)).await) }
-            })
-        };
-        let io = TokioIo::new(StallGuard::new(stream, config.write_stall_timeout));
-        let conn = graceful.watch(builder.serve_connection_with_upgrades(io, service).into_owned());
+        let io = StallGuard::new(stream, config.write_stall_timeout);
+        let (acceptor, builder, watcher) = (server.tls.clone(), builder.clone(), graceful.watcher());
+        let server = server.clone();
         let first_request = config.header_read_timeout;
         tokio::spawn(async move {
             let _slot = slot;
+            let tls = match tokio::time::timeout(first_request, acceptor.accept(io)).await {
+                Ok(Ok(tls)) => tls,
+                Ok(Err(error)) => {
+                    tracing::debug!(%peer, %error, "apiserver: TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "apiserver: no TLS handshake within the header timeout; closing");
+                    return;
+                }
+            };
+            let cert =
+                tls.get_ref().1.peer_certificates().and_then(|chain| chain.first()).and_then(|c| user_of_cert(c));
+            let peer_cert = PeerCert(cert);
+            let started = Arc::new(AtomicBool::new(false));
+            let service = {
+                let started = started.clone();
+                hyper::service::service_fn(move |req: hyper::Request<Incoming>| {
+                    started.store(true, Ordering::Relaxed);
+                    let server = server.clone();
+                    let mut req = req.map(Body::new);
+                    req.extensions_mut().insert(peer_cert.clone());
+                    async move { Ok::<_, Infallible>(super::handle(&server, req).await) }
+                })
+            };
+            let conn = watcher.watch(builder.serve_connection_with_upgrades(TokioIo::new(tls), service).into_owned());
             tokio::pin!(conn);
             // hyper's header timeout starts once the protocol is known; a
             // client that sends nothing (or half an HTTP/2 preface) is closed here.

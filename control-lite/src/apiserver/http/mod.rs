@@ -1,14 +1,19 @@
 //! The HTTP layer: connections, the one request pipeline and a handler per verb.
 //!
 //! Every request takes the same path through [`handle`]:
+//! 0. **authentication**, before anything else (unknown paths included): the
+//!    TLS layer verified the client certificate (`conn`);
+//!    [`crate::auth::authn`] decides the user (certificate, bearer token,
+//!    or anonymous for health and version only, else 401), which goes into
+//!    the request's extensions as a `UserInfo`;
 //! 1. **decide**: the path and method become a [`call::Call`] (pure,
 //!    table-tested in `path` and `call`); query options are parsed once
 //!    into typed values ([`crate::apiserver::options`]);
 //! 2. **limits**: the in-flight limit of the call's class (429; writes also
 //!    while the store's write queue is full), then the body is read within
 //!    its size limit (413) and time limit (408);
-//! 3. **authentication and authorization** would sit here, in front of every
-//!    handler (there are none yet: every call is allowed);
+//! 3. **authorization** would sit here, in front of every handler (there
+//!    is none yet: every authenticated call is allowed);
 //! 4. the **verb's handler** (`read`, `write`, `delete`, `sub`). Admission
 //!    (defaults, validation, metadata rules) is in `crud`, which every write
 //!    goes through.
@@ -41,21 +46,35 @@ use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
 use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
+use crate::auth::authn::{Authenticator, PeerCert};
+use crate::auth::user::UserInfo;
 use crate::metrics::RequestLabels;
 use call::{Call, Verb};
 use limits::InFlight;
 use path::{parse_path, Route, Target};
 
-/// What the connection tasks share: the API state and the in-flight limiter.
+/// What the connection tasks share: the API state, the in-flight limiter,
+/// TLS and the authenticators.
 pub(crate) struct Server {
     state: Arc<ApiState>,
     inflight: InFlight,
+    tls: tokio_rustls::TlsAcceptor,
+    authn: Authenticator,
 }
 
-/// Serves HTTP on `listener` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>, token: CancellationToken) {
+/// How the apiserver is reached and who may call it.
+#[derive(Clone)]
+pub struct Security {
+    /// The serving TLS configuration ([`crate::auth::tls::server_config`]).
+    pub tls: Arc<rustls::ServerConfig>,
+    pub authn: Authenticator,
+}
+
+/// Serves HTTPS on `listener` until `token` is cancelled.
+pub async fn serve(listener: TcpListener, state: Arc<ApiState>, security: Security, token: CancellationToken) {
     let inflight = InFlight::new(&state.config);
-    conn::serve(listener, Arc::new(Server { state, inflight }), token).await;
+    let tls = tokio_rustls::TlsAcceptor::from(security.tls);
+    conn::serve(listener, Arc::new(Server { state, inflight, tls, authn: security.authn }), token).await;
 }
 
 /// One request, start to end; never fails (errors are `Status` responses).
@@ -75,6 +94,10 @@ pub(crate) async fn handle(server: &Server, req: Request<Body>) -> Response {
 /// `labels` is set once the call is decided.
 async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut RequestLabels) -> Result<Response> {
     let state = &*server.state;
+    // 0. Authentication, before anything else is looked at (as upstream's
+    // filter chain): the user goes into the extensions for authorization.
+    let user = authenticate(&server.authn, &parts)?;
+    parts.extensions.insert(user);
     // 1. Decide what is asked. `metrics.k8s.io` is not stored: its own handler.
     if let Some(path) = metrics_api::parse(parts.uri.path()) {
         let query = Query::parse(parts.uri.query())?;
@@ -88,7 +111,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     let _slot = server.inflight.admit(call.class(), state.store.queue_is_full())?;
     let _inflight = state.metrics.inflight(call.class());
     let body = body::read(body, &parts.headers, &state.config).await?;
-    // 3. Authentication and authorization go here.
+    // 3. Authorization goes here (the user is in `parts.extensions`).
     // 4. The handler.
     match call {
         Call::Fixed(route) => fixed(state, route),
@@ -122,6 +145,14 @@ async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
         Verb::Finalize => sub::finalize(r, t).await,
         Verb::Stream(_) => Err(ApiError::NoResource),
     }
+}
+
+/// The request's user (`crate::auth::authn`): its verified client
+/// certificate, else its bearer token; anonymous only where allowed.
+fn authenticate(authn: &Authenticator, parts: &Parts) -> Result<UserInfo> {
+    let cert = parts.extensions.get::<PeerCert>().and_then(|p| p.0.as_ref());
+    let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+    authn.authenticate(parts.uri.path(), cert, authorization).map_err(|_| ApiError::Unauthorized)
 }
 
 /// Health, version, OpenAPI and discovery documents.

@@ -1,0 +1,138 @@
+//! The cluster CA: generated at the first start of `bosun control` in its
+//! data directory (`pki/ca.crt`, `pki/ca.key`, 0600 in 0700) and reused on
+//! every restart. It signs the apiserver's serving certificate (fresh at
+//! each start) and client certificates: CN is the user, O the groups, as
+//! upstream's x509 authenticator reads them.
+
+use std::net::IpAddr;
+use std::path::Path;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose, SanType,
+};
+
+use super::files::write_private;
+
+/// Issuing or loading a certificate failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("{path}: {source}")]
+    Io { path: String, source: std::io::Error },
+    #[error("certificate: {0}")]
+    Cert(#[from] rcgen::Error),
+    #[error("subject alternative name {0:?}: {1}")]
+    San(String, rcgen::Error),
+}
+
+/// How long the CA is valid.
+const CA_DAYS: i64 = 3650;
+/// How long issued certificates are valid.
+const LEAF_DAYS: i64 = 365;
+
+/// A certificate and its private key, both PEM.
+#[derive(Debug, Clone)]
+pub struct Credential {
+    pub cert_pem: String,
+    pub key_pem: String,
+}
+
+/// The cluster's certificate authority.
+pub struct Ca {
+    cert_pem: String,
+    issuer: Issuer<'static, KeyPair>,
+}
+
+impl Ca {
+    /// A new CA, in memory only.
+    pub fn generate() -> Result<Ca, Error> {
+        let key = KeyPair::generate()?;
+        let mut params = validity(CertificateParams::default(), CA_DAYS);
+        params.distinguished_name = name("bosun-ca", None);
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        let cert = params.self_signed(&key)?;
+        let cert_pem = cert.pem();
+        let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+        Ok(Ca { cert_pem, issuer })
+    }
+
+    /// Loads the CA from `dir/ca.crt` and `dir/ca.key`, or generates and
+    /// saves one there (0600 files, `dir` 0700) when there is none yet.
+    pub fn load_or_create(dir: &Path) -> Result<Ca, Error> {
+        let (cert_path, key_path) = (dir.join("ca.crt"), dir.join("ca.key"));
+        let io = |path: &Path| {
+            let path = path.display().to_string();
+            move |source| Error::Io { path, source }
+        };
+        if cert_path.exists() && key_path.exists() {
+            let cert_pem = std::fs::read_to_string(&cert_path).map_err(io(&cert_path))?;
+            let key = KeyPair::from_pem(&std::fs::read_to_string(&key_path).map_err(io(&key_path))?)?;
+            super::files::private_dir(dir).map_err(io(dir))?;
+            let issuer = Issuer::from_ca_cert_pem(&cert_pem, key)?;
+            return Ok(Ca { cert_pem, issuer });
+        }
+        let ca = Ca::generate()?;
+        write_private(&key_path, ca.issuer.key().serialize_pem().as_bytes()).map_err(io(&key_path))?;
+        write_private(&cert_path, ca.cert_pem.as_bytes()).map_err(io(&cert_path))?;
+        Ok(ca)
+    }
+
+    /// The CA certificate (PEM), which clients trust.
+    pub fn cert_pem(&self) -> &str {
+        &self.cert_pem
+    }
+
+    /// A client certificate for `user` in `group` (CN and O; rcgen writes
+    /// one value per attribute type, so one group).
+    pub fn issue_client(&self, user: &str, group: &str) -> Result<Credential, Error> {
+        let mut params = validity(CertificateParams::default(), LEAF_DAYS);
+        params.distinguished_name = name(user, Some(group));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
+    /// A serving certificate for these DNS names and IP addresses.
+    pub fn issue_server(&self, dns_names: &[&str], ips: &[IpAddr]) -> Result<Credential, Error> {
+        let mut params = validity(CertificateParams::default(), LEAF_DAYS);
+        params.distinguished_name = name("bosun-apiserver", None);
+        for dns in dns_names {
+            let san = (*dns).try_into().map_err(|e| Error::San(dns.to_string(), e))?;
+            params.subject_alt_names.push(SanType::DnsName(san));
+        }
+        params.subject_alt_names.extend(ips.iter().copied().map(SanType::IpAddress));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        self.sign(params)
+    }
+
+    fn sign(&self, params: CertificateParams) -> Result<Credential, Error> {
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &self.issuer)?;
+        Ok(Credential { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+}
+
+fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
+    let mut dn = DistinguishedName::new();
+    if let Some(org) = organization {
+        dn.push(DnType::OrganizationName, org);
+    }
+    dn.push(DnType::CommonName, common_name);
+    dn
+}
+
+/// Valid from an hour ago (clock skew) for `days`.
+fn validity(mut params: CertificateParams, days: i64) -> CertificateParams {
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    params.not_before = now - time_hours(1);
+    params.not_after = now + time_hours(days.saturating_mul(24));
+    params
+}
+
+fn time_hours(hours: i64) -> std::time::Duration {
+    std::time::Duration::from_secs(u64::try_from(hours).unwrap_or(0).saturating_mul(3600))
+}
