@@ -10,6 +10,7 @@
 //! through the Kubernetes API.
 
 pub mod apiserver;
+pub mod auth;
 pub mod controllers;
 pub mod scheduler;
 pub mod store;

@@ -19,6 +19,7 @@ pub mod podrules;
 pub mod priority;
 pub mod probes;
 pub mod quantities;
+pub mod rbac;
 pub mod service;
 pub mod update;
 pub mod workloads;
@@ -59,6 +60,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),
         Kind::PriorityClass => priority::validate_priority_class(obj, &mut out),
+        Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            rbac::validate_rbac(info.kind, obj, &mut out)
+        }
+        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => {}
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }
