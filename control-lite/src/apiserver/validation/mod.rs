@@ -40,7 +40,9 @@ pub fn name_rule(kind: Kind) -> NameRule {
     match kind {
         Kind::Namespace => NameRule::Label,
         Kind::Service => NameRule::Label1035,
-        Kind::Event | Kind::EventV1 => NameRule::PathSegment,
+        Kind::Event | Kind::EventV1 | Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            NameRule::PathSegment
+        }
         _ => NameRule::Subdomain,
     }
 }
