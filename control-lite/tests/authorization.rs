@@ -64,14 +64,20 @@ async fn rbac_node_authorizer_and_impersonation_with_kubectl() -> Result<()> {
     assert!(can_i(d, &["*", "*"]).await?);
     let roles = kubectl_ok(d, &["get", "clusterroles", "-o", "name"]).await?;
     for want in ["cluster-admin", "admin", "edit", "view", "system:node", "system:discovery"] {
-        assert!(roles.lines().any(|l| l == format!("clusterrole.rbac.authorization.k8s.io/{want}")), "{want} in {roles}");
+        assert!(
+            roles.lines().any(|l| l == format!("clusterrole.rbac.authorization.k8s.io/{want}")),
+            "{want} in {roles}"
+        );
     }
 
     // A ServiceAccount-like user gets exactly its Role.
     kubectl_ok(d, &["create", "namespace", "team"]).await?;
     kubectl_ok(d, &["create", "role", "pod-reader", "-n", "team", "--verb=get,list,watch", "--resource=pods"]).await?;
-    kubectl_ok(d, &["create", "rolebinding", "bot-reads", "-n", "team", "--role=pod-reader", "--serviceaccount=team:bot"])
-        .await?;
+    kubectl_ok(
+        d,
+        &["create", "rolebinding", "bot-reads", "-n", "team", "--role=pod-reader", "--serviceaccount=team:bot"],
+    )
+    .await?;
     let sa = "--as=system:serviceaccount:team:bot";
     expect_can_i(d, &["list", "pods", "-n", "team", sa], true).await?;
     assert!(!can_i(d, &["create", "pods", "-n", "team", sa]).await?);
@@ -80,7 +86,8 @@ async fn rbac_node_authorizer_and_impersonation_with_kubectl() -> Result<()> {
 
     // ClusterRoles and ClusterRoleBindings from kubectl's generators.
     kubectl_ok(d, &["create", "clusterrole", "node-reader", "--verb=get,list", "--resource=nodes"]).await?;
-    kubectl_ok(d, &["create", "clusterrolebinding", "ops-read-nodes", "--clusterrole=node-reader", "--group=ops"]).await?;
+    kubectl_ok(d, &["create", "clusterrolebinding", "ops-read-nodes", "--clusterrole=node-reader", "--group=ops"])
+        .await?;
     expect_can_i(d, &["list", "nodes", "--as=carol", "--as-group=ops"], true).await?;
     assert!(!can_i(d, &["delete", "nodes", "--as=carol", "--as-group=ops"]).await?);
 
@@ -108,7 +115,8 @@ async fn rbac_node_authorizer_and_impersonation_with_kubectl() -> Result<()> {
     expect_can_i(d, &with(&NODE, &["get", "secret/used", "-n", "team"]), true).await?;
     kubectl_ok(d, &with(&NODE, &["get", "secret", "used", "-n", "team"])).await?;
     kubectl_ok(d, &with(&NODE, &["get", "configmap", "settings", "-n", "team"])).await?;
-    forbidden(d, &with(&NODE, &["get", "secret", "unused", "-n", "team"]), r#"User "system:node:n1" cannot get"#).await?;
+    forbidden(d, &with(&NODE, &["get", "secret", "unused", "-n", "team"]), r#"User "system:node:n1" cannot get"#)
+        .await?;
     forbidden(d, &with(&NODE, &["get", "secrets", "-n", "team"]), "cannot list").await?;
     assert!(!can_i(d, &with(&NODE, &["get", "secret/unused", "-n", "team"])).await?);
     let label = r#"{"metadata": {"labels": {"x": "y"}}}"#;
@@ -123,7 +131,8 @@ async fn rbac_node_authorizer_and_impersonation_with_kubectl() -> Result<()> {
     assert!(!can_i(d, &with(&NODE, &["delete", "pods/other", "-n", "team"])).await?);
     assert!(can_i(d, &with(&NODE, &["delete", "pods/web", "-n", "team"])).await?);
     // NodeRestriction: only mirror pods bound to itself.
-    forbidden(d, &with(&NODE, &["run", "plain", "-n", "team", "--image=busybox"]), "can only create mirror pods").await?;
+    forbidden(d, &with(&NODE, &["run", "plain", "-n", "team", "--image=busybox"]), "can only create mirror pods")
+        .await?;
 
     // Anonymous: health and version only.
     let anon = ["--as=system:anonymous", "--as-group=system:unauthenticated"];

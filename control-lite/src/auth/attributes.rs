@@ -85,10 +85,12 @@ pub fn forbidden_message(user: &str, request: &Request, reason: &str) -> String 
     let mut msg = match request {
         Request::NonResource { verb, path } => format!("forbidden: User {user:?} cannot {verb} path {path:?}"),
         Request::Resource(r) => {
-            let qualified =
-                if r.group.is_empty() { r.resource.clone() } else { format!("{}.{}", r.resource, r.group) };
-            let head =
-                if r.name.is_empty() { format!("{qualified} is forbidden") } else { format!("{qualified} {:?} is forbidden", r.name) };
+            let qualified = if r.group.is_empty() { r.resource.clone() } else { format!("{}.{}", r.resource, r.group) };
+            let head = if r.name.is_empty() {
+                format!("{qualified} is forbidden")
+            } else {
+                format!("{qualified} {:?} is forbidden", r.name)
+            };
             let scope = if r.namespace.is_empty() {
                 "at the cluster scope".to_string()
             } else {
@@ -126,7 +128,8 @@ mod tests {
             r#"deployments.apps is forbidden: User "u" cannot list resource "deployments" in API group "apps" at the cluster scope"#
         );
         let log = Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "p").sub("log"));
-        assert!(forbidden_message("u", &log, "no").ends_with(r#"cannot get resource "pods/log" in API group "" in the namespace "d": no"#));
+        assert!(forbidden_message("u", &log, "no")
+            .ends_with(r#"cannot get resource "pods/log" in API group "" in the namespace "d": no"#));
         assert_eq!(
             forbidden_message("u", &Request::get_path("/metrics"), ""),
             r#"forbidden: User "u" cannot get path "/metrics""#

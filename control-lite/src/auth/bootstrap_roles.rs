@@ -56,8 +56,14 @@ const VIEW_CORE: &[&str] = &[
     "resourcequotas",
     "replicationcontrollers",
 ];
-const VIEW_APPS: &[&str] =
-    &["deployments", "deployments/status", "deployments/scale", "replicasets", "replicasets/status", "replicasets/scale"];
+const VIEW_APPS: &[&str] = &[
+    "deployments",
+    "deployments/status",
+    "deployments/scale",
+    "replicasets",
+    "replicasets/status",
+    "replicasets/scale",
+];
 const EDIT_CORE: &[&str] = &[
     "pods",
     "pods/attach",
@@ -123,13 +129,20 @@ pub fn cluster_roles() -> Vec<Value> {
     let discovery = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/"];
     let health = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
     vec![
-        cluster_role("cluster-admin", vec![rule(&["*"], &["*"], &["*"]), json!({"nonResourceURLs": ["*"], "verbs": ["*"]})]),
+        cluster_role(
+            "cluster-admin",
+            vec![rule(&["*"], &["*"], &["*"]), json!({"nonResourceURLs": ["*"], "verbs": ["*"]})],
+        ),
         aggregating("admin", admin_rules()),
         aggregating("edit", edit_rules()),
         aggregating("view", view_rules()),
         cluster_role(
             "system:basic-user",
-            vec![rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"])],
+            vec![rule(
+                &["authorization.k8s.io"],
+                &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
+                &["create"],
+            )],
         ),
         cluster_role("system:discovery", vec![urls(&discovery), urls(&health)]),
         cluster_role("system:public-info-viewer", vec![urls(&health)]),
@@ -149,7 +162,10 @@ pub fn cluster_roles() -> Vec<Value> {
         ),
         cluster_role(
             "system:kube-controller-manager",
-            vec![rule(&["*"], &["*"], READ), rule(&["", "apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io"], &["*"], WRITE)],
+            vec![
+                rule(&["*"], &["*"], READ),
+                rule(&["", "apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io"], &["*"], WRITE),
+            ],
         ),
     ]
 }
@@ -174,7 +190,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         binding("cluster-admin", "cluster-admin", vec![group(MASTERS)]),
         binding("system:basic-user", "system:basic-user", vec![group(AUTHENTICATED)]),
         binding("system:discovery", "system:discovery", vec![group(AUTHENTICATED)]),
-        binding("system:public-info-viewer", "system:public-info-viewer", vec![group(AUTHENTICATED), group(UNAUTHENTICATED)]),
+        binding(
+            "system:public-info-viewer",
+            "system:public-info-viewer",
+            vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
+        ),
         binding("system:kube-scheduler", "system:kube-scheduler", vec![user("system:kube-scheduler")]),
         binding(
             "system:kube-controller-manager",
@@ -217,13 +237,8 @@ mod tests {
         let anon = user(ANONYMOUS, &[UNAUTHENTICATED]);
         let viewer = user("viewer", &[AUTHENTICATED]);
         let res = |verb: &str, resource: &str| Request::Resource(ResourceAttrs::new(verb, "", resource, "team", ""));
-        let ssar = Request::Resource(ResourceAttrs::new(
-            "create",
-            "authorization.k8s.io",
-            "selfsubjectaccessreviews",
-            "",
-            "",
-        ));
+        let ssar =
+            Request::Resource(ResourceAttrs::new("create", "authorization.k8s.io", "selfsubjectaccessreviews", "", ""));
         let cases = [
             (&anon, Request::get_path("/healthz"), true),
             (&anon, Request::get_path("/version"), true),

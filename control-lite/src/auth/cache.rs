@@ -81,7 +81,12 @@ impl AuthzCache {
         Some(rev)
     }
 
-    async fn follow_rbac(&self, store: Store, mut loaded: Option<(BTreeMap<String, Value>, i64)>, token: CancellationToken) {
+    async fn follow_rbac(
+        &self,
+        store: Store,
+        mut loaded: Option<(BTreeMap<String, Value>, i64)>,
+        token: CancellationToken,
+    ) {
         while !token.is_cancelled() {
             let Some((mut objects, rev)) = loaded.take() else {
                 tokio::select! { () = token.cancelled() => return, () = tokio::time::sleep(RETRY) => {} }

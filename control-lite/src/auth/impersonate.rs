@@ -93,7 +93,8 @@ mod tests {
 
     #[test]
     fn checks_and_resulting_users() {
-        let node = Impersonation { user: "system:node:n1".into(), groups: vec!["system:nodes".into()], uid: String::new() };
+        let node =
+            Impersonation { user: "system:node:n1".into(), groups: vec!["system:nodes".into()], uid: String::new() };
         assert_eq!(
             required_checks(&node),
             vec![
@@ -108,7 +109,8 @@ mod tests {
             impersonated_user(&sa).groups,
             vec!["system:serviceaccounts", "system:serviceaccounts:ns", AUTHENTICATED]
         );
-        let anon = Impersonation { user: ANONYMOUS.into(), groups: vec!["system:unauthenticated".into()], uid: "u".into() };
+        let anon =
+            Impersonation { user: ANONYMOUS.into(), groups: vec!["system:unauthenticated".into()], uid: "u".into() };
         assert_eq!(impersonated_user(&anon).groups, vec!["system:unauthenticated"]);
         assert_eq!(required_checks(&anon).len(), 3);
     }

@@ -42,7 +42,8 @@ fn each<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 /// The references of a pod (`None` if it is not bound to a node).
 pub fn pod_refs(pod: &Value) -> Option<PodRefs> {
     let node = name_at(pod, "/spec/nodeName")?;
-    let mut refs = PodRefs { node, namespace: name_at(pod, "/metadata/namespace").unwrap_or_default(), ..PodRefs::default() };
+    let mut refs =
+        PodRefs { node, namespace: name_at(pod, "/metadata/namespace").unwrap_or_default(), ..PodRefs::default() };
     let spec = pod.get("spec").unwrap_or(&Value::Null);
     for volume in each(spec, "volumes") {
         refs.secrets.extend(name_at(volume, "/secret/secretName"));

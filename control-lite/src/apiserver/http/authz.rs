@@ -131,9 +131,9 @@ pub fn admit_node_create(user: &UserInfo, request: &Request, body: &Value) -> Re
     if r.verb != "create" || !r.subresource.is_empty() {
         return Ok(());
     }
-    node::admit_create(node, r, body).map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
+    node::admit_create(node, r, body)
+        .map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
 }
-
 
 #[cfg(test)]
 mod tests {
@@ -156,12 +156,32 @@ mod tests {
             (Method::GET, "/api/v1/pods", true, res("watch", "", "pods", "", "", "")),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, res("get", "", "pods", "log", "d", "p")),
             (Method::POST, "/api/v1/namespaces/d/pods/p/exec", false, res("create", "", "pods", "exec", "d", "p")),
-            (Method::POST, "/api/v1/namespaces/d/pods/p/binding", false, res("create", "", "pods", "binding", "d", "p")),
+            (
+                Method::POST,
+                "/api/v1/namespaces/d/pods/p/binding",
+                false,
+                res("create", "", "pods", "binding", "d", "p"),
+            ),
             (Method::PATCH, "/api/v1/nodes/n1/status", false, res("patch", "", "nodes", "status", "", "n1")),
-            (Method::PUT, "/apis/apps/v1/namespaces/d/deployments/w/scale", false, res("update", "apps", "deployments", "scale", "d", "w")),
-            (Method::DELETE, "/api/v1/namespaces/d/secrets", false, res("deletecollection", "", "secrets", "", "d", "")),
+            (
+                Method::PUT,
+                "/apis/apps/v1/namespaces/d/deployments/w/scale",
+                false,
+                res("update", "apps", "deployments", "scale", "d", "w"),
+            ),
+            (
+                Method::DELETE,
+                "/api/v1/namespaces/d/secrets",
+                false,
+                res("deletecollection", "", "secrets", "", "d", ""),
+            ),
             (Method::GET, "/api/v1/namespaces/x", false, res("get", "", "namespaces", "", "x", "x")),
-            (Method::PUT, "/api/v1/namespaces/x/finalize", false, res("update", "", "namespaces", "finalize", "x", "x")),
+            (
+                Method::PUT,
+                "/api/v1/namespaces/x/finalize",
+                false,
+                res("update", "", "namespaces", "finalize", "x", "x"),
+            ),
             (Method::GET, "/healthz", false, Some(Request::get_path("/healthz"))),
             (Method::GET, "/apis/apps/v1", false, Some(Request::get_path("/apis/apps/v1"))),
         ];
@@ -177,7 +197,10 @@ mod tests {
             metrics_attributes(&Method::GET, "/x", &m),
             Request::Resource(ResourceAttrs::new("list", "metrics.k8s.io", "pods", "d", ""))
         );
-        assert_eq!(metrics_attributes(&Method::GET, "/apis/metrics.k8s.io", &MetricsPath::Group), Request::get_path("/apis/metrics.k8s.io"));
+        assert_eq!(
+            metrics_attributes(&Method::GET, "/apis/metrics.k8s.io", &MetricsPath::Group),
+            Request::get_path("/apis/metrics.k8s.io")
+        );
     }
 
     #[test]

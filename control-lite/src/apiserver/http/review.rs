@@ -44,7 +44,11 @@ pub fn reviewed_request(spec: &Value) -> Result<Request> {
 /// The user a SubjectAccessReview's `spec` names (pure).
 pub fn reviewed_user(spec: &Value) -> UserInfo {
     let groups = spec.get("groups").and_then(Value::as_array).into_iter().flatten();
-    UserInfo { name: s(spec, "/user"), uid: s(spec, "/uid"), groups: groups.filter_map(Value::as_str).map(String::from).collect() }
+    UserInfo {
+        name: s(spec, "/user"),
+        uid: s(spec, "/uid"),
+        groups: groups.filter_map(Value::as_str).map(String::from).collect(),
+    }
 }
 
 /// POST of a review by `user`.

@@ -90,10 +90,7 @@ mod tests {
         let ok = json!({"rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]});
         assert!(causes(Kind::Role, ok).is_empty());
         let bad = json!({"rules": [{"resources": ["pods"]}, {"nonResourceURLs": ["/x"], "verbs": ["get"]}]});
-        assert_eq!(
-            causes(Kind::Role, bad),
-            vec!["rules[0].verbs", "rules[0].apiGroups", "rules[1].nonResourceURLs"]
-        );
+        assert_eq!(causes(Kind::Role, bad), vec!["rules[0].verbs", "rules[0].apiGroups", "rules[1].nonResourceURLs"]);
         let crb = json!({"roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "Robot", "name": "x"}]});
         assert_eq!(causes(Kind::ClusterRoleBinding, crb), vec!["roleRef.kind", "subjects[0].kind"]);
         let rb = json!({"roleRef": {"kind": "Role", "name": "r"}, "subjects": [{"kind": "User", "name": "u"}]});

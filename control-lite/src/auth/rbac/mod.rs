@@ -70,7 +70,8 @@ impl RbacSnapshot {
         let mut labels: Vec<(String, Value)> = Vec::new();
         for (key, obj) in objects {
             let plural = key.strip_prefix(STORE_PREFIX).and_then(|rest| rest.split('/').next()).unwrap_or_default();
-            let (ns, name) = (str_at(obj, "/metadata/namespace").to_string(), str_at(obj, "/metadata/name").to_string());
+            let (ns, name) =
+                (str_at(obj, "/metadata/namespace").to_string(), str_at(obj, "/metadata/name").to_string());
             match plural {
                 "roles" => {
                     snap.roles.insert((ns, name), rules_of(obj));

@@ -110,7 +110,8 @@ mod tests {
         let pods = rule(json!({"apiGroups": [""], "resources": ["pods"], "verbs": ["get", "list"]}));
         let logs = rule(json!({"apiGroups": [""], "resources": ["pods/log"], "verbs": ["get"]}));
         let status = rule(json!({"apiGroups": ["*"], "resources": ["*/status"], "verbs": ["*"]}));
-        let named = rule(json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}));
+        let named =
+            rule(json!({"apiGroups": [""], "resources": ["configmaps"], "resourceNames": ["a"], "verbs": ["get"]}));
         let all = rule(json!({"apiGroups": ["*"], "resources": ["*"], "verbs": ["*"]}));
         let health = rule(json!({"nonResourceURLs": ["/healthz", "/api/*"], "verbs": ["get"]}));
         let cases = [
