@@ -34,7 +34,7 @@ impl ResourceAttrs {
     }
 
     /// The same request on `subresource`.
-    pub fn sub(self, subresource: &str) -> ResourceAttrs {
+    pub fn on_subresource(self, subresource: &str) -> ResourceAttrs {
         ResourceAttrs { subresource: subresource.into(), ..self }
     }
 
@@ -127,7 +127,7 @@ mod tests {
             forbidden_message("u", &list, ""),
             r#"deployments.apps is forbidden: User "u" cannot list resource "deployments" in API group "apps" at the cluster scope"#
         );
-        let log = Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "p").sub("log"));
+        let log = Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "p").on_subresource("log"));
         assert!(forbidden_message("u", &log, "no")
             .ends_with(r#"cannot get resource "pods/log" in API group "" in the namespace "d": no"#));
         assert_eq!(

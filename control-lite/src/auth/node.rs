@@ -111,7 +111,7 @@ mod tests {
     use crate::auth::node_graph::PODS_PREFIX;
 
     fn res(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Request {
-        Request::Resource(ResourceAttrs::new(verb, group, resource, ns, name).sub(sub))
+        Request::Resource(ResourceAttrs::new(verb, group, resource, ns, name).on_subresource(sub))
     }
 
     #[test]

@@ -146,7 +146,7 @@ mod tests {
     }
 
     fn res(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Option<Request> {
-        Some(Request::Resource(ResourceAttrs::new(verb, group, resource, ns, name).sub(sub)))
+        Some(Request::Resource(ResourceAttrs::new(verb, group, resource, ns, name).on_subresource(sub)))
     }
 
     #[test]

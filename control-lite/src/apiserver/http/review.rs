@@ -102,7 +102,7 @@ mod tests {
             "user": "u", "groups": ["g"]});
         assert_eq!(
             reviewed_request(&spec).ok(),
-            Some(Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "").sub("log")))
+            Some(Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "").on_subresource("log")))
         );
         assert_eq!(reviewed_user(&spec).groups, vec!["g"]);
         let path = json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}});

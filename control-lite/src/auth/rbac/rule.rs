@@ -102,7 +102,7 @@ mod tests {
     }
 
     fn res(verb: &str, group: &str, resource: &str, sub: &str, name: &str) -> Request {
-        Request::Resource(ResourceAttrs::new(verb, group, resource, "ns", name).sub(sub))
+        Request::Resource(ResourceAttrs::new(verb, group, resource, "ns", name).on_subresource(sub))
     }
 
     #[test]
