@@ -23,10 +23,15 @@ impl Decision {
     }
 }
 
+/// The decision for a member of `system:masters` (allowed everything), else `None`.
+pub fn masters(user: &UserInfo) -> Option<Decision> {
+    user.groups.iter().any(|g| g == MASTERS).then(|| Decision::Allow(format!("{MASTERS} may do anything")))
+}
+
 /// Decides `request` by `user` over the RBAC and node-graph snapshots.
 pub fn authorize(user: &UserInfo, request: &Request, rbac: &RbacSnapshot, graph: &NodeGraph) -> Decision {
-    if user.groups.iter().any(|g| g == MASTERS) {
-        return Decision::Allow(format!("{MASTERS} may do anything"));
+    if let Some(decision) = masters(user) {
+        return decision;
     }
     if let Some(node) = node::node_name(user) {
         if node::authorize(node, request, graph) {
