@@ -352,6 +352,23 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             age,
             json!(s(obj, "/preemptionPolicy")),
         ],
+        Kind::Role | Kind::ClusterRole => vec![name, json!(s(obj, "/metadata/creationTimestamp"))],
+        Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            let subjects = |kind: &str| {
+                let names: Vec<String> = arr(obj, "/subjects")
+                    .iter()
+                    .filter(|sub| sub.get("kind").and_then(Value::as_str) == Some(kind))
+                    .map(|sub| match (s(sub, "/namespace"), s(sub, "/name")) {
+                        (ns, n) if kind == "ServiceAccount" => format!("{ns}/{n}"),
+                        (_, n) => n.to_string(),
+                    })
+                    .collect();
+                json!(names.join(", "))
+            };
+            let role = format!("{}/{}", s(obj, "/roleRef/kind"), s(obj, "/roleRef/name"));
+            vec![name, json!(role), age, subjects("User"), subjects("Group"), subjects("ServiceAccount")]
+        }
+        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => vec![name, age],
     }
 }
 

@@ -90,7 +90,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind_name,
-            "verbs": VERBS,
+            "verbs": if r.is_review() { &["create"][..] } else { VERBS },
         });
         if !r.short_names.is_empty() {
             main["shortNames"] = json!(r.short_names);
@@ -190,6 +190,8 @@ mod tests {
                 "events.k8s.io",
                 "coordination.k8s.io",
                 "scheduling.k8s.io",
+                "rbac.authorization.k8s.io",
+                "authorization.k8s.io",
                 "metrics.k8s.io"
             ]
         );

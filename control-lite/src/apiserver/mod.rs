@@ -32,7 +32,9 @@
 //! Secret, ServiceAccount and Deployment (so e.g. `kubectl create service`
 //! fails; `kubectl apply/create -f` send JSON and work), server-side
 //! apply, aggregated discovery (clients fall back), OpenAPI schemas
-//! (`kubectl explain`; `/openapi/v2` is an empty document), authn/authz, `limit`/`continue` paging.
+//! (`kubectl explain`; `/openapi/v2` is an empty document), authentication
+//! (a request without an identity runs as the insecure-port superuser; see
+//! `http::authz`), `limit`/`continue` paging.
 
 pub mod cells;
 pub mod clusterip;
@@ -76,6 +78,8 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use crate::auth::bootstrap_roles;
+use crate::auth::cache::AuthzCache;
 use crate::store::Store;
 pub use http::limits::ApiConfig;
 use objects::{meta_str, WriteOptions};
@@ -110,6 +114,8 @@ pub struct ApiState {
     pub metrics: crate::metrics::ApiMetrics,
     /// The process's registry, served on `/metrics`.
     pub metrics_registry: Arc<prometheus_client::registry::Registry>,
+    /// The authorizers' view of RBAC objects and pods (started by [`serve`]).
+    pub authz: Arc<AuthzCache>,
 }
 
 impl ApiState {
@@ -124,6 +130,7 @@ impl ApiState {
             open_watches: Arc::default(),
             metrics: Default::default(),
             metrics_registry: Arc::default(),
+            authz: Arc::default(),
         }
     }
 
@@ -165,6 +172,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
         }
     }
     priority::bootstrap(state).await.map_err(boot("system priority classes"))?;
+    bootstrap_rbac(state).await.map_err(boot("default RBAC roles"))?;
     let svc_info = by_kind(Kind::Service);
     let (services, _) =
         crud::list(state, svc_info, None, &Selectors::default()).await.map_err(boot("list services"))?;
@@ -189,6 +197,20 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
     Ok(())
 }
 
+/// Creates upstream's default ClusterRoles and ClusterRoleBindings that are
+/// absent (existing ones, possibly edited by an administrator, are kept).
+async fn bootstrap_rbac(state: &ApiState) -> Result<(), ApiError> {
+    let roles = bootstrap_roles::cluster_roles().into_iter().map(|r| (Kind::ClusterRole, r));
+    let bindings = bootstrap_roles::cluster_role_bindings().into_iter().map(|b| (Kind::ClusterRoleBinding, b));
+    for (kind, obj) in roles.chain(bindings) {
+        match crud::create(state, by_kind(kind), None, obj, WriteOptions::default()).await {
+            Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
 /// Serves the API over HTTPS on `listener` until `token` is cancelled (open watches end then too).
 pub async fn serve(
     listener: TcpListener,
@@ -198,6 +220,7 @@ pub async fn serve(
 ) -> Result<(), Error> {
     let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
     bootstrap(&state, listener.local_addr().map(|a| a.port()).unwrap_or(6443)).await?;
+    state.authz.start(&state.store, &token).await;
     tracing::info!(%addr, "apiserver listening");
     http::serve(listener, state, security, token).await;
     Ok(())

@@ -38,6 +38,20 @@ pub enum Kind {
     ServiceAccount,
     /// scheduling.k8s.io/v1 PriorityClass.
     PriorityClass,
+    /// rbac.authorization.k8s.io/v1 Role.
+    Role,
+    /// rbac.authorization.k8s.io/v1 ClusterRole.
+    ClusterRole,
+    /// rbac.authorization.k8s.io/v1 RoleBinding.
+    RoleBinding,
+    /// rbac.authorization.k8s.io/v1 ClusterRoleBinding.
+    ClusterRoleBinding,
+    /// authorization.k8s.io/v1 SelfSubjectAccessReview (create-only, not stored).
+    SelfSubjectAccessReview,
+    /// authorization.k8s.io/v1 SubjectAccessReview (create-only, not stored).
+    SubjectAccessReview,
+    /// authorization.k8s.io/v1 SelfSubjectRulesReview (create-only, not stored).
+    SelfSubjectRulesReview,
 }
 
 /// Subresources a resource may expose.
@@ -314,6 +328,90 @@ pub const RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         subresources: &[],
     },
+    ResourceInfo {
+        kind: Kind::Role,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind_name: "Role",
+        plural: "roles",
+        singular: "role",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::ClusterRole,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind_name: "ClusterRole",
+        plural: "clusterroles",
+        singular: "clusterrole",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::RoleBinding,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind_name: "RoleBinding",
+        plural: "rolebindings",
+        singular: "rolebinding",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::ClusterRoleBinding,
+        group: "rbac.authorization.k8s.io",
+        version: "v1",
+        kind_name: "ClusterRoleBinding",
+        plural: "clusterrolebindings",
+        singular: "clusterrolebinding",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::SelfSubjectAccessReview,
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind_name: "SelfSubjectAccessReview",
+        plural: "selfsubjectaccessreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::SubjectAccessReview,
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind_name: "SubjectAccessReview",
+        plural: "subjectaccessreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::SelfSubjectRulesReview,
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind_name: "SelfSubjectRulesReview",
+        plural: "selfsubjectrulesreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
 ];
 
 impl ResourceInfo {
@@ -324,6 +422,11 @@ impl ResourceInfo {
         } else {
             format!("{}/{}", self.group, self.version)
         }
+    }
+
+    /// Whether this is a review: created and answered, never stored (`create` is its only verb).
+    pub fn is_review(&self) -> bool {
+        matches!(self.kind, Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview)
     }
 
     /// Whether `/status` is served (and main-resource writes keep `.status`).

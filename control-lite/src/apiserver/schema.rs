@@ -2,9 +2,11 @@
 //! type-check input, drop unknown fields, and report them for `fieldValidation`.
 
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
+use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -35,6 +37,13 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::Lease => roundtrip::<Lease>(v),
         Kind::ServiceAccount => roundtrip::<ServiceAccount>(v),
         Kind::PriorityClass => roundtrip::<PriorityClass>(v),
+        Kind::Role => roundtrip::<Role>(v),
+        Kind::ClusterRole => roundtrip::<ClusterRole>(v),
+        Kind::RoleBinding => roundtrip::<RoleBinding>(v),
+        Kind::ClusterRoleBinding => roundtrip::<ClusterRoleBinding>(v),
+        Kind::SelfSubjectAccessReview => roundtrip::<SelfSubjectAccessReview>(v),
+        Kind::SubjectAccessReview => roundtrip::<SubjectAccessReview>(v),
+        Kind::SelfSubjectRulesReview => roundtrip::<SelfSubjectRulesReview>(v),
     }
 }
 

@@ -124,6 +124,16 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             AGE,
             ("PreemptionPolicy", "string", 1, "Whether pods of this class preempt others."),
         ],
+        Kind::Role | Kind::ClusterRole => vec![NAME, ("Created At", "string", 0, "When the role was created.")],
+        Kind::RoleBinding | Kind::ClusterRoleBinding => vec![
+            NAME,
+            ("Role", "string", 0, "The role bound."),
+            AGE,
+            ("Users", "string", 1, "Users bound."),
+            ("Groups", "string", 1, "Groups bound."),
+            ("ServiceAccounts", "string", 1, "ServiceAccounts bound."),
+        ],
+        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => vec![NAME, AGE],
     }
 }
 

@@ -9,8 +9,7 @@
 use super::tokens::TokenTable;
 use super::user::{UserInfo, ANONYMOUS, AUTHENTICATED};
 
-/// The group of the anonymous user.
-pub const UNAUTHENTICATED: &str = "system:unauthenticated";
+pub use crate::auth::user::UNAUTHENTICATED;
 
 /// What the TLS handshake verified about the peer: the user its client
 /// certificate names (put into every request's extensions by the

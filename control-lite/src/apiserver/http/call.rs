@@ -130,7 +130,7 @@ impl Call {
     }
 }
 
-fn not_allowed(m: &Method) -> ApiError {
+pub(crate) fn not_allowed(m: &Method) -> ApiError {
     ApiError::MethodNotAllowed(format!("the server does not allow this method on the requested resource: {m}"))
 }
 

@@ -12,8 +12,10 @@
 //! 2. **limits**: the in-flight limit of the call's class (429; writes also
 //!    while the store's write queue is full), then the body is read within
 //!    its size limit (413) and time limit (408);
-//! 3. **authorization** would sit here, in front of every handler (there
-//!    is none yet: every authenticated call is allowed);
+//! 3. **authorization**, in front of every handler ([`authz`]): the user
+//!    (authentication's `UserInfo` extension, step 0), impersonation, then
+//!    the authorizer chain of [`crate::auth`] on the call's attributes (403
+//!    if denied), and NodeRestriction on a node's creates;
 //! 4. the **verb's handler** (`read`, `write`, `delete`, `sub`). Admission
 //!    (defaults, validation, metadata rules) is in `crud`, which every write
 //!    goes through.
@@ -21,6 +23,7 @@
 //! Errors become `Status` objects in one place (`status`). Connection limits
 //! (count, header timeout, HTTP/2 streams, stalled writes) are in [`conn`].
 
+pub mod authz;
 pub(crate) mod body;
 pub mod call;
 mod conn;
@@ -28,6 +31,7 @@ mod delete;
 pub mod limits;
 pub mod path;
 mod read;
+mod review;
 mod sub;
 mod write;
 
@@ -101,6 +105,8 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     // 1. Decide what is asked. `metrics.k8s.io` is not stored: its own handler.
     if let Some(path) = metrics_api::parse(parts.uri.path()) {
         let query = Query::parse(parts.uri.query())?;
+        let user = authz::effective_user(&state.authz, &parts)?;
+        authz::authorize(state, &user, &authz::metrics_attributes(&parts.method, parts.uri.path(), &path))?;
         return metrics_api::serve(state, &parts.method, path, &query).await;
     }
     let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
@@ -111,9 +117,19 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     let _slot = server.inflight.admit(call.class(), state.store.queue_is_full())?;
     let _inflight = state.metrics.inflight(call.class());
     let body = body::read(body, &parts.headers, &state.config).await?;
-    // 3. Authorization goes here (the user is in `parts.extensions`).
+    // 3. Authorization (step 0 put the user into the extensions).
+    let user = authz::effective_user(&state.authz, &parts)?;
+    let request = authz::attributes(&parts.method, parts.uri.path(), &call);
+    authz::authorize(state, &user, &request)?;
+    if let (Call::Resource(Verb::Create, target), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
+        authz::admit_node_create(&user, &request, &body::parse(target.info, &parts.headers, &body)?)?;
+    }
     // 4. The handler.
     match call {
+        Call::Resource(verb, target) if target.info.is_review() => match verb {
+            Verb::Create => review::create(state, &user, &parts.headers, &body, &target),
+            _ => Err(call::not_allowed(&parts.method)),
+        },
         Call::Fixed(route) => fixed(state, route),
         Call::Resource(Verb::Stream(sub), target) => {
             // The upgrade handle lives in the request's extensions.

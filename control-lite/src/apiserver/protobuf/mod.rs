@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! for the kinds kubectl's common `create <generator>` subcommands send:
-//! Namespace, ConfigMap, Secret, ServiceAccount and Deployment (the fields
+//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, the RBAC kinds and
+//! the access reviews of `kubectl auth can-i` (the fields
 //! `kubectl create deployment` sets). The result is the JSON the
 //! same object would have been sent as.
 //!
@@ -12,7 +13,9 @@ use serde_json::{json, Map, Value};
 
 use super::registry::Kind;
 
+mod auth_tables;
 mod tables;
+use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR};
 use tables::*;
 
 /// Decoding failures.
@@ -253,6 +256,12 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::ServiceAccount => &SERVICE_ACCOUNT,
         Kind::PriorityClass => &PRIORITY_CLASS,
         Kind::Deployment => &DEPLOYMENT,
+        Kind::Role => &ROLE,
+        Kind::ClusterRole => &CLUSTER_ROLE,
+        Kind::RoleBinding | Kind::ClusterRoleBinding => &BINDING,
+        Kind::SelfSubjectAccessReview => &SELF_SAR,
+        Kind::SubjectAccessReview => &SAR,
+        Kind::SelfSubjectRulesReview => &SELF_RULES_REVIEW,
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
     let mut envelope = Reader { buf: inner };

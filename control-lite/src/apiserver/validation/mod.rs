@@ -19,6 +19,7 @@ pub mod podrules;
 pub mod priority;
 pub mod probes;
 pub mod quantities;
+pub mod rbac;
 pub mod service;
 pub mod update;
 pub mod workloads;
@@ -39,7 +40,9 @@ pub fn name_rule(kind: Kind) -> NameRule {
     match kind {
         Kind::Namespace => NameRule::Label,
         Kind::Service => NameRule::Label1035,
-        Kind::Event | Kind::EventV1 => NameRule::PathSegment,
+        Kind::Event | Kind::EventV1 | Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            NameRule::PathSegment
+        }
         _ => NameRule::Subdomain,
     }
 }
@@ -59,6 +62,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),
         Kind::PriorityClass => priority::validate_priority_class(obj, &mut out),
+        Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
+            rbac::validate_rbac(info.kind, obj, &mut out)
+        }
+        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => {}
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }

@@ -1,0 +1,112 @@
+//! The access reviews (`authorization.k8s.io/v1`, create-only, never
+//! stored): SelfSubjectAccessReview (`kubectl auth can-i`),
+//! SubjectAccessReview (for another user, e.g. the kubelet API's callers) and
+//! SelfSubjectRulesReview (`kubectl auth can-i --list`).
+
+use axum::body::Bytes;
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::Response;
+use serde_json::{json, Value};
+
+use super::body::parse;
+use super::path::Target;
+use crate::apiserver::registry::Kind;
+use crate::apiserver::response::json_response;
+use crate::apiserver::status::{ApiError, Result};
+use crate::apiserver::ApiState;
+use crate::auth::attributes::{Request, ResourceAttrs};
+use crate::auth::authorize::Decision;
+use crate::auth::node;
+use crate::auth::user::UserInfo;
+
+fn s(v: &Value, ptr: &str) -> String {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+/// The request a review's `spec` asks about (pure).
+pub fn reviewed_request(spec: &Value) -> Result<Request> {
+    if let Some(r) = spec.get("resourceAttributes").filter(|r| r.is_object()) {
+        return Ok(Request::Resource(ResourceAttrs {
+            verb: s(r, "/verb"),
+            group: s(r, "/group"),
+            resource: s(r, "/resource"),
+            subresource: s(r, "/subresource"),
+            namespace: s(r, "/namespace"),
+            name: s(r, "/name"),
+        }));
+    }
+    if let Some(n) = spec.get("nonResourceAttributes").filter(|r| r.is_object()) {
+        return Ok(Request::NonResource { verb: s(n, "/verb"), path: s(n, "/path") });
+    }
+    Err(ApiError::BadRequest("spec: exactly one of resourceAttributes or nonResourceAttributes must be set".into()))
+}
+
+/// The user a SubjectAccessReview's `spec` names (pure).
+pub fn reviewed_user(spec: &Value) -> UserInfo {
+    let groups = spec.get("groups").and_then(Value::as_array).into_iter().flatten();
+    UserInfo {
+        name: s(spec, "/user"),
+        uid: s(spec, "/uid"),
+        groups: groups.filter_map(Value::as_str).map(String::from).collect(),
+    }
+}
+
+/// POST of a review by `user`.
+pub fn create(state: &ApiState, user: &UserInfo, headers: &HeaderMap, body: &Bytes, t: &Target) -> Result<Response> {
+    let mut obj = parse(t.info, headers, body)?;
+    let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
+    let status = match t.info.kind {
+        Kind::SelfSubjectAccessReview => access_status(state, user, &spec)?,
+        Kind::SubjectAccessReview => access_status(state, &reviewed_user(&spec), &spec)?,
+        _ => rules_status(state, user, &s(&spec, "/namespace")),
+    };
+    obj["apiVersion"] = json!(t.info.api_version());
+    obj["kind"] = json!(t.info.kind_name);
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["status"] = status;
+    Ok(json_response(StatusCode::CREATED, &obj, &[]))
+}
+
+fn access_status(state: &ApiState, user: &UserInfo, spec: &Value) -> Result<Value> {
+    let request = reviewed_request(spec)?;
+    Ok(match state.authz.authorize(user, &request) {
+        Decision::Allow(reason) => json!({"allowed": true, "reason": reason}),
+        Decision::Deny(reason) if reason.is_empty() => json!({"allowed": false}),
+        Decision::Deny(reason) => json!({"allowed": false, "reason": reason}),
+    })
+}
+
+fn rules_status(state: &ApiState, user: &UserInfo, namespace: &str) -> Value {
+    let (mut resource_rules, mut non_resource_rules) = (Vec::new(), Vec::new());
+    for rule in state.authz.rules_for(user, namespace) {
+        if rule.non_resource_urls.is_empty() {
+            resource_rules.push(rule.to_json());
+        } else {
+            non_resource_rules.push(rule.to_json());
+        }
+    }
+    // The Node authorizer's grants depend on the object: not listable.
+    let incomplete = node::node_name(user).is_some();
+    json!({"resourceRules": resource_rules, "nonResourceRules": non_resource_rules, "incomplete": incomplete})
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs_name_the_request_and_user() {
+        let spec = json!({"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": "d", "subresource": "log"},
+            "user": "u", "groups": ["g"]});
+        assert_eq!(
+            reviewed_request(&spec).ok(),
+            Some(Request::Resource(ResourceAttrs::new("get", "", "pods", "d", "").on_subresource("log")))
+        );
+        assert_eq!(reviewed_user(&spec).groups, vec!["g"]);
+        let path = json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}});
+        assert_eq!(reviewed_request(&path).ok(), Some(Request::get_path("/healthz")));
+        assert!(reviewed_request(&json!({})).is_err());
+    }
+}
