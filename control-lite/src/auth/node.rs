@@ -68,7 +68,11 @@ pub fn authorize(node: &str, request: &Request, graph: &NodeGraph) -> bool {
                 "configmaps" => RefKind::ConfigMap,
                 _ => RefKind::Pvc,
             };
-            verb == "get" && sub.is_empty() && graph.node_references(node, kind, &r.namespace, &r.name)
+            // `list`/`watch` only of one named object (`metadata.name=`).
+            reads(verb)
+                && !r.name.is_empty()
+                && sub.is_empty()
+                && graph.node_references(node, kind, &r.namespace, &r.name)
         }
         ("" | "events.k8s.io", "events") => matches!(verb, "create" | "update" | "patch"),
         ("", "services" | "endpoints") | ("discovery.k8s.io", "endpointslices") => reads(verb) && sub.is_empty(),
@@ -140,6 +144,8 @@ mod tests {
             (res("get", "", "secrets", "", "d", "used"), true),
             (res("get", "", "secrets", "", "d", "unused"), false),
             (res("list", "", "secrets", "", "d", ""), false),
+            (res("watch", "", "secrets", "", "d", "used"), true),
+            (res("watch", "", "secrets", "", "d", "unused"), false),
             (res("get", "", "configmaps", "", "d", "used"), false),
             (res("create", "", "events", "", "d", ""), true),
             (res("watch", "", "services", "", "", ""), true),

@@ -10,6 +10,7 @@ use serde_json::Value;
 use super::call::{Call, Verb};
 use super::path::Target;
 use crate::apiserver::metrics_api::{self, MetricsPath};
+use crate::apiserver::options::Query;
 use crate::apiserver::registry::Kind;
 use crate::apiserver::status::{ApiError, Result};
 use crate::apiserver::ApiState;
@@ -32,12 +33,28 @@ fn authenticated_user(parts: &Parts) -> UserInfo {
     parts.extensions.get::<UserInfo>().cloned().unwrap_or_else(unidentified)
 }
 
-/// The request's attributes in authorization terms.
-pub fn attributes(method: &Method, path: &str, call: &Call) -> Request {
+/// The request's attributes in authorization terms. A list or watch whose
+/// `fieldSelector` is exactly `metadata.name=<n>` is about object `n` (as
+/// upstream's RequestInfo), so a node may watch one Secret its pod uses.
+pub fn attributes(method: &Method, path: &str, call: &Call, query: &Query) -> Request {
     match call {
         Call::Fixed(_) => Request::NonResource { verb: method.as_str().to_ascii_lowercase(), path: path.to_string() },
-        Call::Resource(verb, target) => Request::Resource(resource_attrs(*verb, target)),
+        Call::Resource(verb, target) => {
+            let mut attrs = resource_attrs(*verb, target);
+            if matches!(verb, Verb::List | Verb::Watch) && attrs.name.is_empty() {
+                attrs.name =
+                    single_name(query.get("fieldSelector").unwrap_or_default()).unwrap_or_default().to_string();
+            }
+            Request::Resource(attrs)
+        }
     }
+}
+
+/// `n` of a field selector that is exactly `metadata.name=n` (or `==`).
+fn single_name(selector: &str) -> Option<&str> {
+    let rest = selector.trim().strip_prefix("metadata.name")?;
+    let name = rest.strip_prefix("==").or_else(|| rest.strip_prefix('='))?;
+    (!name.is_empty() && !name.contains(',') && !name.starts_with('=')).then_some(name)
 }
 
 fn resource_attrs(verb: Verb, t: &Target) -> ResourceAttrs {
@@ -139,7 +156,22 @@ mod tests {
 
     fn attrs(method: Method, path: &str, watch: bool) -> Option<Request> {
         let call = Call::decide(&method, parse_path(path)?, watch).ok()?;
-        Some(attributes(&method, path, &call))
+        Some(attributes(&method, path, &call, &Query::default()))
+    }
+
+    #[test]
+    fn a_list_or_watch_of_one_name_is_about_that_object() {
+        let call =
+            Call::decide(&Method::GET, parse_path("/api/v1/namespaces/d/secrets").expect("path"), true).expect("call");
+        let with = |selector: &str| {
+            let query = Query::parse(Some(&format!("watch=true&fieldSelector={selector}"))).expect("query");
+            attributes(&Method::GET, "/api/v1/namespaces/d/secrets", &call, &query)
+        };
+        assert_eq!(Some(with("metadata.name%3Ds1")), res("watch", "", "secrets", "", "d", "s1"));
+        assert_eq!(Some(with("metadata.name%3D%3Ds1")), res("watch", "", "secrets", "", "d", "s1"));
+        for other in ["metadata.name%3Ds1%2Cmetadata.namespace%3Dd", "metadata.name!%3Ds1", "type%3Dx", ""] {
+            assert_eq!(Some(with(other)), res("watch", "", "secrets", "", "d", ""), "{other}");
+        }
     }
 
     fn res(verb: &str, group: &str, resource: &str, sub: &str, ns: &str, name: &str) -> Option<Request> {

@@ -119,7 +119,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     let body = body::read(body, &parts.headers, &state.config).await?;
     // 3. Authorization (step 0 put the user into the extensions).
     let user = authz::effective_user(&state.authz, &parts)?;
-    let request = authz::attributes(&parts.method, parts.uri.path(), &call);
+    let request = authz::attributes(&parts.method, parts.uri.path(), &call, &query);
     authz::authorize(state, &user, &request)?;
     if let (Call::Resource(Verb::Create, target), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
         authz::admit_node_create(&user, &request, &body::parse(target.info, &parts.headers, &body)?)?;
