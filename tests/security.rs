@@ -58,9 +58,13 @@ async fn anonymous_and_tokens(admin: &Access) -> Result<()> {
         let (code, body) = status(anonymous.get(admin.url(path))).await?;
         ensure!(code == 200, "anonymous GET {path}: {code} {body}");
     }
-    // The token file's user; an unknown token is 401 even on /healthz.
+    // The token file's user is authenticated (discovery, which every
+    // authenticated user may read) and then authorized by RBAC, which grants
+    // it nothing else; an unknown token is 401 even on /healthz.
+    let (code, body) = status(anonymous.get(admin.url("/apis")).bearer_auth(TOKEN)).await?;
+    ensure!(code == 200 && body.contains("APIGroupList"), "token on discovery: {code} {body}");
     let (code, body) = status(anonymous.get(admin.url("/api/v1/namespaces/default")).bearer_auth(TOKEN)).await?;
-    ensure!(code == 200 && body.contains("\"name\":\"default\""), "token: {code} {body}");
+    ensure!(code == 403 && body.contains("User \\\"alice\\\""), "token: {code} {body}");
     for path in ["/api/v1/namespaces/default", "/healthz"] {
         let (code, body) = status(anonymous.get(admin.url(path)).bearer_auth("not-a-token")).await?;
         ensure!(code == 401, "unknown token on {path}: {code} {body}");

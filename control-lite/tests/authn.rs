@@ -36,8 +36,11 @@ async fn anonymous_gets_401_except_health_and_tokens_and_certificates_authentica
         let (code, body) = get(anonymous.get(api.url(path))).await?;
         ensure!(code == 200, "anonymous {path}: {code} {body}");
     }
+    // Authenticated as carol, whom RBAC grants discovery only.
+    let (code, body) = get(anonymous.get(api.url("/apis")).bearer_auth(TOKEN)).await?;
+    ensure!(code == 200, "token on discovery: {code} {body}");
     let (code, body) = get(anonymous.get(api.url("/api/v1/namespaces/default")).bearer_auth(TOKEN)).await?;
-    ensure!(code == 200, "token: {code} {body}");
+    ensure!(code == 403 && body.contains("User \\\"carol\\\""), "token: {code} {body}");
     let (code, body) = get(anonymous.get(api.url("/api/v1/namespaces/default")).bearer_auth("wrong")).await?;
     ensure!(code == 401, "unknown token: {code} {body}");
     // The admin certificate; a node's from the same CA.
