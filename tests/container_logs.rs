@@ -13,22 +13,10 @@ use std::time::{Duration, Instant};
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::cluster::Cluster;
-
-const WAIT: Duration = Duration::from_secs(120);
+use support::wait::{wait_until, WAIT};
 
 fn image(cluster: &Cluster) -> String {
     format!("{}/bosun/app:1.0", cluster.registry)
-}
-
-fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        ensure!(Instant::now() < deadline, "{what} not seen within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 fn apply_pod(cluster: &Cluster, name: &str, script: &str) -> Result<()> {

@@ -7,24 +7,10 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::cluster::Cluster;
-
-const WAIT: Duration = Duration::from_secs(120);
-
-fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        ensure!(Instant::now() < deadline, "{what} not seen within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
+use support::wait::{wait_until, WAIT};
 
 /// The value of the sample `series` (name with its labels, as written) in
 /// Prometheus text.

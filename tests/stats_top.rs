@@ -7,24 +7,12 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::cluster::{get_within, Cluster};
-
-const WAIT: Duration = Duration::from_secs(120);
-
-fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + WAIT;
-    loop {
-        if let Some(found) = check()? {
-            return Ok(found);
-        }
-        ensure!(Instant::now() < deadline, "{what} not seen within {WAIT:?}");
-        std::thread::sleep(Duration::from_millis(500));
-    }
-}
+use support::wait::wait_until;
 
 fn pod(cluster: &Cluster, name: &str, script: &str, resources: &str) -> Result<()> {
     let manifest = format!(

@@ -17,6 +17,7 @@ pub mod recovery;
 pub mod restarts;
 pub mod scale;
 pub mod supervision;
+pub mod wait;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};

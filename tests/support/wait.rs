@@ -1,0 +1,21 @@
+//! Waiting on a condition with a generous deadline (never on a sleep).
+
+use std::time::{Duration, Instant};
+
+use anyhow::{ensure, Result};
+
+/// How long [`wait_until`] waits: generous, for a loaded 2-core machine.
+pub const WAIT: Duration = Duration::from_secs(120);
+
+/// Polls `check` every 200 ms until it finds something (`Some`), for at
+/// most [`WAIT`]; an error of `check` ends the wait.
+pub fn wait_until<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(found) = check()? {
+            return Ok(found);
+        }
+        ensure!(Instant::now() < deadline, "{what} not seen within {WAIT:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
