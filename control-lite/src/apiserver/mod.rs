@@ -32,9 +32,9 @@
 //! Secret, ServiceAccount and Deployment (so e.g. `kubectl create service`
 //! fails; `kubectl apply/create -f` send JSON and work), server-side
 //! apply, aggregated discovery (clients fall back), OpenAPI schemas
-//! (`kubectl explain`; `/openapi/v2` is an empty document), authentication
-//! (a request without an identity runs as the insecure-port superuser; see
-//! `http::authz`), `limit`/`continue` paging.
+//! (`kubectl explain`; `/openapi/v2` is an empty document),
+//! `limit`/`continue` paging. Every request is authenticated (step 0 of
+//! `http`) and authorized (`http::authz`).
 
 pub mod cells;
 pub mod clusterip;

@@ -38,7 +38,7 @@ fn parse(kv: &KeyValue) -> Option<Value> {
 impl AuthzCache {
     /// Decides `request` by `user` on the current view.
     pub fn authorize(&self, user: &UserInfo, request: &Request) -> Decision {
-        // The superuser (every request until authentication lands) takes no lock.
+        // `system:masters` (admins, control's own clients) takes no lock.
         if let Some(decision) = masters(user) {
             return decision;
         }
