@@ -20,10 +20,7 @@ use crate::supervise::leftovers::{alive, stop_leftovers};
 use crate::supervise::policy::RestartPolicy;
 use crate::supervise::{Spec, Supervised};
 use crate::up::DownArgs;
-use crate::up_state::{lock_dir, read_state, running_up, stack_of, state_file};
-
-/// The nftables table the agent's proxy programs (bosun-netproxy's default).
-const PROXY_TABLE: &str = "bosun";
+use crate::up_state::{lock_dir, proxy_table_of, read_state, running_up, stack_of, state_file};
 
 pub async fn down(args: DownArgs) -> Result<()> {
     let Some(state) = read_state(&args.dir) else {
@@ -42,7 +39,7 @@ pub async fn down(args: DownArgs) -> Result<()> {
     };
     println!("bosun: its bosun up is gone; tearing down what it left");
     stop_leftovers(&args.dir, Duration::from_secs(10)).await;
-    remove_cluster(&args.dir, &stack, false, None).await
+    remove_cluster(&args.dir, &stack, &proxy_table_of(&state), false, None).await
 }
 
 /// SIGTERM to a live `bosun up`, then waits for it to finish its teardown.
@@ -59,7 +56,7 @@ async fn stop_up(pid: i32) -> Result<()> {
     Ok(())
 }
 
-/// Removes the pods, their volumes, the nftables table, containerd and its
+/// Removes the pods, their volumes, the proxy's nftables table, containerd and its
 /// shims, mounts below `dir` and the bridge. The agent must have stopped.
 /// `containerd` is started if it is not running: pods are removed through
 /// CRI, so that CNI releases their IPs and network namespaces and the shims
@@ -67,6 +64,7 @@ async fn stop_up(pid: i32) -> Result<()> {
 pub async fn remove_cluster(
     dir: &Path,
     stack: &StackConfig,
+    proxy_table: &str,
     purge: bool,
     containerd: Option<Supervised>,
 ) -> Result<()> {
@@ -96,10 +94,10 @@ pub async fn remove_cluster(
         tracing::error!("removing pod volumes: {error}");
     }
     tracing::info!(removed, "pod volume directories removed");
-    let nft = std::process::Command::new("nft").args(["delete", "table", "ip", PROXY_TABLE]).output();
+    let nft = std::process::Command::new("nft").args(["delete", "table", "ip", proxy_table]).output();
     if let Ok(output) = nft {
         if !output.status.success() && !String::from_utf8_lossy(&output.stderr).contains("No such file") {
-            tracing::warn!("removing nftables table {PROXY_TABLE}: {}", String::from_utf8_lossy(&output.stderr));
+            tracing::warn!("removing nftables table {proxy_table}: {}", String::from_utf8_lossy(&output.stderr));
         }
     }
     containerd.stop(Duration::from_secs(10)).await;

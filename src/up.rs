@@ -64,6 +64,10 @@ pub struct UpArgs {
     /// Pod bridge name.
     #[arg(long, default_value = "bosun0")]
     pub bridge: String,
+    /// The agent proxy's nftables table (`ip` family); clusters sharing a
+    /// host each need their own.
+    #[arg(long, default_value = "bosun", value_parser = parse_proxy_table)]
+    pub proxy_table: String,
     /// Node name (default: the host name).
     #[arg(long)]
     pub node_name: Option<String>,
@@ -102,6 +106,11 @@ fn print_usage(kubeconfig: &Path, node: &str, logs: &Path) {
     println!("  use it:     export KUBECONFIG={}; kubectl get nodes", kubeconfig.display());
     println!("  logs:       {}/{{registry,containerd,control,agent}}.log", logs.display());
     println!("Stop it with Ctrl-C here or `bosun down`.");
+}
+
+fn parse_proxy_table(name: &str) -> Result<String, String> {
+    bosun_netproxy::table::validate_table_name(name).map_err(|e| e.to_string())?;
+    Ok(name.to_string())
 }
 
 fn default_pause_binary() -> PathBuf {
@@ -143,7 +152,10 @@ pub async fn up(args: UpArgs, log_format: LogFormat, token: CancellationToken) -
         cni_bin_dir: "/usr/lib/cni".into(),
     };
     std::fs::create_dir_all(&logs).with_context(|| format!("creating {}", logs.display()))?;
-    std::fs::write(state_file(&args.dir), render_state(std::process::id(), &kubeconfig, &node, &stack).to_string())?;
+    std::fs::write(
+        state_file(&args.dir),
+        render_state(std::process::id(), &kubeconfig, &node, &stack, &args.proxy_table).to_string(),
+    )?;
     // A predecessor killed without cleaning up: its daemons go (they should
     // have died with it); its pods stay for the new containerd to adopt.
     let stopped = stop_leftovers(&args.dir, Duration::from_secs(10)).await;
@@ -261,6 +273,8 @@ fn agent_args(args: &UpArgs, stack: &StackConfig, kubeconfig: &Path, node: &str)
         args.cluster_cidr.clone(),
         "--service-cidr".into(),
         args.service_cidr.clone(),
+        "--proxy-table".into(),
+        args.proxy_table.clone(),
         "--kubelet-port".into(),
         args.kubelet_port.to_string(),
         "--cluster-dns".into(),
@@ -307,7 +321,7 @@ async fn shutdown(args: &UpArgs, stack: &StackConfig, children: Children) -> Res
     agent.stop(Duration::from_secs(15)).await;
     control.stop(Duration::from_secs(10)).await;
     registry.stop(Duration::from_secs(5)).await;
-    remove_cluster(&args.dir, stack, args.purge, Some(containerd)).await
+    remove_cluster(&args.dir, stack, &args.proxy_table, args.purge, Some(containerd)).await
 }
 
 fn which(tool: &str) -> Option<PathBuf> {

@@ -20,11 +20,12 @@ pub fn state_file(dir: &Path) -> PathBuf {
 }
 
 /// The state `bosun up` (pid `pid`) writes.
-pub fn render_state(pid: u32, kubeconfig: &Path, node: &str, stack: &StackConfig) -> Value {
+pub fn render_state(pid: u32, kubeconfig: &Path, node: &str, stack: &StackConfig, proxy_table: &str) -> Value {
     json!({
         "pid": pid,
         "kubeconfig": kubeconfig,
         "node": node,
+        "proxy_table": proxy_table,
         "stack": {
             "dir": stack.dir,
             "registry": stack.registry,
@@ -51,6 +52,12 @@ pub fn stack_of(state: &Value) -> Option<StackConfig> {
         network: CniNetwork { bridge: text("bridge")?, subnet: text("subnet")? },
         cni_bin_dir: text("cni_bin_dir")?.into(),
     })
+}
+
+/// The proxy's nftables table of a state ("bosun" for states written
+/// before it was recorded, when it could not be anything else).
+pub fn proxy_table_of(state: &Value) -> String {
+    state["proxy_table"].as_str().unwrap_or("bosun").to_string()
 }
 
 /// The state file of `dir`, if there is a readable one.
@@ -94,7 +101,7 @@ mod tests {
             network: CniNetwork { bridge: "bosun0".into(), subnet: "10.244.0.0/24".into() },
             cni_bin_dir: "/usr/lib/cni".into(),
         };
-        let state = render_state(42, Path::new("/k"), "node", &stack);
+        let state = render_state(42, Path::new("/k"), "node", &stack, "bosun_t3");
         let back = stack_of(&state).expect("stack settings");
         assert_eq!(back.dir, stack.dir);
         assert_eq!(back.registry, stack.registry);
@@ -103,6 +110,8 @@ mod tests {
         assert_eq!(back.cni_bin_dir, stack.cni_bin_dir);
         assert_eq!(state["pid"], 42);
         assert!(stack_of(&json!({"pid": 1})).is_none(), "an older state has no stack settings");
+        assert_eq!(proxy_table_of(&state), "bosun_t3");
+        assert_eq!(proxy_table_of(&json!({"pid": 1})), "bosun", "an older state used the default table");
     }
 
     #[test]

@@ -90,6 +90,12 @@ use crate::pod_manager::{ManagerTiming, PodManager, PodRegistry};
 use crate::pod_worker::{Timing, WorkerDeps};
 use crate::runtime::Runtime;
 
+/// `--proxy-table`: a name nft accepts (checked before anything starts).
+fn parse_proxy_table(name: &str) -> Result<String, String> {
+    bosun_netproxy::table::validate_table_name(name).map_err(|e| e.to_string())?;
+    Ok(name.to_string())
+}
+
 /// Flags of `bosun agent`: bosun's own, and the kubelet's that test setups
 /// pass (`--kubeconfig`, `--bootstrap-kubeconfig`, `--config`,
 /// `--hostname-override`, `--container-runtime-endpoint`,
@@ -194,6 +200,10 @@ pub struct AgentArgs {
     /// kube-proxy's flag).
     #[arg(long)]
     pub masquerade_all: bool,
+    /// The nftables table (family `ip`) the proxy owns; clusters that share
+    /// a host each need their own.
+    #[arg(long, default_value = "bosun", value_parser = parse_proxy_table)]
+    pub proxy_table: String,
     /// CIDRs whose local addresses answer NodePorts, comma-separated, as
     /// kube-proxy's flag (default: the node IP; never 127.0.0.0/8).
     #[arg(long, value_delimiter = ',')]
@@ -560,6 +570,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             node_port_addresses: node_port_addresses(args.nodeport_addresses.as_deref(), node_ip),
             health_check_bind: Some(node_ip),
             masquerade_all: args.masquerade_all,
+            table_name: args.proxy_table.clone(),
             ..Default::default()
         };
         let nft = Arc::new(bosun_netproxy::NftCommand::new(&config.nft));
