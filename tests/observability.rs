@@ -104,6 +104,8 @@ fn kubelet_and_apiserver_metrics_and_json_logs() -> Result<()> {
         "apiserver_longrunning_requests{verb=\"WATCH\"}",
         "bosun_store_commit_duration_seconds_count",
         "scheduler_schedule_attempts_total{result=\"scheduled\"}",
+        "workqueue_depth{name=\"replicaset\"}",
+        "workqueue_adds_total{name=\"endpoint_slice\"}",
         "process_open_fds",
     ] {
         ensure!(api.contains(want), "{want:?} missing from the apiserver's /metrics:\n{api}");

@@ -79,6 +79,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
     let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
+    let queues = crate::controllers::queue_metrics::QueueMetrics::default();
+    registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
     let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));
     let server_token = token.clone();
     let server =
@@ -94,7 +96,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let config = kube_config(&server_url, ca.cert_pem(), &loopback).await.context("loopback client config")?;
     let client = kube::Client::try_from(config).context("kube client")?;
     // One informer per kind for the scheduler and every controller.
-    let informers = Informers::new(client.clone(), token.clone());
+    let informers = Informers::new(client.clone(), token.clone()).with_queue_metrics(queues);
     let scheduler = {
         let (client, informers, metrics) = (client.clone(), informers.clone(), metrics.scheduler.clone());
         supervise("scheduler", token.clone(), Backoff::default(), move |t| {

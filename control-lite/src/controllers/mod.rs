@@ -21,6 +21,7 @@ pub mod informer;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
+pub mod queue_metrics;
 pub mod replicaset;
 pub mod selector;
 pub mod shared;

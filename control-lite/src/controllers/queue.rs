@@ -45,6 +45,23 @@ struct State<Key> {
     order: VecDeque<Key>,
     queued: HashSet<Key>,
     processing: HashSet<Key>,
+    /// Keys ever queued (`workqueue_adds_total`).
+    adds: u64,
+}
+
+impl<Key> State<Key> {
+    fn stats(&self) -> QueueStats {
+        QueueStats { depth: self.order.len(), adds: self.adds }
+    }
+}
+
+/// What `/metrics` shows of a queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct QueueStats {
+    /// Keys waiting (queued, not being processed).
+    pub depth: usize,
+    /// Keys queued since the queue was made.
+    pub adds: u64,
 }
 
 /// Cloneable handle to a queue of keys.
@@ -68,6 +85,7 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
                 order: VecDeque::new(),
                 queued: HashSet::new(),
                 processing: HashSet::new(),
+                adds: 0,
             })),
             notify: Arc::new(Notify::new()),
             token,
@@ -82,8 +100,11 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
     /// is handed out again once its worker is `done` with it).
     pub fn add(&self, key: Key) {
         let mut state = self.lock();
-        if state.queued.insert(key.clone()) && !state.processing.contains(&key) {
-            state.order.push_back(key);
+        if state.queued.insert(key.clone()) {
+            state.adds = state.adds.saturating_add(1);
+            if !state.processing.contains(&key) {
+                state.order.push_back(key);
+            }
         }
         drop(state);
         self.notify.notify_one();
@@ -113,6 +134,21 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
                 () = tokio::time::sleep(delay) => queue.add(key),
             }
         });
+    }
+
+    /// Depth and adds, for metrics.
+    pub fn stats(&self) -> QueueStats {
+        self.lock().stats()
+    }
+
+    /// A probe of [`Self::stats`] that does not keep the queue alive.
+    pub fn stats_probe(&self) -> impl Fn() -> Option<QueueStats> + Send + Sync + 'static {
+        let state = Arc::downgrade(&self.state);
+        move || {
+            let state = state.upgrade()?;
+            let stats = state.lock().unwrap_or_else(PoisonError::into_inner).stats();
+            Some(stats)
+        }
     }
 
     fn pop(&self) -> Option<Key> {

@@ -143,13 +143,26 @@ pub struct Informers {
     client: Client,
     token: CancellationToken,
     kinds: Arc<Mutex<HashMap<TypeId, Box<dyn Any + Send>>>>,
+    queues: super::queue_metrics::QueueMetrics,
 }
 
 impl Informers {
     /// No informers yet; those started later watch through `client` until
     /// `token` is cancelled.
     pub fn new(client: Client, token: CancellationToken) -> Self {
-        Informers { client, token, kinds: Arc::new(Mutex::new(HashMap::new())) }
+        Informers { client, token, kinds: Arc::new(Mutex::new(HashMap::new())), queues: Default::default() }
+    }
+
+    /// Controllers register their work queues in `queues` (served as
+    /// `workqueue_*` metrics).
+    pub fn with_queue_metrics(mut self, queues: super::queue_metrics::QueueMetrics) -> Self {
+        self.queues = queues;
+        self
+    }
+
+    /// Where controllers register their work queues.
+    pub fn queue_metrics(&self) -> &super::queue_metrics::QueueMetrics {
+        &self.queues
     }
 
     /// The shared informer of kind `K`, started if this is its first use.

@@ -9,6 +9,7 @@
 //! | `apiserver_longrunning_requests{verb}` | watches and log streams being served (the watch count) |
 //! | `bosun_store_commit_duration_seconds` | the store's worker, per group commit (etcd's `etcd_request_duration_seconds` role) |
 //! | `scheduler_schedule_attempts_total{result}`, `scheduler_scheduling_attempt_duration_seconds` | the scheduler, per pod decided |
+//! | `workqueue_depth{name}`, `workqueue_adds_total{name}` | each controller's work queue, read at scrape (`controllers::queue_metrics`) |
 //!
 //! plus `process_*` (`bosun_metrics::process`). One registry per process;
 //! each component receives its narrow handle ([`ApiMetrics`],

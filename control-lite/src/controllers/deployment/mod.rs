@@ -90,6 +90,7 @@ struct Ctx {
 /// Runs the Deployment controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("deployment", queue.stats_probe());
     let deployments: Store<Deployment> = {
         let queue = queue.clone();
         informers.of::<Deployment>().on_change(&token, move |change| {

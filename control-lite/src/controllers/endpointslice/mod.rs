@@ -107,6 +107,7 @@ fn queue_selecting(
 /// Runs the EndpointSlice controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ServiceKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("endpoint_slice", queue.stats_probe());
     let services_by_label: Index<Service, LabelKey> = Index::new(inputs::service_keys);
     let services: Store<Service> = {
         let (queue, index) = (queue.clone(), services_by_label.clone());

@@ -70,6 +70,7 @@ pub enum Error {
 /// Runs the namespace controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("namespace", queue.stats_probe());
     let namespaces: Store<Namespace> = {
         let queue = queue.clone();
         informers.of::<Namespace>().on_change(&token, move |change| {

@@ -95,6 +95,7 @@ struct Ctx {
 /// Runs the ReplicaSet controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("replicaset", queue.stats_probe());
     let sets_by_namespace: Index<ReplicaSet, String> =
         Index::new(|rs: &ReplicaSet| rs.namespace().into_iter().collect());
     let sets: Store<ReplicaSet> = {
