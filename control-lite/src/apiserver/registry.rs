@@ -24,6 +24,10 @@ pub enum Kind {
     Deployment,
     /// apps/v1 ReplicaSet.
     ReplicaSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -241,6 +245,30 @@ pub const RESOURCES: &[ResourceInfo] = &[
         singular: "replicaset",
         namespaced: true,
         short_names: &["rs"],
+        categories: ALL,
+        subresources: &[Subresource::Status, Subresource::Scale],
+    },
+    ResourceInfo {
+        kind: Kind::DaemonSet,
+        group: "apps",
+        version: "v1",
+        kind_name: "DaemonSet",
+        plural: "daemonsets",
+        singular: "daemonset",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: ALL,
+        subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
+        kind: Kind::StatefulSet,
+        group: "apps",
+        version: "v1",
+        kind_name: "StatefulSet",
+        plural: "statefulsets",
+        singular: "statefulset",
+        namespaced: true,
+        short_names: &["sts"],
         categories: ALL,
         subresources: &[Subresource::Status, Subresource::Scale],
     },
