@@ -13,11 +13,10 @@
 
 mod support;
 
-use std::time::Duration;
-
 use anyhow::{ensure, Context, Result};
 use serde_json::{json, Value};
 use support::cluster::Cluster;
+use support::pods::{seconds, watch_objects};
 use support::wait::wait_until;
 
 const NODE: &str = "apps-node";
@@ -86,7 +85,9 @@ fn daemonset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
         ["nodeSelectorTerms"][0]["matchFields"][0];
     ensure!(pinned["key"] == "metadata.name" && pinned["values"][0] == NODE, "pinned by node affinity: {first:#}");
     let status = cluster.json(&["get", "ds", "agent"])?["status"].clone();
-    for field in ["desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable"] {
+    for field in
+        ["desiredNumberScheduled", "currentNumberScheduled", "numberReady", "updatedNumberScheduled", "numberAvailable"]
+    {
         ensure!(status[field] == 1, "status.{field} is 1: {status:#}");
     }
     let table = cluster.kubectl_ok(&["get", "ds", "agent"])?;
@@ -109,11 +110,129 @@ fn daemonset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
     Ok(())
 }
 
+/// Pods web-0..web-(n-1) by ordinal, live ones only.
+fn members(cluster: &Cluster) -> Result<Vec<Value>> {
+    let mut pods = live_pods(cluster, "app=web")?;
+    pods.sort_by_key(|p| {
+        p["metadata"]["labels"]["apps.kubernetes.io/pod-index"].as_str().unwrap_or_default().to_string()
+    });
+    Ok(pods)
+}
+
+fn created(pod: &Value) -> Result<i64> {
+    seconds(&pod["metadata"]["creationTimestamp"]).context("creationTimestamp")
+}
+
+fn ready_at(pod: &Value) -> Result<i64> {
+    let ready = pod["status"]["conditions"].as_array().into_iter().flatten().find(|c| c["type"] == "Ready");
+    ready.and_then(|c| seconds(&c["lastTransitionTime"])).context("Ready time")
+}
+
+/// Each pod of `order` was created no earlier than the previous one became
+/// Ready, and strictly after it was created (readiness takes >= 1 s).
+fn check_created_in_order(pods: &[&Value]) -> Result<()> {
+    for pair in pods.windows(2) {
+        let (before, after) = (pair[0], pair[1]);
+        let names = (&before["metadata"]["name"], &after["metadata"]["name"]);
+        ensure!(
+            created(after)? >= ready_at(before)? && created(after)? > created(before)?,
+            "{} created before {} was Ready: {before:#} {after:#}",
+            names.1,
+            names.0
+        );
+    }
+    Ok(())
+}
+
+fn statefulset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
+    let sts = |version: &str| {
+        let mut main = container(image, version);
+        // Readiness takes at least a second, so the order shows in whole-second timestamps.
+        main["readinessProbe"] = json!({"exec": {"command": ["true"]}, "initialDelaySeconds": 1, "periodSeconds": 1});
+        json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "web"},
+            "spec": {"replicas": 3, "serviceName": "web", "selector": {"matchLabels": {"app": "web"}},
+                "template": {"metadata": {"labels": {"app": "web"}},
+                    "spec": {"terminationGracePeriodSeconds": 1, "containers": [main]}}}})
+    };
+    let mut with_claims = sts("1");
+    with_claims["spec"]["volumeClaimTemplates"] = json!([{"metadata": {"name": "data"},
+        "spec": {"accessModes": ["ReadWriteOnce"], "resources": {"requests": {"storage": "1Gi"}}}}]);
+    expect_invalid(cluster, &with_claims, "spec.volumeClaimTemplates")?;
+
+    apply(cluster, &sts("1"))?;
+    cluster.kubectl_ok(&["rollout", "status", "sts/web", ROLLOUT_TIMEOUT])?;
+    let pods = members(cluster)?;
+    let names: Vec<&str> = pods.iter().filter_map(|p| p["metadata"]["name"].as_str()).collect();
+    ensure!(names == ["web-0", "web-1", "web-2"], "members: {names:?}");
+    for (i, p) in pods.iter().enumerate() {
+        let name = format!("web-{i}");
+        ensure!(is_ready(p), "{name} Ready: {p:#}");
+        ensure!(p["spec"]["hostname"] == name.as_str() && p["spec"]["subdomain"] == "web", "identity: {p:#}");
+        ensure!(p["metadata"]["labels"]["statefulset.kubernetes.io/pod-name"] == name.as_str(), "labels: {p:#}");
+    }
+    check_created_in_order(&pods.iter().collect::<Vec<_>>())?;
+    let table = cluster.kubectl_ok(&["get", "sts", "web"])?;
+    let header: Vec<&str> = table.lines().next().unwrap_or_default().split_whitespace().collect();
+    ensure!(header == ["NAME", "READY", "AGE"] && table.contains("3/3"), "kubectl get sts: {table}");
+
+    // Scale down to 1: web-2 goes first, web-1 only once web-2 is gone
+    // (in the order the apiserver's watch records).
+    let watch_file = cluster.dir.join("sts-watch.json");
+    let mut watch = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", &cluster.kubeconfig)
+        .args(["get", "pods", "-l", "app=web", "-w", "-o", "json", "--output-watch-events"])
+        .stdout(std::fs::File::create(&watch_file)?)
+        .spawn()?;
+    cluster.kubectl_ok(&["scale", "sts", "web", "--replicas=1"])?;
+    let scaled = wait_until("web scaled to 1", || {
+        let all = cluster.json(&["get", "pods", "-l", "app=web"])?;
+        let left: Vec<Value> = all["items"].as_array().cloned().unwrap_or_default();
+        Ok((left.len() == 1).then_some(left))
+    });
+    let _ = watch.kill();
+    let _ = watch.wait();
+    let scaled = scaled?;
+    ensure!(scaled[0]["metadata"]["name"] == "web-0", "web-0 stays: {scaled:#?}");
+    cluster.kubectl_ok(&["rollout", "status", "sts/web", ROLLOUT_TIMEOUT])?;
+    let events = watch_objects(&std::fs::read_to_string(&watch_file)?);
+    let position = |name: &str, what: &dyn Fn(&Value) -> bool| {
+        events.iter().position(|e| e["object"]["metadata"]["name"] == name && what(e))
+    };
+    let terminating = |e: &Value| !e["object"]["metadata"]["deletionTimestamp"].is_null();
+    let removed = |e: &Value| e["type"] == "DELETED";
+    let web2_gone = position("web-2", &removed).context("web-2 DELETED in the watch")?;
+    let web1_terminating = position("web-1", &terminating).context("web-1 terminating in the watch")?;
+    ensure!(
+        position("web-2", &terminating).is_some_and(|t| t < web2_gone) && web2_gone < web1_terminating,
+        "scale-down order: web-2 deleted at event {web2_gone}, web-1 terminating at event {web1_terminating}"
+    );
+
+    // Back to 3, then a template change rolls web-2, web-1, web-0 in turn.
+    cluster.kubectl_ok(&["scale", "sts", "web", "--replicas=3"])?;
+    cluster.kubectl_ok(&["rollout", "status", "sts/web", ROLLOUT_TIMEOUT])?;
+    cluster.kubectl_ok(&["set", "env", "sts/web", "VERSION=2"])?;
+    cluster.kubectl_ok(&["rollout", "status", "sts/web", ROLLOUT_TIMEOUT])?;
+    let rolled = members(cluster)?;
+    ensure!(rolled.len() == 3, "three members after the roll: {rolled:#?}");
+    for p in &rolled {
+        ensure!(env_of(p, "VERSION").as_deref() == Some("2") && is_ready(p), "rolled: {p:#}");
+    }
+    check_created_in_order(&[&rolled[2], &rolled[1], &rolled[0]]).context("rolled in reverse ordinal order")?;
+    let status = cluster.json(&["get", "sts", "web"])?["status"].clone();
+    ensure!(
+        status["currentRevision"] == status["updateRevision"] && status["updatedReplicas"] == 3,
+        "status after the roll: {status:#}"
+    );
+    cluster.kubectl_ok(&["delete", "sts", "web", "--wait=true"])?;
+    wait_until("stateful pods collected", || Ok(live_pods(cluster, "app=web")?.is_empty().then_some(())))?;
+    Ok(())
+}
+
 #[test]
 fn daemonsets_and_statefulsets_on_the_real_stack() -> Result<()> {
     let cluster = Cluster::start(NODE)?;
     let image = format!("{}/bosun/app:1.0", cluster.registry);
     daemonset_scenario(&cluster, &image).context("daemonset")?;
-    let _ = Duration::from_secs(0);
+    statefulset_scenario(&cluster, &image).context("statefulset")?;
     Ok(())
 }

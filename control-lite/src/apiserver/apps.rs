@@ -43,7 +43,11 @@ pub fn default_statefulset(sts: &mut StatefulSet) {
     spec.pod_management_policy.get_or_insert_with(|| "OrderedReady".into());
     let strategy = spec.update_strategy.get_or_insert_with(StatefulSetUpdateStrategy::default);
     if strategy.type_.get_or_insert_with(|| "RollingUpdate".into()) == "RollingUpdate" {
-        strategy.rolling_update.get_or_insert_with(RollingUpdateStatefulSetStrategy::default).partition.get_or_insert(0);
+        strategy
+            .rolling_update
+            .get_or_insert_with(RollingUpdateStatefulSetStrategy::default)
+            .partition
+            .get_or_insert(0);
     }
     let retention = spec
         .persistent_volume_claim_retention_policy
@@ -68,8 +72,18 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             ("Current", "integer", 0, "The number of nodes running at least one daemon pod that should."),
             ("Ready", "integer", 0, "The number of nodes that should be running the daemon pod and have one ready."),
             ("Up-to-date", "integer", 0, "The total number of nodes that are running the updated daemon pod."),
-            ("Available", "integer", 0, "The number of nodes that should be running the daemon pod and have one available."),
-            ("Node Selector", "string", 0, "NodeSelector is a selector which must be true for the pod to fit on a node."),
+            (
+                "Available",
+                "integer",
+                0,
+                "The number of nodes that should be running the daemon pod and have one available.",
+            ),
+            (
+                "Node Selector",
+                "string",
+                0,
+                "NodeSelector is a selector which must be true for the pod to fit on a node.",
+            ),
             AGE,
             CONTAINERS,
             IMAGES,

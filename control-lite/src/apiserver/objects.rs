@@ -164,7 +164,8 @@ pub fn tracks_generation(kind: Kind) -> bool {
 
 /// Whether create resets `.status` (spec-bearing kinds; nodes keep what kubelets register).
 pub fn resets_status_on_create(kind: Kind) -> bool {
-    matches!(kind, Kind::Pod | Kind::Deployment | Kind::ReplicaSet | Kind::Service) || super::apps::is_apps_workload(kind)
+    matches!(kind, Kind::Pod | Kind::Deployment | Kind::ReplicaSet | Kind::Service)
+        || super::apps::is_apps_workload(kind)
 }
 
 /// Metadata and status rules of an update: `new` is the prepared input,

@@ -1,5 +1,5 @@
 //! The core controllers, like kube-controller-manager: deployment,
-//! replicaset, daemonset, endpointslice, garbage collector (`gc`), node lifecycle,
+//! replicaset, daemonset, statefulset, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted).
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
@@ -26,6 +26,7 @@ pub mod queue;
 pub mod replicaset;
 pub mod selector;
 pub mod shared;
+pub mod statefulset;
 
 use tokio_util::sync::CancellationToken;
 
@@ -44,6 +45,7 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
         run("deployment-controller", |c, i, t| Box::pin(deployment::run(c, i, t))),
         run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
         run("daemonset-controller", |c, i, t| Box::pin(daemonset::run(c, i, t))),
+        run("statefulset-controller", |c, i, t| Box::pin(statefulset::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),

@@ -43,7 +43,8 @@ fn validate_daemonset_strategy(strategy: &DaemonSetUpdateStrategy, out: &mut Cau
     one_of("spec.updateStrategy.type", Some(kind), &STRATEGIES, out);
     let Some(ru) = strategy.rolling_update.as_ref().filter(|_| kind == "RollingUpdate") else { return };
     let field = "spec.updateStrategy.rollingUpdate";
-    let unavailable = ru.max_unavailable.as_ref().map(|v| int_or_percent(v, &format!("{field}.maxUnavailable"), true, out));
+    let unavailable =
+        ru.max_unavailable.as_ref().map(|v| int_or_percent(v, &format!("{field}.maxUnavailable"), true, out));
     let surge = ru.max_surge.as_ref().map(|v| int_or_percent(v, &format!("{field}.maxSurge"), true, out));
     let zero = |v: Option<Option<i64>>| v.is_none_or(|n| n == Some(0));
     if zero(unavailable) && zero(surge) {

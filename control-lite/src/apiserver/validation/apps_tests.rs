@@ -36,7 +36,10 @@ fn daemonset_cases() {
         (ru(json!({"maxUnavailable": "101%"})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"]),
         (ru(json!({"maxUnavailable": -1})), vec!["spec.updateStrategy.rollingUpdate.maxUnavailable"]),
         (json!({"updateStrategy": {"type": "Sometimes"}}), vec!["spec.updateStrategy.type"]),
-        (json!({"minReadySeconds": -1, "revisionHistoryLimit": -2}), vec!["spec.minReadySeconds", "spec.revisionHistoryLimit"]),
+        (
+            json!({"minReadySeconds": -1, "revisionHistoryLimit": -2}),
+            vec!["spec.minReadySeconds", "spec.revisionHistoryLimit"],
+        ),
         (json!({"selector": {"matchLabels": {"app": "db"}}}), vec!["spec.template.metadata.labels"]),
     ];
     for (spec, want) in cases {
@@ -90,7 +93,8 @@ fn update_rules() {
     assert_eq!(causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["spec"]);
     let ds = by_kind(Kind::DaemonSet);
     let old = defaulted(Kind::DaemonSet, workload("DaemonSet", json!({})));
-    let reselected = defaulted(Kind::DaemonSet, workload("DaemonSet", json!({"selector": {"matchLabels": {"app": "x"}}})));
+    let reselected =
+        defaulted(Kind::DaemonSet, workload("DaemonSet", json!({"selector": {"matchLabels": {"app": "x"}}})));
     let causes = validate_update(ds, &old, &reselected, UpdateKind::Main);
     assert_eq!(causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["spec.selector"]);
 }

@@ -191,7 +191,13 @@ impl Ctx {
         Ok(())
     }
 
-    async fn delete(&mut self, ds: &DaemonSet, api: &Api<Pod>, key: &ObjectKey, pods: &[Arc<Pod>]) -> Result<(), Error> {
+    async fn delete(
+        &mut self,
+        ds: &DaemonSet,
+        api: &Api<Pod>,
+        key: &ObjectKey,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), Error> {
         for pod in pods {
             let name = pod.name_any();
             match api.delete(&name, &DeleteParams::default()).await {

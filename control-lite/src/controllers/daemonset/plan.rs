@@ -129,8 +129,8 @@ pub fn plan(ds: &DaemonSet, nodes: &[Arc<Node>], pods: &[Arc<Pod>], hash: &str, 
             }
         }
     }
-    status.number_unavailable = Some(status.desired_number_scheduled.saturating_sub(status.number_available.unwrap_or(0)))
-        .filter(|n| *n > 0);
+    status.number_unavailable =
+        Some(status.desired_number_scheduled.saturating_sub(status.number_available.unwrap_or(0))).filter(|n| *n > 0);
     plan.status = status;
     plan.requeue_after = next_availability(pods, min_ready, now);
     plan

@@ -148,7 +148,12 @@ fn rolling_update_respects_max_unavailable_and_max_surge() {
         // ... then delete the old one once the new one is available, and surge on the next node.
         (
             ru(json!({"maxUnavailable": 0, "maxSurge": 1})),
-            vec![pod("a", "a", OLD, true), pod("a2", "a", NEW, true), pod("b", "b", OLD, true), pod("c", "c", OLD, true)],
+            vec![
+                pod("a", "a", OLD, true),
+                pod("a2", "a", NEW, true),
+                pod("b", "b", OLD, true),
+                pod("c", "c", OLD, true),
+            ],
             vec!["b"],
             vec!["a"],
         ),

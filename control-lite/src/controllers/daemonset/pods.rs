@@ -47,7 +47,8 @@ pub fn node_of(pod: &Pod) -> Option<&str> {
     if let Some(node) = spec.node_name.as_deref().filter(|n| !n.is_empty()) {
         return Some(node);
     }
-    let required = spec.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?;
+    let required =
+        spec.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref()?;
     required
         .node_selector_terms
         .iter()
@@ -85,7 +86,9 @@ pub fn template_pod(ds: &DaemonSet) -> Pod {
     let extra = host_network.then_some(NETWORK_UNAVAILABLE);
     for (key, effect) in AUTO_TOLERATIONS.into_iter().chain(extra) {
         let present = tolerations.iter().any(|t| {
-            t.key.as_deref() == Some(key) && t.effect.as_deref() == Some(effect) && t.operator.as_deref() == Some("Exists")
+            t.key.as_deref() == Some(key)
+                && t.effect.as_deref() == Some(effect)
+                && t.operator.as_deref() == Some("Exists")
         });
         if !present {
             tolerations.push(Toleration {
