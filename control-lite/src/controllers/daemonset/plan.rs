@@ -165,8 +165,7 @@ fn roll(
     plan: &mut Plan,
 ) {
     if max_surge == 0 {
-        let mut unavailable =
-            running.iter().filter(|(_, on)| !on.updated.iter().chain(&on.old).any(|p| available(p))).count();
+        let mut unavailable = running.iter().filter(|(_, on)| !on.updated.iter().chain(&on.old).any(available)).count();
         for (_, on) in running {
             if !on.updated.is_empty() {
                 // A new pod is there: the old ones go (available or not).
@@ -186,7 +185,7 @@ fn roll(
     }
     let mut surging = running
         .iter()
-        .filter(|(_, on)| !on.old.is_empty() && !on.updated.is_empty() && !on.updated.iter().any(|p| available(p)))
+        .filter(|(_, on)| !on.old.is_empty() && !on.updated.is_empty() && !on.updated.iter().any(available))
         .count();
     for (node, on) in running {
         if on.old.is_empty() {
@@ -195,7 +194,7 @@ fn roll(
         match on.updated.first() {
             Some(new) if available(new) => plan.delete.extend(on.old.iter().cloned()),
             Some(_) => {}
-            None if !on.old.iter().any(|p| available(p)) => plan.create.push((*node).to_string()),
+            None if !on.old.iter().any(available) => plan.create.push((*node).to_string()),
             None if surging < max_surge => {
                 surging = surging.saturating_add(1);
                 plan.create.push((*node).to_string());

@@ -2,6 +2,12 @@ use super::*;
 use crate::controllers::daemonset::pods::{daemon_pod, REVISION_LABEL};
 use serde_json::{json, Value};
 
+type Pods = Vec<Arc<Pod>>;
+type Names = Vec<&'static str>;
+type Nodes = Vec<Arc<Node>>;
+/// (daemonset, nodes, pods, nodes to create on, pods to delete)
+type PlacementCase = (DaemonSet, Nodes, Pods, Names, Names);
+
 const NEW: &str = "new";
 const OLD: &str = "old";
 
@@ -63,7 +69,7 @@ fn places_one_pod_per_eligible_node() {
     let not_ready_taint = json!({"spec": {"taints": [{"key": "node.kubernetes.io/not-ready", "effect": "NoExecute"}]}});
     let ssd = json!({"metadata": {"labels": {"disk": "ssd"}}});
     // (daemonset, nodes, existing pods, nodes to create on, pods to delete)
-    let cases: Vec<(DaemonSet, Vec<Arc<Node>>, Vec<Arc<Pod>>, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<PlacementCase> = vec![
         (ds(json!({})), vec![node("a", json!({})), node("b", json!({}))], vec![], vec!["a", "b"], vec![]),
         (ds(json!({})), vec![node("a", json!({}))], vec![pod("p", "a", NEW, true)], vec![], vec![]),
         // Untolerated NoSchedule taint: not eligible; automatic tolerations cover cordons and not-ready.
@@ -122,7 +128,7 @@ fn rolling_update_respects_max_unavailable_and_max_surge() {
     let on_delete = ds(json!({"spec": {"updateStrategy": {"type": "OnDelete"}}}));
     let old_all = vec![pod("a", "a", OLD, true), pod("b", "b", OLD, true), pod("c", "c", OLD, true)];
     // (daemonset, pods, create, delete)
-    let cases: Vec<(DaemonSet, Vec<Arc<Pod>>, Vec<&str>, Vec<&str>)> = vec![
+    let cases: Vec<(DaemonSet, Pods, Names, Names)> = vec![
         // maxUnavailable 1: one old pod at a time.
         (ru(json!({"maxUnavailable": 1, "maxSurge": 0})), old_all.clone(), vec![], vec!["a"]),
         // An unavailable old pod goes for free, beside the one the budget allows.

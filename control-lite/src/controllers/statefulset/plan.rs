@@ -62,7 +62,7 @@ pub fn plan(sts: &StatefulSet, pods: &[Arc<Pod>], update_revision: &str, now: ji
             condemned.push((ordinal, pod.clone()));
         }
     }
-    condemned.sort_by(|a, b| b.0.cmp(&a.0));
+    condemned.sort_by_key(|c| std::cmp::Reverse(c.0));
     let mut plan = Plan { status: status(sts, pods, update_revision, now), ..Plan::default() };
     if sts.metadata.deletion_timestamp.is_some() {
         return plan;

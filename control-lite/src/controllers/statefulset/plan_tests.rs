@@ -2,6 +2,9 @@ use super::*;
 use crate::controllers::statefulset::pods::{stateful_pod, update_revision, POD_INDEX_LABEL, POD_NAME_LABEL};
 use serde_json::{json, Value};
 
+type Pods = Vec<Arc<Pod>>;
+type Names = Vec<&'static str>;
+
 const OLD: &str = "web-old";
 
 fn sts(extra: Value) -> StatefulSet {
@@ -57,7 +60,7 @@ fn ordered_and_parallel_scaling() {
     let one = sts(json!({"replicas": 1}));
     let zero_p = sts(json!({"replicas": 0, "podManagementPolicy": "Parallel"}));
     // (set, pods, creates, deletes)
-    let cases: Vec<(&StatefulSet, Vec<Arc<Pod>>, Vec<i32>, Vec<&str>)> = vec![
+    let cases: Vec<(&StatefulSet, Pods, Vec<i32>, Names)> = vec![
         (&ordered, vec![], vec![0], vec![]),
         (&ordered, vec![p(&ordered, 0, State::Starting)], vec![], vec![]),
         (&ordered, vec![p(&ordered, 0, State::Ready)], vec![1], vec![]),
@@ -97,7 +100,7 @@ fn rolling_update_goes_in_reverse_order_and_respects_the_partition() {
     let on_delete = sts(json!({"updateStrategy": {"type": "OnDelete"}}));
     let all_old = |s: &StatefulSet| (0..3).map(|o| pod(s, o, OLD, State::Ready)).collect::<Vec<_>>();
     // (set, pods, deletes)
-    let cases: Vec<(&StatefulSet, Vec<Arc<Pod>>, Vec<&str>)> = vec![
+    let cases: Vec<(&StatefulSet, Pods, Names)> = vec![
         (&set, all_old(&set), vec!["web-2"]),
         // web-2 recreated but not ready yet: wait.
         (
