@@ -8,6 +8,8 @@
 //!   previous one was Ready, read from the pods' recorded times), `kubectl
 //!   scale sts --replicas=1` removes web-2 then web-1, and a template change
 //!   rolls the pods in reverse ordinal order;
+//! - both keep ControllerRevisions: `kubectl rollout history` lists them and
+//!   `kubectl rollout undo ds` brings the previous template back;
 //! - invalid objects (selector not matching, volumeClaimTemplates) get a 422
 //!   naming the field.
 
@@ -105,6 +107,20 @@ fn daemonset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
         Ok((pods.len() == 1 && pods[0]["metadata"]["uid"] != first["metadata"]["uid"]).then_some(pods))
     })?;
     ensure!(env_of(&rolled[0], "VERSION").as_deref() == Some("2") && is_ready(&rolled[0]), "rolled: {:#}", rolled[0]);
+
+    // History: two ControllerRevisions; `rollout undo` brings VERSION=1 back.
+    let history = cluster.kubectl_ok(&["rollout", "history", "ds/agent"])?;
+    let numbers: Vec<&str> = history.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    ensure!(numbers.contains(&"1") && numbers.contains(&"2"), "rollout history: {history}");
+    let revisions = cluster.kubectl_ok(&["get", "controllerrevisions"])?;
+    ensure!(revisions.contains("daemonset.apps/agent"), "kubectl get controllerrevisions: {revisions}");
+    cluster.kubectl_ok(&["rollout", "undo", "ds/agent"])?;
+    cluster.kubectl_ok(&["rollout", "status", "ds/agent", ROLLOUT_TIMEOUT])?;
+    let undone = wait_until("the undone daemon pod", || {
+        let pods = live_pods(cluster, "app=agent")?;
+        Ok((pods.len() == 1 && env_of(&pods[0], "VERSION").as_deref() == Some("1") && is_ready(&pods[0])).then_some(()))
+    });
+    undone.context("rollout undo")?;
     cluster.kubectl_ok(&["delete", "ds", "agent", "--wait=true"])?;
     wait_until("daemon pods collected", || Ok(live_pods(cluster, "app=agent")?.is_empty().then_some(())))?;
     Ok(())
@@ -223,6 +239,9 @@ fn statefulset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
         status["currentRevision"] == status["updateRevision"] && status["updatedReplicas"] == 3,
         "status after the roll: {status:#}"
     );
+    let history = cluster.kubectl_ok(&["rollout", "history", "sts/web"])?;
+    let numbers: Vec<&str> = history.lines().filter_map(|l| l.split_whitespace().next()).collect();
+    ensure!(numbers.contains(&"1") && numbers.contains(&"2"), "rollout history: {history}");
     cluster.kubectl_ok(&["delete", "sts", "web", "--wait=true"])?;
     wait_until("stateful pods collected", || Ok(live_pods(cluster, "app=web")?.is_empty().then_some(())))?;
     Ok(())

@@ -1,4 +1,4 @@
-//! apps/v1 DaemonSet and StatefulSet: their defaults and their Table
+//! apps/v1 DaemonSet, StatefulSet and ControllerRevision: defaults and Table
 //! printers, one definition per kind (the rules live in
 //! `validation::apps`, the controllers in `controllers::{daemonset,
 //! statefulset}`).
@@ -89,6 +89,12 @@ pub fn columns(kind: Kind) -> Vec<Column> {
             IMAGES,
             ("Selector", "string", 1, "A label query over pods that are managed by the daemon set."),
         ],
+        Kind::ControllerRevision => vec![
+            NAME,
+            ("Controller", "string", 0, "Controller of the object."),
+            ("Revision", "integer", 0, "Revision of the ControllerRevision."),
+            AGE,
+        ],
         _ => vec![NAME, ("Ready", "string", 0, "Number of the pod with ready state"), AGE, CONTAINERS, IMAGES],
     }
 }
@@ -118,6 +124,22 @@ pub fn cells(kind: Kind, obj: &Value, name: Value, age: Value) -> Vec<Value> {
                 json!(images),
                 json!(selector_of(obj)),
             ]
+        }
+        Kind::ControllerRevision => {
+            let owners = obj.pointer("/metadata/ownerReferences").and_then(Value::as_array);
+            let controller = owners
+                .into_iter()
+                .flatten()
+                .find(|o| o.get("controller") == Some(&Value::Bool(true)))
+                .map(|o| {
+                    let text = |k: &str| o.get(k).and_then(Value::as_str).unwrap_or_default();
+                    let group = text("apiVersion").split_once('/').map(|(g, _)| g).unwrap_or_default();
+                    let kind = text("kind").to_lowercase();
+                    let kind = if group.is_empty() { kind } else { format!("{kind}.{group}") };
+                    format!("{kind}/{}", text("name"))
+                })
+                .unwrap_or_else(|| "<none>".into());
+            vec![name, json!(controller), json!(int("/revision")), age]
         }
         _ => vec![
             name,
@@ -167,5 +189,10 @@ mod tests {
         let cells_sts = cells(Kind::StatefulSet, &sts, json!("s"), json!("1m"));
         assert_eq!(cells_sts.len(), columns(Kind::StatefulSet).len());
         assert_eq!(cells_sts[1], json!("2/3"));
+        let rev = json!({"revision": 2, "metadata": {"ownerReferences": [
+            {"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "agent", "uid": "u", "controller": true}]}});
+        let cells_rev = cells(Kind::ControllerRevision, &rev, json!("agent-abc"), json!("1m"));
+        assert_eq!(cells_rev.len(), columns(Kind::ControllerRevision).len());
+        assert_eq!(cells_rev[1..3], [json!("daemonset.apps/agent"), json!(2)]);
     }
 }

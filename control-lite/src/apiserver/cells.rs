@@ -242,7 +242,7 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(selector_of(obj)),
             ]
         }
-        Kind::DaemonSet | Kind::StatefulSet => super::apps::cells(kind, obj, name, age),
+        Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::cells(kind, obj, name, age),
         Kind::Service => {
             let sel: Vec<String> = obj
                 .pointer("/spec/selector")

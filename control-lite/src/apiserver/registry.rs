@@ -28,6 +28,8 @@ pub enum Kind {
     DaemonSet,
     /// apps/v1 StatefulSet.
     StatefulSet,
+    /// apps/v1 ControllerRevision (DaemonSet and StatefulSet history).
+    ControllerRevision,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -271,6 +273,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         short_names: &["sts"],
         categories: ALL,
         subresources: &[Subresource::Status, Subresource::Scale],
+    },
+    ResourceInfo {
+        kind: Kind::ControllerRevision,
+        group: "apps",
+        version: "v1",
+        kind_name: "ControllerRevision",
+        plural: "controllerrevisions",
+        singular: "controllerrevision",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
     },
     ResourceInfo {
         kind: Kind::Event,

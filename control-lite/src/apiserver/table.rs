@@ -57,7 +57,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("Images", "string", 1, "Images referenced by each container in the template."),
             ("Selector", "string", 1, "Label selector for pods."),
         ],
-        Kind::DaemonSet | Kind::StatefulSet => super::apps::columns(kind),
+        Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::columns(kind),
         Kind::Service => vec![
             NAME,
             ("Type", "string", 0, "The type of service."),

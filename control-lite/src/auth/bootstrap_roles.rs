@@ -67,6 +67,7 @@ const VIEW_APPS: &[&str] = &[
     "statefulsets",
     "statefulsets/status",
     "statefulsets/scale",
+    "controllerrevisions",
 ];
 const EDIT_CORE: &[&str] = &[
     "pods",

@@ -18,6 +18,7 @@ pub mod eventttl;
 pub mod expectations;
 pub mod failures;
 pub mod gc;
+pub mod history;
 pub mod index;
 pub mod informer;
 pub mod namespace;

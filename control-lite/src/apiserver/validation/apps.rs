@@ -118,9 +118,22 @@ fn common_counts(min_ready: Option<i32>, history: Option<i32>, out: &mut Causes)
     }
 }
 
-/// Update rules: the selector never changes; a StatefulSet's spec changes
+/// A ControllerRevision object: a revision number >= 0.
+pub fn validate_controller_revision(obj: &Value, out: &mut Causes) {
+    if let Some(revision) = obj.get("revision").and_then(Value::as_i64) {
+        at_least("revision", revision, 0, out);
+    }
+}
+
+/// Update rules: a ControllerRevision's data never changes; the selector never changes; a StatefulSet's spec changes
 /// only in [`STS_MUTABLE`].
 pub fn validate_update(kind: Kind, old: &Value, new: &Value, out: &mut Causes) {
+    if kind == Kind::ControllerRevision {
+        if old.get("data") != new.get("data") {
+            out.push(immutable("data"));
+        }
+        return;
+    }
     if old.pointer("/spec/selector") != new.pointer("/spec/selector") {
         out.push(immutable("spec.selector"));
         return;

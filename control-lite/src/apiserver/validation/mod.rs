@@ -61,6 +61,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ReplicaSet => workloads::validate_replicaset(obj, &mut out),
         Kind::DaemonSet => apps::validate_daemonset(obj, &mut out),
         Kind::StatefulSet => apps::validate_statefulset(obj, &mut out),
+        Kind::ControllerRevision => apps::validate_controller_revision(obj, &mut out),
         Kind::Service => service::validate_service(obj, &mut out),
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),

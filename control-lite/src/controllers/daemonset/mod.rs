@@ -9,12 +9,13 @@
 pub mod plan;
 pub mod pods;
 
-use k8s_openapi::api::apps::v1::{DaemonSet, DaemonSetStatus};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, DaemonSetStatus};
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -23,6 +24,7 @@ use super::deployment::hash::pod_template_hash;
 use super::events::{self, Recorder};
 use super::expectations::Expectations;
 use super::failures::{self, Reporter};
+use super::history;
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
@@ -42,6 +44,15 @@ pub enum Error {
     Pod {
         /// What was attempted.
         action: &'static str,
+        /// namespace/name of the DaemonSet.
+        ds: ObjectKey,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the DaemonSet's ControllerRevisions failed.
+    #[error("writing the history of daemonset {ds}")]
+    History {
         /// namespace/name of the DaemonSet.
         ds: ObjectKey,
         /// Cause.
@@ -75,6 +86,8 @@ struct Ctx {
     nodes: Store<Node>,
     pods: Store<Pod>,
     pods_by_owner: Index<Pod, ObjectKey>,
+    revisions: Store<ControllerRevision>,
+    revisions_by_owner: Index<ControllerRevision, ObjectKey>,
     recorder: Recorder,
     expectations: Expectations<ObjectKey>,
 }
@@ -111,7 +124,19 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
             }
         })
     };
+    let revisions_by_owner: Index<ControllerRevision, ObjectKey> = Index::new(history::owner_key("DaemonSet"));
+    let revisions: Store<ControllerRevision> = {
+        let (queue, index) = (queue.clone(), revisions_by_owner.clone());
+        informers.of::<ControllerRevision>().subscribe(&token, move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for key in moved.before.iter().chain(&moved.after) {
+                    queue.add(key.clone());
+                }
+            }
+        })
+    };
     let ready = informer::wait_ready(&sets, &token).await
+        && informer::wait_ready(&revisions, &token).await
         && informer::wait_ready(&nodes, &token).await
         && informer::wait_ready(&pods, &token).await;
     if !ready {
@@ -125,6 +150,8 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         nodes,
         pods,
         pods_by_owner,
+        revisions,
+        revisions_by_owner,
         expectations: Expectations::default(),
     };
     let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.sets.clone());
@@ -155,6 +182,9 @@ impl Ctx {
         let hash = pod_template_hash(&spec.template, collisions);
         let plan = plan::plan(&ds, &nodes, &pods, &hash, jiff::Timestamp::now());
         let settled = self.expectations.met(key, &pods);
+        if ds.metadata.deletion_timestamp.is_none() {
+            self.write_history(&ds, key, &spec, &hash, &pods).await?;
+        }
         if settled && ds.metadata.deletion_timestamp.is_none() {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
             self.delete(&ds, &api, key, &plan.delete).await?;
@@ -166,6 +196,37 @@ impl Ctx {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         })
+    }
+
+    async fn write_history(
+        &self,
+        ds: &DaemonSet,
+        key: &ObjectKey,
+        spec: &k8s_openapi::api::apps::v1::DaemonSetSpec,
+        hash: &str,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), Error> {
+        let uid = ds.metadata.uid.as_deref().unwrap_or_default();
+        let existing: Vec<Arc<ControllerRevision>> = self
+            .revisions_by_owner
+            .resolve(&self.revisions, key)
+            .into_iter()
+            .filter(|r| selector::controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
+            .collect();
+        let in_use: HashSet<String> =
+            pods.iter().filter_map(|p| pods::revision_of(p)).map(|h| format!("{}-{h}", key.name)).collect();
+        let owner = history::Owner {
+            kind: "DaemonSet",
+            meta: &ds.metadata,
+            template: &spec.template,
+            limit: spec.revision_history_limit.unwrap_or(10),
+        };
+        let plan = history::plan(&owner, &format!("{}-{hash}", key.name), hash, &existing, &in_use);
+        if plan == history::Plan::default() {
+            return Ok(());
+        }
+        let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &key.namespace);
+        history::apply(&api, plan).await.map_err(|source| Error::History { ds: key.clone(), source })
     }
 
     async fn create(

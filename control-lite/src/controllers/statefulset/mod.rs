@@ -8,12 +8,13 @@
 pub mod plan;
 pub mod pods;
 
-use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
+use k8s_openapi::api::apps::v1::{ControllerRevision, StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio_util::sync::CancellationToken;
@@ -21,6 +22,7 @@ use tokio_util::sync::CancellationToken;
 use super::events::{self, Recorder};
 use super::expectations::Expectations;
 use super::failures::{self, Reporter};
+use super::history;
 use super::index::Index;
 use super::informer;
 use super::queue::{self, ObjectKey, Retry, WorkQueue};
@@ -42,6 +44,15 @@ pub enum Error {
         action: &'static str,
         /// The pod's name.
         pod: String,
+        /// namespace/name of the StatefulSet.
+        sts: ObjectKey,
+        /// Cause.
+        #[source]
+        source: kube::Error,
+    },
+    /// Writing the StatefulSet's ControllerRevisions failed.
+    #[error("writing the history of statefulset {sts}")]
+    History {
         /// namespace/name of the StatefulSet.
         sts: ObjectKey,
         /// Cause.
@@ -74,6 +85,8 @@ struct Ctx {
     sets: Store<StatefulSet>,
     pods: Store<Pod>,
     pods_by_owner: Index<Pod, ObjectKey>,
+    revisions: Store<ControllerRevision>,
+    revisions_by_owner: Index<ControllerRevision, ObjectKey>,
     recorder: Recorder,
     expectations: Expectations<ObjectKey>,
 }
@@ -100,7 +113,21 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
             }
         })
     };
-    if !informer::wait_ready(&sets, &token).await || !informer::wait_ready(&pods, &token).await {
+    let revisions_by_owner: Index<ControllerRevision, ObjectKey> = Index::new(history::owner_key("StatefulSet"));
+    let revisions: Store<ControllerRevision> = {
+        let (queue, index) = (queue.clone(), revisions_by_owner.clone());
+        informers.of::<ControllerRevision>().subscribe(&token, move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for key in moved.before.iter().chain(&moved.after) {
+                    queue.add(key.clone());
+                }
+            }
+        })
+    };
+    let ready = informer::wait_ready(&sets, &token).await
+        && informer::wait_ready(&revisions, &token).await
+        && informer::wait_ready(&pods, &token).await;
+    if !ready {
         return;
     }
     queue::spawn_resync(queue.clone(), sets.clone(), RESYNC, token.clone());
@@ -110,6 +137,8 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         sets,
         pods,
         pods_by_owner,
+        revisions,
+        revisions_by_owner,
         expectations: Expectations::default(),
     };
     let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.sets.clone());
@@ -135,6 +164,9 @@ impl Ctx {
             .collect();
         let revision = pods::update_revision(&sts);
         let plan = plan::plan(&sts, &pods, &revision, jiff::Timestamp::now());
+        if sts.metadata.deletion_timestamp.is_none() {
+            self.write_history(&sts, key, &revision, &pods).await?;
+        }
         let settled = self.expectations.met(key, &pods);
         if settled {
             let api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
@@ -143,6 +175,43 @@ impl Ctx {
         }
         self.write_status(&sts, key, plan.status).await?;
         Ok((!settled).then_some(EXPECTATION_RETRY))
+    }
+
+    async fn write_history(
+        &self,
+        sts: &StatefulSet,
+        key: &ObjectKey,
+        revision: &str,
+        pods: &[Arc<Pod>],
+    ) -> Result<(), Error> {
+        let uid = sts.metadata.uid.as_deref().unwrap_or_default();
+        let existing: Vec<Arc<ControllerRevision>> = self
+            .revisions_by_owner
+            .resolve(&self.revisions, key)
+            .into_iter()
+            .filter(|r| selector::controller_of(&r.metadata).is_some_and(|o| o.uid == uid))
+            .collect();
+        let status = sts.status.clone().unwrap_or_default();
+        let in_use: HashSet<String> = pods
+            .iter()
+            .filter_map(|p| pods::revision_of(p).map(str::to_string))
+            .chain(status.current_revision)
+            .chain(status.update_revision)
+            .collect();
+        let spec = sts.spec.clone().unwrap_or_default();
+        let hash = revision.strip_prefix(&format!("{}-", key.name)).unwrap_or(revision);
+        let owner = history::Owner {
+            kind: "StatefulSet",
+            meta: &sts.metadata,
+            template: &spec.template,
+            limit: spec.revision_history_limit.unwrap_or(10),
+        };
+        let plan = history::plan(&owner, revision, hash, &existing, &in_use);
+        if plan == history::Plan::default() {
+            return Ok(());
+        }
+        let api: Api<ControllerRevision> = Api::namespaced(self.client.clone(), &key.namespace);
+        history::apply(&api, plan).await.map_err(|source| Error::History { sts: key.clone(), source })
     }
 
     async fn create(
