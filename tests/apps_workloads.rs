@@ -7,7 +7,9 @@
 //! - a StatefulSet of 3 creates web-0, web-1, web-2 in order (each after the
 //!   previous one was Ready, read from the pods' recorded times), `kubectl
 //!   scale sts --replicas=1` removes web-2 then web-1, and a template change
-//!   rolls the pods in reverse ordinal order;
+//!   rolls the pods in reverse ordinal order; with a partition only the
+//!   pods at or above it update, and a deleted pod below it comes back at the
+//!   current revision;
 //! - both keep ControllerRevisions: `kubectl rollout history` lists them and
 //!   `kubectl rollout undo ds` brings the previous template back;
 //! - invalid objects (selector not matching, volumeClaimTemplates) get a 422
@@ -239,9 +241,32 @@ fn statefulset_scenario(cluster: &Cluster, image: &str) -> Result<()> {
         status["currentRevision"] == status["updateRevision"] && status["updatedReplicas"] == 3,
         "status after the roll: {status:#}"
     );
+    // A partitioned update: only web-2 (ordinal >= 2) moves to VERSION=3; a
+    // deleted web-0 comes back at the current revision (VERSION=2).
+    let partitioned = json!({"spec": {"updateStrategy": {"rollingUpdate": {"partition": 2}},
+        "template": {"spec": {"containers": [{"name": "main", "env": [{"name": "VERSION", "value": "3"}]}]}}}});
+    cluster.kubectl_ok(&["patch", "sts", "web", "-p", &partitioned.to_string()])?;
+    cluster.kubectl_ok(&["rollout", "status", "sts/web", ROLLOUT_TIMEOUT])?;
+    let versions = |pods: &[Value]| pods.iter().map(|p| env_of(p, "VERSION").unwrap_or_default()).collect::<Vec<_>>();
+    let split = members(cluster)?;
+    ensure!(versions(&split) == ["2", "2", "3"], "partitioned roll: {:?}", versions(&split));
+    let old_web0 = split[0]["metadata"]["uid"].clone();
+    cluster.kubectl_ok(&["delete", "pod", "web-0", "--wait=true"])?;
+    let back = wait_until("web-0 back and Ready", || {
+        let pods = members(cluster)?;
+        let web0 = pods.first().filter(|p| p["metadata"]["name"] == "web-0" && p["metadata"]["uid"] != old_web0);
+        Ok(web0.filter(|p| is_ready(p)).cloned())
+    })?;
+    let current = cluster.json(&["get", "sts", "web"])?["status"]["currentRevision"].clone();
+    ensure!(
+        env_of(&back, "VERSION").as_deref() == Some("2")
+            && back["metadata"]["labels"]["controller-revision-hash"] == current,
+        "web-0 recreated at the current revision {current}: {back:#}"
+    );
+
     let history = cluster.kubectl_ok(&["rollout", "history", "sts/web"])?;
     let numbers: Vec<&str> = history.lines().filter_map(|l| l.split_whitespace().next()).collect();
-    ensure!(numbers.contains(&"1") && numbers.contains(&"2"), "rollout history: {history}");
+    ensure!(["1", "2", "3"].iter().all(|n| numbers.contains(n)), "rollout history: {history}");
     cluster.kubectl_ok(&["delete", "sts", "web", "--wait=true"])?;
     wait_until("stateful pods collected", || Ok(live_pods(cluster, "app=web")?.is_empty().then_some(())))?;
     Ok(())

@@ -59,6 +59,13 @@ pub fn data(template: &PodTemplateSpec) -> Value {
     json!({"spec": {"template": template}})
 }
 
+/// The template a revision holds (its data without the patch directive).
+pub fn template_of(revision: &ControllerRevision) -> Option<PodTemplateSpec> {
+    let mut template = revision.data.as_ref()?.0.pointer("/spec/template")?.clone();
+    template.as_object_mut()?.remove("$patch");
+    serde_json::from_value(template).ok()
+}
+
 /// Computes the history plan. `name` is the current template's revision
 /// name, `hash` its hash; `in_use` names revisions that pods or the status
 /// still refer to.
@@ -218,5 +225,7 @@ mod tests {
         let data = created.data.expect("data").0;
         assert_eq!(data.pointer("/spec/template/$patch"), Some(&json!("replace")));
         assert_eq!(data.pointer("/spec/template/metadata/labels/app"), Some(&json!("agent")));
+        let revision = ControllerRevision { data: Some(RawExtension(data)), ..created };
+        assert_eq!(template_of(&revision), Some(template));
     }
 }

@@ -214,6 +214,21 @@ impl Ctx {
         history::apply(&api, plan).await.map_err(|source| Error::History { sts: key.clone(), source })
     }
 
+    /// The pod for `ordinal` at the revision [`plan::revision_for`] picks,
+    /// from that revision's template when it is an older one we still have.
+    fn pod_at(&self, sts: &StatefulSet, key: &ObjectKey, ordinal: i32, update_revision: &str) -> Pod {
+        let revision = plan::revision_for(sts, ordinal, update_revision);
+        let older = (revision != update_revision)
+            .then(|| self.revisions.get(&ObjectRef::new(&revision).within(&key.namespace)))
+            .flatten()
+            .filter(|r| selector::controller_of(&r.metadata).map(|o| &o.uid) == sts.metadata.uid.as_ref())
+            .and_then(|r| history::template_of(&r));
+        match older {
+            Some(template) => pods::stateful_pod_from(sts, template, ordinal, &revision),
+            None => pods::stateful_pod(sts, ordinal, update_revision),
+        }
+    }
+
     async fn create(
         &mut self,
         sts: &StatefulSet,
@@ -223,7 +238,7 @@ impl Ctx {
         revision: &str,
     ) -> Result<(), Error> {
         for ordinal in ordinals {
-            let pod = pods::stateful_pod(sts, *ordinal, revision);
+            let pod = self.pod_at(sts, key, *ordinal, revision);
             let name = pod.name_any();
             match api.create(&PostParams::default(), &pod).await {
                 Ok(_) => {

@@ -8,9 +8,8 @@
 //! `Parallel` creates and deletes without waiting. A RollingUpdate deletes
 //! (to recreate at the new revision) the highest pod at an old revision
 //! among the ordinals at or above the partition, one at a time, once the
-//! pods are healthy. OnDelete replaces only pods the user deletes. Pods are
-//! always created from the current template (control-lite keeps no
-//! ControllerRevisions yet).
+//! pods are healthy. OnDelete replaces only pods the user deletes. A pod
+//! created below the partition gets the current revision ([`revision_for`]).
 
 use k8s_openapi::api::apps::v1::{StatefulSet, StatefulSetStatus};
 use k8s_openapi::api::core::v1::Pod;
@@ -33,6 +32,22 @@ pub struct Plan {
     pub delete: Vec<Arc<Pod>>,
     /// Status to write.
     pub status: StatefulSetStatus,
+}
+
+/// The revision a new pod with `ordinal` gets: as upstream, the current
+/// revision below a RollingUpdate's partition (those pods are not to be
+/// updated yet), else the update revision.
+pub fn revision_for(sts: &StatefulSet, ordinal: i32, update_revision: &str) -> String {
+    let spec = sts.spec.as_ref();
+    let current = sts.status.as_ref().and_then(|s| s.current_revision.as_deref()).filter(|c| !c.is_empty());
+    let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+    let rolling = strategy.and_then(|s| s.type_.as_deref()).unwrap_or("RollingUpdate") == "RollingUpdate";
+    let partition = strategy.and_then(|s| s.rolling_update.as_ref()).and_then(|r| r.partition).unwrap_or(0).max(0);
+    let start = spec.and_then(|s| s.ordinals.as_ref()).and_then(|o| o.start).unwrap_or(0).max(0);
+    match current {
+        Some(current) if rolling && ordinal < start.saturating_add(partition) => current.to_string(),
+        _ => update_revision.to_string(),
+    }
 }
 
 fn healthy(pod: &Pod) -> bool {

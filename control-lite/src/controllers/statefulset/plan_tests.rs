@@ -158,6 +158,17 @@ fn status_tracks_revisions() {
 }
 
 #[test]
+fn pods_below_the_partition_come_back_at_the_current_revision() {
+    let mut set = sts(json!({"updateStrategy": {"type": "RollingUpdate", "rollingUpdate": {"partition": 2}}}));
+    set.status = Some(StatefulSetStatus { current_revision: Some(OLD.into()), ..StatefulSetStatus::default() });
+    assert_eq!(revision_for(&set, 1, "web-new"), OLD);
+    assert_eq!(revision_for(&set, 2, "web-new"), "web-new");
+    let mut on_delete = sts(json!({"updateStrategy": {"type": "OnDelete"}}));
+    on_delete.status = set.status.clone();
+    assert_eq!(revision_for(&on_delete, 0, "web-new"), "web-new");
+}
+
+#[test]
 fn huge_replicas_are_bounded_per_pass() {
     let set =
         sts(json!({"replicas": 2147483647, "podManagementPolicy": "Parallel", "ordinals": {"start": 2147483000}}));

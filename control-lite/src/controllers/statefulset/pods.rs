@@ -3,7 +3,7 @@
 //! revision label naming the template they were made from. Pure.
 
 use k8s_openapi::api::apps::v1::StatefulSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodTemplateSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use crate::controllers::deployment::hash::pod_template_hash;
@@ -39,11 +39,16 @@ pub fn revision_of(pod: &Pod) -> Option<&str> {
     pod.metadata.labels.as_ref()?.get(REVISION_LABEL).map(String::as_str)
 }
 
-/// The pod with `ordinal` from the set's template at `revision`.
+/// The pod with `ordinal` from the set's current template, at `revision`.
 pub fn stateful_pod(sts: &StatefulSet, ordinal: i32, revision: &str) -> Pod {
+    let template = sts.spec.as_ref().map(|s| s.template.clone()).unwrap_or_default();
+    stateful_pod_from(sts, template, ordinal, revision)
+}
+
+/// The pod with `ordinal` from `template` (the set's, or an older revision's), at `revision`.
+pub fn stateful_pod_from(sts: &StatefulSet, template: PodTemplateSpec, ordinal: i32, revision: &str) -> Pod {
     let set = sts.metadata.name.clone().unwrap_or_default();
     let spec = sts.spec.clone().unwrap_or_default();
-    let template = spec.template;
     let template_meta = template.metadata.unwrap_or_default();
     let name = format!("{set}-{ordinal}");
     let mut labels = template_meta.labels.unwrap_or_default();
