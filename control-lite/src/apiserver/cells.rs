@@ -98,14 +98,14 @@ pub fn pod_status(pod: &Value) -> (String, i64, i64, i64) {
     (reason, ready, total, restarts)
 }
 
-fn template_containers(obj: &Value) -> (String, String) {
+pub(super) fn template_containers(obj: &Value) -> (String, String) {
     let cs = arr(obj, "/spec/template/spec/containers");
     let names: Vec<&str> = cs.iter().map(|c| s(c, "/name")).collect();
     let images: Vec<&str> = cs.iter().map(|c| s(c, "/image")).collect();
     (names.join(","), images.join(","))
 }
 
-fn selector_of(obj: &Value) -> String {
+pub(super) fn selector_of(obj: &Value) -> String {
     or_none(LabelSelector::from_api(obj.pointer("/spec/selector").unwrap_or(&Value::Null)).render())
 }
 
@@ -242,6 +242,7 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(selector_of(obj)),
             ]
         }
+        Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::cells(kind, obj, name, age),
         Kind::Service => {
             let sel: Vec<String> = obj
                 .pointer("/spec/selector")

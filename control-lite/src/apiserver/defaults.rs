@@ -26,6 +26,8 @@ pub fn apply(kind: Kind, obj: &mut Value) {
         Kind::Pod => with::<Pod>(obj, default_pod),
         Kind::Deployment => with::<Deployment>(obj, default_deployment),
         Kind::ReplicaSet => with::<ReplicaSet>(obj, default_replicaset),
+        Kind::DaemonSet => with(obj, super::apps::default_daemonset),
+        Kind::StatefulSet => with(obj, super::apps::default_statefulset),
         Kind::Service => with::<Service>(obj, default_service),
         Kind::Namespace => with::<Namespace>(obj, default_namespace),
         Kind::PriorityClass => with::<PriorityClass>(obj, |c| {

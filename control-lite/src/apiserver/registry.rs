@@ -24,6 +24,12 @@ pub enum Kind {
     Deployment,
     /// apps/v1 ReplicaSet.
     ReplicaSet,
+    /// apps/v1 DaemonSet.
+    DaemonSet,
+    /// apps/v1 StatefulSet.
+    StatefulSet,
+    /// apps/v1 ControllerRevision (DaemonSet and StatefulSet history).
+    ControllerRevision,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -243,6 +249,42 @@ pub const RESOURCES: &[ResourceInfo] = &[
         short_names: &["rs"],
         categories: ALL,
         subresources: &[Subresource::Status, Subresource::Scale],
+    },
+    ResourceInfo {
+        kind: Kind::DaemonSet,
+        group: "apps",
+        version: "v1",
+        kind_name: "DaemonSet",
+        plural: "daemonsets",
+        singular: "daemonset",
+        namespaced: true,
+        short_names: &["ds"],
+        categories: ALL,
+        subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
+        kind: Kind::StatefulSet,
+        group: "apps",
+        version: "v1",
+        kind_name: "StatefulSet",
+        plural: "statefulsets",
+        singular: "statefulset",
+        namespaced: true,
+        short_names: &["sts"],
+        categories: ALL,
+        subresources: &[Subresource::Status, Subresource::Scale],
+    },
+    ResourceInfo {
+        kind: Kind::ControllerRevision,
+        group: "apps",
+        version: "v1",
+        kind_name: "ControllerRevision",
+        plural: "controllerrevisions",
+        singular: "controllerrevision",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
     },
     ResourceInfo {
         kind: Kind::Event,

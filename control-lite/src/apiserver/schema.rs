@@ -1,7 +1,7 @@
 //! Typed view of stored JSON: round-trips through the k8s-openapi structs to
 //! type-check input, drop unknown fields, and report them for `fieldValidation`.
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
@@ -30,6 +30,9 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::EndpointSlice => roundtrip::<EndpointSlice>(v),
         Kind::Deployment => roundtrip::<Deployment>(v),
         Kind::ReplicaSet => roundtrip::<ReplicaSet>(v),
+        Kind::DaemonSet => roundtrip::<DaemonSet>(v),
+        Kind::StatefulSet => roundtrip::<StatefulSet>(v),
+        Kind::ControllerRevision => roundtrip::<ControllerRevision>(v),
         Kind::Event => roundtrip::<Event>(v),
         Kind::EventV1 => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
         Kind::ConfigMap => roundtrip::<ConfigMap>(v),

@@ -8,7 +8,7 @@ use super::cells::cells;
 use super::registry::{Kind, ResourceInfo};
 
 /// One column: (name, type, priority, description).
-type Column = (&'static str, &'static str, u8, &'static str);
+pub(super) type Column = (&'static str, &'static str, u8, &'static str);
 
 const NAME: Column = ("Name", "string", 0, "Name must be unique within a namespace.");
 const AGE: Column =
@@ -57,6 +57,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("Images", "string", 1, "Images referenced by each container in the template."),
             ("Selector", "string", 1, "Label selector for pods."),
         ],
+        Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::columns(kind),
         Kind::Service => vec![
             NAME,
             ("Type", "string", 0, "The type of service."),

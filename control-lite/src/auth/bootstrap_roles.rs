@@ -62,6 +62,12 @@ const VIEW_APPS: &[&str] = &[
     "replicasets",
     "replicasets/status",
     "replicasets/scale",
+    "daemonsets",
+    "daemonsets/status",
+    "statefulsets",
+    "statefulsets/status",
+    "statefulsets/scale",
+    "controllerrevisions",
 ];
 const EDIT_CORE: &[&str] = &[
     "pods",
@@ -77,7 +83,15 @@ const EDIT_CORE: &[&str] = &[
     "services",
     "replicationcontrollers",
 ];
-const EDIT_APPS: &[&str] = &["deployments", "deployments/scale", "replicasets", "replicasets/scale"];
+const EDIT_APPS: &[&str] = &[
+    "deployments",
+    "deployments/scale",
+    "replicasets",
+    "replicasets/scale",
+    "daemonsets",
+    "statefulsets",
+    "statefulsets/scale",
+];
 
 fn view_rules() -> Vec<Value> {
     vec![

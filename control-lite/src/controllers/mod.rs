@@ -1,5 +1,5 @@
 //! The core controllers, like kube-controller-manager: deployment,
-//! replicaset, endpointslice, garbage collector (`gc`), node lifecycle,
+//! replicaset, daemonset, statefulset, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted).
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
@@ -10,12 +10,15 @@
 //! once per process. Each controller keeps its decisions in pure functions
 //! and a thin layer that writes them.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod endpointslice;
 pub mod events;
 pub mod eventttl;
+pub mod expectations;
 pub mod failures;
 pub mod gc;
+pub mod history;
 pub mod index;
 pub mod informer;
 pub mod namespace;
@@ -25,6 +28,7 @@ pub mod queue_metrics;
 pub mod replicaset;
 pub mod selector;
 pub mod shared;
+pub mod statefulset;
 
 use tokio_util::sync::CancellationToken;
 
@@ -42,6 +46,8 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
     tokio::join!(
         run("deployment-controller", |c, i, t| Box::pin(deployment::run(c, i, t))),
         run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
+        run("daemonset-controller", |c, i, t| Box::pin(daemonset::run(c, i, t))),
+        run("statefulset-controller", |c, i, t| Box::pin(statefulset::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),

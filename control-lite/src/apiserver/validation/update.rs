@@ -51,6 +51,9 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
         Kind::Deployment | Kind::ReplicaSet if old.pointer("/spec/selector") != new.pointer("/spec/selector") => {
             out.push(immutable("spec.selector"));
         }
+        Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => {
+            super::apps::validate_update(info.kind, &old, new, &mut out)
+        }
         _ => {}
     }
     out

@@ -51,7 +51,7 @@ pub fn validate_replicaset(obj: &Value, out: &mut Causes) {
     }
 }
 
-fn validate_replicas(replicas: Option<i32>, out: &mut Causes) {
+pub(super) fn validate_replicas(replicas: Option<i32>, out: &mut Causes) {
     if let Some(r) = replicas {
         at_least("spec.replicas", r.into(), 0, out);
     }
@@ -78,7 +78,7 @@ fn validate_strategy(strategy: &DeploymentStrategy, out: &mut Causes) {
 
 /// An int >= 0 or a percentage `N%` (N <= 100 when `at_most_100`). Returns
 /// the number (int or percent) if valid.
-fn int_or_percent(v: &IntOrString, field: &str, at_most_100: bool, out: &mut Causes) -> Option<i64> {
+pub(super) fn int_or_percent(v: &IntOrString, field: &str, at_most_100: bool, out: &mut Causes) -> Option<i64> {
     match v {
         IntOrString::Int(n) => {
             at_least(field, (*n).into(), 0, out);
@@ -101,7 +101,7 @@ fn int_or_percent(v: &IntOrString, field: &str, at_most_100: bool, out: &mut Cau
 }
 
 /// A selector: non-empty, valid labels and expressions, matching `template`.
-fn validate_selector_and_template(
+pub(super) fn validate_selector_and_template(
     selector: Option<&ApiSelector>,
     template: Option<&PodTemplateSpec>,
     out: &mut Causes,

@@ -1,7 +1,7 @@
 //! Garbage collector: deletes objects whose owners are gone.
 //!
 //! Owns: subscriptions to the shared informers of every kind it collects or
-//! that can own those objects (Deployments, ReplicaSets, Services, Nodes,
+//! that can own those objects (Deployments, ReplicaSets, DaemonSets, StatefulSets, ControllerRevisions, Services, Nodes,
 //! Pods, EndpointSlices) feeding the owner `graph` (which keeps only the
 //! metadata it needs; the objects stay in the shared stores), a sweep of only what changed whenever any of them
 //! changes (unfinished actions are looked at again every `RESYNC`), and
@@ -12,7 +12,7 @@
 pub mod graph;
 pub mod plan;
 
-use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -93,12 +93,18 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
     let graph = Graph::default();
     let (deployments, d_store) = watch::<Deployment>(&informers, &token, &kick, &graph, true);
     let (sets, rs_store) = watch::<ReplicaSet>(&informers, &token, &kick, &graph, true);
+    let (daemons, ds_store) = watch::<DaemonSet>(&informers, &token, &kick, &graph, true);
+    let (stateful, sts_store) = watch::<StatefulSet>(&informers, &token, &kick, &graph, true);
+    let (revisions, rev_store) = watch::<ControllerRevision>(&informers, &token, &kick, &graph, true);
     let (services, svc_store) = watch::<Service>(&informers, &token, &kick, &graph, true);
     let (nodes, node_store) = watch::<Node>(&informers, &token, &kick, &graph, false);
     let (pods, pod_store) = watch::<Pod>(&informers, &token, &kick, &graph, true);
     let (slices, slice_store) = watch::<EndpointSlice>(&informers, &token, &kick, &graph, true);
     let ready = informer::wait_ready(&d_store, &token).await
         && informer::wait_ready(&rs_store, &token).await
+        && informer::wait_ready(&ds_store, &token).await
+        && informer::wait_ready(&sts_store, &token).await
+        && informer::wait_ready(&rev_store, &token).await
         && informer::wait_ready(&svc_store, &token).await
         && informer::wait_ready(&node_store, &token).await
         && informer::wait_ready(&pod_store, &token).await
@@ -106,7 +112,7 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
     if !ready {
         return;
     }
-    let watched = vec![deployments, sets, services, nodes, pods, slices];
+    let watched = vec![deployments, sets, daemons, stateful, revisions, services, nodes, pods, slices];
     let mut collector = Collector { client, watched, graph, attempted: HashMap::new(), unfinished: HashSet::new() };
     // Every store completed its first list: look at everything once.
     collector.graph.dirty_all();
