@@ -95,6 +95,7 @@ struct Ctx {
 /// Runs the DaemonSet controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("daemonset", queue.stats_probe());
     let sets: Store<DaemonSet> = {
         let queue = queue.clone();
         informers.of::<DaemonSet>().on_change(&token, move |change| {

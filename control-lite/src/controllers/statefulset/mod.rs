@@ -94,6 +94,7 @@ struct Ctx {
 /// Runs the StatefulSet controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("statefulset", queue.stats_probe());
     let sets: Store<StatefulSet> = {
         let queue = queue.clone();
         informers.of::<StatefulSet>().on_change(&token, move |change| {
