@@ -242,6 +242,8 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
                 json!(selector_of(obj)),
             ]
         }
+        Kind::Job => super::batch_printers::job_cells(obj, age, now),
+        Kind::CronJob => super::batch_printers::cronjob_cells(obj, age, now),
         Kind::Service => {
             let sel: Vec<String> = obj
                 .pointer("/spec/selector")

@@ -36,6 +36,8 @@
 //! `limit`/`continue` paging. Every request is authenticated (step 0 of
 //! `http`) and authorized (`http::authz`).
 
+pub mod batch;
+pub mod batch_printers;
 pub mod cells;
 pub mod clusterip;
 pub mod crud;

@@ -24,6 +24,10 @@ pub enum Kind {
     Deployment,
     /// apps/v1 ReplicaSet.
     ReplicaSet,
+    /// batch/v1 Job.
+    Job,
+    /// batch/v1 CronJob.
+    CronJob,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -243,6 +247,30 @@ pub const RESOURCES: &[ResourceInfo] = &[
         short_names: &["rs"],
         categories: ALL,
         subresources: &[Subresource::Status, Subresource::Scale],
+    },
+    ResourceInfo {
+        kind: Kind::Job,
+        group: "batch",
+        version: "v1",
+        kind_name: "Job",
+        plural: "jobs",
+        singular: "job",
+        namespaced: true,
+        short_names: &[],
+        categories: ALL,
+        subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
+        kind: Kind::CronJob,
+        group: "batch",
+        version: "v1",
+        kind_name: "CronJob",
+        plural: "cronjobs",
+        singular: "cronjob",
+        namespaced: true,
+        short_names: &["cj"],
+        categories: ALL,
+        subresources: &[Subresource::Status],
     },
     ResourceInfo {
         kind: Kind::Event,

@@ -57,6 +57,8 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("Images", "string", 1, "Images referenced by each container in the template."),
             ("Selector", "string", 1, "Label selector for pods."),
         ],
+        Kind::Job => super::batch_printers::job_columns(),
+        Kind::CronJob => super::batch_printers::cronjob_columns(),
         Kind::Service => vec![
             NAME,
             ("Type", "string", 0, "The type of service."),

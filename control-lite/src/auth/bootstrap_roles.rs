@@ -77,12 +77,15 @@ const EDIT_CORE: &[&str] = &[
     "services",
     "replicationcontrollers",
 ];
+const BATCH_VIEW: &[&str] = &["jobs", "jobs/status", "cronjobs", "cronjobs/status"];
+const BATCH_EDIT: &[&str] = &["jobs", "cronjobs"];
 const EDIT_APPS: &[&str] = &["deployments", "deployments/scale", "replicasets", "replicasets/scale"];
 
 fn view_rules() -> Vec<Value> {
     vec![
         rule(&[""], VIEW_CORE, READ),
         rule(&["apps"], VIEW_APPS, READ),
+        rule(&["batch"], BATCH_VIEW, READ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
         rule(&["coordination.k8s.io"], &["leases"], READ),
@@ -94,6 +97,7 @@ fn edit_rules() -> Vec<Value> {
     rules.push(rule(&[""], &["secrets"], READ));
     rules.push(rule(&[""], EDIT_CORE, WRITE));
     rules.push(rule(&["apps"], EDIT_APPS, WRITE));
+    rules.push(rule(&["batch"], BATCH_EDIT, WRITE));
     rules.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
     rules.push(rule(&["coordination.k8s.io"], &["leases"], WRITE));
     rules.push(rule(&["", "events.k8s.io"], &["events"], WRITE));

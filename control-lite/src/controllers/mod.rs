@@ -1,5 +1,5 @@
 //! The core controllers, like kube-controller-manager: deployment,
-//! replicaset, endpointslice, garbage collector (`gc`), node lifecycle,
+//! replicaset, job, cronjob, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted).
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
@@ -18,6 +18,7 @@ pub mod failures;
 pub mod gc;
 pub mod index;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
@@ -41,6 +42,7 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
     tokio::join!(
         run("deployment-controller", |c, i, t| Box::pin(deployment::run(c, i, t))),
         run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
+        run("job-controller", |c, i, t| Box::pin(job::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
