@@ -10,6 +10,7 @@
 //! once per process. Each controller keeps its decisions in pure functions
 //! and a thin layer that writes them.
 
+pub mod cronjob;
 pub mod deployment;
 pub mod endpointslice;
 pub mod events;
@@ -43,6 +44,7 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
         run("deployment-controller", |c, i, t| Box::pin(deployment::run(c, i, t))),
         run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
         run("job-controller", |c, i, t| Box::pin(job::run(c, i, t))),
+        run("cronjob-controller", |c, i, t| Box::pin(cronjob::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),

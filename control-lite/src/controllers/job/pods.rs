@@ -74,16 +74,24 @@ pub fn index_of(pod: &Pod, completions: i32) -> Option<i32> {
 }
 
 /// Parses `completedIndexes` ("1,3-5"), keeping indexes below `completions`;
-/// the work is bounded by `completions` and the text's length.
+/// the work is bounded by `completions` plus the text's length.
 pub fn parse_indexes(text: &str, completions: i32) -> BTreeSet<i32> {
     let mut out = BTreeSet::new();
+    // Well-formed ranges do not overlap, so together they span at most
+    // `completions` indexes: more is malformed and ignored.
+    let mut budget = i64::from(completions.max(0));
     for part in text.split(',').filter(|p| !p.is_empty()) {
         let (from, to) = part.split_once('-').unwrap_or((part, part));
         let (Ok(from), Ok(to)) = (from.parse::<i32>(), to.parse::<i32>()) else { continue };
         let to = to.min(completions.saturating_sub(1));
-        if from >= 0 && from <= to {
-            out.extend(from..=to);
+        if from < 0 || from > to {
+            continue;
         }
+        budget -= i64::from(to) - i64::from(from) + 1;
+        if budget < 0 {
+            break;
+        }
+        out.extend(from..=to);
     }
     out
 }
@@ -166,6 +174,8 @@ mod tests {
         }
         assert!(parse_indexes("x,-3,5-2,99999999999", 10).is_empty());
         assert_eq!(parse_indexes("0-2147483647", 3).len(), 3);
+        let overlapping = "0-99998,".repeat(1000);
+        assert_eq!(parse_indexes(&overlapping, 100_000).len(), 99_999, "stops once the ranges overlap");
     }
 
     #[test]
