@@ -113,7 +113,7 @@ impl Ctx {
             .into_iter()
             .filter(|j| selector::controller_of(&j.metadata).is_some_and(|o| o.uid == uid))
             .collect();
-        let plan = plan::plan(&cj, &jobs, (self.clock)());
+        let mut plan = plan::plan(&cj, &jobs, (self.clock)());
         let fail = |action, source| Error { action, cronjob: key.clone(), source };
         let api: Api<Job> = Api::namespaced(self.client.clone(), &key.namespace);
         let background =
@@ -130,6 +130,12 @@ impl Ctx {
         if let Some(job) = &plan.create {
             match api.create(&PostParams::default(), job).await {
                 Ok(created) => {
+                    // The active reference names the Job by uid once it exists.
+                    let active = plan.status.active.iter_mut().flatten();
+                    for r in active.filter(|r| r.name == created.metadata.name) {
+                        r.uid.clone_from(&created.metadata.uid);
+                        r.resource_version.clone_from(&created.metadata.resource_version);
+                    }
                     let message = format!("Created job {}", created.name_any());
                     self.recorder.publish(cj.as_ref(), NORMAL, "SuccessfulCreate", &message).await;
                 }

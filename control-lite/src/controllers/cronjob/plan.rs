@@ -138,7 +138,11 @@ pub fn plan(cj: &CronJob, jobs: &[Arc<Job>], now: Timestamp) -> Plan {
     let schedule = match Schedule::parse(&spec.schedule, spec.time_zone.as_deref()) {
         Ok(s) => s,
         Err(e) => {
-            plan.events.push(event(WARNING, "InvalidSchedule", e.to_string()));
+            let reason = match e {
+                crate::cron::Error::TimeZone(_) => "UnknownTimeZone",
+                _ => "InvalidSchedule",
+            };
+            plan.events.push(event(WARNING, reason, e.to_string()));
             return plan;
         }
     };

@@ -210,4 +210,7 @@ fn job_names_count_minutes_since_the_epoch() {
     assert_eq!(job_name("tick", at("2026-01-01T10:05:00Z")), "tick-29454365");
     let bad = plan(&cronjob(json!({"schedule": "not a schedule"}), json!({})), &[], at("2026-01-01T10:05:00Z"));
     assert_eq!(reasons(&bad), vec!["InvalidSchedule"]);
+    let zone = plan(&cronjob(json!({"timeZone": "Nowhere/Land"}), json!({})), &[], at("2026-01-01T10:05:00Z"));
+    assert_eq!(reasons(&zone), vec!["UnknownTimeZone"]);
+    assert!(zone.create.is_none());
 }
