@@ -4,7 +4,7 @@
 //! minute), then each outcome is awaited:
 //! - `kubectl create job` of a command that exits 0 completes
 //!   (`kubectl wait --for=condition=complete`) and `kubectl get jobs` prints
-//!   kubectl's columns;
+//!   kubectl's columns (and `kubectl get all` lists Jobs and CronJobs);
 //! - completions 3 / parallelism 2 ends with 3 succeeded pods, never more
 //!   than 2 at a time (from the pods' recorded start and finish times);
 //! - a failing Job with backoffLimit 1 fails with BackoffLimitExceeded after 2 pods;
@@ -99,6 +99,8 @@ fn jobs_and_cronjobs_run_on_the_real_stack() -> Result<()> {
     let row = table.lines().find(|l| l.starts_with("hello ")).context("hello row")?;
     let cells: Vec<&str> = row.split_whitespace().collect();
     ensure!(cells[1] == "Complete" && cells[2] == "1/1", "hello row: {row}");
+    let all = cluster.kubectl_ok(&["get", "all"])?;
+    ensure!(all.contains("job.batch/hello") && all.contains("cronjob.batch/tick"), "get all: {all}");
     let job = cluster.json(&["get", "job", "hello"])?;
     ensure!(job["status"]["succeeded"] == 1 && job["status"]["startTime"].is_string(), "status: {}", job["status"]);
     ensure!(job["status"]["completionTime"].is_string(), "completionTime: {}", job["status"]);
