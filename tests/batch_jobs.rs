@@ -101,6 +101,8 @@ fn jobs_and_cronjobs_run_on_the_real_stack() -> Result<()> {
     ensure!(cells[1] == "Complete" && cells[2] == "1/1", "hello row: {row}");
     let all = cluster.kubectl_ok(&["get", "all"])?;
     ensure!(all.contains("job.batch/hello") && all.contains("cronjob.batch/tick"), "get all: {all}");
+    let described = cluster.kubectl_ok(&["describe", "job", "hello"])?;
+    ensure!(described.contains("1 Succeeded") && described.contains("SuccessfulCreate"), "describe: {described}");
     let job = cluster.json(&["get", "job", "hello"])?;
     ensure!(job["status"]["succeeded"] == 1 && job["status"]["startTime"].is_string(), "status: {}", job["status"]);
     ensure!(job["status"]["completionTime"].is_string(), "completionTime: {}", job["status"]);

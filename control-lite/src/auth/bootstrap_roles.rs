@@ -240,6 +240,8 @@ mod tests {
         let anon = user(ANONYMOUS, &[UNAUTHENTICATED]);
         let viewer = user("viewer", &[AUTHENTICATED]);
         let res = |verb: &str, resource: &str| Request::Resource(ResourceAttrs::new(verb, "", resource, "team", ""));
+        let batch =
+            |verb: &str, resource: &str| Request::Resource(ResourceAttrs::new(verb, "batch", resource, "team", ""));
         let ssar =
             Request::Resource(ResourceAttrs::new("create", "authorization.k8s.io", "selfsubjectaccessreviews", "", ""));
         let cases = [
@@ -252,6 +254,8 @@ mod tests {
             (&viewer, res("list", "pods"), true),
             (&viewer, res("create", "pods"), false),
             (&viewer, res("get", "secrets"), false),
+            (&viewer, batch("list", "cronjobs"), true),
+            (&viewer, batch("create", "jobs"), false),
         ];
         for (u, r, want) in cases {
             assert_eq!(snap.allows(u, &r).is_some(), want, "{} {r:?}", u.name);
