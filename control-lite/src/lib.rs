@@ -12,6 +12,7 @@
 pub mod apiserver;
 pub mod auth;
 pub mod controllers;
+pub mod cron;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;

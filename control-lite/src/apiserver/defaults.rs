@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use bosun_resources::pod_defaults::default_pod_spec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Secret, Service};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
@@ -29,6 +30,8 @@ pub fn apply(kind: Kind, obj: &mut Value) {
         Kind::DaemonSet => with(obj, super::apps::default_daemonset),
         Kind::StatefulSet => with(obj, super::apps::default_statefulset),
         Kind::Service => with::<Service>(obj, default_service),
+        Kind::Job => with::<Job>(obj, super::batch::default_job),
+        Kind::CronJob => with::<CronJob>(obj, super::batch::default_cronjob),
         Kind::Namespace => with::<Namespace>(obj, default_namespace),
         Kind::PriorityClass => with::<PriorityClass>(obj, |c| {
             c.preemption_policy.get_or_insert_with(|| super::priority::DEFAULT_PREEMPTION_POLICY.into());
@@ -40,8 +43,14 @@ pub fn apply(kind: Kind, obj: &mut Value) {
     }
 }
 
-/// Create-time defaults that later writes must not reset (pod phase).
+/// Create-time defaults that later writes must not reset (pod phase, a Job's selector).
 pub fn on_create(kind: Kind, obj: &mut Value) {
+    if kind == Kind::Job {
+        if let Some(mut job) = typed::<Job>(obj) {
+            super::batch::generate_selector(&mut job);
+            *obj = untyped(&job);
+        }
+    }
     if kind == Kind::Pod {
         if let Some(mut pod) = typed::<Pod>(obj) {
             let qos = bosun_resources::pod_qos_class(pod.spec.as_ref()).to_string();

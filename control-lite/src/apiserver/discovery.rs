@@ -187,6 +187,7 @@ mod tests {
             vec![
                 "discovery.k8s.io",
                 "apps",
+                "batch",
                 "events.k8s.io",
                 "coordination.k8s.io",
                 "scheduling.k8s.io",
@@ -195,7 +196,8 @@ mod tests {
                 "metrics.k8s.io"
             ]
         );
-        assert!(resource_list("batch", "v1").is_none());
+        assert!(resource_list("policy", "v1").is_none());
+        assert!(resource_list("batch", "v1").is_some());
         assert!(group("apps").is_some());
     }
 }

@@ -37,6 +37,8 @@
 //! `http`) and authorized (`http::authz`).
 
 pub mod apps;
+pub mod batch;
+pub mod batch_printers;
 pub mod cells;
 pub mod clusterip;
 pub mod crud;

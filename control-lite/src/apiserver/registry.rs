@@ -30,6 +30,10 @@ pub enum Kind {
     StatefulSet,
     /// apps/v1 ControllerRevision (DaemonSet and StatefulSet history).
     ControllerRevision,
+    /// batch/v1 Job.
+    Job,
+    /// batch/v1 CronJob.
+    CronJob,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -263,6 +267,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
+        kind: Kind::Job,
+        group: "batch",
+        version: "v1",
+        kind_name: "Job",
+        plural: "jobs",
+        singular: "job",
+        namespaced: true,
+        short_names: &[],
+        categories: ALL,
+        subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
         kind: Kind::StatefulSet,
         group: "apps",
         version: "v1",
@@ -285,6 +301,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         short_names: &[],
         categories: &[],
         subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::CronJob,
+        group: "batch",
+        version: "v1",
+        kind_name: "CronJob",
+        plural: "cronjobs",
+        singular: "cronjob",
+        namespaced: true,
+        short_names: &["cj"],
+        categories: ALL,
+        subresources: &[Subresource::Status],
     },
     ResourceInfo {
         kind: Kind::Event,

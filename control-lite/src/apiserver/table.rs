@@ -58,6 +58,8 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("Selector", "string", 1, "Label selector for pods."),
         ],
         Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::columns(kind),
+        Kind::Job => super::batch_printers::job_columns(),
+        Kind::CronJob => super::batch_printers::cronjob_columns(),
         Kind::Service => vec![
             NAME,
             ("Type", "string", 0, "The type of service."),

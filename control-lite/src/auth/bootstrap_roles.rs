@@ -92,11 +92,14 @@ const EDIT_APPS: &[&str] = &[
     "statefulsets",
     "statefulsets/scale",
 ];
+const BATCH_VIEW: &[&str] = &["jobs", "jobs/status", "cronjobs", "cronjobs/status"];
+const BATCH_EDIT: &[&str] = &["jobs", "cronjobs"];
 
 fn view_rules() -> Vec<Value> {
     vec![
         rule(&[""], VIEW_CORE, READ),
         rule(&["apps"], VIEW_APPS, READ),
+        rule(&["batch"], BATCH_VIEW, READ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
         rule(&["coordination.k8s.io"], &["leases"], READ),
@@ -108,6 +111,7 @@ fn edit_rules() -> Vec<Value> {
     rules.push(rule(&[""], &["secrets"], READ));
     rules.push(rule(&[""], EDIT_CORE, WRITE));
     rules.push(rule(&["apps"], EDIT_APPS, WRITE));
+    rules.push(rule(&["batch"], BATCH_EDIT, WRITE));
     rules.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
     rules.push(rule(&["coordination.k8s.io"], &["leases"], WRITE));
     rules.push(rule(&["", "events.k8s.io"], &["events"], WRITE));
@@ -250,6 +254,8 @@ mod tests {
         let anon = user(ANONYMOUS, &[UNAUTHENTICATED]);
         let viewer = user("viewer", &[AUTHENTICATED]);
         let res = |verb: &str, resource: &str| Request::Resource(ResourceAttrs::new(verb, "", resource, "team", ""));
+        let batch =
+            |verb: &str, resource: &str| Request::Resource(ResourceAttrs::new(verb, "batch", resource, "team", ""));
         let ssar =
             Request::Resource(ResourceAttrs::new("create", "authorization.k8s.io", "selfsubjectaccessreviews", "", ""));
         let cases = [
@@ -262,6 +268,8 @@ mod tests {
             (&viewer, res("list", "pods"), true),
             (&viewer, res("create", "pods"), false),
             (&viewer, res("get", "secrets"), false),
+            (&viewer, batch("list", "cronjobs"), true),
+            (&viewer, batch("create", "jobs"), false),
         ];
         for (u, r, want) in cases {
             assert_eq!(snap.allows(u, &r).is_some(), want, "{} {r:?}", u.name);

@@ -1,5 +1,5 @@
 //! The core controllers, like kube-controller-manager: deployment,
-//! replicaset, daemonset, statefulset, endpointslice, garbage collector (`gc`), node lifecycle,
+//! replicaset, daemonset, statefulset, job, cronjob, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted).
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
@@ -10,6 +10,7 @@
 //! once per process. Each controller keeps its decisions in pure functions
 //! and a thin layer that writes them.
 
+pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpointslice;
@@ -21,6 +22,7 @@ pub mod gc;
 pub mod history;
 pub mod index;
 pub mod informer;
+pub mod job;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;
@@ -48,6 +50,8 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
         run("replicaset-controller", |c, i, t| Box::pin(replicaset::run(c, i, t))),
         run("daemonset-controller", |c, i, t| Box::pin(daemonset::run(c, i, t))),
         run("statefulset-controller", |c, i, t| Box::pin(statefulset::run(c, i, t))),
+        run("job-controller", |c, i, t| Box::pin(job::run(c, i, t))),
+        run("cronjob-controller", |c, i, t| Box::pin(cronjob::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),

@@ -1,6 +1,6 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! for the kinds kubectl's common `create <generator>` subcommands send:
-//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, the RBAC kinds and
+//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob, the RBAC kinds and
 //! the access reviews of `kubectl auth can-i` (the fields
 //! `kubectl create deployment` sets). The result is the JSON the
 //! same object would have been sent as.
@@ -14,6 +14,7 @@ use serde_json::{json, Map, Value};
 use super::registry::Kind;
 
 mod auth_tables;
+mod batch_tables;
 mod tables;
 use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR};
 use tables::*;
@@ -256,6 +257,8 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::ServiceAccount => &SERVICE_ACCOUNT,
         Kind::PriorityClass => &PRIORITY_CLASS,
         Kind::Deployment => &DEPLOYMENT,
+        Kind::Job => &batch_tables::JOB,
+        Kind::CronJob => &batch_tables::CRON_JOB,
         Kind::Role => &ROLE,
         Kind::ClusterRole => &CLUSTER_ROLE,
         Kind::RoleBinding | Kind::ClusterRoleBinding => &BINDING,

@@ -143,6 +143,15 @@ pub(super) const CONTAINER: Msg = Msg {
         (20, "terminationMessagePolicy", Ty::Str, false),
     ],
 };
+pub(super) const POD_SECURITY_CONTEXT: Msg = Msg {
+    name: "PodSecurityContext",
+    fields: &[
+        (2, "runAsUser", Ty::Int, false),
+        (3, "runAsNonRoot", Ty::Bool, false),
+        (5, "fsGroup", Ty::Int, false),
+        (6, "runAsGroup", Ty::Int, false),
+    ],
+};
 pub(super) const POD_SPEC: Msg = Msg {
     name: "PodSpec",
     fields: &[
@@ -157,11 +166,13 @@ pub(super) const POD_SPEC: Msg = Msg {
         (11, "hostNetwork", Ty::Bool, false),
         (12, "hostPID", Ty::Bool, false),
         (13, "hostIPC", Ty::Bool, false),
+        (14, "securityContext", Ty::Msg(&POD_SECURITY_CONTEXT), false),
         (16, "hostname", Ty::Str, false),
         (17, "subdomain", Ty::Str, false),
         (19, "schedulerName", Ty::Str, false),
         (20, "initContainers", Ty::Msg(&CONTAINER), true),
         (24, "priorityClassName", Ty::Str, false),
+        (30, "enableServiceLinks", Ty::Bool, false),
     ],
 };
 pub(super) const POD_TEMPLATE: Msg = Msg {

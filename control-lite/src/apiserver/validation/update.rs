@@ -48,6 +48,7 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
             field: "value".into(),
             message: "Forbidden: may not be changed in an update.".into(),
         }),
+        Kind::Job => super::job::validate_job_update(&old, new, &mut out),
         Kind::Deployment | Kind::ReplicaSet if old.pointer("/spec/selector") != new.pointer("/spec/selector") => {
             out.push(immutable("spec.selector"));
         }

@@ -2,7 +2,7 @@
 //!
 //! Owns: subscriptions to the shared informers of every kind it collects or
 //! that can own those objects (Deployments, ReplicaSets, DaemonSets, StatefulSets, ControllerRevisions, Services, Nodes,
-//! Pods, EndpointSlices) feeding the owner `graph` (which keeps only the
+//! Pods, EndpointSlices, Jobs, CronJobs) feeding the owner `graph` (which keeps only the
 //! metadata it needs; the objects stay in the shared stores), a sweep of only what changed whenever any of them
 //! changes (unfinished actions are looked at again every `RESYNC`), and
 //! applying `plan::plan` after confirming with a live GET that an owner is
@@ -13,6 +13,7 @@ pub mod graph;
 pub mod plan;
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
+use k8s_openapi::api::batch::v1::{CronJob, Job};
 use k8s_openapi::api::core::v1::{Node, Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
@@ -100,6 +101,8 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
     let (nodes, node_store) = watch::<Node>(&informers, &token, &kick, &graph, false);
     let (pods, pod_store) = watch::<Pod>(&informers, &token, &kick, &graph, true);
     let (slices, slice_store) = watch::<EndpointSlice>(&informers, &token, &kick, &graph, true);
+    let (jobs, job_store) = watch::<Job>(&informers, &token, &kick, &graph, true);
+    let (cronjobs, cronjob_store) = watch::<CronJob>(&informers, &token, &kick, &graph, true);
     let ready = informer::wait_ready(&d_store, &token).await
         && informer::wait_ready(&rs_store, &token).await
         && informer::wait_ready(&ds_store, &token).await
@@ -108,11 +111,13 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         && informer::wait_ready(&svc_store, &token).await
         && informer::wait_ready(&node_store, &token).await
         && informer::wait_ready(&pod_store, &token).await
-        && informer::wait_ready(&slice_store, &token).await;
+        && informer::wait_ready(&slice_store, &token).await
+        && informer::wait_ready(&job_store, &token).await
+        && informer::wait_ready(&cronjob_store, &token).await;
     if !ready {
         return;
     }
-    let watched = vec![deployments, sets, daemons, stateful, revisions, services, nodes, pods, slices];
+    let watched = vec![deployments, sets, daemons, stateful, revisions, services, nodes, pods, slices, jobs, cronjobs];
     let mut collector = Collector { client, watched, graph, attempted: HashMap::new(), unfinished: HashSet::new() };
     // Every store completed its first list: look at everything once.
     collector.graph.dirty_all();
