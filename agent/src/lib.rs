@@ -633,7 +633,7 @@ fn kubelet_api_tls(
             "no client CA (--client-ca-file, or a CA in the kubeconfig): the kubelet API accepts only bearer tokens"
         );
     }
-    Ok(kubelet_tls::server_config(&serving, client_ca.as_deref()).context("kubelet API TLS")?)
+    kubelet_tls::server_config(&serving, client_ca.as_deref()).context("kubelet API TLS")
 }
 
 /// Serves plain `/healthz` on `--healthz-bind-address:--healthz-port`
