@@ -18,24 +18,9 @@ fn sample(text: &str, series: &str) -> Option<f64> {
     text.lines().find_map(|line| line.strip_prefix(series)?.strip_prefix(' ')?.split(' ').next()?.parse().ok())
 }
 
-/// The body of one plain HTTP/1.0 GET to the node's kubelet API.
+/// The body of one GET to the node's kubelet API (HTTPS, as the admin).
 fn kubelet_get(cluster: &Cluster, node: &str, path: &str) -> Result<String> {
-    use std::io::{Read, Write};
-    let node: Value = cluster.json(&["get", "node", node])?;
-    let ip = node["status"]["addresses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
-        .and_then(|a| a["address"].as_str())
-        .context("node InternalIP")?
-        .to_string();
-    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().context("kubelet port")?;
-    let mut stream = std::net::TcpStream::connect((ip.as_str(), u16::try_from(port)?))?;
-    write!(stream, "GET {path} HTTP/1.0\r\nHost: {ip}\r\n\r\n")?;
-    let mut answer = String::new();
-    stream.read_to_string(&mut answer)?;
-    let (head, body) = answer.split_once("\r\n\r\n").context("an HTTP answer")?;
-    ensure!(head.starts_with("HTTP/1.0 200") || head.starts_with("HTTP/1.1 200"), "GET {path}: {head}");
-    Ok(body.to_owned())
+    support::kubelet::Kubelet::of(cluster, node)?.get(path)
 }
 
 /// Every line of a daemon's log is one JSON object with a level and a message or fields.

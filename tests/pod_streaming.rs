@@ -398,20 +398,11 @@ fn port_forward_scenario(cluster: &Cluster) -> Result<()> {
     Ok(())
 }
 
-/// `GET` of the node's kubelet API at the address and port its Node object publishes.
+/// `GET` of the node's kubelet API at the address and port its Node object
+/// publishes, over HTTPS as the admin.
 fn kubelet_get(cluster: &Cluster, path: &str) -> Result<serde_json::Value> {
-    let node = cluster.json(&["get", "node", "stream-node"])?;
-    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_u64().context("kubelet port")?;
-    let ip = node["status"]["addresses"]
-        .as_array()
-        .and_then(|a| a.iter().find(|a| a["type"] == "InternalIP"))
-        .and_then(|a| a["address"].as_str())
-        .context("InternalIP")?
-        .to_string();
-    let url = format!("http://{ip}:{port}{path}");
-    let out = Command::new("curl").args(["-sf", "--max-time", "60", &url]).output()?;
-    ensure!(out.status.success(), "GET {url}: {}", String::from_utf8_lossy(&out.stderr));
-    Ok(serde_json::from_slice(&out.stdout)?)
+    let body = support::kubelet::Kubelet::of(cluster, "stream-node")?.get(path)?;
+    Ok(serde_json::from_str(&body)?)
 }
 
 /// `/pods` lists the pods the agent runs (full objects), `/runningpods` what

@@ -12,6 +12,7 @@ use std::time::Duration;
 use anyhow::{ensure, Context, Result};
 use serde_json::Value;
 use support::cluster::{get_within, Cluster};
+use support::kubelet::Kubelet;
 use support::wait::wait_until;
 
 fn pod(cluster: &Cluster, name: &str, script: &str, resources: &str) -> Result<()> {
@@ -24,27 +25,13 @@ fn pod(cluster: &Cluster, name: &str, script: &str, resources: &str) -> Result<(
     Ok(())
 }
 
-/// The node's kubelet API base URL, from its status.
-fn kubelet(cluster: &Cluster) -> Result<String> {
-    let node: Value = cluster.json(&["get", "node", "stats-node"])?;
-    let ip = node["status"]["addresses"]
-        .as_array()
-        .context("addresses")?
-        .iter()
-        .find(|a| a["type"] == "InternalIP")
-        .and_then(|a| a["address"].as_str())
-        .context("InternalIP")?;
-    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64().context("kubelet port")?;
-    Ok(format!("http://{ip}:{port}"))
-}
-
-fn summary(base: &str) -> Result<Value> {
-    Ok(serde_json::from_str(&get_within(&format!("{base}/stats/summary"), Duration::from_secs(10))?)?)
+fn summary(kubelet: &Kubelet) -> Result<Value> {
+    Ok(serde_json::from_str(&kubelet.get_within("/stats/summary", Duration::from_secs(10))?)?)
 }
 
 /// (cpu time in ns, when it was measured) of container `main` of pod `name`.
-fn cpu_sample(base: &str, name: &str) -> Result<Option<(u64, jiff::Timestamp)>> {
-    let doc = summary(base)?;
+fn cpu_sample(kubelet: &Kubelet, name: &str) -> Result<Option<(u64, jiff::Timestamp)>> {
+    let doc = summary(kubelet)?;
     let Some(pod) = doc["pods"].as_array().context("pods")?.iter().find(|p| p["podRef"]["name"] == name) else {
         return Ok(None);
     };
@@ -56,8 +43,8 @@ fn cpu_sample(base: &str, name: &str) -> Result<Option<(u64, jiff::Timestamp)>> 
 }
 
 /// A value of a `/metrics/cadvisor` series for pod `name`.
-fn cadvisor(base: &str, series: &str, name: &str) -> Result<Option<f64>> {
-    let text = get_within(&format!("{base}/metrics/cadvisor"), Duration::from_secs(10))?;
+fn cadvisor(kubelet: &Kubelet, series: &str, name: &str) -> Result<Option<f64>> {
+    let text = kubelet.get_within("/metrics/cadvisor", Duration::from_secs(10))?;
     let prefix = format!("{series}{{container=\"main\",namespace=\"default\",pod=\"{name}\"}} ");
     Ok(text.lines().find_map(|l| l.strip_prefix(&prefix)?.split(' ').next()?.parse().ok()))
 }
@@ -87,7 +74,7 @@ fn top_and_cpu_throttling_on_the_real_stack() -> Result<()> {
     pod(&cluster, "spin", "while :; do :; done", "{limits: {cpu: 100m, memory: 64Mi}}")?;
     pod(&cluster, "idle", "exec sleep 3600", "{}")?;
     cluster.kubectl_ok(&["wait", "--for=condition=Ready", "pod/spin", "pod/idle", "--timeout=120s"])?;
-    let base = kubelet(&cluster)?;
+    let kubelet = Kubelet::of(&cluster, "stats-node")?;
 
     // kubectl top pod / node: numbers, served by control-lite from the kubelet.
     let pods = wait_until("kubectl top pod rows", || top_rows(&cluster, &["top", "pod"], &["spin", "idle"]))?;
@@ -101,24 +88,25 @@ fn top_and_cpu_throttling_on_the_real_stack() -> Result<()> {
 
     // The spinner uses about 0.1 CPU: the counter's change over >= 10 s of the
     // Summary's own timestamps.
-    let (used0, at0) = wait_until("spin cpu sample", || cpu_sample(&base, "spin"))?;
+    let (used0, at0) = wait_until("spin cpu sample", || cpu_sample(&kubelet, "spin"))?;
     let (used1, at1) = wait_until("a later spin cpu sample", || {
-        Ok(cpu_sample(&base, "spin")?.filter(|(_, at)| at.duration_since(at0).as_secs_f64() >= 10.0))
+        Ok(cpu_sample(&kubelet, "spin")?.filter(|(_, at)| at.duration_since(at0).as_secs_f64() >= 10.0))
     })?;
     let cores = (used1 - used0) as f64 / 1e9 / at1.duration_since(at0).as_secs_f64();
     println!("spin: {cores:.3} CPU over {:.1} s", at1.duration_since(at0).as_secs_f64());
     ensure!((0.05..=0.13).contains(&cores), "a 100m-limited spinner uses about 0.1 CPU, used {cores:.3}");
 
     // ... and is throttled, more and more.
-    let throttled = cadvisor(&base, "container_cpu_cfs_throttled_periods_total", "spin")?.context("spin throttled")?;
-    let periods = cadvisor(&base, "container_cpu_cfs_periods_total", "spin")?.context("spin periods")?;
+    let throttled =
+        cadvisor(&kubelet, "container_cpu_cfs_throttled_periods_total", "spin")?.context("spin throttled")?;
+    let periods = cadvisor(&kubelet, "container_cpu_cfs_periods_total", "spin")?.context("spin periods")?;
     println!("spin: throttled in {throttled} of {periods} CFS periods");
     ensure!(throttled > 0.0 && periods >= throttled, "throttled {throttled} of {periods}");
-    let idle = cadvisor(&base, "container_cpu_cfs_throttled_periods_total", "idle")?.context("idle throttled")?;
+    let idle = cadvisor(&kubelet, "container_cpu_cfs_throttled_periods_total", "idle")?.context("idle throttled")?;
     ensure!(idle == 0.0, "an unlimited sleeper is never throttled: {idle}");
 
     // Rates on the Summary API: the spinner's usageNanoCores is ~0.1 core too.
-    let doc = summary(&base)?;
+    let doc = summary(&kubelet)?;
     let spin =
         doc["pods"].as_array().context("pods")?.iter().find(|p| p["podRef"]["name"] == "spin").context("spin")?;
     let rate = spin["cpu"]["usageNanoCores"].as_u64().context("spin rate")? as f64 / 1e9;

@@ -165,6 +165,7 @@ fn agent_scenario(dir: &Path, cri_socket: &Path) -> Result<()> {
     let mut notify = NotifySocket::bind(dir.join("notify.sock"))?;
     let node = "systemd-notify-test";
     let port = support::free_port().to_string();
+    let healthz_port = support::free_port().to_string();
     let agent_args = args(&[
         "agent",
         "--node-name",
@@ -173,6 +174,8 @@ fn agent_scenario(dir: &Path, cri_socket: &Path) -> Result<()> {
         "127.0.0.1",
         "--kubelet-port",
         &port,
+        "--healthz-port",
+        &healthz_port,
         "--no-proxy",
         "--no-cluster-dns",
         "--cgroups-per-qos=false",
@@ -190,8 +193,9 @@ fn agent_scenario(dir: &Path, cri_socket: &Path) -> Result<()> {
     let mut agent = Daemon::spawn(&agent_args, Some(&notify.path.clone()), &dir.join("agent.log"))?;
     let before = notify.wait_for("READY=1", &mut agent.0).with_context(|| log_of(dir, "agent"))?;
     assert!(before.is_empty(), "nothing comes before READY=1: {before:?}");
-    // READY=1 means the kubelet API answers and the Node is registered.
-    assert_eq!(get(&format!("http://127.0.0.1:{port}/healthz"))?, "ok");
+    // READY=1 means the kubelet API answers and the Node is registered;
+    // /healthz is served in plain HTTP on its own loopback port.
+    assert_eq!(get(&format!("http://127.0.0.1:{healthz_port}/healthz"))?, "ok");
     let node_json: serde_json::Value = serde_json::from_str(&admin.get(&format!("/api/v1/nodes/{node}"))?)?;
     assert_eq!(node_json["metadata"]["name"], node, "{node_json}");
     assert!(node_json["status"]["conditions"].as_array().is_some_and(|c| !c.is_empty()), "{node_json}");

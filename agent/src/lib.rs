@@ -30,8 +30,10 @@ pub mod eviction;
 pub mod gc;
 pub mod handlers;
 pub mod host;
+pub mod kubelet_auth;
 pub mod kubelet_config;
 pub mod kubelet_metrics;
+pub mod kubelet_tls;
 pub mod labels;
 pub mod log_reader;
 pub mod log_rotation;
@@ -148,6 +150,23 @@ pub struct AgentArgs {
     /// Bind address of the kubelet API (default: the node IP).
     #[arg(long, visible_alias = "address")]
     pub kubelet_address: Option<IpAddr>,
+    /// The kubelet API's serving certificate (PEM; default: a self-signed
+    /// one made at first start in `<root-dir>/pki`).
+    #[arg(long, requires = "tls_private_key_file")]
+    pub tls_cert_file: Option<PathBuf>,
+    /// The key of `--tls-cert-file` (PEM).
+    #[arg(long, requires = "tls_cert_file")]
+    pub tls_private_key_file: Option<PathBuf>,
+    /// CA that signs the client certificates the kubelet API accepts
+    /// (default: the cluster CA of the agent's kubeconfig).
+    #[arg(long)]
+    pub client_ca_file: Option<PathBuf>,
+    /// Port of the plain-HTTP `/healthz` endpoint (0 turns it off).
+    #[arg(long, default_value_t = server::DEFAULT_HEALTHZ_PORT)]
+    pub healthz_port: u16,
+    /// Address of the `/healthz` endpoint.
+    #[arg(long, default_value = "127.0.0.1")]
+    pub healthz_bind_address: IpAddr,
     /// Pod capacity of this node (default 110).
     #[arg(long)]
     pub max_pods: Option<u32>,
@@ -429,7 +448,9 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
+    let tls = kubelet_api_tls(&args, &node_name, &[node_ip, bind.ip()], &root_dir)?;
     let tasks = tokio_util::task::TaskTracker::new();
+    spawn_healthz(&args, &tasks, &token).await;
     let (dns_server, pod_dns) = cluster_dns_server(&args, &settings)?;
     let host_info = host::HostInfo::read();
     let memory_capacity = i64::try_from(host_info.memory_kib).unwrap_or(i64::MAX).saturating_mul(1024);
@@ -552,12 +573,9 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         follow_poll: Duration::from_millis(250),
         stream_idle_timeout: STREAM_IDLE_TIMEOUT,
     };
-    let server_token = token.clone();
-    let server_task = tasks.spawn(async move {
-        if let Err(error) = server::serve(listener, state, server_token).await {
-            tracing::error!(%error, "kubelet API stopped");
-        }
-    });
+    let auth =
+        Arc::new(kubelet_auth::KubeletAuth::new(&node_name, Arc::new(kubelet_auth::KubeReviews::new(client.clone()))));
+    let server_task = tasks.spawn(server::serve(listener, tls, state, auth, token.clone()));
 
     // One Service/EndpointSlice watch feeds both the proxy and the DNS.
     let watch =
@@ -604,6 +622,51 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     tasks.wait().await;
     tracing::info!("agent stopped");
     Ok(())
+}
+
+/// The kubelet API's TLS: the serving certificate (given, or self-signed
+/// in `<root>/pki` for the node's names and `ips`) and the client CA.
+fn kubelet_api_tls(
+    args: &AgentArgs,
+    node_name: &str,
+    ips: &[IpAddr],
+    root_dir: &std::path::Path,
+) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+    let names = kubelet_tls::cert::ServingNames::new(node_name, &host::hostname(), ips);
+    let given = args.tls_cert_file.as_deref().zip(args.tls_private_key_file.as_deref());
+    let serving =
+        kubelet_tls::cert::serving(given, &root_dir.join("pki"), &names).context("kubelet API serving certificate")?;
+    let client_ca =
+        kubelet_tls::cert::client_ca(args.client_ca_file.as_deref(), args.kubeconfig_path().map(|p| p.as_path()))
+            .context("kubelet API client CA")?;
+    if client_ca.is_none() {
+        tracing::warn!(
+            "no client CA (--client-ca-file, or a CA in the kubeconfig): the kubelet API accepts only bearer tokens"
+        );
+    }
+    kubelet_tls::server_config(&serving, client_ca.as_deref()).context("kubelet API TLS")
+}
+
+/// Serves plain `/healthz` on `--healthz-bind-address:--healthz-port`
+/// (none with port 0); a port that cannot be bound is logged, not fatal.
+async fn spawn_healthz(args: &AgentArgs, tasks: &tokio_util::task::TaskTracker, token: &CancellationToken) {
+    if args.healthz_port == 0 {
+        return;
+    }
+    let addr = SocketAddr::new(args.healthz_bind_address, args.healthz_port);
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let token = token.clone();
+            tasks.spawn(async move {
+                if let Err(error) = server::serve_healthz(listener, token).await {
+                    tracing::warn!(%error, "healthz server stopped");
+                }
+            });
+        }
+        Err(error) => {
+            tracing::warn!(%error, %addr, "healthz port not bound; /healthz is served on the kubelet API only")
+        }
+    }
 }
 
 /// The proxy's node-port ranges: `--nodeport-addresses`, or the node IP as

@@ -1,11 +1,14 @@
-//! The kubelet API (plain HTTP): `GET /healthz`, `GET /pods` (the pods this
+//! The kubelet API (HTTPS, see `kubelet_tls`; every request authenticated
+//! and authorized by `kubelet_auth`): `GET /pods` (the pods this
 //! agent runs, as a PodList), `GET /runningpods` (what the runtime runs, see
 //! `running_pods`) and `GET /containerLogs/{ns}/{pod}/{container}`
 //! (CRI log file of the current or previous attempt; `follow` tails it
 //! until the container exits or the client goes away), and the streaming
 //! endpoints `/exec`, `/attach` and `/portForward` (see `streaming`), and
 //! resource usage: `/stats/summary`, `/metrics/resource` (see `stats`), and
-//! the agent's own series: `/metrics` (see `kubelet_metrics`).
+//! the agent's own series: `/metrics` (see `kubelet_metrics`). `GET
+//! /healthz` is served apart, in plain HTTP on a loopback port (upstream's
+//! healthz port 10248), for local checks without credentials.
 //!
 //! Must not: change pods or containers. Read-only over the registry, the log
 //! files and the runtime's container states.
@@ -44,8 +47,8 @@ pub enum Error {
         /// The error.
         source: std::io::Error,
     },
-    /// The server stopped with an error.
-    #[error("serving kubelet API: {0}")]
+    /// The healthz server stopped with an error.
+    #[error("serving healthz: {0}")]
     Serve(#[source] std::io::Error),
 }
 
@@ -70,7 +73,7 @@ pub struct ServerState {
     pub metrics: Arc<prometheus_client::registry::Registry>,
 }
 
-/// The router of the kubelet API.
+/// The routes of the kubelet API, without authentication (see [`serve`]).
 pub fn router(state: ServerState) -> Router {
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
@@ -83,13 +86,26 @@ pub fn router(state: ServerState) -> Router {
         .with_state(state)
 }
 
-/// Serves the kubelet API on `listener` until `token` is cancelled.
+/// Serves the kubelet API over HTTPS (`tls`) on `listener`, every request
+/// checked by `auth`, until `token` is cancelled.
 pub async fn serve(
     listener: tokio::net::TcpListener,
+    tls: Arc<rustls::ServerConfig>,
     state: ServerState,
+    auth: Arc<crate::kubelet_auth::KubeletAuth>,
     token: CancellationToken,
-) -> Result<(), Error> {
-    axum::serve(listener, router(state)).with_graceful_shutdown(token.cancelled_owned()).await.map_err(Error::Serve)
+) {
+    let routes = router(state).layer(axum::middleware::from_fn_with_state(auth, crate::kubelet_auth::check));
+    crate::kubelet_tls::serve(listener, tls, routes, token).await;
+}
+
+/// The default healthz address: loopback, port 10248 (upstream's).
+pub const DEFAULT_HEALTHZ_PORT: u16 = 10248;
+
+/// Serves `GET /healthz` in plain HTTP on `listener` until `token` is cancelled.
+pub async fn serve_healthz(listener: tokio::net::TcpListener, token: CancellationToken) -> Result<(), Error> {
+    let routes = Router::new().route("/healthz", get(|| async { "ok" }));
+    axum::serve(listener, routes).with_graceful_shutdown(token.cancelled_owned()).await.map_err(Error::Serve)
 }
 
 async fn metrics(State(state): State<ServerState>) -> Response {

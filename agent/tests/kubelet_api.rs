@@ -147,7 +147,9 @@ async fn manager_runs_pods_serves_logs_and_sweeps_orphans() -> anyhow::Result<()
         follow_poll: Duration::from_millis(20),
         stream_idle_timeout: Duration::from_secs(60),
     };
-    tokio::spawn(server::serve(listener, state, token.clone()));
+    // The routes alone (TLS and authorization are covered by the real-stack tests).
+    let routes = server::router(state);
+    tokio::spawn(async move { axum::serve(listener, routes).await });
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
 

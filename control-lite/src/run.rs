@@ -9,6 +9,7 @@ use anyhow::Context;
 use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::kubeconfig::{kube_config, write_kubeconfig};
+use crate::apiserver::kubelet_client::KubeletClient;
 use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
 use crate::auth::{ca::Ca, files, serving};
 use crate::controllers::shared::Informers;
@@ -43,6 +44,11 @@ pub struct ControlArgs {
     /// Static bearer tokens: CSV lines `token,user,uid,"group1,group2"`.
     #[arg(long)]
     pub token_auth_file: Option<PathBuf>,
+    /// CA that signs the kubelets' serving certificates. Without it (the
+    /// default, as upstream's) the apiserver does not verify which kubelet
+    /// it reaches: connections are encrypted but not authenticated.
+    #[arg(long)]
+    pub kubelet_certificate_authority: Option<PathBuf>,
 }
 
 /// History kept watchable by the compactor: the last 10,000 revisions, and
@@ -77,7 +83,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let server_url = serving::server_url(addr);
     write_kubeconfigs(&args, &ca, &server_url)?;
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
-    let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone()).with_config(ApiConfig::default());
+    let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone())
+        .with_config(ApiConfig::default())
+        .with_kubelet_client(kubelet_client(&args, &ca)?);
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
     let queues = crate::controllers::queue_metrics::QueueMetrics::default();
     registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
@@ -145,6 +153,17 @@ fn write_kubeconfigs(args: &ControlArgs, ca: &Ca, server_url: &str) -> anyhow::R
         write_kubeconfig(path, server_url, ca.cert_pem(), &cred)?;
     }
     Ok(())
+}
+
+/// How the apiserver dials kubelets: its kubelet client certificate (fresh
+/// at every start), verifying them only with `--kubelet-certificate-authority`.
+fn kubelet_client(args: &ControlArgs, ca: &Ca) -> anyhow::Result<KubeletClient> {
+    let identity = serving::kubelet_client(ca).context("kubelet client certificate")?;
+    let kubelet_ca = match &args.kubelet_certificate_authority {
+        Some(path) => Some(std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?),
+        None => None,
+    };
+    KubeletClient::new(Some(&identity), kubelet_ca.as_deref()).context("kubelet client TLS")
 }
 
 /// This host's name, lowercased.

@@ -343,11 +343,17 @@ async fn binding_graceful_pod_deletion_and_logs_proxy() -> Result<()> {
     let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
     let nodes: Api<Node> = Api::all(client.clone());
 
-    // A fake kubelet log endpoint on loopback.
+    // A fake kubelet log endpoint on loopback (HTTPS, a certificate the
+    // apiserver does not verify, as upstream's default).
     let kubelet = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let kubelet_port = kubelet.local_addr()?.port();
+    let other_ca = bosun_control::auth::ca::Ca::generate()?;
+    let serving = other_ca.issue_server(&[], &["127.0.0.1".parse()?])?;
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(bosun_control::auth::tls::server_config(other_ca.cert_pem(), &serving)?);
     let fake = tokio::spawn(async move {
-        if let Ok((mut conn, _)) = kubelet.accept().await {
+        if let Ok((conn, _)) = kubelet.accept().await {
+            let Ok(mut conn) = acceptor.accept(conn).await else { return };
             let mut buf = vec![0u8; 4096];
             let n = conn.read(&mut buf).await.unwrap_or(0);
             let req = String::from_utf8_lossy(&buf[..n]).to_string();

@@ -149,6 +149,7 @@ fn main() -> anyhow::Result<()> {
         node_kubeconfig_out: None,
         node_name: None,
         token_auth_file: None,
+        kubelet_certificate_authority: None,
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {

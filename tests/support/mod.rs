@@ -11,6 +11,7 @@
 pub mod access;
 pub mod cluster;
 pub mod cri_floor;
+pub mod kubelet;
 pub mod nftmon;
 pub mod pods;
 pub mod recovery;

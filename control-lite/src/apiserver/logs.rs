@@ -19,7 +19,7 @@ pub async fn proxy(state: &ApiState, ns: &str, name: &str, opts: &LogOptions) ->
     let addr = pod_kubelet_address(state, &pod).await?;
     let query: Vec<String> = opts.passthrough.iter().map(|(k, v)| format!("{k}={}", urlencode(v))).collect();
     let uri = format!("/containerLogs/{ns}/{name}/{container}?{}", query.join("&"));
-    let mut sender = connect(&addr, state.token.clone()).await?;
+    let mut sender = connect(&state.kubelet, &addr, state.token.clone()).await?;
     let req =
         Request::get(&uri).header("host", &addr).body(Body::empty()).map_err(|e| ApiError::Internal(e.to_string()))?;
     let resp = sender.send_request(req).await.map_err(|e| bad_gateway(e, &addr))?;

@@ -48,6 +48,7 @@ pub mod discovery;
 pub mod grace;
 pub mod http;
 pub mod kubeconfig;
+pub mod kubelet_client;
 pub mod logs;
 pub mod metrics_api;
 pub mod namespaces;
@@ -119,6 +120,8 @@ pub struct ApiState {
     pub metrics_registry: Arc<prometheus_client::registry::Registry>,
     /// The authorizers' view of RBAC objects and pods (started by [`serve`]).
     pub authz: Arc<AuthzCache>,
+    /// How kubelets are dialed (logs, exec, attach, port-forward, metrics).
+    pub kubelet: kubelet_client::KubeletClient,
 }
 
 impl ApiState {
@@ -134,7 +137,13 @@ impl ApiState {
             metrics: Default::default(),
             metrics_registry: Arc::default(),
             authz: Arc::default(),
+            kubelet: Default::default(),
         }
+    }
+
+    /// The same state dialing kubelets with `kubelet`.
+    pub fn with_kubelet_client(self, kubelet: kubelet_client::KubeletClient) -> ApiState {
+        ApiState { kubelet, ..self }
     }
 
     /// The same state recording into `metrics` and serving `registry`.

@@ -2,7 +2,7 @@
 //! proxies to it (`pods/log`, `pods/exec`, `pods/attach`,
 //! `pods/portforward`): the container a request names, the pod's node's
 //! kubelet endpoint (InternalIP and `daemonEndpoints.kubeletEndpoint`), and
-//! an HTTP/1 connection to it. One place, so every proxy finds nodes alike.
+//! an HTTP/1 connection to it over TLS. One place, so every proxy finds nodes alike.
 
 use axum::body::Body;
 use hyper::client::conn::http1::SendRequest;
@@ -11,6 +11,7 @@ use serde_json::Value;
 use tokio_util::sync::CancellationToken;
 
 use super::crud;
+use super::kubelet_client::KubeletClient;
 use super::registry::{by_kind, Kind};
 use super::status::{ApiError, Result};
 use super::ApiState;
@@ -72,10 +73,11 @@ pub fn bad_gateway(e: impl std::fmt::Display, addr: &str) -> ApiError {
     ApiError::BadGateway(format!("failed to reach kubelet at {addr}: {e}"))
 }
 
-/// An HTTP/1 connection to the kubelet at `addr` (upgrades allowed); the
-/// connection task ends with the request or at shutdown.
-pub async fn connect(addr: &str, token: CancellationToken) -> Result<SendRequest<Body>> {
-    let stream = tokio::net::TcpStream::connect(addr).await.map_err(|e| bad_gateway(e, addr))?;
+/// An HTTP/1 connection over TLS to the kubelet at `addr` (upgrades
+/// allowed; see `kubelet_client`); the connection task ends with the
+/// request or at shutdown.
+pub async fn connect(kubelet: &KubeletClient, addr: &str, token: CancellationToken) -> Result<SendRequest<Body>> {
+    let stream = kubelet.connect(addr).await.map_err(|e| bad_gateway(e, addr))?;
     let (sender, conn) =
         hyper::client::conn::http1::handshake(TokioIo::new(stream)).await.map_err(|e| bad_gateway(e, addr))?;
     tokio::spawn(async move {

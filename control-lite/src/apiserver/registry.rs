@@ -60,6 +60,8 @@ pub enum Kind {
     SelfSubjectAccessReview,
     /// authorization.k8s.io/v1 SubjectAccessReview (create-only, not stored).
     SubjectAccessReview,
+    /// authentication.k8s.io/v1 TokenReview (create-only, not stored).
+    TokenReview,
     /// authorization.k8s.io/v1 SelfSubjectRulesReview (create-only, not stored).
     SelfSubjectRulesReview,
 }
@@ -471,6 +473,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
     },
     ResourceInfo {
+        kind: Kind::TokenReview,
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind_name: "TokenReview",
+        plural: "tokenreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
         kind: Kind::SelfSubjectRulesReview,
         group: "authorization.k8s.io",
         version: "v1",
@@ -496,7 +510,13 @@ impl ResourceInfo {
 
     /// Whether this is a review: created and answered, never stored (`create` is its only verb).
     pub fn is_review(&self) -> bool {
-        matches!(self.kind, Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview)
+        matches!(
+            self.kind,
+            Kind::SelfSubjectAccessReview
+                | Kind::SubjectAccessReview
+                | Kind::SelfSubjectRulesReview
+                | Kind::TokenReview
+        )
     }
 
     /// Whether `/status` is served (and main-resource writes keep `.status`).

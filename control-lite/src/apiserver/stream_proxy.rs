@@ -61,7 +61,7 @@ pub async fn proxy(state: &ApiState, ns: &str, name: &str, sub: Subresource, par
     let addr = pod_kubelet_address(state, &pod).await?;
     let path = kubelet_path(sub, ns, name, &container, query).ok_or(ApiError::NoResource)?;
     let client_upgrade = parts.extensions.remove::<OnUpgrade>();
-    let mut sender = connect(&addr, state.token.clone()).await?;
+    let mut sender = connect(&state.kubelet, &addr, state.token.clone()).await?;
     let mut request = Request::builder().method(parts.method.clone()).uri(&path);
     for (key, value) in &parts.headers {
         if key != header::HOST && key != header::CONTENT_LENGTH {

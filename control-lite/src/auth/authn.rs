@@ -46,6 +46,12 @@ impl Authenticator {
     ) -> Result<UserInfo, Refused> {
         decide(path, cert, authorization, &self.tokens)
     }
+
+    /// The user of a bearer token, exactly as a request carrying it would
+    /// be authenticated (TokenReview answers with this).
+    pub fn authenticate_token(&self, token: &str) -> Result<UserInfo, Refused> {
+        self.authenticate("", None, Some(&format!("Bearer {token}")))
+    }
 }
 
 /// The decision, as data: see the module overview.

@@ -165,6 +165,25 @@ pub fn cluster_roles() -> Vec<Value> {
         cluster_role("system:public-info-viewer", vec![urls(&health)]),
         cluster_role("system:node", node_rules()),
         cluster_role(
+            "system:kubelet-api-admin",
+            vec![
+                rule(&[""], &["nodes"], &["get", "list", "watch", "proxy"]),
+                rule(
+                    &[""],
+                    &[
+                        "nodes/proxy",
+                        "nodes/log",
+                        "nodes/stats",
+                        "nodes/metrics",
+                        "nodes/spec",
+                        "nodes/pods",
+                        "nodes/healthz",
+                    ],
+                    &["*"],
+                ),
+            ],
+        ),
+        cluster_role(
             "system:kube-scheduler",
             vec![
                 rule(&[""], &["pods", "nodes", "namespaces", "services", "persistentvolumeclaims"], READ),
@@ -213,6 +232,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
         ),
         binding("system:kube-scheduler", "system:kube-scheduler", vec![user("system:kube-scheduler")]),
+        binding(
+            "system:kube-apiserver-kubelet-client",
+            "system:kubelet-api-admin",
+            vec![user(super::serving::KUBELET_CLIENT_USER)],
+        ),
         binding(
             "system:kube-controller-manager",
             "system:kube-controller-manager",

@@ -85,7 +85,7 @@ impl Ca {
     }
 
     /// A client certificate for `user` in `group` (CN and O; rcgen writes
-    /// one value per attribute type, so one group).
+    /// one value per attribute type, so one group; "" for none).
     pub fn issue_client(&self, user: &str, group: &str) -> Result<Credential, Error> {
         let mut params = validity(CertificateParams::default(), LEAF_DAYS);
         params.distinguished_name = name(user, Some(group));
@@ -117,7 +117,7 @@ impl Ca {
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
-    if let Some(org) = organization {
+    if let Some(org) = organization.filter(|o| !o.is_empty()) {
         dn.push(DnType::OrganizationName, org);
     }
     dn.push(DnType::CommonName, common_name);

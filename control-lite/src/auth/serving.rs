@@ -15,6 +15,8 @@ use crate::apiserver::http::Security;
 pub const ADMIN_USER: &str = "bosun-admin";
 /// The user of control's own scheduler and controllers (in `system:masters`).
 pub const LOOPBACK_USER: &str = "system:kube-controller-manager";
+/// The user the apiserver calls kubelets as (bound to `system:kubelet-api-admin`).
+pub const KUBELET_CLIENT_USER: &str = "kube-apiserver-kubelet-client";
 /// The group of nodes.
 pub const NODES_GROUP: &str = "system:nodes";
 
@@ -75,6 +77,13 @@ pub fn admin(ca: &Ca) -> Result<Credential, super::ca::Error> {
 /// Control's own scheduler and controllers' client certificate.
 pub fn loopback(ca: &Ca) -> Result<Credential, super::ca::Error> {
     ca.issue_client(LOOPBACK_USER, MASTERS)
+}
+
+/// The apiserver's client certificate for kubelets (no group: the
+/// bootstrap binding `system:kube-apiserver-kubelet-client` grants it
+/// `system:kubelet-api-admin`).
+pub fn kubelet_client(ca: &Ca) -> Result<Credential, super::ca::Error> {
+    ca.issue_client(KUBELET_CLIENT_USER, "")
 }
 
 /// Node `name`'s client certificate: `system:node:<name>` in `system:nodes`.

@@ -38,7 +38,8 @@ fn roots(ca_pem: &str) -> Result<RootCertStore, Error> {
     Ok(roots)
 }
 
-fn chain_and_key(cred: &Credential) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
+/// A credential as rustls takes it: the chain and the key.
+pub fn chain_and_key(cred: &Credential) -> Result<(Vec<CertificateDer<'static>>, PrivateKeyDer<'static>), Error> {
     let chain = CertificateDer::pem_slice_iter(cred.cert_pem.as_bytes()).collect::<Result<Vec<_>, _>>()?;
     Ok((chain, PrivateKeyDer::from_pem_slice(cred.key_pem.as_bytes())?))
 }

@@ -127,7 +127,10 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     // 4. The handler.
     match call {
         Call::Resource(verb, target) if target.info.is_review() => match verb {
-            Verb::Create => review::create(state, &user, &parts.headers, &body, &target),
+            Verb::Create => {
+                let reviewers = review::Reviewers { state, authn: &server.authn };
+                review::create(&reviewers, &user, &parts.headers, &body, &target)
+            }
             _ => Err(call::not_allowed(&parts.method)),
         },
         Call::Fixed(route) => fixed(state, route),

@@ -1,7 +1,9 @@
-//! The access reviews (`authorization.k8s.io/v1`, create-only, never
-//! stored): SelfSubjectAccessReview (`kubectl auth can-i`),
-//! SubjectAccessReview (for another user, e.g. the kubelet API's callers) and
-//! SelfSubjectRulesReview (`kubectl auth can-i --list`).
+//! The reviews (create-only, never stored): the access reviews
+//! (`authorization.k8s.io/v1`): SelfSubjectAccessReview (`kubectl auth
+//! can-i`), SubjectAccessReview (for another user, e.g. the kubelet API's
+//! callers) and SelfSubjectRulesReview (`kubectl auth can-i --list`); and
+//! TokenReview (`authentication.k8s.io/v1`: who a bearer token is, by the
+//! very authenticator the request pipeline uses, for the kubelet API).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -15,6 +17,7 @@ use crate::apiserver::response::json_response;
 use crate::apiserver::status::{ApiError, Result};
 use crate::apiserver::ApiState;
 use crate::auth::attributes::{Request, ResourceAttrs};
+use crate::auth::authn::Authenticator;
 use crate::auth::authorize::Decision;
 use crate::auth::node;
 use crate::auth::user::UserInfo;
@@ -51,11 +54,19 @@ pub fn reviewed_user(spec: &Value) -> UserInfo {
     }
 }
 
+/// What a review is answered with: the state and the apiserver's authenticator.
+pub struct Reviewers<'a> {
+    pub state: &'a ApiState,
+    pub authn: &'a Authenticator,
+}
+
 /// POST of a review by `user`.
-pub fn create(state: &ApiState, user: &UserInfo, headers: &HeaderMap, body: &Bytes, t: &Target) -> Result<Response> {
+pub fn create(r: &Reviewers<'_>, user: &UserInfo, headers: &HeaderMap, body: &Bytes, t: &Target) -> Result<Response> {
+    let state = r.state;
     let mut obj = parse(t.info, headers, body)?;
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let status = match t.info.kind {
+        Kind::TokenReview => token_status(r.authn, &spec),
         Kind::SelfSubjectAccessReview => access_status(state, user, &spec)?,
         Kind::SubjectAccessReview => access_status(state, &reviewed_user(&spec), &spec)?,
         _ => rules_status(state, user, &s(&spec, "/namespace")),
@@ -76,6 +87,17 @@ fn access_status(state: &ApiState, user: &UserInfo, spec: &Value) -> Result<Valu
         Decision::Deny(reason) if reason.is_empty() => json!({"allowed": false}),
         Decision::Deny(reason) => json!({"allowed": false, "reason": reason}),
     })
+}
+
+/// A TokenReview's status: the token's user as the request pipeline
+/// authenticates it (`Authenticator::authenticate_token`), or not authenticated.
+fn token_status(authn: &Authenticator, spec: &Value) -> Value {
+    match authn.authenticate_token(&s(spec, "/token")) {
+        Ok(user) => json!({"authenticated": true,
+            "user": {"username": user.name, "uid": user.uid, "groups": user.groups},
+            "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))}),
+        Err(refused) => json!({"authenticated": false, "error": refused.to_string()}),
+    }
 }
 
 fn rules_status(state: &ApiState, user: &UserInfo, namespace: &str) -> Value {
@@ -108,5 +130,19 @@ mod tests {
         let path = json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}});
         assert_eq!(reviewed_request(&path).ok(), Some(Request::get_path("/healthz")));
         assert!(reviewed_request(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_token_review_names_the_user_the_pipeline_would() {
+        let tokens = crate::auth::tokens::TokenTable::parse("sekret,alice,1001,\"dev,ops\"\n").expect("tokens");
+        let authn = Authenticator::new(tokens);
+        let known = token_status(&authn, &json!({"token": "sekret"}));
+        assert_eq!(known["authenticated"], true);
+        assert_eq!(known["user"]["username"], "alice");
+        assert_eq!(known["user"]["uid"], "1001");
+        assert_eq!(known["user"]["groups"], json!(["dev", "ops", "system:authenticated"]));
+        for spec in [json!({"token": "nope"}), json!({"token": ""}), json!({})] {
+            assert_eq!(token_status(&authn, &spec)["authenticated"], false, "{spec}");
+        }
     }
 }

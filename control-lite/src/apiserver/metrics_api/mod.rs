@@ -19,6 +19,7 @@ use axum::response::Response;
 use serde_json::{json, Value};
 
 use super::crud;
+use super::kubelet_client::KubeletClient;
 use super::options::{ListOptions, Query};
 use super::pod_kubelet::kubelet_address;
 use super::registry::{by_kind, Kind};
@@ -112,12 +113,12 @@ pub async fn serve(state: &ApiState, method: &Method, path: MetricsPath, query: 
 }
 
 /// The Summaries of the named nodes that answered, by node name.
-async fn summaries(nodes: &[Value]) -> BTreeMap<String, Value> {
+async fn summaries(kubelet: &KubeletClient, nodes: &[Value]) -> BTreeMap<String, Value> {
     let fetches = nodes.iter().filter_map(|node| {
         let name = node.pointer("/metadata/name")?.as_str()?.to_string();
         let addr = kubelet_address(node)?;
         Some(async move {
-            match fetch::summary(&addr).await {
+            match fetch::summary(kubelet, &addr).await {
                 Ok(summary) => Some((name, summary)),
                 Err(error) => {
                     tracing::debug!(%error, node = %name, "metrics: no summary");
@@ -135,7 +136,7 @@ async fn nodes(state: &ApiState, name: Option<String>, query: &Query) -> Result<
         Some(name) => vec![crud::get(state, info, None, name).await?.0],
         None => crud::list(state, info, None, &ListOptions::parse(query)?.selectors).await?.0,
     };
-    let summaries = summaries(&nodes).await;
+    let summaries = summaries(&state.kubelet, &nodes).await;
     let items: Vec<Value> = nodes
         .iter()
         .filter_map(|node| {
@@ -168,7 +169,7 @@ async fn pods(state: &ApiState, namespace: Option<String>, name: Option<String>,
             Err(error) => return Err(error),
         }
     }
-    let summaries = summaries(&nodes).await;
+    let summaries = summaries(&state.kubelet, &nodes).await;
     let items: Vec<Value> =
         pods.iter().filter_map(|pod| convert::pod_metrics(pod, summaries.get(&node_of(pod)?)?)).collect();
     match name {

@@ -72,7 +72,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
             rbac::validate_rbac(info.kind, obj, &mut out)
         }
-        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => {}
+        Kind::SelfSubjectAccessReview
+        | Kind::SubjectAccessReview
+        | Kind::SelfSubjectRulesReview
+        | Kind::TokenReview => {}
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }
