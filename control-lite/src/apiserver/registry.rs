@@ -75,6 +75,8 @@ pub enum Subresource {
     PortForward,
     /// `pods/resize`: writes only the containers' cpu/memory resources (in-place resize).
     Resize,
+    /// `serviceaccounts/token`: TokenRequest, issues a token (create only).
+    Token,
 }
 
 impl Subresource {
@@ -90,6 +92,7 @@ impl Subresource {
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
             Subresource::Resize => "resize",
+            Subresource::Token => "token",
         }
     }
 
@@ -105,6 +108,7 @@ impl Subresource {
             Subresource::Attach,
             Subresource::PortForward,
             Subresource::Resize,
+            Subresource::Token,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -314,7 +318,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["sa"],
         categories: &[],
-        subresources: &[],
+        subresources: &[Subresource::Token],
     },
     ResourceInfo {
         kind: Kind::PriorityClass,

@@ -28,6 +28,7 @@ pub mod impersonate;
 pub mod node;
 pub mod node_graph;
 pub mod rbac;
+pub mod sa_token;
 pub mod serving;
 pub mod tls;
 pub mod tokens;
