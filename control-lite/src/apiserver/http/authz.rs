@@ -149,6 +149,15 @@ pub fn admit_node_create(user: &UserInfo, request: &Request, body: &Value) -> Re
         .map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
 }
 
+/// NodeRestriction on a node's TokenRequest (403 if refused).
+pub fn admit_node_token(state: &ApiState, user: &UserInfo, request: &Request, body: &Value) -> Result<()> {
+    let (Some(node), Request::Resource(r)) = (node::node_name(user), request) else { return Ok(()) };
+    state
+        .authz
+        .admit_node_token(node, &r.namespace, &r.name, body)
+        .map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

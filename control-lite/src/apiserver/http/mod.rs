@@ -125,6 +125,9 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     if let (Call::Resource(Verb::Create, target), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
         authz::admit_node_create(&user, &request, &body::parse(target.info, &parts.headers, &body)?)?;
     }
+    if let (Call::Resource(Verb::CreateToken, _), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
+        authz::admit_node_token(state, &user, &request, &body::parse_token_request(&parts.headers, &body)?)?;
+    }
     // 4. The handler.
     match call {
         Call::Resource(verb, target) if target.info.is_review() => match verb {
