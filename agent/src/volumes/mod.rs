@@ -49,7 +49,6 @@ pub fn service_account_of(pod: &k8s_openapi::api::core::v1::Pod) -> String {
 
 /// `<root>/pods/<uid>`: everything the agent keeps for a pod besides its
 /// logs (which live in `<root>/pods/<ns>_<name>_<uid>`, the CRI log layout).
-
 pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
     root_dir.join("pods").join(uid)
 }

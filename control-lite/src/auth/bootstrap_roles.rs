@@ -120,6 +120,8 @@ fn node_rules() -> Vec<Value> {
         rule(&["coordination.k8s.io"], &["leases"], &["create", "delete", "get", "patch", "update"]),
         rule(&[""], &["secrets", "configmaps", "persistentvolumeclaims"], &["get"]),
         rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+        // Tokens for its pods' ServiceAccounts (the Node authorizer narrows it).
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
     ]
 }
 
