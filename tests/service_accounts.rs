@@ -1,7 +1,7 @@
 //! ServiceAccount tokens on the real stack (`bosun up`, real kubectl):
 //! - `kubectl create token default` gives a token that authenticates as
-//!   `system:serviceaccount:default:default` (discovery allowed, Secrets
-//!   forbidden by RBAC, the 403 naming that user);
+//!   `system:serviceaccount:default:default` (`kubectl auth whoami`;
+//!   discovery allowed, Secrets forbidden by RBAC, the 403 naming that user);
 //! - a pod gets the `kube-api-access-*` projected volume: its token
 //!   (requested by the agent with the node's identity, bound to the pod)
 //!   authenticates from the host as the pod's ServiceAccount, `namespace`
@@ -46,8 +46,11 @@ fn with_token(cluster: &Cluster, token: &str, args: &[&str]) -> Result<(bool, St
     Ok((out.status.success(), text))
 }
 
-/// The token authenticates as `user`: discovery works, Secrets are refused by RBAC naming `user`.
+/// The token authenticates as `user` (`kubectl auth whoami`): discovery
+/// works, Secrets are refused by RBAC naming `user`.
 fn authenticates_as(cluster: &Cluster, token: &str, user: &str) -> Result<()> {
+    let (ok, text) = with_token(cluster, token, &["auth", "whoami", "-o", "jsonpath={.status.userInfo.username}"])?;
+    ensure!(ok && text == user, "whoami with the token: {text}");
     let (ok, text) = with_token(cluster, token, &["get", "--raw", "/apis"])?;
     ensure!(ok, "discovery with the token: {text}");
     let (ok, text) = with_token(cluster, token, &["get", "secrets"])?;

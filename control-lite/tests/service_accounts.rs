@@ -73,6 +73,16 @@ async fn service_accounts_tokens_and_pod_admission() -> Result<()> {
     let token = plane.kubectl(&["-n", "team", "create", "token", "default"]).await?.trim().to_string();
     let (code, body) = status_with(&plane, &token, "/apis").await?;
     ensure!(code == 200, "discovery with the token: {code} {body}");
+    let config = token_kubeconfig(&plane, &token).await?;
+    let whoami =
+        plane.kubectl(&["--kubeconfig", config.to_str().context("path")?, "auth", "whoami", "-o", "json"]).await?;
+    let whoami: Value = serde_json::from_str(&whoami)?;
+    ensure!(whoami["status"]["userInfo"]["username"] == "system:serviceaccount:team:default", "{whoami}");
+    let groups = &whoami["status"]["userInfo"]["groups"];
+    ensure!(
+        *groups == json!(["system:serviceaccounts", "system:serviceaccounts:team", "system:authenticated"]),
+        "{groups}"
+    );
     let (code, body) = status_with(&plane, &token, "/api/v1/namespaces/team/secrets").await?;
     ensure!(code == 403 && body.contains("system:serviceaccount:team:default"), "{code} {body}");
     let short = plane.kubectl_raw(&["-n", "team", "create", "token", "default", "--duration=5m"]).await?;

@@ -368,7 +368,10 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             let role = format!("{}/{}", s(obj, "/roleRef/kind"), s(obj, "/roleRef/name"));
             vec![name, json!(role), age, subjects("User"), subjects("Group"), subjects("ServiceAccount")]
         }
-        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => vec![name, age],
+        Kind::SelfSubjectAccessReview
+        | Kind::SubjectAccessReview
+        | Kind::SelfSubjectRulesReview
+        | Kind::SelfSubjectReview => vec![name, age],
     }
 }
 

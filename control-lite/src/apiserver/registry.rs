@@ -52,6 +52,8 @@ pub enum Kind {
     SubjectAccessReview,
     /// authorization.k8s.io/v1 SelfSubjectRulesReview (create-only, not stored).
     SelfSubjectRulesReview,
+    /// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`; create-only, not stored).
+    SelfSubjectReview,
 }
 
 /// Subresources a resource may expose.
@@ -416,6 +418,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         subresources: &[],
     },
+    ResourceInfo {
+        kind: Kind::SelfSubjectReview,
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind_name: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
 ];
 
 impl ResourceInfo {
@@ -430,7 +444,13 @@ impl ResourceInfo {
 
     /// Whether this is a review: created and answered, never stored (`create` is its only verb).
     pub fn is_review(&self) -> bool {
-        matches!(self.kind, Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview)
+        matches!(
+            self.kind,
+            Kind::SelfSubjectAccessReview
+                | Kind::SubjectAccessReview
+                | Kind::SelfSubjectRulesReview
+                | Kind::SelfSubjectReview
+        )
     }
 
     /// Whether `/status` is served (and main-resource writes keep `.status`).

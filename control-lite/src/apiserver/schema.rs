@@ -44,6 +44,7 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::SelfSubjectAccessReview => roundtrip::<SelfSubjectAccessReview>(v),
         Kind::SubjectAccessReview => roundtrip::<SubjectAccessReview>(v),
         Kind::SelfSubjectRulesReview => roundtrip::<SelfSubjectRulesReview>(v),
+        Kind::SelfSubjectReview => roundtrip::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(v),
     }
 }
 

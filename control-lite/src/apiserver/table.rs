@@ -133,7 +133,10 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("Groups", "string", 1, "Groups bound."),
             ("ServiceAccounts", "string", 1, "ServiceAccounts bound."),
         ],
-        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => vec![NAME, AGE],
+        Kind::SelfSubjectAccessReview
+        | Kind::SubjectAccessReview
+        | Kind::SelfSubjectRulesReview
+        | Kind::SelfSubjectReview => vec![NAME, AGE],
     }
 }
 

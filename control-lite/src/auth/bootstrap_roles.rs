@@ -139,11 +139,10 @@ pub fn cluster_roles() -> Vec<Value> {
         aggregating("view", view_rules()),
         cluster_role(
             "system:basic-user",
-            vec![rule(
-                &["authorization.k8s.io"],
-                &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                &["create"],
-            )],
+            vec![
+                rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
+                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
+            ],
         ),
         cluster_role("system:discovery", vec![urls(&discovery), urls(&health)]),
         cluster_role("system:public-info-viewer", vec![urls(&health)]),

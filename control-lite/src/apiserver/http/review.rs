@@ -1,7 +1,8 @@
 //! The access reviews (`authorization.k8s.io/v1`, create-only, never
 //! stored): SelfSubjectAccessReview (`kubectl auth can-i`),
 //! SubjectAccessReview (for another user, e.g. the kubelet API's callers) and
-//! SelfSubjectRulesReview (`kubectl auth can-i --list`).
+//! SelfSubjectRulesReview (`kubectl auth can-i --list`); and
+//! authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -58,6 +59,7 @@ pub fn create(state: &ApiState, user: &UserInfo, headers: &HeaderMap, body: &Byt
     let status = match t.info.kind {
         Kind::SelfSubjectAccessReview => access_status(state, user, &spec)?,
         Kind::SubjectAccessReview => access_status(state, &reviewed_user(&spec), &spec)?,
+        Kind::SelfSubjectReview => json!({"userInfo": user_info(user)}),
         _ => rules_status(state, user, &s(&spec, "/namespace")),
     };
     obj["apiVersion"] = json!(t.info.api_version());
@@ -67,6 +69,15 @@ pub fn create(state: &ApiState, user: &UserInfo, headers: &HeaderMap, body: &Byt
     }
     obj["status"] = status;
     Ok(json_response(StatusCode::CREATED, &obj, &[]))
+}
+
+/// The `userInfo` of a SelfSubjectReview (`kubectl auth whoami`).
+pub fn user_info(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    info
 }
 
 fn access_status(state: &ApiState, user: &UserInfo, spec: &Value) -> Result<Value> {

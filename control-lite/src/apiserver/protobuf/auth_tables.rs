@@ -138,3 +138,9 @@ pub(super) const TOKEN_REQUEST: Msg = Msg {
         (3, "status", Ty::Skip, false),
     ],
 };
+/// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`); its
+/// status is the server's.
+pub(super) const SELF_SUBJECT_REVIEW: Msg = Msg {
+    name: "SelfSubjectReview",
+    fields: &[(1, "metadata", Ty::Msg(&OBJECT_META), false), (2, "status", Ty::Skip, false)],
+};

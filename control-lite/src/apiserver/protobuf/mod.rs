@@ -15,7 +15,7 @@ use super::registry::Kind;
 
 mod auth_tables;
 mod tables;
-use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, TOKEN_REQUEST};
+use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST};
 use tables::*;
 
 /// Decoding failures.
@@ -261,6 +261,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::SelfSubjectAccessReview => &SELF_SAR,
         Kind::SubjectAccessReview => &SAR,
         Kind::SelfSubjectRulesReview => &SELF_RULES_REVIEW,
+        Kind::SelfSubjectReview => &SELF_SUBJECT_REVIEW,
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
     envelope_to_json(msg, body)

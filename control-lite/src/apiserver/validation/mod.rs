@@ -65,7 +65,10 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
             rbac::validate_rbac(info.kind, obj, &mut out)
         }
-        Kind::SelfSubjectAccessReview | Kind::SubjectAccessReview | Kind::SelfSubjectRulesReview => {}
+        Kind::SelfSubjectAccessReview
+        | Kind::SubjectAccessReview
+        | Kind::SelfSubjectRulesReview
+        | Kind::SelfSubjectReview => {}
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }
