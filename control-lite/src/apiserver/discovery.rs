@@ -196,6 +196,7 @@ mod tests {
                 "scheduling.k8s.io",
                 "rbac.authorization.k8s.io",
                 "authorization.k8s.io",
+                "authentication.k8s.io",
                 "metrics.k8s.io"
             ]
         );
