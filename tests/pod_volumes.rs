@@ -147,7 +147,7 @@ p SECRET /sec/k; m SECRET_MODE /sec/k
 echo "OPT=$(ls /opt-cm | wc -l)"
 p NAME /down/name; p LABELS /down/labels; p ANN /down/note; p CPU /down/cpu; p MEM /down/mem
 p PROJ_CM /proj/cm; p PROJ_SECRET /proj/secret; p PROJ_NAME /proj/name
-grep -q placeholder /proj/token && echo TOKEN=placeholder
+grep -q "^eyJ" /proj/token && echo TOKEN=jwt
 echo "MEDIUM=$(awk '$2 == "/mem" {print $3}' /proc/mounts)"
 echo "RO_CM=$(touch /cm/new 2>&1 | grep -c 'Read-only')"
 echo "RO_DIR=$(touch /ro/new 2>&1 | grep -c 'Read-only')"
@@ -256,7 +256,7 @@ fn pod_volumes_on_the_real_stack() -> Result<()> {
         "PROJ_CM=value-1",
         "PROJ_SECRET=secret-value",
         "PROJ_NAME=vols",
-        "TOKEN=placeholder",
+        "TOKEN=jwt",
         "MEDIUM=tmpfs",
         "RO_CM=1",
         "RO_DIR=1",

@@ -6,8 +6,9 @@
 
 use std::sync::Mutex;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, Service};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, Preconditions};
+use k8s_openapi::api::authentication::v1::{BoundObjectReference, TokenRequest, TokenRequestSpec};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, PodStatus, Secret, Service, ServiceAccount};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, Preconditions};
 
 /// A failed API call, with the call and object.
 #[derive(Debug, thiserror::Error)]
@@ -48,6 +49,25 @@ pub trait PodApi: Send + Sync {
     async fn secret(&self, namespace: &str, name: &str) -> Result<Option<Secret>>;
     /// Every Service of `namespace` (for Service environment variables).
     async fn services(&self, namespace: &str) -> Result<Vec<Service>>;
+    /// A token of `pod`'s ServiceAccount bound to it (TokenRequest).
+    async fn request_token(&self, pod: &TokenPod<'_>, audience: &str, expiration_seconds: i64) -> Result<IssuedToken>;
+}
+
+/// The pod a token is requested for.
+#[derive(Debug, Clone, Copy)]
+pub struct TokenPod<'a> {
+    pub namespace: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+    pub service_account: &'a str,
+}
+
+/// A token the apiserver issued.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IssuedToken {
+    pub token: String,
+    /// When it expires (unix seconds).
+    pub expires: i64,
 }
 
 /// [`PodApi`] over a kube client.
@@ -118,6 +138,36 @@ impl PodApi for KubePodApi {
             Err(source) => Err(ApiError { call: "list services", object: namespace.to_string(), source }),
         }
     }
+
+    async fn request_token(&self, pod: &TokenPod<'_>, audience: &str, expiration_seconds: i64) -> Result<IssuedToken> {
+        let api: Api<ServiceAccount> = Api::namespaced(self.client.clone(), pod.namespace);
+        let request = TokenRequest {
+            spec: TokenRequestSpec {
+                audiences: if audience.is_empty() { Vec::new() } else { vec![audience.to_string()] },
+                expiration_seconds: Some(expiration_seconds),
+                bound_object_ref: Some(BoundObjectReference {
+                    api_version: Some("v1".into()),
+                    kind: Some("Pod".into()),
+                    name: Some(pod.name.to_string()),
+                    uid: Some(pod.uid.to_string()),
+                }),
+            },
+            ..Default::default()
+        };
+        let error = |source| ApiError {
+            call: "create serviceaccount token",
+            object: format!("{}/{}", pod.namespace, pod.service_account),
+            source,
+        };
+        let issued: TokenRequest = api
+            .create_subresource("token", pod.service_account, &PostParams::default(), &request)
+            .await
+            .map_err(error)?;
+        let status = issued.status.ok_or_else(|| {
+            error(kube::Error::Api(kube::core::Status::failure("no token in the response", "InternalError").boxed()))
+        })?;
+        Ok(IssuedToken { token: status.token, expires: status.expiration_timestamp.0.as_second() })
+    }
 }
 
 /// Recording fake of [`PodApi`] for worker tests.
@@ -135,6 +185,8 @@ pub struct FakePodApi {
     pub gone: Mutex<Vec<String>>,
     /// Services served (every namespace).
     pub services: Mutex<Vec<Service>>,
+    /// Every token issued, in order.
+    pub tokens: Mutex<Vec<String>>,
 }
 
 impl FakePodApi {
@@ -189,5 +241,14 @@ impl PodApi for FakePodApi {
     async fn services(&self, namespace: &str) -> Result<Vec<Service>> {
         let all = self.services.lock().map(|s| s.clone()).unwrap_or_default();
         Ok(all.into_iter().filter(|s| s.metadata.namespace.as_deref() == Some(namespace)).collect())
+    }
+
+    async fn request_token(&self, pod: &TokenPod<'_>, audience: &str, expiration_seconds: i64) -> Result<IssuedToken> {
+        let token = format!("token:{}/{}:{}:{audience}", pod.namespace, pod.service_account, pod.name);
+        if let Ok(mut tokens) = self.tokens.lock() {
+            tokens.push(token.clone());
+        }
+        let now = jiff::Timestamp::now().as_second();
+        Ok(IssuedToken { token, expires: now.saturating_add(expiration_seconds) })
     }
 }

@@ -11,6 +11,7 @@ use tokio_util::sync::CancellationToken;
 use crate::apiserver::kubeconfig::{kube_config, write_kubeconfig};
 use crate::apiserver::kubelet_client::KubeletClient;
 use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
+use crate::auth::sa_token::key::SigningKey;
 use crate::auth::{ca::Ca, files, serving};
 use crate::controllers::shared::Informers;
 use crate::store::{spawn_compactor, Options as StoreOptions, Retention, Store};
@@ -78,14 +79,17 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
-    let security =
-        serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref()).context("apiserver TLS")?;
+    let sa_key = Arc::new(SigningKey::load_or_create(&args.data_dir.join("pki")).context("service-account key")?);
+    let security = serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref(), sa_key.clone())
+        .context("apiserver TLS")?;
     let server_url = serving::server_url(addr);
     write_kubeconfigs(&args, &ca, &server_url)?;
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
     let state = ApiState::new(store.clone(), cidr, addr.to_string(), token.clone())
         .with_config(ApiConfig::default())
-        .with_kubelet_client(kubelet_client(&args, &ca)?);
+        .with_kubelet_client(kubelet_client(&args, &ca)?)
+        .with_service_account_key(sa_key)
+        .with_root_ca(ca.cert_pem().to_string());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
     let queues = crate::controllers::queue_metrics::QueueMetrics::default();
     registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
@@ -111,7 +115,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
             crate::scheduler::run_with_metrics(client.clone(), informers.clone(), metrics.clone(), t)
         })
     };
-    let controllers = crate::controllers::run_all(client, informers, token.clone());
+    let controllers = crate::controllers::run_all(client, informers, ca.cert_pem().into(), token.clone());
     let components = tokio::spawn(async move { tokio::join!(scheduler, controllers).1 });
 
     // The listener is bound and the store open: tell systemd we serve

@@ -181,6 +181,7 @@ fn up_args(
     }
     // Host-wide ports stay free for the other clusters.
     args.push("--agent-arg=--proxy-metrics-address=".into());
+    args.push("--agent-arg=--healthz-port=0".into());
     args
 }
 

@@ -6,6 +6,10 @@
 //! (downward API), give each container its CRI mounts, and tear the volumes
 //! down when the pod goes. Without watches (`WorkerDeps::objects` unset)
 //! API-data volumes are re-read at most once per steady interval.
+//! Projected `serviceAccountToken` sources get a token bound to the pod
+//! (TokenRequest with the node's identity), requested again once 80% of its
+//! lifetime has passed ([`refresh_after`], as upstream's kubelet), which
+//! makes the volume due for another setup.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::hash::{Hash, Hasher};
@@ -21,7 +25,8 @@ use crate::enums::WaitingReason;
 use crate::events::{pod_reference, EventType};
 use crate::object_watch::interest::{freshness, Freshness};
 use crate::object_watch::{Kind, Object, ObjectKey};
-use crate::volumes::plan::{self, Setup, Sources, VolumePlan};
+use crate::pod_api::TokenPod;
+use crate::volumes::plan::{self, Setup, Sources, TokenKey, VolumePlan};
 use crate::volumes::{apply, mounts};
 
 /// Longest wait between two attempts to set up a pod's volumes.
@@ -43,6 +48,24 @@ pub(super) struct VolumeState {
     pod_metadata: u64,
     /// Wakes this worker (set when it runs); given to the object watches.
     pub(super) wake: Option<Arc<Notify>>,
+    /// ServiceAccount tokens issued for the pod's projected volumes.
+    tokens: BTreeMap<TokenKey, HeldToken>,
+}
+
+/// A token the worker holds and when to ask for a fresh one.
+#[derive(Debug, Clone)]
+struct HeldToken {
+    token: String,
+    refresh_at: Instant,
+}
+
+/// Longest a token is kept before it is requested again (upstream: 24 h).
+const MAX_TOKEN_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// How long after it was issued a token with `lifetime` left is requested
+/// again: at 80% of its lifetime, at most after a day (upstream's rule).
+pub fn refresh_after(lifetime: Duration) -> Duration {
+    lifetime.mul_f64(0.8).min(MAX_TOKEN_AGE)
 }
 
 /// The pod's labels and annotations, hashed: what downward API volumes show
@@ -114,7 +137,11 @@ impl PodWorker {
         } else if let Some(at) = state.retry_at.filter(|at| *at > now) {
             return Some(at - now);
         }
-        match self.set_up_once(pod).await {
+        let set_up = match self.refresh_tokens(pod, now).await {
+            Ok(()) => self.set_up_once(pod).await,
+            Err(message) => Err(message),
+        };
+        match set_up {
             Ok((plans, seen)) => {
                 self.volumes = VolumeState {
                     ready: Some(Arc::new(plans)),
@@ -122,6 +149,7 @@ impl PodWorker {
                     seen,
                     pod_metadata: metadata_hash(pod),
                     wake: self.volumes.wake.take(),
+                    tokens: std::mem::take(&mut self.volumes.tokens),
                     ..Default::default()
                 };
                 None
@@ -151,6 +179,9 @@ impl PodWorker {
             return false;
         }
         let state = &self.volumes;
+        if state.tokens.values().any(|t| t.refresh_at <= now) {
+            return true;
+        }
         let poll_due = state.last_refresh.is_none_or(|t| now.duration_since(t) >= self.deps.timing.steady);
         let Some(objects) = &self.deps.objects else { return poll_due };
         if state.pod_metadata != metadata_hash(pod) {
@@ -163,6 +194,38 @@ impl PodWorker {
         }
     }
 
+    /// Requests the tokens the pod's projected volumes need that the worker
+    /// does not hold or that are due for refresh. A refresh that fails while
+    /// an older token is still held keeps that one (retried next time).
+    async fn refresh_tokens(&mut self, pod: &Pod, now: Instant) -> Result<(), String> {
+        let keys = plan::token_keys(pod);
+        self.volumes.tokens.retain(|k, _| keys.contains(k));
+        let due: Vec<TokenKey> =
+            keys.into_iter().filter(|k| self.volumes.tokens.get(k).is_none_or(|held| held.refresh_at <= now)).collect();
+        if due.is_empty() {
+            return Ok(());
+        }
+        let service_account = crate::volumes::service_account_of(pod);
+        let namespace = pod.metadata.namespace.clone().unwrap_or_default();
+        let name = pod.metadata.name.clone().unwrap_or_default();
+        let target = TokenPod { namespace: &namespace, name: &name, uid: &self.uid, service_account: &service_account };
+        for key in due {
+            match self.deps.api.request_token(&target, &key.audience, key.expiration_seconds).await {
+                Ok(issued) => {
+                    let left = issued.expires.saturating_sub(jiff::Timestamp::now().as_second());
+                    let lifetime = Duration::from_secs(u64::try_from(left).unwrap_or(0));
+                    let held = HeldToken { token: issued.token, refresh_at: now + refresh_after(lifetime) };
+                    self.volumes.tokens.insert(key, held);
+                }
+                Err(error) if self.volumes.tokens.contains_key(&key) => {
+                    tracing::warn!(pod = %pod_key(pod), %error, "service account token refresh failed; keeping the current one");
+                }
+                Err(error) => return Err(format!("MountVolume.SetUp failed: {error}")),
+            }
+        }
+        Ok(())
+    }
+
     /// Sets the volumes up once; returns the plans and the watch revisions
     /// of the objects they came from.
     async fn set_up_once(&self, pod: &Pod) -> Result<(Vec<VolumePlan>, BTreeMap<ObjectKey, Option<u64>>), String> {
@@ -171,7 +234,8 @@ impl PodWorker {
         if let (Some(objects), Some(wake)) = (&self.deps.objects, &self.volumes.wake) {
             objects.set_interest(&self.uid, keys.clone(), wake.clone());
         }
-        let mut sources = Sources { node: self.deps.allocatable, ..Default::default() };
+        let tokens = self.volumes.tokens.iter().map(|(k, held)| (k.clone(), held.token.clone())).collect();
+        let mut sources = Sources { node: self.deps.allocatable, tokens, ..Default::default() };
         let mut seen = BTreeMap::new();
         for key in keys {
             let cached = self.deps.objects.as_ref().and_then(|o| o.lookup(&key)).filter(|l| l.revision.is_some());
@@ -258,5 +322,18 @@ impl PodWorker {
             }
             Err(error) => tracing::warn!(%error, uid = %self.uid, "volume teardown task failed"),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_token_is_refreshed_at_80_percent_of_its_lifetime_and_at_least_daily() {
+        assert_eq!(refresh_after(Duration::from_secs(3607)), Duration::from_secs_f64(3607.0 * 0.8));
+        assert_eq!(refresh_after(Duration::from_secs(600)), Duration::from_secs(480));
+        assert_eq!(refresh_after(Duration::from_secs(7 * 24 * 3600)), MAX_TOKEN_AGE);
+        assert_eq!(refresh_after(Duration::ZERO), Duration::ZERO);
     }
 }

@@ -9,7 +9,7 @@ use std::sync::{Arc, RwLock};
 
 use k8s_openapi::api::core::v1::{ConfigMap, PodStatus, Secret, Service};
 
-use crate::pod_api::{PodApi, Result};
+use crate::pod_api::{IssuedToken, PodApi, Result, TokenPod};
 
 /// Static pod UID -> UID of its current mirror pod. Cheap to clone.
 #[derive(Debug, Clone, Default)]
@@ -64,6 +64,11 @@ impl PodApi for MirrorStatusApi {
     async fn services(&self, namespace: &str) -> Result<Vec<Service>> {
         self.inner.services(namespace).await
     }
+
+    async fn request_token(&self, pod: &TokenPod<'_>, audience: &str, expiration_seconds: i64) -> Result<IssuedToken> {
+        let uid = self.mirrors.get(pod.uid).unwrap_or_else(|| pod.uid.to_string());
+        self.inner.request_token(&TokenPod { uid: &uid, ..*pod }, audience, expiration_seconds).await
+    }
 }
 
 #[cfg(test)]
@@ -93,6 +98,9 @@ mod tests {
         }
         async fn services(&self, _: &str) -> Result<Vec<Service>> {
             Ok(Vec::new())
+        }
+        async fn request_token(&self, _: &TokenPod<'_>, _: &str, _: i64) -> Result<IssuedToken> {
+            Ok(IssuedToken { token: String::new(), expires: 0 })
         }
     }
 

@@ -40,6 +40,13 @@ pub const PLUGIN_DOWNWARD_API: &str = "kubernetes.io~downward-api";
 /// Plugin directory of projected volumes.
 pub const PLUGIN_PROJECTED: &str = "kubernetes.io~projected";
 
+/// The ServiceAccount a pod runs as (`default` when unset).
+pub fn service_account_of(pod: &k8s_openapi::api::core::v1::Pod) -> String {
+    let spec = pod.spec.as_ref();
+    let name = spec.and_then(|s| s.service_account_name.as_deref().or(s.service_account.as_deref()));
+    name.filter(|n| !n.is_empty()).unwrap_or("default").to_string()
+}
+
 /// `<root>/pods/<uid>`: everything the agent keeps for a pod besides its
 /// logs (which live in `<root>/pods/<ns>_<name>_<uid>`, the CRI log layout).
 pub fn pod_dir(root_dir: &Path, uid: &str) -> PathBuf {
@@ -55,6 +62,14 @@ pub fn volume_dir(root_dir: &Path, uid: &str, plugin: &str, name: &str) -> PathB
 /// FailedMount Events and waiting messages, so every variant names the volume.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
+    /// A projected serviceAccountToken source whose token was not issued.
+    #[error("volume {volume:?}: no service account token for audience {audience:?} yet")]
+    TokenMissing {
+        /// The volume.
+        volume: String,
+        /// The audience asked for (empty: the apiserver's).
+        audience: String,
+    },
     /// A volume type this node does not support.
     #[error("volume {volume:?}: unsupported volume type {kind}")]
     Unsupported {

@@ -11,11 +11,6 @@ use super::{Error, Result};
 /// The mode of files when neither `defaultMode` nor an item `mode` says.
 pub const DEFAULT_MODE: u32 = 0o644;
 
-/// Text of the placeholder written for a projected serviceAccountToken
-/// source: bosun has no TokenRequest API yet, so no real token exists.
-pub const PLACEHOLDER_TOKEN: &str =
-    "bosun-placeholder-token: the TokenRequest API is not implemented by bosun yet; this is not a valid token\n";
-
 /// One file of a volume.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileEntry {

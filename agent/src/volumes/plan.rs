@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Volume};
 
-use super::payload::{self, FileEntry, KeyedSource, NodeAllocatable, DEFAULT_MODE, PLACEHOLDER_TOKEN};
+use super::payload::{self, FileEntry, KeyedSource, NodeAllocatable, DEFAULT_MODE};
 use super::{volume_dir, Error, Result};
 
 /// Where a volume's bytes live.
@@ -103,6 +103,35 @@ pub struct Sources {
     pub secrets: BTreeMap<String, Secret>,
     /// For `resourceFieldRef` limits the container does not set.
     pub node: NodeAllocatable,
+    /// ServiceAccount tokens issued for the pod's projected
+    /// `serviceAccountToken` sources.
+    pub tokens: BTreeMap<TokenKey, String>,
+}
+
+/// What a projected `serviceAccountToken` source asks for: one token per
+/// distinct audience and lifetime.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TokenKey {
+    /// The audience (empty: the apiserver's).
+    pub audience: String,
+    /// The lifetime asked for (upstream's default: 1 h).
+    pub expiration_seconds: i64,
+}
+
+/// Lifetime of a token source that does not say (upstream's default).
+pub const DEFAULT_TOKEN_SECONDS: i64 = 3600;
+
+/// The tokens the pod's projected volumes need.
+pub fn token_keys(pod: &Pod) -> BTreeSet<TokenKey> {
+    volumes_of(pod)
+        .iter()
+        .flat_map(|v| v.projected.iter().flat_map(|p| p.sources.iter().flatten()))
+        .filter_map(|s| s.service_account_token.as_ref())
+        .map(|t| TokenKey {
+            audience: t.audience.clone().unwrap_or_default(),
+            expiration_seconds: t.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS),
+        })
+        .collect()
 }
 
 /// ConfigMaps and Secrets named by the pod's volumes (to fetch).
@@ -260,11 +289,15 @@ fn projected_files(
         }
         if let Some(token) = &source.service_account_token {
             payload::check_path(volume, &token.path)?;
-            files.push(FileEntry {
-                path: token.path.clone(),
-                data: PLACEHOLDER_TOKEN.as_bytes().to_vec(),
-                mode: default_mode,
-            });
+            let key = TokenKey {
+                audience: token.audience.clone().unwrap_or_default(),
+                expiration_seconds: token.expiration_seconds.unwrap_or(DEFAULT_TOKEN_SECONDS),
+            };
+            let issued = sources
+                .tokens
+                .get(&key)
+                .ok_or_else(|| Error::TokenMissing { volume: volume.into(), audience: key.audience.clone() })?;
+            files.push(FileEntry { path: token.path.clone(), data: issued.as_bytes().to_vec(), mode: default_mode });
         }
         if source.cluster_trust_bundle.is_some() {
             return Err(Error::Unsupported { volume: volume.into(), kind: "projected clusterTrustBundle" });

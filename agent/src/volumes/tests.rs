@@ -10,8 +10,9 @@ use k8s_openapi::ByteString;
 
 use super::atomic_writer::{self, DATA_LINK};
 use super::mounts::{mount_requests, MountRequest};
-use super::payload::{format_map, FileEntry, NodeAllocatable, PLACEHOLDER_TOKEN};
+use super::payload::{format_map, FileEntry, NodeAllocatable};
 use super::plan::{plan_volumes, references, HostPathType, Medium, Setup, Sources};
+use super::plan::{token_keys, TokenKey};
 use super::{apply, parse_mount_points, Error, FakeMounter, Mounter};
 use bosun_proto::cri::MountPropagation;
 
@@ -36,6 +37,7 @@ fn sources() -> Sources {
         config_maps: BTreeMap::from([("cm".into(), cm)]),
         secrets: BTreeMap::from([("s".into(), secret)]),
         node: NodeAllocatable { cpu_millis: 2000, memory_bytes: 1 << 30 },
+        tokens: BTreeMap::from([(TokenKey { audience: String::new(), expiration_seconds: 3600 }, "T".into())]),
     }
 }
 
@@ -129,7 +131,7 @@ fn downward_api_formats_fields_and_resources_like_upstream() {
 }
 
 #[test]
-fn projected_combines_sources_and_writes_a_marked_placeholder_token() {
+fn projected_combines_sources_and_writes_the_issued_token() {
     let files = files_of(&pod(serde_json::json!([{ "name": "p", "projected": { "defaultMode": 0o440, "sources": [
         { "configMap": { "name": "cm", "items": [{ "key": "a", "path": "cm-a" }] } },
         { "secret": { "name": "s" } },
@@ -139,7 +141,18 @@ fn projected_combines_sources_and_writes_a_marked_placeholder_token() {
     let paths: Vec<&str> = files.iter().map(|f| f.path.as_str()).collect();
     assert_eq!(paths, ["cm-a", "k", "name", "token"]);
     assert!(files.iter().all(|f| f.mode == 0o440));
-    assert_eq!(files[3].data, PLACEHOLDER_TOKEN.as_bytes());
+    assert_eq!(files[3].data, b"T");
+    let vault = pod(serde_json::json!([{ "name": "p", "projected": { "sources": [
+        { "serviceAccountToken": { "path": "token", "audience": "vault", "expirationSeconds": 600 } }
+    ] } }]));
+    assert_eq!(
+        token_keys(&vault).into_iter().collect::<Vec<_>>(),
+        [TokenKey { audience: "vault".into(), expiration_seconds: 600 }]
+    );
+    assert!(
+        matches!(plan_volumes(&vault, &sources(), Path::new("/r")), Err(Error::TokenMissing { .. })),
+        "no token issued for that audience yet"
+    );
     let twice = pod(serde_json::json!([{ "name": "p", "projected": { "sources": [
         { "configMap": { "name": "cm", "items": [{ "key": "a", "path": "x" }] } },
         { "secret": { "name": "s", "items": [{ "key": "k", "path": "x" }] } }

@@ -374,7 +374,8 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
         | Kind::SelfSubjectRulesReview
-        | Kind::TokenReview => vec![name, age],
+        | Kind::TokenReview
+        | Kind::SelfSubjectReview => vec![name, age],
     }
 }
 

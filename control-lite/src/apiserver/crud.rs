@@ -13,6 +13,7 @@ use super::objects::{
 use super::priority;
 use super::registry::{by_kind, Kind, ResourceInfo};
 use super::selectors::Selectors;
+use super::service_accounts;
 use super::status::{conflict, conflict_with, invalid, not_found, ApiError, Cause, Result};
 use super::validation;
 use super::ApiState;
@@ -164,7 +165,10 @@ pub async fn create(
     defaults::apply(info.kind, &mut obj);
     defaults::on_create(info.kind, &mut obj);
     match info.kind {
-        Kind::Pod => priority::admit_pod(state, &mut obj).await?,
+        Kind::Pod => {
+            service_accounts::admit(state, &mut obj).await?;
+            priority::admit_pod(state, &mut obj).await?;
+        }
         Kind::PriorityClass => priority::admit_class(state, &obj).await?,
         _ => {}
     }
@@ -198,6 +202,9 @@ pub async fn create(
                 set_rv(&mut candidate, rev);
                 if let (true, Some(ns)) = (info.namespaced, ns) {
                     namespaces::recheck_after_create(state, info, ns, &name, &candidate).await?;
+                }
+                if info.kind == Kind::Namespace {
+                    service_accounts::ensure_namespace_defaults(state, &name).await?;
                 }
                 return Ok((candidate, warnings));
             }

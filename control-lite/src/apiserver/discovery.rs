@@ -122,6 +122,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "kind": r.kind_name, "verbs": ["update"]})
                 }
+                Subresource::Token => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
+                }
                 Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
                     let kind = match sub {
                         Subresource::Exec => "PodExecOptions",

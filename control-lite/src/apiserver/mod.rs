@@ -64,11 +64,13 @@ pub mod resize;
 pub mod response;
 pub mod schema;
 pub mod selectors;
+pub mod service_accounts;
 pub mod splice;
 pub mod status;
 pub mod stream_proxy;
 pub mod subresources;
 pub mod table;
+pub mod token_request;
 pub mod validation;
 pub mod watch;
 
@@ -122,6 +124,10 @@ pub struct ApiState {
     pub authz: Arc<AuthzCache>,
     /// How kubelets are dialed (logs, exec, attach, port-forward, metrics).
     pub kubelet: kubelet_client::KubeletClient,
+    /// The key that signs ServiceAccount tokens (`None`: TokenRequest is 500).
+    pub sa_key: Option<Arc<crate::auth::sa_token::key::SigningKey>>,
+    /// The cluster CA (PEM) published as `kube-root-ca.crt` in namespaces.
+    pub root_ca_pem: Option<String>,
 }
 
 impl ApiState {
@@ -138,12 +144,24 @@ impl ApiState {
             metrics_registry: Arc::default(),
             authz: Arc::default(),
             kubelet: Default::default(),
+            sa_key: None,
+            root_ca_pem: None,
         }
     }
 
     /// The same state dialing kubelets with `kubelet`.
     pub fn with_kubelet_client(self, kubelet: kubelet_client::KubeletClient) -> ApiState {
         ApiState { kubelet, ..self }
+    }
+
+    /// The same state issuing ServiceAccount tokens signed by `key`.
+    pub fn with_service_account_key(self, key: Arc<crate::auth::sa_token::key::SigningKey>) -> ApiState {
+        ApiState { sa_key: Some(key), ..self }
+    }
+
+    /// The same state publishing `ca_pem` as each namespace's `kube-root-ca.crt`.
+    pub fn with_root_ca(self, ca_pem: String) -> ApiState {
+        ApiState { root_ca_pem: Some(ca_pem), ..self }
     }
 
     /// The same state recording into `metrics` and serving `registry`.
@@ -182,6 +200,9 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
             Ok(_) | Err(ApiError::AlreadyExists { .. }) => {}
             Err(e) => return Err(boot(&format!("namespace {ns}"))(e)),
         }
+        service_accounts::ensure_namespace_defaults(state, ns)
+            .await
+            .map_err(boot(&format!("namespace {ns} defaults")))?;
     }
     priority::bootstrap(state).await.map_err(boot("system priority classes"))?;
     bootstrap_rbac(state).await.map_err(boot("default RBAC roles"))?;

@@ -64,6 +64,8 @@ pub enum Kind {
     TokenReview,
     /// authorization.k8s.io/v1 SelfSubjectRulesReview (create-only, not stored).
     SelfSubjectRulesReview,
+    /// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`; create-only, not stored).
+    SelfSubjectReview,
 }
 
 /// Subresources a resource may expose.
@@ -87,6 +89,8 @@ pub enum Subresource {
     PortForward,
     /// `pods/resize`: writes only the containers' cpu/memory resources (in-place resize).
     Resize,
+    /// `serviceaccounts/token`: TokenRequest, issues a token (create only).
+    Token,
 }
 
 impl Subresource {
@@ -102,6 +106,7 @@ impl Subresource {
             Subresource::Attach => "attach",
             Subresource::PortForward => "portforward",
             Subresource::Resize => "resize",
+            Subresource::Token => "token",
         }
     }
 
@@ -117,6 +122,7 @@ impl Subresource {
             Subresource::Attach,
             Subresource::PortForward,
             Subresource::Resize,
+            Subresource::Token,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -386,7 +392,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["sa"],
         categories: &[],
-        subresources: &[],
+        subresources: &[Subresource::Token],
     },
     ResourceInfo {
         kind: Kind::PriorityClass,
@@ -496,6 +502,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         categories: &[],
         subresources: &[],
     },
+    ResourceInfo {
+        kind: Kind::SelfSubjectReview,
+        group: "authentication.k8s.io",
+        version: "v1",
+        kind_name: "SelfSubjectReview",
+        plural: "selfsubjectreviews",
+        singular: "",
+        namespaced: false,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
 ];
 
 impl ResourceInfo {
@@ -516,6 +534,7 @@ impl ResourceInfo {
                 | Kind::SubjectAccessReview
                 | Kind::SelfSubjectRulesReview
                 | Kind::TokenReview
+                | Kind::SelfSubjectReview
         )
     }
 

@@ -50,6 +50,7 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::SubjectAccessReview => roundtrip::<SubjectAccessReview>(v),
         Kind::SelfSubjectRulesReview => roundtrip::<SelfSubjectRulesReview>(v),
         Kind::TokenReview => roundtrip::<k8s_openapi::api::authentication::v1::TokenReview>(v),
+        Kind::SelfSubjectReview => roundtrip::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(v),
     }
 }
 

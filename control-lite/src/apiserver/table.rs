@@ -139,9 +139,8 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
         | Kind::SelfSubjectRulesReview
-        | Kind::TokenReview => {
-            vec![NAME, AGE]
-        }
+        | Kind::TokenReview
+        | Kind::SelfSubjectReview => vec![NAME, AGE],
     }
 }
 

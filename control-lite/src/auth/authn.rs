@@ -1,11 +1,17 @@
 //! Authentication: who a request is from. Upstream's order: a client
 //! certificate verified against the cluster CA (CN = user, O = groups)
 //! wins; otherwise an `Authorization: Bearer` token from the static token
-//! file; otherwise the request is anonymous, which only the health and
-//! version paths accept (everything else is 401 Unauthorized). A bearer
-//! token that is not known is 401 on every path. Every authenticated user
-//! also gets the group `system:authenticated`.
+//! file, or a ServiceAccount token (a JWT our key signed: its claims still
+//! need [`super::sa_token::decide`] with the objects they name, which the
+//! HTTP layer looks up); otherwise the request is anonymous, which only the
+//! health and version paths accept (everything else is 401 Unauthorized). A
+//! bearer token that is not known is 401 on every path. Every authenticated
+//! user also gets the group `system:authenticated`.
 
+use std::sync::Arc;
+
+use super::sa_token::key::SigningKey;
+use super::sa_token::{looks_like_jwt, Claims};
 use super::tokens::TokenTable;
 use super::user::{UserInfo, ANONYMOUS, AUTHENTICATED};
 
@@ -26,30 +32,47 @@ pub enum Refused {
     NoCredentials,
 }
 
+/// Who the credentials name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Identified {
+    /// A user, final.
+    User(UserInfo),
+    /// A signed ServiceAccount token: its claims are checked against the
+    /// store by [`super::sa_token::decide`].
+    ServiceAccount(Box<Claims>),
+}
+
 /// The authenticators of one apiserver.
 #[derive(Debug, Clone, Default)]
 pub struct Authenticator {
     tokens: TokenTable,
+    service_accounts: Option<Arc<SigningKey>>,
 }
 
 impl Authenticator {
     pub fn new(tokens: TokenTable) -> Authenticator {
-        Authenticator { tokens }
+        Authenticator { tokens, service_accounts: None }
     }
 
-    /// The user of a request to `path` with these credentials.
+    /// Also accepts ServiceAccount tokens signed by `key`.
+    pub fn with_service_account_key(self, key: Arc<SigningKey>) -> Authenticator {
+        Authenticator { service_accounts: Some(key), ..self }
+    }
+
+    /// Who a request to `path` with these credentials is from.
     pub fn authenticate(
         &self,
         path: &str,
         cert: Option<&UserInfo>,
         authorization: Option<&str>,
-    ) -> Result<UserInfo, Refused> {
-        decide(path, cert, authorization, &self.tokens)
+    ) -> Result<Identified, Refused> {
+        decide(path, cert, authorization, &self.tokens, self.service_accounts.as_deref())
     }
 
-    /// The user of a bearer token, exactly as a request carrying it would
-    /// be authenticated (TokenReview answers with this).
-    pub fn authenticate_token(&self, token: &str) -> Result<UserInfo, Refused> {
+    /// Who a bearer token names, exactly as for a request carrying it
+    /// (TokenReview answers with this; a ServiceAccount token's objects are
+    /// still to be checked, as for a request).
+    pub fn authenticate_token(&self, token: &str) -> Result<Identified, Refused> {
         self.authenticate("", None, Some(&format!("Bearer {token}")))
     }
 }
@@ -60,15 +83,23 @@ pub fn decide(
     cert: Option<&UserInfo>,
     authorization: Option<&str>,
     tokens: &TokenTable,
-) -> Result<UserInfo, Refused> {
+    sa_key: Option<&SigningKey>,
+) -> Result<Identified, Refused> {
     if let Some(user) = cert {
-        return Ok(authenticated(user.clone()));
+        return Ok(Identified::User(authenticated(user.clone())));
     }
     if let Some(token) = authorization.and_then(bearer) {
-        return tokens.user(token).cloned().map(authenticated).ok_or(Refused::InvalidToken);
+        if let Some(user) = tokens.user(token) {
+            return Ok(Identified::User(authenticated(user.clone())));
+        }
+        return match sa_key.filter(|_| looks_like_jwt(token)).map(|key| key.verify(token)) {
+            Some(Ok(claims)) => Ok(Identified::ServiceAccount(Box::new(claims))),
+            _ => Err(Refused::InvalidToken),
+        };
     }
     if anonymous_may_read(path) {
-        return Ok(UserInfo { name: ANONYMOUS.into(), uid: String::new(), groups: vec![UNAUTHENTICATED.into()] });
+        let anonymous = UserInfo { name: ANONYMOUS.into(), uid: String::new(), groups: vec![UNAUTHENTICATED.into()] };
+        return Ok(Identified::User(anonymous));
     }
     Err(Refused::NoCredentials)
 }
@@ -102,6 +133,18 @@ mod tests {
 
     fn tokens() -> TokenTable {
         TokenTable::parse("sekret,alice,1001,\"dev\"\n").expect("tokens")
+    }
+
+    fn decide(
+        path: &str,
+        cert: Option<&UserInfo>,
+        authorization: Option<&str>,
+        tokens: &TokenTable,
+    ) -> Result<UserInfo, Refused> {
+        match super::decide(path, cert, authorization, tokens, None)? {
+            Identified::User(user) => Ok(user),
+            Identified::ServiceAccount(_) => Err(Refused::InvalidToken),
+        }
     }
 
     fn admin() -> UserInfo {
@@ -147,5 +190,26 @@ mod tests {
         }
         // Another scheme is no credential.
         assert_eq!(decide("/api/v1/pods", None, Some("Basic YTpi"), &tokens()), Err(Refused::NoCredentials));
+    }
+
+    #[test]
+    fn a_token_our_key_signed_is_handed_on_as_claims_others_are_refused() {
+        use crate::auth::sa_token::{plan_token, ObjectRef, TokenSpec};
+        let key = SigningKey::generate().expect("key");
+        let sa = ObjectRef { name: "default".into(), uid: "u".into() };
+        let claims = plan_token("d", &sa, &TokenSpec::default(), None, 1, String::new()).expect("claims");
+        let header = format!("Bearer {}", key.sign(&claims).expect("signed"));
+        let got = super::decide("/api/v1/pods", None, Some(&header), &tokens(), Some(&key));
+        assert_eq!(got, Ok(Identified::ServiceAccount(Box::new(claims))));
+        let other = SigningKey::generate().expect("other");
+        assert_eq!(
+            super::decide("/api/v1/pods", None, Some(&header), &tokens(), Some(&other)),
+            Err(Refused::InvalidToken)
+        );
+        assert_eq!(super::decide("/api/v1/pods", None, Some(&header), &tokens(), None), Err(Refused::InvalidToken));
+        assert_eq!(
+            super::decide("/healthz", None, Some("Bearer a.b.c"), &tokens(), Some(&key)),
+            Err(Refused::InvalidToken)
+        );
     }
 }

@@ -138,6 +138,8 @@ fn node_rules() -> Vec<Value> {
         rule(&["coordination.k8s.io"], &["leases"], &["create", "delete", "get", "patch", "update"]),
         rule(&[""], &["secrets", "configmaps", "persistentvolumeclaims"], &["get"]),
         rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
+        // Tokens for its pods' ServiceAccounts (the Node authorizer narrows it).
+        rule(&[""], &["serviceaccounts/token"], &["create"]),
     ]
 }
 
@@ -155,11 +157,10 @@ pub fn cluster_roles() -> Vec<Value> {
         aggregating("view", view_rules()),
         cluster_role(
             "system:basic-user",
-            vec![rule(
-                &["authorization.k8s.io"],
-                &["selfsubjectaccessreviews", "selfsubjectrulesreviews"],
-                &["create"],
-            )],
+            vec![
+                rule(&["authorization.k8s.io"], &["selfsubjectaccessreviews", "selfsubjectrulesreviews"], &["create"]),
+                rule(&["authentication.k8s.io"], &["selfsubjectreviews"], &["create"]),
+            ],
         ),
         cluster_role("system:discovery", vec![urls(&discovery), urls(&health)]),
         cluster_role("system:public-info-viewer", vec![urls(&health)]),

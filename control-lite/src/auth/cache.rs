@@ -47,6 +47,18 @@ impl AuthzCache {
         authorize(user, request, &rbac, &graph)
     }
 
+    /// NodeRestriction of `node`'s TokenRequest (see [`super::node::admit_token_request`]).
+    pub fn admit_node_token(
+        &self,
+        node: &str,
+        namespace: &str,
+        service_account: &str,
+        body: &Value,
+    ) -> Result<(), String> {
+        let graph = self.graph.read().unwrap_or_else(PoisonError::into_inner);
+        super::node::admit_token_request(node, namespace, service_account, body, &graph)
+    }
+
     /// The RBAC rules of `user` in `namespace` (for SelfSubjectRulesReview).
     pub fn rules_for(&self, user: &UserInfo, namespace: &str) -> Vec<PolicyRule> {
         self.rbac.read().unwrap_or_else(PoisonError::into_inner).rules_for(user, namespace)

@@ -3,7 +3,9 @@
 //! **Authentication**: the cluster CA and its certificates (`ca`), TLS
 //! serving and probing (`tls`), and the authenticators that turn a
 //! request's credentials into a [`user::UserInfo`] (`authn`: client
-//! certificates via `x509`, bearer tokens via `tokens`). State files (CA
+//! certificates via `x509`, bearer tokens via `tokens`, ServiceAccount
+//! tokens via `sa_token`: its signing key, the claims TokenRequest issues and
+//! the decision whether a presented token still stands). State files (CA
 //! key, kubeconfigs) are written by `files`: 0600 in 0700 directories.
 //!
 //! **Authorization**, in this order per request: impersonation
@@ -28,6 +30,7 @@ pub mod impersonate;
 pub mod node;
 pub mod node_graph;
 pub mod rbac;
+pub mod sa_token;
 pub mod serving;
 pub mod tls;
 pub mod tokens;

@@ -10,6 +10,9 @@
 //!   create only mirror pods bound to itself; status writes and deletes only
 //!   of pods bound to it.
 //! - Secrets, ConfigMaps, PVCs: `get` only of those a pod bound to it references.
+//! - ServiceAccounts: `create` of `token` only for the ServiceAccount of a
+//!   pod bound to it; NodeRestriction ([`admit_token_request`]) then wants
+//!   the token bound to such a pod that runs as that ServiceAccount.
 //! - Events: create/update/patch; Services, Endpoints, EndpointSlices: read;
 //!   SubjectAccessReviews and TokenReviews: create (the kubelet API's checks).
 //!
@@ -74,6 +77,11 @@ pub fn authorize(node: &str, request: &Request, graph: &NodeGraph) -> bool {
                 && sub.is_empty()
                 && graph.node_references(node, kind, &r.namespace, &r.name)
         }
+        ("", "serviceaccounts") => {
+            verb == "create"
+                && sub == "token"
+                && graph.node_references(node, RefKind::ServiceAccount, &r.namespace, &r.name)
+        }
         ("" | "events.k8s.io", "events") => matches!(verb, "create" | "update" | "patch"),
         ("", "services" | "endpoints") | ("discovery.k8s.io", "endpointslices") => reads(verb) && sub.is_empty(),
         ("authorization.k8s.io", "subjectaccessreviews") | ("authentication.k8s.io", "tokenreviews") => {
@@ -104,6 +112,32 @@ pub fn admit_create(node: &str, r: &ResourceAttrs, body: &Value) -> Result<(), S
             }
         }
         _ => Ok(()),
+    }
+}
+
+/// NodeRestriction on a node's TokenRequest for ServiceAccount
+/// `namespace/service_account`: the token must be bound to a pod bound to
+/// this node that runs as that ServiceAccount. `Err` is the reason for a 403.
+pub fn admit_token_request(
+    node: &str,
+    namespace: &str,
+    service_account: &str,
+    body: &Value,
+    graph: &NodeGraph,
+) -> Result<(), String> {
+    let bound = body.pointer("/spec/boundObjectRef").filter(|b| b.is_object());
+    let field = |f: &str| bound.and_then(|b| b.get(f)).and_then(Value::as_str).unwrap_or_default().to_string();
+    if bound.is_none() || field("kind") != "Pod" {
+        return Err(format!("node {node:?} can only create tokens bound to a pod"));
+    }
+    let pod = field("name");
+    match graph.pod(namespace, &pod) {
+        Some(p) if p.node == node && p.service_account == service_account => Ok(()),
+        Some(p) if p.node == node => Err(format!(
+            "node {node:?} can only create tokens for the service account of pod {pod:?} ({:?})",
+            p.service_account
+        )),
+        _ => Err(format!("node {node:?} can only create tokens bound to pods scheduled on it")),
     }
 }
 
@@ -151,10 +185,33 @@ mod tests {
             (res("watch", "", "services", "", "", ""), true),
             (res("create", "", "services", "", "d", ""), false),
             (res("get", "apps", "deployments", "", "d", "x"), false),
+            (res("create", "", "serviceaccounts", "token", "d", "default"), true),
+            (res("create", "", "serviceaccounts", "token", "d", "builder"), false),
+            (res("create", "", "serviceaccounts", "token", "e", "default"), false),
+            (res("get", "", "serviceaccounts", "", "d", "default"), false),
             (Request::get_path("/healthz"), false),
         ];
         for (request, want) in cases {
             assert_eq!(authorize("n1", &request, &graph), want, "{request:?}");
+        }
+    }
+
+    #[test]
+    fn a_node_gets_tokens_only_bound_to_its_pods_of_their_service_account() {
+        let mut graph = NodeGraph::default();
+        let pod = |name: &str, node: &str, sa: &str| json!({"metadata": {"namespace": "d", "name": name}, "spec": {"nodeName": node, "serviceAccountName": sa}});
+        graph.apply(&format!("{PODS_PREFIX}d/mine"), Some(&pod("mine", "n1", "web")));
+        graph.apply(&format!("{PODS_PREFIX}d/theirs"), Some(&pod("theirs", "n2", "web")));
+        let ask = |kind: &str, name: &str| json!({"spec": {"boundObjectRef": {"kind": kind, "name": name}}});
+        assert_eq!(admit_token_request("n1", "d", "web", &ask("Pod", "mine"), &graph), Ok(()));
+        for (sa, body) in [
+            ("web", ask("Pod", "theirs")),
+            ("web", ask("Pod", "gone")),
+            ("web", ask("Secret", "mine")),
+            ("web", json!({"spec": {}})),
+            ("other", ask("Pod", "mine")),
+        ] {
+            assert!(admit_token_request("n1", "d", sa, &body, &graph).is_err(), "{sa} {body}");
         }
     }
 

@@ -22,6 +22,8 @@ pub struct PodRefs {
     pub configmaps: BTreeSet<String>,
     /// PersistentVolumeClaim names.
     pub pvcs: BTreeSet<String>,
+    /// The ServiceAccount the pod runs as (`default` when unset).
+    pub service_account: String,
 }
 
 /// Pods bound to nodes and their references.
@@ -42,8 +44,12 @@ fn each<'a>(v: &'a Value, key: &str) -> impl Iterator<Item = &'a Value> {
 /// The references of a pod (`None` if it is not bound to a node).
 pub fn pod_refs(pod: &Value) -> Option<PodRefs> {
     let node = name_at(pod, "/spec/nodeName")?;
-    let mut refs =
-        PodRefs { node, namespace: name_at(pod, "/metadata/namespace").unwrap_or_default(), ..PodRefs::default() };
+    let mut refs = PodRefs {
+        node,
+        namespace: name_at(pod, "/metadata/namespace").unwrap_or_default(),
+        service_account: name_at(pod, "/spec/serviceAccountName").unwrap_or_else(|| "default".into()),
+        ..PodRefs::default()
+    };
     let spec = pod.get("spec").unwrap_or(&Value::Null);
     for volume in each(spec, "volumes") {
         refs.secrets.extend(name_at(volume, "/secret/secretName"));
@@ -81,6 +87,8 @@ pub enum RefKind {
     ConfigMap,
     /// core/v1 PersistentVolumeClaim.
     Pvc,
+    /// core/v1 ServiceAccount (the one a pod runs as).
+    ServiceAccount,
 }
 
 impl NodeGraph {
@@ -108,7 +116,12 @@ impl NodeGraph {
 
     /// Whether pod `namespace/name` is bound to `node`.
     pub fn pod_on_node(&self, node: &str, namespace: &str, name: &str) -> bool {
-        self.pods.get(&format!("{PODS_PREFIX}{namespace}/{name}")).is_some_and(|p| p.node == node)
+        self.pod(namespace, name).is_some_and(|p| p.node == node)
+    }
+
+    /// The references of bound pod `namespace/name`.
+    pub fn pod(&self, namespace: &str, name: &str) -> Option<&PodRefs> {
+        self.pods.get(&format!("{PODS_PREFIX}{namespace}/{name}"))
     }
 
     /// Whether a pod bound to `node` references the object `namespace/name` of `kind`.
@@ -120,6 +133,7 @@ impl NodeGraph {
                     RefKind::Secret => p.secrets.contains(name),
                     RefKind::ConfigMap => p.configmaps.contains(name),
                     RefKind::Pvc => p.pvcs.contains(name),
+                    RefKind::ServiceAccount => p.service_account == name,
                 }
         })
     }
@@ -157,6 +171,8 @@ mod tests {
         assert!(!g.node_references("n2", RefKind::Secret, "d", "s1"));
         assert!(!g.node_references("n1", RefKind::Secret, "e", "s1"));
         assert!(g.pod_on_node("n1", "d", "p"));
+        assert!(g.node_references("n1", RefKind::ServiceAccount, "d", "default"), "runs as default");
+        assert!(!g.node_references("n1", RefKind::ServiceAccount, "d", "builder"));
         g.apply(&key, None);
         assert!(!g.node_references("n1", RefKind::Secret, "d", "s1"));
         let unbound = json!({"metadata": {"namespace": "d", "name": "p"}, "spec": {}});

@@ -4,9 +4,11 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::path::Path;
+use std::sync::Arc;
 
 use super::authn::Authenticator;
 use super::ca::{Ca, Credential};
+use super::sa_token::key::SigningKey;
 use super::tokens::TokenTable;
 use super::user::MASTERS;
 use crate::apiserver::http::Security;
@@ -56,17 +58,19 @@ pub fn server_url(addr: SocketAddr) -> String {
 }
 
 /// The apiserver's TLS (a fresh serving certificate from `ca`) and
-/// authenticators (client certificates, and the tokens of `token_file`).
+/// authenticators (client certificates, the tokens of `token_file`, and
+/// ServiceAccount tokens signed by `sa_key`).
 pub fn security(
     ca: &Ca,
     listen: SocketAddr,
     kubernetes_service: Ipv4Addr,
     token_file: Option<&Path>,
+    sa_key: Arc<SigningKey>,
 ) -> Result<Security, Error> {
     let serving = ca.issue_server(&SERVING_DNS, &serving_ips(listen, kubernetes_service))?;
     let tls = super::tls::server_config(ca.cert_pem(), &serving)?;
     let tokens = token_file.map(TokenTable::load).transpose()?.unwrap_or_default();
-    Ok(Security { tls, authn: Authenticator::new(tokens) })
+    Ok(Security { tls, authn: Authenticator::new(tokens).with_service_account_key(sa_key) })
 }
 
 /// The admin's client certificate.

@@ -29,6 +29,7 @@ pub mod queue;
 pub mod queue_metrics;
 pub mod replicaset;
 pub mod selector;
+pub mod serviceaccounts;
 pub mod shared;
 pub mod statefulset;
 
@@ -40,7 +41,12 @@ use shared::Informers;
 /// Runs every controller concurrently until `token` is cancelled, each
 /// under its own supervisor (a failed controller restarts alone), all
 /// subscribed to `informers`.
-pub async fn run_all(client: kube::Client, informers: Informers, token: CancellationToken) -> anyhow::Result<()> {
+pub async fn run_all(
+    client: kube::Client,
+    informers: Informers,
+    root_ca_pem: std::sync::Arc<str>,
+    token: CancellationToken,
+) -> anyhow::Result<()> {
     let run = |name, start: fn(kube::Client, Informers, CancellationToken) -> Component| {
         let (client, informers) = (client.clone(), informers.clone());
         supervise(name, token.clone(), Backoff::default(), move |t| start(client.clone(), informers.clone(), t))
@@ -57,6 +63,9 @@ pub async fn run_all(client: kube::Client, informers: Informers, token: Cancella
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
         run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
         run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
+        supervise("serviceaccount-controller", token.clone(), Backoff::default(), move |t| {
+            Box::pin(serviceaccounts::run(client.clone(), informers.clone(), root_ca_pem.clone(), t)) as Component
+        }),
     );
     Ok(())
 }

@@ -78,10 +78,20 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     let addr = listener.local_addr()?;
     // Static tokens when the test put a `tokens.csv` there.
     let tokens = dir.join("tokens.csv");
-    let security = serving::security(&ca, addr, "10.96.0.1".parse()?, tokens.exists().then_some(tokens.as_path()))?;
+    let sa_key = Arc::new(bosun_control::auth::sa_token::key::SigningKey::load_or_create(&dir.join("pki"))?);
+    let security = serving::security(
+        &ca,
+        addr,
+        "10.96.0.1".parse()?,
+        tokens.exists().then_some(tokens.as_path()),
+        sa_key.clone(),
+    )?;
     let token = CancellationToken::new();
     let state = Arc::new(
-        ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone()).with_config(config),
+        ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone())
+            .with_config(config)
+            .with_service_account_key(sa_key)
+            .with_root_ca(ca.cert_pem().to_string()),
     );
     let server_token = token.clone();
     let server_state = state.clone();
@@ -198,8 +208,9 @@ impl Plane {
             move |t| bosun_control::scheduler::run(c.clone(), i.clone(), t),
         )));
         let (c, t) = (plane.client.clone(), plane.token.clone());
+        let ca = std::fs::read_to_string(plane.dir.path().join("pki/ca.crt"))?;
         plane.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(c, informers, t).await {
+            if let Err(e) = bosun_control::controllers::run_all(c, informers, ca.into(), t).await {
                 eprintln!("controllers: {e:#}");
             }
         }));

@@ -62,7 +62,7 @@ fn resource_attrs(verb: Verb, t: &Target) -> ResourceAttrs {
         Verb::Get | Verb::GetScale | Verb::Log => "get",
         Verb::List => "list",
         Verb::Watch => "watch",
-        Verb::Create | Verb::Bind | Verb::Stream(_) => "create",
+        Verb::Create | Verb::Bind | Verb::CreateToken | Verb::Stream(_) => "create",
         Verb::Update(_) | Verb::UpdateScale | Verb::Finalize => "update",
         Verb::Patch(_) | Verb::PatchScale => "patch",
         Verb::Delete => "delete",
@@ -146,6 +146,15 @@ pub fn admit_node_create(user: &UserInfo, request: &Request, body: &Value) -> Re
         return Ok(());
     }
     node::admit_create(node, r, body)
+        .map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
+}
+
+/// NodeRestriction on a node's TokenRequest (403 if refused).
+pub fn admit_node_token(state: &ApiState, user: &UserInfo, request: &Request, body: &Value) -> Result<()> {
+    let (Some(node), Request::Resource(r)) = (node::node_name(user), request) else { return Ok(()) };
+    state
+        .authz
+        .admit_node_token(node, &r.namespace, &r.name, body)
         .map_err(|reason| ApiError::Forbidden(forbidden_message(&user.name, request, &reason)))
 }
 

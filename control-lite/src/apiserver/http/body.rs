@@ -59,6 +59,16 @@ pub fn parse(info: &ResourceInfo, headers: &HeaderMap, body: &[u8]) -> Result<Va
         .map_err(|e| ApiError::BadRequest(format!("couldn't get version/kind; json parse error: {e}")))
 }
 
+/// Parses a TokenRequest body (JSON, YAML or protobuf).
+pub fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::token_request_to_json(body)
+            .map_err(|e| ApiError::BadRequest(format!("couldn't decode protobuf body: {e}")));
+    }
+    parse(crate::apiserver::registry::by_kind(crate::apiserver::registry::Kind::ServiceAccount), headers, body)
+}
+
 /// 413 if `obj` encodes to more than `max` bytes.
 pub fn ensure_object_size(obj: &Value, max: usize) -> Result<()> {
     encoded_len_within(obj, max).map(|_| ()).ok_or_else(|| too_large(max))

@@ -39,6 +39,8 @@ pub enum Verb {
     Log,
     /// PUT `namespaces/<name>/finalize`.
     Finalize,
+    /// POST `serviceaccounts/<name>/token` (TokenRequest).
+    CreateToken,
     /// GET or POST `pods/<name>/exec|attach|portforward`: an upgraded stream.
     Stream(Subresource),
 }
@@ -98,6 +100,7 @@ impl Call {
             (Method::POST, true, Some(Subresource::Binding)) => Verb::Bind,
             (Method::GET, true, Some(Subresource::Log)) => Verb::Log,
             (Method::PUT, true, Some(Subresource::Finalize)) => Verb::Finalize,
+            (Method::POST, true, Some(Subresource::Token)) => Verb::CreateToken,
             (
                 Method::GET | Method::POST,
                 true,
@@ -124,6 +127,7 @@ impl Call {
                 | Verb::UpdateScale
                 | Verb::PatchScale
                 | Verb::Bind
+                | Verb::CreateToken
                 | Verb::Finalize => Class::Mutating,
             },
         }

@@ -50,7 +50,8 @@ use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
 use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
-use crate::auth::authn::{Authenticator, PeerCert};
+use crate::auth::authn::{Authenticator, Identified, PeerCert};
+use crate::auth::sa_token;
 use crate::auth::user::UserInfo;
 use crate::metrics::RequestLabels;
 use call::{Call, Verb};
@@ -100,7 +101,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     let state = &*server.state;
     // 0. Authentication, before anything else is looked at (as upstream's
     // filter chain): the user goes into the extensions for authorization.
-    let user = authenticate(&server.authn, &parts)?;
+    let user = authenticate(state, &server.authn, &parts).await?;
     parts.extensions.insert(user);
     // 1. Decide what is asked. `metrics.k8s.io` is not stored: its own handler.
     if let Some(path) = metrics_api::parse(parts.uri.path()) {
@@ -124,12 +125,15 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
     if let (Call::Resource(Verb::Create, target), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
         authz::admit_node_create(&user, &request, &body::parse(target.info, &parts.headers, &body)?)?;
     }
+    if let (Call::Resource(Verb::CreateToken, _), Some(_)) = (&call, crate::auth::node::node_name(&user)) {
+        authz::admit_node_token(state, &user, &request, &body::parse_token_request(&parts.headers, &body)?)?;
+    }
     // 4. The handler.
     match call {
         Call::Resource(verb, target) if target.info.is_review() => match verb {
             Verb::Create => {
                 let reviewers = review::Reviewers { state, authn: &server.authn };
-                review::create(&reviewers, &user, &parts.headers, &body, &target)
+                review::create(&reviewers, &user, &parts.headers, &body, &target).await
             }
             _ => Err(call::not_allowed(&parts.method)),
         },
@@ -162,16 +166,37 @@ async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
         Verb::Bind => sub::bind(r, t).await,
         Verb::Log => sub::log(r, t).await,
         Verb::Finalize => sub::finalize(r, t).await,
+        Verb::CreateToken => sub::token(r, t).await,
         Verb::Stream(_) => Err(ApiError::NoResource),
     }
 }
 
 /// The request's user (`crate::auth::authn`): its verified client
-/// certificate, else its bearer token; anonymous only where allowed.
-fn authenticate(authn: &Authenticator, parts: &Parts) -> Result<UserInfo> {
+/// certificate, else its bearer token (a ServiceAccount token's objects are
+/// looked up in the store, then `sa_token::decide`s); anonymous only where
+/// allowed.
+async fn authenticate(state: &ApiState, authn: &Authenticator, parts: &Parts) -> Result<UserInfo> {
     let cert = parts.extensions.get::<PeerCert>().and_then(|p| p.0.as_ref());
     let authorization = parts.headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
-    authn.authenticate(parts.uri.path(), cert, authorization).map_err(|_| ApiError::Unauthorized)
+    let identified = authn.authenticate(parts.uri.path(), cert, authorization).map_err(|_| ApiError::Unauthorized)?;
+    resolve_identity(state, identified).await
+}
+
+/// The user `identified` names: final for users; a ServiceAccount token
+/// holds only while the objects it names still exist (looked up in the
+/// store, then `sa_token::decide`).
+pub(super) async fn resolve_identity(state: &ApiState, identified: Identified) -> Result<UserInfo> {
+    match identified {
+        Identified::User(user) => Ok(user),
+        Identified::ServiceAccount(claims) => {
+            let found = super::token_request::lookup(state, &claims).await?;
+            let now = super::token_request::unix_now();
+            sa_token::decide(&claims, now, &[sa_token::DEFAULT_AUDIENCE], &found).map_err(|reason| {
+                tracing::debug!(%reason, subject = claims.sub, "service account token refused");
+                ApiError::Unauthorized
+            })
+        }
+    }
 }
 
 /// Health, version, OpenAPI and discovery documents.

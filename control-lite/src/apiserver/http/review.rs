@@ -2,8 +2,9 @@
 //! (`authorization.k8s.io/v1`): SelfSubjectAccessReview (`kubectl auth
 //! can-i`), SubjectAccessReview (for another user, e.g. the kubelet API's
 //! callers) and SelfSubjectRulesReview (`kubectl auth can-i --list`); and
-//! TokenReview (`authentication.k8s.io/v1`: who a bearer token is, by the
-//! very authenticator the request pipeline uses, for the kubelet API).
+//! from `authentication.k8s.io/v1`, TokenReview (who a bearer token is, by
+//! the very authenticator the request pipeline uses, for the kubelet API)
+//! and SelfSubjectReview (`kubectl auth whoami`).
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, StatusCode};
@@ -61,14 +62,21 @@ pub struct Reviewers<'a> {
 }
 
 /// POST of a review by `user`.
-pub fn create(r: &Reviewers<'_>, user: &UserInfo, headers: &HeaderMap, body: &Bytes, t: &Target) -> Result<Response> {
+pub async fn create(
+    r: &Reviewers<'_>,
+    user: &UserInfo,
+    headers: &HeaderMap,
+    body: &Bytes,
+    t: &Target,
+) -> Result<Response> {
     let state = r.state;
     let mut obj = parse(t.info, headers, body)?;
     let spec = obj.get("spec").cloned().unwrap_or(Value::Null);
     let status = match t.info.kind {
-        Kind::TokenReview => token_status(r.authn, &spec),
+        Kind::TokenReview => token_status(token_user(r, &s(&spec, "/token")).await, &spec),
         Kind::SelfSubjectAccessReview => access_status(state, user, &spec)?,
         Kind::SubjectAccessReview => access_status(state, &reviewed_user(&spec), &spec)?,
+        Kind::SelfSubjectReview => json!({"userInfo": user_info(user)}),
         _ => rules_status(state, user, &s(&spec, "/namespace")),
     };
     obj["apiVersion"] = json!(t.info.api_version());
@@ -80,6 +88,15 @@ pub fn create(r: &Reviewers<'_>, user: &UserInfo, headers: &HeaderMap, body: &By
     Ok(json_response(StatusCode::CREATED, &obj, &[]))
 }
 
+/// The `userInfo` of a SelfSubjectReview (`kubectl auth whoami`).
+pub fn user_info(user: &UserInfo) -> Value {
+    let mut info = json!({"username": user.name, "groups": user.groups});
+    if !user.uid.is_empty() {
+        info["uid"] = json!(user.uid);
+    }
+    info
+}
+
 fn access_status(state: &ApiState, user: &UserInfo, spec: &Value) -> Result<Value> {
     let request = reviewed_request(spec)?;
     Ok(match state.authz.authorize(user, &request) {
@@ -89,14 +106,20 @@ fn access_status(state: &ApiState, user: &UserInfo, spec: &Value) -> Result<Valu
     })
 }
 
-/// A TokenReview's status: the token's user as the request pipeline
-/// authenticates it (`Authenticator::authenticate_token`), or not authenticated.
-fn token_status(authn: &Authenticator, spec: &Value) -> Value {
-    match authn.authenticate_token(&s(spec, "/token")) {
+/// The user of a TokenReview's token, exactly as the request pipeline
+/// authenticates a request carrying it (ServiceAccount tokens included).
+async fn token_user(r: &Reviewers<'_>, token: &str) -> std::result::Result<UserInfo, String> {
+    let identified = r.authn.authenticate_token(token).map_err(|refused| refused.to_string())?;
+    super::resolve_identity(r.state, identified).await.map_err(|_| "invalid bearer token".to_string())
+}
+
+/// A TokenReview's status from the token's user (pure).
+fn token_status(user: std::result::Result<UserInfo, String>, spec: &Value) -> Value {
+    match user {
         Ok(user) => json!({"authenticated": true,
             "user": {"username": user.name, "uid": user.uid, "groups": user.groups},
             "audiences": spec.get("audiences").cloned().unwrap_or(json!([]))}),
-        Err(refused) => json!({"authenticated": false, "error": refused.to_string()}),
+        Err(error) => json!({"authenticated": false, "error": error}),
     }
 }
 
@@ -132,17 +155,22 @@ mod tests {
         assert!(reviewed_request(&json!({})).is_err());
     }
 
-    #[test]
-    fn a_token_review_names_the_user_the_pipeline_would() {
+    #[tokio::test]
+    async fn a_token_review_names_the_user_the_pipeline_would() {
         let tokens = crate::auth::tokens::TokenTable::parse("sekret,alice,1001,\"dev,ops\"\n").expect("tokens");
         let authn = Authenticator::new(tokens);
-        let known = token_status(&authn, &json!({"token": "sekret"}));
+        let store = crate::store::Store::open_in_memory().expect("store");
+        let state = ApiState::new(store, "10.96.0.0/16".parse().expect("cidr"), String::new(), Default::default());
+        let r = Reviewers { state: &state, authn: &authn };
+        let r = &r;
+        let review = |spec: Value| async move { token_status(token_user(r, &s(&spec, "/token")).await, &spec) };
+        let known = review(json!({"token": "sekret"})).await;
         assert_eq!(known["authenticated"], true);
         assert_eq!(known["user"]["username"], "alice");
         assert_eq!(known["user"]["uid"], "1001");
         assert_eq!(known["user"]["groups"], json!(["dev", "ops", "system:authenticated"]));
         for spec in [json!({"token": "nope"}), json!({"token": ""}), json!({})] {
-            assert_eq!(token_status(&authn, &spec)["authenticated"], false, "{spec}");
+            assert_eq!(review(spec.clone()).await["authenticated"], false, "{spec}");
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Subresources: `/scale`, `/binding`, `pods/log` and `namespaces/finalize`.
+//! Subresources: `/scale`, `/binding`, `pods/log`, `namespaces/finalize`
+//! and `serviceaccounts/token`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -11,7 +12,7 @@ use crate::apiserver::options::{LogOptions, WriteParams};
 use crate::apiserver::patch::{self, PatchType};
 use crate::apiserver::response::{json_response, success_response};
 use crate::apiserver::status::Result;
-use crate::apiserver::{logs, namespaces, subresources};
+use crate::apiserver::{logs, namespaces, subresources, token_request};
 
 /// GET `/scale`.
 pub async fn get_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
@@ -57,4 +58,12 @@ pub async fn finalize(r: &Req<'_>, t: &Target) -> Result<Response> {
     let body = parse(t.info, r.headers, &r.body)?;
     let obj = namespaces::finalize(r.state, name(t), &body, params.write).await?;
     Ok(json_response(StatusCode::OK, &obj, &[]))
+}
+
+/// POST `serviceaccounts/<name>/token` (a TokenRequest body).
+pub async fn token(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let body = super::body::parse_token_request(r.headers, &r.body)?;
+    let ns = t.namespace.as_deref().unwrap_or("default");
+    let obj = token_request::create(r.state, ns, name(t), body).await?;
+    Ok(json_response(StatusCode::CREATED, &obj, &[]))
 }

@@ -111,3 +111,36 @@ pub(super) const SELF_RULES_REVIEW: Msg = Msg {
         (3, "status", Ty::Skip, false),
     ],
 };
+
+const BOUND_OBJECT_REFERENCE: Msg = Msg {
+    name: "BoundObjectReference",
+    fields: &[
+        (1, "kind", Ty::Str, false),
+        (2, "apiVersion", Ty::Str, false),
+        (3, "name", Ty::Str, false),
+        (4, "uid", Ty::Str, false),
+    ],
+};
+const TOKEN_REQUEST_SPEC: Msg = Msg {
+    name: "TokenRequestSpec",
+    fields: &[
+        (1, "audiences", Ty::Str, true),
+        (3, "boundObjectRef", Ty::Msg(&BOUND_OBJECT_REFERENCE), false),
+        (4, "expirationSeconds", Ty::Int, false),
+    ],
+};
+/// authentication.k8s.io/v1 TokenRequest (`kubectl create token`).
+pub(super) const TOKEN_REQUEST: Msg = Msg {
+    name: "TokenRequest",
+    fields: &[
+        (1, "metadata", Ty::Msg(&OBJECT_META), false),
+        (2, "spec", Ty::Msg(&TOKEN_REQUEST_SPEC), false),
+        (3, "status", Ty::Skip, false),
+    ],
+};
+/// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`); its
+/// status is the server's.
+pub(super) const SELF_SUBJECT_REVIEW: Msg = Msg {
+    name: "SelfSubjectReview",
+    fields: &[(1, "metadata", Ty::Msg(&OBJECT_META), false), (2, "status", Ty::Skip, false)],
+};

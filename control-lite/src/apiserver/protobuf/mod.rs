@@ -16,7 +16,7 @@ use super::registry::Kind;
 mod auth_tables;
 mod batch_tables;
 mod tables;
-use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR};
+use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST};
 use tables::*;
 
 /// Decoding failures.
@@ -249,7 +249,6 @@ fn decode(msg: &'static Msg, b: &[u8]) -> Result<Map<String, Value>, Error> {
 
 /// Decodes a protobuf request body for `kind` into its JSON form.
 pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
-    let inner = body.strip_prefix(b"k8s\0").ok_or(Error::Envelope)?;
     let msg: &'static Msg = match kind {
         Kind::Namespace => &NAMESPACE,
         Kind::ConfigMap => &CONFIG_MAP,
@@ -265,8 +264,19 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::SelfSubjectAccessReview => &SELF_SAR,
         Kind::SubjectAccessReview => &SAR,
         Kind::SelfSubjectRulesReview => &SELF_RULES_REVIEW,
+        Kind::SelfSubjectReview => &SELF_SUBJECT_REVIEW,
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
+    envelope_to_json(msg, body)
+}
+
+/// Decodes a protobuf TokenRequest (authentication.k8s.io/v1) body.
+pub fn token_request_to_json(body: &[u8]) -> Result<Value, Error> {
+    envelope_to_json(&TOKEN_REQUEST, body)
+}
+
+fn envelope_to_json(msg: &'static Msg, body: &[u8]) -> Result<Value, Error> {
+    let inner = body.strip_prefix(b"k8s\0").ok_or(Error::Envelope)?;
     let mut envelope = Reader { buf: inner };
     let mut type_meta = Map::new();
     let mut raw: &[u8] = &[];

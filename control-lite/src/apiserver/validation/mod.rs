@@ -75,7 +75,8 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
         | Kind::SelfSubjectRulesReview
-        | Kind::TokenReview => {}
+        | Kind::TokenReview
+        | Kind::SelfSubjectReview => {}
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }
