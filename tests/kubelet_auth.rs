@@ -78,7 +78,11 @@ fn kubelet_api_authenticates_and_authorizes_every_request() -> Result<()> {
 fn plain_http_gets_no_answer(kubelet: &Kubelet) -> Result<()> {
     let mut stream = std::net::TcpStream::connect(&kubelet.address)?;
     stream.set_read_timeout(Some(TIMEOUT))?;
-    write!(stream, "GET /pods HTTP/1.0\r\nHost: {}\r\n\r\n", kubelet.address)?;
+    // The TLS server may already have hung up (broken pipe, reset): no
+    // answer either.
+    if write!(stream, "GET /pods HTTP/1.0\r\nHost: {}\r\n\r\n", kubelet.address).is_err() {
+        return Ok(());
+    }
     let mut answer = Vec::new();
     let _ = stream.read_to_end(&mut answer);
     ensure!(!answer.starts_with(b"HTTP/"), "plain HTTP answered: {}", String::from_utf8_lossy(&answer));

@@ -112,7 +112,21 @@ fn status_manager_and_event_recorder_on_the_real_stack() -> Result<()> {
     let left = STEADY_WINDOW.saturating_sub(steady_since.elapsed());
     std::thread::sleep(left);
     let after = ready_versions(&cluster)?;
-    ensure!(after == versions, "steady pods were patched: before {versions:?}, after {after:?}");
+    if after != versions {
+        // Say what was written, so a failure explains itself.
+        let changed: Vec<&String> =
+            after.iter().filter(|(pod, v)| versions.get(*pod) != Some(v)).map(|(p, _)| p).collect();
+        let mut shown = String::new();
+        for pod in &changed {
+            let json = cluster.json(&["get", "pod", pod.as_str(), "--show-managed-fields"])?;
+            shown.push_str(&format!(
+                "\n{pod}: managedFields {} status {}",
+                json["metadata"]["managedFields"], json["status"]
+            ));
+        }
+        let events = cluster.kubectl_ok(&["get", "events", "--sort-by=.lastTimestamp"])?;
+        anyhow::bail!("steady pods were patched: before {versions:?}, after {after:?}{shown}\nevents:\n{events}");
+    }
 
     cluster.kubectl_ok(&["delete", "pods", "--all", "--wait=true", "--timeout=120s"])?;
     Ok(())
