@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
 use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
@@ -148,6 +148,9 @@ pub struct PodWorker {
     next_sandbox_attempt: u32,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
+    /// The status last handed to the status manager, and the
+    /// `resourceVersion` of the pod it was computed from.
+    last_status: Option<(Option<String>, PodStatus)>,
     /// The node-refusal Event was sent (once per worker).
     refusal_announced: bool,
     termination_messages: messages::TerminationMessages,
@@ -179,6 +182,7 @@ impl PodWorker {
             next_sandbox_attempt: 0,
             last_held: BTreeMap::new(),
             last_pod: None,
+            last_status: None,
             refusal_announced: false,
             termination_messages: messages::TerminationMessages::default(),
             volumes: volumes::VolumeState::default(),

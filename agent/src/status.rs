@@ -35,6 +35,11 @@ pub struct StatusInputs<'a> {
     /// Probe-derived `ready`/`started` by container name; `None` (no
     /// prober) means a running container is ready and started.
     pub probes: Option<&'a BTreeMap<String, ContainerProbes>>,
+    /// The status this worker last computed from the same pod version,
+    /// when there is one: newer than `pod.status` (the watch has not shown
+    /// our write yet), so transition times and startTime are kept from it
+    /// rather than decided again with a later `now`.
+    pub previous: Option<&'a PodStatus>,
 }
 
 /// API times have second precision; truncating keeps "unchanged" exact.
@@ -219,7 +224,7 @@ fn init_statuses(pod: &Pod, observed: &ObservedPod, inputs: &StatusInputs<'_>) -
 
 /// The status the pod should have now.
 pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInputs<'_>) -> PodStatus {
-    let old = pod.status.clone().unwrap_or_default();
+    let old = inputs.previous.or(pod.status.as_ref()).cloned().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let now = inputs.now;
     let progress = init::progress(pod, observed, &|c: &ObservedContainer| c.state == RunState::Running);

@@ -47,7 +47,11 @@ fn observed(containers: Vec<ObservedContainer>) -> ObservedPod {
 }
 
 fn compute(pod: &Pod, observed: &ObservedPod, waiting: &BTreeMap<String, Waiting>) -> PodStatus {
-    compute_pod_status(pod, observed, StatusInputs { host_ip: "192.0.2.1", waiting, now: t(10), probes: None })
+    compute_pod_status(
+        pod,
+        observed,
+        StatusInputs { host_ip: "192.0.2.1", waiting, now: t(10), probes: None, previous: None },
+    )
 }
 
 fn cond<'a>(status: &'a PodStatus, type_: &str) -> &'a str {
@@ -143,9 +147,27 @@ fn unchanged_inputs_give_identical_status() {
     let later = compute_pod_status(
         &p,
         &obs,
-        StatusInputs { host_ip: "192.0.2.1", waiting: &BTreeMap::new(), now: t(99), probes: None },
+        StatusInputs { host_ip: "192.0.2.1", waiting: &BTreeMap::new(), now: t(99), probes: None, previous: None },
     );
     assert_eq!(first, later);
+}
+
+/// The watch has not shown our first write yet (the pod still has no
+/// status): the status last computed from this pod version is the previous
+/// one, so a later pass decides the same transition times and startTime
+/// rather than stamping a later `now` (which would be one more write).
+#[test]
+fn previous_status_of_the_same_version_keeps_transition_times() {
+    let p = pod("Always", json!({}));
+    let obs = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
+    let first = compute(&p, &obs, &BTreeMap::new());
+    let none_waiting = BTreeMap::new();
+    let inputs =
+        |previous| StatusInputs { host_ip: "192.0.2.1", waiting: &none_waiting, now: t(99), probes: None, previous };
+    let stale = compute_pod_status(&p, &obs, inputs(None));
+    assert_ne!(first, stale, "without the previous status, times move to the later now");
+    let kept = compute_pod_status(&p, &obs, inputs(Some(&first)));
+    assert_eq!(first, kept);
 }
 
 #[test]
