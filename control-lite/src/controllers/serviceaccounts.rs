@@ -68,6 +68,7 @@ pub fn plan(seen: &Observed<'_>, ca_pem: &str) -> Vec<Action> {
 /// Runs the controller until `token` is cancelled.
 pub async fn run(client: Client, informers: Informers, ca_pem: Arc<str>, token: CancellationToken) {
     let queue: WorkQueue<ObjectKey> = WorkQueue::new(token.clone());
+    informers.queue_metrics().track("serviceaccount", queue.stats_probe());
     let key = |ns: &str| ObjectKey { namespace: String::new(), name: ns.to_string() };
     let namespaces: Store<Namespace> = {
         let queue = queue.clone();

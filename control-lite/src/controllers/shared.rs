@@ -25,7 +25,9 @@ use kube::{Api, Client, Resource};
 use serde::de::DeserializeOwned;
 use tokio_util::sync::CancellationToken;
 
+use super::index::Index;
 use super::informer::{self, Change};
+use super::queue::{ObjectKey, WorkQueue};
 
 /// What a subscriber is told: the store (already updated) and the touched
 /// object, or `None` once after each complete (re)list.
@@ -133,6 +135,25 @@ where
         F: Fn(Option<(&K, Change)>) + Send + 'static,
     {
         self.subscribe(token, move |_, change| callback(change))
+    }
+
+    /// Keeps `index` (objects by owner key) up to date and queues every
+    /// owner an object had or has whenever it changes: the subscription of
+    /// a controller to the objects it owns.
+    pub fn owned_by(
+        &self,
+        token: &CancellationToken,
+        index: &Index<K, ObjectKey>,
+        queue: &WorkQueue<ObjectKey>,
+    ) -> Store<K> {
+        let (index, queue) = (index.clone(), queue.clone());
+        self.subscribe(token, move |store, change| {
+            for (_, moved) in index.apply(store, change) {
+                for key in moved.before.into_iter().chain(moved.after) {
+                    queue.add(key);
+                }
+            }
+        })
     }
 }
 

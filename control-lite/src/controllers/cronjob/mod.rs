@@ -78,16 +78,7 @@ pub async fn run_with_clock(client: Client, informers: Informers, token: Cancell
         })
     };
     let jobs_by_owner: Index<Job, ObjectKey> = Index::new(job_owner);
-    let jobs: Store<Job> = {
-        let (queue, index) = (queue.clone(), jobs_by_owner.clone());
-        informers.of::<Job>().subscribe(&token, move |store, change| {
-            for (_, moved) in index.apply(store, change) {
-                for key in moved.before.iter().chain(&moved.after) {
-                    queue.add(key.clone());
-                }
-            }
-        })
-    };
+    let jobs: Store<Job> = informers.of::<Job>().owned_by(&token, &jobs_by_owner, &queue);
     if !informer::wait_ready(&cronjobs, &token).await || !informer::wait_ready(&jobs, &token).await {
         return;
     }

@@ -115,27 +115,10 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         })
     };
     let pods_by_owner: Index<Pod, ObjectKey> = Index::new(owner_key);
-    let pods: Store<Pod> = {
-        let (queue, index) = (queue.clone(), pods_by_owner.clone());
-        informers.of::<Pod>().subscribe(&token, move |store, change| {
-            for (_, moved) in index.apply(store, change) {
-                for key in moved.before.iter().chain(&moved.after) {
-                    queue.add(key.clone());
-                }
-            }
-        })
-    };
+    let pods: Store<Pod> = informers.of::<Pod>().owned_by(&token, &pods_by_owner, &queue);
     let revisions_by_owner: Index<ControllerRevision, ObjectKey> = Index::new(history::owner_key("DaemonSet"));
-    let revisions: Store<ControllerRevision> = {
-        let (queue, index) = (queue.clone(), revisions_by_owner.clone());
-        informers.of::<ControllerRevision>().subscribe(&token, move |store, change| {
-            for (_, moved) in index.apply(store, change) {
-                for key in moved.before.iter().chain(&moved.after) {
-                    queue.add(key.clone());
-                }
-            }
-        })
-    };
+    let revisions: Store<ControllerRevision> =
+        informers.of::<ControllerRevision>().owned_by(&token, &revisions_by_owner, &queue);
     let ready = informer::wait_ready(&sets, &token).await
         && informer::wait_ready(&revisions, &token).await
         && informer::wait_ready(&nodes, &token).await

@@ -18,12 +18,13 @@ use k8s_openapi::api::core::v1::Pod;
 use kube::api::{DeleteParams, PostParams, PropagationPolicy};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
-use std::collections::{HashMap, HashSet};
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::events::Recorder;
+use super::expectations::Expectations;
 use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
@@ -31,8 +32,6 @@ use super::queue::{self, ObjectKey, Retry, WorkQueue};
 use super::shared::Informers;
 use super::{is_conflict, is_not_found, selector};
 
-/// How long unfulfilled expectations block further creates/deletes.
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
 /// Periodic full resync.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -63,13 +62,6 @@ pub enum Error {
     },
 }
 
-/// Pods created (by name) and deleted (by uid) that the watch must confirm.
-struct Expectation {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Instant,
-}
-
 /// The Job controlling a pod (namespace, name).
 fn pod_job(pod: &Pod) -> Vec<ObjectKey> {
     match selector::controller_of(&pod.metadata) {
@@ -86,7 +78,7 @@ struct Ctx {
     pods: Store<Pod>,
     pods_by_job: Index<Pod, ObjectKey>,
     recorder: Recorder,
-    expectations: HashMap<ObjectKey, Expectation>,
+    expectations: Expectations<ObjectKey>,
 }
 
 /// Runs the Job controller until `token` is cancelled.
@@ -101,22 +93,13 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         })
     };
     let pods_by_job: Index<Pod, ObjectKey> = Index::new(pod_job);
-    let pods: Store<Pod> = {
-        let (queue, index) = (queue.clone(), pods_by_job.clone());
-        informers.of::<Pod>().subscribe(&token, move |store, change| {
-            for (_, moved) in index.apply(store, change) {
-                for key in moved.before.iter().chain(&moved.after) {
-                    queue.add(key.clone());
-                }
-            }
-        })
-    };
+    let pods: Store<Pod> = informers.of::<Pod>().owned_by(&token, &pods_by_job, &queue);
     if !informer::wait_ready(&jobs, &token).await || !informer::wait_ready(&pods, &token).await {
         return;
     }
     queue::spawn_resync(queue.clone(), jobs.clone(), RESYNC, token.clone());
     let recorder = Recorder::new(client.clone(), "job-controller");
-    let mut ctx = Ctx { recorder, client, jobs, pods, pods_by_job, expectations: HashMap::new() };
+    let mut ctx = Ctx { recorder, client, jobs, pods, pods_by_job, expectations: Expectations::default() };
     let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.jobs.clone());
     let mut retry = Retry::new("job").reporting(reporter);
     while let Some(key) = queue.next().await {
@@ -128,7 +111,7 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
 impl Ctx {
     async fn reconcile(&mut self, key: &ObjectKey) -> Result<Option<Duration>, Error> {
         let Some(job) = self.jobs.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
-            self.expectations.remove(key);
+            self.expectations.forget(key);
             return Ok(None);
         };
         let uid = job.metadata.uid.clone().unwrap_or_default();
@@ -138,7 +121,7 @@ impl Ctx {
             .into_iter()
             .filter(|p| selector::controller_of(&p.metadata).is_some_and(|o| o.uid == uid))
             .collect();
-        if !self.expectations_met(key, &pods) {
+        if !self.expectations.met(key, &pods) {
             return Ok(Some(Duration::from_secs(1)));
         }
         let plan = plan::plan(&job, &pods, jiff::Timestamp::now());
@@ -176,35 +159,6 @@ impl Ctx {
         Ok(plan.requeue_after)
     }
 
-    /// True once the watch reflects our last creates and deletes (or they
-    /// timed out); forgets the expectation then.
-    fn expectations_met(&mut self, key: &ObjectKey, pods: &[Arc<Pod>]) -> bool {
-        let Some(expectation) = self.expectations.get(key) else {
-            return true;
-        };
-        let seen: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
-        let live: HashSet<&str> = pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| p.metadata.uid.as_deref())
-            .collect();
-        let met = expectation.created.iter().all(|n| seen.contains(n.as_str()))
-            && expectation.deleted.iter().all(|u| !live.contains(u.as_str()));
-        if met || expectation.at.elapsed() > EXPECTATIONS_TTL {
-            self.expectations.remove(key);
-            return true;
-        }
-        false
-    }
-
-    fn expect(&mut self, key: &ObjectKey) -> &mut Expectation {
-        self.expectations.entry(key.clone()).or_insert_with(|| Expectation {
-            created: HashSet::new(),
-            deleted: HashSet::new(),
-            at: Instant::now(),
-        })
-    }
-
     async fn create(
         &mut self,
         job: &Job,
@@ -220,7 +174,7 @@ impl Ctx {
             match result {
                 Ok(pod) => {
                     let name = pod.name_any();
-                    self.expect(key).created.insert(name.clone());
+                    self.expectations.created(key, name.clone());
                     let message = format!("Created pod: {name}");
                     self.recorder.publish(job, super::events::NORMAL, "SuccessfulCreate", &message).await;
                 }
@@ -240,7 +194,7 @@ impl Ctx {
                 Err(e) if is_not_found(&e) => {}
                 Err(source) => return Err(Error::Pod { action: "deleting", job: key.clone(), source }),
             }
-            self.expect(key).deleted.insert(pod.uid().unwrap_or_default());
+            self.expectations.deleted(key, pod.uid().unwrap_or_default());
             let message = format!("Deleted pod: {name}");
             self.recorder.publish(job, super::events::NORMAL, "SuccessfulDelete", &message).await;
         }

@@ -14,12 +14,13 @@ use kube::api::{DeleteParams, Patch, PatchParams, PostParams};
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client, ResourceExt};
 use serde_json::json;
-use std::collections::{HashMap, HashSet};
+
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use tokio_util::sync::CancellationToken;
 
 use super::events::{self, Recorder};
+use super::expectations::Expectations;
 use super::failures::{self, Reporter};
 use super::index::Index;
 use super::informer;
@@ -27,8 +28,6 @@ use super::queue::{self, ObjectKey, Retry, WorkQueue};
 use super::shared::Informers;
 use super::{is_not_found, selector};
 
-/// How long unfulfilled expectations block further creates/deletes.
-const EXPECTATIONS_TTL: Duration = Duration::from_secs(10);
 /// Periodic full resync.
 const RESYNC: Duration = Duration::from_secs(30);
 
@@ -57,13 +56,6 @@ pub enum Error {
     },
 }
 
-/// Pods created (by name) and deleted (by uid) that the watch must confirm.
-struct Expectation {
-    created: HashSet<String>,
-    deleted: HashSet<String>,
-    at: Instant,
-}
-
 /// Index key of a pod for this controller: the ReplicaSet controlling it,
 /// or "orphan in this namespace" (adoption candidates).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -89,7 +81,7 @@ struct Ctx {
     pods: Store<Pod>,
     pods_by_owner: Index<Pod, PodOwner>,
     recorder: Recorder,
-    expectations: HashMap<ObjectKey, Expectation>,
+    expectations: Expectations<ObjectKey>,
 }
 
 /// Runs the ReplicaSet controller until `token` is cancelled.
@@ -130,7 +122,7 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
         sets,
         pods,
         pods_by_owner,
-        expectations: HashMap::new(),
+        expectations: Expectations::default(),
     };
     let reporter = Reporter::for_store(ctx.recorder.clone(), ctx.sets.clone());
     let mut retry = Retry::new("replicaset").reporting(reporter);
@@ -171,7 +163,7 @@ fn owners_to_sync(
 impl Ctx {
     async fn reconcile(&mut self, key: &ObjectKey) -> Result<Option<Duration>, Error> {
         let Some(rs) = self.sets.get(&ObjectRef::new(&key.name).within(&key.namespace)) else {
-            self.expectations.remove(key);
+            self.expectations.forget(key);
             return Ok(None);
         };
         let owned = PodOwner::ReplicaSet {
@@ -183,7 +175,7 @@ impl Ctx {
         let mut pods = self.pods_by_owner.resolve(&self.pods, &owned);
         pods.extend(self.pods_by_owner.resolve(&self.pods, &orphans));
         let plan = plan::plan(&rs, &pods, jiff::Timestamp::now());
-        let settled = self.expectations_met(key, &pods);
+        let settled = self.expectations.met(key, &pods);
         let pod_api: Api<Pod> = Api::namespaced(self.client.clone(), &key.namespace);
         for pod in &plan.release {
             let remaining: Vec<&OwnerReference> =
@@ -201,35 +193,6 @@ impl Ctx {
         Ok(match (plan.requeue_after, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
-        })
-    }
-
-    /// True once the watch reflects our last creates and deletes (or they
-    /// timed out); forgets the expectation then.
-    fn expectations_met(&mut self, key: &ObjectKey, pods: &[Arc<Pod>]) -> bool {
-        let Some(expectation) = self.expectations.get(key) else {
-            return true;
-        };
-        let seen: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.name.as_deref()).collect();
-        let live: HashSet<&str> = pods
-            .iter()
-            .filter(|p| p.metadata.deletion_timestamp.is_none())
-            .filter_map(|p| p.metadata.uid.as_deref())
-            .collect();
-        let met = expectation.created.iter().all(|n| seen.contains(n.as_str()))
-            && expectation.deleted.iter().all(|u| !live.contains(u.as_str()));
-        if met || expectation.at.elapsed() > EXPECTATIONS_TTL {
-            self.expectations.remove(key);
-            return true;
-        }
-        false
-    }
-
-    fn expect(&mut self, key: &ObjectKey) -> &mut Expectation {
-        self.expectations.entry(key.clone()).or_insert_with(|| Expectation {
-            created: HashSet::new(),
-            deleted: HashSet::new(),
-            at: Instant::now(),
         })
     }
 
@@ -271,7 +234,7 @@ impl Ctx {
             match result {
                 Ok(pod) => {
                     let name = pod.name_any();
-                    self.expect(key).created.insert(name.clone());
+                    self.expectations.created(key, name.clone());
                     let message = format!("Created pod: {name}");
                     self.recorder.publish(rs, events::NORMAL, "SuccessfulCreate", &message).await;
                 }
@@ -297,7 +260,7 @@ impl Ctx {
                 Err(e) if is_not_found(&e) => {}
                 Err(source) => return Err(Error::Pod { action: "deleting", rs: key.clone(), source }),
             }
-            self.expect(key).deleted.insert(pod.uid().unwrap_or_default());
+            self.expectations.deleted(key, pod.uid().unwrap_or_default());
             let message = format!("Deleted pod: {name}");
             self.recorder.publish(rs, events::NORMAL, "SuccessfulDelete", &message).await;
         }
