@@ -91,6 +91,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         .with_service_account_key(sa_key)
         .with_root_ca(ca.cert_pem().to_string());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
+    registry.register_collector(Box::new(crate::metrics::StorageObjects(store.object_counts())));
     let queues = crate::controllers::queue_metrics::QueueMetrics::default();
     registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
     let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));

@@ -9,6 +9,7 @@
 //! | `apiserver_longrunning_requests{verb}` | watches and log streams being served (the watch count) |
 //! | `bosun_store_commit_duration_seconds` | the store's worker, per group commit (etcd's `etcd_request_duration_seconds` role) |
 //! | `scheduler_schedule_attempts_total{result}`, `scheduler_scheduling_attempt_duration_seconds` | the scheduler, per pod decided |
+//! | `apiserver_storage_objects{resource}` | the store's worker counts creates and deletes ([`StorageObjects`] reads them at scrape) |
 //! | `workqueue_depth{name}`, `workqueue_adds_total{name}` | each controller's work queue, read at scrape (`controllers::queue_metrics`) |
 //!
 //! plus `process_*` (`bosun_metrics::process`). One registry per process;
@@ -81,6 +82,30 @@ impl SchedulerMetrics {
         let label = [("result", result.as_str())];
         self.attempts.get_or_create(&label).inc();
         self.duration.get_or_create(&label).observe(elapsed.as_secs_f64());
+    }
+}
+
+/// `apiserver_storage_objects{resource}`: the store's live objects per
+/// resource, read at scrape.
+#[derive(Debug)]
+pub struct StorageObjects(pub crate::store::counts::ObjectCounts);
+
+impl prometheus_client::collector::Collector for StorageObjects {
+    fn encode(&self, mut encoder: prometheus_client::encoding::DescriptorEncoder) -> Result<(), std::fmt::Error> {
+        use prometheus_client::encoding::EncodeMetric;
+        use prometheus_client::metrics::gauge::ConstGauge;
+        let help = "Number of stored objects at the time of last check split by kind";
+        let mut metric = encoder.encode_descriptor(
+            "apiserver_storage_objects",
+            help,
+            None,
+            prometheus_client::metrics::MetricType::Gauge,
+        )?;
+        for (resource, count) in self.0.snapshot() {
+            let gauge = ConstGauge::new(i64::try_from(count).unwrap_or(i64::MAX));
+            gauge.encode(metric.encode_family(&[("resource", resource.as_str())])?)?;
+        }
+        Ok(())
     }
 }
 

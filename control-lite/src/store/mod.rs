@@ -63,6 +63,7 @@
 //!   ([`Retention`]).
 
 mod compactor;
+pub mod counts;
 mod plan;
 mod readers;
 mod sqlite;
@@ -220,6 +221,8 @@ struct Shared {
     state: Arc<Revisions>,
     /// Read-only connections of a file database (`None` in memory).
     readers: Option<Arc<readers::Readers>>,
+    /// Live objects per resource.
+    counts: counts::ObjectCounts,
 }
 
 /// Revisions published by the worker after each commit, readable without a
@@ -271,8 +274,10 @@ impl Store {
         state.set_current(db.current_revision());
         state.set_compacted(db.compacted_revision());
         let watch_deadline = options.watch_deadline;
-        let commands = worker::spawn(db, options, state.clone())?;
-        Ok(Store { shared: Arc::new(Shared { commands, watch_deadline, state, readers }) })
+        let counts = counts::ObjectCounts::default();
+        counts.reset(db.live_keys()?.iter().map(String::as_str));
+        let commands = worker::spawn(db, options, state.clone(), counts.clone())?;
+        Ok(Store { shared: Arc::new(Shared { commands, watch_deadline, state, readers, counts }) })
     }
 
     /// Creates `key`; `AlreadyExists` if it is live. Returns its revision.
@@ -320,6 +325,11 @@ impl Store {
     /// for room): lets the apiserver refuse new writes instead of queuing them.
     pub fn queue_is_full(&self) -> bool {
         self.shared.commands.capacity() == 0
+    }
+
+    /// Live objects per resource, kept current by the worker.
+    pub fn object_counts(&self) -> counts::ObjectCounts {
+        self.shared.counts.clone()
     }
 
     /// The revision of the last committed write (0 for an empty store).

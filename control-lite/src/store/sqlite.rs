@@ -143,6 +143,16 @@ impl Db {
     }
 
     /// Live keys with `prefix`, sorted by key.
+    /// Every live key (start-up only: the object counts begin from it).
+    pub(crate) fn live_keys(&self) -> Result<Vec<String>> {
+        let mut stmt = self.conn.prepare("SELECT key FROM live").map_err(sqlite_err("list live keys", ""))?;
+        let keys = stmt
+            .query_map([], |row| row.get(0))
+            .and_then(|rows| rows.collect::<rusqlite::Result<Vec<String>>>())
+            .map_err(sqlite_err("list live keys", ""))?;
+        Ok(keys)
+    }
+
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         list_live(&self.conn, prefix)
     }

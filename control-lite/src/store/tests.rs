@@ -89,6 +89,28 @@ async fn list_returns_live_prefixed_keys_sorted_with_store_revision() -> anyhow:
 }
 
 #[tokio::test]
+async fn object_counts_follow_commits_and_survive_reopen() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("store.db");
+    let s = Store::open(&path)?;
+    s.create("/registry/core/pods/a/p1", v("1")).await?;
+    s.create("/registry/core/pods/a/p2", v("2")).await?;
+    s.update("/registry/core/pods/a/p2", v("2b"), None).await?;
+    s.create("/registry/apps/deployments/a/d", v("d")).await?;
+    s.delete("/registry/core/pods/a/p1", None).await?;
+    // A failed write (already exists) counts nothing.
+    assert!(s.create("/registry/core/pods/a/p2", v("again")).await.is_err());
+    let want = vec![("deployments.apps".to_string(), 1), ("pods".to_string(), 1)];
+    assert_eq!(s.object_counts().snapshot(), want);
+    s.close().await;
+
+    let s = Store::open(&path)?;
+    assert_eq!(s.object_counts().snapshot(), want, "counted again from the live keys");
+    s.close().await;
+    Ok(())
+}
+
+#[tokio::test]
 async fn revision_survives_reopen_even_after_compacting_newest_rows() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let path = dir.path().join("store.db");

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::counts::ObjectCounts;
 use super::plan::{plan_write, WriteRequest};
 use super::sqlite::Db;
 use super::watch::{Hub, WatchReceiver};
@@ -41,12 +42,18 @@ pub(crate) enum Query {
 
 /// Starts the worker thread; it runs until `Close` or until every sender
 /// is dropped.
-pub(crate) fn spawn(db: Db, options: Options, state: Arc<Revisions>) -> Result<mpsc::Sender<Command>> {
+pub(crate) fn spawn(
+    db: Db,
+    options: Options,
+    state: Arc<Revisions>,
+    counts: ObjectCounts,
+) -> Result<mpsc::Sender<Command>> {
     let (tx, rx) = mpsc::channel(options.queue_capacity.max(1));
     let worker = Worker {
         db,
         hub: Hub::new(options.watch_max_backlog),
         state,
+        counts,
         max_batch: options.max_batch.max(1),
         commit_duration: options.commit_duration,
     };
@@ -61,6 +68,7 @@ struct Worker {
     db: Db,
     hub: Hub,
     state: Arc<Revisions>,
+    counts: ObjectCounts,
     max_batch: usize,
     commit_duration: Option<prometheus_client::metrics::histogram::Histogram>,
 }
@@ -159,6 +167,7 @@ impl Worker {
                     let events: Vec<Event> = outcomes.iter().filter_map(|o| o.as_ref().ok().cloned()).collect();
                     self.state.set_current(self.db.current_revision());
                     self.hub.publish(&events, Instant::now());
+                    self.counts.apply(&events);
                     for ((_, reply), outcome) in batch.into_iter().zip(outcomes) {
                         respond(reply, outcome);
                     }
