@@ -521,7 +521,9 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
         .boxed();
     // Evented PLEG: containerd's task events wake pod workers at once.
     let (signals, lifecycle) = tokio::sync::mpsc::channel(1024);
-    tasks.spawn(pleg::run(pleg::Subscription::new(cri_socket.clone()), signals, token.clone()));
+    let subscription =
+        pleg::Subscription { metrics: metrics.pods.clone(), ..pleg::Subscription::new(cri_socket.clone()) };
+    tasks.spawn(pleg::run(subscription, signals, token.clone()));
     let manager_timing =
         ManagerTiming { relist: Duration::from_millis(args.relist_period_ms), ..ManagerTiming::default() };
     let mut manager = PodManager::new(deps, &node_name, registry.clone(), manager_timing).with_lifecycle(lifecycle);

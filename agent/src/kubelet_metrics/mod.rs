@@ -7,6 +7,7 @@
 //! | `kubelet_pod_start_duration_seconds` | pod worker: first sight to phase Running ([`StartClock`]) |
 //! | `kubelet_pod_worker_duration_seconds{operation}` | pod worker: each pass (create, sync, kill) |
 //! | `kubelet_pleg_relist_duration_seconds` | pod manager: each relist |
+//! | `kubelet_evented_pleg_connection_latency_seconds` | PLEG subscription: containerd's stamp to receipt, per event |
 //! | `kubelet_running_pods`, `kubelet_running_containers{container_state}` | pod manager: from each relist ([`RuntimeCounts`]) |
 //! | `kubelet_runtime_operations_total{operation_type}`, `..._errors_total`, `..._duration_seconds` | [`MeteredRuntime`], around every CRI call |
 //! | `kubelet_started_containers_total` | [`MeteredRuntime`]: each `StartContainer` |
@@ -56,6 +57,7 @@ pub struct PodMetrics {
     pod_start: Histogram,
     worker_duration: Family<Label, Histogram, NewHistogram>,
     relist_duration: Histogram,
+    event_latency: Histogram,
     running_pods: Gauge,
     running_containers: Family<Label, Gauge>,
 }
@@ -68,6 +70,8 @@ impl Default for PodMetrics {
             worker_duration: Family::new_with_constructor(worker_buckets),
             // 1 ms .. ~16 s.
             relist_duration: Histogram::new(exponential_buckets(0.001, 2.0, 15)),
+            // 0.1 ms .. ~1.6 s: events are meant to arrive at once.
+            event_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 15)),
             running_pods: Gauge::default(),
             running_containers: Family::default(),
         }
@@ -144,6 +148,11 @@ impl PodMetrics {
     /// A pod reached phase Running `elapsed` after the agent first saw it.
     pub fn record_pod_start(&self, elapsed: Duration) {
         self.pod_start.observe(elapsed.as_secs_f64());
+    }
+
+    /// One containerd event arrived `latency` after containerd stamped it.
+    pub fn record_event_latency(&self, latency: Duration) {
+        self.event_latency.observe(latency.as_secs_f64());
     }
 
     /// One relist: how long it took and, when it succeeded, what it saw.
@@ -240,6 +249,11 @@ pub fn register(registry: &mut Registry, node: &str) -> KubeletMetrics {
         "kubelet_pleg_relist_duration_seconds",
         "Duration in seconds of one relist of the runtime's containers",
         pods.relist_duration.clone(),
+    );
+    registry.register(
+        "kubelet_evented_pleg_connection_latency_seconds",
+        "Seconds from containerd stamping a container event to the agent receiving it",
+        pods.event_latency.clone(),
     );
     registry.register("kubelet_running_pods", "Pods with a running container", pods.running_pods.clone());
     registry.register(

@@ -62,6 +62,7 @@ fn scrape_shows_node_pods_relist_and_evictions_under_upstream_names() {
     // A failed relist is timed but leaves the counts as they were.
     metrics.pods.record_relist(Duration::from_millis(2), None);
     metrics.eviction.record_eviction("memory.available");
+    metrics.pods.record_event_latency(Duration::from_micros(300));
     assert_shows(
         &scrape(&registry),
         &[
@@ -72,6 +73,8 @@ fn scrape_shows_node_pods_relist_and_evictions_under_upstream_names() {
             "kubelet_pod_worker_duration_seconds_count{operation=\"create\"} 1",
             "kubelet_pod_worker_duration_seconds_count{operation=\"sync\"} 1",
             "kubelet_pleg_relist_duration_seconds_count 2",
+            "kubelet_evented_pleg_connection_latency_seconds_count 1",
+            "kubelet_evented_pleg_connection_latency_seconds_bucket{le=\"0.0004\"} 1",
             "kubelet_running_pods 3",
             "kubelet_running_containers{container_state=\"running\"} 4",
             "kubelet_running_containers{container_state=\"exited\"} 1",

@@ -67,6 +67,16 @@ pub fn filters() -> Vec<String> {
         .collect()
 }
 
+/// How long after containerd stamped `envelope` the agent received it at
+/// `now` (`None` without a valid stamp; zero when clocks disagree).
+pub fn event_latency(envelope: &Envelope, now: std::time::SystemTime) -> Option<std::time::Duration> {
+    let stamp = envelope.timestamp.as_ref()?;
+    let secs = u64::try_from(stamp.seconds).ok()?;
+    let nanos = u32::try_from(stamp.nanos).ok().filter(|n| *n < 1_000_000_000)?;
+    let sent = std::time::UNIX_EPOCH.checked_add(std::time::Duration::new(secs, nanos))?;
+    Some(now.duration_since(sent).unwrap_or_default())
+}
+
 /// The container event of an envelope, if it is one the agent cares about.
 /// Exits and deletes of exec'd processes (probes, `kubectl exec`) carry the
 /// exec id in `id` and are skipped: only the container's own process counts.

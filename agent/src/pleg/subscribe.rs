@@ -10,7 +10,8 @@ use futures::StreamExt as _;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use super::{decode, filters, Signal};
+use super::{decode, event_latency, filters, Signal};
+use crate::kubelet_metrics::PodMetrics;
 
 /// Where and how to subscribe.
 #[derive(Debug, Clone)]
@@ -21,12 +22,19 @@ pub struct Subscription {
     pub min_backoff: Duration,
     /// Longest delay before resubscribing.
     pub max_backoff: Duration,
+    /// Where each event's delivery latency is recorded.
+    pub metrics: PodMetrics,
 }
 
 impl Subscription {
     /// Defaults: 100 ms doubling to 5 s.
     pub fn new(socket: PathBuf) -> Self {
-        Self { socket, min_backoff: Duration::from_millis(100), max_backoff: Duration::from_secs(5) }
+        Self {
+            socket,
+            min_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(5),
+            metrics: PodMetrics::default(),
+        }
     }
 }
 
@@ -97,6 +105,9 @@ async fn once(sub: &Subscription, signals: &mpsc::Sender<Signal>, backoff: &mut 
         match stream.next().await {
             Some(Ok(envelope)) => {
                 if let Some(event) = decode(&envelope) {
+                    if let Some(latency) = event_latency(&envelope, std::time::SystemTime::now()) {
+                        sub.metrics.record_event_latency(latency);
+                    }
                     tracing::trace!(?event, "container event");
                     if signals.send(Signal::Container(event)).await.is_err() {
                         return Ended::NoReceiver;

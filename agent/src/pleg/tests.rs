@@ -80,3 +80,21 @@ fn routes_known_containers_to_their_pod_and_unknown_ones_to_a_relist() {
     }
     assert_eq!(route(&event("sandbox-9", Change::Started), &owners), Route::Relist);
 }
+
+#[test]
+fn event_latency_is_receipt_minus_containerd_stamp() {
+    let at = |seconds, nanos| Envelope {
+        timestamp: Some(prost_types::Timestamp { seconds, nanos }),
+        ..envelope("k8s.io", "/tasks/exit", Vec::new())
+    };
+    let now = std::time::UNIX_EPOCH + std::time::Duration::new(1_700_000_001, 500_000_000);
+    let latency = |e: &Envelope| event_latency(e, now).map(|d| d.as_millis());
+    assert_eq!(latency(&at(1_700_000_001, 250_000_000)), Some(250));
+    // A stamp from the future (clock skew) is no latency, not a panic.
+    assert_eq!(latency(&at(1_700_000_009, 0)), Some(0));
+    // Invalid or missing stamps are not measured.
+    assert_eq!(latency(&at(-1, 0)), None);
+    assert_eq!(latency(&at(1, -5)), None);
+    assert_eq!(latency(&at(1, 1_000_000_000)), None);
+    assert_eq!(latency(&envelope("k8s.io", "/tasks/exit", Vec::new())), None);
+}
