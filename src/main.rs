@@ -119,10 +119,24 @@ fn shutdown_token() -> CancellationToken {
     token
 }
 
+/// Runs the command; a fatal error is written in the log format asked for
+/// (a JSON line for log collectors, or anyhow's report for people) and the
+/// process exits 1.
 #[tokio::main]
-async fn main() -> Result<()> {
+async fn main() {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    let format = cli.log_format;
+    init_logging(format);
+    if let Err(error) = run(cli).await {
+        match format {
+            LogFormat::Json => tracing::error!(error = format!("{error:#}"), "fatal error; exiting"),
+            LogFormat::Text => eprintln!("Error: {error:?}"),
+        }
+        std::process::exit(1);
+    }
+}
+
+async fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Agent(args) => bosun_agent::run(*args, shutdown_token()).await,
         Command::Control(args) => bosun_control::run(args, shutdown_token()).await,
