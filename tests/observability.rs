@@ -55,7 +55,9 @@ fn kubelet_and_apiserver_metrics_and_json_logs() -> Result<()> {
         let text = kubelet_get(&cluster, node, "/metrics")?;
         let running = sample(&text, "kubelet_running_pods").unwrap_or_default();
         let started = sample(&text, "kubelet_pod_start_duration_seconds_count").unwrap_or_default();
-        Ok((running >= 1.0 && started >= 1.0).then_some(text))
+        // containerd's /tasks/start of the container reached the PLEG.
+        let events = sample(&text, "kubelet_evented_pleg_connection_latency_seconds_count").unwrap_or_default();
+        Ok((running >= 1.0 && started >= 1.0 && events >= 1.0).then_some(text))
     })?;
     for want in [
         "# TYPE kubelet_pod_start_duration_seconds histogram",
@@ -88,6 +90,8 @@ fn kubelet_and_apiserver_metrics_and_json_logs() -> Result<()> {
         "apiserver_request_duration_seconds_count{verb=\"POST\",resource=\"pods\",subresource=\"\"}",
         "apiserver_longrunning_requests{verb=\"WATCH\"}",
         "bosun_store_commit_duration_seconds_count",
+        "apiserver_storage_objects{resource=\"pods\"} 1",
+        "apiserver_storage_objects{resource=\"nodes\"} 1",
         "scheduler_schedule_attempts_total{result=\"scheduled\"}",
         "workqueue_depth{name=\"replicaset\"}",
         "workqueue_adds_total{name=\"endpoint_slice\"}",
