@@ -89,6 +89,8 @@ fn status_manager_and_event_recorder_on_the_real_stack() -> Result<()> {
         std::thread::sleep(Duration::from_millis(200));
     };
     let steady_since = Instant::now();
+    // What the steady pods looked like then (to show what a write changed).
+    let before = cluster.json(&["get", "pods", "-l", "app=many", "--show-managed-fields"])?;
 
     // The crash loop: one BackOff Event, its count growing with the back-offs.
     let deadline = Instant::now() + DEADLINE;
@@ -119,9 +121,16 @@ fn status_manager_and_event_recorder_on_the_real_stack() -> Result<()> {
         let mut shown = String::new();
         for pod in &changed {
             let json = cluster.json(&["get", "pod", pod.as_str(), "--show-managed-fields"])?;
+            let was = before["items"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .find(|p| p["metadata"]["name"] == pod.as_str())
+                .cloned()
+                .unwrap_or_default();
             shown.push_str(&format!(
-                "\n{pod}: managedFields {} status {}",
-                json["metadata"]["managedFields"], json["status"]
+                "\n{pod}: before: metadata {} status {}\n{pod}: after: metadata {} status {}",
+                was["metadata"], was["status"], json["metadata"], json["status"]
             ));
         }
         let events = cluster.kubectl_ok(&["get", "events", "--sort-by=.lastTimestamp"])?;

@@ -148,9 +148,9 @@ pub struct PodWorker {
     next_sandbox_attempt: u32,
     last_held: BTreeMap<String, Waiting>,
     last_pod: Option<Arc<Pod>>,
-    /// The status last handed to the status manager, and the
-    /// `resourceVersion` of the pod it was computed from.
-    last_status: Option<(Option<String>, PodStatus)>,
+    /// The status last handed to the status manager (the watch may show
+    /// an older one for a while).
+    last_status: Option<PodStatus>,
     /// The node-refusal Event was sent (once per worker).
     refusal_announced: bool,
     termination_messages: messages::TerminationMessages,

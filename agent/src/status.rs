@@ -35,10 +35,13 @@ pub struct StatusInputs<'a> {
     /// Probe-derived `ready`/`started` by container name; `None` (no
     /// prober) means a running container is ready and started.
     pub probes: Option<&'a BTreeMap<String, ContainerProbes>>,
-    /// The status this worker last computed from the same pod version,
-    /// when there is one: newer than `pod.status` (the watch has not shown
-    /// our write yet), so transition times and startTime are kept from it
-    /// rather than decided again with a later `now`.
+    /// The status this worker last computed for the pod, if any. The
+    /// watch may still show an older status than the one last decided
+    /// (our write, or the one before it, has not come back yet), so the
+    /// transition times and startTime of the worker's own decisions are
+    /// kept from here first and from `pod.status` second, rather than
+    /// decided again with a later `now` (one write more, and a time that
+    /// moves).
     pub previous: Option<&'a PodStatus>,
 }
 
@@ -175,8 +178,10 @@ pub fn qos_class(pod: &Pod) -> &'static str {
     bosun_resources::pod_qos_class(pod.spec.as_ref())
 }
 
+/// The kubelet condition `type_`; its transition time is kept from the
+/// first condition of that type in `history` when its status is the same.
 fn condition(
-    previous: &[PodCondition],
+    history: &[PodCondition],
     type_: &str,
     ok: bool,
     reason: Option<&str>,
@@ -184,9 +189,10 @@ fn condition(
     now: Timestamp,
 ) -> PodCondition {
     let status = if ok { "True" } else { "False" };
-    let transition = previous
+    let transition = history
         .iter()
-        .find(|c| c.type_ == type_ && c.status == status)
+        .find(|c| c.type_ == type_)
+        .filter(|c| c.status == status)
         .and_then(|c| c.last_transition_time.clone())
         .unwrap_or(time(now));
     PodCondition {
@@ -224,7 +230,7 @@ fn init_statuses(pod: &Pod, observed: &ObservedPod, inputs: &StatusInputs<'_>) -
 
 /// The status the pod should have now.
 pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInputs<'_>) -> PodStatus {
-    let old = inputs.previous.or(pod.status.as_ref()).cloned().unwrap_or_default();
+    let old = pod.status.clone().unwrap_or_default();
     let spec = pod.spec.clone().unwrap_or_default();
     let now = inputs.now;
     let progress = init::progress(pod, observed, &|c: &ObservedContainer| c.state == RunState::Running);
@@ -255,6 +261,11 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         _ => phase(RestartPolicy::of(pod), &statuses),
     };
     let previous = old.conditions.clone().unwrap_or_default();
+    // Where the kubelet's own conditions keep their transition times from:
+    // what this worker last decided, then what the API shows.
+    let decided = inputs.previous.and_then(|s| s.conditions.as_ref()).into_iter().flatten();
+    let history: Vec<PodCondition> =
+        decided.filter(|c| readiness_gates::is_kubelet_condition(&c.type_)).chain(previous.iter()).cloned().collect();
     let unready: Vec<&str> = statuses.iter().filter(|s| !s.ready).map(|s| s.name.as_str()).collect();
     let all_ready = unready.is_empty();
     let (ready_reason, ready_message) = match (all_ready, phase.is_terminal()) {
@@ -277,11 +288,11 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
             Some(format!("containers with incomplete status: [{}]", incomplete.join(" "))),
         )
     };
-    let scheduled = previous
+    let scheduled = history
         .iter()
         .find(|c| c.type_ == "PodScheduled")
         .cloned()
-        .unwrap_or_else(|| condition(&previous, "PodScheduled", true, None, None, now));
+        .unwrap_or_else(|| condition(&history, "PodScheduled", true, None, None, now));
     let sandbox_ready = observed.ready_sandbox().is_some();
     // Ready also waits for the readiness gates (when the containers are).
     let gates = if all_ready { readiness_gates::unmet(pod, &previous) } else { None };
@@ -290,10 +301,10 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         None => (all_ready, ready_reason, ready_message.clone()),
     };
     let mut conditions = vec![
-        condition(&previous, "PodReadyToStartContainers", sandbox_ready, None, None, now),
-        condition(&previous, "Initialized", initialized, init_reason, init_message, now),
-        condition(&previous, "Ready", pod_ready, pod_ready_reason, pod_ready_message, now),
-        condition(&previous, "ContainersReady", all_ready, ready_reason, ready_message, now),
+        condition(&history, "PodReadyToStartContainers", sandbox_ready, None, None, now),
+        condition(&history, "Initialized", initialized, init_reason, init_message, now),
+        condition(&history, "Ready", pod_ready, pod_ready_reason, pod_ready_message, now),
+        condition(&history, "ContainersReady", all_ready, ready_reason, ready_message, now),
         scheduled,
     ];
     conditions.extend(readiness_gates::foreign_conditions(&previous).cloned());
@@ -312,7 +323,11 @@ pub fn compute_pod_status(pod: &Pod, observed: &ObservedPod, inputs: StatusInput
         host_ips: Some(vec![HostIP { ip: inputs.host_ip.to_string() }]),
         pod_ip: ips.first().cloned(),
         pod_ips: (!ips.is_empty()).then(|| ips.iter().map(|ip| PodIP { ip: ip.clone() }).collect()),
-        start_time: old.start_time.clone().or(Some(time(now))),
+        start_time: old
+            .start_time
+            .clone()
+            .or_else(|| inputs.previous.and_then(|s| s.start_time.clone()))
+            .or(Some(time(now))),
         init_container_statuses: (!init_statuses.is_empty()).then_some(init_statuses),
         container_statuses: Some(statuses),
         qos_class: Some(qos_class(pod).to_string()),

@@ -153,11 +153,11 @@ fn unchanged_inputs_give_identical_status() {
 }
 
 /// The watch has not shown our first write yet (the pod still has no
-/// status): the status last computed from this pod version is the previous
-/// one, so a later pass decides the same transition times and startTime
-/// rather than stamping a later `now` (which would be one more write).
+/// status): the status this worker last decided is the previous one, so a
+/// later pass decides the same transition times and startTime rather than
+/// stamping a later `now` (which would be one more write).
 #[test]
-fn previous_status_of_the_same_version_keeps_transition_times() {
+fn last_decided_status_keeps_transition_times() {
     let p = pod("Always", json!({}));
     let obs = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
     let first = compute(&p, &obs, &BTreeMap::new());
@@ -168,6 +168,31 @@ fn previous_status_of_the_same_version_keeps_transition_times() {
     assert_ne!(first, stale, "without the previous status, times move to the later now");
     let kept = compute_pod_status(&p, &obs, inputs(Some(&first)));
     assert_eq!(first, kept);
+}
+
+/// The watch shows an older write of ours (the container not ready yet)
+/// while the worker already decided Ready: a later pass keeps the time it
+/// decided, not the API's older False, and not a new `now`.
+#[test]
+fn a_stale_api_status_does_not_move_decided_transition_times() {
+    let mut p = pod("Always", json!({}));
+    let none_waiting = BTreeMap::new();
+    let at = |now, previous| StatusInputs { host_ip: "192.0.2.1", waiting: &none_waiting, now, probes: None, previous };
+    let creating = observed(vec![]);
+    let running = observed(vec![container("c0", 0, RunState::Running, 0, "")]);
+    let first = compute_pod_status(&p, &creating, at(t(5), None));
+    assert_eq!(cond(&first, "Ready"), "False");
+    p.status = Some(first.clone());
+    let decided = compute_pod_status(&p, &running, at(t(10), Some(&first)));
+    assert_eq!(cond(&decided, "Ready"), "True");
+    let later = compute_pod_status(&p, &running, at(t(20), Some(&decided)));
+    assert_eq!(later, decided, "same inputs, same status, whatever the watch still shows");
+    // A real change still moves the time.
+    let exited = observed(vec![container("c0", 0, RunState::Exited, 1, "Error")]);
+    let changed = compute_pod_status(&p, &exited, at(t(30), Some(&decided)));
+    let ready = |s: &PodStatus| s.conditions.iter().flatten().find(|c| c.type_ == "Ready").cloned().expect("Ready");
+    assert_eq!(ready(&changed).status, "False");
+    assert_eq!(ready(&changed).last_transition_time, Some(time(t(30))));
 }
 
 #[test]

@@ -28,15 +28,6 @@ fn all_settled(status: &PodStatus) -> bool {
 }
 
 impl PodWorker {
-    /// The status this worker last computed, if it was computed from this
-    /// very version of `pod`: the API has not shown it yet, so it is the
-    /// freshest previous status (a later version shows our write, or
-    /// someone else's, and is used as it is).
-    pub(super) fn last_status_of(&self, pod: &Pod) -> Option<&PodStatus> {
-        let (seen, status) = self.last_status.as_ref()?;
-        (seen.is_some() && *seen == pod.metadata.resource_version).then_some(status)
-    }
-
     pub(super) async fn observe(&mut self, pod: &Pod) -> Result<ObservedPod, Error> {
         let mut observed = observe(self.deps.runtime.as_ref(), &self.uid, &images_of(pod))
             .await
@@ -115,7 +106,7 @@ impl PodWorker {
                 waiting: &held,
                 now: Timestamp::now(),
                 probes: probes.as_ref(),
-                previous: self.last_status_of(pod),
+                previous: self.last_status.as_ref(),
             },
         );
         crate::resize::report::report(&mut status, pod, &observed, self.resize.actual(), &resize, Timestamp::now());
@@ -123,7 +114,7 @@ impl PodWorker {
         if let Some(elapsed) = self.start_clock.as_mut().and_then(|clock| clock.started(&status, Instant::now())) {
             self.deps.metrics.record_pod_start(elapsed);
         }
-        self.last_status = Some((pod.metadata.resource_version.clone(), status.clone()));
+        self.last_status = Some(status.clone());
         self.deps.status.set(pod, status);
         let mut wait = if steady { self.deps.timing.steady } else { self.deps.timing.transitioning };
         if let Some(requeue) = actions.requeue_after {

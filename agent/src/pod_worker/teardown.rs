@@ -60,7 +60,7 @@ impl PodWorker {
                 waiting: &BTreeMap::new(),
                 now: Timestamp::now(),
                 probes: None,
-                previous: self.last_status_of(pod),
+                previous: self.last_status.as_ref(),
             },
         );
         // The one status write a worker waits for: it must reach the API
