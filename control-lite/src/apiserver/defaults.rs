@@ -7,7 +7,9 @@ use std::collections::BTreeMap;
 use bosun_resources::pod_defaults::default_pod_spec;
 use k8s_openapi::api::apps::v1::{Deployment, DeploymentStrategy, ReplicaSet, RollingUpdateDeployment};
 use k8s_openapi::api::batch::v1::{CronJob, Job};
-use k8s_openapi::api::core::v1::{Namespace, NamespaceStatus, Pod, PodSpec, PodStatus, Secret, Service};
+use k8s_openapi::api::core::v1::{
+    Namespace, NamespaceStatus, Node, Pod, PodSpec, PodStatus, Secret, Service, Toleration,
+};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
@@ -33,6 +35,7 @@ pub fn apply(kind: Kind, obj: &mut Value) {
         Kind::Job => with::<Job>(obj, super::batch::default_job),
         Kind::CronJob => with::<CronJob>(obj, super::batch::default_cronjob),
         Kind::Namespace => with::<Namespace>(obj, default_namespace),
+        Kind::Node => with::<Node>(obj, |n| stamp_no_execute_taints(n, jiff::Timestamp::now())),
         Kind::PriorityClass => with::<PriorityClass>(obj, |c| {
             c.preemption_policy.get_or_insert_with(|| super::priority::DEFAULT_PREEMPTION_POLICY.into());
         }),
@@ -57,7 +60,48 @@ pub fn on_create(kind: Kind, obj: &mut Value) {
             let status = pod.status.get_or_insert_with(PodStatus::default);
             status.phase.get_or_insert_with(|| "Pending".into());
             status.qos_class.get_or_insert(qos);
+            default_toleration_seconds(&mut pod);
             *obj = untyped(&pod);
+        }
+    }
+}
+
+/// Upstream's node strategy: a `NoExecute` taint without `timeAdded` gets
+/// the time of the write that brought it, so the taint eviction controller
+/// counts `tolerationSeconds` from one fixed instant (`kubectl taint` sends
+/// none).
+fn stamp_no_execute_taints(node: &mut Node, now: jiff::Timestamp) {
+    let taints = node.spec.as_mut().and_then(|s| s.taints.as_mut()).into_iter().flatten();
+    for taint in taints.filter(|t| t.effect == "NoExecute" && t.time_added.is_none()) {
+        let second = jiff::Timestamp::from_second(now.as_second()).unwrap_or(now);
+        taint.time_added = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(second));
+    }
+}
+
+/// How long a pod stays on a not-ready or unreachable node by default.
+pub const DEFAULT_TOLERATION_SECONDS: i64 = 300;
+
+/// Upstream's DefaultTolerationSeconds admission: a pod that says nothing
+/// about the `not-ready` and `unreachable` NoExecute taints tolerates each
+/// for [`DEFAULT_TOLERATION_SECONDS`], so a node that goes away takes its
+/// pods with it after five minutes rather than at once or never.
+fn default_toleration_seconds(pod: &mut Pod) {
+    let spec = pod.spec.get_or_insert_with(PodSpec::default);
+    for key in ["node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"] {
+        let tolerations = spec.tolerations.get_or_insert_with(Vec::new);
+        let covered = tolerations.iter().any(|t| {
+            let key_ok = t.key.as_deref().is_none_or(|k| k.is_empty() || k == key);
+            let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");
+            key_ok && effect_ok
+        });
+        if !covered {
+            tolerations.push(Toleration {
+                key: Some(key.to_string()),
+                operator: Some("Exists".to_string()),
+                effect: Some("NoExecute".to_string()),
+                toleration_seconds: Some(DEFAULT_TOLERATION_SECONDS),
+                value: None,
+            });
         }
     }
 }
@@ -156,5 +200,48 @@ mod tests {
             "spec": {"containers": [{"name": "c", "image": "i"}]}});
         on_create(Kind::Pod, &mut b);
         assert_eq!(b["status"]["qosClass"], "BestEffort");
+    }
+
+    #[test]
+    fn no_execute_taints_get_their_time_added_once() {
+        let mut node: Node = serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"taints": [
+            {"key": "a", "effect": "NoExecute"},
+            {"key": "b", "effect": "NoExecute", "timeAdded": "2024-01-01T00:00:00Z"},
+            {"key": "c", "effect": "NoSchedule"}
+        ]}}))
+        .expect("node");
+        stamp_no_execute_taints(&mut node, "2026-01-01T00:00:00.7Z".parse().expect("time"));
+        let times: Vec<Option<String>> = node
+            .spec
+            .and_then(|s| s.taints)
+            .unwrap_or_default()
+            .iter()
+            .map(|t| t.time_added.as_ref().map(|t| t.0.to_string()))
+            .collect();
+        assert_eq!(times, [Some("2026-01-01T00:00:00Z".into()), Some("2024-01-01T00:00:00Z".into()), None]);
+    }
+
+    #[test]
+    fn pods_tolerate_not_ready_and_unreachable_for_five_minutes_unless_they_say_otherwise() {
+        let tolerations = |given: Value| {
+            let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+                "spec": {"containers": [{"name": "c", "image": "i"}], "tolerations": given}});
+            on_create(Kind::Pod, &mut p);
+            p["spec"]["tolerations"].clone()
+        };
+        let default = |key: &str| {
+            json!({"key": format!("node.kubernetes.io/{key}"), "operator": "Exists", "effect": "NoExecute",
+                "tolerationSeconds": 300})
+        };
+        assert_eq!(tolerations(json!([])), json!([default("not-ready"), default("unreachable")]));
+        let own = json!({"key": "node.kubernetes.io/unreachable", "operator": "Exists", "effect": "NoExecute",
+            "tolerationSeconds": 5});
+        assert_eq!(tolerations(json!([own])), json!([own, default("not-ready")]));
+        // Tolerating everything (no key, no effect) covers both.
+        let all = json!({"operator": "Exists"});
+        assert_eq!(tolerations(json!([all])), json!([all]));
+        // A NoSchedule toleration of the key does not.
+        let soft = json!({"key": "node.kubernetes.io/not-ready", "operator": "Exists", "effect": "NoSchedule"});
+        assert_eq!(tolerations(json!([soft])), json!([soft, default("not-ready"), default("unreachable")]));
     }
 }

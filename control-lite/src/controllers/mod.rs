@@ -32,6 +32,7 @@ pub mod selector;
 pub mod serviceaccounts;
 pub mod shared;
 pub mod statefulset;
+pub mod taint_eviction;
 
 use tokio_util::sync::CancellationToken;
 
@@ -61,6 +62,7 @@ pub async fn run_all(
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
+        run("taint-eviction-controller", |c, i, t| Box::pin(taint_eviction::run(c, i, t))),
         run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
         run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
         supervise("serviceaccount-controller", token.clone(), Backoff::default(), move |t| {

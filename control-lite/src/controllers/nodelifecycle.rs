@@ -2,11 +2,11 @@
 //!
 //! Owns: watching Nodes and their Leases (`kube-node-lease`), marking a node
 //! whose last heartbeat (lease renewal or Ready heartbeat) is older than the
-//! grace period as Ready=Unknown with the `unreachable` NoSchedule taint,
-//! and removing that taint once the node reports Ready again. The decision
-//! (`decide`) is pure and takes the clock as an argument. Not done: evicting
-//! pods from dead nodes (upstream's NoExecute taint manager) and the
-//! `not-ready` taint for Ready=False nodes.
+//! grace period as Ready=Unknown, and keeping the condition taints in step
+//! with Ready: `unreachable` (Unknown) or `not-ready` (False), NoSchedule
+//! and NoExecute, removed once the node reports Ready again. The decision
+//! (`decide`) is pure and takes the clock as an argument. The pods of a
+//! NoExecute-tainted node are evicted by `taint_eviction`.
 
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Node, NodeCondition, Taint};
@@ -27,6 +27,8 @@ use super::shared::Informers;
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// Taint put on nodes whose kubelet stopped reporting.
 pub const UNREACHABLE_TAINT: &str = "node.kubernetes.io/unreachable";
+/// Taint put on nodes whose kubelet reports Ready=False.
+pub const NOT_READY_TAINT: &str = "node.kubernetes.io/not-ready";
 /// Default time without heartbeat before a node counts as lost.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(40);
 /// How often every node is re-evaluated even without events.
@@ -72,22 +74,45 @@ pub fn decide(node: &Node, lease: Option<&Lease>, now: jiff::Timestamp, grace: D
         ready_status = Some("Unknown".to_string());
     }
     let taints = node.spec.as_ref().and_then(|s| s.taints.clone()).unwrap_or_default();
-    let tainted = taints.iter().any(|t| t.key == UNREACHABLE_TAINT && t.effect == "NoSchedule");
-    let unreachable = ready_status.as_deref() == Some("Unknown");
-    if unreachable && !tainted {
-        let mut with = taints;
-        with.push(Taint {
-            key: UNREACHABLE_TAINT.to_string(),
-            effect: "NoSchedule".to_string(),
-            time_added: Some(Time(now)),
-            value: None,
-        });
-        update.taints = Some(with);
-    } else if !unreachable && tainted {
-        update.taints =
-            Some(taints.into_iter().filter(|t| !(t.key == UNREACHABLE_TAINT && t.effect == "NoSchedule")).collect());
-    }
+    update.taints = condition_taints(&taints, ready_status.as_deref(), now);
     update
+}
+
+/// The taints a node's Ready condition calls for, as upstream's node
+/// lifecycle controller keeps them: `unreachable` (Ready=Unknown) or
+/// `not-ready` (Ready=False), each as `NoSchedule` (the scheduler) and
+/// `NoExecute` (the taint eviction controller, after the pods'
+/// `tolerationSeconds`).
+fn wanted_taints(ready: Option<&str>) -> &'static [(&'static str, &'static str)] {
+    match ready {
+        Some("Unknown") => &[(UNREACHABLE_TAINT, "NoSchedule"), (UNREACHABLE_TAINT, "NoExecute")],
+        Some("False") => &[(NOT_READY_TAINT, "NoSchedule"), (NOT_READY_TAINT, "NoExecute")],
+        _ => &[],
+    }
+}
+
+/// The node's taints with the condition taints made to match its Ready
+/// status (other taints, and the `timeAdded` of kept ones, untouched), or
+/// `None` when nothing changes.
+fn condition_taints(taints: &[Taint], ready: Option<&str>, now: jiff::Timestamp) -> Option<Vec<Taint>> {
+    let wanted = wanted_taints(ready);
+    let managed = |t: &Taint| t.key == UNREACHABLE_TAINT || t.key == NOT_READY_TAINT;
+    let mut out: Vec<Taint> = taints
+        .iter()
+        .filter(|t| !managed(t) || wanted.contains(&(t.key.as_str(), t.effect.as_str())))
+        .cloned()
+        .collect();
+    for (key, effect) in wanted {
+        if !out.iter().any(|t| t.key == *key && t.effect == *effect) {
+            out.push(Taint {
+                key: key.to_string(),
+                effect: effect.to_string(),
+                time_added: Some(Time(now)),
+                value: None,
+            });
+        }
+    }
+    (out != taints).then_some(out)
 }
 
 /// Upstream behaviour: every node condition becomes Unknown.
@@ -187,7 +212,11 @@ mod tests {
 
     fn node(ready: &str, heartbeat: &str, tainted: bool) -> Node {
         let taints = if tainted {
-            json!([{"key": UNREACHABLE_TAINT, "effect": "NoSchedule"}, {"key": "x", "effect": "NoSchedule"}])
+            json!([
+                {"key": UNREACHABLE_TAINT, "effect": "NoSchedule"},
+                {"key": "x", "effect": "NoSchedule"},
+                {"key": UNREACHABLE_TAINT, "effect": "NoExecute", "timeAdded": "2024-01-01T00:00:00Z"}
+            ])
         } else {
             json!([{"key": "x", "effect": "NoSchedule"}])
         };
@@ -303,7 +332,27 @@ mod tests {
             assert_eq!(c.reason.as_deref(), Some("NodeStatusUnknown"));
             assert_eq!(c.message.as_deref(), Some("Kubelet stopped posting node status."));
         }
-        let keys: Vec<String> = update.taints.expect("taints").into_iter().map(|t| t.key).collect();
-        assert_eq!(keys, ["x", UNREACHABLE_TAINT]);
+        let taints: Vec<(String, String)> =
+            update.taints.expect("taints").into_iter().map(|t| (t.key, t.effect)).collect();
+        let want = [("x", "NoSchedule"), (UNREACHABLE_TAINT, "NoSchedule"), (UNREACHABLE_TAINT, "NoExecute")];
+        assert_eq!(taints, want.map(|(k, e)| (k.to_string(), e.to_string())));
+    }
+
+    #[test]
+    fn condition_taints_follow_ready_and_keep_their_time_added() {
+        let now = at("2024-01-01T01:00:00Z");
+        let unreachable = node("Unknown", "2024-01-01T00:00:00Z", true);
+        let taints = unreachable.spec.and_then(|s| s.taints).unwrap_or_default();
+        // Unknown and already tainted: nothing to change (timeAdded kept).
+        assert_eq!(condition_taints(&taints, Some("Unknown"), now), None);
+        // Ready=False: unreachable goes, not-ready (both effects) comes.
+        let not_ready = condition_taints(&taints, Some("False"), now).expect("changed");
+        let keys: Vec<(&str, &str)> = not_ready.iter().map(|t| (t.key.as_str(), t.effect.as_str())).collect();
+        assert_eq!(keys, [("x", "NoSchedule"), (NOT_READY_TAINT, "NoSchedule"), (NOT_READY_TAINT, "NoExecute")]);
+        assert!(not_ready[1..].iter().all(|t| t.time_added == Some(Time(now))));
+        // Ready: only the foreign taint stays.
+        let ready = condition_taints(&not_ready, Some("True"), now).expect("changed");
+        assert_eq!(ready.iter().map(|t| t.key.as_str()).collect::<Vec<_>>(), ["x"]);
+        assert_eq!(condition_taints(&ready, Some("True"), now), None);
     }
 }
