@@ -70,7 +70,10 @@ fn client_binary() -> PathBuf {
 fn publish_client(cluster: &Cluster) -> Result<String> {
     let binary = client_binary();
     ensure!(binary.exists(), "{} is missing: run `make pause`", binary.display());
-    let layout = write_layout(&cluster.dir.join("in-cluster-client"), &in_cluster_client_image(Path::new("/bin/busybox"), &binary))?;
+    let layout = write_layout(
+        &cluster.dir.join("in-cluster-client"),
+        &in_cluster_client_image(Path::new("/bin/busybox"), &binary),
+    )?;
     Ok(publish::push(&layout, &cluster.registry)?)
 }
 
@@ -82,8 +85,16 @@ fn node_ip(cluster: &Cluster) -> Result<String> {
     Ok(internal["address"].as_str().unwrap_or_default().to_string())
 }
 
-/// `default/kubernetes`'s slice as (addresses, ports), if it exists.
-fn kubernetes_slice(cluster: &Cluster) -> Result<Option<(Vec<String>, Vec<(String, i64)>)>> {
+/// What `default/kubernetes`'s slice lists.
+#[derive(Debug, PartialEq, Eq)]
+struct Slice {
+    addresses: Vec<String>,
+    /// (name, port).
+    ports: Vec<(String, i64)>,
+}
+
+/// `default/kubernetes`'s slice, if it exists.
+fn kubernetes_slice(cluster: &Cluster) -> Result<Option<Slice>> {
     let (ok, out, err) = cluster.kubectl(&["get", "endpointslice", "-n", "default", "kubernetes", "-o", "json"])?;
     if !ok {
         ensure!(err.contains("NotFound"), "get slice: {err}");
@@ -103,12 +114,12 @@ fn kubernetes_slice(cluster: &Cluster) -> Result<Option<(Vec<String>, Vec<(Strin
         .flatten()
         .map(|p| (p["name"].as_str().unwrap_or_default().to_string(), p["port"].as_i64().unwrap_or_default()))
         .collect();
-    Ok(Some((addresses, ports)))
+    Ok(Some(Slice { addresses, ports }))
 }
 
 /// Waits until the slice lists exactly `ip` on port `https`/`port`.
 fn wait_slice_at(cluster: &Cluster, ip: &str, port: i64, what: &str) -> Result<()> {
-    let want = (vec![ip.to_string()], vec![("https".to_string(), port)]);
+    let want = Slice { addresses: vec![ip.to_string()], ports: vec![("https".to_string(), port)] };
     wait_until(what, || Ok(kubernetes_slice(cluster)?.filter(|slice| *slice == want))).map(drop)
 }
 

@@ -111,10 +111,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
     let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));
     let server_token = token.clone();
-    let server =
-        tokio::spawn(
-            async move { apiserver::serve_all(listeners, state, security, server_token).await.context("apiserver") },
-        );
+    let server = tokio::spawn(async move {
+        apiserver::serve_all(listeners, state, security, server_token).await.context("apiserver")
+    });
 
     // Scheduler and controllers are plain API clients of the apiserver (the
     // listener is bound already, so their first requests just queue). Each
@@ -186,7 +185,9 @@ fn kubernetes_endpoints(
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     use crate::controllers::kubernetes_endpoints::{plan::Desired, run};
     let Some(desired) = advertise.and_then(|ip| Desired::new([ip], port)) else {
-        tracing::warn!("no --advertise-address: the kubernetes Service has no endpoints, pods cannot reach the apiserver");
+        tracing::warn!(
+            "no --advertise-address: the kubernetes Service has no endpoints, pods cannot reach the apiserver"
+        );
         return Box::pin(std::future::ready(()));
     };
     let (client, informers) = (client.clone(), informers.clone());

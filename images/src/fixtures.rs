@@ -71,6 +71,9 @@ mod tests {
         assert_eq!(probe.entries.len(), app.entries.len() + 1);
         assert_eq!(probe.repository, "bosun/probe-target");
         let client = in_cluster_client_image(busybox, Path::new("/x/in-cluster-client"));
-        assert_eq!((client.repository.as_str(), client.entries.len()), ("bosun/in-cluster-client", app.entries.len() + 1));
+        assert_eq!(
+            (client.repository.as_str(), client.entries.len()),
+            ("bosun/in-cluster-client", app.entries.len() + 1)
+        );
     }
 }

@@ -142,22 +142,37 @@ fn merged_labels(stored: &ObjectMeta, wanted: &ObjectMeta) -> Option<BTreeMap<St
     changed.then_some(labels)
 }
 
+/// One published port: name, number, protocol (absent reads as TCP).
+#[derive(Debug, PartialEq, Eq)]
+struct Port {
+    name: Option<String>,
+    port: Option<i32>,
+    protocol: String,
+}
+
+impl Port {
+    fn new(name: &Option<String>, port: Option<i32>, protocol: &Option<String>) -> Port {
+        Port { name: name.clone(), port, protocol: protocol.clone().unwrap_or_else(|| "TCP".into()) }
+    }
+}
+
 /// A slice reduced to what matters: per endpoint its addresses and whether
 /// it is ready (absent counts as ready, as for consumers), and the ports.
-fn slice_content(slice: &EndpointSlice) -> (Vec<(Vec<String>, bool)>, Vec<(Option<String>, Option<i32>, String)>) {
+#[derive(Debug, PartialEq, Eq)]
+struct SliceContent {
+    endpoints: Vec<(Vec<String>, bool)>,
+    ports: Vec<Port>,
+}
+
+fn slice_content(slice: &EndpointSlice) -> SliceContent {
     let mut endpoints: Vec<_> = slice
         .endpoints
         .iter()
         .map(|e| (e.addresses.clone(), e.conditions.as_ref().and_then(|c| c.ready).unwrap_or(true)))
         .collect();
     endpoints.sort();
-    let ports = slice
-        .ports
-        .iter()
-        .flatten()
-        .map(|p| (p.name.clone(), p.port, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
-        .collect();
-    (endpoints, ports)
+    let ports = slice.ports.iter().flatten().map(|p| Port::new(&p.name, p.port, &p.protocol)).collect();
+    SliceContent { endpoints, ports }
 }
 
 /// What to do so the stored slice (`None`: none) says `desired`.
@@ -180,8 +195,15 @@ pub fn plan_slice(desired: &Desired, stored: Option<&EndpointSlice>) -> Action<E
     Action::Update(fixed)
 }
 
-/// Endpoints reduced to sorted ready addresses, not-ready addresses and ports, per subset.
-fn endpoints_content(endpoints: &Endpoints) -> Vec<(Vec<String>, Vec<String>, Vec<(Option<String>, i32, String)>)> {
+/// One Endpoints subset reduced to sorted ready and not-ready addresses and its ports.
+#[derive(Debug, PartialEq, Eq)]
+struct SubsetContent {
+    ready: Vec<String>,
+    not_ready: Vec<String>,
+    ports: Vec<Port>,
+}
+
+fn endpoints_content(endpoints: &Endpoints) -> Vec<SubsetContent> {
     let ips = |addresses: &Option<Vec<EndpointAddress>>| {
         let mut ips: Vec<String> = addresses.iter().flatten().map(|a| a.ip.clone()).collect();
         ips.sort();
@@ -191,14 +213,10 @@ fn endpoints_content(endpoints: &Endpoints) -> Vec<(Vec<String>, Vec<String>, Ve
         .subsets
         .iter()
         .flatten()
-        .map(|s| {
-            let ports = s
-                .ports
-                .iter()
-                .flatten()
-                .map(|p| (p.name.clone(), p.port, p.protocol.clone().unwrap_or_else(|| "TCP".into())))
-                .collect();
-            (ips(&s.addresses), ips(&s.not_ready_addresses), ports)
+        .map(|s| SubsetContent {
+            ready: ips(&s.addresses),
+            not_ready: ips(&s.not_ready_addresses),
+            ports: s.ports.iter().flatten().map(|p| Port::new(&p.name, Some(p.port), &p.protocol)).collect(),
         })
         .collect()
 }

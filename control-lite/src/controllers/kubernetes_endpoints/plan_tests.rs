@@ -36,7 +36,10 @@ fn the_slice_names_the_service_and_the_https_port() {
     let slice = desired(&["192.0.2.2"], 6443).slice();
     let labels = slice.metadata.labels.clone().unwrap_or_default();
     assert_eq!(labels.get(SERVICE_NAME_LABEL).map(String::as_str), Some("kubernetes"));
-    assert_eq!((slice.metadata.namespace.as_deref(), slice.metadata.name.as_deref()), (Some("default"), Some("kubernetes")));
+    assert_eq!(
+        (slice.metadata.namespace.as_deref(), slice.metadata.name.as_deref()),
+        (Some("default"), Some("kubernetes"))
+    );
     let port = &slice.ports.as_ref().expect("ports")[0];
     assert_eq!((port.name.as_deref(), port.port, port.protocol.as_deref()), (Some("https"), Some(6443), Some("TCP")));
     let ready = slice.endpoints[0].conditions.as_ref().and_then(|c| c.ready);
@@ -62,7 +65,8 @@ fn slice_plan_creates_keeps_fixes_and_recreates() {
         other.addresses = vec!["10.9.9.9".into()];
         s.endpoints.push(other);
     });
-    let not_ready = with(|s| s.endpoints[0].conditions = Some(EndpointConditions { ready: Some(false), ..Default::default() }));
+    let not_ready =
+        with(|s| s.endpoints[0].conditions = Some(EndpointConditions { ready: Some(false), ..Default::default() }));
     let no_conditions = with(|s| s.endpoints[0].conditions = None);
     let unlabelled = with(|s| s.metadata.labels = None);
     let v6 = with(|s| s.address_type = "IPv6".into());
