@@ -157,7 +157,13 @@ fn in_cluster_client_gets_what_its_service_account_was_granted() -> Result<()> {
     cluster.kubectl_ok(&["create", "namespace", NAMESPACE])?;
     let (ok, out, err) = cluster.apply_stdin(&MANIFEST.replace("CLIENT_IMAGE", &image))?;
     ensure!(ok, "apply: {out}{err}");
+    let applied = std::time::Instant::now();
     let reader = verdicts(&cluster, "reader")?;
+    println!("measured: apply -> reader's verdicts in its log: {:.2}s", applied.elapsed().as_secs_f64());
+    println!("reader: {reader:?}");
+    let service_ip =
+        cluster.kubectl_ok(&["get", "svc", "-n", "default", "kubernetes", "-o", "jsonpath={.spec.clusterIP}"])?;
+    ensure!(reader.contains(&format!("server: {service_ip}:443")), "dials the kubernetes Service: {reader:?}");
     let last = |lines: &[String], what: &str| lines.iter().rev().find(|l| l.starts_with(what)).cloned();
     let pods = last(&reader, "pods: ").unwrap_or_default();
     ensure!(pods.starts_with("pods: ok "), "reader lists pods: {reader:?}");
@@ -166,6 +172,7 @@ fn in_cluster_client_gets_what_its_service_account_was_granted() -> Result<()> {
     ensure!(last(&reader, "secrets: ").as_deref() == Some("secrets: forbidden"), "{reader:?}");
     ensure!(reader.contains(&format!("namespace: {NAMESPACE}")), "{reader:?}");
     let nobody = verdicts(&cluster, "nobody")?;
+    println!("nobody: {nobody:?}");
     ensure!(last(&nobody, "pods: ").as_deref() == Some("pods: forbidden"), "default SA: {nobody:?}");
     ensure!(last(&nobody, "secrets: ").as_deref() == Some("secrets: forbidden"), "default SA: {nobody:?}");
     Ok(())

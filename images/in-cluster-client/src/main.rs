@@ -4,7 +4,8 @@
 //! `kubernetes` Service, and the projected ServiceAccount token, `ca.crt`
 //! and namespace) reach the apiserver and get exactly what RBAC grants.
 //!
-//! Each round lists pods, then secrets, in the pod's namespace and prints
+//! It first prints `server: <host>:<port>` (the in-cluster environment the
+//! client dials) and `namespace: <ns>`. Each round lists pods, then secrets, in the pod's namespace and prints
 //! one line per attempt: `pods: ok 3`, `secrets: forbidden`,
 //! `secrets: status 401 Unauthorized` or `pods: error <transport error>`.
 //! Rounds repeat (one second apart, at most `ROUNDS`, default 60) until
@@ -92,6 +93,8 @@ async fn main() {
             std::process::exit(1);
         }
     };
+    let env = |name: &str| std::env::var(name).unwrap_or_default();
+    println!("server: {}:{}", env("KUBERNETES_SERVICE_HOST"), env("KUBERNETES_SERVICE_PORT"));
     println!("namespace: {}", client.default_namespace());
     for round in 1..=rounds {
         let pods = outcome(Api::<Pod>::default_namespaced(client.clone()).list(&ListParams::default()).await);
