@@ -3,6 +3,7 @@ PAUSE_TARGET := x86_64-unknown-linux-gnu
 PAUSE_BINARY := target/$(PAUSE_TARGET)/release/pause
 export BOSUN_PAUSE_BINARY := $(CURDIR)/$(PAUSE_BINARY)
 export BOSUN_PROBE_TARGET := $(CURDIR)/target/$(PAUSE_TARGET)/release/probe-target
+export BOSUN_IN_CLUSTER_CLIENT := $(CURDIR)/target/$(PAUSE_TARGET)/release/in-cluster-client
 
 .PHONY: setup pause build release up down install test bench lint
 
@@ -11,9 +12,10 @@ setup:
 	bash scripts/setup.sh
 
 ## Our static pause binary (sandbox image), built with crt-static; and the
-## static probe-target fixture (gRPC health + HTTPS) the tests put in an image.
+## static fixtures the tests put in images: probe-target (gRPC health +
+## HTTPS) and in-cluster-client (a kube-rs client run in a pod).
 pause:
-	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause -p bosun-probe-target --release --target $(PAUSE_TARGET)
+	RUSTFLAGS="-C target-feature=+crt-static" cargo build -q -p bosun-pause -p bosun-probe-target -p bosun-in-cluster-client --release --target $(PAUSE_TARGET)
 
 ## The debug build, for tests and development.
 build: setup pause

@@ -55,6 +55,13 @@ pub struct UpArgs {
     /// apiserver address (HTTPS, loopback).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: String,
+    /// The address pods reach the apiserver at through the `kubernetes`
+    /// Service (`bosun control --advertise-address`; it listens there too,
+    /// at `--listen`'s port). Default: the node's IP, as the agent detects
+    /// it (the default-route interface's IPv4 address), which pods reach
+    /// through the bridge like any host address.
+    #[arg(long)]
+    pub advertise_address: Option<std::net::IpAddr>,
     #[arg(long, default_value = "10.244.0.0/24")]
     pub pod_cidr: String,
     #[arg(long, default_value = "10.244.0.0/16")]
@@ -248,6 +255,11 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
     if let Some(file) = &args.token_auth_file {
         let file = std::fs::canonicalize(file).with_context(|| format!("token file {}", file.display()))?;
         control.extend(["--token-auth-file".to_string(), file.display().to_string()]);
+    }
+    let advertise = args.advertise_address.or_else(|| bosun_agent::host::detect_node_ip().map(Into::into));
+    match advertise {
+        Some(ip) => control.extend(["--advertise-address".to_string(), ip.to_string()]),
+        None => println!("bosun: no node IP found; pods will not reach the apiserver (pass --advertise-address)"),
     }
     Ok(control)
 }

@@ -1,6 +1,6 @@
 //! `bosun control`: wiring of store, apiserver, scheduler and controllers.
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,6 +27,14 @@ pub struct ControlArgs {
     /// Address the apiserver listens on (HTTPS).
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub listen: SocketAddr,
+    /// The address pods reach this apiserver at (upstream's
+    /// `--advertise-address`): the `kubernetes` Service's endpoint, an IP
+    /// SAN of the serving certificate, and listened on too (at `--listen`'s
+    /// port) unless `--listen` covers it. Default: `--listen`'s address if
+    /// it is neither loopback nor a wildcard; otherwise the `kubernetes`
+    /// Service gets no endpoints.
+    #[arg(long)]
+    pub advertise_address: Option<IpAddr>,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
@@ -79,9 +87,17 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
     let addr = listener.local_addr().context("local address")?;
+    let advertise = advertised(addr, args.advertise_address);
+    let mut listeners = vec![listener];
+    if let Some(extra) = advertise.and_then(|ip| extra_listen(addr, ip)) {
+        let listener =
+            tokio::net::TcpListener::bind(extra).await.with_context(|| format!("listen on {extra} (advertised)"))?;
+        listeners.push(listener);
+    }
     let sa_key = Arc::new(SigningKey::load_or_create(&args.data_dir.join("pki")).context("service-account key")?);
-    let security = serving::security(&ca, addr, cidr.nth(1), args.token_auth_file.as_deref(), sa_key.clone())
-        .context("apiserver TLS")?;
+    let security =
+        serving::security(&ca, addr, advertise, cidr.nth(1), args.token_auth_file.as_deref(), sa_key.clone())
+            .context("apiserver TLS")?;
     let server_url = serving::server_url(addr);
     write_kubeconfigs(&args, &ca, &server_url)?;
     let compactor = spawn_compactor(store.clone(), COMPACT_EVERY, RETENTION, token.clone());
@@ -96,10 +112,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     registry.register_collector(Box::new(crate::controllers::queue_metrics::WorkqueueCollector(queues.clone())));
     let state = Arc::new(state.with_metrics(metrics.api.clone(), Arc::new(registry)));
     let server_token = token.clone();
-    let server =
-        tokio::spawn(
-            async move { apiserver::serve(listener, state, security, server_token).await.context("apiserver") },
-        );
+    let server = tokio::spawn(async move {
+        apiserver::serve_all(listeners, state, security, server_token).await.context("apiserver")
+    });
 
     // Scheduler and controllers are plain API clients of the apiserver (the
     // listener is bound already, so their first requests just queue). Each
@@ -116,8 +131,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
             crate::scheduler::run_with_metrics(client.clone(), informers.clone(), metrics.clone(), t)
         })
     };
+    let endpoints = kubernetes_endpoints(&client, &informers, advertise, addr.port(), &token);
     let controllers = crate::controllers::run_all(client, informers, ca.cert_pem().into(), token.clone());
-    let components = tokio::spawn(async move { tokio::join!(scheduler, controllers).1 });
+    let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, controllers).2 });
 
     // The listener is bound and the store open: tell systemd we serve
     // (requests that arrive first wait in the listen queue, not refused).
@@ -143,6 +159,42 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let _ = compactor.await;
     store.close().await;
     served
+}
+
+/// The address the `kubernetes` Service points at: the flag, else the
+/// bound address when pods could reach it (not loopback, not a wildcard).
+fn advertised(bound: SocketAddr, flag: Option<IpAddr>) -> Option<IpAddr> {
+    flag.or_else(|| Some(bound.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified()))
+}
+
+/// The second address to listen on for advertise address `ip`: none when
+/// the bound address already covers it (the same address, or a wildcard:
+/// `[::]` is dual-stack on Linux by default).
+fn extra_listen(bound: SocketAddr, ip: IpAddr) -> Option<SocketAddr> {
+    let covered = bound.ip() == ip || bound.ip().is_unspecified();
+    (!covered).then_some(SocketAddr::new(ip, bound.port()))
+}
+
+/// The `kubernetes` Service's endpoints reconciler for `advertise` (none
+/// without an address pods could reach), under its own supervisor.
+fn kubernetes_endpoints(
+    client: &kube::Client,
+    informers: &Informers,
+    advertise: Option<IpAddr>,
+    port: u16,
+    token: &CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    use crate::controllers::kubernetes_endpoints::{plan::Desired, run};
+    let Some(desired) = advertise.and_then(|ip| Desired::new([ip], port)) else {
+        tracing::warn!(
+            "no --advertise-address: the kubernetes Service has no endpoints, pods cannot reach the apiserver"
+        );
+        return Box::pin(std::future::ready(()));
+    };
+    let (client, informers) = (client.clone(), informers.clone());
+    Box::pin(supervise("kubernetes-endpoints", token.clone(), Backoff::default(), move |t| {
+        run(client.clone(), informers.clone(), desired.clone(), t)
+    }))
 }
 
 /// The admin's and the node's kubeconfigs, where the flags ask for them
@@ -184,3 +236,32 @@ async fn store_answers(store: Store) -> Result<(), String> {
 
 /// A key no object has, read by the watchdog's health check.
 const WATCHDOG_KEY: &str = "/bosun/watchdog";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().expect("addr")
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_advertise_address_is_the_flag_or_a_reachable_bind() {
+        assert_eq!(advertised(addr("127.0.0.1:6443"), Some(ip("192.0.2.2"))), Some(ip("192.0.2.2")));
+        assert_eq!(advertised(addr("192.0.2.2:6443"), None), Some(ip("192.0.2.2")));
+        assert_eq!(advertised(addr("127.0.0.1:6443"), None), None, "pods cannot reach loopback");
+        assert_eq!(advertised(addr("0.0.0.0:6443"), None), None, "a wildcard names no address");
+    }
+
+    #[test]
+    fn the_advertise_address_gets_a_listener_unless_the_bind_covers_it() {
+        assert_eq!(extra_listen(addr("127.0.0.1:7000"), ip("192.0.2.2")), Some(addr("192.0.2.2:7000")));
+        assert_eq!(extra_listen(addr("192.0.2.2:7000"), ip("192.0.2.2")), None);
+        assert_eq!(extra_listen(addr("0.0.0.0:7000"), ip("192.0.2.2")), None);
+        assert_eq!(extra_listen(addr("[::]:7000"), ip("192.0.2.2")), None);
+    }
+}

@@ -251,10 +251,21 @@ pub async fn serve(
     security: http::Security,
     token: CancellationToken,
 ) -> Result<(), Error> {
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
-    bootstrap(&state, listener.local_addr().map(|a| a.port()).unwrap_or(6443)).await?;
+    serve_all(vec![listener], state, security, token).await
+}
+
+/// [`serve`] on several listeners at once (the first one's port is the
+/// `kubernetes` Service's target port).
+pub async fn serve_all(
+    listeners: Vec<TcpListener>,
+    state: Arc<ApiState>,
+    security: http::Security,
+    token: CancellationToken,
+) -> Result<(), Error> {
+    let addrs: Vec<_> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+    bootstrap(&state, addrs.first().map(|a| a.port()).unwrap_or(6443)).await?;
     state.authz.start(&state.store, &token).await;
-    tracing::info!(%addr, "apiserver listening");
-    http::serve(listener, state, security, token).await;
+    tracing::info!(addrs = ?addrs, "apiserver listening");
+    http::serve(listeners, state, security, token).await;
     Ok(())
 }

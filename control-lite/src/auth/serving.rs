@@ -38,11 +38,14 @@ pub const SERVING_DNS: [&str; 5] =
     ["localhost", "kubernetes", "kubernetes.default", "kubernetes.default.svc", "kubernetes.default.svc.cluster.local"];
 
 /// IP addresses of the serving certificate: loopback, the bind address
-/// (unless it is a wildcard) and the `kubernetes` Service's ClusterIP.
-pub fn serving_ips(listen: SocketAddr, kubernetes_service: Ipv4Addr) -> Vec<IpAddr> {
+/// (unless it is a wildcard), the advertise address (what pods reach
+/// through the `kubernetes` Service) and that Service's ClusterIP.
+pub fn serving_ips(listen: SocketAddr, advertise: Option<IpAddr>, kubernetes_service: Ipv4Addr) -> Vec<IpAddr> {
     let mut ips = vec![IpAddr::V4(Ipv4Addr::LOCALHOST), IpAddr::V6(Ipv6Addr::LOCALHOST), kubernetes_service.into()];
-    if !listen.ip().is_unspecified() && !ips.contains(&listen.ip()) {
-        ips.push(listen.ip());
+    for ip in [Some(listen.ip()), advertise].into_iter().flatten() {
+        if !ip.is_unspecified() && !ips.contains(&ip) {
+            ips.push(ip);
+        }
     }
     ips
 }
@@ -57,17 +60,18 @@ pub fn server_url(addr: SocketAddr) -> String {
     }
 }
 
-/// The apiserver's TLS (a fresh serving certificate from `ca`) and
-/// authenticators (client certificates, the tokens of `token_file`, and
+/// The apiserver's TLS (a fresh serving certificate from `ca` for
+/// [`serving_ips`]) and authenticators (client certificates, the tokens of `token_file`, and
 /// ServiceAccount tokens signed by `sa_key`).
 pub fn security(
     ca: &Ca,
     listen: SocketAddr,
+    advertise: Option<IpAddr>,
     kubernetes_service: Ipv4Addr,
     token_file: Option<&Path>,
     sa_key: Arc<SigningKey>,
 ) -> Result<Security, Error> {
-    let serving = ca.issue_server(&SERVING_DNS, &serving_ips(listen, kubernetes_service))?;
+    let serving = ca.issue_server(&SERVING_DNS, &serving_ips(listen, advertise, kubernetes_service))?;
     let tls = super::tls::server_config(ca.cert_pem(), &serving)?;
     let tokens = token_file.map(TokenTable::load).transpose()?.unwrap_or_default();
     Ok(Security { tls, authn: Authenticator::new(tokens).with_service_account_key(sa_key) })
@@ -100,14 +104,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn serving_names_cover_loopback_the_bind_address_and_the_kubernetes_service() {
+    fn serving_names_cover_loopback_the_bind_and_advertise_addresses_and_the_kubernetes_service() {
         let svc = Ipv4Addr::new(10, 96, 0, 1);
-        let ips = serving_ips("192.168.1.5:6443".parse().expect("addr"), svc);
+        let ips = serving_ips("192.168.1.5:6443".parse().expect("addr"), None, svc);
         for want in ["127.0.0.1", "::1", "10.96.0.1", "192.168.1.5"] {
             assert!(ips.contains(&want.parse().expect("ip")), "{want} in {ips:?}");
         }
-        assert_eq!(serving_ips("0.0.0.0:6443".parse().expect("addr"), svc).len(), 3, "no wildcard SAN");
-        assert_eq!(serving_ips("127.0.0.1:6443".parse().expect("addr"), svc).len(), 3, "no duplicate");
+        let advertised = serving_ips("127.0.0.1:6443".parse().expect("addr"), "192.0.2.2".parse().ok(), svc);
+        assert_eq!(advertised.len(), 4, "{advertised:?}");
+        assert!(advertised.contains(&"192.0.2.2".parse().expect("ip")));
+        assert_eq!(serving_ips("0.0.0.0:6443".parse().expect("addr"), None, svc).len(), 3, "no wildcard SAN");
+        assert_eq!(serving_ips("127.0.0.1:6443".parse().expect("addr"), None, svc).len(), 3, "no duplicate");
+        let same = serving_ips("192.0.2.2:6443".parse().expect("addr"), "192.0.2.2".parse().ok(), svc);
+        assert_eq!(same.len(), 4, "listen = advertise once");
     }
 
     #[test]

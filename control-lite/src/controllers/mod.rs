@@ -1,6 +1,7 @@
 //! The core controllers, like kube-controller-manager: deployment,
 //! replicaset, daemonset, statefulset, job, cronjob, endpointslice, garbage collector (`gc`), node lifecycle,
-//! event TTL, namespace (empties namespaces being deleted).
+//! event TTL, namespace (empties namespaces being deleted); and, started by
+//! `run.rs` because it needs this apiserver's address, `kubernetes_endpoints`.
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
 //! supervisor when it fails (`run_all`), and the shared
@@ -23,6 +24,7 @@ pub mod history;
 pub mod index;
 pub mod informer;
 pub mod job;
+pub mod kubernetes_endpoints;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;

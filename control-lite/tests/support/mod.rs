@@ -82,6 +82,7 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
     let security = serving::security(
         &ca,
         addr,
+        None,
         "10.96.0.1".parse()?,
         tokens.exists().then_some(tokens.as_path()),
         sa_key.clone(),

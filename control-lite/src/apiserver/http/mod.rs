@@ -75,11 +75,14 @@ pub struct Security {
     pub authn: Authenticator,
 }
 
-/// Serves HTTPS on `listener` until `token` is cancelled.
-pub async fn serve(listener: TcpListener, state: Arc<ApiState>, security: Security, token: CancellationToken) {
+/// Serves HTTPS on every one of `listeners` (e.g. loopback and the
+/// advertise address) until `token` is cancelled. The listeners share the
+/// in-flight limits; each has its own connection limit.
+pub async fn serve(listeners: Vec<TcpListener>, state: Arc<ApiState>, security: Security, token: CancellationToken) {
     let inflight = InFlight::new(&state.config);
     let tls = tokio_rustls::TlsAcceptor::from(security.tls);
-    conn::serve(listener, Arc::new(Server { state, inflight, tls, authn: security.authn }), token).await;
+    let server = Arc::new(Server { state, inflight, tls, authn: security.authn });
+    futures::future::join_all(listeners.into_iter().map(|l| conn::serve(l, server.clone(), token.clone()))).await;
 }
 
 /// One request, start to end; never fails (errors are `Status` responses).
