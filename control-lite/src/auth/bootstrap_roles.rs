@@ -75,6 +75,7 @@ const EDIT_CORE: &[&str] = &[
     "pods/exec",
     "pods/portforward",
     "pods/resize",
+    "pods/eviction",
     "configmaps",
     "endpoints",
     "persistentvolumeclaims",
@@ -94,12 +95,14 @@ const EDIT_APPS: &[&str] = &[
 ];
 const BATCH_VIEW: &[&str] = &["jobs", "jobs/status", "cronjobs", "cronjobs/status"];
 const BATCH_EDIT: &[&str] = &["jobs", "cronjobs"];
+const POLICY_VIEW: &[&str] = &["poddisruptionbudgets", "poddisruptionbudgets/status"];
 
 fn view_rules() -> Vec<Value> {
     vec![
         rule(&[""], VIEW_CORE, READ),
         rule(&["apps"], VIEW_APPS, READ),
         rule(&["batch"], BATCH_VIEW, READ),
+        rule(&["policy"], POLICY_VIEW, READ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
         rule(&["coordination.k8s.io"], &["leases"], READ),
@@ -112,6 +115,7 @@ fn edit_rules() -> Vec<Value> {
     rules.push(rule(&[""], EDIT_CORE, WRITE));
     rules.push(rule(&["apps"], EDIT_APPS, WRITE));
     rules.push(rule(&["batch"], BATCH_EDIT, WRITE));
+    rules.push(rule(&["policy"], &["poddisruptionbudgets"], WRITE));
     rules.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
     rules.push(rule(&["coordination.k8s.io"], &["leases"], WRITE));
     rules.push(rule(&["", "events.k8s.io"], &["events"], WRITE));

@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! for the kinds kubectl's common `create <generator>` subcommands send:
-//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob, the RBAC kinds and
+//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob,
+//! PodDisruptionBudget (and the Eviction `kubectl drain` posts), the RBAC kinds and
 //! the access reviews of `kubectl auth can-i` (the fields
 //! `kubectl create deployment` sets). The result is the JSON the
 //! same object would have been sent as.
@@ -15,6 +16,7 @@ use super::registry::Kind;
 
 mod auth_tables;
 mod batch_tables;
+mod policy_tables;
 mod tables;
 use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST};
 use tables::*;
@@ -258,6 +260,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::Deployment => &DEPLOYMENT,
         Kind::Job => &batch_tables::JOB,
         Kind::CronJob => &batch_tables::CRON_JOB,
+        Kind::PodDisruptionBudget => &policy_tables::POD_DISRUPTION_BUDGET,
         Kind::Role => &ROLE,
         Kind::ClusterRole => &CLUSTER_ROLE,
         Kind::RoleBinding | Kind::ClusterRoleBinding => &BINDING,
@@ -268,6 +271,11 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
     envelope_to_json(msg, body)
+}
+
+/// Decodes a protobuf Eviction (policy/v1) body.
+pub fn eviction_to_json(body: &[u8]) -> Result<Value, Error> {
+    envelope_to_json(&policy_tables::EVICTION, body)
 }
 
 /// Decodes a protobuf TokenRequest (authentication.k8s.io/v1) body.
@@ -388,5 +396,28 @@ mod tests {
         assert_eq!(to_json(Kind::Secret, b"{}"), Err(Error::Envelope));
         assert_eq!(base64(b"hello"), "aGVsbG8=");
         assert_eq!(base64(b"he"), "aGU=");
+    }
+
+    #[test]
+    fn decodes_the_eviction_kubectl_drain_posts() {
+        let mut meta = Vec::new();
+        field(1, b"web-1", &mut meta);
+        field(3, b"default", &mut meta);
+        let mut pre = Vec::new();
+        field(1, b"u1", &mut pre);
+        let mut opts = Vec::new();
+        varint(1 << 3, &mut opts);
+        varint(5, &mut opts);
+        field(2, &pre, &mut opts);
+        field(5, b"All", &mut opts);
+        let mut raw = Vec::new();
+        field(1, &meta, &mut raw);
+        field(2, &opts, &mut raw);
+        let got = eviction_to_json(&envelope("policy/v1", "Eviction", &raw)).expect("decode");
+        assert_eq!(
+            got,
+            json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "default"},
+                "deleteOptions": {"gracePeriodSeconds": 5, "preconditions": {"uid": "u1"}, "dryRun": ["All"]}})
+        );
     }
 }
