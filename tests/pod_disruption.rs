@@ -46,9 +46,10 @@ fn web_pods(cluster: &Cluster) -> Result<Vec<(String, String, String)>> {
 }
 
 fn drain(cluster: &Cluster, timeout: &str) -> Result<(bool, String)> {
-    let (ok, out, err) =
-        cluster.kubectl(&["drain", NODE, "--ignore-daemonsets", &format!("--timeout={timeout}")])?;
-    Ok((ok, format!("{out}{err}")))
+    let (ok, out, err) = cluster.kubectl(&["drain", NODE, "--ignore-daemonsets", &format!("--timeout={timeout}")])?;
+    let output = format!("{out}{err}");
+    println!("kubectl drain --timeout={timeout} (ok={ok}):\n{output}");
+    Ok((ok, output))
 }
 
 fn unschedulable(cluster: &Cluster) -> Result<bool> {
