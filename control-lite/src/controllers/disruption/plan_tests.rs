@@ -47,6 +47,9 @@ fn scales(pod: &Pod) -> Option<(String, i32)> {
     (owner.uid == "rs-a").then(|| ("deploy-a".to_string(), 3))
 }
 
+/// (name, spec, pods, (expected, healthy, desired, allowed)).
+type Case<'a> = (&'a str, Value, &'a [Pod], (i32, i32, i32, i32));
+
 fn counts(p: &Plan) -> (i32, i32, i32, i32) {
     let s = &p.status;
     (s.expected_pods, s.current_healthy, s.desired_healthy, s.disruptions_allowed)
@@ -58,7 +61,7 @@ fn budgets_count_expected_healthy_desired_and_allowed() {
     let ready3 = [pod("a", "ready", "rs-a"), pod("b", "ready", "rs-a"), pod("c", "ready", "rs-a")];
     let mixed = [pod("a", "ready", "rs-a"), pod("b", "unready", "rs-a"), pod("c", "deleting", "rs-a")];
     let bare = [pod("a", "ready", ""), pod("b", "ready", "")];
-    let cases: Vec<(&str, Value, &[Pod], (i32, i32, i32, i32))> = vec![
+    let cases: Vec<Case> = vec![
         ("minAvailable int counts pods", json!({"minAvailable": 2, "selector": web}), &ready3, (3, 3, 2, 1)),
         (
             "minAvailable equal to healthy allows none",
