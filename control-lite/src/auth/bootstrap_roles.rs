@@ -269,7 +269,35 @@ mod tests {
         let rb = json!({"metadata": {"name": "v", "namespace": "team"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "User", "name": "viewer"}]});
         objs.push((format!("{STORE_PREFIX}rolebindings/team/v"), rb));
+        let eb = json!({"metadata": {"name": "e", "namespace": "team"}, "roleRef": {"kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "User", "name": "editor"}]});
+        objs.push((format!("{STORE_PREFIX}rolebindings/team/e"), eb));
         RbacSnapshot::build(objs.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    #[test]
+    fn edit_may_evict_and_manage_budgets_view_may_only_read_them() {
+        let snap = snapshot();
+        let user = |name: &str| UserInfo { name: name.into(), uid: String::new(), groups: vec![AUTHENTICATED.into()] };
+        let (viewer, editor) = (user("viewer"), user("editor"));
+        let evict = || {
+            let mut attrs = ResourceAttrs::new("create", "", "pods", "team", "web-1");
+            attrs.subresource = "eviction".into();
+            Request::Resource(attrs)
+        };
+        let pdb =
+            |verb: &str| Request::Resource(ResourceAttrs::new(verb, "policy", "poddisruptionbudgets", "team", ""));
+        let cases = [
+            (&viewer, evict(), false),
+            (&editor, evict(), true),
+            (&viewer, pdb("list"), true),
+            (&viewer, pdb("create"), false),
+            (&editor, pdb("create"), true),
+            (&editor, pdb("delete"), true),
+        ];
+        for (u, r, want) in cases {
+            assert_eq!(snap.allows(u, &r).is_some(), want, "{} {r:?}", u.name);
+        }
     }
 
     #[test]

@@ -49,8 +49,10 @@ enum Ty {
     MapBytes,
     /// `map<string, Quantity>` (Quantity is `{string = 1}`).
     MapQuantity,
-    /// `IntOrString {type = 1, intVal = 2, strVal = 3}`.
+    /// `IntOrString {type = 1, intVal = 2, strVal = 3}` (kept when 0: the field is a message).
     IntOrString,
+    /// An `optional int64`: present even when 0 (`gracePeriodSeconds: 0` means now).
+    OptInt,
     /// Accepted and dropped (server-owned data such as managedFields).
     Skip,
 }
@@ -211,7 +213,14 @@ fn decode(msg: &'static Msg, b: &[u8]) -> Result<Map<String, Value>, Error> {
                 continue;
             }
             (Ty::Int, 0) => json!(int as i64),
-            (Ty::IntOrString, 2) => int_or_string(bytes)?,
+            (Ty::OptInt, 0) => {
+                out.insert(name.to_string(), json!(int as i64));
+                continue;
+            }
+            (Ty::IntOrString, 2) => {
+                out.insert(name.to_string(), int_or_string(bytes)?);
+                continue;
+            }
             (Ty::Bool, 0) => json!(int != 0),
             (Ty::Time, 2) => match time(bytes)? {
                 Some(t) => json!(t),
@@ -407,7 +416,7 @@ mod tests {
         field(1, b"u1", &mut pre);
         let mut opts = Vec::new();
         varint(1 << 3, &mut opts);
-        varint(5, &mut opts);
+        varint(0, &mut opts);
         field(2, &pre, &mut opts);
         field(5, b"All", &mut opts);
         let mut raw = Vec::new();
@@ -417,7 +426,34 @@ mod tests {
         assert_eq!(
             got,
             json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "default"},
-                "deleteOptions": {"gracePeriodSeconds": 5, "preconditions": {"uid": "u1"}, "dryRun": ["All"]}})
+                "deleteOptions": {"gracePeriodSeconds": 0, "preconditions": {"uid": "u1"}, "dryRun": ["All"]}})
+        );
+    }
+
+    #[test]
+    fn a_budget_of_min_available_zero_keeps_its_zero() {
+        let mut meta = Vec::new();
+        field(1, b"web", &mut meta);
+        let mut zero = Vec::new();
+        varint(2 << 3, &mut zero);
+        varint(0, &mut zero);
+        let mut labels = Vec::new();
+        let mut entry = Vec::new();
+        field(1, b"app", &mut entry);
+        field(2, b"web", &mut entry);
+        field(1, &entry, &mut labels);
+        let mut spec = Vec::new();
+        field(1, &zero, &mut spec);
+        field(2, &labels, &mut spec);
+        let mut raw = Vec::new();
+        field(1, &meta, &mut raw);
+        field(2, &spec, &mut raw);
+        let got =
+            to_json(Kind::PodDisruptionBudget, &envelope("policy/v1", "PodDisruptionBudget", &raw)).expect("decode");
+        assert_eq!(
+            got,
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                "spec": {"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}}})
         );
     }
 }

@@ -30,7 +30,7 @@ const PRECONDITIONS: Msg =
 const DELETE_OPTIONS: Msg = Msg {
     name: "DeleteOptions",
     fields: &[
-        (1, "gracePeriodSeconds", Ty::Int, false),
+        (1, "gracePeriodSeconds", Ty::OptInt, false),
         (2, "preconditions", Ty::Msg(&PRECONDITIONS), false),
         (3, "orphanDependents", Ty::Bool, false),
         (4, "propagationPolicy", Ty::Str, false),
