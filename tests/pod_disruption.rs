@@ -72,6 +72,9 @@ fn drain_respects_the_disruption_budget() -> Result<()> {
     ensure!(header == ["NAME", "MIN", "AVAILABLE", "MAX", "UNAVAILABLE", "ALLOWED", "DISRUPTIONS", "AGE"], "{table}");
     let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
     ensure!(row[..4] == ["web", "2", "N/A", "0"], "{table}");
+    let described = cluster.kubectl_ok(&["describe", "pdb", "web"])?;
+    let words = described.split_whitespace().collect::<Vec<_>>().join(" ");
+    ensure!(words.contains("Min available: 2") && words.contains("Allowed disruptions: 0"), "{described}");
 
     // No disruption allowed: the drain cordons, is refused, and gives up.
     let (ok, output) = drain(&cluster, "5s")?;
