@@ -5,8 +5,9 @@
 //!
 //! Owns: subscriptions to the shared informers of PodDisruptionBudgets and
 //! Pods (both indexed by namespace: a pod's change queues the budgets of its
-//! namespace) and reads of the ReplicaSet, Deployment and StatefulSet
-//! stores for controller scales; writing `plan::plan`'s status with the
+//! namespace), and of ReplicaSets, Deployments and StatefulSets (their
+//! scales are the expected pod counts; a change queues the budgets of its
+//! namespace); writing `plan::plan`'s status with the
 //! resourceVersion it was computed from, only when it changed; requeueing
 //! when a recorded eviction expires. Must not: decide anything itself (that
 //! is `plan`), or write anything but the budgets' status.
@@ -21,6 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::PostParams;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Api, Client};
@@ -46,8 +48,15 @@ pub struct Error {
     source: kube::Error,
 }
 
-fn namespace_of(meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta) -> Vec<String> {
+fn namespace_of(meta: &ObjectMeta) -> Vec<String> {
     vec![meta.namespace.clone().unwrap_or_default()]
+}
+
+/// Queues the budgets of the namespace of `meta`'s object.
+fn queue_budgets(queue: &WorkQueue<ObjectKey>, index: &Index<PodDisruptionBudget, String>, meta: &ObjectMeta) {
+    for ns in namespace_of(meta) {
+        index.get(&ns).into_iter().for_each(|key| queue.add(key));
+    }
 }
 
 struct Ctx {
@@ -87,9 +96,19 @@ pub async fn run(client: Client, informers: Informers, token: CancellationToken)
             }
         })
     };
-    let replicasets = informers.of::<ReplicaSet>().store();
-    let deployments = informers.of::<Deployment>().store();
-    let statefulsets = informers.of::<StatefulSet>().store();
+    // A controller's scale changes `expectedPods`: queue the budgets of its namespace.
+    let (q, i) = (queue.clone(), pdbs_by_namespace.clone());
+    let replicasets = informers
+        .of::<ReplicaSet>()
+        .on_change(&token, move |change| change.into_iter().for_each(|(rs, _)| queue_budgets(&q, &i, &rs.metadata)));
+    let (q, i) = (queue.clone(), pdbs_by_namespace.clone());
+    let deployments = informers
+        .of::<Deployment>()
+        .on_change(&token, move |change| change.into_iter().for_each(|(d, _)| queue_budgets(&q, &i, &d.metadata)));
+    let (q, i) = (queue.clone(), pdbs_by_namespace.clone());
+    let statefulsets = informers
+        .of::<StatefulSet>()
+        .on_change(&token, move |change| change.into_iter().for_each(|(sts, _)| queue_budgets(&q, &i, &sts.metadata)));
     let ready = informer::wait_ready(&pdbs, &token).await
         && informer::wait_ready(&pods, &token).await
         && informer::wait_ready(&replicasets, &token).await
