@@ -122,6 +122,10 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "kind": r.kind_name, "verbs": ["update"]})
                 }
+                Subresource::Eviction => {
+                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
+                    "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
+                }
                 Subresource::Token => {
                     json!({"name": name, "singularName": "", "namespaced": r.namespaced,
                     "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
@@ -192,6 +196,7 @@ mod tests {
                 "discovery.k8s.io",
                 "apps",
                 "batch",
+                "policy",
                 "events.k8s.io",
                 "coordination.k8s.io",
                 "scheduling.k8s.io",
@@ -201,7 +206,8 @@ mod tests {
                 "metrics.k8s.io"
             ]
         );
-        assert!(resource_list("policy", "v1").is_none());
+        assert!(resource_list("policy", "v1beta1").is_none());
+        assert!(resource_list("policy", "v1").is_some());
         assert!(resource_list("batch", "v1").is_some());
         assert!(group("apps").is_some());
     }

@@ -57,6 +57,7 @@ pub mod openapi;
 pub mod options;
 pub mod patch;
 pub mod pod_kubelet;
+pub mod policy;
 pub mod priority;
 pub mod protobuf;
 pub mod registry;

@@ -159,14 +159,24 @@ pub fn prepare(info: &ResourceInfo, mut input: Value, fv: FieldValidation) -> Re
 
 /// Whether `metadata.generation` follows `.spec` changes.
 pub fn tracks_generation(kind: Kind) -> bool {
-    matches!(kind, Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Job | Kind::CronJob)
-        || super::apps::is_apps_workload(kind)
+    matches!(
+        kind,
+        Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Job | Kind::CronJob | Kind::PodDisruptionBudget
+    ) || super::apps::is_apps_workload(kind)
 }
 
 /// Whether create resets `.status` (spec-bearing kinds; nodes keep what kubelets register).
 pub fn resets_status_on_create(kind: Kind) -> bool {
-    matches!(kind, Kind::Pod | Kind::Deployment | Kind::ReplicaSet | Kind::Service | Kind::Job | Kind::CronJob)
-        || super::apps::is_apps_workload(kind)
+    matches!(
+        kind,
+        Kind::Pod
+            | Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::Service
+            | Kind::Job
+            | Kind::CronJob
+            | Kind::PodDisruptionBudget
+    ) || super::apps::is_apps_workload(kind)
 }
 
 /// Metadata and status rules of an update: `new` is the prepared input,

@@ -34,6 +34,8 @@ pub enum Kind {
     Job,
     /// batch/v1 CronJob.
     CronJob,
+    /// policy/v1 PodDisruptionBudget.
+    PodDisruptionBudget,
     /// core/v1 Event.
     Event,
     /// events.k8s.io/v1 Event (kube-rs `Recorder`); stored apart from core events.
@@ -91,6 +93,8 @@ pub enum Subresource {
     Resize,
     /// `serviceaccounts/token`: TokenRequest, issues a token (create only).
     Token,
+    /// `pods/eviction`: a policy/v1 Eviction, a delete that respects PodDisruptionBudgets (create only).
+    Eviction,
 }
 
 impl Subresource {
@@ -107,6 +111,7 @@ impl Subresource {
             Subresource::PortForward => "portforward",
             Subresource::Resize => "resize",
             Subresource::Token => "token",
+            Subresource::Eviction => "eviction",
         }
     }
 
@@ -123,6 +128,7 @@ impl Subresource {
             Subresource::PortForward,
             Subresource::Resize,
             Subresource::Token,
+            Subresource::Eviction,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -188,6 +194,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
             Subresource::Attach,
             Subresource::PortForward,
             Subresource::Resize,
+            Subresource::Eviction,
         ],
     },
     ResourceInfo {
@@ -320,6 +327,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["cj"],
         categories: ALL,
+        subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
+        kind: Kind::PodDisruptionBudget,
+        group: "policy",
+        version: "v1",
+        kind_name: "PodDisruptionBudget",
+        plural: "poddisruptionbudgets",
+        singular: "poddisruptionbudget",
+        namespaced: true,
+        short_names: &["pdb"],
+        categories: &[],
         subresources: &[Subresource::Status],
     },
     ResourceInfo {

@@ -35,6 +35,7 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::ControllerRevision => roundtrip::<ControllerRevision>(v),
         Kind::Job => roundtrip::<k8s_openapi::api::batch::v1::Job>(v),
         Kind::CronJob => roundtrip::<k8s_openapi::api::batch::v1::CronJob>(v),
+        Kind::PodDisruptionBudget => roundtrip::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(v),
         Kind::Event => roundtrip::<Event>(v),
         Kind::EventV1 => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
         Kind::ConfigMap => roundtrip::<ConfigMap>(v),

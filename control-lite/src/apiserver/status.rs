@@ -110,6 +110,9 @@ pub enum ApiError {
     /// More requests in flight than the server's limit; retry after a moment.
     #[error("Too many requests, please try again later.")]
     TooManyRequests { retry_after_seconds: u64 },
+    /// An eviction a PodDisruptionBudget refuses now (429, the budget named in a `DisruptionBudget` cause).
+    #[error("{message}")]
+    DisruptionBudget { message: String, cause: String, retry_after_seconds: u64 },
     /// The client was too slow sending its request.
     #[error("{0}")]
     Timeout(String),
@@ -187,6 +190,13 @@ impl ApiError {
                 "TooManyRequests",
                 Some(json!({"retryAfterSeconds": retry_after_seconds})),
             ),
+            ApiError::DisruptionBudget { cause, retry_after_seconds, .. } => {
+                let mut details = json!({"causes": [{"reason": "DisruptionBudget", "message": cause}]});
+                if *retry_after_seconds > 0 {
+                    details["retryAfterSeconds"] = json!(retry_after_seconds);
+                }
+                (StatusCode::TOO_MANY_REQUESTS, "TooManyRequests", Some(details))
+            }
             ApiError::Timeout(_) => (StatusCode::REQUEST_TIMEOUT, "Timeout", None),
             ApiError::BadGateway(_) => (StatusCode::BAD_GATEWAY, "InternalError", None),
             ApiError::Store { .. } | ApiError::Internal(_) => {
@@ -289,6 +299,9 @@ impl IntoResponse for ApiError {
         }
         let retry_after = match self {
             ApiError::TooManyRequests { retry_after_seconds } => Some(retry_after_seconds),
+            ApiError::DisruptionBudget { retry_after_seconds, .. } if retry_after_seconds > 0 => {
+                Some(retry_after_seconds)
+            }
             _ => None,
         };
         let (code, body) = self.to_status();

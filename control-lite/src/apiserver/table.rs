@@ -60,6 +60,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::columns(kind),
         Kind::Job => super::batch_printers::job_columns(),
         Kind::CronJob => super::batch_printers::cronjob_columns(),
+        Kind::PodDisruptionBudget => super::policy::pdb_columns(),
         Kind::Service => vec![
             NAME,
             ("Type", "string", 0, "The type of service."),

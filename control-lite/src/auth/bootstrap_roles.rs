@@ -75,6 +75,7 @@ const EDIT_CORE: &[&str] = &[
     "pods/exec",
     "pods/portforward",
     "pods/resize",
+    "pods/eviction",
     "configmaps",
     "endpoints",
     "persistentvolumeclaims",
@@ -94,12 +95,14 @@ const EDIT_APPS: &[&str] = &[
 ];
 const BATCH_VIEW: &[&str] = &["jobs", "jobs/status", "cronjobs", "cronjobs/status"];
 const BATCH_EDIT: &[&str] = &["jobs", "cronjobs"];
+const POLICY_VIEW: &[&str] = &["poddisruptionbudgets", "poddisruptionbudgets/status"];
 
 fn view_rules() -> Vec<Value> {
     vec![
         rule(&[""], VIEW_CORE, READ),
         rule(&["apps"], VIEW_APPS, READ),
         rule(&["batch"], BATCH_VIEW, READ),
+        rule(&["policy"], POLICY_VIEW, READ),
         rule(&["discovery.k8s.io"], &["endpointslices"], READ),
         rule(&["events.k8s.io"], &["events"], READ),
         rule(&["coordination.k8s.io"], &["leases"], READ),
@@ -112,6 +115,7 @@ fn edit_rules() -> Vec<Value> {
     rules.push(rule(&[""], EDIT_CORE, WRITE));
     rules.push(rule(&["apps"], EDIT_APPS, WRITE));
     rules.push(rule(&["batch"], BATCH_EDIT, WRITE));
+    rules.push(rule(&["policy"], &["poddisruptionbudgets"], WRITE));
     rules.push(rule(&["discovery.k8s.io"], &["endpointslices"], WRITE));
     rules.push(rule(&["coordination.k8s.io"], &["leases"], WRITE));
     rules.push(rule(&["", "events.k8s.io"], &["events"], WRITE));
@@ -265,7 +269,35 @@ mod tests {
         let rb = json!({"metadata": {"name": "v", "namespace": "team"}, "roleRef": {"kind": "ClusterRole", "name": "view"},
             "subjects": [{"kind": "User", "name": "viewer"}]});
         objs.push((format!("{STORE_PREFIX}rolebindings/team/v"), rb));
+        let eb = json!({"metadata": {"name": "e", "namespace": "team"}, "roleRef": {"kind": "ClusterRole", "name": "edit"},
+            "subjects": [{"kind": "User", "name": "editor"}]});
+        objs.push((format!("{STORE_PREFIX}rolebindings/team/e"), eb));
         RbacSnapshot::build(objs.iter().map(|(k, v)| (k.as_str(), v)))
+    }
+
+    #[test]
+    fn edit_may_evict_and_manage_budgets_view_may_only_read_them() {
+        let snap = snapshot();
+        let user = |name: &str| UserInfo { name: name.into(), uid: String::new(), groups: vec![AUTHENTICATED.into()] };
+        let (viewer, editor) = (user("viewer"), user("editor"));
+        let evict = || {
+            let mut attrs = ResourceAttrs::new("create", "", "pods", "team", "web-1");
+            attrs.subresource = "eviction".into();
+            Request::Resource(attrs)
+        };
+        let pdb =
+            |verb: &str| Request::Resource(ResourceAttrs::new(verb, "policy", "poddisruptionbudgets", "team", ""));
+        let cases = [
+            (&viewer, evict(), false),
+            (&editor, evict(), true),
+            (&viewer, pdb("list"), true),
+            (&viewer, pdb("create"), false),
+            (&editor, pdb("create"), true),
+            (&editor, pdb("delete"), true),
+        ];
+        for (u, r, want) in cases {
+            assert_eq!(snap.allows(u, &r).is_some(), want, "{} {r:?}", u.name);
+        }
     }
 
     #[test]

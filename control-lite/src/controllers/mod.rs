@@ -1,7 +1,8 @@
 //! The core controllers, like kube-controller-manager: deployment,
 //! replicaset, daemonset, statefulset, job, cronjob, endpointslice, garbage collector (`gc`), node lifecycle,
-//! event TTL, namespace (empties namespaces being deleted); and, started by
-//! `run.rs` because it needs this apiserver's address, `kubernetes_endpoints`.
+//! event TTL, namespace (empties namespaces being deleted), disruption
+//! (PodDisruptionBudget status), taint eviction; and, started by `run.rs`
+//! because it needs this apiserver's address, `kubernetes_endpoints`.
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
 //! supervisor when it fails (`run_all`), and the shared
@@ -14,6 +15,7 @@
 pub mod cronjob;
 pub mod daemonset;
 pub mod deployment;
+pub mod disruption;
 pub mod endpointslice;
 pub mod events;
 pub mod eventttl;
@@ -61,6 +63,7 @@ pub async fn run_all(
         run("statefulset-controller", |c, i, t| Box::pin(statefulset::run(c, i, t))),
         run("job-controller", |c, i, t| Box::pin(job::run(c, i, t))),
         run("cronjob-controller", |c, i, t| Box::pin(cronjob::run(c, i, t))),
+        run("disruption-controller", |c, i, t| Box::pin(disruption::run(c, i, t))),
         run("endpointslice-controller", |c, i, t| Box::pin(endpointslice::run(c, i, t))),
         run("garbage-collector", |c, i, t| Box::pin(gc::run(c, i, t))),
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),

@@ -63,7 +63,7 @@ impl RequestLabels {
             Verb::Get | Verb::GetScale | Verb::Log => "GET",
             Verb::List => "LIST",
             Verb::Watch => "WATCH",
-            Verb::Create | Verb::Bind | Verb::CreateToken => "POST",
+            Verb::Create | Verb::Bind | Verb::CreateToken | Verb::Evict => "POST",
             Verb::Update(_) | Verb::UpdateScale | Verb::Finalize => "PUT",
             Verb::Patch(_) | Verb::PatchScale => "PATCH",
             Verb::Delete => "DELETE",

@@ -62,7 +62,7 @@ fn resource_attrs(verb: Verb, t: &Target) -> ResourceAttrs {
         Verb::Get | Verb::GetScale | Verb::Log => "get",
         Verb::List => "list",
         Verb::Watch => "watch",
-        Verb::Create | Verb::Bind | Verb::CreateToken | Verb::Stream(_) => "create",
+        Verb::Create | Verb::Bind | Verb::CreateToken | Verb::Evict | Verb::Stream(_) => "create",
         Verb::Update(_) | Verb::UpdateScale | Verb::Finalize => "update",
         Verb::Patch(_) | Verb::PatchScale => "patch",
         Verb::Delete => "delete",

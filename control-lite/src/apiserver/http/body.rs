@@ -69,6 +69,19 @@ pub fn parse_token_request(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
     parse(crate::apiserver::registry::by_kind(crate::apiserver::registry::Kind::ServiceAccount), headers, body)
 }
 
+/// Parses an Eviction body (JSON, YAML or protobuf).
+pub fn parse_eviction(headers: &HeaderMap, body: &[u8]) -> Result<Value> {
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+    if ct.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::eviction_to_json(body)
+            .map_err(|e| ApiError::BadRequest(format!("couldn't decode protobuf body: {e}")));
+    }
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(Value::Object(Default::default()));
+    }
+    parse(crate::apiserver::registry::by_kind(crate::apiserver::registry::Kind::Pod), headers, body)
+}
+
 /// 413 if `obj` encodes to more than `max` bytes.
 pub fn ensure_object_size(obj: &Value, max: usize) -> Result<()> {
     encoded_len_within(obj, max).map(|_| ()).ok_or_else(|| too_large(max))

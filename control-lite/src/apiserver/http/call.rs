@@ -41,6 +41,8 @@ pub enum Verb {
     Finalize,
     /// POST `serviceaccounts/<name>/token` (TokenRequest).
     CreateToken,
+    /// POST `pods/<name>/eviction` (a policy/v1 Eviction).
+    Evict,
     /// GET or POST `pods/<name>/exec|attach|portforward`: an upgraded stream.
     Stream(Subresource),
 }
@@ -101,6 +103,7 @@ impl Call {
             (Method::GET, true, Some(Subresource::Log)) => Verb::Log,
             (Method::PUT, true, Some(Subresource::Finalize)) => Verb::Finalize,
             (Method::POST, true, Some(Subresource::Token)) => Verb::CreateToken,
+            (Method::POST, true, Some(Subresource::Eviction)) => Verb::Evict,
             (
                 Method::GET | Method::POST,
                 true,
@@ -128,6 +131,7 @@ impl Call {
                 | Verb::PatchScale
                 | Verb::Bind
                 | Verb::CreateToken
+                | Verb::Evict
                 | Verb::Finalize => Class::Mutating,
             },
         }
@@ -191,6 +195,8 @@ mod tests {
             (Method::POST, "/api/v1/namespaces/d/pods/p/resize", false, None),
             (Method::GET, "/api/v1/namespaces/d/pods/p/log", false, Some((Verb::Log, Exempt))),
             (Method::PUT, "/api/v1/namespaces/d/finalize", false, Some((Verb::Finalize, Mutating))),
+            (Method::POST, "/api/v1/namespaces/d/pods/p/eviction", false, Some((Verb::Evict, Mutating))),
+            (Method::GET, "/api/v1/namespaces/d/pods/p/eviction", false, None),
             (Method::GET, "/api/v1/namespaces/d/pods/p/exec", false, Some((Verb::Stream(Subresource::Exec), Exempt))),
             (
                 Method::POST,

@@ -170,6 +170,7 @@ async fn dispatch(r: &Req<'_>, verb: Verb, t: &Target) -> Result<Response> {
         Verb::Log => sub::log(r, t).await,
         Verb::Finalize => sub::finalize(r, t).await,
         Verb::CreateToken => sub::token(r, t).await,
+        Verb::Evict => sub::evict(r, t).await,
         Verb::Stream(_) => Err(ApiError::NoResource),
     }
 }

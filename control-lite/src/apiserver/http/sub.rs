@@ -1,5 +1,5 @@
-//! Subresources: `/scale`, `/binding`, `pods/log`, `namespaces/finalize`
-//! and `serviceaccounts/token`.
+//! Subresources: `/scale`, `/binding`, `pods/log`, `pods/eviction`,
+//! `namespaces/finalize` and `serviceaccounts/token`.
 
 use axum::http::StatusCode;
 use axum::response::Response;
@@ -66,4 +66,13 @@ pub async fn token(r: &Req<'_>, t: &Target) -> Result<Response> {
     let ns = t.namespace.as_deref().unwrap_or("default");
     let obj = token_request::create(r.state, ns, name(t), body).await?;
     Ok(json_response(StatusCode::CREATED, &obj, &[]))
+}
+
+/// POST `pods/<name>/eviction` (a policy/v1 Eviction body): 201 once the pod is deleted.
+pub async fn evict(r: &Req<'_>, t: &Target) -> Result<Response> {
+    let params = WriteParams::parse(r.query)?;
+    let body = super::body::parse_eviction(r.headers, &r.body)?;
+    let ns = t.namespace.as_deref().unwrap_or("default");
+    crate::apiserver::policy::eviction::evict(r.state, ns, name(t), &body, params.write.dry_run).await?;
+    Ok(success_response(StatusCode::CREATED))
 }

@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! for the kinds kubectl's common `create <generator>` subcommands send:
-//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob, the RBAC kinds and
+//! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob,
+//! PodDisruptionBudget (and the Eviction `kubectl drain` posts), the RBAC kinds and
 //! the access reviews of `kubectl auth can-i` (the fields
 //! `kubectl create deployment` sets). The result is the JSON the
 //! same object would have been sent as.
@@ -15,6 +16,7 @@ use super::registry::Kind;
 
 mod auth_tables;
 mod batch_tables;
+mod policy_tables;
 mod tables;
 use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST};
 use tables::*;
@@ -47,8 +49,10 @@ enum Ty {
     MapBytes,
     /// `map<string, Quantity>` (Quantity is `{string = 1}`).
     MapQuantity,
-    /// `IntOrString {type = 1, intVal = 2, strVal = 3}`.
+    /// `IntOrString {type = 1, intVal = 2, strVal = 3}` (kept when 0: the field is a message).
     IntOrString,
+    /// An `optional int64`: present even when 0 (`gracePeriodSeconds: 0` means now).
+    OptInt,
     /// Accepted and dropped (server-owned data such as managedFields).
     Skip,
 }
@@ -209,7 +213,14 @@ fn decode(msg: &'static Msg, b: &[u8]) -> Result<Map<String, Value>, Error> {
                 continue;
             }
             (Ty::Int, 0) => json!(int as i64),
-            (Ty::IntOrString, 2) => int_or_string(bytes)?,
+            (Ty::OptInt, 0) => {
+                out.insert(name.to_string(), json!(int as i64));
+                continue;
+            }
+            (Ty::IntOrString, 2) => {
+                out.insert(name.to_string(), int_or_string(bytes)?);
+                continue;
+            }
             (Ty::Bool, 0) => json!(int != 0),
             (Ty::Time, 2) => match time(bytes)? {
                 Some(t) => json!(t),
@@ -258,6 +269,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::Deployment => &DEPLOYMENT,
         Kind::Job => &batch_tables::JOB,
         Kind::CronJob => &batch_tables::CRON_JOB,
+        Kind::PodDisruptionBudget => &policy_tables::POD_DISRUPTION_BUDGET,
         Kind::Role => &ROLE,
         Kind::ClusterRole => &CLUSTER_ROLE,
         Kind::RoleBinding | Kind::ClusterRoleBinding => &BINDING,
@@ -268,6 +280,11 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
     envelope_to_json(msg, body)
+}
+
+/// Decodes a protobuf Eviction (policy/v1) body.
+pub fn eviction_to_json(body: &[u8]) -> Result<Value, Error> {
+    envelope_to_json(&policy_tables::EVICTION, body)
 }
 
 /// Decodes a protobuf TokenRequest (authentication.k8s.io/v1) body.
@@ -388,5 +405,55 @@ mod tests {
         assert_eq!(to_json(Kind::Secret, b"{}"), Err(Error::Envelope));
         assert_eq!(base64(b"hello"), "aGVsbG8=");
         assert_eq!(base64(b"he"), "aGU=");
+    }
+
+    #[test]
+    fn decodes_the_eviction_kubectl_drain_posts() {
+        let mut meta = Vec::new();
+        field(1, b"web-1", &mut meta);
+        field(3, b"default", &mut meta);
+        let mut pre = Vec::new();
+        field(1, b"u1", &mut pre);
+        let mut opts = Vec::new();
+        varint(1 << 3, &mut opts);
+        varint(0, &mut opts);
+        field(2, &pre, &mut opts);
+        field(5, b"All", &mut opts);
+        let mut raw = Vec::new();
+        field(1, &meta, &mut raw);
+        field(2, &opts, &mut raw);
+        let got = eviction_to_json(&envelope("policy/v1", "Eviction", &raw)).expect("decode");
+        assert_eq!(
+            got,
+            json!({"apiVersion": "policy/v1", "kind": "Eviction", "metadata": {"name": "web-1", "namespace": "default"},
+                "deleteOptions": {"gracePeriodSeconds": 0, "preconditions": {"uid": "u1"}, "dryRun": ["All"]}})
+        );
+    }
+
+    #[test]
+    fn a_budget_of_min_available_zero_keeps_its_zero() {
+        let mut meta = Vec::new();
+        field(1, b"web", &mut meta);
+        let mut zero = Vec::new();
+        varint(2 << 3, &mut zero);
+        varint(0, &mut zero);
+        let mut labels = Vec::new();
+        let mut entry = Vec::new();
+        field(1, b"app", &mut entry);
+        field(2, b"web", &mut entry);
+        field(1, &entry, &mut labels);
+        let mut spec = Vec::new();
+        field(1, &zero, &mut spec);
+        field(2, &labels, &mut spec);
+        let mut raw = Vec::new();
+        field(1, &meta, &mut raw);
+        field(2, &spec, &mut raw);
+        let got =
+            to_json(Kind::PodDisruptionBudget, &envelope("policy/v1", "PodDisruptionBudget", &raw)).expect("decode");
+        assert_eq!(
+            got,
+            json!({"apiVersion": "policy/v1", "kind": "PodDisruptionBudget", "metadata": {"name": "web"},
+                "spec": {"minAvailable": 0, "selector": {"matchLabels": {"app": "web"}}}})
+        );
     }
 }

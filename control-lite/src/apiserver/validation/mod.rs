@@ -7,7 +7,7 @@
 //! rest of upstream's pod spec rules: mounts, env references, security
 //! contexts, sysctls, ephemeral containers), [`probes`]
 //! (container ports, probes, lifecycle handlers), [`workloads`]
-//! (Deployment, ReplicaSet), [`apps`] (DaemonSet, StatefulSet), [`job`] (Job, CronJob), [`service`] (Service spec), [`other`] (the
+//! (Deployment, ReplicaSet), [`apps`] (DaemonSet, StatefulSet), [`job`] (Job, CronJob), [`policy`] (PodDisruptionBudget), [`service`] (Service spec), [`other`] (the
 //! remaining kinds), [`update`] (immutable fields). Every check is bounded by
 //! the size of the object; nothing here allocates or loops in proportion to a
 //! number inside it.
@@ -18,6 +18,7 @@ pub mod meta;
 pub mod other;
 pub mod pod;
 pub mod podrules;
+pub mod policy;
 pub mod priority;
 pub mod probes;
 pub mod quantities;
@@ -65,6 +66,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ControllerRevision => apps::validate_controller_revision(obj, &mut out),
         Kind::Job => job::validate_job(obj, &mut out),
         Kind::CronJob => job::validate_cronjob(obj, &mut out),
+        Kind::PodDisruptionBudget => policy::validate_pdb(obj, &mut out),
         Kind::Service => service::validate_service(obj, &mut out),
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),

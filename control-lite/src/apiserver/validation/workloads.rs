@@ -108,26 +108,7 @@ pub(super) fn validate_selector_and_template(
 ) {
     let selector_json = selector.map(|s| serde_json::to_value(s).unwrap_or(Value::Null)).unwrap_or(Value::Null);
     if let Some(s) = selector {
-        if let Some(m) = &s.match_labels {
-            validate_labels(m, "spec.selector.matchLabels", out);
-        }
-        for (i, e) in s.match_expressions.iter().flatten().enumerate() {
-            let at = format!("spec.selector.matchExpressions[{i}]");
-            one_of(format!("{at}.operator"), Some(e.operator.as_str()), &SELECTOR_OPERATORS, out);
-            let has_values = e.values.as_ref().is_some_and(|v| !v.is_empty());
-            match e.operator.as_str() {
-                "In" | "NotIn" if !has_values => {
-                    out.push(Cause::required(format!("{at}.values")));
-                }
-                "Exists" | "DoesNotExist" if has_values => {
-                    out.push(super::forbidden(
-                        format!("{at}.values"),
-                        "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
-                    ));
-                }
-                _ => {}
-            }
-        }
+        validate_label_selector(s, "spec.selector", out);
     }
     let sel = LabelSelector::from_api(&selector_json);
     if sel.0.is_empty() {
@@ -158,6 +139,30 @@ pub(super) fn validate_selector_and_template(
     if let Some(policy) = template.spec.as_ref().and_then(|s| s.restart_policy.as_deref()) {
         if policy != "Always" {
             out.push(Cause::not_supported("spec.template.spec.restartPolicy", policy, &["Always"]));
+        }
+    }
+}
+
+/// A LabelSelector's labels and expressions (`field` is its path).
+pub(super) fn validate_label_selector(s: &ApiSelector, field: &str, out: &mut Causes) {
+    if let Some(m) = &s.match_labels {
+        validate_labels(m, &format!("{field}.matchLabels"), out);
+    }
+    for (i, e) in s.match_expressions.iter().flatten().enumerate() {
+        let at = format!("{field}.matchExpressions[{i}]");
+        one_of(format!("{at}.operator"), Some(e.operator.as_str()), &SELECTOR_OPERATORS, out);
+        let has_values = e.values.as_ref().is_some_and(|v| !v.is_empty());
+        match e.operator.as_str() {
+            "In" | "NotIn" if !has_values => {
+                out.push(Cause::required(format!("{at}.values")));
+            }
+            "Exists" | "DoesNotExist" if has_values => {
+                out.push(super::forbidden(
+                    format!("{at}.values"),
+                    "may not be specified when `operator` is 'Exists' or 'DoesNotExist'",
+                ));
+            }
+            _ => {}
         }
     }
 }
