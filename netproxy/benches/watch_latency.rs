@@ -150,6 +150,7 @@ fn main() -> anyhow::Result<()> {
         node_name: None,
         token_auth_file: None,
         kubelet_certificate_authority: None,
+        advertise_address: None,
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {
