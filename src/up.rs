@@ -62,6 +62,12 @@ pub struct UpArgs {
     /// through the bridge like any host address.
     #[arg(long)]
     pub advertise_address: Option<std::net::IpAddr>,
+    /// Addresses `type: LoadBalancer` Services get their ingress IP from
+    /// (passed to `bosun control`; IPv4 CIDRs or `first-last` ranges).
+    /// None by default: pick addresses on the node's network that nothing
+    /// else uses.
+    #[arg(long, value_delimiter = ',')]
+    pub load_balancer_pool: Vec<String>,
     #[arg(long, default_value = "10.244.0.0/24")]
     pub pod_cidr: String,
     #[arg(long, default_value = "10.244.0.0/16")]
@@ -255,6 +261,9 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
     if let Some(file) = &args.token_auth_file {
         let file = std::fs::canonicalize(file).with_context(|| format!("token file {}", file.display()))?;
         control.extend(["--token-auth-file".to_string(), file.display().to_string()]);
+    }
+    if !args.load_balancer_pool.is_empty() {
+        control.extend(["--load-balancer-pool".to_string(), args.load_balancer_pool.join(",")]);
     }
     let advertise = args.advertise_address.or_else(|| bosun_agent::host::detect_node_ip().map(Into::into));
     match advertise {

@@ -35,6 +35,11 @@ pub struct ControlArgs {
     /// Service gets no endpoints.
     #[arg(long)]
     pub advertise_address: Option<IpAddr>,
+    /// Addresses `type: LoadBalancer` Services get their ingress IP from
+    /// (IPv4 CIDRs or `first-last` ranges, comma-separated or repeated).
+    /// Empty (the default): no load balancer; such Services stay pending.
+    #[arg(long, value_delimiter = ',')]
+    pub load_balancer_pool: Vec<String>,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
@@ -83,6 +88,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let options = StoreOptions { commit_duration: Some(metrics.store_commit.clone()), ..StoreOptions::default() };
     let store = Store::open_with(&db, options).with_context(|| format!("open store {}", db.display()))?;
     let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
+    let pool = crate::controllers::loadbalancer::plan::Pool::parse(args.load_balancer_pool.iter().map(String::as_str))
+        .context("--load-balancer-pool")?;
     let ca = Ca::load_or_create(&args.data_dir.join("pki")).context("cluster CA")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
@@ -132,8 +139,9 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         })
     };
     let endpoints = kubernetes_endpoints(&client, &informers, advertise, addr.port(), &token);
+    let load_balancer = load_balancer(&client, &informers, pool, &token);
     let controllers = crate::controllers::run_all(client, informers, ca.cert_pem().into(), token.clone());
-    let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, controllers).2 });
+    let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, load_balancer, controllers).3 });
 
     // The listener is bound and the store open: tell systemd we serve
     // (requests that arrive first wait in the listen queue, not refused).
@@ -194,6 +202,23 @@ fn kubernetes_endpoints(
     let (client, informers) = (client.clone(), informers.clone());
     Box::pin(supervise("kubernetes-endpoints", token.clone(), Backoff::default(), move |t| {
         run(client.clone(), informers.clone(), desired.clone(), t)
+    }))
+}
+
+/// The bare-metal load balancer for `pool`, under its own supervisor (none
+/// for an empty pool).
+fn load_balancer(
+    client: &kube::Client,
+    informers: &Informers,
+    pool: crate::controllers::loadbalancer::plan::Pool,
+    token: &CancellationToken,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
+    if pool.is_empty() {
+        return Box::pin(std::future::ready(()));
+    }
+    let (client, informers, pool) = (client.clone(), informers.clone(), Arc::new(pool));
+    Box::pin(supervise("service-lb-controller", token.clone(), Backoff::default(), move |t| {
+        crate::controllers::loadbalancer::run(client.clone(), informers.clone(), pool.clone(), t)
     }))
 }
 

@@ -151,6 +151,7 @@ fn main() -> anyhow::Result<()> {
         token_auth_file: None,
         kubelet_certificate_authority: None,
         advertise_address: None,
+        load_balancer_pool: Vec::new(),
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {

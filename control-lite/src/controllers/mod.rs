@@ -27,6 +27,7 @@ pub mod index;
 pub mod informer;
 pub mod job;
 pub mod kubernetes_endpoints;
+pub mod loadbalancer;
 pub mod namespace;
 pub mod nodelifecycle;
 pub mod queue;

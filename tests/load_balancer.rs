@@ -1,0 +1,81 @@
+//! The bare-metal load balancer on the real stack (`bosun up
+//! --load-balancer-pool`, real kubectl, real nftables): a `type:
+//! LoadBalancer` Service gets an ingress IP from the pool, shown as
+//! EXTERNAL-IP, and answers there from the host; a Service that asks for a
+//! taken address is told why; turning a Service into a ClusterIP gives its
+//! address back, and the Service waiting for one gets it.
+
+mod support;
+
+use std::time::Duration;
+
+use anyhow::{ensure, Result};
+use serde_json::Value;
+use support::cluster::{get, Cluster};
+use support::wait::wait_until;
+
+/// Two addresses: 198.51.100.241 and .242 (TEST-NET-2, routed by the
+/// default route, DNATed before it leaves).
+const POOL: &str = "198.51.100.240/30";
+
+fn service(name: &str, requested: Option<&str>) -> String {
+    let ip = requested.map(|ip| format!("\n  loadBalancerIP: {ip}")).unwrap_or_default();
+    format!(
+        "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer{ip}\n  \
+         selector:\n    app: web\n  ports:\n    - port: 80\n      targetPort: 8080\n"
+    )
+}
+
+fn ingress_ip(cluster: &Cluster, name: &str) -> Result<Option<String>> {
+    let svc: Value = cluster.json(&["get", "service", name])?;
+    Ok(svc["status"]["loadBalancer"]["ingress"][0]["ip"].as_str().map(str::to_string))
+}
+
+fn event_of(cluster: &Cluster, object: &str, reason: &str) -> Result<Option<String>> {
+    let events = cluster.json(&["get", "events"])?;
+    Ok(events["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|e| e["involvedObject"]["name"] == object && e["reason"] == reason)
+        .and_then(|e| e["message"].as_str().map(str::to_string)))
+}
+
+#[test]
+fn load_balancer_services_get_pool_addresses_that_answer() -> Result<()> {
+    let cluster = Cluster::start_with("lb-node", &["--load-balancer-pool".to_string(), POOL.to_string()])?;
+    let web = cluster.web_manifest()?;
+    let (ok, _, err) = cluster.apply_stdin(&format!("{web}\n{}", service("front", None)))?;
+    ensure!(ok, "apply: {err}");
+    cluster.wait_running(3, Duration::from_secs(180))?;
+
+    // The first address of the pool, shown by kubectl and served.
+    let ip = wait_until("front's ingress IP", || ingress_ip(&cluster, "front"))?;
+    ensure!(ip == "198.51.100.241", "the pool's first address: {ip}");
+    let table = cluster.kubectl_ok(&["get", "service", "front"])?;
+    ensure!(table.lines().nth(1).is_some_and(|l| l.contains("LoadBalancer") && l.contains(&ip)), "{table}");
+    let page = wait_until("an answer on the load-balancer IP", || Ok(get(&format!("http://{ip}/")).ok()))?;
+    ensure!(page.starts_with("hello from web-"), "a web pod answered: {page}");
+    let allocated = event_of(&cluster, "front", "IPAllocated")?;
+    ensure!(allocated.as_deref() == Some("Assigned IP [\"198.51.100.241\"]"), "event: {allocated:?}");
+
+    // Asking for the taken address: refused with a reason, no address.
+    let (ok, _, err) = cluster.apply_stdin(&service("copycat", Some(&ip)))?;
+    ensure!(ok, "apply copycat: {err}");
+    let why = wait_until("copycat's AllocationFailed", || event_of(&cluster, "copycat", "AllocationFailed"))?;
+    ensure!(why.contains("in use"), "says why: {why}");
+    ensure!(ingress_ip(&cluster, "copycat")?.is_none(), "copycat got no address");
+
+    // front becomes a ClusterIP: its address is freed and copycat gets it.
+    cluster.kubectl_ok(&["patch", "service", "front", "-p", r#"{"spec":{"type":"ClusterIP"}}"#])?;
+    let moved =
+        wait_until(
+            "copycat takes the freed address",
+            || Ok(ingress_ip(&cluster, "copycat")?.filter(|got| *got == ip)),
+        )?;
+    ensure!(ingress_ip(&cluster, "front")?.is_none(), "front's status was cleared");
+    let page = wait_until("copycat answers on it", || Ok(get(&format!("http://{moved}/")).ok()))?;
+    ensure!(page.starts_with("hello from web-"), "{page}");
+    cluster.kubectl_ok(&["delete", "deploy/web", "svc/front", "svc/copycat", "--wait=true", "--timeout=120s"])?;
+    Ok(())
+}
