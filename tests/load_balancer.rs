@@ -2,7 +2,7 @@
 //! --load-balancer-pool`, real kubectl, real nftables): a `type:
 //! LoadBalancer` Service gets an ingress IP from the pool, shown as
 //! EXTERNAL-IP, and answers there from the host; a Service that asks for a
-//! taken address is told why; turning a Service into a ClusterIP gives its
+//! taken address is told why; its node port answers on the node's IP; turning a Service into a ClusterIP gives its
 //! address back, and the Service waiting for one gets it.
 
 mod support;
@@ -56,6 +56,22 @@ fn load_balancer_services_get_pool_addresses_that_answer() -> Result<()> {
     ensure!(table.lines().nth(1).is_some_and(|l| l.contains("LoadBalancer") && l.contains(&ip)), "{table}");
     let page = wait_until("an answer on the load-balancer IP", || Ok(get(&format!("http://{ip}/")).ok()))?;
     ensure!(page.starts_with("hello from web-"), "a web pod answered: {page}");
+    // The node port of the same Service, on the node's address (upstream's
+    // default `--nodeport-addresses`: the node IP, not loopback).
+    let svc = cluster.json(&["get", "service", "front"])?;
+    let node_port = svc["spec"]["ports"][0]["nodePort"].as_u64().unwrap_or_default();
+    ensure!((30000..=32767).contains(&node_port), "a node port from the default range: {node_port}");
+    let node = cluster.json(&["get", "node", "lb-node"])?;
+    let node_ip = node["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str())
+        .unwrap_or_default()
+        .to_string();
+    let page = wait_until("an answer on the node port", || Ok(get(&format!("http://{node_ip}:{node_port}/")).ok()))?;
+    ensure!(page.starts_with("hello from web-"), "a web pod answered on {node_ip}:{node_port}: {page}");
     let allocated = event_of(&cluster, "front", "IPAllocated")?;
     ensure!(allocated.as_deref() == Some("Assigned IP [\"198.51.100.241\"]"), "event: {allocated:?}");
 

@@ -92,6 +92,45 @@ fn service_ips(
     Ok((taken, plan.release))
 }
 
+/// Addresses a Service write holds: its ClusterIP and node ports.
+#[derive(Debug, Default)]
+struct Held {
+    ip: Option<String>,
+    ports: Vec<u16>,
+}
+
+impl Held {
+    /// Gives the addresses back to their allocators.
+    fn free(self, state: &ApiState) {
+        if let Some(ip) = self.ip {
+            state.ips.release(&ip);
+        }
+        state.node_ports.release(&self.ports);
+    }
+}
+
+/// Plans and takes a Service's ClusterIP and node ports (`old`: the stored
+/// object on update). Returns what was newly taken (to free if the write
+/// fails) and what the stored object held that this write gives up (to
+/// free once it is stored).
+fn service_addresses(
+    state: &ApiState,
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+    dry_run: bool,
+) -> Result<(Held, Held)> {
+    let (taken_ip, release_ip) = service_ips(state, info, old, obj, dry_run)?;
+    match state.node_ports.assign(old, obj, dry_run) {
+        Ok(ports) => Ok((Held { ip: taken_ip, ports: ports.taken }, Held { ip: release_ip, ports: ports.release })),
+        Err(causes) => {
+            Held { ip: taken_ip, ports: Vec::new() }.free(state);
+            let name = meta_str(obj, "name").unwrap_or_default().to_string();
+            Err(invalid(info, &name, causes))
+        }
+    }
+}
+
 /// Startup repair of stored Services whose addresses break the rules (see
 /// [`clusterip::repair`]): written straight to the store, since an update
 /// would (rightly) refuse to keep the bad address. Returns how many changed.
@@ -189,9 +228,9 @@ pub async fn create(
             return Err(invalid(info, &name, causes));
         }
         let allocated = if info.kind == Kind::Service {
-            service_ips(state, info, None, &mut candidate, opts.dry_run)?.0
+            service_addresses(state, info, None, &mut candidate, opts.dry_run)?.0
         } else {
-            None
+            Held::default()
         };
         if opts.dry_run {
             return Ok((candidate, warnings));
@@ -209,9 +248,7 @@ pub async fn create(
                 return Ok((candidate, warnings));
             }
             Err(e) => {
-                if let Some(ip) = allocated {
-                    state.ips.release(&ip);
-                }
+                allocated.free(state);
                 let err = ApiError::from_store(info, &name, "create", &key, e);
                 if !(matches!(err, ApiError::AlreadyExists { .. }) && attempts > 1) {
                     return Err(err);
@@ -322,30 +359,28 @@ where
         if !causes.is_empty() {
             return Err(invalid(info, name, causes));
         }
-        let (taken, release) =
-            if service { service_ips(state, info, Some(&current), &mut next, opts.dry_run)? } else { (None, None) };
-        let free = |ip: Option<String>| {
-            if let Some(ip) = ip {
-                state.ips.release(&ip);
-            }
+        let (taken, release) = if service {
+            service_addresses(state, info, Some(&current), &mut next, opts.dry_run)?
+        } else {
+            (Held::default(), Held::default())
         };
         if !differs(&current, &next) || opts.dry_run {
-            free(taken);
+            taken.free(state);
             return Ok((next, warnings));
         }
         if ready_to_remove(info.kind, &next) {
-            free(release);
+            release.free(state);
             return remove(state, info, ns, name, rev, next).await.map(|o| (o, warnings));
         }
         match state.store.update(&key, encode(&next), Some(rev)).await {
             Ok(new_rev) => {
-                free(release);
+                release.free(state);
                 set_rv(&mut next, new_rev);
                 return Ok((next, warnings));
             }
-            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => free(taken),
+            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => taken.free(state),
             Err(e) => {
-                free(taken);
+                taken.free(state);
                 return Err(ApiError::from_store(info, name, "update", &key, e));
             }
         }
@@ -368,6 +403,7 @@ pub(super) async fn remove(
         if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
             state.ips.release(ip);
         }
+        state.node_ports.release_all(&obj);
     }
     let mut obj = obj;
     set_rv(&mut obj, del_rev);

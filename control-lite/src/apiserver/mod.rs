@@ -52,6 +52,7 @@ pub mod kubelet_client;
 pub mod logs;
 pub mod metrics_api;
 pub mod namespaces;
+pub mod nodeports;
 pub mod objects;
 pub mod openapi;
 pub mod options;
@@ -109,6 +110,8 @@ pub struct ApiState {
     pub store: Store,
     /// ClusterIP allocator.
     pub ips: clusterip::Allocator,
+    /// Service node-port allocator.
+    pub node_ports: nodeports::Allocator,
     /// Server shutdown (ends watches and log streams).
     pub token: CancellationToken,
     /// `host:port` advertised in `/api`.
@@ -137,6 +140,7 @@ impl ApiState {
         ApiState {
             store,
             ips: clusterip::Allocator::new(cidr),
+            node_ports: nodeports::Allocator::new(nodeports::DEFAULT_RANGE),
             token,
             server_address,
             config: ApiConfig::default(),
@@ -214,6 +218,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
         for ip in svc.pointer("/spec/clusterIPs").and_then(Value::as_array).into_iter().flatten() {
             state.ips.mark(ip.as_str().unwrap_or_default());
         }
+        state.node_ports.mark(svc);
     }
     let exists = services
         .iter()
