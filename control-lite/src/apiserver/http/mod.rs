@@ -28,6 +28,7 @@ pub(crate) mod body;
 pub mod call;
 mod conn;
 mod delete;
+mod roots;
 pub mod limits;
 pub mod path;
 mod read;
@@ -49,6 +50,7 @@ use super::options::{table_mode, Query};
 use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
+use super::discovery::aggregated::Root;
 use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
 use crate::auth::authn::{Authenticator, Identified, PeerCert};
 use crate::auth::sa_token;
@@ -140,7 +142,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
             }
             _ => Err(call::not_allowed(&parts.method)),
         },
-        Call::Fixed(route) => fixed(state, route),
+        Call::Fixed(route) => fixed(state, route, &parts.headers),
         Call::Resource(Verb::Stream(sub), target) => {
             // The upgrade handle lives in the request's extensions.
             let ns = target.namespace.as_deref().unwrap_or("default");
@@ -204,7 +206,7 @@ pub(super) async fn resolve_identity(state: &ApiState, identified: Identified) -
 }
 
 /// Health, version, OpenAPI and discovery documents.
-fn fixed(state: &ApiState, route: Route) -> Result<Response> {
+fn fixed(state: &ApiState, route: Route, headers: &HeaderMap) -> Result<Response> {
     let doc = match route {
         Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
         Route::Version => discovery::version(),
@@ -225,8 +227,8 @@ fn fixed(state: &ApiState, route: Route) -> Result<Response> {
             };
             doc.ok_or(ApiError::NoResource)?
         }
-        Route::CoreVersions => discovery::core_versions(&state.server_address),
-        Route::Groups => discovery::group_list(),
+        Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
+        Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),
         Route::Group(g) => discovery::group(&g).ok_or(ApiError::NoResource)?,
         Route::Resources(g, v) => discovery::resource_list(&g, &v).ok_or(ApiError::NoResource)?,
         Route::Resource(_) => return Err(ApiError::NoResource),
