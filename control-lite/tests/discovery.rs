@@ -152,6 +152,40 @@ async fn kubectl_discovers_everything_in_two_requests() -> Result<()> {
     Ok(())
 }
 
+/// Every group's resources as `(api_version, plural, kind, scope, verbs,
+/// subresources)` lines, sorted.
+fn summary(discovery: &kube::Discovery) -> Vec<String> {
+    let mut out = Vec::new();
+    for group in discovery.groups() {
+        for version in group.versions() {
+            for (ar, caps) in group.versioned_resources(version) {
+                let mut subs: Vec<String> =
+                    caps.subresources.iter().map(|(s, c)| format!("{}:{}:{:?}", s.plural, s.kind, c.operations)).collect();
+                subs.sort();
+                out.push(format!("{} {} {} {:?} {:?} {subs:?}", ar.api_version, ar.plural, ar.kind, caps.scope, caps.operations));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kube_rs_reads_the_same_resources_from_both_forms() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let api = support::start_apiserver(dir.path()).await?;
+    let client = api.kube_client().await?;
+    // kube-rs parses the aggregated answer into upstream's typed structs.
+    let aggregated = kube::Discovery::new(client.clone()).run_aggregated().await?;
+    let legacy = kube::Discovery::new(client).run().await?;
+    let (aggregated, legacy) = (summary(&aggregated), summary(&legacy));
+    let deployments = aggregated.iter().find(|l| l.starts_with("apps/v1 deployments Deployment "));
+    assert!(deployments.is_some_and(|l| l.contains("scale:Scale") && l.contains("status:Deployment")), "{aggregated:#?}");
+    assert_eq!(aggregated, legacy);
+    support::stop(api.token.clone(), vec![api.server]).await;
+    Ok(())
+}
+
 #[test]
 fn verbose_log_lines_become_paths() {
     let log = "I1203 15:00:00.1 1 round_trippers.go:553] GET https://127.0.0.1:4431/apis?timeout=32s 200 OK in 3 milliseconds\n\
