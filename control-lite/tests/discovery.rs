@@ -159,10 +159,16 @@ fn summary(discovery: &kube::Discovery) -> Vec<String> {
     for group in discovery.groups() {
         for version in group.versions() {
             for (ar, caps) in group.versioned_resources(version) {
-                let mut subs: Vec<String> =
-                    caps.subresources.iter().map(|(s, c)| format!("{}:{}:{:?}", s.plural, s.kind, c.operations)).collect();
+                let mut subs: Vec<String> = caps
+                    .subresources
+                    .iter()
+                    .map(|(s, c)| format!("{}:{}:{:?}", s.plural, s.kind, c.operations))
+                    .collect();
                 subs.sort();
-                out.push(format!("{} {} {} {:?} {:?} {subs:?}", ar.api_version, ar.plural, ar.kind, caps.scope, caps.operations));
+                out.push(format!(
+                    "{} {} {} {:?} {:?} {subs:?}",
+                    ar.api_version, ar.plural, ar.kind, caps.scope, caps.operations
+                ));
             }
         }
     }
@@ -180,7 +186,10 @@ async fn kube_rs_reads_the_same_resources_from_both_forms() -> Result<()> {
     let legacy = kube::Discovery::new(client).run().await?;
     let (aggregated, legacy) = (summary(&aggregated), summary(&legacy));
     let deployments = aggregated.iter().find(|l| l.starts_with("apps/v1 deployments Deployment "));
-    assert!(deployments.is_some_and(|l| l.contains("scale:Scale") && l.contains("status:Deployment")), "{aggregated:#?}");
+    assert!(
+        deployments.is_some_and(|l| l.contains("scale:Scale") && l.contains("status:Deployment")),
+        "{aggregated:#?}"
+    );
     assert_eq!(aggregated, legacy);
     support::stop(api.token.clone(), vec![api.server]).await;
     Ok(())

@@ -62,7 +62,8 @@ fn group(resources: &[ResourceInfo], name: &str) -> Value {
     let versions: Vec<Value> = versions
         .into_iter()
         .map(|v| {
-            let rows: Vec<Value> = resources.iter().filter(|r| r.group == name && r.version == v).map(resource).collect();
+            let rows: Vec<Value> =
+                resources.iter().filter(|r| r.group == name && r.version == v).map(resource).collect();
             json!({"version": v, "resources": rows, "freshness": "Current"})
         })
         .collect();
@@ -166,7 +167,11 @@ mod tests {
         assert_eq!(nodes["scope"], "Cluster");
         let endpoints = find(resources_of(&doc, "", "v1"), "resource", "endpoints");
         assert!(endpoints.get("subresources").is_none() && endpoints.get("categories").is_none());
-        let token = find(&find(resources_of(&doc, "", "v1"), "resource", "serviceaccounts")["subresources"], "subresource", "token");
+        let token = find(
+            &find(resources_of(&doc, "", "v1"), "resource", "serviceaccounts")["subresources"],
+            "subresource",
+            "token",
+        );
         assert_eq!(token["responseKind"], gvk("authentication.k8s.io", "v1", "TokenRequest"));
     }
 

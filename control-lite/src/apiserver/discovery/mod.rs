@@ -1,6 +1,17 @@
-//! Discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/<g>/<v>`) and `/version`,
-//! computed from the resource table. Aggregated discovery (v2) is not served:
-//! clients asking for it get the legacy documents as `application/json` and fall back.
+//! Discovery documents and `/version`, all computed from the resource table
+//! ([`super::registry`]), never kept by hand.
+//!
+//! - Legacy (this module): `/api` (`APIVersions`), `/apis` (`APIGroupList`),
+//!   `/apis/<g>` (`APIGroup`), `/api/v1` and `/apis/<g>/<v>`
+//!   (`APIResourceList`, subresources as `<plural>/<sub>` entries).
+//! - Aggregated ([`aggregated`]): `/api` and `/apis` as one
+//!   `APIGroupDiscoveryList` each, every group, version and resource with its
+//!   subresources in one answer, for clients that ask for it in `Accept`
+//!   ([`negotiate`]; the HTTP side is `http/roots.rs`).
+//!
+//! What a resource's and a subresource's verbs and response kinds are is
+//! decided once here (`resource_verbs`, `subresource_doc`) and read by
+//! both forms.
 
 use serde_json::{json, Value};
 

@@ -28,11 +28,11 @@ pub(crate) mod body;
 pub mod call;
 mod conn;
 mod delete;
-mod roots;
 pub mod limits;
 pub mod path;
 mod read;
 mod review;
+mod roots;
 mod sub;
 mod write;
 
@@ -46,11 +46,11 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::aggregated::Root;
 use super::options::{table_mode, Query};
 use super::response::json_response;
 use super::status::{ApiError, Result};
 use super::table::IncludeObject;
-use super::discovery::aggregated::Root;
 use super::{discovery, metrics_api, openapi, stream_proxy, ApiState};
 use crate::auth::authn::{Authenticator, Identified, PeerCert};
 use crate::auth::sa_token;
