@@ -32,6 +32,7 @@ pub mod limits;
 pub mod path;
 mod read;
 mod review;
+mod roots;
 mod sub;
 mod write;
 
@@ -45,6 +46,7 @@ use axum::response::{IntoResponse, Response};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use super::discovery::aggregated::Root;
 use super::options::{table_mode, Query};
 use super::response::json_response;
 use super::status::{ApiError, Result};
@@ -140,7 +142,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
             }
             _ => Err(call::not_allowed(&parts.method)),
         },
-        Call::Fixed(route) => fixed(state, route),
+        Call::Fixed(route) => fixed(state, route, &parts.headers),
         Call::Resource(Verb::Stream(sub), target) => {
             // The upgrade handle lives in the request's extensions.
             let ns = target.namespace.as_deref().unwrap_or("default");
@@ -204,7 +206,7 @@ pub(super) async fn resolve_identity(state: &ApiState, identified: Identified) -
 }
 
 /// Health, version, OpenAPI and discovery documents.
-fn fixed(state: &ApiState, route: Route) -> Result<Response> {
+fn fixed(state: &ApiState, route: Route, headers: &HeaderMap) -> Result<Response> {
     let doc = match route {
         Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
         Route::Version => discovery::version(),
@@ -225,8 +227,8 @@ fn fixed(state: &ApiState, route: Route) -> Result<Response> {
             };
             doc.ok_or(ApiError::NoResource)?
         }
-        Route::CoreVersions => discovery::core_versions(&state.server_address),
-        Route::Groups => discovery::group_list(),
+        Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
+        Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),
         Route::Group(g) => discovery::group(&g).ok_or(ApiError::NoResource)?,
         Route::Resources(g, v) => discovery::resource_list(&g, &v).ok_or(ApiError::NoResource)?,
         Route::Resource(_) => return Err(ApiError::NoResource),

@@ -73,16 +73,37 @@ pub fn api_group() -> Value {
     json!({"name": GROUP, "versions": [version.clone()], "preferredVersion": version})
 }
 
+/// The served resources: (plural, kind, namespaced); both discovery forms read it.
+const RESOURCES: &[(&str, &str, bool)] = &[("nodes", "NodeMetrics", false), ("pods", "PodMetrics", true)];
+const VERBS: &[&str] = &["get", "list"];
+
 /// `/apis/metrics.k8s.io/v1beta1`.
 pub fn resource_list() -> Value {
-    let verbs = ["get", "list"];
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|(plural, kind, namespaced)| {
+            json!({"name": plural, "singularName": "", "namespaced": namespaced, "kind": kind, "verbs": VERBS})
+        })
+        .collect();
     json!({
         "kind": "APIResourceList", "apiVersion": "v1", "groupVersion": format!("{GROUP}/{VERSION}"),
-        "resources": [
-            {"name": "nodes", "singularName": "", "namespaced": false, "kind": "NodeMetrics", "verbs": verbs},
-            {"name": "pods", "singularName": "", "namespaced": true, "kind": "PodMetrics", "verbs": verbs},
-        ],
+        "resources": resources,
     })
+}
+
+/// The group's item in the aggregated `/apis` document
+/// ([`crate::apiserver::discovery::aggregated`]).
+pub fn aggregated_group() -> Value {
+    use crate::apiserver::discovery::aggregated::{gvk, scope};
+    let resources: Vec<Value> = RESOURCES
+        .iter()
+        .map(|(plural, kind, namespaced)| {
+            json!({"resource": plural, "responseKind": gvk(GROUP, VERSION, kind), "scope": scope(*namespaced),
+                "singularResource": "", "verbs": VERBS})
+        })
+        .collect();
+    json!({"metadata": {"name": GROUP},
+        "versions": [{"version": VERSION, "resources": resources, "freshness": "Current"}]})
 }
 
 fn not_found(kind: &str, resource: &str, name: &str) -> ApiError {

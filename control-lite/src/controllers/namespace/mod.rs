@@ -186,9 +186,10 @@ async fn write_conditions(api: &Api<Namespace>, ns: &Namespace, observed: &Obser
     }
 }
 
-/// Every namespaced resource that can be listed and deleted, by discovery.
+/// Every namespaced resource that can be listed and deleted, by aggregated
+/// discovery (two requests; the apiserver serves both forms alike).
 async fn namespaced_resources(client: &Client) -> Result<Vec<(ApiResource, ApiCapabilities)>, Error> {
-    let discovery = Discovery::new(client.clone()).run().await.map_err(Error::Discovery)?;
+    let discovery = Discovery::new(client.clone()).run_aggregated().await.map_err(Error::Discovery)?;
     let mut out = Vec::new();
     for group in discovery.groups() {
         for (resource, caps) in group.recommended_resources() {

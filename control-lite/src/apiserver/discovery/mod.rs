@@ -1,10 +1,24 @@
-//! Discovery documents (`/api`, `/apis`, `/api/v1`, `/apis/<g>/<v>`) and `/version`,
-//! computed from the resource table. Aggregated discovery (v2) is not served:
-//! clients asking for it get the legacy documents as `application/json` and fall back.
+//! Discovery documents and `/version`, all computed from the resource table
+//! ([`super::registry`]), never kept by hand.
+//!
+//! - Legacy (this module): `/api` (`APIVersions`), `/apis` (`APIGroupList`),
+//!   `/apis/<g>` (`APIGroup`), `/api/v1` and `/apis/<g>/<v>`
+//!   (`APIResourceList`, subresources as `<plural>/<sub>` entries).
+//! - Aggregated ([`aggregated`]): `/api` and `/apis` as one
+//!   `APIGroupDiscoveryList` each, every group, version and resource with its
+//!   subresources in one answer, for clients that ask for it in `Accept`
+//!   ([`negotiate`]; the HTTP side is `http/roots.rs`).
+//!
+//! What a resource's and a subresource's verbs and response kinds are is
+//! decided once here (`resource_verbs`, `subresource_doc`) and read by
+//! both forms.
 
 use serde_json::{json, Value};
 
-use super::registry::{group_versions, Subresource, RESOURCES};
+pub mod aggregated;
+pub mod negotiate;
+
+use super::registry::{group_versions, ResourceInfo, Subresource, RESOURCES};
 
 /// The Kubernetes version this apiserver claims.
 pub const GIT_VERSION: &str = "v1.33.0-bosun";
@@ -31,6 +45,43 @@ fn go_arch() -> &'static str {
         "x86_64" => "amd64",
         "aarch64" => "arm64",
         other => other,
+    }
+}
+
+/// The verbs of a resource itself: a review is only created.
+fn resource_verbs(r: &ResourceInfo) -> &'static [&'static str] {
+    if r.is_review() {
+        &["create"]
+    } else {
+        VERBS
+    }
+}
+
+/// What a subresource answers with and which verbs it serves; both discovery
+/// forms (legacy and aggregated) read it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct SubresourceDoc {
+    /// The response's group and version when they differ from the resource's.
+    group_version: Option<(&'static str, &'static str)>,
+    /// The response's kind.
+    kind: &'static str,
+    verbs: &'static [&'static str],
+}
+
+fn subresource_doc(r: &ResourceInfo, sub: Subresource) -> SubresourceDoc {
+    let own = |kind, verbs| SubresourceDoc { group_version: None, kind, verbs };
+    let other = |group, version, kind, verbs| SubresourceDoc { group_version: Some((group, version)), kind, verbs };
+    match sub {
+        Subresource::Status | Subresource::Resize => own(r.kind_name, &["get", "patch", "update"]),
+        Subresource::Scale => other("autoscaling", "v1", "Scale", &["get", "patch", "update"]),
+        Subresource::Log => own(r.kind_name, &["get"]),
+        Subresource::Binding => own("Binding", &["create"]),
+        Subresource::Finalize => own(r.kind_name, &["update"]),
+        Subresource::Eviction => other("policy", "v1", "Eviction", &["create"]),
+        Subresource::Token => other("authentication.k8s.io", "v1", "TokenRequest", &["create"]),
+        Subresource::Exec => own("PodExecOptions", &["create", "get"]),
+        Subresource::Attach => own("PodAttachOptions", &["create", "get"]),
+        Subresource::PortForward => own("PodPortForwardOptions", &["create", "get"]),
     }
 }
 
@@ -90,7 +141,7 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
             "singularName": r.singular,
             "namespaced": r.namespaced,
             "kind": r.kind_name,
-            "verbs": if r.is_review() { &["create"][..] } else { VERBS },
+            "verbs": resource_verbs(r),
         });
         if !r.short_names.is_empty() {
             main["shortNames"] = json!(r.short_names);
@@ -100,46 +151,13 @@ pub fn resource_list(group: &str, version: &str) -> Option<Value> {
         }
         resources.push(main);
         for sub in r.subresources {
-            let name = format!("{}/{}", r.plural, sub.path());
-            let entry = match sub {
-                Subresource::Status | Subresource::Resize => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "kind": r.kind_name, "verbs": ["get", "patch", "update"]})
-                }
-                Subresource::Scale => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "group": "autoscaling", "version": "v1", "kind": "Scale", "verbs": ["get", "patch", "update"]})
-                }
-                Subresource::Log => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "kind": r.kind_name, "verbs": ["get"]})
-                }
-                Subresource::Binding => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "kind": "Binding", "verbs": ["create"]})
-                }
-                Subresource::Finalize => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "kind": r.kind_name, "verbs": ["update"]})
-                }
-                Subresource::Eviction => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "group": "policy", "version": "v1", "kind": "Eviction", "verbs": ["create"]})
-                }
-                Subresource::Token => {
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest", "verbs": ["create"]})
-                }
-                Subresource::Exec | Subresource::Attach | Subresource::PortForward => {
-                    let kind = match sub {
-                        Subresource::Exec => "PodExecOptions",
-                        Subresource::Attach => "PodAttachOptions",
-                        _ => "PodPortForwardOptions",
-                    };
-                    json!({"name": name, "singularName": "", "namespaced": r.namespaced,
-                    "kind": kind, "verbs": ["create", "get"]})
-                }
-            };
+            let doc = subresource_doc(r, *sub);
+            let mut entry = json!({"name": format!("{}/{}", r.plural, sub.path()), "singularName": "",
+                "namespaced": r.namespaced, "kind": doc.kind, "verbs": doc.verbs});
+            if let Some((g, v)) = doc.group_version {
+                entry["group"] = json!(g);
+                entry["version"] = json!(v);
+            }
             resources.push(entry);
         }
     }
