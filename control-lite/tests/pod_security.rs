@@ -115,7 +115,10 @@ async fn kubectl_sees_enforce_refusals_and_warn_warnings() -> Result<()> {
     // Workloads are never refused; the unset warn level follows enforce.
     let (out, err) = ok(&plane, &["apply", "-n", "strict", "-f", &deployment]).await?;
     assert!(out.contains("deployment.apps/web created"), "{out}");
-    assert!(err.contains("Warning: would violate PodSecurity \"restricted:latest\": privileged (container \"c\""), "{err}");
+    assert!(
+        err.contains("Warning: would violate PodSecurity \"restricted:latest\": privileged (container \"c\""),
+        "{err}"
+    );
 
     ok(&plane, &["create", "ns", "loose"]).await?;
     ok(&plane, &["label", "ns", "loose", "pod-security.kubernetes.io/warn=baseline"]).await?;
@@ -139,8 +142,12 @@ async fn kubectl_sees_enforce_refusals_and_warn_warnings() -> Result<()> {
         "{err}"
     );
 
-    let invalid = fails(&plane, &["label", "ns", "loose", "--overwrite", "pod-security.kubernetes.io/enforce=bogus"]).await?;
-    assert!(invalid.contains("metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"bogus\""), "{invalid}");
+    let invalid =
+        fails(&plane, &["label", "ns", "loose", "--overwrite", "pod-security.kubernetes.io/enforce=bogus"]).await?;
+    assert!(
+        invalid.contains("metadata.labels[pod-security.kubernetes.io/enforce]: Invalid value: \"bogus\""),
+        "{invalid}"
+    );
     plane.stop().await;
     Ok(())
 }

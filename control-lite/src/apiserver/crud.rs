@@ -340,7 +340,9 @@ where
             return Err(invalid(info, name, causes));
         }
         let mut warnings = warnings;
-        if let (true, UpdateScope::Main, Some(ns)) = (pod_security::admission::evaluated(info.kind), scope, ns) {
+        if let (true, UpdateScope::Main, Some(ns)) =
+            (pod_security::admission::evaluated(info.kind, &next, Some(&current)), scope, ns)
+        {
             let (namespace, _) = get(state, by_kind(Kind::Namespace), None, ns).await?;
             warnings.extend(pod_security::admission::admit(info, &namespace, &next, Some(&current))?);
         }

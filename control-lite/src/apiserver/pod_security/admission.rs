@@ -23,8 +23,14 @@ fn pod_view<'a>(kind: Kind, obj: &'a Value) -> Option<PodView<'a>> {
     PodView::of(obj.pointer(template)?)
 }
 
-/// Whether `kind` is evaluated at all (pods and the workloads with a pod template).
-pub fn evaluated(kind: Kind) -> bool {
+/// Whether a write of `obj` (`old`: the stored object on update) is
+/// evaluated at all: pods and the workloads with a pod template; a pod
+/// update only if it is significant. Lets the caller skip reading the
+/// namespace.
+pub fn evaluated(kind: Kind, obj: &Value, old: Option<&Value>) -> bool {
+    if kind == Kind::Pod && old.is_some_and(|old| !significant_pod_update(old, obj)) {
+        return false;
+    }
     matches!(
         kind,
         Kind::Pod
@@ -64,10 +70,9 @@ pub fn admit(
     obj: &Value,
     old: Option<&Value>,
 ) -> Result<Vec<String>, ApiError> {
-    let Some(pod) = pod_view(info.kind, obj) else { return Ok(Vec::new()) };
-    if info.kind == Kind::Pod && old.is_some_and(|old| !significant_pod_update(old, obj)) {
+    let Some(pod) = pod_view(info.kind, obj).filter(|_| evaluated(info.kind, obj, old)) else {
         return Ok(Vec::new());
-    }
+    };
     let (policy, errors) = Policy::from_labels(labels(namespace));
     if errors.is_empty() && policy.fully_privileged() {
         return Ok(Vec::new());

@@ -139,7 +139,9 @@ fn labels(pairs: &[(&str, &str)]) -> serde_json::Map<String, Value> {
 #[test]
 fn labels_parse_into_policy() {
     let lv = |level, version: &str| LevelVersion { level, version: version.into() };
-    let cases: Vec<(Vec<(&str, &str)>, [LevelVersion; 3], usize)> = vec![
+    // Labels, then the expected enforce, audit and warn, then how many errors.
+    type Case<'a> = (Vec<(&'a str, &'a str)>, [LevelVersion; 3], usize);
+    let cases: Vec<Case> = vec![
         (
             vec![],
             [lv(Level::Privileged, "latest"), lv(Level::Privileged, "latest"), lv(Level::Privileged, "latest")],

@@ -82,6 +82,6 @@ pub fn plural<'w>(n: usize, one: &'w str, many: &'w str) -> &'w str {
 }
 
 /// A string field.
-pub fn str_at<'v>(v: Option<&'v Value>) -> Option<&'v str> {
+pub fn str_at(v: Option<&Value>) -> Option<&str> {
     v.and_then(Value::as_str)
 }
