@@ -2,6 +2,8 @@
 //! namespace of the write, the new object and (on update) the stored one.
 //! Pure, so `crud` does the reads and these decide.
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::{describe, evaluate, Level, LevelVersion, Mode, PodView, Policy, LABEL_PREFIX};
@@ -43,22 +45,12 @@ pub fn evaluated(kind: Kind, obj: &Value, old: Option<&Value>) -> bool {
     )
 }
 
-/// A pod update that can change the outcome: the spec (images aside) or the
-/// annotations changed. Upstream skips the others (e.g. an image bump).
+/// A pod update that can change the outcome: the spec changed. The
+/// metadata-only updates (labels, finalizers, graceful deletion) are
+/// skipped, as upstream (whose only mutable spec fields that matter are the
+/// images, which count).
 fn significant_pod_update(old: &Value, new: &Value) -> bool {
-    let without_images = |pod: &Value| {
-        let mut spec = pod.get("spec").cloned().unwrap_or(Value::Null);
-        for field in ["initContainers", "containers", "ephemeralContainers"] {
-            if let Some(list) = spec.get_mut(field).and_then(Value::as_array_mut) {
-                for c in list.iter_mut().filter_map(Value::as_object_mut) {
-                    c.remove("image");
-                }
-            }
-        }
-        spec
-    };
-    without_images(old) != without_images(new)
-        || old.pointer("/metadata/annotations") != new.pointer("/metadata/annotations")
+    old.get("spec") != new.get("spec")
 }
 
 /// Admits a create (`old` = `None`) or update of `obj` in `namespace`:
@@ -133,40 +125,61 @@ pub fn validate_namespace(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
         .collect()
 }
 
-/// The new enforce level of a namespace update, if it changed to one that
-/// checks something: existing pods are then evaluated against it.
+/// The new enforce level of a namespace update, if existing pods must be
+/// evaluated against it: it changed, checks something and is not a mere
+/// relaxation at the same version (upstream's rules).
 pub fn changed_enforce(old: &Value, new: &Value) -> Option<LevelVersion> {
     let (before, _) = Policy::from_labels(labels(old));
     let (after, _) = Policy::from_labels(labels(new));
-    (after.enforce != before.enforce && after.enforce.level != Level::Privileged).then_some(after.enforce)
+    let (b, a) = (before.enforce, after.enforce);
+    let relaxed = a.version == b.version && a.level <= b.level;
+    (a != b && a.level != Level::Privileged && !relaxed).then_some(a)
 }
 
 /// Warnings for the existing `pods` (the first [`MAX_PODS_CHECKED`] of
-/// `total`) that violate the new enforce level of namespace `ns`: a
-/// heading, then one line per pod with its reasons.
+/// `total`) that violate the new enforce level of namespace `ns`, in
+/// upstream's shape: how many were checked if not all, a heading, then one
+/// line per distinct list of reasons naming its first pod and how many
+/// others share it, sorted.
 pub fn existing_pod_warnings(ns: &str, enforce: &LevelVersion, pods: &[Value], total: usize) -> Vec<String> {
-    let mut lines = Vec::new();
-    for pod in pods.iter().take(MAX_PODS_CHECKED) {
+    // reasons -> (lexically first pod name, number of pods)
+    let mut groups: BTreeMap<String, (&str, usize)> = BTreeMap::new();
+    let checked = pods.len().min(MAX_PODS_CHECKED);
+    for pod in &pods[..checked] {
         let Some(view) = PodView::of(pod) else { continue };
         let violations = evaluate(enforce.level, &view);
-        if !violations.is_empty() {
-            let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
-            let reasons: Vec<&str> = violations.iter().map(|v| v.reason).collect();
-            lines.push(format!("{name}: {}", reasons.join(", ")));
+        if violations.is_empty() {
+            continue;
         }
+        let reasons: Vec<&str> = violations.iter().map(|v| v.reason).collect();
+        let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let entry = groups.entry(reasons.join(", ")).or_insert((name, 0));
+        if name < entry.0 {
+            entry.0 = name;
+        }
+        entry.1 = entry.1.saturating_add(1);
     }
     let mut warnings = Vec::new();
-    if !lines.is_empty() {
+    if checked < total {
+        warnings.push(format!(
+            "new PodSecurity enforce level only checked against the first {checked} of {total} existing pods"
+        ));
+    }
+    if !groups.is_empty() {
         warnings.push(format!(
             "existing pods in namespace \"{ns}\" violate the new PodSecurity {} level \"{enforce}\"",
             Mode::Enforce.as_str()
         ));
-        warnings.extend(lines);
     }
-    if total > MAX_PODS_CHECKED {
-        warnings.push(format!(
-            "new PodSecurity enforce level only checked against the first {MAX_PODS_CHECKED} of {total} existing pods"
-        ));
-    }
+    let mut lines: Vec<String> = groups
+        .into_iter()
+        .map(|(reasons, (name, count))| match count {
+            1 => format!("{name}: {reasons}"),
+            2 => format!("{name} (and 1 other pod): {reasons}"),
+            n => format!("{name} (and {} other pods): {reasons}", n - 1),
+        })
+        .collect();
+    lines.sort();
+    warnings.extend(lines);
     warnings
 }

@@ -48,17 +48,17 @@ pub type Check = fn(&PodView<'_>) -> Option<Violation>;
 
 /// The baseline checks, in the order their reasons are reported.
 pub const CHECKS: &[Check] = &[
-    host_process,
-    host_namespaces,
-    privileged,
+    app_armor,
     capabilities,
+    host_namespaces,
     host_path_volumes,
     host_ports,
-    app_armor,
-    se_linux,
+    privileged,
     proc_mount,
     seccomp,
+    se_linux,
     sysctls,
+    host_process,
 ];
 
 /// The subset of [`CHECKS`] that `restricted` replaces with stricter ones.

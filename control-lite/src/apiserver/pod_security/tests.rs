@@ -197,10 +197,14 @@ fn enforce_refuses_pods_with_upstream_message_and_warns_workloads() {
     let deploy = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": bad["spec"].clone()}}});
     let warnings = admit(by_kind(Kind::Deployment), &ns, &deploy, None).expect("never refused");
     assert_eq!(warnings, vec!["would violate PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"]);
-    // A pod update that only changes an image is not evaluated again.
+    // A pod update that only changes metadata is not evaluated again; an
+    // image change is.
+    let mut labelled = bad.clone();
+    labelled["metadata"]["labels"] = json!({"a": "b"});
+    assert_eq!(admit(by_kind(Kind::Pod), &ns, &labelled, Some(&bad)).expect("skipped"), Vec::<String>::new());
     let mut bumped = bad.clone();
     bumped["spec"]["containers"][0]["image"] = json!("busybox:2");
-    assert_eq!(admit(by_kind(Kind::Pod), &ns, &bumped, Some(&bad)).expect("skipped"), Vec::<String>::new());
+    assert!(admit(by_kind(Kind::Pod), &ns, &bumped, Some(&bad)).is_err());
 }
 
 #[test]
@@ -232,17 +236,42 @@ fn namespace_labels_are_validated_when_changed() {
 }
 
 #[test]
-fn existing_pods_are_reported_and_capped() {
+fn existing_pods_are_grouped_by_reasons_and_capped() {
     let enforce = LevelVersion { level: Level::Baseline, version: "latest".into() };
-    let pods = vec![pod(json!({}), json!({"privileged": true})), pod(json!({}), json!({}))];
+    let named = |name: &str, spec: Value, sc: Value| {
+        let mut p = pod(spec, sc);
+        p["metadata"]["name"] = json!(name);
+        p
+    };
+    let pods = vec![
+        named("z", json!({}), json!({"privileged": true})),
+        named("b", json!({}), json!({"privileged": true})),
+        named("h", json!({"hostPID": true}), json!({})),
+        named("ok", json!({}), json!({})),
+    ];
     assert_eq!(
-        existing_pod_warnings("team", &enforce, &pods, 2),
+        existing_pod_warnings("team", &enforce, &pods, 4),
         vec![
-            "existing pods in namespace \"team\" violate the new PodSecurity enforce level \"baseline:latest\""
-                .to_string(),
-            "p: privileged".to_string(),
+            "existing pods in namespace \"team\" violate the new PodSecurity enforce level \"baseline:latest\"",
+            "b (and 1 other pod): privileged",
+            "h: host namespaces",
         ]
     );
-    let last = existing_pod_warnings("team", &enforce, &pods[1..], 5000);
-    assert_eq!(last, vec!["new PodSecurity enforce level only checked against the first 3000 of 5000 existing pods"]);
+    let last = existing_pod_warnings("team", &enforce, &pods[3..], 5000);
+    assert_eq!(last, vec!["new PodSecurity enforce level only checked against the first 1 of 5000 existing pods"]);
+}
+
+#[test]
+fn enforce_changes_that_need_a_dry_run() {
+    let cases = [
+        (vec![], vec![("enforce", "baseline")], true),
+        (vec![("enforce", "baseline")], vec![("enforce", "baseline")], false),
+        (vec![("enforce", "restricted")], vec![("enforce", "baseline")], false),
+        (vec![("enforce", "baseline")], vec![("enforce", "privileged")], false),
+        (vec![("enforce", "restricted")], vec![("enforce", "baseline"), ("enforce-version", "v1.30")], true),
+    ];
+    for (old, new, want) in cases {
+        let got = super::admission::changed_enforce(&namespace(&old), &namespace(&new)).is_some();
+        assert_eq!(got, want, "{old:?} -> {new:?}");
+    }
 }
