@@ -46,23 +46,22 @@ const APPARMOR_ANNOTATION: &str = "container.apparmor.security.beta.kubernetes.i
 /// A check of one level.
 pub type Check = fn(&PodView<'_>) -> Option<Violation>;
 
-/// The baseline checks, in the order their reasons are reported.
-pub const CHECKS: &[Check] = &[
-    app_armor,
-    capabilities,
-    host_namespaces,
-    host_path_volumes,
-    host_ports,
-    privileged,
-    proc_mount,
-    seccomp,
-    se_linux,
-    sysctls,
-    host_process,
+/// The baseline checks, in the order their reasons are reported, each
+/// with whether `restricted` replaces it by a stricter form (capabilities,
+/// hostPath, seccomp).
+pub const CHECKS: &[(Check, bool)] = &[
+    (app_armor, false),
+    (capabilities, true),
+    (host_namespaces, false),
+    (host_path_volumes, true),
+    (host_ports, false),
+    (privileged, false),
+    (proc_mount, false),
+    (seccomp, true),
+    (se_linux, false),
+    (sysctls, false),
+    (host_process, false),
 ];
-
-/// The subset of [`CHECKS`] that `restricted` replaces with stricter ones.
-pub const REPLACED_AT_RESTRICTED: &[Check] = &[capabilities, host_path_volumes, seccomp];
 
 fn violation(reason: &'static str, detail: String) -> Option<Violation> {
     Some(Violation { reason, detail })

@@ -211,14 +211,12 @@ impl fmt::Display for Violation {
 
 /// The checks of `level` that `pod` fails, in report order.
 pub fn evaluate(level: Level, pod: &PodView<'_>) -> Vec<Violation> {
-    let baseline = baseline::CHECKS.iter().filter(|check| {
-        level != Level::Restricted
-            || !baseline::REPLACED_AT_RESTRICTED.iter().any(|r| std::ptr::fn_addr_eq(**check, *r))
-    });
-    let restricted = restricted::CHECKS.iter().filter(|_| level == Level::Restricted);
+    let restricted = level == Level::Restricted;
+    let baseline = baseline::CHECKS.iter().filter(|(_, replaced)| !(restricted && *replaced)).map(|(check, _)| check);
+    let stricter = restricted::CHECKS.iter().filter(|_| restricted);
     match level {
         Level::Privileged => Vec::new(),
-        _ => baseline.chain(restricted).filter_map(|check| check(pod)).collect(),
+        _ => baseline.chain(stricter).filter_map(|check| check(pod)).collect(),
     }
 }
 
