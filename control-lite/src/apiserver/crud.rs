@@ -10,6 +10,7 @@ use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
     resets_status_on_create, set_rv, WriteOptions,
 };
+use super::pod_security;
 use super::priority;
 use super::registry::{by_kind, Kind, ResourceInfo};
 use super::selectors::Selectors;
@@ -60,13 +61,18 @@ pub fn matching<'a>(kvs: &'a [KeyValue], selectors: &'a Selectors) -> impl Itera
     kvs.iter().map(decode).filter(|obj| obj.as_ref().map_or(true, |obj| selectors.matches(obj)))
 }
 
-/// The namespace exists and accepts new content (404 / 403 otherwise).
-async fn ensure_namespace(state: &ApiState, info: &ResourceInfo, ns: &str, name: &str) -> Result<()> {
+/// The namespace exists and accepts new content (404 / 403 otherwise);
+/// returns it (Pod Security reads its labels).
+async fn ensure_namespace(state: &ApiState, info: &ResourceInfo, ns: &str, name: &str) -> Result<Value> {
     let ns_info = by_kind(Kind::Namespace);
     let key = ns_info.key(None, ns);
     let found = state.store.get(&key).await.map_err(|e| ApiError::from_store(ns_info, ns, "get", &key, e))?;
     match found {
-        Some(kv) => namespaces::admit_create(info, name, ns, &decode(&kv)?),
+        Some(kv) => {
+            let namespace = decode(&kv)?;
+            namespaces::admit_create(info, name, ns, &namespace)?;
+            Ok(namespace)
+        }
         None => Err(not_found(ns_info, ns)),
     }
 }
@@ -166,7 +172,8 @@ pub async fn create(
     body: Value,
     opts: WriteOptions,
 ) -> Result<(Value, Vec<String>)> {
-    let (mut obj, warnings) = prepare(info, body, opts.field_validation)?;
+    let (mut obj, mut warnings) = prepare(info, body, opts.field_validation)?;
+    let mut namespace = None;
     if let (true, Some(ns)) = (info.namespaced, ns) {
         match meta_str(&obj, "namespace") {
             Some(body_ns) if !body_ns.is_empty() && body_ns != ns => {
@@ -176,7 +183,7 @@ pub async fn create(
             }
             _ => {}
         }
-        ensure_namespace(state, info, ns, meta_str(&obj, "name").unwrap_or_default()).await?;
+        namespace = Some(ensure_namespace(state, info, ns, meta_str(&obj, "name").unwrap_or_default()).await?);
     }
     let generate = meta_str(&obj, "generateName").unwrap_or_default().to_string();
     let fixed_name = meta_str(&obj, "name").unwrap_or_default().to_string();
@@ -223,9 +230,15 @@ pub async fn create(
             }
         }
         let name = meta_str(&candidate, "name").unwrap_or_default().to_string();
-        let causes = validation::validate(info, &candidate);
+        let mut causes = validation::validate(info, &candidate);
+        if info.kind == Kind::Namespace {
+            causes.extend(pod_security::admission::validate_namespace(&candidate, None));
+        }
         if !causes.is_empty() {
             return Err(invalid(info, &name, causes));
+        }
+        if let Some(namespace) = &namespace {
+            warnings.extend(pod_security::admission::admit(info, namespace, &candidate, None)?);
         }
         let allocated = if info.kind == Kind::Service {
             service_addresses(state, info, None, &mut candidate, opts.dry_run)?.0
@@ -356,8 +369,24 @@ where
         set_rv(&mut next, rev);
         let mut causes = validation::validate(info, &next);
         causes.extend(validation::validate_update(info, &current, &next, scope.validation()));
+        let namespace_update = info.kind == Kind::Namespace && scope == UpdateScope::Main;
+        if namespace_update {
+            causes.extend(pod_security::admission::validate_namespace(&next, Some(&current)));
+        }
         if !causes.is_empty() {
             return Err(invalid(info, name, causes));
+        }
+        let mut warnings = warnings;
+        if let (true, UpdateScope::Main, Some(ns)) =
+            (pod_security::admission::evaluated(info.kind, &next, Some(&current)), scope, ns)
+        {
+            let (namespace, _) = get(state, by_kind(Kind::Namespace), None, ns).await?;
+            warnings.extend(pod_security::admission::admit(info, &namespace, &next, Some(&current))?);
+        }
+        if namespace_update {
+            if let Some(enforce) = pod_security::admission::changed_enforce(&current, &next) {
+                warnings.extend(existing_pod_warnings(state, name, &enforce).await?);
+            }
         }
         let (taken, release) = if service {
             service_addresses(state, info, Some(&current), &mut next, opts.dry_run)?
@@ -386,6 +415,20 @@ where
         }
     }
     Err(conflict(info, name))
+}
+
+/// Evaluates the existing pods of namespace `ns` against its new enforce
+/// level (a dry run, as upstream, on at most
+/// [`pod_security::admission::MAX_PODS_CHECKED`] pods).
+async fn existing_pod_warnings(
+    state: &ApiState,
+    ns: &str,
+    enforce: &pod_security::LevelVersion,
+) -> Result<Vec<String>> {
+    let (kvs, _) = list_stored(state, by_kind(Kind::Pod), Some(ns)).await?;
+    let limit = pod_security::admission::MAX_PODS_CHECKED;
+    let pods = kvs.iter().take(limit).map(decode).collect::<Result<Vec<_>>>()?;
+    Ok(pod_security::admission::existing_pod_warnings(ns, enforce, &pods, kvs.len()))
 }
 
 pub(super) async fn remove(

@@ -58,6 +58,7 @@ pub mod openapi;
 pub mod options;
 pub mod patch;
 pub mod pod_kubelet;
+pub mod pod_security;
 pub mod policy;
 pub mod priority;
 pub mod protobuf;
