@@ -7,6 +7,7 @@
 //! does).
 
 pub mod hash;
+pub mod progress;
 pub mod rollout;
 pub mod status;
 pub mod sync;
@@ -153,7 +154,7 @@ impl Ctx {
             let (rs, deployment) = (rs.to_string(), key.clone());
             move |source| Error::ReplicaSet { action, rs, deployment, source }
         };
-        let mut requeue = None;
+        let mut requeue = plan.requeue;
         let mut status = plan.status.clone();
         if let Some(new) = &plan.create {
             let name = new.name_any();
@@ -164,7 +165,7 @@ impl Ctx {
                     self.recorder.publish(&*d, events::NORMAL, "ScalingReplicaSet", &message).await;
                 }
                 Err(e) if is_conflict(&e) => {
-                    requeue = Some(Duration::from_secs(1));
+                    requeue = Some(Duration::from_secs(1).min(requeue.unwrap_or(Duration::MAX)));
                     let existing = rs_api.get(&name).await.map_err(rs_error("reading", &name))?;
                     let ours = selector::controller_of(&existing.metadata).is_some_and(|o| o.uid == uid);
                     if !ours {

@@ -6,7 +6,8 @@ use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStat
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use std::sync::Arc;
 
-use super::rollout;
+use super::{progress, rollout};
+use std::time::Duration;
 
 /// Where the rollout stands, for the `Progressing` condition.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -17,8 +18,12 @@ pub enum Progress {
     Existing,
 }
 
+/// `spec.progressDeadlineSeconds` when unset.
+pub const DEFAULT_DEADLINE_SECONDS: i32 = 600;
+
 /// Computes the status of `d` from its ReplicaSets (`new` is one of `all`
-/// or was just created with no status yet).
+/// or was just created with no status yet), and when to look again for
+/// the progress deadline.
 pub fn status(
     d: &Deployment,
     new_name: &str,
@@ -27,7 +32,7 @@ pub fn status(
     max_unavailable: i32,
     progress: Progress,
     now: jiff::Timestamp,
-) -> DeploymentStatus {
+) -> (DeploymentStatus, Option<Duration>) {
     let desired = d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1);
     let st = |rs: &ReplicaSet| rs.status.clone().unwrap_or_default();
     // Sums in i64 (no overflow), narrowed for the status fields.
@@ -47,22 +52,31 @@ pub fn status(
     } else {
         ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.".to_string())
     };
-    let has_progressing = previous.conditions.iter().flatten().any(|c| c.type_ == "Progressing");
-    let progressing_condition = if complete {
-        ("True", "NewReplicaSetAvailable", format!("ReplicaSet \"{new_name}\" has successfully progressed."))
-    } else if progress == Progress::Created {
-        ("True", "NewReplicaSetCreated", format!("Created new replica set \"{new_name}\""))
-    } else if !has_progressing {
-        ("True", "FoundNewReplicaSet", format!("Found new replica set \"{new_name}\""))
-    } else {
-        ("True", "ReplicaSetUpdated", format!("ReplicaSet \"{new_name}\" is progressing."))
-    };
     let old = previous.conditions.as_deref().unwrap_or_default();
-    let conditions = vec![
-        condition(old, "Available", available_condition, now),
-        condition(old, "Progressing", progressing_condition, now),
-    ];
-    DeploymentStatus {
+    let old_replicas = |replicas: i64, updated: i64| replicas.saturating_sub(updated);
+    let progressed = i64::from(updated) > i64::from(previous.updated_replicas.unwrap_or(0))
+        || ready > i64::from(previous.ready_replicas.unwrap_or(0))
+        || available > i64::from(previous.available_replicas.unwrap_or(0))
+        || old_replicas(replicas, i64::from(updated))
+            < old_replicas(
+                i64::from(previous.replicas.unwrap_or(0)),
+                i64::from(previous.updated_replicas.unwrap_or(0)),
+            );
+    let spec = d.spec.as_ref();
+    let (progressing_condition, requeue) = progress::progressing(
+        &progress::Seen {
+            previous: old.iter().find(|c| c.type_ == "Progressing"),
+            paused: spec.and_then(|s| s.paused) == Some(true),
+            complete,
+            created: progress == Progress::Created,
+            progressed,
+            deadline_seconds: spec.and_then(|s| s.progress_deadline_seconds).unwrap_or(DEFAULT_DEADLINE_SECONDS),
+            new_name,
+        },
+        now,
+    );
+    let conditions = vec![condition(old, "Available", available_condition, now), progressing_condition];
+    let status = DeploymentStatus {
         observed_generation: generation,
         replicas: Some(rollout::clamp(replicas)),
         updated_replicas: Some(updated),
@@ -72,12 +86,13 @@ pub fn status(
         conditions: Some(conditions),
         collision_count: previous.collision_count,
         terminating_replicas: previous.terminating_replicas,
-    }
+    };
+    (status, requeue)
 }
 
 /// A condition that keeps its timestamps unless it actually changed
 /// (otherwise every sync would rewrite the status and retrigger itself).
-fn condition(
+pub(super) fn condition(
     old: &[DeploymentCondition],
     type_: &str,
     (status, reason, message): (&str, &str, String),
@@ -140,7 +155,7 @@ mod tests {
         ]));
         let new = rs(2, 2);
         let now = at("2024-01-01T00:05:00Z");
-        let s = status(&d, "web-x", Some(&new), std::slice::from_ref(&new), 0, Progress::Existing, now);
+        let (s, _) = status(&d, "web-x", Some(&new), std::slice::from_ref(&new), 0, Progress::Existing, now);
         let find = |t: &str| s.conditions.iter().flatten().find(|c| c.type_ == t).cloned().expect("condition");
         let available = find("Available");
         assert_eq!(available.last_update_time.map(|t| t.0), Some(at(earlier)), "unchanged");
@@ -157,7 +172,7 @@ mod tests {
         let partial = rs(2, 1);
         let now = at("2024-01-01T00:05:00Z");
         let reason = |max_unavailable| {
-            let s = status(
+            let (s, _) = status(
                 &d,
                 "web-x",
                 Some(&partial),

@@ -17,6 +17,9 @@ pub const REVISION: &str = "deployment.kubernetes.io/revision";
 pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
 /// Annotation: desired + maxSurge when the RS was last scaled.
 pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+/// Annotation copied from the Deployment to its new ReplicaSet (`kubectl
+/// rollout history` shows it).
+pub const CHANGE_CAUSE: &str = "kubernetes.io/change-cause";
 const DEFAULT_HISTORY_LIMIT: i32 = 10;
 
 /// A merge patch to one ReplicaSet.
@@ -43,6 +46,8 @@ pub struct Plan {
     pub revision: Option<String>,
     /// Status to write.
     pub status: DeploymentStatus,
+    /// Sync again after this long (the progress deadline).
+    pub requeue: Option<std::time::Duration>,
 }
 
 fn revision_of(rs: &ReplicaSet) -> i64 {
@@ -92,8 +97,9 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
 
     let mut plan = Plan::default();
     // Target replicas of the new RS this step, and old-RS scale-downs.
-    let (new_target, old_scales) = if spec.paused == Some(true) {
-        (new_counts.as_ref().map_or(0, |c| c.replicas), Vec::new())
+    let paused = spec.paused == Some(true);
+    let (new_target, old_scales) = if paused {
+        paused_scale(desired, new_counts.as_ref(), &old, &old_counts)
     } else if recreate {
         match rollout::recreate(desired, &old_counts) {
             Ok(n) => (n, Vec::new()),
@@ -112,7 +118,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     };
     let mut progress = Progress::Existing;
     match &new {
-        None if spec.paused != Some(true) => {
+        None if !paused => {
             plan.create = Some(new_replicaset(d, &new_name, &hash, new_target, revision, &scale_notes));
             progress = Progress::Created;
         }
@@ -126,6 +132,9 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
             if revision_of(rs) != revision {
                 annotations.insert(REVISION.to_string(), revision.to_string());
             }
+            if let Some(cause) = change_cause(d).filter(|c| annotation(rs, CHANGE_CAUSE) != Some(*c)) {
+                annotations.insert(CHANGE_CAUSE.to_string(), cause.to_string());
+            }
             if current != new_target || !annotations.is_empty() {
                 plan.update.push(RsUpdate {
                     name: rs.metadata.name.clone().unwrap_or_default(),
@@ -138,13 +147,16 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     for (name, replicas) in old_scales {
         plan.update.push(RsUpdate { name, replicas: Some(replicas), annotations: scale_notes.clone() });
     }
+    // The Deployment takes the revision of its new ReplicaSet (none while
+    // paused with a changed template).
+    let has_new = new.is_some() || plan.create.is_some();
     let current_revision = d.metadata.annotations.as_ref().and_then(|a| a.get(REVISION));
-    if current_revision != Some(&revision.to_string()) {
+    if has_new && current_revision != Some(&revision.to_string()) {
         plan.revision = Some(revision.to_string());
     }
     let mut all: Vec<Arc<ReplicaSet>> = old.clone();
     all.extend(new.clone());
-    plan.status = status::status(d, &new_name, new.as_deref(), &all, unavailable, progress, now);
+    (plan.status, plan.requeue) = status::status(d, &new_name, new.as_deref(), &all, unavailable, progress, now);
     let complete = plan.status.updated_replicas == Some(desired)
         && plan.status.replicas == Some(desired)
         && plan.status.available_replicas == Some(desired);
@@ -152,6 +164,41 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
         plan.delete = history_to_delete(&old, spec.revision_history_limit.unwrap_or(DEFAULT_HISTORY_LIMIT));
     }
     plan
+}
+
+fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
+    rs.metadata.annotations.as_ref().and_then(|a| a.get(key)).map(String::as_str)
+}
+
+fn change_cause(d: &Deployment) -> Option<&str> {
+    d.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE)).map(String::as_str)
+}
+
+/// Scaling while paused (no rollout step): the replica difference goes to
+/// the new ReplicaSet if it exists, else to the newest old one that has
+/// replicas (or the newest old one). Shrinking stops at zero on that set.
+fn paused_scale(
+    desired: i32,
+    new: Option<&RsCounts>,
+    old: &[Arc<ReplicaSet>],
+    old_counts: &[RsCounts],
+) -> (i32, Vec<(String, i32)>) {
+    let total = rollout::sum(old_counts.iter().map(|c| c.replicas)) + i64::from(new.map_or(0, |c| c.replicas));
+    let delta = i64::from(desired) - total;
+    let apply = |c: &RsCounts| rollout::clamp(i64::from(c.replicas).saturating_add(delta));
+    if let Some(c) = new {
+        return (apply(c), Vec::new());
+    }
+    let newest = old
+        .iter()
+        .zip(old_counts)
+        .filter(|(_, c)| c.replicas > 0)
+        .max_by_key(|(rs, _)| revision_of(rs))
+        .or_else(|| old.iter().zip(old_counts).max_by_key(|(rs, _)| revision_of(rs)));
+    match newest {
+        Some((_, c)) if delta != 0 => (0, vec![(c.name.clone(), apply(c))]),
+        _ => (0, Vec::new()),
+    }
 }
 
 /// Old, fully scaled-down ReplicaSets beyond the history limit, oldest
@@ -188,6 +235,9 @@ fn new_replicaset(
     selector.match_labels.get_or_insert_with(BTreeMap::new).insert(hash::LABEL.to_string(), hash.to_string());
     let mut annotations = scale_notes.clone();
     annotations.insert(REVISION.to_string(), revision.to_string());
+    if let Some(cause) = change_cause(d) {
+        annotations.insert(CHANGE_CAUSE.to_string(), cause.to_string());
+    }
     ReplicaSet {
         metadata: ObjectMeta {
             name: Some(name.to_string()),

@@ -184,3 +184,63 @@ fn rollback_to_an_old_template_bumps_that_replicaset_revision() {
     assert_eq!(update.annotations.get(REVISION).map(String::as_str), Some("3"));
     assert_eq!(step.revision.as_deref(), Some("3"));
 }
+
+#[test]
+fn paused_deployment_scales_but_does_not_roll_out() {
+    let v1 = deployment("nginx:1", 2, rolling(), json!({}));
+    let current = rs_for(&v1, 1, "2024-01-01T00:00:00Z", (2, 2, 2));
+    let mut v2 = deployment("nginx:2", 5, rolling(), json!({}));
+    if let Some(spec) = v2.spec.as_mut() {
+        spec.paused = Some(true);
+    }
+    v2.metadata.annotations = Some(BTreeMap::from([(REVISION.to_string(), "1".to_string())]));
+    let step = plan(&v2, std::slice::from_ref(&current), now());
+    assert!(step.create.is_none(), "no new ReplicaSet while paused");
+    let scales: Vec<(String, Option<i32>)> = step.update.iter().map(|u| (u.name.clone(), u.replicas)).collect();
+    assert_eq!(scales, [(current.metadata.name.clone().unwrap_or_default(), Some(5))], "the old set takes the scale");
+    assert_eq!(step.revision, None, "revision stays with the running template");
+    assert_eq!(condition(&step.status, "Progressing"), ("Unknown", "DeploymentPaused"));
+    assert_eq!(step.requeue, None);
+
+    // Resumed: the new template rolls out.
+    if let Some(spec) = v2.spec.as_mut() {
+        spec.paused = Some(false);
+    }
+    let step = plan(&v2, std::slice::from_ref(&current), now());
+    assert!(step.create.is_some());
+    assert_eq!(step.revision.as_deref(), Some("2"));
+}
+
+#[test]
+fn change_cause_is_copied_to_the_new_replicaset() {
+    let d = deployment(
+        "nginx:1",
+        1,
+        rolling(),
+        json!({"metadata": {"name": "web", "namespace": "default", "uid": D_UID,
+                            "annotations": {CHANGE_CAUSE: "image 1"}}}),
+    );
+    let created = plan(&d, &[], now()).create.expect("new replicaset");
+    let annotations = created.metadata.annotations.unwrap_or_default();
+    assert_eq!(annotations.get(CHANGE_CAUSE).map(String::as_str), Some("image 1"));
+
+    let existing = rs_for(&d, 1, "2024-01-01T00:00:00Z", (1, 1, 1));
+    let step = plan(&d, &[existing], now());
+    assert_eq!(step.update[0].annotations.get(CHANGE_CAUSE).map(String::as_str), Some("image 1"));
+}
+
+#[test]
+fn a_stalled_rollout_asks_to_be_synced_at_its_deadline() {
+    let d = deployment(
+        "nginx:1",
+        1,
+        rolling(),
+        json!({"spec": {
+        "replicas": 1, "progressDeadlineSeconds": 3,
+        "selector": {"matchLabels": {"app": "web"}},
+        "template": {"metadata": {"labels": {"app": "web"}},
+                     "spec": {"containers": [{"name": "c", "image": "nginx:1"}]}}}}),
+    );
+    let step = plan(&d, &[], now());
+    assert_eq!(step.requeue, Some(std::time::Duration::from_secs(4)));
+}
