@@ -47,6 +47,9 @@ struct State<Key> {
     processing: HashSet<Key>,
     /// Keys ever queued (`workqueue_adds_total`).
     adds: u64,
+    /// Delayed requeues pending: the earliest wake per key (one timer
+    /// task per key, however often a reconcile asks for a later one).
+    waiting: HashMap<Key, tokio::time::Instant>,
 }
 
 impl<Key> State<Key> {
@@ -86,6 +89,7 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
                 queued: HashSet::new(),
                 processing: HashSet::new(),
                 adds: 0,
+                waiting: HashMap::new(),
             })),
             notify: Arc::new(Notify::new()),
             token,
@@ -125,13 +129,31 @@ impl<Key: Clone + Eq + Hash + Send + 'static> WorkQueue<Key> {
         }
     }
 
-    /// Queues `key` after `delay`.
+    /// Queues `key` after `delay`, unless a requeue of it is already
+    /// pending no later than that (the earliest one wins, as client-go's
+    /// delaying queue: the reconcile it triggers asks again if needed).
     pub fn add_after(&self, key: Key, delay: Duration) {
+        let Some(at) = tokio::time::Instant::now().checked_add(delay) else { return };
+        {
+            let mut state = self.lock();
+            if state.waiting.get(&key).is_some_and(|pending| *pending <= at) {
+                return;
+            }
+            state.waiting.insert(key.clone(), at);
+        }
         let queue = self.clone();
         tokio::spawn(async move {
             tokio::select! {
                 () = queue.token.cancelled() => {}
-                () = tokio::time::sleep(delay) => queue.add(key),
+                () = tokio::time::sleep_until(at) => {
+                    {
+                        let mut state = queue.lock();
+                        if state.waiting.get(&key) == Some(&at) {
+                            state.waiting.remove(&key);
+                        }
+                    }
+                    queue.add(key);
+                }
             }
         });
     }
@@ -323,6 +345,25 @@ mod tests {
         assert_eq!(queue.next().await.as_deref(), Some("a"), "queued again while processed");
         queue.done(&first);
         assert!(queue.pop().is_none());
+        token.cancel();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn delayed_requeues_keep_the_earliest_one_per_key() {
+        let token = CancellationToken::new();
+        let queue = WorkQueue::new(token.clone());
+        queue.add_after("a".to_string(), Duration::from_secs(600));
+        queue.add_after("a".to_string(), Duration::from_secs(900));
+        queue.add_after("a".to_string(), Duration::from_secs(5));
+        assert_eq!(queue.lock().waiting.len(), 1);
+        let start = tokio::time::Instant::now();
+        assert_eq!(queue.next().await.as_deref(), Some("a"));
+        assert_eq!(start.elapsed(), Duration::from_secs(5), "the earliest wake");
+        assert!(queue.lock().waiting.is_empty());
+        queue.done(&"a".to_string());
+        // The superseded 600 s timer still fires once (harmless), the 900 s one never existed.
+        assert_eq!(queue.next().await.as_deref(), Some("a"));
+        assert_eq!(start.elapsed(), Duration::from_secs(600));
         token.cancel();
     }
 
