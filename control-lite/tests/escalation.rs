@@ -107,6 +107,18 @@ async fn only_held_permissions_are_granted_unless_escalate_or_bind() -> Result<(
     let root = ["create", "rolebinding", "root", "-n", "team", "--clusterrole=cluster-admin", "--user=mallory", AS];
     forbidden(d, &root, &["not currently held"]).await?;
 
+    // A ClusterRole needs its permissions cluster-wide: `get pods` held only in `team` is not enough,
+    // and an aggregationRule needs full authority.
+    let crw = ["create", "clusterrole", "cr-writer", "--verb=create", &clusterroles];
+    kubectl_ok(d, &crw).await?;
+    kubectl_ok(d, &["create", "clusterrolebinding", "cr-writer", "--clusterrole=cr-writer", "--user=mallory"]).await?;
+    expect_can(d, &["create", &format!("clusterroles.{RBAC}"), AS]).await?;
+    let wide = ["create", "clusterrole", "wide", "--verb=get", "--resource=pods", AS];
+    forbidden(d, &wide, &[r#"clusterroles.rbac.authorization.k8s.io "wide" is forbidden"#, "Resources:[\"pods\"]"])
+        .await?;
+    let aggregate = ["create", "clusterrole", "agg", "--aggregation-rule=x=y", AS];
+    forbidden(d, &aggregate, &["must have cluster-admin privileges to use the aggregationRule"]).await?;
+
     // An admin (system:masters) grants anything.
     let admin = ["--as=root", "--as-group=system:masters"];
     kubectl_ok(
