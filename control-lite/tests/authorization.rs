@@ -148,6 +148,41 @@ async fn rbac_node_authorizer_and_impersonation_with_kubectl() -> Result<()> {
     Ok(())
 }
 
+/// A LocalSubjectAccessReview of `user` getting secrets in `ns`, posted to `url_ns`.
+fn local_review(user: &str, ns: &str) -> String {
+    format!(
+        r#"{{"apiVersion": "authorization.k8s.io/v1", "kind": "LocalSubjectAccessReview",
+  "spec": {{"user": "{user}", "resourceAttributes": {{"verb": "get", "resource": "secrets", "namespace": "{ns}"}}}}}}"#
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_subject_access_reviews_answer_within_their_namespace() -> Result<()> {
+    let dir = tempfile::tempdir()?;
+    let api = start_apiserver(dir.path()).await?;
+    let d = dir.path();
+    kubectl_ok(d, &["create", "namespace", "team"]).await?;
+    kubectl_ok(d, &["create", "rolebinding", "ed", "-n", "team", "--clusterrole=edit", "--user=ed"]).await?;
+    expect_can_i(d, &["get", "secrets", "-n", "team", "--as=ed"], true).await?;
+    let review = |user: &str, ns: &str| {
+        let file = write(d, &format!("lsar-{user}-{ns}"), &local_review(user, ns));
+        async move { kubectl(d, &["create", "-n", "team", "-o", "json", "-f", &file?]).await }
+    };
+    let allowed = |out: std::process::Output| -> Result<bool> {
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout)?;
+        assert_eq!(v["metadata"]["namespace"], "team", "{v}");
+        Ok(v["status"]["allowed"] == true)
+    };
+    assert!(allowed(review("ed", "team").await?)?);
+    assert!(!allowed(review("someone", "team").await?)?);
+    // The spec's namespace must be the URL's.
+    let other = review("ed", "default").await?;
+    let err = String::from_utf8_lossy(&other.stderr);
+    assert!(!other.status.success() && err.contains("must match metadata.namespace"), "{err}");
+    api.token.cancel();
+    Ok(())
+}
+
 fn write(dir: &Path, name: &str, body: &str) -> Result<String> {
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, body)?;

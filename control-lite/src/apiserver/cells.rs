@@ -374,6 +374,7 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         }
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
+        | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
         | Kind::SelfSubjectReview => vec![name, age],

@@ -62,6 +62,8 @@ pub enum Kind {
     SelfSubjectAccessReview,
     /// authorization.k8s.io/v1 SubjectAccessReview (create-only, not stored).
     SubjectAccessReview,
+    /// authorization.k8s.io/v1 LocalSubjectAccessReview (namespaced, create-only, not stored).
+    LocalSubjectAccessReview,
     /// authentication.k8s.io/v1 TokenReview (create-only, not stored).
     TokenReview,
     /// authorization.k8s.io/v1 SelfSubjectRulesReview (create-only, not stored).
@@ -498,6 +500,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         subresources: &[],
     },
     ResourceInfo {
+        kind: Kind::LocalSubjectAccessReview,
+        group: "authorization.k8s.io",
+        version: "v1",
+        kind_name: "LocalSubjectAccessReview",
+        plural: "localsubjectaccessreviews",
+        singular: "",
+        namespaced: true,
+        short_names: &[],
+        categories: &[],
+        subresources: &[],
+    },
+    ResourceInfo {
         kind: Kind::TokenReview,
         group: "authentication.k8s.io",
         version: "v1",
@@ -551,6 +565,7 @@ impl ResourceInfo {
             self.kind,
             Kind::SelfSubjectAccessReview
                 | Kind::SubjectAccessReview
+                | Kind::LocalSubjectAccessReview
                 | Kind::SelfSubjectRulesReview
                 | Kind::TokenReview
                 | Kind::SelfSubjectReview

@@ -2,7 +2,9 @@
 //! type-check input, drop unknown fields, and report them for `fieldValidation`.
 
 use k8s_openapi::api::apps::v1::{ControllerRevision, DaemonSet, Deployment, ReplicaSet, StatefulSet};
-use k8s_openapi::api::authorization::v1::{SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview};
+use k8s_openapi::api::authorization::v1::{
+    LocalSubjectAccessReview, SelfSubjectAccessReview, SelfSubjectRulesReview, SubjectAccessReview,
+};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, Pod, Secret, Service, ServiceAccount};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -49,6 +51,7 @@ pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
         Kind::ClusterRoleBinding => roundtrip::<ClusterRoleBinding>(v),
         Kind::SelfSubjectAccessReview => roundtrip::<SelfSubjectAccessReview>(v),
         Kind::SubjectAccessReview => roundtrip::<SubjectAccessReview>(v),
+        Kind::LocalSubjectAccessReview => roundtrip::<LocalSubjectAccessReview>(v),
         Kind::SelfSubjectRulesReview => roundtrip::<SelfSubjectRulesReview>(v),
         Kind::TokenReview => roundtrip::<k8s_openapi::api::authentication::v1::TokenReview>(v),
         Kind::SelfSubjectReview => roundtrip::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(v),

@@ -139,6 +139,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
+        | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
         | Kind::SelfSubjectReview => vec![NAME, AGE],

@@ -124,7 +124,13 @@ fn edit_rules() -> Vec<Value> {
 
 fn admin_rules() -> Vec<Value> {
     let mut rules = edit_rules();
-    rules.push(rule(&["rbac.authorization.k8s.io"], &["roles", "rolebindings"], &["*"]));
+    // Not `*`: `escalate` and `bind` would let a namespace admin grant what it does not hold.
+    rules.push(rule(
+        &["rbac.authorization.k8s.io"],
+        &["roles", "rolebindings"],
+        &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+    ));
+    rules.push(rule(&["authorization.k8s.io"], &["localsubjectaccessreviews"], &["create"]));
     rules
 }
 

@@ -64,6 +64,11 @@ impl AuthzCache {
         self.rbac.read().unwrap_or_else(PoisonError::into_inner).rules_for(user, namespace)
     }
 
+    /// The rules of a role (see [`RbacSnapshot::role_rules`]).
+    pub fn role_rules(&self, cluster_role: bool, namespace: &str, name: &str) -> Option<Vec<PolicyRule>> {
+        self.rbac.read().unwrap_or_else(PoisonError::into_inner).role_rules(cluster_role, namespace, name)
+    }
+
     /// Loads the current objects, then follows both prefixes until `token`
     /// is cancelled. Returns once the first load is done.
     pub async fn start(self: &Arc<Self>, store: &Store, token: &CancellationToken) {

@@ -28,6 +28,7 @@ pub(crate) mod body;
 pub mod call;
 mod conn;
 mod delete;
+mod escalation;
 pub mod limits;
 pub mod path;
 mod read;
@@ -149,7 +150,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
             stream_proxy::proxy(state, ns, name(&target), sub, &mut parts).await
         }
         Call::Resource(verb, target) => {
-            let req = Req { state, headers: &parts.headers, query: &query, body };
+            let req = Req { state, user: &user, headers: &parts.headers, query: &query, body };
             dispatch(&req, verb, &target).await
         }
     }
@@ -239,6 +240,8 @@ fn fixed(state: &ApiState, route: Route, headers: &HeaderMap) -> Result<Response
 /// A resource request as its handler sees it.
 pub(crate) struct Req<'a> {
     state: &'a ApiState,
+    /// Who asks (for admission that depends on the user).
+    user: &'a UserInfo,
     headers: &'a HeaderMap,
     query: &'a Query,
     body: Bytes,

@@ -1,7 +1,8 @@
 //! The reviews (create-only, never stored): the access reviews
 //! (`authorization.k8s.io/v1`): SelfSubjectAccessReview (`kubectl auth
 //! can-i`), SubjectAccessReview (for another user, e.g. the kubelet API's
-//! callers) and SelfSubjectRulesReview (`kubectl auth can-i --list`); and
+//! callers), LocalSubjectAccessReview (the same, confined to the URL's
+//! namespace) and SelfSubjectRulesReview (`kubectl auth can-i --list`); and
 //! from `authentication.k8s.io/v1`, TokenReview (who a bearer token is, by
 //! the very authenticator the request pipeline uses, for the kubelet API)
 //! and SelfSubjectReview (`kubectl auth whoami`).
@@ -45,6 +46,24 @@ pub fn reviewed_request(spec: &Value) -> Result<Request> {
     Err(ApiError::BadRequest("spec: exactly one of resourceAttributes or nonResourceAttributes must be set".into()))
 }
 
+/// A LocalSubjectAccessReview asks about its own namespace only: the
+/// spec's `resourceAttributes.namespace` must be the URL's (400 otherwise),
+/// and non-resource requests are cluster-wide, so refused (pure).
+pub fn local_namespace(spec: &Value, url_namespace: &str) -> Result<()> {
+    let asked = spec.pointer("/resourceAttributes/namespace").and_then(Value::as_str).unwrap_or_default();
+    if spec.get("nonResourceAttributes").is_some_and(Value::is_object) {
+        return Err(ApiError::BadRequest(
+            "spec.nonResourceAttributes: Invalid value: disallowed on this kind of request".into(),
+        ));
+    }
+    if asked != url_namespace {
+        return Err(ApiError::BadRequest(format!(
+            "spec.resourceAttributes.namespace: Invalid value: {asked:?}: must match metadata.namespace {url_namespace:?}"
+        )));
+    }
+    Ok(())
+}
+
 /// The user a SubjectAccessReview's `spec` names (pure).
 pub fn reviewed_user(spec: &Value) -> UserInfo {
     let groups = spec.get("groups").and_then(Value::as_array).into_iter().flatten();
@@ -76,6 +95,10 @@ pub async fn create(
         Kind::TokenReview => token_status(token_user(r, &s(&spec, "/token")).await, &spec),
         Kind::SelfSubjectAccessReview => access_status(state, user, &spec)?,
         Kind::SubjectAccessReview => access_status(state, &reviewed_user(&spec), &spec)?,
+        Kind::LocalSubjectAccessReview => {
+            local_namespace(&spec, t.namespace.as_deref().unwrap_or_default())?;
+            access_status(state, &reviewed_user(&spec), &spec)?
+        }
         Kind::SelfSubjectReview => json!({"userInfo": user_info(user)}),
         _ => rules_status(state, user, &s(&spec, "/namespace")),
     };
@@ -83,6 +106,9 @@ pub async fn create(
     obj["kind"] = json!(t.info.kind_name);
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
+    }
+    if matches!(t.info.kind, Kind::LocalSubjectAccessReview) {
+        obj["metadata"]["namespace"] = json!(t.namespace);
     }
     obj["status"] = status;
     Ok(json_response(StatusCode::CREATED, &obj, &[]))
@@ -153,6 +179,15 @@ mod tests {
         let path = json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}});
         assert_eq!(reviewed_request(&path).ok(), Some(Request::get_path("/healthz")));
         assert!(reviewed_request(&json!({})).is_err());
+    }
+
+    #[test]
+    fn a_local_review_stays_in_its_namespace() {
+        let spec = |ns: &str| json!({"resourceAttributes": {"verb": "get", "resource": "pods", "namespace": ns}});
+        assert!(local_namespace(&spec("d"), "d").is_ok());
+        assert!(local_namespace(&spec("other"), "d").is_err());
+        assert!(local_namespace(&spec(""), "d").is_err());
+        assert!(local_namespace(&json!({"nonResourceAttributes": {"verb": "get", "path": "/healthz"}}), "d").is_err());
     }
 
     #[tokio::test]

@@ -2,8 +2,10 @@
 
 use axum::http::StatusCode;
 use axum::response::Response;
+use serde_json::Value;
 
 use super::body::{duplicates, ensure_object_size, parse};
+use super::escalation;
 use super::path::Target;
 use super::{name, Req};
 use crate::apiserver::crud::{self, UpdateScope};
@@ -23,6 +25,7 @@ pub async fn create(r: &Req<'_>, t: &Target) -> Result<Response> {
         info.namespaced.then(|| meta_str(&body, "namespace").filter(|n| !n.is_empty()).unwrap_or("default").to_string())
     });
     let dups = duplicates(info, params.write.field_validation, &r.body)?;
+    escalation::admit(r.state, r.user, info, ns.as_deref().unwrap_or_default(), &body)?;
     let (obj, mut warnings) = crud::create(r.state, info, ns.as_deref(), body, params.write).await?;
     warnings.extend(dups);
     Ok(json_response(StatusCode::CREATED, &obj, &warnings))
@@ -34,9 +37,12 @@ pub async fn update(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respo
     let dups = duplicates(t.info, params.write.field_validation, &r.body)?;
     let body = parse(t.info, r.headers, &r.body)?;
     ensure_object_size(&body, r.state.config.max_object_bytes)?;
-    let (obj, mut warnings) =
-        crud::update(r.state, t.info, t.namespace.as_deref(), name(t), scope, params.write, |_| Ok(body.clone()))
-            .await?;
+    let ns = t.namespace.as_deref();
+    let (obj, mut warnings) = crud::update(r.state, t.info, ns, name(t), scope, params.write, |current| {
+        admit_rbac(r, t, current, &body)?;
+        Ok(body.clone())
+    })
+    .await?;
     warnings.extend(dups);
     Ok(json_response(StatusCode::OK, &obj, &warnings))
 }
@@ -50,11 +56,21 @@ pub async fn patch(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respon
     let limits = r.state.config.patch_limits();
     let (obj, mut warnings) =
         crud::update(r.state, t.info, t.namespace.as_deref(), name(t), scope, params.write, |current| {
-            patch::apply(kind, current, &r.body, limits).map_err(patch_error)
+            let next = patch::apply(kind, current, &r.body, limits).map_err(patch_error)?;
+            admit_rbac(r, t, current, &next)?;
+            Ok(next)
         })
         .await?;
     warnings.extend(dups);
     Ok(json_response(StatusCode::OK, &obj, &warnings))
+}
+
+/// Escalation prevention on an update of an RBAC object from `current` to `next`.
+fn admit_rbac(r: &Req<'_>, t: &Target, current: &Value, next: &Value) -> Result<()> {
+    if escalation::only_gc_fields(current, next) {
+        return Ok(());
+    }
+    escalation::admit(r.state, r.user, t.info, t.namespace.as_deref().unwrap_or_default(), next)
 }
 
 /// A patch failure as an API error.

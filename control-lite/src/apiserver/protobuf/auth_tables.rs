@@ -102,6 +102,14 @@ pub(super) const SAR: Msg = Msg {
         (3, "status", Ty::Skip, false),
     ],
 };
+pub(super) const LOCAL_SAR: Msg = Msg {
+    name: "LocalSubjectAccessReview",
+    fields: &[
+        (1, "metadata", Ty::Msg(&OBJECT_META), false),
+        (2, "spec", Ty::Msg(&SAR_SPEC), false),
+        (3, "status", Ty::Skip, false),
+    ],
+};
 const SELF_RULES_SPEC: Msg = Msg { name: "SelfSubjectRulesReviewSpec", fields: &[(1, "namespace", Ty::Str, false)] };
 pub(super) const SELF_RULES_REVIEW: Msg = Msg {
     name: "SelfSubjectRulesReview",

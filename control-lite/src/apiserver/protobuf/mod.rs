@@ -18,7 +18,9 @@ mod auth_tables;
 mod batch_tables;
 mod policy_tables;
 mod tables;
-use auth_tables::{BINDING, CLUSTER_ROLE, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST};
+use auth_tables::{
+    BINDING, CLUSTER_ROLE, LOCAL_SAR, ROLE, SAR, SELF_RULES_REVIEW, SELF_SAR, SELF_SUBJECT_REVIEW, TOKEN_REQUEST,
+};
 use tables::*;
 
 /// Decoding failures.
@@ -275,6 +277,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::RoleBinding | Kind::ClusterRoleBinding => &BINDING,
         Kind::SelfSubjectAccessReview => &SELF_SAR,
         Kind::SubjectAccessReview => &SAR,
+        Kind::LocalSubjectAccessReview => &LOCAL_SAR,
         Kind::SelfSubjectRulesReview => &SELF_RULES_REVIEW,
         Kind::SelfSubjectReview => &SELF_SUBJECT_REVIEW,
         other => return Err(Error::Kind(format!("{other:?}"))),

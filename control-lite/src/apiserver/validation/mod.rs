@@ -76,6 +76,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         }
         Kind::SelfSubjectAccessReview
         | Kind::SubjectAccessReview
+        | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
         | Kind::SelfSubjectReview => {}

@@ -7,6 +7,7 @@
 //! that name the user or one of its groups. The snapshot is rebuilt when an
 //! RBAC object changes (rare), never per request.
 
+pub mod covers;
 pub mod rule;
 mod selector;
 
@@ -165,6 +166,16 @@ impl RbacSnapshot {
             };
             format!("RBAC: allowed by {} {:?} of {role_kind} {role:?} to {:?}", b.kind, b.name, user.name)
         })
+    }
+
+    /// The rules of Role `name` in `namespace` (`cluster_role`: of ClusterRole
+    /// `name`, aggregation included); `None` if there is no such role.
+    pub fn role_rules(&self, cluster_role: bool, namespace: &str, name: &str) -> Option<Vec<PolicyRule>> {
+        if cluster_role {
+            self.cluster_roles.get(name).cloned()
+        } else {
+            self.roles.get(&(namespace.to_string(), name.to_string())).cloned()
+        }
     }
 
     /// Every rule granted to `user` in `namespace` (cluster-wide grants included).
