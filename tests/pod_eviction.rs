@@ -16,9 +16,12 @@ use support::pods::{container, restarts, wait_pod};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const MIB: i64 = 1 << 20;
-/// What the hog takes, and how far below today's available memory the threshold sits.
-const HOG_MIB: i64 = 1024;
-const MARGIN_MIB: i64 = 512;
+/// What the hog takes, and how far below today's available memory the
+/// threshold sits. The difference (2 GiB) is how much memory other
+/// processes on the machine may free meanwhile without hiding the hog
+/// (one CI run saw 1 GiB freed by a build that ended).
+const HOG_MIB: i64 = 3072;
+const MARGIN_MIB: i64 = 1024;
 
 /// `memory.available` as the agent computes it: capacity - (root usage - inactive file).
 fn memory_available() -> Result<i64> {
