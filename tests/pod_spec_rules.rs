@@ -344,8 +344,15 @@ fn immutability(cluster: &Cluster) -> Result<()> {
             .contains("spec.activeDeadlineSeconds: Invalid value: 95000: must be less than or equal to previous value"),
         "lengthen: {err}"
     );
-    let (ok, out, err) = patch(r#"{"spec":{"tolerations":[{"key":"k","operator":"Exists","effect":"NoSchedule"}]}}"#)?;
+    // The pod has the default not-ready/unreachable tolerations from
+    // admission, and tolerations have no merge key: add one with a JSON
+    // patch (a list in a merge patch would replace, i.e. remove, them).
+    let add =
+        r#"[{"op":"add","path":"/spec/tolerations/-","value":{"key":"k","operator":"Exists","effect":"NoSchedule"}}]"#;
+    let (ok, out, err) = cluster.kubectl(&["patch", "pod", "env-pod", "--type=json", "-p", add])?;
     ensure!(ok, "add toleration: {out}{err}");
+    let (ok, _, err) = patch(r#"{"spec":{"tolerations":[{"key":"k","operator":"Exists","effect":"NoSchedule"}]}}"#)?;
+    ensure!(!ok && err.contains("only additions to existing tolerations"), "removing tolerations: {err}");
     let (ok, out, err) = patch(r#"{"metadata":{"labels":{"extra":"yes"}}}"#)?;
     ensure!(ok, "labels: {out}{err}");
     // A whole-object replace that changes a container's command.
