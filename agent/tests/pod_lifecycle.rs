@@ -78,8 +78,10 @@ impl Harness {
         (tx, task, token)
     }
 
+    /// Waits (generously: a loaded machine) for a written status that passes `check`.
     async fn wait_status(&self, what: &str, check: impl Fn(&PodStatus) -> bool) -> anyhow::Result<PodStatus> {
-        for _ in 0..200 {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+        while tokio::time::Instant::now() < deadline {
             if let Some(status) = self.api.last_status("default/web") {
                 if check(&status) {
                     return Ok(status);
@@ -227,8 +229,12 @@ async fn restarted_worker_recovers_from_the_runtime() -> anyhow::Result<()> {
     assert_eq!(h.runtime_objects("uid-web").await?, (1, 1));
 
     h.fake.clear_calls();
+    // The API lost the status (someone wrote the pod: a new version), so
+    // the status manager writes again even if the status is the same.
     h.api.statuses.lock().map(|mut s| s.clear()).ok();
-    let (_tx, _task, token) = h.spawn(pod("Always"));
+    let mut rewritten = pod("Always");
+    rewritten.metadata.resource_version = Some("2".into());
+    let (_tx, _task, token) = h.spawn(rewritten);
     let recovered = h.wait_status("recovered", |s| container_state(s).0.as_deref() == Some("running")).await?;
     assert_eq!(container_id(&recovered)?, container_id(&running)?);
     assert_eq!(recovered.pod_ip, running.pod_ip);
