@@ -16,11 +16,13 @@ use support::pods::{container, restarts, wait_pod};
 
 const DEADLINE: Duration = Duration::from_secs(120);
 const MIB: i64 = 1 << 20;
-/// What the hog takes, and how far below today's available memory the
-/// threshold sits. The difference (2 GiB) is how much memory other
-/// processes on the machine may free meanwhile without hiding the hog
-/// (one CI run saw 1 GiB freed by a build that ended).
-const HOG_MIB: i64 = 3072;
+/// What the hog takes (in pieces of 1 GiB: busybox `tail` holds no more
+/// than 2 GiB), and how far below today's available memory the threshold
+/// sits. The difference (2 GiB) is how much memory other processes on the
+/// machine may free meanwhile without hiding the hog (one CI run saw 1 GiB
+/// freed by a build that ended).
+const HOG_PIECES: i64 = 3;
+const PIECE_MIB: i64 = 1024;
 const MARGIN_MIB: i64 = 1024;
 
 /// `memory.available` as the agent computes it: capacity - (root usage - inactive file).
@@ -46,16 +48,17 @@ fn memory_available() -> Result<i64> {
 }
 
 fn manifest(image: &str) -> String {
-    // The hog holds HOG_MIB of /dev/zero in `tail`'s line buffer (no newline
-    // ever comes) until its input ends, an hour later.
+    // Each piece of the hog holds PIECE_MIB of /dev/zero in a `tail`'s line
+    // buffer (no newline ever comes) until its input ends, an hour later.
     format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: steady\nspec:\n  terminationGracePeriodSeconds: 0\n  \
          containers:\n    - name: app\n      image: {image}\n      command: [\"sleep\", \"3600\"]\n      \
          resources:\n        requests: {{cpu: 50m, memory: 64Mi}}\n        limits: {{cpu: 50m, memory: 64Mi}}\n\
          ---\napiVersion: v1\nkind: Pod\nmetadata:\n  name: hog\nspec:\n  terminationGracePeriodSeconds: 0\n  \
          restartPolicy: Never\n  containers:\n    - name: hog\n      image: {image}\n      \
-         command: [\"sh\", \"-c\", \"(head -c {bytes} /dev/zero; sleep 3600) | tail > /dev/null\"]\n",
-        bytes = HOG_MIB * MIB
+         command: [\"sh\", \"-c\", \"for i in {pieces}; do (head -c {bytes} /dev/zero; sleep 3600) | tail > /dev/null & done; wait\"]\n",
+        bytes = PIECE_MIB * MIB,
+        pieces = (1..=HOG_PIECES).map(|i| i.to_string()).collect::<Vec<_>>().join(" ")
     )
 }
 
