@@ -229,16 +229,11 @@ impl Allocator {
         }
         drop(used);
         for (pointer, port) in values {
-            if let Some(slot) = svc.pointer_mut(&pointer) {
-                *slot = Value::from(port);
-            } else if let Some(spec) = svc.get_mut("spec").and_then(Value::as_object_mut) {
-                // The field did not exist yet (`/spec/healthCheckNodePort`, or a port's `nodePort`).
-                let (parent, field) = pointer.rsplit_once('/').unwrap_or_default();
-                if parent == "/spec" {
-                    spec.insert(field.to_string(), Value::from(port));
-                } else if let Some(object) = svc.pointer_mut(parent).and_then(Value::as_object_mut) {
-                    object.insert(field.to_string(), Value::from(port));
-                }
+            // Every field sits in an object that exists (`spec`, or one of
+            // `spec.ports`); the field itself may not yet.
+            let (parent, field) = pointer.rsplit_once('/').unwrap_or_default();
+            if let Some(object) = svc.pointer_mut(parent).and_then(Value::as_object_mut) {
+                object.insert(field.to_string(), Value::from(port));
             }
         }
         Ok(Assigned { taken, release: plan.release })
