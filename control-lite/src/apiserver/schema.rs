@@ -10,52 +10,80 @@ use k8s_openapi::api::core::v1::{ConfigMap, Endpoints, Event, Namespace, Node, P
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
+use k8s_openapi::schemars::JsonSchema;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
 use super::registry::Kind;
 
-fn roundtrip<T: DeserializeOwned + Serialize>(v: &Value) -> Result<Value, serde_json::Error> {
-    let typed: T = serde_json::from_value(v.clone())?;
-    serde_json::to_value(typed)
+/// The bounds every served k8s-openapi type meets: serde both ways and a
+/// JSON schema (its generated documentation, served as OpenAPI).
+pub trait Typed: DeserializeOwned + Serialize + JsonSchema {}
+
+impl<T: DeserializeOwned + Serialize + JsonSchema> Typed for T {}
+
+/// Something done with the k8s-openapi type behind a [`Kind`] ([`with_type`]).
+pub trait TypeVisitor {
+    /// What the visit returns.
+    type Output;
+    /// Called with the kind's type.
+    fn visit<T: Typed>(self) -> Self::Output;
+}
+
+/// Calls `visitor` with the k8s-openapi type of `kind`: the one place that
+/// maps kinds to types.
+pub fn with_type<V: TypeVisitor>(kind: Kind, visitor: V) -> V::Output {
+    match kind {
+        Kind::Namespace => visitor.visit::<Namespace>(),
+        Kind::Pod => visitor.visit::<Pod>(),
+        Kind::Node => visitor.visit::<Node>(),
+        Kind::Service => visitor.visit::<Service>(),
+        Kind::Endpoints => visitor.visit::<Endpoints>(),
+        Kind::EndpointSlice => visitor.visit::<EndpointSlice>(),
+        Kind::Deployment => visitor.visit::<Deployment>(),
+        Kind::ReplicaSet => visitor.visit::<ReplicaSet>(),
+        Kind::DaemonSet => visitor.visit::<DaemonSet>(),
+        Kind::StatefulSet => visitor.visit::<StatefulSet>(),
+        Kind::ControllerRevision => visitor.visit::<ControllerRevision>(),
+        Kind::Job => visitor.visit::<k8s_openapi::api::batch::v1::Job>(),
+        Kind::CronJob => visitor.visit::<k8s_openapi::api::batch::v1::CronJob>(),
+        Kind::PodDisruptionBudget => visitor.visit::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(),
+        Kind::Event => visitor.visit::<Event>(),
+        Kind::EventV1 => visitor.visit::<k8s_openapi::api::events::v1::Event>(),
+        Kind::ConfigMap => visitor.visit::<ConfigMap>(),
+        Kind::Secret => visitor.visit::<Secret>(),
+        Kind::Lease => visitor.visit::<Lease>(),
+        Kind::ServiceAccount => visitor.visit::<ServiceAccount>(),
+        Kind::PriorityClass => visitor.visit::<PriorityClass>(),
+        Kind::Role => visitor.visit::<Role>(),
+        Kind::ClusterRole => visitor.visit::<ClusterRole>(),
+        Kind::RoleBinding => visitor.visit::<RoleBinding>(),
+        Kind::ClusterRoleBinding => visitor.visit::<ClusterRoleBinding>(),
+        Kind::SelfSubjectAccessReview => visitor.visit::<SelfSubjectAccessReview>(),
+        Kind::SubjectAccessReview => visitor.visit::<SubjectAccessReview>(),
+        Kind::LocalSubjectAccessReview => visitor.visit::<LocalSubjectAccessReview>(),
+        Kind::SelfSubjectRulesReview => visitor.visit::<SelfSubjectRulesReview>(),
+        Kind::TokenReview => visitor.visit::<k8s_openapi::api::authentication::v1::TokenReview>(),
+        Kind::SelfSubjectReview => visitor.visit::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(),
+    }
+}
+
+/// Round-trips a value through the kind's type.
+struct Roundtrip<'a>(&'a Value);
+
+impl TypeVisitor for Roundtrip<'_> {
+    type Output = Result<Value, serde_json::Error>;
+
+    fn visit<T: Typed>(self) -> Self::Output {
+        let typed: T = serde_json::from_value(self.0.clone())?;
+        serde_json::to_value(typed)
+    }
 }
 
 /// Type-checks `v` as `kind` and returns it with unknown fields dropped.
 pub fn normalize(kind: Kind, v: &Value) -> Result<Value, serde_json::Error> {
-    match kind {
-        Kind::Namespace => roundtrip::<Namespace>(v),
-        Kind::Pod => roundtrip::<Pod>(v),
-        Kind::Node => roundtrip::<Node>(v),
-        Kind::Service => roundtrip::<Service>(v),
-        Kind::Endpoints => roundtrip::<Endpoints>(v),
-        Kind::EndpointSlice => roundtrip::<EndpointSlice>(v),
-        Kind::Deployment => roundtrip::<Deployment>(v),
-        Kind::ReplicaSet => roundtrip::<ReplicaSet>(v),
-        Kind::DaemonSet => roundtrip::<DaemonSet>(v),
-        Kind::StatefulSet => roundtrip::<StatefulSet>(v),
-        Kind::ControllerRevision => roundtrip::<ControllerRevision>(v),
-        Kind::Job => roundtrip::<k8s_openapi::api::batch::v1::Job>(v),
-        Kind::CronJob => roundtrip::<k8s_openapi::api::batch::v1::CronJob>(v),
-        Kind::PodDisruptionBudget => roundtrip::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(v),
-        Kind::Event => roundtrip::<Event>(v),
-        Kind::EventV1 => roundtrip::<k8s_openapi::api::events::v1::Event>(v),
-        Kind::ConfigMap => roundtrip::<ConfigMap>(v),
-        Kind::Secret => roundtrip::<Secret>(v),
-        Kind::Lease => roundtrip::<Lease>(v),
-        Kind::ServiceAccount => roundtrip::<ServiceAccount>(v),
-        Kind::PriorityClass => roundtrip::<PriorityClass>(v),
-        Kind::Role => roundtrip::<Role>(v),
-        Kind::ClusterRole => roundtrip::<ClusterRole>(v),
-        Kind::RoleBinding => roundtrip::<RoleBinding>(v),
-        Kind::ClusterRoleBinding => roundtrip::<ClusterRoleBinding>(v),
-        Kind::SelfSubjectAccessReview => roundtrip::<SelfSubjectAccessReview>(v),
-        Kind::SubjectAccessReview => roundtrip::<SubjectAccessReview>(v),
-        Kind::LocalSubjectAccessReview => roundtrip::<LocalSubjectAccessReview>(v),
-        Kind::SelfSubjectRulesReview => roundtrip::<SelfSubjectRulesReview>(v),
-        Kind::TokenReview => roundtrip::<k8s_openapi::api::authentication::v1::TokenReview>(v),
-        Kind::SelfSubjectReview => roundtrip::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(v),
-    }
+    with_type(kind, Roundtrip(v))
 }
 
 /// Field paths present in `input` but absent from `normalized` (unknown to the

@@ -143,7 +143,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
             }
             _ => Err(call::not_allowed(&parts.method)),
         },
-        Call::Fixed(route) => fixed(state, route, &parts.headers),
+        Call::Fixed(route) => fixed(state, route, parts.uri.query(), &parts.headers),
         Call::Resource(Verb::Stream(sub), target) => {
             // The upgrade handle lives in the request's extensions.
             let ns = target.namespace.as_deref().unwrap_or("default");
@@ -207,7 +207,7 @@ pub(super) async fn resolve_identity(state: &ApiState, identified: Identified) -
 }
 
 /// Health, version, OpenAPI and discovery documents.
-fn fixed(state: &ApiState, route: Route, headers: &HeaderMap) -> Result<Response> {
+fn fixed(state: &ApiState, route: Route, query: Option<&str>, headers: &HeaderMap) -> Result<Response> {
     let doc = match route {
         Route::Health => return Ok((StatusCode::OK, "ok").into_response()),
         Route::Version => discovery::version(),
@@ -216,18 +216,7 @@ fn fixed(state: &ApiState, route: Route, headers: &HeaderMap) -> Result<Response
             return Ok(([(header::CONTENT_TYPE, bosun_metrics::OPENMETRICS_TEXT)], text).into_response());
         }
         Route::OpenApiV2 => return Ok(openapi::v2_response()),
-        Route::OpenApiV3(rest) => {
-            let doc = if rest.is_empty() {
-                Some(openapi::root())
-            } else if let Some(v) = rest.strip_prefix("api/") {
-                openapi::group_version("", v)
-            } else {
-                rest.strip_prefix("apis/")
-                    .and_then(|gv| gv.split_once('/'))
-                    .and_then(|(g, v)| openapi::group_version(g, v))
-            };
-            doc.ok_or(ApiError::NoResource)?
-        }
+        Route::OpenApiV3(rest) => return openapi::v3_response(&rest, query, headers).ok_or(ApiError::NoResource),
         Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
         Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),
         Route::Group(g) => discovery::group(&g).ok_or(ApiError::NoResource)?,
