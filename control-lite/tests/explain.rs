@@ -136,13 +136,20 @@ async fn kubectl_file(
     manifest: &str,
 ) -> Result<std::process::Output> {
     let path = plane.dir.path().join(name);
-    std::fs::write(&path, manifest)?;
+    tokio::fs::write(&path, manifest).await?;
     let path = path.to_string_lossy().into_owned();
     let mut all = args.to_vec();
     all.extend(["-f", path.as_str()]);
     plane.kubectl_raw(&all).await
 }
 
+/// `name=image` of the web Deployment's containers, in order.
+async fn container_images(plane: &support::Plane) -> Result<String> {
+    let jsonpath = "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {end}";
+    Ok(plane.kubectl(&["get", "deployment", "web", "-o", jsonpath]).await?.trim().to_string())
+}
+
+/// Requires success; returns stderr (kubectl's log).
 fn ok(out: std::process::Output) -> Result<String> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     if !out.status.success() {
@@ -174,31 +181,15 @@ async fn client_side_apply_and_validation_still_use_builtin_types_and_the_server
     assert!(log.contains("OpenAPI V3 path does not support strategic merge patch"), "{log}");
     assert!(!log.contains("OpenAPI V3 path does not exist"), "the v3 document parses: {log}");
     assert!(!log.contains("error calculating patch"), "{log}");
-    let images = plane
-        .kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-o",
-            "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {end}",
-        ])
-        .await?;
+    let images = container_images(&plane).await?;
     // Merged by name: a kept, b updated, the other manager's c still there.
-    assert_eq!(images.trim(), "a=nginx:1.27 b=busybox:1.37 c=busybox:1.37");
+    assert_eq!(images, "a=nginx:1.27 b=busybox:1.37 c=busybox:1.37");
     // Dropping a from the manifest deletes just a: only a patch built with
     // the compiled-in merge keys says so (`$patch: delete`); one built from
     // schemas without them would send a plain list that the server merges.
     ok(kubectl_file(&plane, &["apply"], "web.yaml", &deployment(&[new_b])).await?)?;
-    let images = plane
-        .kubectl(&[
-            "get",
-            "deployment",
-            "web",
-            "-o",
-            "jsonpath={range .spec.template.spec.containers[*]}{.name}={.image} {end}",
-        ])
-        .await?;
-    assert_eq!(images.trim(), "b=busybox:1.37 c=busybox:1.37");
+    let images = container_images(&plane).await?;
+    assert_eq!(images, "b=busybox:1.37 c=busybox:1.37");
 
     // Unknown fields are still refused (server-side strict validation), by name.
     let typo = two.replace("replicas: 1", "replicas: 1\n  replicaz: 3");
