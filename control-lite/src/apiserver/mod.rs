@@ -31,9 +31,9 @@
 //! Not served (yet): protobuf request bodies beyond Namespace, ConfigMap,
 //! Secret, ServiceAccount and Deployment (so e.g. `kubectl create service`
 //! fails; `kubectl apply/create -f` send JSON and work), server-side
-//! apply, aggregated discovery (clients fall back), OpenAPI schemas
-//! (`kubectl explain`; `/openapi/v2` is an empty document),
-//! `limit`/`continue` paging. Every request is authenticated (step 0 of
+//! apply, aggregated discovery (clients fall back), OpenAPI v2
+//! (`/openapi/v2` is an empty document; v3 has the schemas `kubectl
+//! explain` reads), `limit`/`continue` paging. Every request is authenticated (step 0 of
 //! `http`) and authorized (`http::authz`).
 
 pub mod apps;
