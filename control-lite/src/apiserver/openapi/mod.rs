@@ -75,7 +75,7 @@ pub fn v2_response() -> Response {
 }
 
 /// `/openapi/v3/<gv path>` (None if not served).
-pub fn group_version(group: &str, version: &str) -> Option<Value> {
+fn group_version(group: &str, version: &str) -> Option<Value> {
     let rows: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
     if rows.is_empty() {
         return None;
@@ -130,11 +130,6 @@ fn build() -> Documents {
 fn documents() -> &'static Documents {
     static DOCUMENTS: OnceLock<Documents> = OnceLock::new();
     DOCUMENTS.get_or_init(build)
-}
-
-/// `/openapi/v3`.
-pub fn root() -> Value {
-    serde_json::from_slice(&documents().root.body).unwrap_or_default()
 }
 
 /// `/openapi/v3` and below (`rest` is the path after it, `""` for the root),
