@@ -191,6 +191,12 @@ async fn client_side_apply_and_validation_still_use_builtin_types_and_the_server
     let images = container_images(&plane).await?;
     assert_eq!(images, "b=busybox:1.37 c=busybox:1.37");
 
+    // The core/v1 document parses too (kubectl finds the kind's PATCH operation).
+    let config = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: settings}\ndata: {a: \"1\"}\n";
+    ok(kubectl_file(&plane, &["apply"], "cm.yaml", config).await?)?;
+    let log = ok(kubectl_file(&plane, &["apply", "-v=5"], "cm.yaml", &config.replace("a: \"1\"", "a: \"2\"")).await?)?;
+    assert!(log.contains("OpenAPI V3 path does not support strategic merge patch"), "{log}");
+
     // Unknown fields are still refused (server-side strict validation), by name.
     let typo = two.replace("replicas: 1", "replicas: 1\n  replicaz: 3");
     let out = kubectl_file(&plane, &["apply", "--validate=strict"], "typo.yaml", &typo).await?;
