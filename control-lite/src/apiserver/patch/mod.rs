@@ -13,7 +13,7 @@ mod strategic;
 
 use serde_json::Value;
 
-pub use strategic::strategic_merge;
+pub use strategic::{list_strategy, strategic_merge, ListStrategy};
 
 /// Most operations in one JSON patch (as upstream).
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
