@@ -117,21 +117,30 @@ impl Writer<'_> {
 /// request carried replace the live ones (`[{}]` clears them); the writer
 /// takes the fields it added or changed, removed fields leave every owner.
 pub fn record_update(live: Option<&Value>, next: &mut Value, writer: &Writer<'_>) -> Result<(), Error> {
-    let live_entries = live.map(managed::live_entries).unwrap_or_default();
-    let mut entries = match managed::read(next)? {
-        managed::Recorded::Unset => live_entries.clone(),
+    let recorded = managed::read(next)?;
+    let old = live.map(|l| merge::tracked(l, writer.part)).unwrap_or_default();
+    let diff = compare(&old, &merge::tracked(next, writer.part))?;
+    let mut entries = match recorded {
+        managed::Recorded::Unset if diff.is_empty() => {
+            // Nothing changed: the live entries stay as they are, byte for byte.
+            let raw = live.and_then(|l| l.pointer("/metadata/managedFields")).cloned();
+            if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+                match raw {
+                    Some(raw) => meta.insert("managedFields".into(), raw),
+                    None => meta.remove("managedFields"),
+                };
+            }
+            return Ok(());
+        }
+        managed::Recorded::Unset => live.map(managed::live_entries).unwrap_or_default(),
         managed::Recorded::Reset => {
             managed::write(next, &[]);
             return Ok(());
         }
+        // Nothing changed: the entries sent (or kept) stay as they are.
+        managed::Recorded::Entries(_) if diff.is_empty() => return Ok(()),
         managed::Recorded::Entries(e) => e,
     };
-    let old = live.map(|l| merge::tracked(l, writer.part)).unwrap_or_default();
-    let diff = compare(&old, &merge::tracked(next, writer.part))?;
-    if diff.is_empty() {
-        managed::write(next, &entries);
-        return Ok(());
-    }
     let owner = writer.owner(Operation::Update);
     let changed = diff.changed();
     for e in &mut entries {
