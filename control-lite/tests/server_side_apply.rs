@@ -167,6 +167,10 @@ async fn kube_rs_patch_apply_conflicts_and_needs_a_field_manager() -> Result<()>
     let kube::Error::Api(status) = err else { anyhow::bail!("not an API error: {err}") };
     assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
     assert_eq!(status.message, "Apply failed with 1 conflict: conflict with \"one\": .data.a");
+    let causes = status.details.map(|d| d.causes).unwrap_or_default();
+    let causes: Vec<(&str, &str, &str)> =
+        causes.iter().map(|c| (c.reason.as_str(), c.field.as_str(), c.message.as_str())).collect();
+    assert_eq!(causes, vec![("FieldManagerConflict", ".data.a", "conflict with \"one\"")]);
     cms.patch("k", &PatchParams::apply("two").force(), &Patch::Apply(cm("2"))).await?;
     assert_eq!(cms.get("k").await?.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
     // No fieldManager: 422 as upstream.

@@ -429,9 +429,13 @@ fn record_update(
     scope: UpdateScope,
     opts: &WriteOptions,
 ) -> Result<()> {
-    let Some(manager) = opts.manager.as_ref().filter(|m| !m.applied) else {
+    let Some(manager) = opts.manager.as_ref() else {
+        apply::keep_entries(live, obj);
         return Ok(());
     };
+    if manager.applied {
+        return Ok(());
+    }
     let api_version = info.api_version();
     let writer = apply::Writer {
         manager: &manager.name,
@@ -440,7 +444,16 @@ fn record_update(
         part: apply_part(info, scope),
         now: &now_rfc3339(),
     };
-    apply::record_update(live, obj, &writer).map_err(|e| ApiError::BadRequest(e.to_string()))
+    match apply::record_update(live, obj, &writer) {
+        Ok(()) => Ok(()),
+        // An object too large to track is still written; its entries stay.
+        Err(e @ (apply::Error::TooDeep { .. } | apply::Error::TooManyFields { .. })) => {
+            tracing::warn!(kind = info.kind_name, error = %e, "managedFields not updated");
+            apply::keep_entries(live, obj);
+            Ok(())
+        }
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
 }
 
 /// The part of an object a write in `scope` owns fields in.

@@ -4,7 +4,7 @@
 
 use serde_json::{Map, Value};
 
-use super::fieldset::{list_items, nodes, Budget, Element, ListItems, Nodes, Set};
+use super::fieldset::{is_atomic_object, list_items, nodes, Budget, Element, ListItems, Nodes, Set};
 use super::Error;
 
 /// What changed from one object to the next.
@@ -77,7 +77,9 @@ fn walk(
 ) -> Result<(), Error> {
     budget.step(path.len())?;
     match (old, new) {
-        (Value::Object(o), Value::Object(n)) if !o.is_empty() || !n.is_empty() => {
+        (Value::Object(o), Value::Object(n))
+            if (!o.is_empty() || !n.is_empty()) && !is_atomic_object(field, o) && !is_atomic_object(field, n) =>
+        {
             walk_objects(o, n, field, path, c, budget)
         }
         (Value::Array(o), Value::Array(n)) => match (list_items(parent, field, o), list_items(parent, field, n)) {

@@ -332,6 +332,13 @@ fn is_map_field(field: &str) -> bool {
     )
 }
 
+/// Label selectors are atomic structs upstream (`x-kubernetes-map-type:
+/// atomic`): owned, compared and replaced as one leaf.
+pub fn is_atomic_object(field: &str, m: &Map<String, Value>) -> bool {
+    matches!(field, "selector" | "labelSelector" | "namespaceSelector")
+        && m.keys().all(|k| k == "matchLabels" || k == "matchExpressions")
+}
+
 /// The nodes of `v` at `path` (field `field` of an object in field `parent`).
 pub fn nodes(
     v: &Value,
@@ -372,7 +379,7 @@ fn walk_value(
 ) -> Result<(), Error> {
     budget.step(path.len())?;
     match v {
-        Value::Object(m) if !m.is_empty() => {
+        Value::Object(m) if !m.is_empty() && !is_atomic_object(field, m) => {
             if which == Nodes::Every || (which == Nodes::Created && is_map_field(field)) {
                 set.insert(path);
             }

@@ -123,13 +123,7 @@ pub fn record_update(live: Option<&Value>, next: &mut Value, writer: &Writer<'_>
     let mut entries = match recorded {
         managed::Recorded::Unset if diff.is_empty() => {
             // Nothing changed: the live entries stay as they are, byte for byte.
-            let raw = live.and_then(|l| l.pointer("/metadata/managedFields")).cloned();
-            if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
-                match raw {
-                    Some(raw) => meta.insert("managedFields".into(), raw),
-                    None => meta.remove("managedFields"),
-                };
-            }
+            copy_raw_entries(live, next);
             return Ok(());
         }
         managed::Recorded::Unset => live.map(managed::live_entries).unwrap_or_default(),
@@ -159,6 +153,29 @@ pub fn record_update(live: Option<&Value>, next: &mut Value, writer: &Writer<'_>
     }
     managed::write(next, &entries);
     Ok(())
+}
+
+/// A write nobody is recorded for: `next` keeps the live entries unless the
+/// request set some (as [`record_update`] reads them).
+pub fn keep_entries(live: Option<&Value>, next: &mut Value) {
+    match managed::read(next) {
+        Ok(managed::Recorded::Unset) => copy_raw_entries(live, next),
+        Ok(managed::Recorded::Reset) => managed::write(next, &[]),
+        Ok(managed::Recorded::Entries(_)) => {}
+        // Unreadable entries from the request: the live ones stay.
+        Err(_) => copy_raw_entries(live, next),
+    }
+}
+
+/// Copies the live object's `managedFields` into `next` as they are.
+fn copy_raw_entries(live: Option<&Value>, next: &mut Value) {
+    let raw = live.and_then(|l| l.pointer("/metadata/managedFields")).cloned();
+    if let Some(meta) = next.get_mut("metadata").and_then(Value::as_object_mut) {
+        match raw {
+            Some(raw) => meta.insert("managedFields".into(), raw),
+            None => meta.remove("managedFields"),
+        };
+    }
 }
 
 /// Applies `config` by `writer` to `live` (`None`: apply-as-create).

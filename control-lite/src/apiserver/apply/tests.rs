@@ -33,7 +33,7 @@ fn field_set_of_a_deployment_is_upstreams_fields_v1() {
     assert_eq!(
         set.to_fields_v1(),
         json!({"f:metadata": {"f:labels": {"f:app": {}}},
-            "f:spec": {"f:replicas": {}, "f:selector": {"f:matchLabels": {"f:app": {}}},
+            "f:spec": {"f:replicas": {}, "f:selector": {},
                 "f:template": {"f:metadata": {"f:labels": {"f:app": {}}},
                     "f:spec": {"f:containers": {"k:{\"name\":\"app\"}": {".": {}, "f:env": {
                         "k:{\"name\":\"A\"}": {".": {}, "f:name": {}, "f:value": {}}},
@@ -219,4 +219,17 @@ fn client_side_apply_upgrades_without_conflicts() {
     assert_eq!(out["data"], json!({"x": "9"}));
     let owners = entries(&out);
     assert!(owners.iter().any(|o| o.0 == "kubectl" && o.1 == "Apply"), "{owners:?}");
+}
+
+#[test]
+fn unrecorded_writes_keep_the_live_entries() {
+    let live = run(vec![step("a", true, json!({"metadata": {"name": "c"}, "data": {"x": "1"}}))]);
+    for (sent, kept) in [(None, true), (Some(json!([])), true), (Some(json!([{}])), false)] {
+        let mut next = json!({"metadata": {"name": "c"}, "data": {"x": "2"}});
+        if let Some(sent) = sent {
+            next["metadata"]["managedFields"] = sent;
+        }
+        keep_entries(Some(&live), &mut next);
+        assert_eq!(next["metadata"].get("managedFields") == live["metadata"].get("managedFields"), kept);
+    }
 }
