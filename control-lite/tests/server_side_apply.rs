@@ -125,6 +125,20 @@ async fn kubectl_server_side_apply_creates_updates_prunes_and_conflicts() -> Res
     let m = managers(&cm);
     assert!(m.contains(&("kubectl".into(), "Apply".into())) && m.contains(&("other".into(), "Apply".into())), "{m:?}");
 
+    // A Service: apply-as-create allocates its address; a port added later
+    // merges by key and the address stays.
+    let svc = |ports: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: web\nspec:\n  selector:\n    app: web\n  ports:\n{ports}")
+    };
+    ssa(&plane, &manifest(&plane, "s1.yaml", &svc("  - port: 80\n"))?).await?;
+    let ip = plane.kubectl(&["get", "svc", "web", "-o", "jsonpath={.spec.clusterIP}"]).await?;
+    assert!(ip.starts_with("10.96."), "{ip}");
+    ssa(&plane, &manifest(&plane, "s2.yaml", &svc("  - port: 80\n    name: http\n  - port: 443\n    name: https\n"))?)
+        .await?;
+    let s = get_json(&plane, &["svc", "web"]).await?;
+    assert_eq!(s["spec"]["clusterIP"], ip.as_str());
+    assert_eq!(s["spec"]["ports"].as_array().map(Vec::len), Some(2), "{s}");
+
     // Dry run changes nothing.
     let dry = manifest(&plane, "c5.yaml", &configmap(&[("x", "dry")]))?;
     plane.kubectl(&["apply", "--server-side", "--dry-run=server", "-f", &dry]).await?;
