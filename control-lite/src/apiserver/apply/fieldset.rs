@@ -254,10 +254,16 @@ impl Budget {
 }
 
 /// The key element of list item `item` merged by `key`, if it has one.
+/// Ports are keyed by number and protocol (default `TCP`), as upstream's
+/// list-map keys, although strategic merge uses the number alone.
 pub fn key_element(item: &Value, key: &str) -> Option<Element> {
-    let v = item.as_object()?.get(key)?;
+    let obj = item.as_object()?;
     let mut m = Map::new();
-    m.insert(key.to_string(), v.clone());
+    m.insert(key.to_string(), obj.get(key)?.clone());
+    if matches!(key, "containerPort" | "port") {
+        let protocol = obj.get("protocol").cloned().unwrap_or_else(|| Value::from("TCP"));
+        m.insert("protocol".into(), protocol);
+    }
     Some(Element::Key(Value::Object(m).to_string()))
 }
 

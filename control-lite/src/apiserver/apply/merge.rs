@@ -1,15 +1,16 @@
 //! Merging an applied configuration into the live object, and removing the
 //! fields an applier gave up.
 //!
-//! The merge is strategic merge patch's (associative lists by merge key,
+//! The merge follows the field sets' list kinds (associative lists by key,
 //! set lists as sets, everything else replaced) on a configuration cleaned
-//! of nulls and `$` directives, which apply does not have.
+//! of nulls and `$` keys, which apply does not have.
 
 use serde_json::{Map, Value};
 
-use super::fieldset::{list_items, Budget, Element, ListItems, Set};
+use std::collections::{HashMap, HashSet};
+
+use super::fieldset::{is_atomic_object, list_items, Budget, Element, ListItems, Set};
 use super::Error;
-use crate::apiserver::patch::strategic_merge;
 
 /// Object metadata that is not owned by anyone (identity and server-set fields).
 const UNTRACKED_META: [&str; 11] = [
@@ -104,9 +105,64 @@ fn clean(v: &Value, budget: &mut Budget, depth: usize) -> Result<Value, Error> {
     })
 }
 
-/// `live` with `config` merged in.
+/// `live` with `config` merged in: objects field by field, associative
+/// lists item by item (by the same keys as field sets; new items appended),
+/// set lists as sets; anything else (and atomic selectors) replaced.
 pub fn merge(live: &Value, config: &Map<String, Value>) -> Value {
-    strategic_merge(live, &Value::Object(config.clone()), "")
+    let mut out = live.as_object().cloned().unwrap_or_default();
+    merge_map(&mut out, config, "");
+    Value::Object(out)
+}
+
+fn merge_map(live: &mut Map<String, Value>, config: &Map<String, Value>, field: &str) {
+    for (k, cv) in config {
+        let merged = match live.get(k) {
+            Some(lv) => merge_value(lv, cv, field, k),
+            None => cv.clone(),
+        };
+        live.insert(k.clone(), merged);
+    }
+}
+
+fn merge_value(live: &Value, config: &Value, parent: &str, field: &str) -> Value {
+    match (live, config) {
+        (Value::Object(l), Value::Object(c)) if !is_atomic_object(field, c) => {
+            let mut out = l.clone();
+            merge_map(&mut out, c, field);
+            Value::Object(out)
+        }
+        (Value::Array(l), Value::Array(c)) => match (list_items(parent, field, l), list_items(parent, field, c)) {
+            (ListItems::Keyed(l), ListItems::Keyed(c)) => {
+                let mut out: Vec<Value> = l.iter().map(|(_, v)| (*v).clone()).collect();
+                let index: HashMap<&Element, usize> = l.iter().enumerate().map(|(i, (e, _))| (e, i)).collect();
+                for (e, cv) in c {
+                    match index.get(&e) {
+                        Some(&i) => {
+                            let (Some(lm), Some(cm)) = (out[i].as_object_mut(), cv.as_object()) else { continue };
+                            merge_map(lm, cm, field);
+                        }
+                        None => out.push(cv.clone()),
+                    }
+                }
+                Value::Array(out)
+            }
+            (ListItems::Set(l), ListItems::Set(_)) => {
+                let seen: HashSet<Element> = l.into_iter().collect();
+                let mut out = live.as_array().cloned().unwrap_or_default();
+                let values = config.as_array().map(Vec::as_slice).unwrap_or_default();
+                let mut added = HashSet::new();
+                for v in values {
+                    let e = Element::Value(v.to_string());
+                    if !seen.contains(&e) && added.insert(e) {
+                        out.push(v.clone());
+                    }
+                }
+                Value::Array(out)
+            }
+            _ => config.clone(),
+        },
+        _ => config.clone(),
+    }
 }
 
 /// Removes from `obj` the members of `remove` (paths relative to the object

@@ -43,6 +43,17 @@ fn field_set_of_a_deployment_is_upstreams_fields_v1() {
     assert!(paths.contains(&".spec.template.spec.containers[name=\"app\"].env[name=\"A\"].value".to_string()));
     // Round trip through the stored form; set lists use values.
     assert_eq!(Set::from_fields_v1(&set.to_fields_v1()).expect("parse"), set);
+    let ports = json!({"containers": [{"name": "a", "ports": [{"containerPort": 80}, {"containerPort": 53, "protocol": "UDP"}]}]});
+    let ports = fieldset::of_config(ports.as_object().expect("o")).expect("ports");
+    let keys: Vec<String> = ports.paths().iter().map(ToString::to_string).filter(|p| p.ends_with(']')).collect();
+    assert_eq!(
+        keys,
+        vec![
+            ".containers[name=\"a\"]",
+            ".containers[name=\"a\"].ports[containerPort=53,protocol=\"UDP\"]",
+            ".containers[name=\"a\"].ports[containerPort=80,protocol=\"TCP\"]"
+        ]
+    );
     let fin = fieldset::of_config(json!({"metadata": {"finalizers": ["a/b"]}}).as_object().expect("o")).expect("s");
     assert_eq!(fin.to_fields_v1(), json!({"f:metadata": {"f:finalizers": {"v:\"a/b\"": {}}}}));
 }
@@ -232,4 +243,22 @@ fn unrecorded_writes_keep_the_live_entries() {
         keep_entries(Some(&live), &mut next);
         assert_eq!(next["metadata"].get("managedFields") == live["metadata"].get("managedFields"), kept);
     }
+}
+
+#[test]
+fn ports_are_keyed_by_number_and_protocol() {
+    let pod = |udp_name: &str| {
+        json!({"metadata": {"name": "dns"}, "spec": {"containers": [{"name": "dns", "image": "coredns",
+            "ports": [{"containerPort": 53, "name": "tcp"}, {"containerPort": 53, "protocol": "UDP", "name": udp_name}]}]}})
+    };
+    let out = run(vec![step("a", true, pod("udp")), step("a", true, pod("dns"))]);
+    assert_eq!(
+        out["spec"]["containers"][0]["ports"],
+        json!([{"containerPort": 53, "name": "tcp"}, {"containerPort": 53, "protocol": "UDP", "name": "dns"}])
+    );
+    // A dropped port goes; the other stays.
+    let mut one = pod("dns");
+    one["spec"]["containers"][0]["ports"] = json!([{"containerPort": 53, "protocol": "UDP", "name": "dns"}]);
+    let out = run(vec![step("a", true, pod("dns")), step("a", true, one)]);
+    assert_eq!(out["spec"]["containers"][0]["ports"], json!([{"containerPort": 53, "protocol": "UDP", "name": "dns"}]));
 }
