@@ -119,8 +119,13 @@ async fn kubectl_server_side_apply_creates_updates_prunes_and_conflicts() -> Res
     ssa(&plane, &manifest(&plane, "c2.yaml", &configmap(&[("x", "1"), ("z", "3")]))?).await?;
     let other = manifest(&plane, "c3.yaml", &configmap(&[("w", "2")]))?;
     plane.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", &other]).await?;
-    ssa(&plane, &manifest(&plane, "c4.yaml", &configmap(&[("x", "1")]))?).await?;
+    let c4 = manifest(&plane, "c4.yaml", &configmap(&[("x", "1")]))?;
+    ssa(&plane, &c4).await?;
     let cm = get_json(&plane, &["cm", "cfg"]).await?;
+    // The same apply again stores nothing.
+    ssa(&plane, &c4).await?;
+    let again = get_json(&plane, &["cm", "cfg"]).await?;
+    assert_eq!(again["metadata"]["resourceVersion"], cm["metadata"]["resourceVersion"]);
     assert_eq!(cm["data"], json!({"w": "2", "x": "1"}));
     let m = managers(&cm);
     assert!(m.contains(&("kubectl".into(), "Apply".into())) && m.contains(&("other".into(), "Apply".into())), "{m:?}");

@@ -227,14 +227,17 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
     if !force && !conflicts.is_empty() {
         return Err(Error::Conflicts(conflicts));
     }
-    let unchanged_sets = previous.as_ref() == Some(&applied);
+    if diff.is_empty() && upgraded.is_none() && previous.as_ref() == Some(&applied) {
+        // A no-op apply: the live entries stay byte for byte, so nothing is stored.
+        copy_raw_entries(live, &mut merged);
+        return Ok(merged);
+    }
     for (e, taken) in entries.iter_mut().zip(taken) {
         if e.owner != owner {
             e.set = e.set.difference(&taken).difference(&diff.removed);
         }
     }
     match entries.iter_mut().find(|e| e.owner == owner) {
-        Some(_) if diff.is_empty() && unchanged_sets => {}
         Some(own) => {
             own.set = applied;
             own.time = writer.now.to_string();

@@ -262,3 +262,12 @@ fn ports_are_keyed_by_number_and_protocol() {
     let out = run(vec![step("a", true, pod("dns")), step("a", true, one)]);
     assert_eq!(out["spec"]["containers"][0]["ports"], json!([{"containerPort": 53, "protocol": "UDP", "name": "dns"}]));
 }
+
+#[test]
+fn a_repeated_apply_changes_nothing() {
+    let config = deployment(1, json!([{"name": "A", "value": "1"}]));
+    let first = run(vec![step("a", true, config.clone())]);
+    let later = Writer { now: "2030-01-01T00:00:00Z", ..writer("a") };
+    let again = apply(Some(&first), &config, &later, false).expect("apply");
+    assert_eq!(again, first, "same object and entries (time included)");
+}
