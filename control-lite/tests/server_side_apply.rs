@@ -192,6 +192,25 @@ async fn kube_rs_patch_apply_conflicts_and_needs_a_field_manager() -> Result<()>
     assert_eq!(causes, vec![("FieldManagerConflict", ".data.a", "conflict with \"one\"")]);
     cms.patch("k", &PatchParams::apply("two").force(), &Patch::Apply(cm("2"))).await?;
     assert_eq!(cms.get("k").await?.data.and_then(|d| d.get("a").cloned()).as_deref(), Some("2"));
+    // Apply to /status owns status fields under the status subresource.
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(plane.client.clone(), "default");
+    let d: Value = serde_yaml_ng::from_str(&deployment(1, "nginx:1.27", &[("A", "1")]))?;
+    deployments.patch("web", &PatchParams::apply("one"), &Patch::Apply(&d)).await?;
+    let status = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "status": {"observedGeneration": 1, "replicas": 0}});
+    let d = deployments.patch_status("web", &PatchParams::apply("status-writer"), &Patch::Apply(&status)).await?;
+    assert_eq!(d.status.and_then(|s| s.observed_generation), Some(1));
+    let entry = d
+        .metadata
+        .managed_fields
+        .unwrap_or_default()
+        .into_iter()
+        .find(|e| e.manager.as_deref() == Some("status-writer"));
+    let entry = entry.expect("a status entry");
+    assert_eq!((entry.operation.as_deref(), entry.subresource.as_deref()), (Some("Apply"), Some("status")));
+    let fields = entry.fields_v1.map(|f| f.0).unwrap_or_default();
+    assert_eq!(fields, json!({"f:status": {"f:observedGeneration": {}, "f:replicas": {}}}));
+
     // No fieldManager: 422 as upstream.
     let req = http::Request::patch("/api/v1/namespaces/default/configmaps/k")
         .header("content-type", "application/apply-patch+yaml")

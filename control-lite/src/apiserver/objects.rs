@@ -205,6 +205,11 @@ pub fn merge_update(info: &ResourceInfo, status_only: bool, current: &Value, new
                 }
             }
         }
+        // managedFields follow the request, as on the main resource (field
+        // management reads them: absent keeps the live ones).
+        if let (Some(meta), Some(sent)) = (meta_mut(&mut out), new.pointer("/metadata/managedFields")) {
+            meta.insert("managedFields".into(), sent.clone());
+        }
         out
     } else {
         let mut out = new;
