@@ -168,6 +168,11 @@ async fn client_side_apply_upgrades_to_server_side_apply() -> Result<()> {
     let cm = get_json(&plane, &["cm", "cfg"]).await?;
     assert_eq!(cm["data"], json!({"x": "9"}));
     assert!(managers(&cm).contains(&("kubectl".into(), "Apply".into())), "{:?}", managers(&cm));
+    // And back: client-side apply diffs against the refreshed annotation.
+    let back = manifest(&plane, "c3.yaml", &configmap(&[("x", "5"), ("v", "6")]))?;
+    plane.kubectl(&["apply", "-f", &back]).await?;
+    let cm = get_json(&plane, &["cm", "cfg"]).await?;
+    assert_eq!(cm["data"], json!({"v": "6", "x": "5"}));
     plane.stop().await;
     Ok(())
 }

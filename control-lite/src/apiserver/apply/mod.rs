@@ -246,7 +246,26 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
         None => entries.push(writer.entry(Operation::Apply, applied)),
     }
     managed::write(&mut merged, &entries);
+    refresh_last_applied(&mut merged, &config, writer.manager);
     Ok(merged)
+}
+
+/// After kubectl's server-side apply to an object client-side apply also
+/// manages, the last-applied annotation becomes this configuration, so a
+/// later client-side apply diffs against it (upstream does the same).
+fn refresh_last_applied(obj: &mut Value, config: &serde_json::Map<String, Value>, manager: &str) {
+    if !manager.starts_with("kubectl") {
+        return;
+    }
+    let Some(annotations) = obj.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) else { return };
+    if !annotations.contains_key(LAST_APPLIED) {
+        return;
+    }
+    let mut config = config.clone();
+    if let Some(a) = config.get_mut("metadata").and_then(|m| m.get_mut("annotations")).and_then(Value::as_object_mut) {
+        a.remove(LAST_APPLIED);
+    }
+    annotations.insert(LAST_APPLIED.into(), Value::String(Value::Object(config).to_string()));
 }
 
 /// The configuration's part the writer owns fields in.

@@ -228,6 +228,9 @@ fn client_side_apply_upgrades_without_conflicts() {
         step("kubectl", true, json!({"metadata": {"name": "c"}, "data": {"x": "9"}})),
     ]);
     assert_eq!(out["data"], json!({"x": "9"}));
+    let last: Value =
+        serde_json::from_str(out["metadata"]["annotations"][LAST_APPLIED].as_str().unwrap_or_default()).expect("json");
+    assert_eq!(last, json!({"metadata": {"name": "c"}, "data": {"x": "9"}}), "refreshed for client-side apply");
     let owners = entries(&out);
     assert!(owners.iter().any(|o| o.0 == "kubectl" && o.1 == "Apply"), "{owners:?}");
 }
