@@ -114,7 +114,8 @@ impl Writer<'_> {
 
 /// Records an ordinary write (create, update, patch) of `next` over `live`
 /// (`None` on create) by `writer` in `next`'s `managedFields`. Entries the
-/// request carried replace the live ones (`[{}]` clears them); the writer
+/// request carried replace the live ones (`[]` does not; `[{}]` clears
+/// them before this write is recorded, as upstream); the writer
 /// takes the fields it added or changed, removed fields leave every owner.
 pub fn record_update(live: Option<&Value>, next: &mut Value, writer: &Writer<'_>) -> Result<(), Error> {
     let recorded = managed::read(next)?;
@@ -127,10 +128,12 @@ pub fn record_update(live: Option<&Value>, next: &mut Value, writer: &Writer<'_>
             return Ok(());
         }
         managed::Recorded::Unset => live.map(managed::live_entries).unwrap_or_default(),
-        managed::Recorded::Reset => {
+        // `[{}]` clears the entries first; a change in the same request is then recorded.
+        managed::Recorded::Reset if diff.is_empty() => {
             managed::write(next, &[]);
             return Ok(());
         }
+        managed::Recorded::Reset => Vec::new(),
         // Nothing changed: the entries sent (or kept) stay as they are.
         managed::Recorded::Entries(_) if diff.is_empty() => return Ok(()),
         managed::Recorded::Entries(e) => e,

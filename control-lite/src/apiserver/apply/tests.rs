@@ -204,6 +204,12 @@ fn updates_take_changed_fields_and_managed_fields_can_be_reset() {
     reset["metadata"]["managedFields"] = json!([{}]);
     record_update(Some(&out), &mut reset, &writer("x")).expect("reset");
     assert!(reset["metadata"].get("managedFields").is_none());
+    // Reset with a change: only this writer's change is left.
+    let mut reset = out.clone();
+    reset["metadata"]["managedFields"] = json!([{}]);
+    reset["data"]["x"] = json!("3");
+    record_update(Some(&out), &mut reset, &writer("x")).expect("reset");
+    assert_eq!(entries(&reset), vec![("x".into(), "Update".into(), json!({"f:data": {"f:x": {}}}))]);
 }
 
 #[test]
