@@ -3,6 +3,7 @@
 
 use serde_json::{json, Value};
 
+use super::apply;
 use super::clusterip;
 use super::defaults;
 use super::namespaces;
@@ -221,6 +222,7 @@ pub async fn create(
     if info.kind == Kind::Namespace {
         namespaces::prepare_create(&mut obj);
     }
+    record_update(info, None, &mut obj, UpdateScope::Main, &opts)?;
     let attempts = if fixed_name.is_empty() && !generate.is_empty() { RETRIES } else { 1 };
     for _ in 0..attempts {
         let mut candidate = obj.clone();
@@ -366,6 +368,7 @@ where
         if service {
             clusterip::drop_type_dependent_fields(Some(&current), &mut next);
         }
+        record_update(info, Some(&current), &mut next, scope, &opts)?;
         set_rv(&mut next, rev);
         let mut causes = validation::validate(info, &next);
         causes.extend(validation::validate_update(info, &current, &next, scope.validation()));
@@ -415,6 +418,51 @@ where
         }
     }
     Err(conflict(info, name))
+}
+
+/// Records an ordinary write in `obj`'s `managedFields` when the request
+/// names a manager (an apply has recorded itself already).
+fn record_update(
+    info: &ResourceInfo,
+    live: Option<&Value>,
+    obj: &mut Value,
+    scope: UpdateScope,
+    opts: &WriteOptions,
+) -> Result<()> {
+    let Some(manager) = opts.manager.as_ref() else {
+        apply::keep_entries(live, obj);
+        return Ok(());
+    };
+    if manager.applied {
+        return Ok(());
+    }
+    let api_version = info.api_version();
+    let writer = apply::Writer {
+        manager: &manager.name,
+        subresource: manager.subresource,
+        api_version: &api_version,
+        part: apply_part(info, scope),
+        now: &now_rfc3339(),
+    };
+    match apply::record_update(live, obj, &writer) {
+        Ok(()) => Ok(()),
+        // An object too large to track is still written; its entries stay.
+        Err(e @ (apply::Error::TooDeep { .. } | apply::Error::TooManyFields { .. })) => {
+            tracing::warn!(kind = info.kind_name, error = %e, "managedFields not updated");
+            apply::keep_entries(live, obj);
+            Ok(())
+        }
+        Err(e) => Err(ApiError::BadRequest(e.to_string())),
+    }
+}
+
+/// The part of an object a write in `scope` owns fields in.
+pub fn apply_part(info: &ResourceInfo, scope: UpdateScope) -> apply::Part {
+    match scope {
+        UpdateScope::Status => apply::Part::Status,
+        _ if info.has_status() => apply::Part::MainWithoutStatus,
+        _ => apply::Part::Main,
+    }
 }
 
 /// Evaluates the existing pods of namespace `ns` against its new enforce

@@ -36,6 +36,7 @@
 //! explain` reads), `limit`/`continue` paging. Every request is authenticated (step 0 of
 //! `http`) and authorized (`http::authz`).
 
+pub mod apply;
 pub mod apps;
 pub mod batch;
 pub mod batch_printers;

@@ -37,12 +37,25 @@ impl FieldValidation {
 }
 
 /// Options common to writes.
-#[derive(Debug, Clone, Copy, Default)]
+#[derive(Debug, Clone, Default)]
 pub struct WriteOptions {
     /// `dryRun=All`: validate, do not store.
     pub dry_run: bool,
     /// How unknown fields are handled.
     pub field_validation: FieldValidation,
+    /// Who the write is recorded for in `managedFields` (none: not recorded).
+    pub manager: Option<FieldManager>,
+}
+
+/// The writer `managedFields` records.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldManager {
+    /// `fieldManager` (or the client's User-Agent name).
+    pub name: String,
+    /// `status`, `scale`, ... or empty for the main resource.
+    pub subresource: &'static str,
+    /// Server-side apply: the request already carries its `managedFields`.
+    pub applied: bool,
 }
 
 /// A stored value as an object with `metadata.resourceVersion` set.
@@ -191,6 +204,11 @@ pub fn merge_update(info: &ResourceInfo, status_only: bool, current: &Value, new
                     m.remove("status");
                 }
             }
+        }
+        // managedFields follow the request, as on the main resource (field
+        // management reads them: absent keeps the live ones).
+        if let (Some(meta), Some(sent)) = (meta_mut(&mut out), new.pointer("/metadata/managedFields")) {
+            meta.insert("managedFields".into(), sent.clone());
         }
         out
     } else {

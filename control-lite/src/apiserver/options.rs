@@ -139,8 +139,10 @@ impl ListOptions {
 pub struct WriteParams {
     /// `dryRun` and `fieldValidation`.
     pub write: WriteOptions,
-    /// `fieldManager` (validated; managed fields are not tracked).
+    /// `fieldManager` (validated).
     pub field_manager: Option<String>,
+    /// `force=true`: an apply takes fields other managers own.
+    pub force: bool,
 }
 
 impl WriteParams {
@@ -158,8 +160,10 @@ impl WriteParams {
             write: WriteOptions {
                 dry_run: dry_run(q),
                 field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
+                manager: None,
             },
             field_manager,
+            force: q.flag("force"),
         })
     }
 }

@@ -77,6 +77,9 @@ pub enum ApiError {
     /// Optimistic concurrency or precondition failure.
     #[error("Operation cannot be fulfilled on {resource} \"{name}\": {detail}")]
     Conflict { resource: String, group: String, kind: String, name: String, detail: String },
+    /// A server-side apply would change fields other managers own.
+    #[error("{message}")]
+    ApplyConflict { message: String, causes: Vec<(String, String)> },
     /// Validation failed.
     #[error("{qualified_kind} \"{name}\" is invalid: {}", join_causes(.causes))]
     Invalid { qualified_kind: String, group: String, kind: String, name: String, causes: Vec<Cause> },
@@ -159,6 +162,13 @@ impl ApiError {
             }
             ApiError::Conflict { group, kind, name, .. } => {
                 (StatusCode::CONFLICT, "Conflict", Some(json!({"name": name, "group": group, "kind": kind})))
+            }
+            ApiError::ApplyConflict { causes, .. } => {
+                let causes: Vec<Value> = causes
+                    .iter()
+                    .map(|(field, message)| json!({"reason": "FieldManagerConflict", "message": message, "field": field}))
+                    .collect();
+                (StatusCode::CONFLICT, "Conflict", Some(json!({"causes": causes})))
             }
             ApiError::Invalid { group, kind, name, causes, .. } => {
                 let causes: Vec<Value> = causes

@@ -23,6 +23,7 @@
 //! Errors become `Status` objects in one place (`status`). Connection limits
 //! (count, header timeout, HTTP/2 streams, stalled writes) are in [`conn`].
 
+mod apply;
 pub mod authz;
 pub(crate) mod body;
 pub mod call;

@@ -6,7 +6,7 @@ use axum::response::Response;
 
 use super::body::parse;
 use super::path::Target;
-use super::write::patch_error;
+use super::write::{field_manager, patch_error};
 use super::{name, Req};
 use crate::apiserver::options::{LogOptions, WriteParams};
 use crate::apiserver::patch::{self, PatchType};
@@ -21,7 +21,8 @@ pub async fn get_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
 
 /// PUT `/scale`.
 pub async fn update_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
-    let params = WriteParams::parse(r.query)?;
+    let mut params = WriteParams::parse(r.query)?;
+    params.write.manager = field_manager(r, &params, "scale");
     let body = parse(t.info, r.headers, &r.body)?;
     subresources::update_scale(r.state, t.info, t.namespace.as_deref(), name(t), params.write, |_| Ok(body.clone()))
         .await
@@ -29,7 +30,8 @@ pub async fn update_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
 
 /// PATCH `/scale`.
 pub async fn patch_scale(r: &Req<'_>, t: &Target) -> Result<Response> {
-    let params = WriteParams::parse(r.query)?;
+    let mut params = WriteParams::parse(r.query)?;
+    params.write.manager = field_manager(r, &params, "scale");
     let kind = PatchType::from_content_type(r.content_type()).map_err(patch_error)?;
     let limits = r.state.config.patch_limits();
     subresources::update_scale(r.state, t.info, t.namespace.as_deref(), name(t), params.write, |scale| {

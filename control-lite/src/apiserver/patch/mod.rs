@@ -13,7 +13,7 @@ mod strategic;
 
 use serde_json::Value;
 
-pub use strategic::strategic_merge;
+pub use strategic::{list_strategy, strategic_merge, ListStrategy};
 
 /// Most operations in one JSON patch (as upstream).
 pub const MAX_JSON_PATCH_OPERATIONS: usize = 10_000;
@@ -36,9 +36,12 @@ pub enum Error {
     /// A JSON patch operation failed.
     #[error("the json patch could not be applied: {0}")]
     JsonPatch(#[from] json_patch::PatchError),
-    /// Server-side apply is not implemented.
-    #[error("server-side apply (application/apply-patch+yaml) is not supported by this apiserver; use client-side `kubectl apply` (the default) or another patch type")]
+    /// CBOR apply bodies are not implemented.
+    #[error("application/apply-patch+cbor is not supported by this apiserver; send application/apply-patch+yaml")]
     ApplyUnsupported,
+    /// An apply body where only patches are supported (subresources such as `/scale`).
+    #[error("server-side apply (application/apply-patch+yaml) is not supported here; use a patch type")]
+    NotAPatch,
     /// A JSON patch with too many operations.
     #[error("The allowed maximum operations in a JSON patch is {max}, got {count}")]
     TooManyOperations { count: usize, max: usize },
@@ -59,6 +62,8 @@ pub enum PatchType {
     Strategic,
     /// RFC 6902.
     Json,
+    /// Server-side apply (`application/apply-patch+yaml`): handled by `apply`, not here.
+    Apply,
 }
 
 impl PatchType {
@@ -69,7 +74,8 @@ impl PatchType {
             "application/merge-patch+json" => Ok(PatchType::Merge),
             "application/strategic-merge-patch+json" => Ok(PatchType::Strategic),
             "application/json-patch+json" => Ok(PatchType::Json),
-            "application/apply-patch+yaml" | "application/apply-patch+cbor" => Err(Error::ApplyUnsupported),
+            "application/apply-patch+yaml" => Ok(PatchType::Apply),
+            "application/apply-patch+cbor" => Err(Error::ApplyUnsupported),
             other => Err(Error::UnknownType(other.to_string())),
         }
     }
@@ -90,6 +96,7 @@ pub fn apply(kind: PatchType, doc: &Value, body: &[u8], limits: Limits) -> Resul
             }
             out = strategic_merge(&out, &patch, "");
         }
+        PatchType::Apply => return Err(Error::NotAPatch),
         PatchType::Json => {
             let patch: json_patch::Patch = serde_json::from_slice(body).map_err(|e| Error::Body(e.to_string()))?;
             if patch.0.len() > limits.max_operations {
@@ -187,6 +194,7 @@ mod tests {
             PatchType::from_content_type("application/merge-patch+json; charset=utf-8").ok(),
             Some(PatchType::Merge)
         );
-        assert!(matches!(PatchType::from_content_type("application/apply-patch+yaml"), Err(Error::ApplyUnsupported)));
+        assert_eq!(PatchType::from_content_type("application/apply-patch+yaml").ok(), Some(PatchType::Apply));
+        assert!(matches!(PatchType::from_content_type("application/apply-patch+cbor"), Err(Error::ApplyUnsupported)));
     }
 }

@@ -12,9 +12,9 @@ fn identity(v: &Value) -> String {
     v.to_string()
 }
 
-/// How a list field merges.
+/// How a list field merges (shared with server-side apply's associative lists).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum ListStrategy {
+pub enum ListStrategy {
     /// Objects merged by this key.
     MergeKey(&'static str),
     /// Primitive values merged as a set.
@@ -24,7 +24,7 @@ enum ListStrategy {
 }
 
 /// Merge strategy of the list `field` whose enclosing object is field `parent`.
-fn list_strategy(parent: &str, field: &str) -> ListStrategy {
+pub fn list_strategy(parent: &str, field: &str) -> ListStrategy {
     match field {
         "containers"
         | "initContainers"
