@@ -41,6 +41,8 @@ use support::{free_port, pause_binary};
 
 const AGENT: &str = "bosun-agent.service";
 const CONTROL: &str = "bosun-control.service";
+/// How soon after a deleted pod is gone its cgroup must be gone.
+const CGROUP_REMOVAL: Duration = Duration::from_secs(15);
 /// The agent unit's `TimeoutStopSec=`.
 const AGENT_STOP_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -71,6 +73,8 @@ impl Node {
 /// namespace killed, then what lives in the host's network namespace.
 struct Env {
     ns: SystemdNamespace,
+    /// The namespace's unit directory, as the host sees it.
+    units: PathBuf,
     node: Node,
     stack: StackConfig,
     kubeconfig: PathBuf,
@@ -289,6 +293,7 @@ fn boot(node: Node) -> Result<Env> {
     let ns = SystemdNamespace::boot(&spec)?;
     Ok(Env {
         ns,
+        units: spec.units,
         node,
         stack,
         kubeconfig: dir.path().join("admin.kubeconfig"),
@@ -303,7 +308,7 @@ fn installed_units_run_a_node_under_systemd() -> Result<()> {
     let started = Instant::now();
     let env = boot(Node::new())?;
     let result = scenario(&env);
-    if result.is_err() {
+    if result.is_err() || std::env::var_os("DUMPJ").is_some() {
         for unit in [CONTROL, AGENT, "containerd.service"] {
             eprintln!("--- journal of {unit}:\n{}", env.ns.journal(unit).unwrap_or_default());
         }
@@ -338,6 +343,11 @@ fn scenario(env: &Env) -> Result<()> {
     env.apply(&deployment(&env.stack.app_image()))?;
     let (pod, container, restarts) = wait_until("the app pod running", || env.running_pod())?;
     assert_eq!(restarts, 0);
+    // Pod cgroups work under systemd (the agent creates them in every
+    // hierarchy, beside systemd's own tree; the host shares the hierarchies).
+    let uid = env.json(&["get", "pod", &pod])?["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    let cgroup = PathBuf::from(format!("/sys/fs/cgroup/memory/kubepods/besteffort/pod{uid}"));
+    assert!(cgroup.is_dir(), "{} exists", cgroup.display());
 
     // The agent killed: systemd restarts it; the pod is left alone.
     let took = env.kill_main_and_wait_restart(AGENT)?;
@@ -356,7 +366,7 @@ fn scenario(env: &Env) -> Result<()> {
 
     // The agent's log is in the journal, with systemd's record of the kill.
     let journal = ns.journal(AGENT)?;
-    assert!(journal.contains(&format!("bosun-agent.service: Main process exited, code=killed, status=9/KILL")), "{journal}");
+    assert!(journal.contains("bosun-agent.service: Main process exited, code=killed, status=9/KILL"), "{journal}");
     assert!(journal.contains(" bosun["), "the agent's own lines are in the journal:\n{journal}");
 
     // A clean stop well within TimeoutStopSec; the pod keeps running.
@@ -371,10 +381,59 @@ fn scenario(env: &Env) -> Result<()> {
     ns.systemctl(&["start", AGENT])?;
     env.wait_node_ready()?;
     let after = wait_until("the pod adopted by the started agent", || env.running_pod())?;
+    assert_eq!(after, (pod.clone(), container.clone(), 0));
+
+    // The watchdog, shortened by a drop-in: WATCHDOG=1 keeps coming while
+    // the agent is healthy; a wedged (stopped) agent is aborted and
+    // restarted, and the pod is left alone again.
+    watchdog(env)?;
+    let after = wait_until("the pod running after the watchdog restart", || env.running_pod())?;
     assert_eq!(after, (pod, container, 0));
 
     // The pod goes through the agent, which removes its cgroups and volumes.
     env.kubectl(&["delete", "deployment", "sd", "--wait=false"])?;
-    wait_until("the app pod gone", || Ok(env.json(&["get", "pods", "-l", "app=sd"])?["items"].as_array().is_some_and(|i| i.is_empty()).then_some(())))?;
+    wait_until("the app pod gone", || {
+        Ok(env.json(&["get", "pods", "-l", "app=sd"])?["items"].as_array().is_some_and(|i| i.is_empty()).then_some(()))
+    })?;
+    // The agent removes the pod's cgroup with the pod, not at its next
+    // orphan sweep (every 45 s).
+    let gone = Instant::now();
+    while cgroup.exists() {
+        ensure!(gone.elapsed() < CGROUP_REMOVAL, "{} still there {CGROUP_REMOVAL:?} after the pod", cgroup.display());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let journal = ns.journal(AGENT)?;
+    assert!(!journal.contains("no pod cgroups"), "{journal}");
     Ok(())
+}
+
+/// `WatchdogSec=4s` (pings every 2 s) instead of the unit's 60 s, and no
+/// core file from the abort (the namespace's `/` is the host's).
+const WATCHDOG_DROPIN: &str = "[Service]\nWatchdogSec=4s\nLimitCORE=0\n";
+
+fn watchdog(env: &Env) -> Result<()> {
+    let ns = &env.ns;
+    let dropin = env.units.join("bosun-agent.service.d");
+    std::fs::create_dir_all(&dropin)?;
+    std::fs::write(dropin.join("test-watchdog.conf"), WATCHDOG_DROPIN)?;
+    ns.systemctl(&["daemon-reload"])?;
+    ns.systemctl(&["restart", AGENT])?;
+    assert_eq!(ns.show(AGENT, "WatchdogUSec")?, "4s");
+    let ping = || ns.show(AGENT, "WatchdogTimestampMonotonic");
+    let first = ping()?;
+    let second = wait_until("a WATCHDOG=1", || Ok(Some(ping()?).filter(|p| *p != first)))?;
+    wait_until("another WATCHDOG=1", || Ok(Some(ping()?).filter(|p| *p != second)))?;
+    let restarts: u32 = ns.show(AGENT, "NRestarts")?.parse()?;
+    let wedged = ns.main_pid(AGENT)?;
+    let out = ns.run("kill", &["-STOP", &wedged.to_string()], Duration::from_secs(10))?;
+    ensure!(out.status.success(), "kill -STOP: {}", String::from_utf8_lossy(&out.stderr));
+    wait_until("the wedged agent restarted", || {
+        let pid = ns.main_pid(AGENT)?;
+        Ok((pid != 0 && pid != wedged && ns.show(AGENT, "ActiveState")? == "active").then_some(()))
+    })?;
+    let now: u32 = ns.show(AGENT, "NRestarts")?.parse()?;
+    ensure!(now == restarts + 1, "NRestarts {restarts} -> {now}");
+    let journal = ns.journal(AGENT)?;
+    assert!(journal.contains("Watchdog timeout"), "{journal}");
+    env.wait_node_ready()
 }

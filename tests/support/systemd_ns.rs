@@ -95,6 +95,13 @@ impl SystemdNamespace {
         let cgroups = own_cgroups(&group)?;
         for dir in &cgroups {
             std::fs::create_dir(dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
+            // A new v1 cpuset has no CPUs or memory nodes: no process may
+            // join it until it gets its parent's.
+            for file in ["cpuset.cpus", "cpuset.mems"] {
+                if let Some(parent) = dir.parent().filter(|_| dir.join(file).exists()) {
+                    std::fs::write(dir.join(file), std::fs::read_to_string(parent.join(file))?)?;
+                }
+            }
         }
         let mut namespace = SystemdNamespace { pid: 0, unshare: None, cgroups, log: spec.dir.join("systemd.log") };
         let script = namespace.script(spec)?;
