@@ -4,17 +4,23 @@
 //! containerd as a unit of the same systemd (Debian's `containerd.service`
 //! with a drop-in pointing it at the stack's config: `bosun_stack`'s own
 //! containerd config and CNI conflist). Checked:
-//! - `systemctl start` of each `Type=notify` unit returns only once it
-//!   serves: the apiserver answers `/readyz` and the Node exists right
-//!   after; the node gets Ready and a Deployment's pod runs;
+//! - the README's `systemctl enable --now bosun-control bosun-agent`
+//!   returns only once both `Type=notify` units are ready: the apiserver
+//!   answers `/readyz` and the Node exists right after, and the agent
+//!   started after control was ready; the node gets Ready, a Deployment's
+//!   pod runs in its pod cgroup;
 //! - SIGKILL of the agent's main process: systemd restarts it (new MainPID,
-//!   NRestarts 1), the node is Ready again and the pod's container is the
+//!   NRestarts + 1), the node is Ready again and the pod's container is the
 //!   same one, never restarted; likewise for control-lite, whose objects
-//!   are all still there;
-//! - `systemctl stop bosun-agent` ends cleanly well within TimeoutStopSec
-//!   and leaves the pod's container running (KillMode=process, containerd's
-//!   own unit holds the shims); the next start adopts it;
-//! - `journalctl -u bosun-agent` has the agent's log.
+//!   are all still there, and for a `systemctl restart containerd`;
+//! - `journalctl -u bosun-agent` has the agent's own log lines;
+//! - `systemctl stop bosun-agent` ends cleanly (SIGTERM, not the timeout)
+//!   well within TimeoutStopSec and leaves the pod's container running
+//!   (KillMode=process; containerd's unit holds the shims); the next start
+//!   adopts it;
+//! - the watchdog (shortened by a drop-in): WATCHDOG=1 keeps coming, and a
+//!   wedged (SIGSTOPped) agent is aborted and restarted;
+//! - a deleted pod's cgroup goes with it.
 //!
 //! The host keeps its own files: `/etc`, `/usr/local` and `/var` are
 //! overlays in the namespace whose writes land in the test's directory.
@@ -323,20 +329,24 @@ fn scenario(env: &Env) -> Result<()> {
     let ns = &env.ns;
     ns.systemctl(&["start", "containerd.service"])?;
 
-    // Type=notify: `systemctl start` returns once READY=1 came, which
-    // control sends once it serves.
+    // The README's command. Type=notify: it returns once both units sent
+    // READY=1, which control sends once it serves and the agent once its
+    // Node is registered; the agent starts only once control is ready.
+    ns.systemctl(&["daemon-reload"])?;
     let t = Instant::now();
-    ns.systemctl(&["start", CONTROL])?;
-    println!("systemctl start {CONTROL}: {:.2} s", t.elapsed().as_secs_f64());
-    assert_eq!(ns.show(CONTROL, "Type")?, "notify");
+    ns.systemctl(&["enable", "--now", CONTROL, AGENT])?;
+    println!("systemctl enable --now {CONTROL} {AGENT}: {:.2} s", t.elapsed().as_secs_f64());
+    for unit in [CONTROL, AGENT] {
+        assert_eq!(ns.show(unit, "Type")?, "notify");
+        assert_eq!(ns.show(unit, "ActiveState")?, "active", "{unit}");
+        assert_eq!(ns.show(unit, "UnitFileState")?, "enabled", "{unit}");
+    }
+    let control_ready: u64 = ns.show(CONTROL, "ActiveEnterTimestampMonotonic")?.parse()?;
+    let agent_exec: u64 = ns.show(AGENT, "ExecMainStartTimestampMonotonic")?.parse()?;
+    ensure!(agent_exec >= control_ready, "the agent ran at {agent_exec}, before control was ready at {control_ready}");
     std::fs::copy(ns.host_path("/var/lib/bosun-control/admin.kubeconfig"), &env.kubeconfig)
         .context("control wrote the admin kubeconfig in its StateDirectory")?;
     assert_eq!(env.kubectl(&["get", "--raw", "/readyz"])?, "ok", "serving when start returned");
-
-    let t = Instant::now();
-    ns.systemctl(&["start", AGENT])?;
-    println!("systemctl start {AGENT}: {:.2} s", t.elapsed().as_secs_f64());
-    assert_eq!(ns.show(AGENT, "Type")?, "notify");
     env.json(&["get", "node", &env.node.name]).context("the Node is registered when start returned")?;
     env.wait_node_ready()?;
 
@@ -362,6 +372,13 @@ fn scenario(env: &Env) -> Result<()> {
     env.json(&["get", "deployment", "sd"]).context("the Deployment survives control's restart")?;
     env.wait_node_ready()?;
     let after = wait_until("the pod running after the control restart", || env.running_pod())?;
+    assert_eq!(after, (pod.clone(), container.clone(), 0));
+
+    // containerd restarted (its own unit, KillMode=process): the shims
+    // keep the pod running and the agent keeps the node Ready.
+    ns.systemctl(&["restart", "containerd.service"])?;
+    env.wait_node_ready()?;
+    let after = wait_until("the pod running after the containerd restart", || env.running_pod())?;
     assert_eq!(after, (pod.clone(), container.clone(), 0));
 
     // The agent's log is in the journal, with systemd's record of the kill.
