@@ -24,7 +24,8 @@
 //!
 //! The host keeps its own files: `/etc`, `/usr/local` and `/var` are
 //! overlays in the namespace whose writes land in the test's directory.
-//! Node name, ports, pod CIDR, bridge and nftables table are the test's own
+//! Node name, ports, pod CIDR, bridge, nftables table and cgroup root are
+//! the test's own
 //! (edited into the installed config files, as an admin would).
 //!
 //! `flock /tmp/bosun-host.lock cargo test -p bosun --test systemd_units`
@@ -41,7 +42,7 @@ use bosun_images::ImageSource;
 use bosun_stack::{teardown, CniNetwork, Registry, StackConfig};
 use serde_json::Value;
 use support::cluster::bosun;
-use support::systemd_ns::{NamespaceSpec, SystemdNamespace};
+use support::systemd_ns::{remove_cgroup_everywhere, NamespaceSpec, SystemdNamespace};
 use support::wait::wait_until;
 use support::{free_port, pause_binary};
 
@@ -58,6 +59,9 @@ struct Node {
     pod_cidr: String,
     bridge: String,
     proxy_table: String,
+    /// The agent's `cgroupRoot`: its pod cgroups, and its orphan sweep,
+    /// stay apart from other agents' on the host.
+    cgroup_root: String,
     api: String,
 }
 
@@ -69,6 +73,7 @@ impl Node {
             pod_cidr: format!("10.203.{id}.0/24"),
             bridge: format!("bsd{id}"),
             proxy_table: format!("bosun_systemd_{id}"),
+            cgroup_root: format!("/bosun-systemd-{id}"),
             api: format!("127.0.0.1:{}", free_port()),
         }
     }
@@ -102,6 +107,9 @@ impl Drop for Env {
         }
         let _ = teardown::delete_link(&self.stack.network.bridge);
         let _ = Command::new("nft").args(["delete", "table", "ip", &self.node.proxy_table]).output();
+        if let Err(e) = remove_cgroup_everywhere(&self.node.cgroup_root) {
+            eprintln!("{e:#}");
+        }
         if let Some(registry) = self.registry.take() {
             self.runtime.block_on(registry.stop());
         }
@@ -235,6 +243,9 @@ fn install(root: &Path, node: &Node) -> Result<()> {
     let config = etc.join("kubelet-config.yaml");
     set_line(&config, "port:", &format!("port: {}", free_port()))?;
     set_line(&config, "podCIDR:", &format!("podCIDR: {}", node.pod_cidr))?;
+    let mut text = std::fs::read_to_string(&config)?;
+    text.push_str(&format!("cgroupRoot: {}\n", node.cgroup_root));
+    std::fs::write(&config, text)?;
     Ok(())
 }
 
@@ -356,7 +367,7 @@ fn scenario(env: &Env) -> Result<()> {
     // Pod cgroups work under systemd (the agent creates them in every
     // hierarchy, beside systemd's own tree; the host shares the hierarchies).
     let uid = env.json(&["get", "pod", &pod])?["metadata"]["uid"].as_str().unwrap_or_default().to_string();
-    let cgroup = PathBuf::from(format!("/sys/fs/cgroup/memory/kubepods/besteffort/pod{uid}"));
+    let cgroup = PathBuf::from(format!("/sys/fs/cgroup/memory{}/kubepods/besteffort/pod{uid}", env.node.cgroup_root));
     assert!(cgroup.is_dir(), "{} exists", cgroup.display());
 
     // The agent killed: systemd restarts it; the pod is left alone.

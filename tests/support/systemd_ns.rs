@@ -272,6 +272,16 @@ impl Drop for SystemdNamespace {
     }
 }
 
+/// Removes cgroup `relative` (e.g. a test agent's `cgroupRoot`) and its
+/// sub-cgroups from every hierarchy mounted on the host.
+pub fn remove_cgroup_everywhere(relative: &str) -> Result<()> {
+    for mount in cgroup_mounts()? {
+        let dir = mount.point.join(relative.trim_start_matches('/'));
+        remove_cgroup_tree(&dir).with_context(|| format!("removing cgroup {}", dir.display()))?;
+    }
+    Ok(())
+}
+
 /// Removes a cgroup directory and its sub-cgroups, deepest first.
 fn remove_cgroup_tree(dir: &Path) -> std::io::Result<()> {
     if !dir.exists() {
@@ -326,7 +336,7 @@ fn cgroup_mounts() -> Result<Vec<CgroupMount>> {
         let relative = path.strip_prefix(root).unwrap_or(&path).trim_start_matches('/').to_string();
         mounts.push(CgroupMount { point: PathBuf::from(point), own: Path::new(point).join(relative) });
     }
-    ensure!(!mounts.is_empty(), "no cgroup file systems below /sys/fs/cgroup");
+    ensure!(!mounts.is_empty(), "no cgroup v1 hierarchies below /sys/fs/cgroup (a cgroup v2-only host is not supported)");
     Ok(mounts)
 }
 
