@@ -63,19 +63,22 @@ struct Node {
     /// stay apart from other agents' on the host.
     cgroup_root: String,
     api: String,
+    /// The node's IP, as the agent finds it; control advertises it.
+    ip: std::net::Ipv4Addr,
 }
 
 impl Node {
-    fn new() -> Node {
+    fn new() -> Result<Node> {
         let id = std::process::id() % 250;
-        Node {
+        Ok(Node {
             name: format!("bosun-systemd-{id}"),
             pod_cidr: format!("10.203.{id}.0/24"),
             bridge: format!("bsd{id}"),
             proxy_table: format!("bosun_systemd_{id}"),
             cgroup_root: format!("/bosun-systemd-{id}"),
             api: format!("127.0.0.1:{}", free_port()),
-        }
+            ip: bosun_agent::host::detect_node_ip().context("this host has no IPv4 address for the node")?,
+        })
     }
 }
 
@@ -226,7 +229,10 @@ fn install(root: &Path, node: &Node) -> Result<()> {
     set_line(
         &etc.join("control.env"),
         "BOSUN_CONTROL_ARGS=",
-        &format!("BOSUN_CONTROL_ARGS=\"--listen {} --service-cidr 10.97.0.0/16 --node-name {}\"", node.api, node.name),
+        &format!(
+            "BOSUN_CONTROL_ARGS=\"--listen {} --advertise-address {} --service-cidr 10.97.0.0/16 --node-name {}\"",
+            node.api, node.ip, node.name
+        ),
     )?;
     set_line(
         &etc.join("agent.env"),
@@ -323,7 +329,7 @@ fn boot(node: Node) -> Result<Env> {
 #[test]
 fn installed_units_run_a_node_under_systemd() -> Result<()> {
     let started = Instant::now();
-    let env = boot(Node::new())?;
+    let env = boot(Node::new()?)?;
     let result = scenario(&env);
     if result.is_err() || std::env::var_os("DUMPJ").is_some() {
         for unit in [CONTROL, AGENT, "containerd.service"] {
@@ -359,6 +365,13 @@ fn scenario(env: &Env) -> Result<()> {
         .context("control wrote the admin kubeconfig in its StateDirectory")?;
     assert_eq!(env.kubectl(&["get", "--raw", "/readyz"])?, "ok", "serving when start returned");
     env.json(&["get", "node", &env.node.name]).context("the Node is registered when start returned")?;
+    // The sandboxed control serves at the advertised address too, which the
+    // `kubernetes` Service points pods at.
+    let port = env.node.api.rsplit_once(':').map(|(_, p)| p).unwrap_or_default();
+    let advertised = format!("https://{}:{port}", env.node.ip);
+    assert_eq!(env.kubectl(&["--server", &advertised, "get", "--raw", "/readyz"])?, "ok");
+    let endpoints = env.json(&["get", "endpoints", "kubernetes"])?;
+    assert_eq!(endpoints["subsets"][0]["addresses"][0]["ip"], env.node.ip.to_string(), "{endpoints}");
     env.wait_node_ready()?;
 
     env.apply(&deployment(&env.stack.app_image()))?;
