@@ -82,7 +82,8 @@ impl Containerd {
 pub fn write_config(config: &StackConfig) -> Result<()> {
     write(&config.containerd_config_path(), &render_containerd_config(config))?;
     write(&config.cni_conf_dir().join("10-bosun.conflist"), &render_cni_conflist(config))?;
-    std::fs::create_dir_all(config.cni_ipam_dir()).map_err(|source| Error::Write { path: config.cni_ipam_dir(), source })
+    std::fs::create_dir_all(config.cni_ipam_dir())
+        .map_err(|source| Error::Write { path: config.cni_ipam_dir(), source })
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

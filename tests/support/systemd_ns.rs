@@ -88,7 +88,10 @@ pub struct SystemdNamespace {
 impl SystemdNamespace {
     /// Boots systemd and waits until [`BOOT_TARGET`] is active.
     pub fn boot(spec: &NamespaceSpec) -> Result<SystemdNamespace> {
-        ensure!(Path::new("/lib/systemd/systemd").exists(), "/lib/systemd/systemd is missing (Debian's systemd package)");
+        ensure!(
+            Path::new("/lib/systemd/systemd").exists(),
+            "/lib/systemd/systemd is missing (Debian's systemd package)"
+        );
         write_base_units(&spec.units)?;
         std::fs::create_dir_all(&spec.dir)?;
         let group = format!("bosun-systemd-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
@@ -134,11 +137,7 @@ impl SystemdNamespace {
             if out.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "active") {
                 return Ok(namespace);
             }
-            ensure!(
-                started.elapsed() < COMMAND_TIMEOUT,
-                "{BOOT_TARGET} not active: {out:?}\n{}",
-                namespace.log_text()
-            );
+            ensure!(started.elapsed() < COMMAND_TIMEOUT, "{BOOT_TARGET} not active: {out:?}\n{}", namespace.log_text());
             std::thread::sleep(Duration::from_millis(50));
         }
     }
@@ -165,12 +164,16 @@ impl SystemdNamespace {
         for (n, (target, upper)) in spec.overlays.iter().enumerate() {
             // An overlay shows its lower directory without the mounts below
             // it (a container's bind-mounted /etc/resolv.conf, say).
-            let below = mountinfo.lines().filter_map(|l| l.split(' ').nth(4)).find(|p| Path::new(p).starts_with(target) && Path::new(p) != target.as_path());
+            let below = mountinfo
+                .lines()
+                .filter_map(|l| l.split(' ').nth(4))
+                .find(|p| Path::new(p).starts_with(target) && Path::new(p) != target.as_path());
             ensure!(below.is_none(), "{} has a mount below it ({below:?}): cannot overlay it", target.display());
             let work = spec.dir.join(format!("overlay-work-{n}"));
             std::fs::create_dir_all(&work)?;
             std::fs::create_dir_all(upper)?;
-            let options = format!("lowerdir={},upperdir={},workdir={}", target.display(), upper.display(), work.display());
+            let options =
+                format!("lowerdir={},upperdir={},workdir={}", target.display(), upper.display(), work.display());
             s.push_str(&format!("mount -t overlay overlay -o {} {}\n", shell_quote(&options), q(target)));
         }
         s.push_str(&format!("mount --bind {} /etc/systemd/system\n", q(&spec.units)));
@@ -313,7 +316,8 @@ fn cgroup_mounts() -> Result<Vec<CgroupMount>> {
         let (head, tail) = line.split_once(" - ").context("mountinfo line")?;
         let head: Vec<&str> = head.split(' ').collect();
         let tail: Vec<&str> = tail.split(' ').collect();
-        let (Some(root), Some(point), Some(fstype), Some(options)) = (head.get(3), head.get(4), tail.first(), tail.get(2))
+        let (Some(root), Some(point), Some(fstype), Some(options)) =
+            (head.get(3), head.get(4), tail.first(), tail.get(2))
         else {
             continue;
         };
@@ -336,7 +340,10 @@ fn cgroup_mounts() -> Result<Vec<CgroupMount>> {
         let relative = path.strip_prefix(root).unwrap_or(&path).trim_start_matches('/').to_string();
         mounts.push(CgroupMount { point: PathBuf::from(point), own: Path::new(point).join(relative) });
     }
-    ensure!(!mounts.is_empty(), "no cgroup v1 hierarchies below /sys/fs/cgroup (a cgroup v2-only host is not supported)");
+    ensure!(
+        !mounts.is_empty(),
+        "no cgroup v1 hierarchies below /sys/fs/cgroup (a cgroup v2-only host is not supported)"
+    );
     Ok(mounts)
 }
 
