@@ -99,6 +99,9 @@ struct Env {
 
 impl Drop for Env {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.dump_journals();
+        }
         let _ = self.ns.run("systemctl", &["stop", AGENT, CONTROL], Duration::from_secs(40));
         let socket = self.stack.containerd_socket();
         let _ = self.runtime.block_on(async {
@@ -120,6 +123,14 @@ impl Drop for Env {
 }
 
 impl Env {
+    /// The units' journals and systemd's own output, for a failed test.
+    fn dump_journals(&self) {
+        for unit in [CONTROL, AGENT, "containerd.service"] {
+            eprintln!("--- journal of {unit}:\n{}", self.ns.journal(unit).unwrap_or_default());
+        }
+        eprintln!("--- systemd:\n{}", self.ns.log_text());
+    }
+
     fn kubectl(&self, args: &[&str]) -> Result<String> {
         let out = Command::new("kubectl").arg("--kubeconfig").arg(&self.kubeconfig).args(args).output()?;
         ensure!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -331,11 +342,8 @@ fn installed_units_run_a_node_under_systemd() -> Result<()> {
     let started = Instant::now();
     let env = boot(Node::new()?)?;
     let result = scenario(&env);
-    if result.is_err() || std::env::var_os("DUMPJ").is_some() {
-        for unit in [CONTROL, AGENT, "containerd.service"] {
-            eprintln!("--- journal of {unit}:\n{}", env.ns.journal(unit).unwrap_or_default());
-        }
-        eprintln!("--- systemd:\n{}", env.ns.log_text());
+    if result.is_err() {
+        env.dump_journals();
     }
     result?;
     println!("systemd_units: {:.1} s", started.elapsed().as_secs_f64());
