@@ -6,9 +6,10 @@
 //! containerd config and CNI conflist). Checked:
 //! - the README's `systemctl enable --now bosun-control bosun-agent`
 //!   returns only once both `Type=notify` units are ready: the apiserver
-//!   answers `/readyz` and the Node exists right after, and the agent
-//!   started after control was ready; the node gets Ready, a Deployment's
-//!   pod runs in its pod cgroup;
+//!   answers `/readyz` (also at the advertised address) and the Node exists
+//!   right after; the agent's `Wants=` started containerd, and the agent
+//!   ran only after containerd and control were ready; the node gets Ready
+//!   and a Deployment's pod runs in its pod cgroup;
 //! - SIGKILL of the agent's main process: systemd restarts it (new MainPID,
 //!   NRestarts + 1), the node is Ready again and the pod's container is the
 //!   same one, never restarted; likewise for control-lite, whose objects
@@ -48,6 +49,7 @@ use support::{free_port, pause_binary};
 
 const AGENT: &str = "bosun-agent.service";
 const CONTROL: &str = "bosun-control.service";
+const CONTAINERD: &str = "containerd.service";
 /// How soon after a deleted pod is gone its cgroup must be gone.
 const CGROUP_REMOVAL: Duration = Duration::from_secs(15);
 /// The agent unit's `TimeoutStopSec=`.
@@ -125,7 +127,7 @@ impl Drop for Env {
 impl Env {
     /// The units' journals and systemd's own output, for a failed test.
     fn dump_journals(&self) {
-        for unit in [CONTROL, AGENT, "containerd.service"] {
+        for unit in [CONTROL, AGENT, CONTAINERD] {
             eprintln!("--- journal of {unit}:\n{}", self.ns.journal(unit).unwrap_or_default());
         }
         eprintln!("--- systemd:\n{}", self.ns.log_text());
@@ -352,7 +354,6 @@ fn installed_units_run_a_node_under_systemd() -> Result<()> {
 
 fn scenario(env: &Env) -> Result<()> {
     let ns = &env.ns;
-    ns.systemctl(&["start", "containerd.service"])?;
 
     // The README's command. Type=notify: it returns once both units sent
     // READY=1, which control sends once it serves and the agent once its
@@ -366,9 +367,13 @@ fn scenario(env: &Env) -> Result<()> {
         assert_eq!(ns.show(unit, "ActiveState")?, "active", "{unit}");
         assert_eq!(ns.show(unit, "UnitFileState")?, "enabled", "{unit}");
     }
-    let control_ready: u64 = ns.show(CONTROL, "ActiveEnterTimestampMonotonic")?.parse()?;
+    // The agent's Wants= brought containerd up; After= ran it after both.
+    assert_eq!(ns.show(CONTAINERD, "ActiveState")?, "active");
     let agent_exec: u64 = ns.show(AGENT, "ExecMainStartTimestampMonotonic")?.parse()?;
-    ensure!(agent_exec >= control_ready, "the agent ran at {agent_exec}, before control was ready at {control_ready}");
+    for unit in [CONTROL, CONTAINERD] {
+        let ready: u64 = ns.show(unit, "ActiveEnterTimestampMonotonic")?.parse()?;
+        ensure!(agent_exec >= ready, "the agent ran at {agent_exec}, before {unit} was ready at {ready}");
+    }
     std::fs::copy(ns.host_path("/var/lib/bosun-control/admin.kubeconfig"), &env.kubeconfig)
         .context("control wrote the admin kubeconfig in its StateDirectory")?;
     assert_eq!(env.kubectl(&["get", "--raw", "/readyz"])?, "ok", "serving when start returned");
@@ -408,7 +413,7 @@ fn scenario(env: &Env) -> Result<()> {
 
     // containerd restarted (its own unit, KillMode=process): the shims
     // keep the pod running and the agent keeps the node Ready.
-    ns.systemctl(&["restart", "containerd.service"])?;
+    ns.systemctl(&["restart", CONTAINERD])?;
     env.wait_node_ready()?;
     let after = wait_until("the pod running after the containerd restart", || env.running_pod())?;
     assert_eq!(after, (pod.clone(), container.clone(), 0));
