@@ -96,6 +96,9 @@ impl SystemdNamespace {
         std::fs::create_dir_all(&spec.dir)?;
         let group = format!("bosun-systemd-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let cgroups = own_cgroups(&group)?;
+        // Built first, so that its drop removes what is made from here on.
+        let mut namespace =
+            SystemdNamespace { pid: 0, unshare: None, cgroups: cgroups.clone(), log: spec.dir.join("systemd.log") };
         for dir in &cgroups {
             std::fs::create_dir(dir).with_context(|| format!("creating cgroup {}", dir.display()))?;
             // A new v1 cpuset has no CPUs or memory nodes: no process may
@@ -106,7 +109,6 @@ impl SystemdNamespace {
                 }
             }
         }
-        let mut namespace = SystemdNamespace { pid: 0, unshare: None, cgroups, log: spec.dir.join("systemd.log") };
         let script = namespace.script(spec)?;
         let log = std::fs::File::create(&namespace.log)?;
         // setpriv: if this test dies, unshare gets SIGKILL and (--kill-child)
