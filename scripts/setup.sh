@@ -12,7 +12,7 @@ PACKAGES=(
   etcd-server etcd-client                       # the store contract's etcd backend
   busybox-static                                # the app image
   curl ca-certificates
-  systemd                                       # systemd-analyze verifies bosun's units
+  systemd                                       # systemd-analyze verifies bosun's units; tests boot it in a namespace
 )
 
 missing=()

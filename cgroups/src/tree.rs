@@ -237,6 +237,7 @@ mod tests {
         let root = tempfile::tempdir().expect("temp");
         for dir in ["memory", "cpu"] {
             std::fs::create_dir(root.path().join(dir)).expect("hierarchy");
+            std::fs::write(root.path().join(dir).join("cgroup.procs"), "").expect("cgroup.procs");
         }
         let backend = crate::driver::Backend::detect(root.path()).expect("v1");
         let tree = NodeTree::new(Arc::new(backend), Naming::Systemd, "/");

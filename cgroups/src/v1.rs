@@ -45,6 +45,9 @@ const CONTROLLERS: &[&str] = &[
 /// creates and removes its cgroups there as well.
 const UNIFIED: &str = "unified";
 
+/// The file every cgroup, a hierarchy's root included, has.
+const PROCS: &str = "cgroup.procs";
+
 /// One mounted hierarchy: its directory and the controllers it carries.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hierarchy {
@@ -62,12 +65,18 @@ pub struct V1 {
 
 impl V1 {
     /// The hierarchies below `root`: every real directory (symlinks such as
-    /// `cpu -> cpu,cpuacct` are skipped) whose name lists known controllers.
+    /// `cpu -> cpu,cpuacct` are skipped) whose name lists known controllers
+    /// and that is a mounted hierarchy (it has `cgroup.procs`). systemd as
+    /// PID 1 makes a directory for each group it wants (`cpu,cpuacct`) even
+    /// where the kernel keeps those controllers in hierarchies of their own
+    /// (`cpu`, `cpuacct`) and the mount fails: that empty directory is no
+    /// hierarchy, and cgroups cannot be made in it.
     pub fn detect(root: &Path) -> Result<Self> {
         let mut hierarchies = Vec::new();
         for name in child_dirs(root)? {
             let dir = root.join(&name);
-            let is_link = std::fs::symlink_metadata(&dir).map(|m| m.file_type().is_symlink()).unwrap_or(true);
+            let is_link = std::fs::symlink_metadata(&dir).map(|m| m.file_type().is_symlink()).unwrap_or(true)
+                || !dir.join(PROCS).is_file();
             let controllers: Vec<String> = name
                 .split(',')
                 .map(|c| c.trim_start_matches("name="))
@@ -204,7 +213,10 @@ mod tests {
         let root = tempfile::tempdir().expect("temp dir");
         for dir in ["cpu,cpuacct", "memory", "pids", "unified", "cpuset", "misc"] {
             std::fs::create_dir(root.path().join(dir)).expect("hierarchy");
+            std::fs::write(root.path().join(dir).join(PROCS), "").expect("cgroup.procs");
         }
+        // What systemd leaves where the kernel has net_cls and net_prio apart.
+        std::fs::create_dir(root.path().join("net_cls,net_prio")).expect("empty directory");
         std::os::unix::fs::symlink(root.path().join("cpu,cpuacct"), root.path().join("cpu")).expect("link");
         std::fs::write(root.path().join("cpuset/cpuset.cpus"), "0-1").expect("cpus");
         std::fs::write(root.path().join("cpuset/cpuset.mems"), "0").expect("mems");
@@ -212,7 +224,7 @@ mod tests {
     }
 
     #[test]
-    fn finds_hierarchies_and_skips_links_and_unknown_directories() {
+    fn finds_hierarchies_and_skips_links_unknown_and_unmounted_directories() {
         let root = fake_root();
         let v1 = V1::detect(root.path()).expect("v1");
         let names: Vec<Vec<String>> = v1.hierarchies().iter().map(|h| h.controllers.clone()).collect();

@@ -24,10 +24,7 @@ impl Containerd {
     /// Writes the configuration and CNI conflist, starts containerd and waits
     /// until its CRI answers.
     pub async fn start(config: &StackConfig) -> Result<Containerd> {
-        write(&config.containerd_config_path(), &render_containerd_config(config))?;
-        write(&config.cni_conf_dir().join("10-bosun.conflist"), &render_cni_conflist(config))?;
-        std::fs::create_dir_all(config.cni_ipam_dir())
-            .map_err(|source| Error::Write { path: config.cni_ipam_dir(), source })?;
+        write_config(config)?;
         let socket = config.containerd_socket();
         let _ = std::fs::remove_file(&socket);
         let log = config.dir.join("containerd").join("containerd.log");
@@ -76,6 +73,17 @@ impl Containerd {
     pub async fn stop(self) {
         self.daemon.stop(Duration::from_secs(10)).await;
     }
+}
+
+/// Writes containerd's configuration ([`StackConfig::containerd_config_path`])
+/// and the CNI conflist, and makes the CNI IPAM directory: all a containerd
+/// started with `--config <that path>` needs, whoever starts it (this
+/// module, or a systemd unit as in the `systemd_units` test).
+pub fn write_config(config: &StackConfig) -> Result<()> {
+    write(&config.containerd_config_path(), &render_containerd_config(config))?;
+    write(&config.cni_conf_dir().join("10-bosun.conflist"), &render_cni_conflist(config))?;
+    std::fs::create_dir_all(config.cni_ipam_dir())
+        .map_err(|source| Error::Write { path: config.cni_ipam_dir(), source })
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {

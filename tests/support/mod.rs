@@ -18,6 +18,7 @@ pub mod recovery;
 pub mod restarts;
 pub mod scale;
 pub mod supervision;
+pub mod systemd_ns;
 pub mod wait;
 
 use std::path::{Path, PathBuf};
