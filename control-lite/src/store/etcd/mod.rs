@@ -1,0 +1,405 @@
+//! The etcd v3 backend: the same contract as the SQLite backend, kept in
+//! an etcd cluster through the `etcd-client` crate.
+//!
+//! What maps to what:
+//! * A store key is the etcd key `key_prefix + key` (the apiserver's
+//!   `/registry/...` keys; `key_prefix` is empty by default).
+//! * The store revision is etcd's revision: every write is one etcd txn, so
+//!   revisions are global and gapless across keys, as in SQLite (but an
+//!   empty etcd starts at revision 1, and writes by other etcd clients take
+//!   revisions too).
+//! * `create` = txn(create_revision == 0 -> put) else `AlreadyExists`;
+//!   `update`/`delete` = txn(key exists [and mod_revision == expected] ->
+//!   put / delete with prev kv) else a get in the same txn tells `NotFound`
+//!   from `Conflict`. One round trip each.
+//! * `get`/`list` are linearizable range reads (etcd's default); a list is
+//!   read in pages at the revision of its first page, which is the list's
+//!   revision.
+//! * `watch` is an etcd watch from `after + 1` with prev kv ([`watch`]).
+//! * `compact` is a physical etcd compaction.
+//! * `current_revision` is the newest header revision any response carried;
+//!   `compacted_revision` what this process compacted (etcd does not report
+//!   it otherwise).
+//! * Object counts: a background task lists the keys under `/registry/`
+//!   (keys only) and follows them with a watch ([`counts`]), so writes of
+//!   other apiservers are counted too.
+//!
+//! Every call has a timeout (`request_timeout`); a timeout or transport
+//! error is `Error::Etcd`/`Error::EtcdTimeout`, which the apiserver answers
+//! with 503. Values above what one etcd request takes (`max_request_bytes`,
+//! etcd's default 1.5 MiB, less the key and txn overhead) are refused with
+//! `Error::ValueTooLarge` before they are sent.
+
+mod counts;
+mod watch;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use etcd_client::{
+    Client, Compare, CompareOp, CompactionOptions, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+    TxnOpResponse,
+};
+use tokio_util::sync::CancellationToken;
+
+use super::counts::ObjectCounts;
+use super::{Error, KeyValue, Options, Result, Revision, Revisions, WatchReceiver};
+
+/// etcd's default `--max-request-bytes` (1.5 MiB).
+pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 512 * 1024;
+/// Room left in a request for the txn's framing besides key and value.
+const TXN_OVERHEAD: usize = 1024;
+/// Keys read per page of a list.
+const PAGE: i64 = 256;
+/// Largest response the client decodes: a page of large objects.
+const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
+
+/// How to reach the etcd cluster.
+#[derive(Debug, Clone)]
+pub struct EtcdOptions {
+    /// Client URLs of the members (`http://host:2379`).
+    pub endpoints: Vec<String>,
+    /// Prepended to every key (e.g. to share a cluster); empty by default.
+    pub key_prefix: String,
+    /// Longest wait for one etcd call.
+    pub request_timeout: Duration,
+    /// Longest wait to open a connection to a member.
+    pub connect_timeout: Duration,
+    /// The cluster's `--max-request-bytes`.
+    pub max_request_bytes: usize,
+}
+
+impl EtcdOptions {
+    /// Defaults for `endpoints`: no prefix, 10 s calls, 5 s connects, 1.5 MiB requests.
+    pub fn new(endpoints: Vec<String>) -> EtcdOptions {
+        EtcdOptions {
+            endpoints,
+            key_prefix: String::new(),
+            request_timeout: Duration::from_secs(10),
+            connect_timeout: Duration::from_secs(5),
+            max_request_bytes: DEFAULT_MAX_REQUEST_BYTES,
+        }
+    }
+}
+
+/// The etcd backend's handle (cheap to clone).
+#[derive(Clone)]
+pub(super) struct Etcd {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    client: Client,
+    options: EtcdOptions,
+    watch_deadline: Duration,
+    watch_max_backlog: usize,
+    revisions: Revisions,
+    counts: ObjectCounts,
+    /// Cancelled by `close`: ends watches and the counting task.
+    closed: CancellationToken,
+}
+
+impl Etcd {
+    pub(super) async fn connect(options: EtcdOptions, store: Options) -> Result<Etcd> {
+        let endpoints = options.endpoints.join(",");
+        let connect = ConnectOptions::new()
+            .with_connect_timeout(options.connect_timeout)
+            .with_keep_alive(Duration::from_secs(10), options.request_timeout)
+            // Watches on a member cut off from the quorum are cancelled, not left silent.
+            .with_require_leader(true);
+        let client = timed(options.request_timeout, "connect", "", Client::connect(&options.endpoints, Some(connect)))
+            .await
+            .map_err(|source| Error::EtcdConnect { endpoints: endpoints.clone(), source: Box::new(source) })?;
+        let etcd = Etcd {
+            inner: Arc::new(Inner {
+                client,
+                options,
+                watch_deadline: store.watch_deadline,
+                watch_max_backlog: store.watch_max_backlog,
+                revisions: Revisions::default(),
+                counts: ObjectCounts::default(),
+                closed: CancellationToken::new(),
+            }),
+        };
+        // A first read: the cluster answers, and the current revision is known.
+        let probe = GetOptions::new().with_prefix().with_count_only();
+        etcd.range("connect", "", Some(probe))
+            .await
+            .map_err(|source| Error::EtcdConnect { endpoints, source: Box::new(source) })?;
+        counts::spawn(etcd.clone()).await;
+        Ok(etcd)
+    }
+
+    fn kv(&self) -> KvClient {
+        self.inner.client.kv_client().max_decoding_message_size(MAX_RESPONSE_BYTES)
+    }
+
+    /// The etcd key of store key `key`.
+    fn key(&self, key: &str) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.inner.options.key_prefix.len().saturating_add(key.len()));
+        out.extend_from_slice(self.inner.options.key_prefix.as_bytes());
+        out.extend_from_slice(key.as_bytes());
+        if out.is_empty() {
+            // etcd has no empty key; "\0" is where "every key" starts.
+            out.push(0);
+        }
+        out
+    }
+
+    /// The store form of an etcd key-value (`None` outside the prefix or not UTF-8).
+    fn from_etcd(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
+        let key = std::str::from_utf8(kv.key()).ok()?.strip_prefix(self.inner.options.key_prefix.as_str())?;
+        Some(KeyValue {
+            key: key.to_owned(),
+            value: kv.value().to_vec(),
+            create_revision: kv.create_revision(),
+            mod_revision: kv.mod_revision(),
+        })
+    }
+
+    /// Runs one etcd call under the request timeout.
+    async fn call<T>(
+        &self,
+        op: &'static str,
+        key: &str,
+        call: impl Future<Output = Result<T, etcd_client::Error>>,
+    ) -> Result<T> {
+        if self.inner.closed.is_cancelled() {
+            return Err(Error::Closed);
+        }
+        timed(self.inner.options.request_timeout, op, key, call).await
+    }
+
+    fn observe(&self, header: Option<&etcd_client::ResponseHeader>) -> Revision {
+        let revision = header.map_or(0, |h| h.revision());
+        self.inner.revisions.raise_current(revision);
+        revision
+    }
+
+    fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
+        let framing = key.len().saturating_add(self.inner.options.key_prefix.len()).saturating_mul(2);
+        let max = self.inner.options.max_request_bytes.saturating_sub(framing.saturating_add(TXN_OVERHEAD));
+        if value.len() > max {
+            return Err(Error::ValueTooLarge { key: key.to_owned(), size: value.len(), max });
+        }
+        Ok(())
+    }
+
+    async fn range(&self, op: &'static str, key: &str, options: Option<GetOptions>) -> Result<etcd_client::GetResponse> {
+        let k = self.key(key);
+        let response = self.call(op, key, async { self.kv().get(k, options).await }).await?;
+        self.observe(response.header());
+        Ok(response)
+    }
+
+    async fn txn(&self, op: &'static str, key: &str, txn: Txn) -> Result<etcd_client::TxnResponse> {
+        let response = self.call(op, key, async { self.kv().txn(txn).await }).await?;
+        self.observe(response.header());
+        Ok(response)
+    }
+
+    pub(super) async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
+        self.check_size(key, &value)?;
+        let k = self.key(key);
+        let txn = Txn::new()
+            .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
+            .and_then([TxnOp::put(k, value, None)]);
+        let response = self.txn("create", key, txn).await?;
+        if !response.succeeded() {
+            return Err(Error::AlreadyExists { key: key.to_owned() });
+        }
+        Ok(self.observe(response.header()))
+    }
+
+    /// The guard of an update or delete: the key exists, and has mod
+    /// revision `expected` if one is given.
+    fn guard(k: &[u8], expected: Option<Revision>) -> Vec<Compare> {
+        let mut compares = vec![Compare::create_revision(k.to_vec(), CompareOp::Greater, 0)];
+        if let Some(expected) = expected {
+            compares.push(Compare::mod_revision(k.to_vec(), CompareOp::Equal, expected));
+        }
+        compares
+    }
+
+    /// Why a guarded txn failed: its `or_else` get tells `NotFound` from `Conflict`.
+    fn refused(&self, key: &str, expected: Option<Revision>, response: &etcd_client::TxnResponse) -> Error {
+        let actual = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Get(get) => get.kvs().first().map(etcd_client::KeyValue::mod_revision),
+            _ => None,
+        });
+        match (actual, expected) {
+            (Some(actual), Some(expected)) => Error::Conflict { key: key.to_owned(), expected, actual },
+            _ => Error::NotFound { key: key.to_owned() },
+        }
+    }
+
+    pub(super) async fn update(&self, key: &str, value: Vec<u8>, expected: Option<Revision>) -> Result<Revision> {
+        self.check_size(key, &value)?;
+        let k = self.key(key);
+        let txn = Txn::new()
+            .when(Etcd::guard(&k, expected))
+            .and_then([TxnOp::put(k.clone(), value, None)])
+            .or_else([TxnOp::get(k, Some(GetOptions::new().with_keys_only()))]);
+        let response = self.txn("update", key, txn).await?;
+        if !response.succeeded() {
+            return Err(self.refused(key, expected, &response));
+        }
+        Ok(self.observe(response.header()))
+    }
+
+    pub(super) async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
+        let k = self.key(key);
+        let txn = Txn::new()
+            .when(Etcd::guard(&k, expected))
+            .and_then([TxnOp::delete(k.clone(), Some(DeleteOptions::new().with_prev_key()))])
+            .or_else([TxnOp::get(k, Some(GetOptions::new().with_keys_only()))]);
+        let response = self.txn("delete", key, txn).await?;
+        if !response.succeeded() {
+            return Err(self.refused(key, expected, &response));
+        }
+        let prev = response.op_responses().into_iter().find_map(|op| match op {
+            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().and_then(|kv| self.from_etcd(kv)),
+            _ => None,
+        });
+        // The guard held, so the key existed: etcd returns its prev kv.
+        let prev = prev.ok_or_else(|| Error::NotFound { key: key.to_owned() })?;
+        Ok((self.observe(response.header()), prev))
+    }
+
+    pub(super) async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
+        let response = self.range("get", key, None).await?;
+        Ok(response.kvs().first().and_then(|kv| self.from_etcd(kv)))
+    }
+
+    pub(super) async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
+        self.list_with(prefix, false).await
+    }
+
+    /// Every key under `prefix` (values too unless `keys_only`), read in
+    /// pages at the first page's revision.
+    async fn list_with(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
+        let end = prefix_end(&self.key(prefix));
+        let mut from = prefix.to_owned();
+        let mut revision = 0;
+        let mut out = Vec::new();
+        loop {
+            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
+            if keys_only {
+                options = options.with_keys_only();
+            }
+            let response = self.range("list", &from, Some(options)).await?;
+            if revision == 0 {
+                revision = response.header().map_or(0, |h| h.revision());
+            }
+            out.extend(response.kvs().iter().filter_map(|kv| self.from_etcd(kv)));
+            match out.last() {
+                Some(last) if response.more() => from = format!("{}\0", last.key),
+                _ => return Ok((out, revision)),
+            }
+        }
+    }
+
+    pub(super) fn queue_is_full(&self) -> bool {
+        false
+    }
+
+    pub(super) fn object_counts(&self) -> ObjectCounts {
+        self.inner.counts.clone()
+    }
+
+    pub(super) fn current_revision(&self) -> Revision {
+        self.inner.revisions.current()
+    }
+
+    pub(super) fn compacted_revision(&self) -> Revision {
+        self.inner.revisions.compacted()
+    }
+
+    pub(super) async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchReceiver> {
+        self.watch_with_deadline(prefix, after, self.inner.watch_deadline).await
+    }
+
+    pub(super) async fn watch_with_deadline(
+        &self,
+        prefix: &str,
+        after: Revision,
+        deadline: Duration,
+    ) -> Result<WatchReceiver> {
+        watch::start(self, prefix, after, deadline).await
+    }
+
+    pub(super) async fn compact(&self, keep_revisions_after: Revision) -> Result<()> {
+        let target = keep_revisions_after.min(self.current_revision());
+        if target <= self.compacted_revision() {
+            return Ok(());
+        }
+        let options = Some(CompactionOptions::new().with_physical());
+        let mut kv = self.kv();
+        match self.call("compact", "", kv.compact(target, options)).await {
+            Ok(response) => {
+                self.observe(response.header());
+            }
+            // Someone compacted this far already: the goal is reached.
+            Err(Error::Etcd { source, .. }) if is_compacted(&source) => {}
+            Err(error) => return Err(error),
+        }
+        self.inner.revisions.raise_compacted(target);
+        Ok(())
+    }
+
+    pub(super) async fn close(&self) {
+        self.inner.closed.cancel();
+    }
+}
+
+/// Runs `call` within `timeout`, mapping its failure to a store error.
+async fn timed<T>(
+    timeout: Duration,
+    op: &'static str,
+    key: &str,
+    call: impl Future<Output = Result<T, etcd_client::Error>>,
+) -> Result<T> {
+    match tokio::time::timeout(timeout, call).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(source)) => Err(Error::Etcd { op, key: key.to_owned(), source: Box::new(source) }),
+        Err(_) => Err(Error::EtcdTimeout { op, key: key.to_owned(), after: timeout }),
+    }
+}
+
+/// The end of the key range of every key starting with `prefix` (etcd's
+/// convention: `"\0"` for the empty prefix, meaning all keys).
+fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut end = prefix.to_vec();
+    while let Some(last) = end.pop() {
+        if last < 0xff {
+            end.push(last.saturating_add(1));
+            return end;
+        }
+    }
+    vec![0]
+}
+
+/// etcd's "required revision has been compacted".
+fn is_compacted(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("has been compacted"))
+}
+
+/// etcd's "required revision is a future revision".
+fn is_future(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("future revision"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_end;
+
+    #[test]
+    fn prefix_end_increments_the_last_byte_that_can_be() {
+        let cases: [(&[u8], &[u8]); 4] =
+            [(b"/registry/", b"/registry0"), (b"a\xff", b"b"), (b"\xff\xff", b"\0"), (b"", b"\0")];
+        for (prefix, want) in cases {
+            assert_eq!(prefix_end(prefix), want, "{prefix:?}");
+        }
+    }
+}
