@@ -123,8 +123,9 @@ impl Etcd {
             }),
         };
         // A first read: the cluster answers, and the current revision is known.
-        let probe = GetOptions::new().with_prefix().with_count_only();
-        etcd.range("connect", "", Some(probe))
+        let (from, end) = etcd.range_of("");
+        let probe = GetOptions::new().with_range(end).with_count_only();
+        etcd.range("connect", &from, Some(probe))
             .await
             .map_err(|source| Error::EtcdConnect { endpoints, source: Box::new(source) })?;
         counts::spawn(etcd.clone()).await;
@@ -145,6 +146,13 @@ impl Etcd {
             out.push(0);
         }
         out
+    }
+
+    /// The etcd key range of every store key starting with `prefix`: its
+    /// first key and its end (all keys for an empty prefix).
+    fn range_of(&self, prefix: &str) -> (String, Vec<u8>) {
+        let raw = format!("{}{prefix}", self.inner.options.key_prefix);
+        (prefix.to_owned(), prefix_end(raw.as_bytes()))
     }
 
     /// The store form of an etcd key-value (`None` outside the prefix or not UTF-8).
@@ -279,8 +287,7 @@ impl Etcd {
     /// Every key under `prefix` (values too unless `keys_only`), read in
     /// pages at the first page's revision.
     async fn list_with(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
-        let end = prefix_end(&self.key(prefix));
-        let mut from = prefix.to_owned();
+        let (mut from, end) = self.range_of(prefix);
         let mut revision = 0;
         let mut out = Vec::new();
         loop {

@@ -30,8 +30,9 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
     }
     if after > 0 {
         // etcd refuses a read below its compaction: is `after` still there?
-        let at_after = GetOptions::new().with_prefix().with_count_only().with_revision(after);
-        match etcd.range("watch", prefix, Some(at_after)).await {
+        let (from, end) = etcd.range_of(prefix);
+        let at_after = GetOptions::new().with_range(end).with_count_only().with_revision(after);
+        match etcd.range("watch", &from, Some(at_after)).await {
             Ok(_) => {}
             Err(Error::Etcd { source, .. }) if is_compacted(&source) => {
                 let compacted = compacted.max(after.saturating_add(1));
@@ -42,9 +43,10 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
             Err(error) => return Err(error),
         }
     }
-    let options = WatchOptions::new().with_prefix().with_prev_key().with_start_revision(after.saturating_add(1));
+    let (from, end) = etcd.range_of(prefix);
+    let options = WatchOptions::new().with_range(end).with_prev_key().with_start_revision(after.saturating_add(1));
     let mut client = etcd.inner.client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES);
-    let key = etcd.key(prefix);
+    let key = etcd.key(&from);
     let mut stream = etcd.call("watch", prefix, async { client.watch(key, Some(options)).await }).await?;
     // The first response confirms (or refuses) the watch.
     let first = etcd.call("watch", prefix, stream.message()).await?;
