@@ -2,6 +2,12 @@
 //! model): an append-only log of writes in one SQLite database (WAL,
 //! `synchronous=FULL`), written by one dedicated thread.
 //!
+//! [`Store`] is a facade over a closed set of backends with one contract:
+//! SQLite (`local.rs` and the worker; the default, described below) and an
+//! etcd v3 cluster ([`etcd`], `--datastore-endpoint`), where the revision is
+//! etcd's revision and the same events, errors and preconditions hold
+//! (`tests/store_contract.rs` runs one suite on both).
+//!
 //! Owns: the on-disk log, the global revision counter, watch fan-out and
 //! compaction. Must not: know about Kubernetes objects; values are opaque
 //! bytes and keys opaque strings (the apiserver uses `/registry/<res>/<ns>/<name>`).
