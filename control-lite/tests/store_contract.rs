@@ -14,7 +14,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use bosun_control::store::{Error, Event, EventKind, EtcdOptions, Options, Revision, Store, WatchReceiver};
+use bosun_control::store::{Error, EtcdOptions, Event, EventKind, Options, Revision, Store, WatchReceiver};
 use bosun_testing::etcd::EtcdCluster;
 
 /// Generous: etcd on a loaded 2-core machine, elections after a kill.

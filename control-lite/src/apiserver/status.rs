@@ -228,7 +228,9 @@ impl ApiError {
     pub fn store(call: &'static str, key: &str, err: store::Error) -> ApiError {
         match err {
             err @ store::Error::ValueTooLarge { .. } => ApiError::TooLarge(err.to_string()),
-            err if err.is_unavailable() => ApiError::StoreUnavailable { call, key: key.to_string(), source: Box::new(err) },
+            err if err.is_unavailable() => {
+                ApiError::StoreUnavailable { call, key: key.to_string(), source: Box::new(err) }
+            }
             other => ApiError::Store { call, key: key.to_string(), source: Box::new(other) },
         }
     }

@@ -10,7 +10,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{WriteKind, WriteRequest};
 use super::worker::{self, Command, Query, Reply};
-use super::{counts, readers, sqlite, KeyValue, Options, Result, Revision, Revisions, WatchReceiver, Error};
+use super::{counts, readers, sqlite, Error, KeyValue, Options, Result, Revision, Revisions, WatchReceiver};
 
 /// The SQLite backend: cheap to clone, all clones share one worker thread.
 #[derive(Clone)]
@@ -34,7 +34,7 @@ impl Local {
     /// (in any process) may have a database open at a time; opening waits up
     /// to `lock_timeout` for it, then fails with `Lock`. Blocking: call it at
     /// startup or from `spawn_blocking`.
-        /// Like [`Store::open`], with explicit [`Options`].
+    /// Like [`Store::open`], with explicit [`Options`].
     pub(super) fn open_with(path: &Path, options: Options) -> Result<Local> {
         let db = sqlite::Db::open(path, options.lock_timeout)?;
         let readers = Arc::new(readers::Readers::new(path.to_owned()));
@@ -42,13 +42,13 @@ impl Local {
     }
 
     /// A store in memory, gone when the last handle drops (for tests).
-        /// Like [`Store::open_in_memory`], with explicit [`Options`].
+    /// Like [`Store::open_in_memory`], with explicit [`Options`].
     pub(super) fn open_in_memory_with(options: Options) -> Result<Local> {
         let db = sqlite::Db::open_in_memory()?;
         Local::start(db, options, None)
     }
 
-    fn start(db: sqlite::Db, options: Options, readers: Option<Arc<readers::Readers>>) -> Result<Local> {
+    pub(super) fn start(db: sqlite::Db, options: Options, readers: Option<Arc<readers::Readers>>) -> Result<Local> {
         let state = Arc::new(Revisions::default());
         state.set_current(db.current_revision());
         state.set_compacted(db.compacted_revision());
@@ -67,7 +67,12 @@ impl Local {
 
     /// Replaces the value of live `key`; `NotFound` if it is not live,
     /// `Conflict` if `expected_mod_revision` is set and is not its mod revision.
-    pub(super) async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: Option<Revision>) -> Result<Revision> {
+    pub(super) async fn update(
+        &self,
+        key: &str,
+        value: Vec<u8>,
+        expected_mod_revision: Option<Revision>,
+    ) -> Result<Revision> {
         let req =
             WriteRequest { key: key.to_owned(), kind: WriteKind::Update { value, expected: expected_mod_revision } };
         self.call(|reply| Command::Write(req, Reply::Revision(reply))).await
@@ -76,7 +81,11 @@ impl Local {
     /// Deletes live `key` (same preconditions as [`Store::update`]). Returns
     /// the delete's revision and the key's last value as it was before the
     /// delete (its `mod_revision` is that of its last write).
-    pub(super) async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<(Revision, KeyValue)> {
+    pub(super) async fn delete(
+        &self,
+        key: &str,
+        expected_mod_revision: Option<Revision>,
+    ) -> Result<(Revision, KeyValue)> {
         let req = WriteRequest { key: key.to_owned(), kind: WriteKind::Delete { expected: expected_mod_revision } };
         self.call(|reply| Command::Write(req, Reply::Deleted(reply))).await
     }
@@ -167,4 +176,3 @@ impl Local {
         response.await.map_err(|_| Error::Closed)?
     }
 }
-

@@ -38,7 +38,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use etcd_client::{
-    Client, Compare, CompareOp, CompactionOptions, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
+    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
     TxnOpResponse,
 };
 use tokio_util::sync::CancellationToken;
@@ -156,7 +156,7 @@ impl Etcd {
     }
 
     /// The store form of an etcd key-value (`None` outside the prefix or not UTF-8).
-    fn from_etcd(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
+    fn store_kv(&self, kv: &etcd_client::KeyValue) -> Option<KeyValue> {
         let key = std::str::from_utf8(kv.key()).ok()?.strip_prefix(self.inner.options.key_prefix.as_str())?;
         Some(KeyValue {
             key: key.to_owned(),
@@ -194,7 +194,12 @@ impl Etcd {
         Ok(())
     }
 
-    async fn range(&self, op: &'static str, key: &str, options: Option<GetOptions>) -> Result<etcd_client::GetResponse> {
+    async fn range(
+        &self,
+        op: &'static str,
+        key: &str,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
         let k = self.key(key);
         let response = self.call(op, key, async { self.kv().get(k, options).await }).await?;
         self.observe(response.header());
@@ -267,7 +272,7 @@ impl Etcd {
             return Err(self.refused(key, expected, &response));
         }
         let prev = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().and_then(|kv| self.from_etcd(kv)),
+            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().and_then(|kv| self.store_kv(kv)),
             _ => None,
         });
         // The guard held, so the key existed: etcd returns its prev kv.
@@ -277,7 +282,7 @@ impl Etcd {
 
     pub(super) async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
         let response = self.range("get", key, None).await?;
-        Ok(response.kvs().first().and_then(|kv| self.from_etcd(kv)))
+        Ok(response.kvs().first().and_then(|kv| self.store_kv(kv)))
     }
 
     pub(super) async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
@@ -299,7 +304,7 @@ impl Etcd {
             if revision == 0 {
                 revision = response.header().map_or(0, |h| h.revision());
             }
-            out.extend(response.kvs().iter().filter_map(|kv| self.from_etcd(kv)));
+            out.extend(response.kvs().iter().filter_map(|kv| self.store_kv(kv)));
             match out.last() {
                 Some(last) if response.more() => from = format!("{}\0", last.key),
                 _ => return Ok((out, revision)),

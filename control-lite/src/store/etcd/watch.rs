@@ -106,8 +106,8 @@ async fn pump(etcd: Etcd, mut stream: WatchStream, mut hub: Hub, prefix: String)
             .events()
             .iter()
             .filter_map(|e| {
-                let kv = e.kv().and_then(|kv| etcd.from_etcd(kv));
-                translate(e.event_type(), kv, e.prev_kv().and_then(|kv| etcd.from_etcd(kv)))
+                let kv = e.kv().and_then(|kv| etcd.store_kv(kv));
+                translate(e.event_type(), kv, e.prev_kv().and_then(|kv| etcd.store_kv(kv)))
             })
             .collect();
         hub.publish(&events, std::time::Instant::now());
