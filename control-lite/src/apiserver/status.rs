@@ -336,6 +336,24 @@ mod tests {
     use crate::apiserver::registry::{by_kind, Kind};
 
     #[test]
+    fn store_errors_map_to_one_status_each() {
+        let timeout = || store::Error::EtcdTimeout { op: "get", key: "/k".into(), after: std::time::Duration::ZERO };
+        let too_large = store::Error::ValueTooLarge { key: "/k".into(), size: 2, max: 1 };
+        let cases = [
+            (timeout(), StatusCode::SERVICE_UNAVAILABLE),
+            (too_large, StatusCode::PAYLOAD_TOO_LARGE),
+            (store::Error::Closed, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (err, want) in cases {
+            let what = err.to_string();
+            assert_eq!(ApiError::store("get", "/k", err).to_status().0, want, "{what}");
+        }
+        let info = by_kind(Kind::Deployment);
+        let err = ApiError::from_store(info, "web", "update", "/k", timeout());
+        assert_eq!(err.to_status().0, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[test]
     fn invalid_deployment_reads_like_upstream() {
         let err = invalid(by_kind(Kind::Deployment), "web", vec![Cause::required("spec.template.spec.containers")]);
         let (code, body) = err.to_status();

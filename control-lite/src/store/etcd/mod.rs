@@ -52,6 +52,8 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 512 * 1024;
 const TXN_OVERHEAD: usize = 1024;
 /// Keys read per page of a list.
 const PAGE: i64 = 256;
+/// Lists started again after a compaction overtook them.
+const LIST_ATTEMPTS: usize = 3;
 /// Largest response the client decodes: a page of large objects.
 const MAX_RESPONSE_BYTES: usize = 512 * 1024 * 1024;
 
@@ -290,8 +292,19 @@ impl Etcd {
     }
 
     /// Every key under `prefix` (values too unless `keys_only`), read in
-    /// pages at the first page's revision.
+    /// pages at the first page's revision. A compaction between two pages
+    /// makes that revision unreadable: the list starts again (a few times).
     async fn list_with(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
+        let mut attempt = 1;
+        loop {
+            match self.list_pages(prefix, keys_only).await {
+                Err(Error::Etcd { source, .. }) if is_compacted(&source) && attempt < LIST_ATTEMPTS => attempt += 1,
+                listed => return listed,
+            }
+        }
+    }
+
+    async fn list_pages(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
         let (mut from, end) = self.range_of(prefix);
         let mut revision = 0;
         let mut out = Vec::new();
