@@ -4,7 +4,8 @@
 //! is killed with SIGKILL and comes back (restarted by `bosun up`'s
 //! supervisor) with every object as it was, the objects are in etcd
 //! (`etcdctl get --prefix /registry/ --keys-only`), and no SQLite database
-//! was made.
+//! was made. With etcd killed the apiserver answers 503; with etcd back the
+//! same control process serves again.
 
 mod support;
 
@@ -49,7 +50,7 @@ fn objects(cluster: &Cluster) -> Result<BTreeMap<String, (String, String)>> {
 
 #[test]
 fn objects_survive_a_control_kill_on_etcd() -> Result<()> {
-    let etcd = EtcdCluster::start(1)?;
+    let mut etcd = EtcdCluster::start(1)?;
     let endpoints = etcd.endpoints().join(",");
     let cluster = Cluster::start_with("etcd-node", &["--datastore-endpoint".into(), endpoints])?;
     let (ok, out, err) = cluster.apply_stdin(&cluster.web_manifest()?)?;
@@ -91,5 +92,17 @@ fn objects_survive_a_control_kill_on_etcd() -> Result<()> {
         .find(|l| l.starts_with("apiserver_storage_objects{resource=\"pods\"}"))
         .context("apiserver_storage_objects for pods")?;
     println!("{pods_metric}; etcd keys: {}", keys.lines().filter(|l| !l.is_empty()).count());
+
+    // etcd down: the apiserver answers 503, not 500 and not a hang.
+    etcd.kill(0)?;
+    let (ok, out, err) = cluster.kubectl(&["get", "--raw", "/api/v1/namespaces/default/configmaps"])?;
+    ensure!(!ok, "a list with etcd down succeeded: {out}");
+    ensure!(err.contains("ServiceUnavailable") || err.contains("503"), "not a 503: {err}");
+    // etcd back: the same control process serves again.
+    etcd.spawn(0)?;
+    etcd.wait_healthy(DEADLINE)?;
+    wait_for("the apiserver serving from etcd again", || {
+        Ok(cluster.kubectl(&["get", "deployment", "web"])?.0.then_some(()))
+    })?;
     Ok(())
 }
