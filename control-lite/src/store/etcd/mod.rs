@@ -31,16 +31,15 @@
 //! `Error::ValueTooLarge` before they are sent.
 
 mod counts;
+mod reads;
 mod watch;
+mod writes;
 
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use etcd_client::{
-    Client, CompactionOptions, Compare, CompareOp, ConnectOptions, DeleteOptions, GetOptions, KvClient, Txn, TxnOp,
-    TxnOpResponse,
-};
+use etcd_client::{Client, CompactionOptions, ConnectOptions, GetOptions, KvClient, Txn};
 use tokio_util::sync::CancellationToken;
 
 use super::counts::ObjectCounts;
@@ -187,15 +186,6 @@ impl Etcd {
         revision
     }
 
-    fn check_size(&self, key: &str, value: &[u8]) -> Result<()> {
-        let framing = key.len().saturating_add(self.inner.options.key_prefix.len()).saturating_mul(2);
-        let max = self.inner.options.max_request_bytes.saturating_sub(framing.saturating_add(TXN_OVERHEAD));
-        if value.len() > max {
-            return Err(Error::ValueTooLarge { key: key.to_owned(), size: value.len(), max });
-        }
-        Ok(())
-    }
-
     async fn range(
         &self,
         op: &'static str,
@@ -212,117 +202,6 @@ impl Etcd {
         let response = self.call(op, key, async { self.kv().txn(txn).await }).await?;
         self.observe(response.header());
         Ok(response)
-    }
-
-    pub(super) async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        self.check_size(key, &value)?;
-        let k = self.key(key);
-        let txn = Txn::new()
-            .when([Compare::create_revision(k.clone(), CompareOp::Equal, 0)])
-            .and_then([TxnOp::put(k, value, None)]);
-        let response = self.txn("create", key, txn).await?;
-        if !response.succeeded() {
-            return Err(Error::AlreadyExists { key: key.to_owned() });
-        }
-        Ok(self.observe(response.header()))
-    }
-
-    /// The guard of an update or delete: the key exists, and has mod
-    /// revision `expected` if one is given.
-    fn guard(k: &[u8], expected: Option<Revision>) -> Vec<Compare> {
-        let mut compares = vec![Compare::create_revision(k.to_vec(), CompareOp::Greater, 0)];
-        if let Some(expected) = expected {
-            compares.push(Compare::mod_revision(k.to_vec(), CompareOp::Equal, expected));
-        }
-        compares
-    }
-
-    /// Why a guarded txn failed: its `or_else` get tells `NotFound` from `Conflict`.
-    fn refused(&self, key: &str, expected: Option<Revision>, response: &etcd_client::TxnResponse) -> Error {
-        let actual = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Get(get) => get.kvs().first().map(etcd_client::KeyValue::mod_revision),
-            _ => None,
-        });
-        match (actual, expected) {
-            (Some(actual), Some(expected)) => Error::Conflict { key: key.to_owned(), expected, actual },
-            _ => Error::NotFound { key: key.to_owned() },
-        }
-    }
-
-    pub(super) async fn update(&self, key: &str, value: Vec<u8>, expected: Option<Revision>) -> Result<Revision> {
-        self.check_size(key, &value)?;
-        let k = self.key(key);
-        let txn = Txn::new()
-            .when(Etcd::guard(&k, expected))
-            .and_then([TxnOp::put(k.clone(), value, None)])
-            .or_else([TxnOp::get(k, Some(GetOptions::new().with_keys_only()))]);
-        let response = self.txn("update", key, txn).await?;
-        if !response.succeeded() {
-            return Err(self.refused(key, expected, &response));
-        }
-        Ok(self.observe(response.header()))
-    }
-
-    pub(super) async fn delete(&self, key: &str, expected: Option<Revision>) -> Result<(Revision, KeyValue)> {
-        let k = self.key(key);
-        let txn = Txn::new()
-            .when(Etcd::guard(&k, expected))
-            .and_then([TxnOp::delete(k.clone(), Some(DeleteOptions::new().with_prev_key()))])
-            .or_else([TxnOp::get(k, Some(GetOptions::new().with_keys_only()))]);
-        let response = self.txn("delete", key, txn).await?;
-        if !response.succeeded() {
-            return Err(self.refused(key, expected, &response));
-        }
-        let prev = response.op_responses().into_iter().find_map(|op| match op {
-            TxnOpResponse::Delete(delete) => delete.prev_kvs().first().and_then(|kv| self.store_kv(kv)),
-            _ => None,
-        });
-        // The guard held, so the key existed: etcd returns its prev kv.
-        let prev = prev.ok_or_else(|| Error::NotFound { key: key.to_owned() })?;
-        Ok((self.observe(response.header()), prev))
-    }
-
-    pub(super) async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let response = self.range("get", key, None).await?;
-        Ok(response.kvs().first().and_then(|kv| self.store_kv(kv)))
-    }
-
-    pub(super) async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
-        self.list_with(prefix, false).await
-    }
-
-    /// Every key under `prefix` (values too unless `keys_only`), read in
-    /// pages at the first page's revision. A compaction between two pages
-    /// makes that revision unreadable: the list starts again (a few times).
-    async fn list_with(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
-        let mut attempt = 1;
-        loop {
-            match self.list_pages(prefix, keys_only).await {
-                Err(Error::Etcd { source, .. }) if is_compacted(&source) && attempt < LIST_ATTEMPTS => attempt += 1,
-                listed => return listed,
-            }
-        }
-    }
-
-    async fn list_pages(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
-        let (mut from, end) = self.range_of(prefix);
-        let mut revision = 0;
-        let mut out = Vec::new();
-        loop {
-            let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
-            if keys_only {
-                options = options.with_keys_only();
-            }
-            let response = self.range("list", &from, Some(options)).await?;
-            if revision == 0 {
-                revision = response.header().map_or(0, |h| h.revision());
-            }
-            out.extend(response.kvs().iter().filter_map(|kv| self.store_kv(kv)));
-            match out.last() {
-                Some(last) if response.more() => from = format!("{}\0", last.key),
-                _ => return Ok((out, revision)),
-            }
-        }
     }
 
     pub(super) fn queue_is_full(&self) -> bool {
