@@ -24,9 +24,11 @@
 //!   (keys only) and follows them with a watch ([`counts`]), so writes of
 //!   other apiservers are counted too.
 //!
-//! Every call has a timeout (`request_timeout`); a timeout or transport
-//! error is `Error::Etcd`/`Error::EtcdTimeout`, which the apiserver answers
-//! with 503. Values above what one etcd request takes (`max_request_bytes`,
+//! Every call has a timeout (`request_timeout`); a call that failed to
+//! reach a member (connect error: the request was not sent) is made again
+//! within it, so a dead member of a cluster costs no failed requests. A
+//! timeout or transport error is `Error::Etcd`/`Error::EtcdTimeout`, which
+//! the apiserver answers with 503. Values above what one etcd request takes (`max_request_bytes`,
 //! etcd's default 1.5 MiB, less the key and txn overhead) are refused with
 //! `Error::ValueTooLarge` before they are sent.
 
@@ -51,6 +53,8 @@ pub const DEFAULT_MAX_REQUEST_BYTES: usize = 3 * 512 * 1024;
 const TXN_OVERHEAD: usize = 1024;
 /// Keys read per page of a list.
 const PAGE: i64 = 256;
+/// Pause before calling again after a member could not be reached.
+const RETRY_DELAY: Duration = Duration::from_millis(50);
 /// Lists started again after a compaction overtook them.
 const LIST_ATTEMPTS: usize = 3;
 /// Largest response the client decodes: a page of large objects.
@@ -180,6 +184,30 @@ impl Etcd {
         timed(self.inner.options.request_timeout, op, key, call).await
     }
 
+    /// Runs the etcd call `make` makes under the request timeout, making it
+    /// again while it fails without having reached etcd (a connect error: a
+    /// dead member the client still dials), so another member serves it.
+    /// Safe for writes too: a request that was never sent did not happen.
+    async fn call_retrying<T, F, Fut>(&self, op: &'static str, key: &str, mut make: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        let timeout = self.inner.options.request_timeout;
+        let deadline = tokio::time::Instant::now() + timeout;
+        let attempts = async {
+            loop {
+                match make().await {
+                    Err(error) if never_sent(&error) && tokio::time::Instant::now() + RETRY_DELAY < deadline => {
+                        tokio::time::sleep(RETRY_DELAY).await;
+                    }
+                    done => return done,
+                }
+            }
+        };
+        self.call(op, key, attempts).await
+    }
+
     fn observe(&self, header: Option<&etcd_client::ResponseHeader>) -> Revision {
         let revision = header.map_or(0, |h| h.revision());
         self.inner.revisions.raise_current(revision);
@@ -193,13 +221,23 @@ impl Etcd {
         options: Option<GetOptions>,
     ) -> Result<etcd_client::GetResponse> {
         let k = self.key(key);
-        let response = self.call(op, key, async { self.kv().get(k, options).await }).await?;
+        let response = self
+            .call_retrying(op, key, || {
+                let (mut kv, k, options) = (self.kv(), k.clone(), options.clone());
+                async move { kv.get(k, options).await }
+            })
+            .await?;
         self.observe(response.header());
         Ok(response)
     }
 
     async fn txn(&self, op: &'static str, key: &str, txn: Txn) -> Result<etcd_client::TxnResponse> {
-        let response = self.call(op, key, async { self.kv().txn(txn).await }).await?;
+        let response = self
+            .call_retrying(op, key, || {
+                let (mut kv, txn) = (self.kv(), txn.clone());
+                async move { kv.txn(txn).await }
+            })
+            .await?;
         self.observe(response.header());
         Ok(response)
     }
@@ -239,8 +277,13 @@ impl Etcd {
             return Ok(());
         }
         let options = Some(CompactionOptions::new().with_physical());
-        let mut kv = self.kv();
-        match self.call("compact", "", kv.compact(target, options)).await {
+        match self
+            .call_retrying("compact", "", || {
+                let (mut kv, options) = (self.kv(), options.clone());
+                async move { kv.compact(target, options).await }
+            })
+            .await
+        {
             Ok(response) => {
                 self.observe(response.header());
             }
@@ -287,6 +330,11 @@ fn prefix_end(prefix: &[u8]) -> Vec<u8> {
 /// etcd's "required revision has been compacted".
 fn is_compacted(error: &etcd_client::Error) -> bool {
     matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("has been compacted"))
+}
+
+/// Whether `error` is a failure to reach a member: the request was not sent.
+fn never_sent(error: &etcd_client::Error) -> bool {
+    matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("connect error"))
 }
 
 /// etcd's "required revision is a future revision".

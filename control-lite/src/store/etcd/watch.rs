@@ -45,9 +45,13 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
     }
     let (from, end) = etcd.range_of(prefix);
     let options = WatchOptions::new().with_range(end).with_prev_key().with_start_revision(after.saturating_add(1));
-    let mut client = etcd.inner.client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES);
     let key = etcd.key(&from);
-    let mut stream = etcd.call("watch", prefix, async { client.watch(key, Some(options)).await }).await?;
+    let open = || {
+        let mut client = etcd.inner.client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let (key, options) = (key.clone(), options.clone());
+        async move { client.watch(key, Some(options)).await }
+    };
+    let mut stream = etcd.call_retrying("watch", prefix, open).await?;
     // The first response confirms (or refuses) the watch.
     let first = etcd.call("watch", prefix, stream.message()).await?;
     match first {
