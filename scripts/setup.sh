@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   containerd runc containernetworking-plugins   # the runtime stack
   nftables conntrack iproute2 iptables          # Service routing, CNI masquerade, netns
-  protobuf-compiler                             # gRPC bindings (containerd-client, k8s-cri)
+  protobuf-compiler libprotobuf-dev             # gRPC bindings (containerd-client, k8s-cri, etcd-client: well-known types)
   docker-registry skopeo                        # loopback registry and pushing our images
   etcd-server etcd-client                       # the store contract's etcd backend
   busybox-static                                # the app image
@@ -33,7 +33,7 @@ fi
 
 # Packaged daemons may have been started by the package (where systemd runs);
 # bosun never uses them: it runs its own containerd and registry.
-for tool in containerd runc nft ip docker-registry skopeo ctr protoc busybox systemd-analyze; do
+for tool in containerd runc nft ip docker-registry skopeo ctr protoc busybox systemd-analyze etcd etcdctl; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is missing after install" >&2; exit 1; }
 done
 test -x /usr/lib/cni/bridge || { echo "setup: CNI plugins missing in /usr/lib/cni" >&2; exit 1; }

@@ -68,6 +68,11 @@ pub struct UpArgs {
     /// else uses.
     #[arg(long, value_delimiter = ',')]
     pub load_balancer_pool: Vec<String>,
+    /// Keep the cluster's objects in this etcd v3 cluster instead of
+    /// SQLite under `--dir` (passed to `bosun control`; client URLs,
+    /// comma-separated or repeated).
+    #[arg(long, value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
     #[arg(long, default_value = "10.244.0.0/24")]
     pub pod_cidr: String,
     #[arg(long, default_value = "10.244.0.0/16")]
@@ -264,6 +269,9 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
     }
     if !args.load_balancer_pool.is_empty() {
         control.extend(["--load-balancer-pool".to_string(), args.load_balancer_pool.join(",")]);
+    }
+    if !args.datastore_endpoint.is_empty() {
+        control.extend(["--datastore-endpoint".to_string(), args.datastore_endpoint.join(",")]);
     }
     let advertise = args.advertise_address.or_else(|| bosun_agent::host::detect_node_ip().map(Into::into));
     match advertise {

@@ -8,11 +8,15 @@
 //! measures plain single-row SQLite transactions with the same pragmas in the
 //! same directory, since fsync speed varies a lot between disks and with load.
 //! `BOSUN_BENCH_DIR` picks the directory (default: a temp dir).
+//!
+//! Then the same numbers on the etcd backend: a one-member etcd on loopback
+//! (Debian's `/usr/bin/etcd`, data in a temp dir), through the same `Store` API.
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
-use bosun_control::store::{Options, Store};
+use bosun_control::store::{EtcdOptions, Options, Store};
+use bosun_testing::etcd::EtcdCluster;
 
 const SEQUENTIAL: usize = 2_000;
 const CONCURRENT_TASKS: usize = 64;
@@ -36,8 +40,18 @@ async fn run() -> anyhow::Result<()> {
     raw_sqlite(&baseline, SEQUENTIAL)?;
     report_rate("baseline: raw rusqlite single-row tx", SEQUENTIAL, start.elapsed());
 
+    println!("== sqlite (file, WAL, synchronous=FULL)");
     let store = Store::open(&dir.path().join("bench.db"))?;
+    exercise(&store).await?;
+    println!("== etcd (one member on loopback)");
+    let etcd = tokio::task::spawn_blocking(|| EtcdCluster::start(1)).await??;
+    let store = Store::connect_etcd(EtcdOptions::new(etcd.endpoints()), Options::default()).await?;
+    exercise(&store).await?;
+    Ok(())
+}
 
+/// The numbers for one store.
+async fn exercise(store: &Store) -> anyhow::Result<()> {
     let start = Instant::now();
     for i in 0..SEQUENTIAL {
         store.create(&format!("/seq/{i:06}"), vec![b'x'; 512]).await?;
@@ -74,8 +88,8 @@ async fn run() -> anyhow::Result<()> {
     let per = start.elapsed() / rounds;
     println!("list of {LIST_KEYS} keys x 2 KiB: {:.2} ms", per.as_secs_f64() * 1e3);
 
-    reads_under_write_load(&store).await?;
-    fanout(&store).await?;
+    reads_under_write_load(store).await?;
+    fanout(store).await?;
     store.close().await;
     Ok(())
 }

@@ -14,7 +14,7 @@ use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
 use crate::auth::sa_token::key::SigningKey;
 use crate::auth::{ca::Ca, files, serving};
 use crate::controllers::shared::Informers;
-use crate::store::{spawn_compactor, Options as StoreOptions, Retention, Store};
+use crate::store::{spawn_compactor, EtcdOptions, Options as StoreOptions, Retention, Store};
 use crate::supervisor::{supervise, Backoff};
 
 /// Flags of `bosun control`.
@@ -63,6 +63,11 @@ pub struct ControlArgs {
     /// it reaches: connections are encrypted but not authenticated.
     #[arg(long)]
     pub kubelet_certificate_authority: Option<PathBuf>,
+    /// Keep the store in this etcd v3 cluster instead of SQLite in
+    /// `--data-dir`: client URLs of its members (`http://host:2379`,
+    /// comma-separated or repeated). Keys are the `/registry/...` keys.
+    #[arg(long, value_delimiter = ',')]
+    pub datastore_endpoint: Vec<String>,
 }
 
 /// History kept watchable by the compactor: the last 10,000 revisions, and
@@ -76,17 +81,29 @@ const RETENTION: Retention = Retention { keep: 10_000, keep_for: Duration::from_
 /// How often the compactor samples the revision and compacts.
 const COMPACT_EVERY: Duration = Duration::from_secs(30);
 
-/// Runs the control plane until `token` is cancelled.
-pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
-    files::private_dir(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
+/// The store `args` ask for: etcd with `--datastore-endpoint`, else SQLite
+/// in the data dir.
+async fn open_store(args: &ControlArgs, options: StoreOptions) -> anyhow::Result<Store> {
+    if !args.datastore_endpoint.is_empty() {
+        let etcd = EtcdOptions::new(args.datastore_endpoint.clone());
+        let store = Store::connect_etcd(etcd, options).await.context("--datastore-endpoint")?;
+        tracing::info!(endpoints = ?args.datastore_endpoint, "store: etcd");
+        return Ok(store);
+    }
     let db = args.data_dir.join("store.db");
     // SQLite gives its -wal and -shm files the database file's mode.
     files::ensure_private_file(&db).with_context(|| format!("store {}", db.display()))?;
+    Store::open_with(&db, options).with_context(|| format!("open store {}", db.display()))
+}
+
+/// Runs the control plane until `token` is cancelled.
+pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<()> {
+    files::private_dir(&args.data_dir).with_context(|| format!("create data dir {}", args.data_dir.display()))?;
     // One registry for the process, served by the apiserver on `/metrics`.
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = crate::metrics::register(&mut registry);
     let options = StoreOptions { commit_duration: Some(metrics.store_commit.clone()), ..StoreOptions::default() };
-    let store = Store::open_with(&db, options).with_context(|| format!("open store {}", db.display()))?;
+    let store = open_store(&args, options).await?;
     let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
     let pool = crate::controllers::loadbalancer::plan::Pool::parse(args.load_balancer_pool.iter().map(String::as_str))
         .context("--load-balancer-pool")?;
@@ -146,7 +163,11 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     // The listener is bound and the store open: tell systemd we serve
     // (requests that arrive first wait in the listen queue, not refused).
     let notifier = bosun_notify::Notifier::from_env();
-    notifier.ready(&format!("serving {server_url}, store {}", db.display()));
+    let store_at = match args.datastore_endpoint.is_empty() {
+        true => args.data_dir.join("store.db").display().to_string(),
+        false => format!("etcd {}", args.datastore_endpoint.join(",")),
+    };
+    notifier.ready(&format!("serving {server_url}, store {store_at}"));
 
     // Only cancellation or an apiserver failure ends the control plane.
     // Meanwhile the watchdog is fed while the store answers a read.

@@ -27,6 +27,7 @@
 //! or `bosun` on `PATH`), bosun's static pause binary (`BOSUN_PAUSE_BINARY`
 //! or [`Builder::pause_binary`]) and what `bosun up` needs (`make setup`).
 
+pub mod etcd;
 pub mod leftovers;
 pub mod slot;
 
@@ -62,6 +63,8 @@ pub enum Error {
     Client { path: PathBuf, message: String },
     #[error("left behind after the cluster stopped: {0}")]
     Leftovers(Box<Leftovers>),
+    #[error("etcd test cluster: {0}")]
+    Etcd(String),
 }
 
 /// How long a start may take (image publishing, containerd, control, agent).

@@ -125,6 +125,9 @@ pub enum ApiError {
     /// A store call failed unexpectedly.
     #[error("store {call} {key}: {source}")]
     Store { call: &'static str, key: String, source: Box<store::Error> },
+    /// The store's backend (etcd) could not be reached; retry later.
+    #[error("storage is unavailable: {call} {key}: {source}")]
+    StoreUnavailable { call: &'static str, key: String, source: Box<store::Error> },
     /// Anything else unexpected.
     #[error("internal error: {0}")]
     Internal(String),
@@ -212,6 +215,7 @@ impl ApiError {
             ApiError::Store { .. } | ApiError::Internal(_) => {
                 (StatusCode::INTERNAL_SERVER_ERROR, "InternalError", None)
             }
+            ApiError::StoreUnavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "ServiceUnavailable", None),
         };
         let mut status = json!({
             "kind": "Status",
@@ -228,6 +232,19 @@ impl ApiError {
         (code, status)
     }
 
+    /// Maps a store error of `call` on `key` that is not about one object:
+    /// 503 if the backend is unreachable, 413 for a value the backend
+    /// cannot take, else 500. The one place store errors become statuses.
+    pub fn store(call: &'static str, key: &str, err: store::Error) -> ApiError {
+        match err {
+            err @ store::Error::ValueTooLarge { .. } => ApiError::TooLarge(err.to_string()),
+            err if err.is_unavailable() => {
+                ApiError::StoreUnavailable { call, key: key.to_string(), source: Box::new(err) }
+            }
+            other => ApiError::Store { call, key: key.to_string(), source: Box::new(other) },
+        }
+    }
+
     /// Maps a store error on `key` of `info`'s object `name`.
     pub fn from_store(
         info: &super::registry::ResourceInfo,
@@ -241,7 +258,7 @@ impl ApiError {
             store::Error::NotFound { .. } => not_found(info, name),
             store::Error::Conflict { .. } => conflict(info, name),
             store::Error::Compacted { requested, compacted } => ApiError::Gone { requested, compacted },
-            other => ApiError::Store { call, key: key.to_string(), source: Box::new(other) },
+            other => ApiError::store(call, key, other),
         }
     }
 }
@@ -304,7 +321,7 @@ pub fn success(code: StatusCode) -> Value {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        if matches!(self, ApiError::Store { .. } | ApiError::Internal(_)) {
+        if matches!(self, ApiError::Store { .. } | ApiError::StoreUnavailable { .. } | ApiError::Internal(_)) {
             tracing::error!(error = %self, "apiserver internal error");
         }
         let retry_after = match self {
@@ -327,6 +344,24 @@ impl IntoResponse for ApiError {
 mod tests {
     use super::*;
     use crate::apiserver::registry::{by_kind, Kind};
+
+    #[test]
+    fn store_errors_map_to_one_status_each() {
+        let timeout = || store::Error::EtcdTimeout { op: "get", key: "/k".into(), after: std::time::Duration::ZERO };
+        let too_large = store::Error::ValueTooLarge { key: "/k".into(), size: 2, max: 1 };
+        let cases = [
+            (timeout(), StatusCode::SERVICE_UNAVAILABLE),
+            (too_large, StatusCode::PAYLOAD_TOO_LARGE),
+            (store::Error::Closed, StatusCode::INTERNAL_SERVER_ERROR),
+        ];
+        for (err, want) in cases {
+            let what = err.to_string();
+            assert_eq!(ApiError::store("get", "/k", err).to_status().0, want, "{what}");
+        }
+        let info = by_kind(Kind::Deployment);
+        let err = ApiError::from_store(info, "web", "update", "/k", timeout());
+        assert_eq!(err.to_status().0, StatusCode::SERVICE_UNAVAILABLE);
+    }
 
     #[test]
     fn invalid_deployment_reads_like_upstream() {

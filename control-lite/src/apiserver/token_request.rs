@@ -48,7 +48,7 @@ pub fn token_spec(body: &Value) -> std::result::Result<TokenSpec, Cause> {
 
 async fn stored(state: &ApiState, kind: Kind, ns: &str, name: &str) -> Result<Option<Value>> {
     let key = by_kind(kind).key(Some(ns), name);
-    let kv = state.store.get(&key).await.map_err(|e| ApiError::Store { call: "get", key, source: Box::new(e) })?;
+    let kv = state.store.get(&key).await.map_err(|e| ApiError::store("get", &key, e))?;
     Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
 }
 

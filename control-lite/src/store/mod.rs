@@ -2,6 +2,12 @@
 //! model): an append-only log of writes in one SQLite database (WAL,
 //! `synchronous=FULL`), written by one dedicated thread.
 //!
+//! [`Store`] is a facade over a closed set of backends with one contract:
+//! SQLite (`local.rs` and the worker; the default, described below) and an
+//! etcd v3 cluster ([`etcd`], `--datastore-endpoint`), where the revision is
+//! etcd's revision and the same events, errors and preconditions hold
+//! (`tests/store_contract.rs` runs one suite on both).
+//!
 //! Owns: the on-disk log, the global revision counter, watch fan-out and
 //! compaction. Must not: know about Kubernetes objects; values are opaque
 //! bytes and keys opaque strings (the apiserver uses `/registry/<res>/<ns>/<name>`).
@@ -64,6 +70,8 @@
 
 mod compactor;
 pub mod counts;
+pub mod etcd;
+mod local;
 mod plan;
 mod readers;
 mod sqlite;
@@ -79,15 +87,11 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, Ordering};
-use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{mpsc, oneshot};
-
 pub use compactor::{compaction_target, spawn_compactor, Retention, RevisionClock};
-use plan::{WriteKind, WriteRequest};
+pub use etcd::EtcdOptions;
 pub use watch::WatchReceiver;
-use worker::{Command, Query, Reply};
 
 /// One global, strictly increasing revision: the Kubernetes `resourceVersion`.
 pub type Revision = i64;
@@ -170,6 +174,31 @@ pub enum Error {
     },
     #[error("store is closed")]
     Closed,
+    #[error("etcd {op} (key {key:?})")]
+    Etcd {
+        op: &'static str,
+        key: String,
+        #[source]
+        source: Box<etcd_client::Error>,
+    },
+    #[error("etcd {op} (key {key:?}) got no answer within {after:?}")]
+    EtcdTimeout { op: &'static str, key: String, after: Duration },
+    #[error("connect to etcd at {endpoints}")]
+    EtcdConnect {
+        endpoints: String,
+        #[source]
+        source: Box<Error>,
+    },
+    #[error("value of key {key:?} is {size} bytes, above the {max} bytes etcd takes in one request")]
+    ValueTooLarge { key: String, size: usize, max: usize },
+}
+
+impl Error {
+    /// Whether the backend could not be reached (etcd down, no quorum, a
+    /// timeout): the apiserver answers 503, the client may retry.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, Error::Etcd { .. } | Error::EtcdTimeout { .. } | Error::EtcdConnect { .. })
+    }
 }
 
 /// `Result` with the store's [`Error`].
@@ -208,23 +237,6 @@ impl Default for Options {
     }
 }
 
-/// Handle to the store; cheap to clone, all clones share one worker thread.
-#[derive(Clone)]
-pub struct Store {
-    shared: Arc<Shared>,
-}
-
-/// State shared by the handles and the worker thread.
-struct Shared {
-    commands: mpsc::Sender<Command>,
-    watch_deadline: Duration,
-    state: Arc<Revisions>,
-    /// Read-only connections of a file database (`None` in memory).
-    readers: Option<Arc<readers::Readers>>,
-    /// Live objects per resource.
-    counts: counts::ObjectCounts,
-}
-
 /// Revisions published by the worker after each commit, readable without a
 /// round trip.
 #[derive(Debug, Default)]
@@ -240,6 +252,46 @@ impl Revisions {
     pub(crate) fn set_compacted(&self, rev: Revision) {
         self.compacted.store(rev, Ordering::Release);
     }
+    /// Raises the current revision to `rev` if it is newer (etcd headers
+    /// arrive out of order from concurrent calls).
+    pub(crate) fn raise_current(&self, rev: Revision) {
+        self.current.fetch_max(rev, Ordering::AcqRel);
+    }
+    /// Raises the compacted revision to `rev` if it is newer.
+    pub(crate) fn raise_compacted(&self, rev: Revision) {
+        self.compacted.fetch_max(rev, Ordering::AcqRel);
+    }
+    pub(crate) fn current(&self) -> Revision {
+        self.current.load(Ordering::Acquire)
+    }
+    pub(crate) fn compacted(&self) -> Revision {
+        self.compacted.load(Ordering::Acquire)
+    }
+}
+
+/// Handle to the store: cheap to clone; every clone talks to the same backend.
+#[derive(Clone)]
+pub struct Store {
+    backend: Backend,
+}
+
+/// Where the store keeps its data: a closed set of backends.
+#[derive(Clone)]
+enum Backend {
+    /// One local SQLite database (or memory), written by one worker thread.
+    Sqlite(local::Local),
+    /// An etcd v3 cluster.
+    Etcd(etcd::Etcd),
+}
+
+/// Dispatches `$call` to the backend, which has the same method.
+macro_rules! dispatch {
+    ($self:ident, $b:ident => $call:expr) => {
+        match &$self.backend {
+            Backend::Sqlite($b) => $call,
+            Backend::Etcd($b) => $call,
+        }
+    };
 }
 
 impl Store {
@@ -253,9 +305,7 @@ impl Store {
 
     /// Like [`Store::open`], with explicit [`Options`].
     pub fn open_with(path: &Path, options: Options) -> Result<Store> {
-        let db = sqlite::Db::open(path, options.lock_timeout)?;
-        let readers = Arc::new(readers::Readers::new(path.to_owned()));
-        Store::start(db, options, Some(readers))
+        Ok(Store { backend: Backend::Sqlite(local::Local::open_with(path, options)?) })
     }
 
     /// A store in memory, gone when the last handle drops (for tests).
@@ -265,81 +315,75 @@ impl Store {
 
     /// Like [`Store::open_in_memory`], with explicit [`Options`].
     pub fn open_in_memory_with(options: Options) -> Result<Store> {
-        let db = sqlite::Db::open_in_memory()?;
-        Store::start(db, options, None)
+        Ok(Store { backend: Backend::Sqlite(local::Local::open_in_memory_with(options)?) })
     }
 
-    fn start(db: sqlite::Db, options: Options, readers: Option<Arc<readers::Readers>>) -> Result<Store> {
-        let state = Arc::new(Revisions::default());
-        state.set_current(db.current_revision());
-        state.set_compacted(db.compacted_revision());
-        let watch_deadline = options.watch_deadline;
-        let counts = counts::ObjectCounts::default();
-        counts.reset(db.live_keys()?.iter().map(String::as_str));
-        let commands = worker::spawn(db, options, state.clone(), counts.clone())?;
-        Ok(Store { shared: Arc::new(Shared { commands, watch_deadline, state, readers, counts }) })
+    /// Connects to the etcd cluster at `etcd.endpoints` (see [`etcd`]); fails
+    /// if no endpoint answers a read within `etcd.request_timeout`. Of
+    /// `options`, the watch deadline and backlog apply.
+    pub async fn connect_etcd(etcd: EtcdOptions, options: Options) -> Result<Store> {
+        Ok(Store { backend: Backend::Etcd(etcd::Etcd::connect(etcd, options).await?) })
+    }
+
+    /// Which backend this is: `"sqlite"` or `"etcd"` (for logs).
+    pub fn backend_name(&self) -> &'static str {
+        match self.backend {
+            Backend::Sqlite(_) => "sqlite",
+            Backend::Etcd(_) => "etcd",
+        }
     }
 
     /// Creates `key`; `AlreadyExists` if it is live. Returns its revision.
     pub async fn create(&self, key: &str, value: Vec<u8>) -> Result<Revision> {
-        let req = WriteRequest { key: key.to_owned(), kind: WriteKind::Create { value } };
-        self.call(|reply| Command::Write(req, Reply::Revision(reply))).await
+        dispatch!(self, b => b.create(key, value).await)
     }
 
     /// Replaces the value of live `key`; `NotFound` if it is not live,
     /// `Conflict` if `expected_mod_revision` is set and is not its mod revision.
     pub async fn update(&self, key: &str, value: Vec<u8>, expected_mod_revision: Option<Revision>) -> Result<Revision> {
-        let req =
-            WriteRequest { key: key.to_owned(), kind: WriteKind::Update { value, expected: expected_mod_revision } };
-        self.call(|reply| Command::Write(req, Reply::Revision(reply))).await
+        dispatch!(self, b => b.update(key, value, expected_mod_revision).await)
     }
 
     /// Deletes live `key` (same preconditions as [`Store::update`]). Returns
     /// the delete's revision and the key's last value as it was before the
     /// delete (its `mod_revision` is that of its last write).
     pub async fn delete(&self, key: &str, expected_mod_revision: Option<Revision>) -> Result<(Revision, KeyValue)> {
-        let req = WriteRequest { key: key.to_owned(), kind: WriteKind::Delete { expected: expected_mod_revision } };
-        self.call(|reply| Command::Write(req, Reply::Deleted(reply))).await
+        dispatch!(self, b => b.delete(key, expected_mod_revision).await)
     }
 
-    /// The live value of `key`, if any.
+    /// The live value of `key`, if any (a read after an acknowledged write sees it).
     pub async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
-        let key = key.to_owned();
-        match &self.shared.readers {
-            Some(readers) => readers.get(key).await,
-            None => self.call(|reply| Command::Query(Query::Get { key, reply })).await,
-        }
+        dispatch!(self, b => b.get(key).await)
     }
 
     /// Live keys starting with `prefix`, sorted by key, and the store revision
     /// they were read at (the list's resourceVersion).
     pub async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
-        let prefix = prefix.to_owned();
-        match &self.shared.readers {
-            Some(readers) => readers.list(prefix).await,
-            None => self.call(|reply| Command::Query(Query::List { prefix, reply })).await,
-        }
+        dispatch!(self, b => b.list(prefix).await)
     }
 
     /// Whether the worker's command queue is full now (a caller would wait
-    /// for room): lets the apiserver refuse new writes instead of queuing them.
+    /// for room): lets the apiserver refuse new writes instead of queuing
+    /// them. Always `false` on etcd, which has no local queue.
     pub fn queue_is_full(&self) -> bool {
-        self.shared.commands.capacity() == 0
+        dispatch!(self, b => b.queue_is_full())
     }
 
-    /// Live objects per resource, kept current by the worker.
+    /// Live objects per resource, kept current by the backend.
     pub fn object_counts(&self) -> counts::ObjectCounts {
-        self.shared.counts.clone()
+        dispatch!(self, b => b.object_counts())
     }
 
-    /// The revision of the last committed write (0 for an empty store).
+    /// The revision of the last committed write this handle knows of (0 for
+    /// an empty SQLite store; on etcd the newest header revision seen).
     pub fn current_revision(&self) -> Revision {
-        self.shared.state.current.load(Ordering::Acquire)
+        dispatch!(self, b => b.current_revision())
     }
 
-    /// The revision history is compacted up to (0 if never compacted).
+    /// The revision history is compacted up to (0 if never compacted; on
+    /// etcd, as far as this process compacted or learnt).
     pub fn compacted_revision(&self) -> Revision {
-        self.shared.state.compacted.load(Ordering::Acquire)
+        dispatch!(self, b => b.compacted_revision())
     }
 
     /// Every event with revision `> after` on keys starting with `prefix`, in
@@ -348,7 +392,7 @@ impl Store {
     /// watcher has had events pending for `watch_deadline` without taking one,
     /// or the store closes; the client then re-lists.
     pub async fn watch(&self, prefix: &str, after: Revision) -> Result<WatchReceiver> {
-        self.watch_with_deadline(prefix, after, self.shared.watch_deadline).await
+        dispatch!(self, b => b.watch(prefix, after).await)
     }
 
     /// Like [`Store::watch`] with this watcher's own deadline.
@@ -358,34 +402,20 @@ impl Store {
         after: Revision,
         deadline: Duration,
     ) -> Result<WatchReceiver> {
-        let prefix = prefix.to_owned();
-        self.call(|reply| Command::Query(Query::Watch { prefix, after, deadline, reply })).await
+        dispatch!(self, b => b.watch_with_deadline(prefix, after, deadline).await)
     }
 
     /// Drops superseded history at or below `keep_revisions_after` (clamped to
     /// the current revision). A no-op if already compacted that far.
     pub async fn compact(&self, keep_revisions_after: Revision) -> Result<()> {
-        self.call(|reply| Command::Query(Query::Compact { revision: keep_revisions_after, reply })).await
+        dispatch!(self, b => b.compact(keep_revisions_after).await)
     }
 
-    /// Finishes the queued commands, closes the database and stops the worker.
-    /// Every handle's later calls fail with `Closed`; watch channels close.
+    /// Finishes the queued commands, closes the database (or the etcd
+    /// client's watches) and stops the worker. Every handle's later calls
+    /// fail with `Closed`; watch channels close.
     pub async fn close(&self) {
-        if let Some(readers) = &self.shared.readers {
-            readers.close();
-        }
-        let (reply, done) = oneshot::channel();
-        if self.shared.commands.send(Command::Close { reply }).await.is_ok() {
-            // An error means the worker is already gone, which is the goal.
-            let _ = done.await;
-        }
-    }
-
-    async fn call<T>(&self, command: impl FnOnce(oneshot::Sender<Result<T>>) -> Command) -> Result<T> {
-        let (reply, response) = oneshot::channel();
-        // A full queue makes the caller wait here: backpressure, not unbounded work.
-        self.shared.commands.send(command(reply)).await.map_err(|_| Error::Closed)?;
-        response.await.map_err(|_| Error::Closed)?
+        dispatch!(self, b => b.close().await)
     }
 }
 

@@ -67,7 +67,8 @@ fn store_with_poisoned_keys() -> anyhow::Result<Store> {
              BEGIN INSERT INTO dangling VALUES (1); END;
          PRAGMA foreign_keys = ON;",
     )?;
-    Ok(Store::start(db, Options::default(), None)?)
+    let local = super::local::Local::start(db, Options::default(), None)?;
+    Ok(Store { backend: super::Backend::Sqlite(local) })
 }
 
 /// Sends all `keys` as creates at once (so they share a batch) and returns

@@ -209,6 +209,11 @@ impl Hub {
     pub(crate) fn len(&self) -> usize {
         self.watchers.len()
     }
+
+    /// Whether no watcher is left (every one was dropped or went away).
+    pub(crate) fn is_empty(&self) -> bool {
+        self.watchers.is_empty()
+    }
 }
 
 #[cfg(test)]

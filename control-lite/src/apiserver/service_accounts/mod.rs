@@ -114,7 +114,7 @@ pub async fn admit(state: &ApiState, pod: &mut Value) -> Result<()> {
     let ns = meta_str(pod, "namespace").unwrap_or("default").to_string();
     let info = by_kind(Kind::ServiceAccount);
     let key = info.key(Some(&ns), &service_account_of(pod));
-    let stored = state.store.get(&key).await.map_err(|e| ApiError::Store { call: "get", key, source: Box::new(e) })?;
+    let stored = state.store.get(&key).await.map_err(|e| ApiError::store("get", &key, e))?;
     let sa = stored.and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok());
     admit_pod(pod, sa.as_ref(), &random_suffix()).map_err(|reason| {
         let name = meta_str(pod, "name").or_else(|| meta_str(pod, "generateName")).unwrap_or_default();
