@@ -94,6 +94,7 @@ impl SystemdNamespace {
         );
         write_base_units(&spec.units)?;
         std::fs::create_dir_all(&spec.dir)?;
+        let attached_before = attached_controllers()?;
         let group = format!("bosun-systemd-{}-{}", std::process::id(), NEXT.fetch_add(1, Ordering::SeqCst));
         let cgroups = own_cgroups(&group)?;
         // Built first, so that its drop removes what is made from here on.
@@ -137,6 +138,12 @@ impl SystemdNamespace {
         loop {
             let out = namespace.run("systemctl", &["is-active", BOOT_TARGET], Duration::from_secs(10));
             if out.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "active") {
+                let attached_after = attached_controllers()?;
+                ensure!(
+                    attached_before == attached_after,
+                    "systemd attached cgroup controllers to new hierarchies (before {attached_before:?}, \
+                     after {attached_after:?}): this host's containerd can no longer report OOM kills"
+                );
                 return Ok(namespace);
             }
             ensure!(started.elapsed() < COMMAND_TIMEOUT, "{BOOT_TARGET} not active: {out:?}\n{}", namespace.log_text());
@@ -158,6 +165,17 @@ impl SystemdNamespace {
         s.push_str("mount -t tmpfs -o mode=755 tmpfs /sys/fs/cgroup\n");
         for (i, mount) in mounts.iter().enumerate() {
             s.push_str(&format!("mkdir -p {0}\nmount --move /run/bosun-ns/cg/{i} {0}\n", q(&mount.point)));
+        }
+        // systemd mounts every enabled controller that has no hierarchy yet
+        // (hugetlb, perf_event, net_cls,net_prio on a typical host) unless
+        // something is mounted where it would go. Mounting one creates a
+        // new v1 hierarchy for the whole kernel, which outlives this
+        // namespace; containerd then cannot follow its tasks' cgroups and
+        // reports no OOM kills. An empty tmpfs there keeps systemd off.
+        for name in unattached_mount_names(&std::fs::read_to_string("/proc/cgroups")?) {
+            s.push_str(&format!(
+                "mkdir -p /sys/fs/cgroup/{name}\nmount -t tmpfs -o size=4k tmpfs /sys/fs/cgroup/{name}\n"
+            ));
         }
         for dir in &self.cgroups {
             s.push_str(&format!("echo 0 > {}\n", q(&dir.join("cgroup.procs"))));
@@ -349,6 +367,54 @@ fn cgroup_mounts() -> Result<Vec<CgroupMount>> {
     Ok(mounts)
 }
 
+/// The directories below /sys/fs/cgroup where systemd would mount the
+/// enabled controllers of `proc_cgroups` (the text of `/proc/cgroups`) that
+/// are in no v1 hierarchy (hierarchy 0), named as systemd names them
+/// (`cpu,cpuacct` and `net_cls,net_prio` together when both are free).
+pub fn unattached_mount_names(proc_cgroups: &str) -> Vec<String> {
+    let free: Vec<&str> = proc_cgroups
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1] == "0" && f[3] == "1").then_some(f[0])
+        })
+        .collect();
+    let mut names = Vec::new();
+    for c in &free {
+        let pair = match *c {
+            "cpu" | "cpuacct" => Some(("cpu", "cpuacct")),
+            "net_cls" | "net_prio" => Some(("net_cls", "net_prio")),
+            _ => None,
+        };
+        let name = match pair {
+            Some((a, b)) if free.contains(&a) && free.contains(&b) => format!("{a},{b}"),
+            _ => c.to_string(),
+        };
+        if !names.contains(&name) {
+            names.push(name);
+        }
+    }
+    names
+}
+
+/// The controllers of `/proc/cgroups` attached to a v1 hierarchy: what a
+/// test checks is unchanged after systemd ran (a new hierarchy cannot be
+/// undone and breaks containerd's OOM reporting for every later test).
+pub fn attached_controllers() -> Result<Vec<String>> {
+    let text = std::fs::read_to_string("/proc/cgroups")?;
+    let mut attached: Vec<String> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let f: Vec<&str> = l.split_whitespace().collect();
+            (f.len() == 4 && f[1] != "0").then(|| f[0].to_string())
+        })
+        .collect();
+    attached.sort();
+    Ok(attached)
+}
+
 /// `group` below this process's cgroup in every hierarchy.
 fn own_cgroups(group: &str) -> Result<Vec<PathBuf>> {
     Ok(cgroup_mounts()?.into_iter().map(|m| m.own.join(group)).collect())
@@ -371,4 +437,19 @@ fn child_named(parent: i32, comm: &str) -> Option<i32> {
 /// `text` as one single-quoted shell word.
 fn shell_quote(text: &str) -> String {
     format!("'{}'", text.replace('\'', r"'\''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::unattached_mount_names;
+
+    #[test]
+    fn unattached_controllers_are_named_as_systemd_mounts_them() {
+        let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
+            cpuset\t3\t1\t1\ncpu\t1\t1\t1\ncpuacct\t2\t1\t1\nmemory\t4\t1\t1\n\
+            net_cls\t0\t1\t1\nperf_event\t0\t1\t1\nnet_prio\t0\t1\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
+        assert_eq!(unattached_mount_names(proc_cgroups), ["net_cls,net_prio", "perf_event", "hugetlb"]);
+        let lone = "cpu\t0\t1\t1\ncpuacct\t2\t1\t1\n";
+        assert_eq!(unattached_mount_names(lone), ["cpu"]);
+    }
 }
