@@ -226,7 +226,10 @@ impl PodWorker {
             };
             self.deps.metrics.record_worker_pass(operation, started.elapsed());
             let wait = match result {
-                Ok(Outcome::Finished) => return Exit::Finished,
+                Ok(Outcome::Finished) => {
+                    self.remove_cgroup(&token).await;
+                    return Exit::Finished;
+                }
                 Ok(Outcome::Continue(wait)) => {
                     failures = 0;
                     wait
@@ -255,6 +258,7 @@ impl PodWorker {
 mod admit;
 mod apply;
 mod backoffs;
+mod cgroup_removal;
 mod hooks;
 mod messages;
 mod pull;

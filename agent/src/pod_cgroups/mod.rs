@@ -186,22 +186,19 @@ impl PodCgroups {
         tree.find_pod(uid)
     }
 
-    /// Removes pod `uid`'s cgroup (no-op when disabled). A cgroup still busy
-    /// is left for the next sweep.
-    pub async fn remove(&self, uid: &str) {
-        let Some(inner) = self.inner.clone() else { return };
+    /// Removes pod `uid`'s cgroup (no-op when disabled); an error when it is
+    /// still busy (the caller retries, or leaves it for the next sweep).
+    pub async fn remove(&self, uid: &str) -> Result<(), Error> {
+        let Some(inner) = self.inner.clone() else { return Ok(()) };
         let uid = uid.to_string();
-        let result = tokio::task::spawn_blocking(move || -> Result<(), Error> {
+        tokio::task::spawn_blocking(move || -> Result<(), Error> {
             inner.tree.remove_pod(&uid)?;
             if inner.burstable().remove(&uid).is_some() {
                 inner.write_burstable_shares()?;
             }
             Ok(())
         })
-        .await;
-        if let Err(error) = result.map_err(Error::from).and_then(|r| r) {
-            tracing::warn!(%error, "removing a pod cgroup; the next sweep retries");
-        }
+        .await?
     }
 
     /// Removes the pod cgroups of pods not in `pods` (crash leftovers) and
@@ -281,7 +278,7 @@ mod tests {
         let shares =
             |n: u64| Op::Apply("kubepods/burstable".into(), Limits { cpu_shares: Some(n), ..Limits::default() });
         assert!(fake.ops().contains(&shares(256)), "{:?}", fake.ops());
-        cgroups.remove("b1").await;
+        cgroups.remove("b1").await.expect("remove");
         assert_eq!(fake.ops().last(), Some(&shares(2)));
         assert!(!fake.existing().contains("kubepods/burstable/podb1"));
         cgroups.sweep(vec![]).await;

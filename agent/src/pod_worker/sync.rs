@@ -79,9 +79,8 @@ impl PodWorker {
                 .map_err(|source| Error::Api { pod: pod_key(pod), source })?;
             teardown::remove_log_dirs(&self.deps.root_dir, &self.uid).await;
             self.tear_down_volumes().await;
-            // As `remove_all` does: the pod cgroup goes with the pod, not
-            // at the next orphan sweep a minute later.
-            self.deps.cgroups.remove(&self.uid).await;
+            // The pod cgroup goes once the worker finishes (`run`), not at
+            // the next orphan sweep a minute later.
             return Ok(Outcome::Finished);
         }
         let volume_holds = self.sync_volumes(pod, &mut actions).await;

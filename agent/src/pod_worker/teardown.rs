@@ -150,7 +150,7 @@ impl PodWorker {
 
     /// The pod is gone from the API: kill and remove everything of it,
     /// then its log directory (nobody can ask for those logs any more) and its
-    /// volumes.
+    /// volumes; `run` then removes its cgroup.
     pub(super) async fn remove_all(&self) -> Result<(), Error> {
         let images = self.last_pod.as_deref().map(images_of).unwrap_or_default();
         let pod = self.uid.clone();
@@ -163,7 +163,6 @@ impl PodWorker {
             .map_err(|source| Error::Runtime { pod, source })?;
         remove_log_dirs(&self.deps.root_dir, &self.uid).await;
         self.tear_down_volumes().await;
-        self.deps.cgroups.remove(&self.uid).await;
         Ok(())
     }
 }
@@ -191,7 +190,13 @@ pub(super) fn ignore_not_found(result: Result<(), RuntimeError>) -> Result<(), R
     }
 }
 
-/// Kills and removes everything the runtime has for pod `uid` (orphan sweep).
+/// Kills and removes everything the runtime has for pod `uid`, then its
+/// cgroup, once (orphan sweep: a busy cgroup waits for the next sweep).
 pub async fn remove_pod_from_runtime(deps: Arc<WorkerDeps>, uid: String) -> Result<(), Error> {
-    PodWorker::new(deps, uid).remove_all().await
+    let worker = PodWorker::new(deps, uid);
+    worker.remove_all().await?;
+    if let Err(error) = worker.deps.cgroups.remove(&worker.uid).await {
+        tracing::warn!(%error, uid = %worker.uid, "removing an orphan's pod cgroup; the next sweep retries");
+    }
+    Ok(())
 }
