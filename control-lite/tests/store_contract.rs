@@ -517,3 +517,32 @@ async fn etcd_outage_is_unavailable_then_recovers() -> Result<()> {
     println!("etcd outage: write refused in {refused_in:?}; written again {:?} after the kill", started.elapsed());
     Ok(())
 }
+
+/// Keys another etcd client wrote that are not UTF-8 are skipped by a list,
+/// even when they fill whole pages (a list reads 256 keys a page): the list
+/// ends, with each valid key once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn etcd_list_skips_keys_that_are_not_utf8() -> Result<()> {
+    let fixture = Fixture::open(Kind::Etcd1).await?;
+    let cluster = fixture.etcd.as_ref().context("etcd")?;
+    let mut raw = etcd_client::Client::connect(cluster.endpoints(), None).await?;
+    for i in 0..3 {
+        fixture.store.create(&format!("/u/a{i}"), v("x")).await?;
+    }
+    // 600 keys "/u/b\xff<i>": more than two pages of nothing a store key can be.
+    let keys: Vec<Vec<u8>> =
+        (0..600).map(|i| [b"/u/b\xff".as_slice(), format!("{i:03}").as_bytes()].concat()).collect();
+    for batch in keys.chunks(100) {
+        let puts: Vec<etcd_client::TxnOp> =
+            batch.iter().map(|k| etcd_client::TxnOp::put(k.clone(), "x", None)).collect();
+        raw.txn(etcd_client::Txn::new().and_then(puts)).await?;
+    }
+    for i in 0..3 {
+        fixture.store.create(&format!("/u/c{i}"), v("x")).await?;
+    }
+    let (kvs, _) =
+        tokio::time::timeout(DEADLINE, fixture.store.list("/u/")).await.context("the list did not end")??;
+    let keys: Vec<&str> = kvs.iter().map(|kv| kv.key.as_str()).collect();
+    assert_eq!(keys, ["/u/a0", "/u/a1", "/u/a2", "/u/c0", "/u/c1", "/u/c2"]);
+    Ok(())
+}

@@ -220,9 +220,19 @@ impl Etcd {
         key: &str,
         options: Option<GetOptions>,
     ) -> Result<etcd_client::GetResponse> {
-        let k = self.key(key);
+        self.range_raw(op, key, self.key(key), options).await
+    }
+
+    /// A range read from the etcd key `k` (`label` names it in errors).
+    async fn range_raw(
+        &self,
+        op: &'static str,
+        label: &str,
+        k: Vec<u8>,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
         let response = self
-            .call_retrying(op, key, || {
+            .call_retrying(op, label, || {
                 let (mut kv, k, options) = (self.kv(), k.clone(), options.clone());
                 async move { kv.get(k, options).await }
             })
