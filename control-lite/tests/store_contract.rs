@@ -285,10 +285,15 @@ async fn watch_from_a_compacted_revision_fails(f: Fixture) -> Result<()> {
     assert_eq!(next(&mut rx).await?.revision(), base + 4);
     s.compact(base + 100).await?;
     assert_eq!(s.compacted_revision(), base + 5, "clamped to the current revision");
-    // A fresh handle (on etcd: one that did not compact) refuses it too.
+    // A fresh handle (on etcd: one that did not compact) refuses it too,
+    // with etcd's compacted revision, which it then reports.
     if f.etcd.is_some() {
         let other = f.other_handle().await?;
-        assert!(matches!(other.watch("/c/", base + 1).await, Err(Error::Compacted { .. })));
+        match other.watch("/c/", base + 1).await {
+            Err(Error::Compacted { compacted, .. }) => assert_eq!(compacted, base + 5),
+            other => bail!("watch below the compaction on a fresh handle: {other:?}"),
+        }
+        assert_eq!(other.compacted_revision(), base + 5);
     }
     // Still readable and writable.
     assert_eq!(s.list("/c/").await?.0.len(), 5);

@@ -18,8 +18,11 @@
 //! * `watch` is an etcd watch from `after + 1` with prev kv ([`watch`]).
 //! * `compact` is a physical etcd compaction.
 //! * `current_revision` is the newest header revision any response carried;
-//!   `compacted_revision` what this process compacted (etcd does not report
-//!   it otherwise).
+//!   `compacted_revision` the highest of what this process compacted and
+//!   what etcd reported in watch responses (a watch from a compacted
+//!   revision is cancelled with etcd's compacted revision; etcd reports it
+//!   nowhere else), so a fresh process reports 0 until a watch meets a
+//!   compaction.
 //! * Object counts: a background task lists the keys under `/registry/`
 //!   (keys only) and follows them with a watch ([`counts`]), so writes of
 //!   other apiservers are counted too.
