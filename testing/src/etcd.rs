@@ -116,8 +116,9 @@ impl EtcdCluster {
             .args(["--listen-peer-urls", &member.peer_url, "--initial-advertise-peer-urls", &member.peer_url])
             .args(["--initial-cluster", &initial, "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "bosun-test"])
-            // Fast elections on loopback; tests kill members.
-            .args(["--heartbeat-interval", "50", "--election-timeout", "500"])
+            // Twice etcd's defaults: a loaded 2-core machine fsyncing
+            // several clusters must not miss heartbeats into elections.
+            .args(["--heartbeat-interval", "200", "--election-timeout", "2000"])
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err)

@@ -18,15 +18,20 @@
 //! * `watch` is an etcd watch from `after + 1` with prev kv ([`watch`]).
 //! * `compact` is a physical etcd compaction.
 //! * `current_revision` is the newest header revision any response carried;
-//!   `compacted_revision` what this process compacted (etcd does not report
-//!   it otherwise).
+//!   `compacted_revision` the highest of what this process compacted and
+//!   what etcd reported in watch responses (a watch from a compacted
+//!   revision is cancelled with etcd's compacted revision; etcd reports it
+//!   nowhere else), so a fresh process reports 0 until a watch meets a
+//!   compaction.
 //! * Object counts: a background task lists the keys under `/registry/`
 //!   (keys only) and follows them with a watch ([`counts`]), so writes of
 //!   other apiservers are counted too.
 //!
 //! Every call has a timeout (`request_timeout`); a call that failed to
 //! reach a member (connect error: the request was not sent) is made again
-//! within it, so a dead member of a cluster costs no failed requests. A
+//! within it, so a dead member of a cluster costs no failed requests. Reads
+//! are also made again after a leader election failed them; writes are not
+//! (one that timed out may have been applied). A
 //! timeout or transport error is `Error::Etcd`/`Error::EtcdTimeout`, which
 //! the apiserver answers with 503. Values above what one etcd request takes (`max_request_bytes`,
 //! etcd's default 1.5 MiB, less the key and txn overhead) are refused with
@@ -188,7 +193,23 @@ impl Etcd {
     /// again while it fails without having reached etcd (a connect error: a
     /// dead member the client still dials), so another member serves it.
     /// Safe for writes too: a request that was never sent did not happen.
-    async fn call_retrying<T, F, Fut>(&self, op: &'static str, key: &str, mut make: F) -> Result<T>
+    async fn call_retrying<T, F, Fut>(&self, op: &'static str, key: &str, make: F) -> Result<T>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, etcd_client::Error>>,
+    {
+        self.call_retrying_if(op, key, never_sent, make).await
+    }
+
+    /// [`Etcd::call_retrying`], making the call again while `retry` says
+    /// its failure allows.
+    async fn call_retrying_if<T, F, Fut>(
+        &self,
+        op: &'static str,
+        key: &str,
+        retry: fn(&etcd_client::Error) -> bool,
+        mut make: F,
+    ) -> Result<T>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, etcd_client::Error>>,
@@ -198,7 +219,7 @@ impl Etcd {
         let attempts = async {
             loop {
                 match make().await {
-                    Err(error) if never_sent(&error) && tokio::time::Instant::now() + RETRY_DELAY < deadline => {
+                    Err(error) if retry(&error) && tokio::time::Instant::now() + RETRY_DELAY < deadline => {
                         tokio::time::sleep(RETRY_DELAY).await;
                     }
                     done => return done,
@@ -220,12 +241,28 @@ impl Etcd {
         key: &str,
         options: Option<GetOptions>,
     ) -> Result<etcd_client::GetResponse> {
-        let k = self.key(key);
+        self.range_raw(op, key, self.key(key), options).await
+    }
+
+    /// A range read from the etcd key `k` (`label` names it in errors). A
+    /// read has no effect, so it is made again after a leader change too.
+    async fn range_raw(
+        &self,
+        op: &'static str,
+        label: &str,
+        k: Vec<u8>,
+        options: Option<GetOptions>,
+    ) -> Result<etcd_client::GetResponse> {
         let response = self
-            .call_retrying(op, key, || {
-                let (mut kv, k, options) = (self.kv(), k.clone(), options.clone());
-                async move { kv.get(k, options).await }
-            })
+            .call_retrying_if(
+                op,
+                label,
+                |e| never_sent(e) || leader_lost(e),
+                || {
+                    let (mut kv, k, options) = (self.kv(), k.clone(), options.clone());
+                    async move { kv.get(k, options).await }
+                },
+            )
             .await?;
         self.observe(response.header());
         Ok(response)
@@ -335,6 +372,15 @@ fn is_compacted(error: &etcd_client::Error) -> bool {
 /// Whether `error` is a failure to reach a member: the request was not sent.
 fn never_sent(error: &etcd_client::Error) -> bool {
     matches!(error, etcd_client::Error::GRpcStatus(status) if status.message().contains("connect error"))
+}
+
+/// A failure of a request during a leader election ("no leader", "leader
+/// changed", "request timed out"): a read may be made again; a write may
+/// have been applied.
+fn leader_lost(error: &etcd_client::Error) -> bool {
+    const MESSAGES: [&str; 3] =
+        ["etcdserver: no leader", "etcdserver: leader changed", "etcdserver: request timed out"];
+    matches!(error, etcd_client::Error::GRpcStatus(status) if MESSAGES.iter().any(|m| status.message().contains(m)))
 }
 
 /// etcd's "required revision is a future revision".

@@ -29,8 +29,12 @@ impl Etcd {
         }
     }
 
+    /// The next page starts after the raw last key of the previous page, not
+    /// after the last key kept: keys the store skips (not UTF-8, written by
+    /// another etcd client) must not make a page read again.
     async fn list_pages(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
-        let (mut from, end) = self.range_of(prefix);
+        let (first, end) = self.range_of(prefix);
+        let mut from = self.key(&first);
         let mut revision = 0;
         let mut out = Vec::new();
         loop {
@@ -38,15 +42,23 @@ impl Etcd {
             if keys_only {
                 options = options.with_keys_only();
             }
-            let response = self.range("list", &from, Some(options)).await?;
+            let response = self.range_raw("list", prefix, from, Some(options)).await?;
             if revision == 0 {
                 revision = response.header().map_or(0, |h| h.revision());
             }
             out.extend(response.kvs().iter().filter_map(|kv| self.store_kv(kv)));
-            match out.last() {
-                Some(last) if response.more() => from = format!("{}\0", last.key),
+            match response.kvs().last() {
+                Some(last) if response.more() => from = after_key(last.key()),
                 _ => return Ok((out, revision)),
             }
         }
     }
+}
+
+/// The least etcd key above `key`.
+fn after_key(key: &[u8]) -> Vec<u8> {
+    let mut next = Vec::with_capacity(key.len().saturating_add(1));
+    next.extend_from_slice(key);
+    next.push(0);
+    next
 }

@@ -8,7 +8,15 @@
 //! A watch from a compacted revision fails with `Compacted` before it is
 //! returned (a read at revision `after` tells); if a compaction races the
 //! start, etcd cancels the watch and the receiver ends, so the client
-//! re-watches and then gets the `Compacted`.
+//! re-watches and then gets the `Compacted`. The compacted revision in that
+//! error is etcd's own, learned from the watch response that reports it
+//! (recorded as the store's compacted revision).
+//!
+//! A delete event without the deleted value (etcd omits the previous kv
+//! when the revision before the delete was compacted meanwhile) cannot be
+//! reported as the contract says: the watch ends after the events before it,
+//! as for a compaction, so the client re-watches from its last revision,
+//! gets `Compacted` (410) and re-lists.
 
 use std::time::Duration;
 
@@ -35,7 +43,9 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
         match etcd.range("watch", &from, Some(at_after)).await {
             Ok(_) => {}
             Err(Error::Etcd { source, .. }) if is_compacted(&source) => {
-                let compacted = compacted.max(after.saturating_add(1));
+                // etcd's compacted revision if it tells; else a lower bound.
+                let known = compacted_since(etcd, prefix, after).await;
+                let compacted = known.unwrap_or_else(|| compacted.max(after.saturating_add(1)));
                 return Err(Error::Compacted { requested: after, compacted });
             }
             // Watching from the future is allowed: events start above `after`.
@@ -43,15 +53,7 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
             Err(error) => return Err(error),
         }
     }
-    let (from, end) = etcd.range_of(prefix);
-    let options = WatchOptions::new().with_range(end).with_prev_key().with_start_revision(after.saturating_add(1));
-    let key = etcd.key(&from);
-    let open = || {
-        let mut client = etcd.inner.client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES);
-        let (key, options) = (key.clone(), options.clone());
-        async move { client.watch(key, Some(options)).await }
-    };
-    let mut stream = etcd.call_retrying("watch", prefix, open).await?;
+    let mut stream = open(etcd, prefix, after).await?;
     // The first response confirms (or refuses) the watch.
     let first = etcd.call("watch", prefix, stream.message()).await?;
     match first {
@@ -70,6 +72,43 @@ pub(super) async fn start(etcd: &Etcd, prefix: &str, after: Revision, deadline: 
     let receiver = hub.register(prefix.to_owned(), after, deadline, Vec::new(), Instant::now().into_std());
     tokio::spawn(pump(etcd.clone(), stream, hub, prefix.to_owned()));
     Ok(receiver)
+}
+
+/// Opens an etcd watch of keys under `prefix` from revision `after + 1`.
+async fn open(etcd: &Etcd, prefix: &str, after: Revision) -> Result<WatchStream> {
+    let (from, end) = etcd.range_of(prefix);
+    let options = WatchOptions::new().with_range(end).with_prev_key().with_start_revision(after.saturating_add(1));
+    let key = etcd.key(&from);
+    let open = || {
+        let mut client = etcd.inner.client.watch_client().max_decoding_message_size(MAX_RESPONSE_BYTES);
+        let (key, options) = (key.clone(), options.clone());
+        async move { client.watch(key, Some(options)).await }
+    };
+    etcd.call_retrying("watch", prefix, open).await
+}
+
+/// etcd's compacted revision, known to be above `after`: a watch from
+/// `after + 1` is cancelled with it (etcd reports it nowhere else). Recorded
+/// as the store's compacted revision; `None` if etcd did not tell within
+/// the request timeout.
+async fn compacted_since(etcd: &Etcd, prefix: &str, after: Revision) -> Option<Revision> {
+    let ask = async {
+        let mut stream = open(etcd, prefix, after).await.ok()?;
+        // At most a created response, then the cancellation.
+        for _ in 0..4 {
+            let response = stream.message().await.ok()??;
+            if response.compact_revision() > 0 {
+                return Some(response.compact_revision());
+            }
+            if response.canceled() {
+                return None;
+            }
+        }
+        None
+    };
+    let compacted = tokio::time::timeout(etcd.inner.options.request_timeout, ask).await.ok().flatten()?;
+    etcd.inner.revisions.raise_compacted(compacted);
+    Some(compacted)
 }
 
 /// Moves etcd's responses into the hub until the watcher is gone, etcd
@@ -106,40 +145,52 @@ async fn pump(etcd: Etcd, mut stream: WatchStream, mut hub: Hub, prefix: String)
             tracing::info!(prefix, reason = response.cancel_reason(), "store: etcd cancelled a watch");
             return;
         }
-        let events: Vec<Event> = response
-            .events()
-            .iter()
-            .filter_map(|e| {
-                let kv = e.kv().and_then(|kv| etcd.store_kv(kv));
-                translate(e.event_type(), kv, e.prev_kv().and_then(|kv| etcd.store_kv(kv)))
-            })
-            .collect();
+        let mut events = Vec::with_capacity(response.events().len());
+        let mut gone = false;
+        for e in response.events() {
+            let kv = e.kv().and_then(|kv| etcd.store_kv(kv));
+            match translate(e.event_type(), kv, e.prev_kv().and_then(|kv| etcd.store_kv(kv))) {
+                Ok(event) => events.extend(event),
+                Err(HistoryGone) => {
+                    gone = true;
+                    break;
+                }
+            }
+        }
         hub.publish(&events, std::time::Instant::now());
+        if gone {
+            tracing::info!(prefix, "store: etcd sent a delete without its last value (compacted); ending the watch");
+            return;
+        }
         if hub.is_empty() {
             return;
         }
     }
 }
 
+/// A delete event whose deleted value etcd no longer has (compacted).
+#[derive(Debug, PartialEq, Eq)]
+pub(super) struct HistoryGone;
+
 /// The store event of an etcd event, as the SQLite backend reports it: a
 /// put whose create and mod revisions are equal is a create (no `prev`); a
-/// delete carries the last value at the delete's revision.
-pub(super) fn translate(kind: EventType, kv: Option<KeyValue>, prev: Option<KeyValue>) -> Option<Event> {
-    let kv = kv?;
+/// delete carries the last value at the delete's revision, and without it
+/// (etcd omits the prev kv when it was compacted meanwhile) is
+/// [`HistoryGone`]. `Ok(None)` for a key the store skips.
+pub(super) fn translate(
+    kind: EventType,
+    kv: Option<KeyValue>,
+    prev: Option<KeyValue>,
+) -> Result<Option<Event>, HistoryGone> {
+    let Some(kv) = kv else { return Ok(None) };
     match kind {
         EventType::Put => {
             let prev = if kv.create_revision == kv.mod_revision { None } else { prev };
-            Some(Event { kind: EventKind::Put, kv, prev })
+            Ok(Some(Event { kind: EventKind::Put, kv, prev }))
         }
         EventType::Delete => {
-            // etcd keeps the prev kv unless it was compacted meanwhile.
-            let last = prev.clone().unwrap_or_else(|| KeyValue {
-                key: kv.key.clone(),
-                value: Vec::new(),
-                create_revision: 0,
-                mod_revision: 0,
-            });
-            Some(Event { kind: EventKind::Delete, kv: KeyValue { mod_revision: kv.mod_revision, ..last }, prev })
+            let last = prev.clone().ok_or(HistoryGone)?;
+            Ok(Some(Event { kind: EventKind::Delete, kv: KeyValue { mod_revision: kv.mod_revision, ..last }, prev }))
         }
     }
 }
@@ -154,16 +205,19 @@ mod tests {
 
     #[test]
     fn puts_and_deletes_translate_as_the_sqlite_backend_reports_them() {
-        let created = translate(EventType::Put, Some(kv("/a", "1", 5, 5)), None).expect("event");
+        let event = |kind, kv, prev| translate(kind, kv, prev).expect("translated").expect("event");
+        let created = event(EventType::Put, Some(kv("/a", "1", 5, 5)), None);
         assert_eq!((created.kind, created.prev), (EventKind::Put, None));
-        let updated = translate(EventType::Put, Some(kv("/a", "2", 5, 7)), Some(kv("/a", "1", 5, 5))).expect("event");
+        let updated = event(EventType::Put, Some(kv("/a", "2", 5, 7)), Some(kv("/a", "1", 5, 5)));
         assert_eq!(updated.prev, Some(kv("/a", "1", 5, 5)));
         assert_eq!(updated.revision(), 7);
         // etcd's delete event has an empty value and zero create revision.
-        let deleted = translate(EventType::Delete, Some(kv("/a", "", 0, 9)), Some(kv("/a", "2", 5, 7))).expect("event");
+        let deleted = event(EventType::Delete, Some(kv("/a", "", 0, 9)), Some(kv("/a", "2", 5, 7)));
         assert_eq!(deleted.kind, EventKind::Delete);
         assert_eq!(deleted.kv, kv("/a", "2", 5, 9), "the last value at the delete's revision");
         assert_eq!(deleted.prev, Some(kv("/a", "2", 5, 7)));
-        assert!(translate(EventType::Put, None, None).is_none());
+        assert_eq!(translate(EventType::Put, None, None), Ok(None), "a key the store skips");
+        // Without the deleted value the event cannot be reported: the watch ends.
+        assert_eq!(translate(EventType::Delete, Some(kv("/a", "", 0, 9)), None), Err(HistoryGone));
     }
 }
