@@ -226,3 +226,38 @@ async fn kube_rs_patch_apply_conflicts_and_needs_a_field_manager() -> Result<()>
     plane.stop().await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_without_time_keeps_the_object_writable_and_readable() -> Result<()> {
+    let plane = Plane::apiserver().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(plane.client.clone(), "default");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "notime"}, "data": {"a": "1"}});
+    cms.create(&Default::default(), &serde_json::from_value(cm)?).await?;
+    // A write that sends an entry without time and changes a field, so the entries are rewritten.
+    let patch = json!({"metadata": {"managedFields": [{"manager": "tool", "operation": "Update",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]}, "data": {"b": "2"}});
+    let patched = cms
+        .patch(
+            "notime",
+            &PatchParams { field_manager: Some("creator".into()), ..Default::default() },
+            &Patch::Merge(patch),
+        )
+        .await?;
+    let entries = patched.metadata.managed_fields.unwrap_or_default();
+    let entry = entries.iter().find(|e| e.manager.as_deref() == Some("tool")).expect("the sent entry");
+    assert!(entry.time.is_none(), "{entry:?}");
+    // Later writes by anyone still work, and lists decode.
+    plane.kubectl(&["patch", "configmap", "notime", "-p", r#"{"data":{"d":"4"}}"#]).await?;
+    cms.patch(
+        "notime",
+        &PatchParams::apply("one"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "notime"}, "data": {"c": "3"}})),
+    )
+    .await?;
+    let listed = cms.list(&Default::default()).await?;
+    let data = listed.items.iter().find(|c| c.metadata.name.as_deref() == Some("notime")).and_then(|c| c.data.clone());
+    assert_eq!(data.map(|d| d.len()), Some(4));
+    plane.stop().await;
+    Ok(())
+}

@@ -280,3 +280,26 @@ fn a_repeated_apply_changes_nothing() {
     let again = apply(Some(&first), &config, &later, false).expect("apply");
     assert_eq!(again, first, "same object and entries (time included)");
 }
+
+#[test]
+fn an_entry_without_time_or_api_version_stays_without_them() {
+    let sent = json!([{"manager": "tool", "operation": "Update", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]);
+    let mut obj = deployment(1, json!([]));
+    obj["metadata"]["managedFields"] = sent.clone();
+    let managed::Recorded::Entries(read) = managed::read(&obj).expect("read") else { panic!("entries") };
+    managed::write(&mut obj, &read);
+    assert_eq!(obj["metadata"]["managedFields"], sent, "round trip");
+    // A write by another manager keeps the entry without a time, and the
+    // object still reads as a typed Deployment (`"time": ""` would not).
+    let live = obj.clone();
+    let mut next = deployment(3, json!([]));
+    next["metadata"]["managedFields"] = sent;
+    record_update(Some(&live), &mut next, &writer("kubectl")).expect("record");
+    let list = next["metadata"]["managedFields"].as_array().expect("entries");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[0].get("time").is_none() && list[0].get("apiVersion").is_none(), "{list:?}");
+    assert_eq!(list[1]["time"], NOW);
+    let typed: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(next).expect("typed");
+    assert_eq!(typed.metadata.managed_fields.map(|m| m.len()), Some(2));
+}
