@@ -261,3 +261,40 @@ async fn an_entry_without_time_keeps_the_object_writable_and_readable() -> Resul
     plane.stop().await;
     Ok(())
 }
+
+fn resource_version(obj: &Value) -> String {
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapplying_numeric_quantities_is_a_no_op_and_equal_values_are_shared() -> Result<()> {
+    let plane = Plane::apiserver().await?;
+    let resources = "        resources:\n          limits:\n            cpu: 1\n            memory: 33554432\n        \
+                     ports:\n        - containerPort: 80\n";
+    let numeric = format!("{}{resources}", deployment(1, "nginx:1.27", &[]).replace("        env:\n", ""));
+    let file = manifest(&plane, "numeric.yaml", &numeric)?;
+    ssa(&plane, &file).await?;
+    let first = get_json(&plane, &["deployment", "web"]).await?;
+    assert_eq!(first.pointer("/spec/template/spec/containers/0/resources/limits/cpu"), Some(&json!("1")), "{first}");
+    ssa(&plane, &file).await?;
+    let second = get_json(&plane, &["deployment", "web"]).await?;
+    assert_eq!(resource_version(&second), resource_version(&first), "a re-apply stores nothing");
+    // Another manager applying the same numeric value shares the field.
+    let limits = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      \
+                  containers:\n      - name: nginx\n        resources:\n          limits:\n            cpu: 1\n";
+    let other = manifest(&plane, "limits.yaml", limits)?;
+    plane.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", &other]).await?;
+    let shared = get_json(&plane, &["deployment", "web"]).await?;
+    let cpu = "/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"nginx\"}/f:resources/f:limits/f:cpu";
+    let mut owners: Vec<&str> = shared["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["fieldsV1"].pointer(cpu).is_some())
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["kubectl", "other"], "{shared}");
+    plane.stop().await;
+    Ok(())
+}

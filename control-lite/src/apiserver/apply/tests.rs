@@ -303,3 +303,44 @@ fn an_entry_without_time_or_api_version_stays_without_them() {
     let typed: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(next).expect("typed");
     assert_eq!(typed.metadata.managed_fields.map(|m| m.len()), Some(2));
 }
+
+/// What the HTTP layer does: the configuration merged into the live object,
+/// normalised as stored objects are, projected back onto the configuration.
+fn normalized(live: Option<&Value>, config: &Value) -> Value {
+    let merged = merged_config(live, config).expect("merge");
+    let typed =
+        crate::apiserver::schema::normalize(crate::apiserver::registry::Kind::Deployment, &merged).expect("typed");
+    normalized_config(config, typed).expect("project")
+}
+
+#[test]
+fn reapplying_numeric_quantities_and_unknown_fields_is_a_no_op_and_shares_equal_values() {
+    let mut config = deployment(1, json!([]));
+    let container = &mut config["spec"]["template"]["spec"]["containers"][0];
+    container["resources"] = json!({"limits": {"cpu": 1, "memory": 33554432}});
+    container["ports"] = json!([{"containerPort": 80}]);
+    config["spec"]["bogus"] = json!(true);
+    let created = apply(None, &normalized(None, &config), &writer("kubectl"), false).expect("create");
+    let live =
+        crate::apiserver::schema::normalize(crate::apiserver::registry::Kind::Deployment, &created).expect("typed");
+    assert_eq!(live.pointer("/spec/template/spec/containers/0/resources/limits/cpu"), Some(&json!("1")));
+    assert!(live.pointer("/spec/bogus").is_none());
+    // Raw, the numbers and the unknown field look changed.
+    let raw = apply(Some(&live), &config, &writer("kubectl"), false).expect("raw");
+    assert_ne!(raw, live, "the raw configuration differs from the stored object");
+    let again = apply(Some(&live), &normalized(Some(&live), &config), &writer("kubectl"), false).expect("again");
+    assert_eq!(again, live, "a re-apply stores nothing");
+    // Another manager applying the same numeric value shares it.
+    let limits = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": 1}}}]}}}});
+    let shared = apply(Some(&live), &normalized(Some(&live), &limits), &writer("other"), false).expect("no conflict");
+    let owners: Vec<String> = entries(&shared)
+        .into_iter()
+        .filter(|(_, _, f)| {
+            f.pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"app\"}/f:resources/f:limits/f:cpu")
+                .is_some()
+        })
+        .map(|(m, _, _)| m)
+        .collect();
+    assert_eq!(owners, ["kubectl", "other"]);
+}
