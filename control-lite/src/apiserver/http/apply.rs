@@ -48,12 +48,14 @@ pub async fn apply(r: &Req<'_>, t: &Target, scope: UpdateScope, mut params: Writ
         now: &now,
     };
     let ns = t.namespace.as_deref();
+    let max = r.state.config.max_object_bytes;
     let fv = params.write.field_validation;
     let mut config_warnings = Vec::new();
     let updated = crud::update(r.state, t.info, ns, name(t), scope, params.write.clone(), |current| {
         let (config, warnings) = normalized(t, Some(current), &config, fv)?;
         config_warnings = warnings;
         let next = apply::apply(Some(current), &config, &writer, params.force).map_err(apply_error)?;
+        ensure_object_size(&next, max)?;
         admit_rbac(r, t, current, &next)?;
         Ok(next)
     })
@@ -63,6 +65,7 @@ pub async fn apply(r: &Req<'_>, t: &Target, scope: UpdateScope, mut params: Writ
         Err(ApiError::NotFound { .. }) if scope == UpdateScope::Main => {
             let (config, config_warnings) = normalized(t, None, &config, fv)?;
             let mut obj = apply::apply(None, &config, &writer, params.force).map_err(apply_error)?;
+            ensure_object_size(&obj, max)?;
             if let Some(meta) = meta_mut(&mut obj) {
                 meta.insert("name".into(), json!(name(t)));
             }
