@@ -226,3 +226,105 @@ async fn kube_rs_patch_apply_conflicts_and_needs_a_field_manager() -> Result<()>
     plane.stop().await;
     Ok(())
 }
+
+fn resource_version(obj: &Value) -> String {
+    obj.pointer("/metadata/resourceVersion").and_then(Value::as_str).unwrap_or_default().to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reapplying_numeric_quantities_is_a_no_op_and_equal_values_are_shared() -> Result<()> {
+    let plane = Plane::apiserver().await?;
+    let resources = "        resources:\n          limits:\n            cpu: 1\n            memory: 33554432\n        \
+                     ports:\n        - containerPort: 80\n";
+    let numeric = format!("{}{resources}", deployment(1, "nginx:1.27", &[]).replace("        env:\n", ""));
+    let file = manifest(&plane, "numeric.yaml", &numeric)?;
+    ssa(&plane, &file).await?;
+    let first = get_json(&plane, &["deployment", "web"]).await?;
+    assert_eq!(first.pointer("/spec/template/spec/containers/0/resources/limits/cpu"), Some(&json!("1")), "{first}");
+    ssa(&plane, &file).await?;
+    let second = get_json(&plane, &["deployment", "web"]).await?;
+    assert_eq!(resource_version(&second), resource_version(&first), "a re-apply stores nothing");
+    // Another manager applying the same numeric value shares the field.
+    let limits = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: web\nspec:\n  template:\n    spec:\n      \
+                  containers:\n      - name: nginx\n        resources:\n          limits:\n            cpu: 1\n";
+    let other = manifest(&plane, "limits.yaml", limits)?;
+    plane.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", &other]).await?;
+    let shared = get_json(&plane, &["deployment", "web"]).await?;
+    let cpu = "/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"nginx\"}/f:resources/f:limits/f:cpu";
+    let mut owners: Vec<&str> = shared["metadata"]["managedFields"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|e| e["fieldsV1"].pointer(cpu).is_some())
+        .filter_map(|e| e["manager"].as_str())
+        .collect();
+    owners.sort_unstable();
+    assert_eq!(owners, ["kubectl", "other"], "{shared}");
+    plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_without_time_keeps_the_object_writable_and_readable() -> Result<()> {
+    let plane = Plane::apiserver().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(plane.client.clone(), "default");
+    let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "notime"}, "data": {"a": "1"}});
+    cms.create(&Default::default(), &serde_json::from_value(cm)?).await?;
+    // A write that sends an entry without time and changes a field, so the entries are rewritten.
+    let patch = json!({"metadata": {"managedFields": [{"manager": "tool", "operation": "Update",
+        "fieldsType": "FieldsV1", "fieldsV1": {"f:data": {"f:a": {}}}}]}, "data": {"b": "2"}});
+    let patched = cms
+        .patch(
+            "notime",
+            &PatchParams { field_manager: Some("creator".into()), ..Default::default() },
+            &Patch::Merge(patch),
+        )
+        .await?;
+    let entries = patched.metadata.managed_fields.unwrap_or_default();
+    let entry = entries.iter().find(|e| e.manager.as_deref() == Some("tool")).expect("the sent entry");
+    assert!(entry.time.is_none(), "{entry:?}");
+    // Later writes by anyone still work, and lists decode.
+    plane.kubectl(&["patch", "configmap", "notime", "-p", r#"{"data":{"d":"4"}}"#]).await?;
+    cms.patch(
+        "notime",
+        &PatchParams::apply("one"),
+        &Patch::Apply(json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "notime"}, "data": {"c": "3"}})),
+    )
+    .await?;
+    let listed = cms.list(&Default::default()).await?;
+    let data = listed.items.iter().find(|c| c.metadata.name.as_deref() == Some("notime")).and_then(|c| c.data.clone());
+    assert_eq!(data.map(|d| d.len()), Some(4));
+    plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applies_and_recorded_entries_stay_within_the_object_size_limit() -> Result<()> {
+    let plane = Plane::apiserver().await?;
+    let cms: Api<ConfigMap> = Api::namespaced(plane.client.clone(), "default");
+    let deployments: Api<k8s_openapi::api::apps::v1::Deployment> = Api::namespaced(plane.client.clone(), "default");
+    // Each configuration is under the 1.5 MiB object limit, their merge is not.
+    let big = |env: &str| -> Result<Value> {
+        let value = env.repeat(800_000);
+        Ok(serde_yaml_ng::from_str(&deployment(1, "nginx:1.27", &[(env, &value)]))?)
+    };
+    deployments.patch("web", &PatchParams::apply("one"), &Patch::Apply(big("A")?)).await?;
+    let before = deployments.get("web").await?;
+    let err =
+        deployments.patch("web", &PatchParams::apply("two"), &Patch::Apply(big("B")?)).await.expect_err("too large");
+    let kube::Error::Api(status) = err else { anyhow::bail!("not an API error: {err}") };
+    assert_eq!(status.code, 413, "{status:?}");
+    assert_eq!(deployments.get("web").await?.metadata.resource_version, before.metadata.resource_version);
+    // A body under the limit whose recorded managedFields push it over it.
+    // (1 MB of data, under ConfigMap's 1 MiB; its entry adds as much again.)
+    let keys: serde_json::Map<String, Value> = (0..5_000).map(|i| (format!("{i:0200}"), json!(""))).collect();
+    let many = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "many"}, "data": keys});
+    let params = kube::api::PostParams { field_manager: Some("writer".into()), ..Default::default() };
+    let err = cms.create(&params, &serde_json::from_value(many)?).await.expect_err("too large with entries");
+    let kube::Error::Api(status) = err else { anyhow::bail!("not an API error: {err}") };
+    assert_eq!(status.code, 413, "{status:?}");
+    assert!(cms.get_opt("many").await?.is_none());
+    plane.stop().await;
+    Ok(())
+}

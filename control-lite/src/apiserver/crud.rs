@@ -223,6 +223,7 @@ pub async fn create(
         namespaces::prepare_create(&mut obj);
     }
     record_update(info, None, &mut obj, UpdateScope::Main, &opts)?;
+    ensure_size(state, &obj)?;
     let attempts = if fixed_name.is_empty() && !generate.is_empty() { RETRIES } else { 1 };
     for _ in 0..attempts {
         let mut candidate = obj.clone();
@@ -369,6 +370,7 @@ where
             clusterip::drop_type_dependent_fields(Some(&current), &mut next);
         }
         record_update(info, Some(&current), &mut next, scope, &opts)?;
+        ensure_size(state, &next)?;
         set_rv(&mut next, rev);
         let mut causes = validation::validate(info, &next);
         causes.extend(validation::validate_update(info, &current, &next, scope.validation()));
@@ -454,6 +456,12 @@ fn record_update(
         }
         Err(e) => Err(ApiError::BadRequest(e.to_string())),
     }
+}
+
+/// 413 when `obj` (with its recorded `managedFields`) encodes beyond the
+/// maximum object size: the body was checked before entries were added.
+fn ensure_size(state: &ApiState, obj: &Value) -> Result<()> {
+    super::http::body::ensure_object_size(obj, state.config.max_object_bytes)
 }
 
 /// The part of an object a write in `scope` owns fields in.

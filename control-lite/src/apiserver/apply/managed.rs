@@ -57,7 +57,7 @@ impl Owner {
         if !self.subresource.is_empty() {
             s.push_str(&format!(" with subresource {:?}", self.subresource));
         }
-        if self.operation == Operation::Update {
+        if self.operation == Operation::Update && !api_version.is_empty() {
             s.push_str(&format!(" using {api_version}"));
         }
         s
@@ -69,9 +69,9 @@ impl Owner {
 pub struct Entry {
     /// Identity.
     pub owner: Owner,
-    /// The apiVersion the fields are in.
+    /// The apiVersion the fields are in (empty: not given).
     pub api_version: String,
-    /// When the entry last changed (RFC 3339).
+    /// When the entry last changed (RFC 3339; empty: not given).
     pub time: String,
     /// The fields owned.
     pub set: Set,
@@ -82,8 +82,14 @@ impl Entry {
         let mut m = Map::new();
         m.insert("manager".into(), json!(self.owner.manager));
         m.insert("operation".into(), json!(self.owner.operation.as_str()));
-        m.insert("apiVersion".into(), json!(self.api_version));
-        m.insert("time".into(), json!(self.time));
+        // Both are optional upstream: an entry sent without them stays
+        // without them (`"time": ""` would not parse as a Time).
+        if !self.api_version.is_empty() {
+            m.insert("apiVersion".into(), json!(self.api_version));
+        }
+        if !self.time.is_empty() {
+            m.insert("time".into(), json!(self.time));
+        }
         m.insert("fieldsType".into(), json!("FieldsV1"));
         m.insert("fieldsV1".into(), self.set.to_fields_v1());
         if !self.owner.subresource.is_empty() {

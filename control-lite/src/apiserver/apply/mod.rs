@@ -253,6 +253,28 @@ pub fn apply(live: Option<&Value>, config: &Value, writer: &Writer<'_>, force: b
     Ok(merged)
 }
 
+/// `live` (or nothing, for apply-as-create) with `config` merged in: what
+/// the caller normalises (typed round trip) before [`normalized_config`].
+pub fn merged_config(live: Option<&Value>, config: &Value) -> Result<Value, Error> {
+    let config = merge::clean_config(config)?;
+    let empty = Value::Object(Default::default());
+    Ok(merge::merge(live.unwrap_or(&empty), &config))
+}
+
+/// The applied configuration as the server stores values: `normalized` is
+/// [`merged_config`] after the typed round trip (unknown fields dropped,
+/// numeric quantities as strings); the result keeps the configuration's
+/// fields only, with their normalised values. Applying, comparing and field
+/// sets then see the same values as the stored object, so re-applying an
+/// unchanged manifest is a no-op and equal values are shared, not conflicts.
+pub fn normalized_config(config: &Value, mut normalized: Value) -> Result<Value, Error> {
+    let config = merge::clean_config(config)?;
+    let applied = fieldset::of_config(&config)?;
+    let every = fieldset::of_config(normalized.as_object().unwrap_or(&Default::default()))?;
+    merge::prune(&mut normalized, &every.difference(&applied), &applied);
+    Ok(normalized)
+}
+
 /// After kubectl's server-side apply to an object client-side apply also
 /// manages, the last-applied annotation becomes this configuration, so a
 /// later client-side apply diffs against it (upstream does the same).

@@ -280,3 +280,67 @@ fn a_repeated_apply_changes_nothing() {
     let again = apply(Some(&first), &config, &later, false).expect("apply");
     assert_eq!(again, first, "same object and entries (time included)");
 }
+
+#[test]
+fn an_entry_without_time_or_api_version_stays_without_them() {
+    let sent = json!([{"manager": "tool", "operation": "Update", "fieldsType": "FieldsV1",
+        "fieldsV1": {"f:metadata": {"f:labels": {"f:app": {}}}}}]);
+    let mut obj = deployment(1, json!([]));
+    obj["metadata"]["managedFields"] = sent.clone();
+    let managed::Recorded::Entries(read) = managed::read(&obj).expect("read") else { panic!("entries") };
+    managed::write(&mut obj, &read);
+    assert_eq!(obj["metadata"]["managedFields"], sent, "round trip");
+    // A write by another manager keeps the entry without a time, and the
+    // object still reads as a typed Deployment (`"time": ""` would not).
+    let live = obj.clone();
+    let mut next = deployment(3, json!([]));
+    next["metadata"]["managedFields"] = sent;
+    record_update(Some(&live), &mut next, &writer("kubectl")).expect("record");
+    let list = next["metadata"]["managedFields"].as_array().expect("entries");
+    assert_eq!(list.len(), 2, "{list:?}");
+    assert!(list[0].get("time").is_none() && list[0].get("apiVersion").is_none(), "{list:?}");
+    assert_eq!(list[1]["time"], NOW);
+    let typed: k8s_openapi::api::apps::v1::Deployment = serde_json::from_value(next).expect("typed");
+    assert_eq!(typed.metadata.managed_fields.map(|m| m.len()), Some(2));
+}
+
+/// What the HTTP layer does: the configuration merged into the live object,
+/// normalised as stored objects are, projected back onto the configuration.
+fn normalized(live: Option<&Value>, config: &Value) -> Value {
+    let merged = merged_config(live, config).expect("merge");
+    let typed =
+        crate::apiserver::schema::normalize(crate::apiserver::registry::Kind::Deployment, &merged).expect("typed");
+    normalized_config(config, typed).expect("project")
+}
+
+#[test]
+fn reapplying_numeric_quantities_and_unknown_fields_is_a_no_op_and_shares_equal_values() {
+    let mut config = deployment(1, json!([]));
+    let container = &mut config["spec"]["template"]["spec"]["containers"][0];
+    container["resources"] = json!({"limits": {"cpu": 1, "memory": 33554432}});
+    container["ports"] = json!([{"containerPort": 80}]);
+    config["spec"]["bogus"] = json!(true);
+    let created = apply(None, &normalized(None, &config), &writer("kubectl"), false).expect("create");
+    let live =
+        crate::apiserver::schema::normalize(crate::apiserver::registry::Kind::Deployment, &created).expect("typed");
+    assert_eq!(live.pointer("/spec/template/spec/containers/0/resources/limits/cpu"), Some(&json!("1")));
+    assert!(live.pointer("/spec/bogus").is_none());
+    // Raw, the numbers and the unknown field look changed.
+    let raw = apply(Some(&live), &config, &writer("kubectl"), false).expect("raw");
+    assert_ne!(raw, live, "the raw configuration differs from the stored object");
+    let again = apply(Some(&live), &normalized(Some(&live), &config), &writer("kubectl"), false).expect("again");
+    assert_eq!(again, live, "a re-apply stores nothing");
+    // Another manager applying the same numeric value shares it.
+    let limits = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+        "spec": {"template": {"spec": {"containers": [{"name": "app", "resources": {"limits": {"cpu": 1}}}]}}}});
+    let shared = apply(Some(&live), &normalized(Some(&live), &limits), &writer("other"), false).expect("no conflict");
+    let owners: Vec<String> = entries(&shared)
+        .into_iter()
+        .filter(|(_, _, f)| {
+            f.pointer("/f:spec/f:template/f:spec/f:containers/k:{\"name\":\"app\"}/f:resources/f:limits/f:cpu")
+                .is_some()
+        })
+        .map(|(m, _, _)| m)
+        .collect();
+    assert_eq!(owners, ["kubectl", "other"]);
+}

@@ -15,7 +15,7 @@ use super::write::{admit_rbac, subresource};
 use super::{name, Req};
 use crate::apiserver::apply::{self, Writer};
 use crate::apiserver::crud::{self, apply_part, UpdateScope};
-use crate::apiserver::objects::{meta_mut, now_rfc3339, FieldManager};
+use crate::apiserver::objects::{meta_mut, now_rfc3339, prepare, FieldManager, FieldValidation};
 use crate::apiserver::options::WriteParams;
 use crate::apiserver::response::json_response;
 use crate::apiserver::status::{ApiError, Cause, Result};
@@ -48,25 +48,43 @@ pub async fn apply(r: &Req<'_>, t: &Target, scope: UpdateScope, mut params: Writ
         now: &now,
     };
     let ns = t.namespace.as_deref();
+    let max = r.state.config.max_object_bytes;
+    let fv = params.write.field_validation;
+    let mut config_warnings = Vec::new();
     let updated = crud::update(r.state, t.info, ns, name(t), scope, params.write.clone(), |current| {
+        let (config, warnings) = normalized(t, Some(current), &config, fv)?;
+        config_warnings = warnings;
         let next = apply::apply(Some(current), &config, &writer, params.force).map_err(apply_error)?;
+        ensure_object_size(&next, max)?;
         admit_rbac(r, t, current, &next)?;
         Ok(next)
     })
     .await;
     match updated {
-        Ok((obj, warnings)) => Ok(json_response(StatusCode::OK, &obj, &warnings)),
+        Ok((obj, warnings)) => Ok(json_response(StatusCode::OK, &obj, &[config_warnings, warnings].concat())),
         Err(ApiError::NotFound { .. }) if scope == UpdateScope::Main => {
+            let (config, config_warnings) = normalized(t, None, &config, fv)?;
             let mut obj = apply::apply(None, &config, &writer, params.force).map_err(apply_error)?;
+            ensure_object_size(&obj, max)?;
             if let Some(meta) = meta_mut(&mut obj) {
                 meta.insert("name".into(), json!(name(t)));
             }
             escalation::admit(r.state, r.user, t.info, ns.unwrap_or_default(), &obj)?;
             let (obj, warnings) = crud::create(r.state, t.info, ns, obj, params.write).await?;
-            Ok(json_response(StatusCode::CREATED, &obj, &warnings))
+            Ok(json_response(StatusCode::CREATED, &obj, &[config_warnings, warnings].concat()))
         }
         Err(e) => Err(e),
     }
+}
+
+/// The configuration normalised as stored objects are (`prepare`: typed
+/// round trip of the live object with it merged in, `fieldValidation`
+/// applied, whose warnings are returned), so a numeric quantity or an
+/// ignored unknown field does not look like a change.
+fn normalized(t: &Target, live: Option<&Value>, config: &Value, fv: FieldValidation) -> Result<(Value, Vec<String>)> {
+    let merged = apply::merged_config(live, config).map_err(apply_error)?;
+    let (prepared, warnings) = prepare(t.info, merged, fv)?;
+    Ok((apply::normalized_config(config, prepared).map_err(apply_error)?, warnings))
 }
 
 /// The configuration: JSON, or YAML (one document).
