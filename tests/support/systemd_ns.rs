@@ -441,15 +441,13 @@ fn shell_quote(text: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::unattached_mount_names;
-
     #[test]
     fn unattached_controllers_are_named_as_systemd_mounts_them() {
         let proc_cgroups = "#subsys_name\thierarchy\tnum_cgroups\tenabled\n\
             cpuset\t3\t1\t1\ncpu\t1\t1\t1\ncpuacct\t2\t1\t1\nmemory\t4\t1\t1\n\
             net_cls\t0\t1\t1\nperf_event\t0\t1\t1\nnet_prio\t0\t1\t1\nhugetlb\t0\t1\t1\nrdma\t0\t1\t0\n";
-        assert_eq!(unattached_mount_names(proc_cgroups), ["net_cls,net_prio", "perf_event", "hugetlb"]);
+        assert_eq!(super::unattached_mount_names(proc_cgroups), ["net_cls,net_prio", "perf_event", "hugetlb"]);
         let lone = "cpu\t0\t1\t1\ncpuacct\t2\t1\t1\n";
-        assert_eq!(unattached_mount_names(lone), ["cpu"]);
+        assert_eq!(super::unattached_mount_names(lone), ["cpu"]);
     }
 }
