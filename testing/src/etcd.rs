@@ -4,7 +4,7 @@
 //! ports. No root needed.
 //!
 //! ```no_run
-//! let cluster = bosun_testing::etcd::EtcdCluster::start(3).expect("etcd");
+//! let mut cluster = bosun_testing::etcd::EtcdCluster::start(3).expect("etcd");
 //! println!("--datastore-endpoint {}", cluster.endpoints().join(","));
 //! cluster.kill(0).expect("kill -9 one member"); // the other two keep quorum
 //! ```
