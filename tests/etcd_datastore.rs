@@ -18,21 +18,10 @@ use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use serde_json::Value;
 use support::cluster::Cluster;
+use support::wait::wait_until;
 
 /// Generous: a loaded 2-core machine.
 const DEADLINE: Duration = Duration::from_secs(120);
-
-/// Polls `check` until it yields `Some` or `DEADLINE` passes.
-fn wait_for<T>(what: &str, mut check: impl FnMut() -> Result<Option<T>>) -> Result<T> {
-    let deadline = Instant::now() + DEADLINE;
-    loop {
-        if let Some(value) = check()? {
-            return Ok(value);
-        }
-        ensure!(Instant::now() < deadline, "timed out after {DEADLINE:?} waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
 
 /// kind/name -> (uid, resourceVersion) of the objects the test made and their pods.
 fn objects(cluster: &Cluster) -> Result<BTreeMap<String, (String, String)>> {
@@ -62,10 +51,10 @@ fn objects_survive_a_control_kill_on_etcd() -> Result<()> {
     let (control, _) = cluster.component_pids()?;
     let killed = Instant::now();
     kill(Pid::from_raw(control), Signal::SIGKILL)?;
-    let restarted = wait_for("a new bosun control", || {
+    let restarted = wait_until("a new bosun control", || {
         Ok(cluster.component_pids().ok().map(|(pid, _)| pid).filter(|pid| *pid != control))
     })?;
-    wait_for("the apiserver back", || Ok(cluster.kubectl(&["get", "--raw", "/readyz"])?.0.then_some(())))?;
+    wait_until("the apiserver back", || Ok(cluster.kubectl(&["get", "--raw", "/readyz"])?.0.then_some(())))?;
     println!("control {control} killed; {restarted} serving after {:?}", killed.elapsed());
 
     // Every object is there, the same (the pods keep running: nothing was
@@ -101,7 +90,7 @@ fn objects_survive_a_control_kill_on_etcd() -> Result<()> {
     // etcd back: the same control process serves again.
     etcd.spawn(0)?;
     etcd.wait_healthy(DEADLINE)?;
-    wait_for("the apiserver serving from etcd again", || {
+    wait_until("the apiserver serving from etcd again", || {
         Ok(cluster.kubectl(&["get", "deployment", "web"])?.0.then_some(()))
     })?;
     Ok(())
