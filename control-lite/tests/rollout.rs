@@ -1,7 +1,7 @@
 //! The Deployment rollout surface with the real kubectl against the
 //! in-process apiserver and controllers (no nodes: pods stay Pending, so
 //! nothing ever becomes available): progress deadline, pause/resume,
-//! revision history and undo.
+//! revision history and undo, proportional scaling.
 
 use std::time::Duration;
 
@@ -164,6 +164,68 @@ async fn pause_resume_history_and_undo() -> Result<()> {
     assert!(out.contains("rolled back"), "{out}");
     let history = plane.kubectl(&["rollout", "history", "deployment/web", "--revision=3"]).await?;
     assert!(history.contains("nginx:1"), "{history}");
+    plane.stop().await;
+    Ok(())
+}
+
+/// `spec.replicas` of the ReplicaSets of `app`, by image.
+async fn sizes(api: &Api<ReplicaSet>, app: &str) -> Result<Vec<(String, i32)>> {
+    let list = api.list(&ListParams::default().labels(&format!("app={app}"))).await?;
+    let mut out: Vec<(String, i32)> = list
+        .items
+        .iter()
+        .map(|rs| {
+            let spec = rs.spec.as_ref();
+            let image = spec
+                .and_then(|s| s.template.as_ref())
+                .and_then(|t| t.spec.as_ref())
+                .and_then(|s| s.containers.first())
+                .and_then(|c| c.image.clone())
+                .unwrap_or_default();
+            (image, spec.and_then(|s| s.replicas).unwrap_or(0))
+        })
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+async fn wait_sizes(api: &Api<ReplicaSet>, app: &str, want: &[(&str, i32)]) -> Result<()> {
+    let want: Vec<(String, i32)> = want.iter().map(|(i, r)| (i.to_string(), *r)).collect();
+    eventually(&format!("{app} ReplicaSets at {want:?}"), || async {
+        let got = sizes(api, app).await?;
+        Ok((got == want).then_some(()))
+    })
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn scaling_a_stuck_rollout_is_proportional() -> Result<()> {
+    let plane = Plane::full().await?;
+    let api: Api<Deployment> = Api::namespaced(plane.client.clone(), NS);
+    let rs_api: Api<ReplicaSet> = Api::namespaced(plane.client.clone(), NS);
+    let strategy = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    let d = deployment("prop", "nginx:1", json!({"replicas": 10, "strategy": strategy}))?;
+    api.create(&PostParams::default(), &d).await?;
+    wait_sizes(&rs_api, "prop", &[("nginx:1", 10)]).await?;
+
+    // No pod ever becomes available: the rollout stops at 8 old + 5 new.
+    plane.kubectl(&["set", "image", "deployment/prop", "c=nginx:2"]).await?;
+    wait_sizes(&rs_api, "prop", &[("nginx:1", 8), ("nginx:2", 5)]).await?;
+
+    // The documented example: 5 more replicas, 3 to the old set, 2 to the new.
+    plane.kubectl(&["scale", "deployment/prop", "--replicas=15"]).await?;
+    wait_sizes(&rs_api, "prop", &[("nginx:1", 11), ("nginx:2", 7)]).await?;
+
+    // Paused and scaled down to 5 (+3 surge): 18 -> 8, largest shrinks most.
+    plane.kubectl(&["rollout", "pause", "deployment/prop"]).await?;
+    plane.kubectl(&["scale", "deployment/prop", "--replicas=5"]).await?;
+    wait_sizes(&rs_api, "prop", &[("nginx:1", 5), ("nginx:2", 3)]).await?;
+    let rs = rs_api.list(&ListParams::default().labels("app=prop")).await?;
+    for rs in &rs.items {
+        let notes = rs.annotations();
+        assert_eq!(notes.get("deployment.kubernetes.io/desired-replicas").map(String::as_str), Some("5"));
+        assert_eq!(notes.get("deployment.kubernetes.io/max-replicas").map(String::as_str), Some("8"));
+    }
     plane.stop().await;
     Ok(())
 }

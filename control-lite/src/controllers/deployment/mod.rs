@@ -8,6 +8,7 @@
 
 pub mod hash;
 pub mod progress;
+pub mod proportional;
 pub mod rollout;
 pub mod status;
 pub mod sync;

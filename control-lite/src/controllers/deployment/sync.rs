@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::hash::{self, pod_template_hash};
+use super::proportional;
 use super::rollout::{self, RsCounts};
 use super::status::{self, Progress};
 use crate::controllers::selector;
@@ -98,8 +99,25 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     let mut plan = Plan::default();
     // Target replicas of the new RS this step, and old-RS scale-downs.
     let paused = spec.paused == Some(true);
-    let (new_target, old_scales) = if paused {
-        paused_scale(desired, new_counts.as_ref(), &old, &old_counts)
+    // Paused, or spec.replicas changed under active sets: scale, no rollout
+    // step (upstream `sync`).
+    let scaling = paused || is_scaling_event(desired, owned);
+    let mut rescaled: Vec<String> = Vec::new();
+    let (new_target, old_scales) = if scaling {
+        let target = proportional::Target {
+            desired,
+            surge,
+            previous: d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0),
+            new_saturated: new.as_deref().is_some_and(|rs| is_saturated(rs, desired)),
+        };
+        let sets: Vec<proportional::ScaleSet> = old.iter().chain(new.iter()).map(|rs| scale_set(rs)).collect();
+        let sizes = proportional::proportional_scale(target, &sets);
+        rescaled = sizes.iter().map(|(name, _)| name.clone()).collect();
+        let new_target = new_counts
+            .as_ref()
+            .map_or(0, |c| sizes.iter().find(|(name, _)| *name == c.name).map_or(c.replicas, |(_, size)| *size));
+        let old_scales = sizes.into_iter().filter(|(name, _)| Some(name) != new_counts.as_ref().map(|c| &c.name));
+        (new_target, old_scales.collect())
     } else if recreate {
         match rollout::recreate(desired, &old_counts) {
             Ok(n) => (n, Vec::new()),
@@ -118,7 +136,7 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
     };
     let mut progress = Progress::Existing;
     match &new {
-        None if !paused => {
+        None if !scaling => {
             plan.create = Some(new_replicaset(d, &new_name, &hash, new_target, revision, &scale_notes));
             progress = Progress::Created;
         }
@@ -126,7 +144,8 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
         Some(rs) => {
             let mut annotations = BTreeMap::new();
             let current = counts(rs).replicas;
-            if current != new_target {
+            let renote = rescaled.iter().any(|n| Some(n) == rs.metadata.name.as_ref()) && !has_notes(rs, &scale_notes);
+            if current != new_target || renote {
                 annotations.extend(scale_notes.clone());
             }
             if revision_of(rs) != revision {
@@ -145,7 +164,11 @@ pub fn plan(d: &Deployment, owned: &[Arc<ReplicaSet>], now: jiff::Timestamp) -> 
         }
     }
     for (name, replicas) in old_scales {
-        plan.update.push(RsUpdate { name, replicas: Some(replicas), annotations: scale_notes.clone() });
+        let Some(rs) = old.iter().find(|rs| rs.metadata.name.as_ref() == Some(&name)) else { continue };
+        let resize = counts(rs).replicas != replicas;
+        if resize || !has_notes(rs, &scale_notes) {
+            plan.update.push(RsUpdate { name, replicas: resize.then_some(replicas), annotations: scale_notes.clone() });
+        }
     }
     // The Deployment takes the revision of its new ReplicaSet (none while
     // paused with a changed template).
@@ -174,31 +197,36 @@ fn change_cause(d: &Deployment) -> Option<&str> {
     d.metadata.annotations.as_ref().and_then(|a| a.get(CHANGE_CAUSE)).map(String::as_str)
 }
 
-/// Scaling while paused (no rollout step): the replica difference goes to
-/// the new ReplicaSet if it exists, else to the newest old one that has
-/// replicas (or the newest old one). Shrinking stops at zero on that set.
-fn paused_scale(
-    desired: i32,
-    new: Option<&RsCounts>,
-    old: &[Arc<ReplicaSet>],
-    old_counts: &[RsCounts],
-) -> (i32, Vec<(String, i32)>) {
-    let total = rollout::sum(old_counts.iter().map(|c| c.replicas)) + i64::from(new.map_or(0, |c| c.replicas));
-    let delta = i64::from(desired) - total;
-    let apply = |c: &RsCounts| rollout::clamp(i64::from(c.replicas).saturating_add(delta));
-    if let Some(c) = new {
-        return (apply(c), Vec::new());
-    }
-    let newest = old
+/// Upstream `isScalingEvent`: an active set was last scaled for another
+/// `spec.replicas` than the Deployment's.
+fn is_scaling_event(desired: i32, owned: &[Arc<ReplicaSet>]) -> bool {
+    owned
         .iter()
-        .zip(old_counts)
-        .filter(|(_, c)| c.replicas > 0)
-        .max_by_key(|(rs, _)| revision_of(rs))
-        .or_else(|| old.iter().zip(old_counts).max_by_key(|(rs, _)| revision_of(rs)));
-    match newest {
-        Some((_, c)) if delta != 0 => (0, vec![(c.name.clone(), apply(c))]),
-        _ => (0, Vec::new()),
+        .filter(|rs| counts(rs).replicas > 0)
+        .filter_map(|rs| annotation(rs, DESIRED_REPLICAS).and_then(|v| v.parse::<i32>().ok()))
+        .any(|annotated| annotated != desired)
+}
+
+/// Upstream `IsSaturated`: the new set runs `desired` available replicas
+/// and was scaled for that size.
+fn is_saturated(rs: &ReplicaSet, desired: i32) -> bool {
+    let c = counts(rs);
+    c.replicas == desired
+        && c.available == desired
+        && annotation(rs, DESIRED_REPLICAS).and_then(|v| v.parse::<i32>().ok()) == Some(desired)
+}
+
+fn scale_set(rs: &ReplicaSet) -> proportional::ScaleSet {
+    proportional::ScaleSet {
+        name: rs.metadata.name.clone().unwrap_or_default(),
+        replicas: counts(rs).replicas,
+        max_replicas: annotation(rs, MAX_REPLICAS).and_then(|v| v.parse().ok()),
     }
+}
+
+/// Whether `rs` already carries every annotation in `notes`.
+fn has_notes(rs: &ReplicaSet, notes: &BTreeMap<String, String>) -> bool {
+    notes.iter().all(|(k, v)| annotation(rs, k) == Some(v.as_str()))
 }
 
 /// Old, fully scaled-down ReplicaSets beyond the history limit, oldest

@@ -211,6 +211,39 @@ fn paused_deployment_scales_but_does_not_roll_out() {
     assert_eq!(step.revision.as_deref(), Some("2"));
 }
 
+/// `rs` as last scaled for a Deployment of `desired` + `max` replicas.
+fn noted(rs: Arc<ReplicaSet>, desired: i32, max: i32) -> Arc<ReplicaSet> {
+    let mut rs = (*rs).clone();
+    let notes = rs.metadata.annotations.get_or_insert_with(BTreeMap::new);
+    notes.insert(DESIRED_REPLICAS.to_string(), desired.to_string());
+    notes.insert(MAX_REPLICAS.to_string(), max.to_string());
+    Arc::new(rs)
+}
+
+#[test]
+fn scaling_mid_rollout_spreads_replicas_proportionally() {
+    let surge = json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": 3, "maxUnavailable": 2}});
+    let v1 = deployment("nginx:1", 10, surge.clone(), json!({}));
+    let v2 = deployment("nginx:2", 15, surge, json!({"status": {"replicas": 13}}));
+    let old = noted(rs_for(&v1, 1, "2024-01-01T00:00:00Z", (8, 8, 0)), 10, 13);
+    let new = noted(rs_for(&v2, 2, "2024-01-01T00:01:00Z", (5, 5, 0)), 10, 13);
+    let step = plan(&v2, &[old.clone(), new.clone()], now());
+    let mut scales: Vec<(String, Option<i32>, Option<String>)> =
+        step.update.iter().map(|u| (u.name.clone(), u.replicas, u.annotations.get(MAX_REPLICAS).cloned())).collect();
+    scales.sort();
+    let mut want = vec![
+        (old.metadata.name.clone().unwrap_or_default(), Some(11), Some("18".to_string())),
+        (new.metadata.name.clone().unwrap_or_default(), Some(7), Some("18".to_string())),
+    ];
+    want.sort();
+    assert_eq!(scales, want);
+
+    // Once annotated for 15 the rollout steps resume: nothing to do at 11 + 7.
+    let old = noted(rs_for(&v1, 1, "2024-01-01T00:00:00Z", (11, 11, 0)), 15, 18);
+    let new = noted(rs_for(&v2, 2, "2024-01-01T00:01:00Z", (7, 7, 0)), 15, 18);
+    assert!(plan(&v2, &[old, new], now()).update.is_empty());
+}
+
 #[test]
 fn change_cause_is_copied_to_the_new_replicaset() {
     let d = deployment(
