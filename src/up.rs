@@ -62,12 +62,17 @@ pub struct UpArgs {
     /// through the bridge like any host address.
     #[arg(long)]
     pub advertise_address: Option<std::net::IpAddr>,
-    /// Addresses `type: LoadBalancer` Services get their ingress IP from
-    /// (passed to `bosun control`; IPv4 CIDRs or `first-last` ranges).
-    /// None by default: pick addresses on the node's network that nothing
-    /// else uses.
+    /// Addresses `type: LoadBalancer` Services get their own ingress IP
+    /// from (passed to `bosun control`; IPv4 CIDRs or `first-last` ranges).
+    /// Pick addresses on the node's network that nothing else uses. With
+    /// none, or once they run out, Services share the node's IP, each on
+    /// its own ports (as k3s's ServiceLB does).
     #[arg(long, value_delimiter = ',')]
     pub load_balancer_pool: Vec<String>,
+    /// Do not give LoadBalancer Services the node's IP (they then wait for
+    /// `--load-balancer-pool`, or another load balancer).
+    #[arg(long)]
+    pub no_node_load_balancer: bool,
     /// Keep the cluster's objects in this etcd v3 cluster instead of
     /// SQLite under `--dir` (passed to `bosun control`; client URLs,
     /// comma-separated or repeated).
@@ -277,6 +282,9 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
     match advertise {
         Some(ip) => control.extend(["--advertise-address".to_string(), ip.to_string()]),
         None => println!("bosun: no node IP found; pods will not reach the apiserver (pass --advertise-address)"),
+    }
+    if let Some(std::net::IpAddr::V4(ip)) = advertise.filter(|_| !args.no_node_load_balancer) {
+        control.extend(["--load-balancer-shared-pool".to_string(), ip.to_string()]);
     }
     Ok(control)
 }

@@ -2,8 +2,11 @@
 //! --load-balancer-pool`, real kubectl, real nftables): a `type:
 //! LoadBalancer` Service gets an ingress IP from the pool, shown as
 //! EXTERNAL-IP, and answers there from the host; a Service that asks for a
-//! taken address is told why; its node port answers on the node's IP; turning a Service into a ClusterIP gives its
-//! address back, and the Service waiting for one gets it.
+//! taken address is told why; its node port answers on the node's IP;
+//! turning a Service into a ClusterIP gives its address back, and the
+//! Service waiting for one gets it. Once the pool runs out, Services share
+//! the node's IP on different ports, and one whose port is taken there
+//! waits with a reason.
 
 mod support;
 
@@ -19,10 +22,14 @@ use support::wait::wait_until;
 const POOL: &str = "198.51.100.240/30";
 
 fn service(name: &str, requested: Option<&str>) -> String {
+    service_on(name, requested, 80)
+}
+
+fn service_on(name: &str, requested: Option<&str>, port: u16) -> String {
     let ip = requested.map(|ip| format!("\n  loadBalancerIP: {ip}")).unwrap_or_default();
     format!(
         "---\napiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  type: LoadBalancer{ip}\n  \
-         selector:\n    app: web\n  ports:\n    - port: 80\n      targetPort: 8080\n"
+         selector:\n    app: web\n  ports:\n    - port: {port}\n      targetPort: 8080\n"
     )
 }
 
@@ -92,6 +99,31 @@ fn load_balancer_services_get_pool_addresses_that_answer() -> Result<()> {
     ensure!(ingress_ip(&cluster, "front")?.is_none(), "front's status was cleared");
     let page = wait_until("copycat answers on it", || Ok(get(&format!("http://{moved}/")).ok()))?;
     ensure!(page.starts_with("hello from web-"), "{page}");
-    cluster.kubectl_ok(&["delete", "deploy/web", "svc/front", "svc/copycat", "--wait=true", "--timeout=120s"])?;
+
+    // The pool's second address, then the node's IP, shared by port.
+    let spill = [("spill-a", 80), ("spill-b", 80), ("spill-c", 80), ("spill-d", 81)];
+    let manifests = spill.map(|(name, port)| service_on(name, None, port)).concat();
+    let (ok, _, err) = cluster.apply_stdin(&manifests)?;
+    ensure!(ok, "apply the spill services: {err}");
+    let second = wait_until("spill-a's ingress IP", || ingress_ip(&cluster, "spill-a"))?;
+    ensure!(second == "198.51.100.242", "the pool's last address: {second}");
+    for name in ["spill-b", "spill-d"] {
+        let shared = wait_until("a shared node IP", || ingress_ip(&cluster, name))?;
+        ensure!(shared == node_ip, "{name} shares the node's IP {node_ip}: {shared}");
+    }
+    let why = wait_until("spill-c's AllocationFailed", || event_of(&cluster, "spill-c", "AllocationFailed"))?;
+    ensure!(why.contains("no address left in the pool for its ports"), "says why: {why}");
+    ensure!(ingress_ip(&cluster, "spill-c")?.is_none(), "spill-c got no address");
+    for port in [80, 81] {
+        let url = format!("http://{node_ip}:{port}/");
+        let page = wait_until("an answer on the shared node IP", || Ok(get(&url).ok()))?;
+        ensure!(page.starts_with("hello from web-"), "{url}: {page}");
+    }
+    let mut doomed = vec!["deploy/web".to_string(), "svc/front".into(), "svc/copycat".into()];
+    doomed.extend(spill.iter().map(|(name, _)| format!("svc/{name}")));
+    let mut delete: Vec<&str> = vec!["delete"];
+    delete.extend(doomed.iter().map(String::as_str));
+    delete.extend(["--wait=true", "--timeout=120s"]);
+    cluster.kubectl_ok(&delete)?;
     Ok(())
 }

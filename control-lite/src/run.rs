@@ -13,6 +13,7 @@ use crate::apiserver::kubelet_client::KubeletClient;
 use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
 use crate::auth::sa_token::key::SigningKey;
 use crate::auth::{ca::Ca, files, serving};
+use crate::controllers::loadbalancer::plan::{Pool, Pools};
 use crate::controllers::shared::Informers;
 use crate::store::{spawn_compactor, EtcdOptions, Options as StoreOptions, Retention, Store};
 use crate::supervisor::{supervise, Backoff};
@@ -40,6 +41,12 @@ pub struct ControlArgs {
     /// Empty (the default): no load balancer; such Services stay pending.
     #[arg(long, value_delimiter = ',')]
     pub load_balancer_pool: Vec<String>,
+    /// Addresses several `type: LoadBalancer` Services share, each on its
+    /// own ports (as k3s's ServiceLB shares node IPs), used once
+    /// `--load-balancer-pool` has none left. `bosun up` passes the node's
+    /// IP here unless told otherwise.
+    #[arg(long, value_delimiter = ',')]
+    pub load_balancer_shared_pool: Vec<String>,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
@@ -105,8 +112,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let options = StoreOptions { commit_duration: Some(metrics.store_commit.clone()), ..StoreOptions::default() };
     let store = open_store(&args, options).await?;
     let cidr: Cidr = args.service_cidr.parse().context("--service-cidr")?;
-    let pool = crate::controllers::loadbalancer::plan::Pool::parse(args.load_balancer_pool.iter().map(String::as_str))
-        .context("--load-balancer-pool")?;
+    let pools = load_balancer_pools(&args)?;
     let ca = Ca::load_or_create(&args.data_dir.join("pki")).context("cluster CA")?;
     let listener =
         tokio::net::TcpListener::bind(args.listen).await.with_context(|| format!("listen on {}", args.listen))?;
@@ -156,7 +162,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         })
     };
     let endpoints = kubernetes_endpoints(&client, &informers, advertise, addr.port(), &token);
-    let load_balancer = load_balancer(&client, &informers, pool, &token);
+    let load_balancer = load_balancer(&client, &informers, pools, &token);
     let controllers = crate::controllers::run_all(client, informers, ca.cert_pem().into(), token.clone());
     let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, load_balancer, controllers).3 });
 
@@ -226,18 +232,27 @@ fn kubernetes_endpoints(
     }))
 }
 
-/// The bare-metal load balancer for `pool`, under its own supervisor (none
-/// for an empty pool).
+/// The load balancer's address pools, from the flags.
+fn load_balancer_pools(args: &ControlArgs) -> anyhow::Result<Pools> {
+    let parse = |entries: &[String]| Pool::parse(entries.iter().map(String::as_str));
+    Ok(Pools {
+        dedicated: parse(&args.load_balancer_pool).context("--load-balancer-pool")?,
+        shared: parse(&args.load_balancer_shared_pool).context("--load-balancer-shared-pool")?,
+    })
+}
+
+/// The bare-metal load balancer for `pools`, under its own supervisor
+/// (none when they hold no address).
 fn load_balancer(
     client: &kube::Client,
     informers: &Informers,
-    pool: crate::controllers::loadbalancer::plan::Pool,
+    pools: Pools,
     token: &CancellationToken,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
-    if pool.is_empty() {
+    if pools.is_empty() {
         return Box::pin(std::future::ready(()));
     }
-    let (client, informers, pool) = (client.clone(), informers.clone(), Arc::new(pool));
+    let (client, informers, pool) = (client.clone(), informers.clone(), Arc::new(pools));
     Box::pin(supervise("service-lb-controller", token.clone(), Backoff::default(), move |t| {
         crate::controllers::loadbalancer::run(client.clone(), informers.clone(), pool.clone(), t)
     }))

@@ -152,6 +152,7 @@ fn main() -> anyhow::Result<()> {
         kubelet_certificate_authority: None,
         advertise_address: None,
         load_balancer_pool: Vec::new(),
+        load_balancer_shared_pool: Vec::new(),
         datastore_endpoint: Vec::new(),
     };
     let control_token = token.clone();

@@ -1,7 +1,8 @@
 //! Bare-metal load balancer (the cloud-controller-manager's Service role,
 //! for clusters without a cloud): gives every `type: LoadBalancer` Service
-//! without a `loadBalancerClass` an ingress IP from `--load-balancer-pool`,
-//! which netproxy then routes like a ClusterIP.
+//! without a `loadBalancerClass` an ingress IP from `--load-balancer-pool`
+//! (one Service per address) or `--load-balancer-shared-pool` (Services
+//! share an address on different ports), which netproxy then routes.
 //!
 //! Owns: the Service informer subscription (woken only by changes to
 //! Services that are or were load balancers), one pass over the Services
@@ -26,7 +27,7 @@ use super::events::{Recorder, NORMAL, WARNING};
 use super::informer;
 use super::is_not_found;
 use super::shared::Informers;
-use plan::{Change, Pool, ServiceView};
+use plan::{Change, Pools, ServiceView};
 
 /// A pass runs at least this often (a failed write is retried then).
 const RESYNC: Duration = Duration::from_secs(30);
@@ -62,11 +63,17 @@ fn view(service: &Service) -> ServiceView {
         ours,
         requested: spec.and_then(|s| s.load_balancer_ip.as_deref()).and_then(|ip| ip.parse().ok()),
         current: ingress.into_iter().flatten().filter_map(|i| i.ip.as_deref()?.parse().ok()).collect(),
+        ports: spec
+            .and_then(|s| s.ports.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|p| (p.protocol.clone().unwrap_or_else(|| "TCP".to_string()), p.port))
+            .collect(),
     }
 }
 
-/// Runs the controller for `pool` until `token` is cancelled.
-pub async fn run(client: Client, informers: Informers, pool: Arc<Pool>, token: CancellationToken) {
+/// Runs the controller for `pools` until `token` is cancelled.
+pub async fn run(client: Client, informers: Informers, pools: Arc<Pools>, token: CancellationToken) {
     let kick = Arc::new(Notify::new());
     let services: Store<Service> = {
         let kick = kick.clone();
@@ -82,7 +89,7 @@ pub async fn run(client: Client, informers: Informers, pool: Arc<Pool>, token: C
     loop {
         let all: Vec<Arc<Service>> = services.state().into_iter().filter(|s| concerns(s)).collect();
         let views: Vec<ServiceView> = all.iter().map(|s| view(s)).collect();
-        for (key, change) in plan::plan(&views, &pool) {
+        for (key, change) in plan::plan(&views, &pools) {
             let Some((namespace, name)) = key.split_once('/') else { continue };
             let Some(service) = services.get(&ObjectRef::new(name).within(namespace)) else { continue };
             if let Err(error) = apply(&client, &recorder, &service, &change).await {

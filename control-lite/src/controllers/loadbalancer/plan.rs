@@ -2,14 +2,21 @@
 //! address pool, and which ingress IP each `type: LoadBalancer` Service
 //! (of no `loadBalancerClass`) should show.
 //!
+//! Two pools: a dedicated one (`--load-balancer-pool`), whose addresses
+//! each go to one Service, and a shared one (`--load-balancer-shared-pool`,
+//! the node's IP under `bosun up`), whose addresses several Services share
+//! as long as no two of them use the same protocol and port (k3s's
+//! ServiceLB shares node IPs the same way). A Service gets a dedicated
+//! address when one is free, else a shared one.
+//!
 //! Level-triggered: the IPs in use are read from the Services' own
 //! statuses, so nothing is kept between passes and a restarted control
 //! plane decides the same. Older Services keep their IPs when two claim
 //! the same one; a Service asking for `spec.loadBalancerIP` gets it if it
-//! is in the pool and free. Work per pass is bounded by the Services:
-//! finding a free IP skips at most the IPs in use.
+//! is in a pool and free for its ports. Work per pass is bounded by the
+//! Services: finding an address skips at most the IPs in use.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::Ipv4Addr;
 
 /// A pool entry that does not parse.
@@ -71,14 +78,16 @@ impl Pool {
         self.ranges.iter().any(|(first, last)| (*first..=*last).contains(&ip))
     }
 
-    /// The lowest address of the pool not in `used`.
-    pub fn first_free(&self, used: &BTreeSet<Ipv4Addr>) -> Option<Ipv4Addr> {
+    /// The lowest address of the pool that `fits`. `fits` accepts every
+    /// pool address not in use, so the addresses skipped are in use: the
+    /// work is bounded by the Services.
+    fn first_fitting(&self, fits: impl Fn(Ipv4Addr) -> bool) -> Option<Ipv4Addr> {
         for (first, last) in &self.ranges {
-            // Skips at most `used.len()` addresses: bounded by the Services.
             let mut candidate = *first;
             loop {
-                if !used.contains(&Ipv4Addr::from(candidate)) {
-                    return Some(Ipv4Addr::from(candidate));
+                let ip = Ipv4Addr::from(candidate);
+                if fits(ip) {
+                    return Some(ip);
                 }
                 if candidate == *last {
                     break;
@@ -103,6 +112,44 @@ pub struct ServiceView {
     pub requested: Option<Ipv4Addr>,
     /// The IPv4 ingress IPs its status shows.
     pub current: Vec<Ipv4Addr>,
+    /// Its `(protocol, port)` pairs: what it takes of a shared address.
+    pub ports: BTreeSet<(String, i32)>,
+}
+
+/// The addresses load balancers may take.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Pools {
+    /// One Service per address.
+    pub dedicated: Pool,
+    /// Several Services per address, on different ports.
+    pub shared: Pool,
+}
+
+impl Pools {
+    /// Whether there is no address at all (the controller need not run).
+    pub fn is_empty(&self) -> bool {
+        self.dedicated.is_empty() && self.shared.is_empty()
+    }
+
+    fn contains(&self, ip: Ipv4Addr) -> bool {
+        self.dedicated.contains(ip) || self.shared.contains(ip)
+    }
+
+    /// Whether `service` may take `ip` given what is `used`.
+    fn fits(&self, ip: Ipv4Addr, service: &ServiceView, used: &Used) -> bool {
+        match used.get(&ip) {
+            None => self.contains(ip),
+            Some(_) if self.dedicated.contains(ip) => false,
+            Some(taken) => self.shared.contains(ip) && taken.is_disjoint(&service.ports),
+        }
+    }
+}
+
+/// The addresses handed out so far, with the ports taken on each.
+type Used = BTreeMap<Ipv4Addr, BTreeSet<(String, i32)>>;
+
+fn take(used: &mut Used, ip: Ipv4Addr, service: &ServiceView) {
+    used.entry(ip).or_default().extend(service.ports.iter().cloned());
 }
 
 /// What one Service's status should become.
@@ -110,50 +157,60 @@ pub struct ServiceView {
 pub enum Change {
     /// Show this ingress IP.
     Assign(Ipv4Addr),
-    /// No longer a load balancer of ours: drop the pool's ingress IPs.
+    /// No longer a load balancer of ours, or no address is left for it:
+    /// drop the pools' ingress IPs.
     Clear,
     /// No address could be given (pool exhausted, or the requested one is
     /// outside the pool or taken); the reason is for an Event.
     Unassignable(&'static str),
 }
 
-/// The changes for `services` given `pool` (Services already right are
+/// The changes for `services` given `pools` (Services already right are
 /// not listed).
-pub fn plan(services: &[ServiceView], pool: &Pool) -> Vec<(String, Change)> {
+pub fn plan(services: &[ServiceView], pools: &Pools) -> Vec<(String, Change)> {
     let mut order: Vec<&ServiceView> = services.iter().collect();
     order.sort_by(|a, b| a.age_order.cmp(&b.age_order));
-    let mut used: BTreeSet<Ipv4Addr> = BTreeSet::new();
+    let mut used = Used::new();
     let mut waiting: Vec<&ServiceView> = Vec::new();
     let mut changes = Vec::new();
     for service in &order {
         if !service.ours {
-            if service.current.iter().any(|ip| pool.contains(*ip)) {
+            if service.current.iter().any(|ip| pools.contains(*ip)) {
                 changes.push((service.key.clone(), Change::Clear));
             }
             continue;
         }
         let keep = match service.current.as_slice() {
-            [ip] => pool.contains(*ip) && service.requested.is_none_or(|r| r == *ip) && !used.contains(ip),
+            [ip] => service.requested.is_none_or(|r| r == *ip) && pools.fits(*ip, service, &used),
             _ => false,
         };
         if keep {
-            used.insert(service.current[0]);
+            take(&mut used, service.current[0], service);
         } else {
             waiting.push(service);
         }
     }
     for service in waiting {
         let change = match service.requested {
-            Some(ip) if !pool.contains(ip) => Change::Unassignable("the requested loadBalancerIP is not in the pool"),
-            Some(ip) if used.contains(&ip) => Change::Unassignable("the requested loadBalancerIP is in use"),
+            Some(ip) if !pools.contains(ip) => Change::Unassignable("the requested loadBalancerIP is not in the pool"),
+            Some(ip) if !pools.fits(ip, service, &used) => {
+                Change::Unassignable("the requested loadBalancerIP is in use")
+            }
             Some(ip) => Change::Assign(ip),
-            None => match pool.first_free(&used) {
-                Some(ip) => Change::Assign(ip),
-                None => Change::Unassignable("no address left in the pool"),
-            },
+            None => {
+                let fits = |ip| pools.fits(ip, service, &used);
+                let found = pools.dedicated.first_fitting(fits).or_else(|| pools.shared.first_fitting(fits));
+                match found {
+                    Some(ip) => Change::Assign(ip),
+                    None => Change::Unassignable("no address left in the pool for its ports"),
+                }
+            }
         };
         if let Change::Assign(ip) = change {
-            used.insert(ip);
+            take(&mut used, ip, service);
+        } else if service.current.iter().any(|ip| pools.contains(*ip)) {
+            // It must not keep routing on an address another Service holds.
+            changes.push((service.key.clone(), Change::Clear));
         }
         changes.push((service.key.clone(), change));
     }
@@ -175,7 +232,17 @@ mod tests {
             ours,
             requested: requested.map(ip),
             current: current.iter().map(|c| ip(c)).collect(),
+            ports: [("TCP".to_string(), 80)].into(),
         }
+    }
+
+    fn on_ports(mut service: ServiceView, ports: &[(&str, i32)]) -> ServiceView {
+        service.ports = ports.iter().map(|(p, n)| (p.to_string(), *n)).collect();
+        service
+    }
+
+    fn dedicated(entries: &[&str]) -> Pools {
+        Pools { dedicated: Pool::parse(entries.iter().copied()).expect("pool"), shared: Pool::default() }
     }
 
     #[test]
@@ -196,7 +263,7 @@ mod tests {
 
     #[test]
     fn assigns_keeps_moves_and_clears() {
-        let pool = Pool::parse(["192.0.2.240/29"]).expect("pool"); // .241 - .246
+        let pool = dedicated(&["192.0.2.240/29"]); // .241 - .246
         let services = [
             svc("kept", 1, true, None, &["192.0.2.243"]),
             svc("new", 2, true, None, &[]),
@@ -224,12 +291,59 @@ mod tests {
 
     #[test]
     fn an_exhausted_pool_says_so_and_a_settled_plan_is_empty() {
-        let pool = Pool::parse(["192.0.2.9"]).expect("pool");
+        let pool = dedicated(&["192.0.2.9"]);
         let services = [svc("a", 1, true, None, &["192.0.2.9"]), svc("b", 2, true, None, &[])];
         assert_eq!(
             plan(&services, &pool),
-            vec![("default/b".into(), Change::Unassignable("no address left in the pool"))]
+            vec![("default/b".into(), Change::Unassignable("no address left in the pool for its ports"))]
         );
         assert_eq!(plan(&services[..1], &pool), vec![]);
+    }
+
+    #[test]
+    fn shared_addresses_take_services_on_other_ports_after_dedicated_ones_run_out() {
+        let pools = Pools {
+            dedicated: Pool::parse(["192.0.2.9"]).expect("pool"),
+            shared: Pool::parse(["10.0.0.5", "10.0.0.6"]).expect("shared"),
+        };
+        let services = [
+            svc("dedicated", 1, true, None, &[]),
+            on_ports(svc("web", 2, true, None, &[]), &[("TCP", 80), ("TCP", 443)]),
+            on_ports(svc("dns", 3, true, None, &[]), &[("UDP", 53), ("TCP", 53)]),
+            on_ports(svc("web2", 4, true, None, &[]), &[("TCP", 443)]),
+            on_ports(svc("udp80", 5, true, None, &[]), &[("UDP", 80)]),
+            on_ports(svc("asks", 6, true, Some("10.0.0.5"), &[]), &[("TCP", 53)]),
+            on_ports(svc("web3", 7, true, None, &[]), &[("TCP", 80)]),
+        ];
+        let want: Vec<(String, Change)> = [
+            ("dedicated", Change::Assign(ip("192.0.2.9"))),
+            ("web", Change::Assign(ip("10.0.0.5"))),
+            ("dns", Change::Assign(ip("10.0.0.5"))),
+            ("web2", Change::Assign(ip("10.0.0.6"))),
+            ("udp80", Change::Assign(ip("10.0.0.5"))),
+            ("asks", Change::Unassignable("the requested loadBalancerIP is in use")),
+            ("web3", Change::Assign(ip("10.0.0.6"))),
+        ]
+        .into_iter()
+        .map(|(k, c)| (format!("default/{k}"), c))
+        .collect();
+        assert_eq!(plan(&services, &pools), want);
+    }
+
+    #[test]
+    fn a_shared_address_is_kept_by_the_older_of_two_services_on_one_port() {
+        let pools = Pools { dedicated: Pool::default(), shared: Pool::parse(["10.0.0.5"]).expect("shared") };
+        let services = [
+            on_ports(svc("older", 1, true, None, &["10.0.0.5"]), &[("TCP", 80)]),
+            on_ports(svc("other-port", 2, true, None, &["10.0.0.5"]), &[("TCP", 8080)]),
+            on_ports(svc("newer", 3, true, None, &["10.0.0.5"]), &[("TCP", 80)]),
+        ];
+        assert_eq!(
+            plan(&services, &pools),
+            vec![
+                ("default/newer".into(), Change::Clear),
+                ("default/newer".into(), Change::Unassignable("no address left in the pool for its ports"))
+            ]
+        );
     }
 }
