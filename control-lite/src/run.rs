@@ -47,6 +47,11 @@ pub struct ControlArgs {
     /// IP here unless told otherwise.
     #[arg(long, value_delimiter = ',')]
     pub load_balancer_shared_pool: Vec<String>,
+    /// The key set's URL in the ServiceAccount issuer's discovery document
+    /// (`/.well-known/openid-configuration`). Default: this apiserver's
+    /// `/openid/v1/jwks` at the advertised address.
+    #[arg(long)]
+    pub service_account_jwks_uri: Option<String>,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
@@ -135,6 +140,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         .with_config(ApiConfig::default())
         .with_kubelet_client(kubelet_client(&args, &ca)?)
         .with_service_account_key(sa_key)
+        .with_issuer_discovery(&jwks_uri(&args, addr, advertise))
         .with_root_ca(ca.cert_pem().to_string());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
     registry.register_collector(Box::new(crate::metrics::StorageObjects(store.object_counts())));
@@ -200,6 +206,15 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
 /// bound address when pods could reach it (not loopback, not a wildcard).
 fn advertised(bound: SocketAddr, flag: Option<IpAddr>) -> Option<IpAddr> {
     flag.or_else(|| Some(bound.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified()))
+}
+
+/// Where the issuer's discovery document says its keys are: the flag, else
+/// this apiserver at the address pods and other hosts reach it by.
+fn jwks_uri(args: &ControlArgs, bound: SocketAddr, advertise: Option<IpAddr>) -> String {
+    let address = SocketAddr::new(advertise.unwrap_or(bound.ip()), bound.port());
+    args.service_account_jwks_uri
+        .clone()
+        .unwrap_or_else(|| crate::apiserver::oidc::default_jwks_uri(&address.to_string()))
 }
 
 /// The second address to listen on for advertise address `ip`: none when

@@ -3,7 +3,8 @@
 //! deleted), `kubectl create token`, tokens authenticating as their
 //! ServiceAccount until it (or the bound pod) is replaced or deleted, and pod
 //! admission (default ServiceAccount, token volume, unknown ServiceAccount
-//! refused).
+//! refused), and the issuer's discovery documents, whose published key
+//! verifies the tokens.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -135,6 +136,43 @@ async fn service_accounts_tokens_and_pod_admission() -> Result<()> {
     .await?;
     let (code, body) = status_with(&plane, &bound, "/apis").await?;
     ensure!(code == 401, "bound token after the pod's deletion: {code} {body}");
+    plane.stop().await;
+    Ok(())
+}
+
+#[tokio::test]
+async fn the_issuers_published_key_verifies_its_tokens() -> Result<()> {
+    let plane = Plane::full().await?;
+    eventually("the default ServiceAccount", WAIT, || async {
+        Ok(plane.kubectl_raw(&["get", "serviceaccount", "default"]).await?.status.success().then_some(()))
+    })
+    .await?;
+    // A token for another relying party (not valid at the apiserver), and
+    // one for the apiserver that reads the documents.
+    let token = plane.kubectl(&["create", "token", "default", "--audience", "vault"]).await?.trim().to_string();
+    let reader = plane.kubectl(&["create", "token", "default"]).await?.trim().to_string();
+    // A ServiceAccount may read both documents (system:serviceaccounts is bound).
+    let (code, body) = status_with(&plane, &reader, "/.well-known/openid-configuration").await?;
+    ensure!(code == 200, "discovery document: {code} {body}");
+    let config: Value = serde_json::from_str(&body)?;
+    ensure!(config["issuer"] == "https://kubernetes.default.svc.cluster.local", "{config}");
+    let server = plane.kubectl(&["config", "view", "-o", "jsonpath={.clusters[0].cluster.server}"]).await?;
+    ensure!(config["jwks_uri"] == format!("{}/openid/v1/jwks", server.trim()), "{config} (server {server})");
+    let (code, body) = status_with(&plane, &reader, "/openid/v1/jwks").await?;
+    ensure!(code == 200, "key set: {code} {body}");
+    // The key set alone verifies the token, issuer and audience included.
+    let jwks: jsonwebtoken::jwk::JwkSet = serde_json::from_str(&body)?;
+    let kid = jsonwebtoken::decode_header(&token)?.kid.context("the token names its key")?;
+    let key = jsonwebtoken::DecodingKey::from_jwk(jwks.find(&kid).context("the token's key is published")?)?;
+    let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::ES256);
+    validation.set_audience(&["vault"]);
+    validation.set_issuer(&["https://kubernetes.default.svc.cluster.local"]);
+    let claims = jsonwebtoken::decode::<Value>(&token, &key, &validation)?.claims;
+    ensure!(claims["sub"] == "system:serviceaccount:default:default", "{claims}");
+    // The admin (cluster-admin) reads them too; a stranger's token does not.
+    plane.kubectl(&["get", "--raw", "/openid/v1/jwks"]).await?;
+    let (code, _) = status_with(&plane, "not-a-token", "/openid/v1/jwks").await?;
+    ensure!(code == 401, "an unknown token: {code}");
     plane.stop().await;
     Ok(())
 }

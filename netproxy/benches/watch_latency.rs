@@ -153,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         advertise_address: None,
         load_balancer_pool: Vec::new(),
         load_balancer_shared_pool: Vec::new(),
+        service_account_jwks_uri: None,
         datastore_endpoint: Vec::new(),
     };
     let control_token = token.clone();

@@ -55,6 +55,7 @@ pub mod metrics_api;
 pub mod namespaces;
 pub mod nodeports;
 pub mod objects;
+pub mod oidc;
 pub mod openapi;
 pub mod options;
 pub mod patch;
@@ -134,6 +135,8 @@ pub struct ApiState {
     pub sa_key: Option<Arc<crate::auth::sa_token::key::SigningKey>>,
     /// The cluster CA (PEM) published as `kube-root-ca.crt` in namespaces.
     pub root_ca_pem: Option<String>,
+    /// The ServiceAccount issuer's discovery documents (`None`: 404).
+    pub oidc: Option<Arc<oidc::Discovery>>,
 }
 
 impl ApiState {
@@ -153,6 +156,7 @@ impl ApiState {
             kubelet: Default::default(),
             sa_key: None,
             root_ca_pem: None,
+            oidc: None,
         }
     }
 
@@ -164,6 +168,13 @@ impl ApiState {
     /// The same state issuing ServiceAccount tokens signed by `key`.
     pub fn with_service_account_key(self, key: Arc<crate::auth::sa_token::key::SigningKey>) -> ApiState {
         ApiState { sa_key: Some(key), ..self }
+    }
+
+    /// The same state serving the issuer discovery of its ServiceAccount
+    /// key (none without one), with the key set at `jwks_uri`.
+    pub fn with_issuer_discovery(self, jwks_uri: &str) -> ApiState {
+        let oidc = self.sa_key.as_ref().map(|key| Arc::new(oidc::Discovery::new(key, jwks_uri)));
+        ApiState { oidc, ..self }
     }
 
     /// The same state publishing `ca_pem` as each namespace's `kube-root-ca.crt`.

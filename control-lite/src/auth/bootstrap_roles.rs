@@ -174,6 +174,15 @@ pub fn cluster_roles() -> Vec<Value> {
         ),
         cluster_role("system:discovery", vec![urls(&discovery), urls(&health)]),
         cluster_role("system:public-info-viewer", vec![urls(&health)]),
+        cluster_role(
+            "system:service-account-issuer-discovery",
+            vec![urls(&[
+                "/.well-known/openid-configuration",
+                "/.well-known/openid-configuration/",
+                "/openid/v1/jwks",
+                "/openid/v1/jwks/",
+            ])],
+        ),
         cluster_role("system:node", node_rules()),
         cluster_role(
             "system:kubelet-api-admin",
@@ -241,6 +250,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:public-info-viewer",
             "system:public-info-viewer",
             vec![group(AUTHENTICATED), group(UNAUTHENTICATED)],
+        ),
+        binding(
+            "system:service-account-issuer-discovery",
+            "system:service-account-issuer-discovery",
+            vec![group(super::sa_token::SERVICE_ACCOUNTS_GROUP)],
         ),
         binding("system:kube-scheduler", "system:kube-scheduler", vec![user("system:kube-scheduler")]),
         binding(

@@ -92,6 +92,7 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
         ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone())
             .with_config(config)
             .with_service_account_key(sa_key)
+            .with_issuer_discovery(&bosun_control::apiserver::oidc::default_jwks_uri(&addr.to_string()))
             .with_root_ca(ca.cert_pem().to_string()),
     );
     let server_token = token.clone();

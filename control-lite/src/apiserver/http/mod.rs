@@ -217,6 +217,10 @@ fn fixed(state: &ApiState, route: Route, query: Option<&str>, headers: &HeaderMa
             return Ok(([(header::CONTENT_TYPE, bosun_metrics::OPENMETRICS_TEXT)], text).into_response());
         }
         Route::OpenApiV2 => return Ok(openapi::v2_response()),
+        Route::OidcConfiguration => {
+            return state.oidc.as_ref().map(|d| d.configuration_response()).ok_or(ApiError::NoResource)
+        }
+        Route::Jwks => return state.oidc.as_ref().map(|d| d.jwks_response()).ok_or(ApiError::NoResource),
         Route::OpenApiV3(rest) => return openapi::v3_response(&rest, query, headers).ok_or(ApiError::NoResource),
         Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
         Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),

@@ -27,6 +27,10 @@ pub enum Route {
     Metrics,
     /// `/openapi/v2`.
     OpenApiV2,
+    /// `/.well-known/openid-configuration`: the ServiceAccount issuer.
+    OidcConfiguration,
+    /// `/openid/v1/jwks`: the issuer's public keys.
+    Jwks,
     /// `/openapi/v3` and below (the rest of the path).
     OpenApiV3(String),
     /// `/api`.
@@ -48,6 +52,8 @@ pub fn parse_path(path: &str) -> Option<Route> {
         "/version" => return Some(Route::Version),
         "/metrics" => return Some(Route::Metrics),
         "/openapi/v2" => return Some(Route::OpenApiV2),
+        crate::apiserver::oidc::CONFIGURATION_PATH => return Some(Route::OidcConfiguration),
+        crate::apiserver::oidc::JWKS_PATH => return Some(Route::Jwks),
         _ => {}
     }
     if let Some(rest) = path.strip_prefix("/openapi/v3") {
@@ -123,6 +129,8 @@ mod tests {
         assert_eq!(parse_path("/healthz"), Some(Route::Health));
         assert_eq!(parse_path("/readyz/"), Some(Route::Health));
         assert_eq!(parse_path("/version"), Some(Route::Version));
+        assert_eq!(parse_path("/.well-known/openid-configuration"), Some(Route::OidcConfiguration));
+        assert_eq!(parse_path("/openid/v1/jwks/"), Some(Route::Jwks));
         assert_eq!(parse_path("/openapi/v2"), Some(Route::OpenApiV2));
         assert_eq!(parse_path("/openapi/v3/apis/apps/v1"), Some(Route::OpenApiV3("apis/apps/v1".into())));
         assert_eq!(parse_path("/metrics"), Some(Route::Metrics));

@@ -31,6 +31,8 @@ pub struct SigningKey {
     decoding: DecodingKey,
     /// `kid` of the tokens' header: names the key (its public half's hash).
     key_id: String,
+    /// The public key as an uncompressed P-256 point (`04 || x || y`).
+    public_point: Vec<u8>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -65,7 +67,7 @@ impl SigningKey {
         let encoding = EncodingKey::from_ec_pem(pair.serialize_pem().as_bytes())?;
         let decoding = DecodingKey::from_ec_pem(pair.public_key_pem().as_bytes())?;
         let key_id = key_id(pair.public_key_raw());
-        Ok(SigningKey { encoding, decoding, key_id })
+        Ok(SigningKey { encoding, decoding, key_id, public_point: pair.public_key_raw().to_vec() })
     }
 
     /// The signed token of `claims`.
@@ -73,6 +75,27 @@ impl SigningKey {
         let mut header = Header::new(Algorithm::ES256);
         header.kid = Some(self.key_id.clone());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+
+    /// The public half as a JSON Web Key (RFC 7517/7518: `kty` EC, curve
+    /// P-256, ES256), for the issuer's JWKS document.
+    pub fn public_jwk(&self) -> serde_json::Value {
+        use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+        use base64::Engine;
+        // An uncompressed point: 0x04, then x and y, 32 bytes each.
+        let (x, y) = match self.public_point.as_slice() {
+            [4, rest @ ..] if rest.len() == 64 => rest.split_at(32),
+            _ => (&[][..], &[][..]),
+        };
+        serde_json::json!({
+            "use": "sig",
+            "kty": "EC",
+            "kid": self.key_id,
+            "crv": "P-256",
+            "alg": "ES256",
+            "x": URL_SAFE_NO_PAD.encode(x),
+            "y": URL_SAFE_NO_PAD.encode(y),
+        })
     }
 
     /// The claims of `token` if this key signed it. Only the signature and
