@@ -8,6 +8,9 @@
 //!   take effect on the Node; `--max-pods=30` wins over the file's
 //!   `maxPods: 50` (flags win), the file's `port` is the kubelet endpoint;
 //! - the file's fields bosun does not honour are reported once in the log;
+//! - the file's `tlsCertFile`/`tlsPrivateKeyFile` serve the kubelet API, and
+//!   its `authentication.x509.clientCAFile` is the client CA; a file asking
+//!   for `authorization.mode: AlwaysAllow` is refused, naming the field;
 //! - a pod bound to the node runs there;
 //! - an unknown kubelet flag is refused with an error naming it.
 //!
@@ -54,7 +57,32 @@ fn unknown_kubelet_flags_are_refused_by_name() -> Result<()> {
     let stderr = String::from_utf8_lossy(&out.stderr);
     ensure!(!out.status.success(), "an unknown flag is refused");
     ensure!(stderr.contains("--image-credential-provider-config"), "the error names the flag: {stderr}");
+    let dir = tempfile::tempdir()?;
+    let open = dir.path().join("open.yaml");
+    std::fs::write(
+        &open,
+        "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nauthorization: {mode: AlwaysAllow}\n",
+    )?;
+    let out = bosun().args(["agent", &format!("--config={}", open.display())]).output()?;
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    ensure!(!out.status.success(), "an AlwaysAllow kubelet API is refused");
+    ensure!(stderr.contains("authorization.mode"), "the error names the field: {stderr}");
     Ok(())
+}
+
+/// A self-signed serving certificate for 127.0.0.1 (cert, key), by openssl.
+fn serving_pair(dir: &std::path::Path) -> Result<(std::path::PathBuf, std::path::PathBuf)> {
+    let (cert, key) = (dir.join("kubelet.crt"), dir.join("kubelet.key"));
+    let out = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "1"])
+        .args(["-subj", "/CN=kubelet-style-node", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()?;
+    ensure!(out.status.success(), "openssl: {}", String::from_utf8_lossy(&out.stderr));
+    Ok((cert, key))
 }
 
 fn join_and_run_a_pod(cluster: &Cluster, stack: &TestStack) -> Result<()> {
@@ -62,12 +90,19 @@ fn join_and_run_a_pod(cluster: &Cluster, stack: &TestStack) -> Result<()> {
     std::fs::create_dir_all(work.join("manifests"))?;
     let port = free_port();
     let config = work.join("kubelet-config.yaml");
+    let (cert, key) = serving_pair(&work)?;
+    let client_ca = cluster.dir.join("control/pki/ca.crt");
     std::fs::write(
         &config,
         format!(
             "apiVersion: kubelet.config.k8s.io/v1beta1\nkind: KubeletConfiguration\nport: {port}\nmaxPods: 50\n\
              clusterDomain: cluster.local\ncontainerRuntimeEndpoint: unix:///nonexistent/containerd.sock\n\
-             cgroupRoot: /bosun-kubelet-b\nfeatureGates: {{}}\nauthentication: {{anonymous: {{enabled: false}}}}\n"
+             cgroupRoot: /bosun-kubelet-b\nfeatureGates: {{}}\ntlsCertFile: {}\ntlsPrivateKeyFile: {}\n\
+             authentication:\n  anonymous: {{enabled: false}}\n  webhook: {{enabled: true, cacheTTL: 2m}}\n  \
+             x509: {{clientCAFile: {}}}\nauthorization: {{mode: Webhook}}\n",
+            cert.display(),
+            key.display(),
+            client_ca.display()
         ),
     )?;
     let log_path = work.join("agent.log");
@@ -113,7 +148,21 @@ fn join_and_run_a_pod(cluster: &Cluster, stack: &TestStack) -> Result<()> {
     let text = std::fs::read_to_string(&log_path)?;
     let reports: Vec<&str> = text.lines().filter(|l| l.contains("kubelet config fields not honoured")).collect();
     ensure!(reports.len() == 1, "the ignored fields are reported once: {reports:?}");
-    ensure!(reports[0].contains("authentication, featureGates"), "the report names them: {}", reports[0]);
+    ensure!(
+        reports[0].contains("authentication.webhook.cacheTTL, featureGates"),
+        "the report names them: {}",
+        reports[0]
+    );
+    // The kubelet API serves the file's certificate (curl trusts only it)
+    // and refuses a caller with no credentials.
+    let out = std::process::Command::new("curl")
+        .args(["-sS", "-o", "/dev/null", "-w", "%{http_code}", "--cacert"])
+        .arg(&cert)
+        .arg(format!("https://127.0.0.1:{port}/pods"))
+        .output()?;
+    let code = String::from_utf8_lossy(&out.stdout);
+    ensure!(out.status.success(), "TLS with the file's certificate: {}", String::from_utf8_lossy(&out.stderr));
+    ensure!(code == "401", "anonymous is refused: {code}");
 
     let manifest = format!(
         r#"{{"apiVersion": "v1", "kind": "Pod", "metadata": {{"name": "on-kubelet-style-node"}},

@@ -75,6 +75,8 @@ pub enum Error {
     Gc(#[from] crate::gc::config::Error),
     #[error(transparent)]
     Eviction(#[from] crate::eviction::Error),
+    #[error(transparent)]
+    ApiAccess(#[from] crate::kubelet_tls::config::Error),
 }
 
 /// Result with this module's [`Error`].
@@ -99,6 +101,8 @@ pub struct FileSettings {
     pub gc: crate::gc::config::FileFields,
     pub cgroups: crate::pod_cgroups::config::CgroupFileSettings,
     pub eviction: crate::eviction::config::FileEviction,
+    /// The kubelet API's TLS and access fields.
+    pub api_access: crate::kubelet_tls::config::FileApiAccess,
 }
 
 /// A parsed file: what it sets, and the fields the agent does not honour.
@@ -183,13 +187,17 @@ pub fn parse_config_file(text: &str) -> Result<ConfigFile> {
         cgroups: crate::pod_cgroups::config::parse_file(&map)?,
         eviction: crate::eviction::config::FileEviction::from_document(&map)
             .map_err(|message| Error::Field { field: "eviction".into(), message })?,
+        api_access: crate::kubelet_tls::config::parse_file(&map)?,
     };
     let honoured = |k: &str| {
         HONOURED_FIELDS.contains(&k)
             || crate::pod_cgroups::config::FIELDS.contains(&k)
             || crate::eviction::config::FIELDS.contains(&k)
+            || crate::kubelet_tls::config::FIELDS.contains(&k)
     };
-    let ignored = map.keys().filter(|k| !honoured(k)).cloned().collect();
+    let mut ignored: Vec<String> = map.keys().filter(|k| !honoured(k)).cloned().collect();
+    ignored.extend(settings.api_access.ignored.iter().cloned());
+    ignored.sort();
     Ok(ConfigFile { settings, ignored })
 }
 
@@ -250,6 +258,7 @@ pub struct Flags {
     pub gc: crate::gc::config::Flags,
     pub cgroups: crate::pod_cgroups::config::CgroupFlags,
     pub eviction: crate::eviction::config::EvictionFlags,
+    pub api_access: crate::kubelet_tls::config::ApiAccessFlags,
 }
 
 /// Flags, file and defaults combined.
@@ -279,6 +288,8 @@ pub struct Settings {
     pub cgroups: crate::pod_cgroups::config::CgroupSettings,
     /// Eviction thresholds (hard, soft) and the pressure transition period.
     pub eviction: crate::eviction::Thresholds,
+    /// The kubelet API's serving certificate and client CA.
+    pub api_access: crate::kubelet_tls::config::ApiAccess,
 }
 
 /// Combines `flags` and `file`: a flag wins over the file, the file over
@@ -336,6 +347,7 @@ pub fn resolve(flags: &Flags, file: &FileSettings) -> Result<Settings> {
         gc: crate::gc::config::resolve(&flags.gc, &file.gc)?,
         cgroups: crate::pod_cgroups::config::resolve(&flags.cgroups, &file.cgroups)?,
         eviction: crate::eviction::config::resolve(&flags.eviction, &file.eviction)?,
+        api_access: crate::kubelet_tls::config::resolve(&flags.api_access, &file.api_access),
     })
 }
 

@@ -24,7 +24,7 @@ fn the_file_gives_honoured_fields_and_names_the_rest() {
     assert_eq!(s.static_pod_path, Some(PathBuf::from("/etc/kubernetes/manifests")));
     assert_eq!(s.runtime_endpoint, Some(PathBuf::from("/run/k3s/containerd.sock")));
     assert_eq!(s.register_with_taints.as_ref().map(|t| t[0].key.as_str()), Some("role"));
-    assert_eq!(file.ignored, vec!["authentication".to_string(), "featureGates".to_string()]);
+    assert_eq!(file.ignored, vec!["featureGates".to_string()]);
 }
 
 #[test]

@@ -272,6 +272,11 @@ impl AgentArgs {
                 soft_grace: self.eviction_soft_grace_period.clone(),
                 transition: self.eviction_pressure_transition_period.clone(),
             },
+            api_access: kubelet_tls::config::ApiAccessFlags {
+                tls_cert_file: self.tls_cert_file.clone(),
+                tls_private_key_file: self.tls_private_key_file.clone(),
+                client_ca_file: self.client_ca_file.clone(),
+            },
         }
     }
 
@@ -448,7 +453,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
-    let tls = kubelet_api_tls(&args, &node_name, &[node_ip, bind.ip()], &root_dir)?;
+    let tls = kubelet_api_tls(&args, &settings.api_access, &node_name, &[node_ip, bind.ip()], &root_dir)?;
     let tasks = tokio_util::task::TaskTracker::new();
     spawn_healthz(&args, &tasks, &token).await;
     let (dns_server, pod_dns) = cluster_dns_server(&args, &settings)?;
@@ -626,20 +631,22 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     Ok(())
 }
 
-/// The kubelet API's TLS: the serving certificate (given, or self-signed
-/// in `<root>/pki` for the node's names and `ips`) and the client CA.
+/// The kubelet API's TLS: the serving certificate (given by flag or file,
+/// or self-signed in `<root>/pki` for the node's names and `ips`) and the
+/// client CA (given, or the kubeconfig's).
 fn kubelet_api_tls(
     args: &AgentArgs,
+    access: &kubelet_tls::config::ApiAccess,
     node_name: &str,
     ips: &[IpAddr],
     root_dir: &std::path::Path,
 ) -> anyhow::Result<Arc<rustls::ServerConfig>> {
     let names = kubelet_tls::cert::ServingNames::new(node_name, &host::hostname(), ips);
-    let given = args.tls_cert_file.as_deref().zip(args.tls_private_key_file.as_deref());
+    let given = access.serving.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
     let serving =
         kubelet_tls::cert::serving(given, &root_dir.join("pki"), &names).context("kubelet API serving certificate")?;
     let client_ca =
-        kubelet_tls::cert::client_ca(args.client_ca_file.as_deref(), args.kubeconfig_path().map(|p| p.as_path()))
+        kubelet_tls::cert::client_ca(access.client_ca_file.as_deref(), args.kubeconfig_path().map(|p| p.as_path()))
             .context("kubelet API client CA")?;
     if client_ca.is_none() {
         tracing::warn!(

@@ -7,6 +7,7 @@
 //! Must not: decide who may do what (that is `kubelet_auth`).
 
 pub mod cert;
+pub mod config;
 
 use std::convert::Infallible;
 use std::sync::Arc;
