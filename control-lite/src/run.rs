@@ -10,6 +10,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::apiserver::kubeconfig::{kube_config, write_kubeconfig};
 use crate::apiserver::kubelet_client::KubeletClient;
+use crate::apiserver::pod_security::config::{parse_admission_config, PodSecurityConfig};
 use crate::apiserver::{self, clusterip::Cidr, ApiConfig, ApiState};
 use crate::auth::sa_token::key::SigningKey;
 use crate::auth::{ca::Ca, files, serving};
@@ -52,6 +53,12 @@ pub struct ControlArgs {
     /// `/openid/v1/jwks` at the advertised address.
     #[arg(long)]
     pub service_account_jwks_uri: Option<String>,
+    /// An `AdmissionConfiguration` file (as kube-apiserver's): the
+    /// `PodSecurity` plugin's inline `PodSecurityConfiguration` gives the
+    /// levels of namespaces without labels and the exempt usernames,
+    /// namespaces and runtime classes.
+    #[arg(long)]
+    pub admission_control_config_file: Option<PathBuf>,
     /// CIDR Service ClusterIPs are allocated from (`.1` is the `kubernetes` Service).
     #[arg(long, default_value = "10.96.0.0/16")]
     pub service_cidr: String,
@@ -141,6 +148,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         .with_kubelet_client(kubelet_client(&args, &ca)?)
         .with_service_account_key(sa_key)
         .with_issuer_discovery(&jwks_uri(&args, addr, advertise))
+        .with_pod_security(pod_security_config(&args)?)
         .with_root_ca(ca.cert_pem().to_string());
     registry.register_collector(Box::new(crate::metrics::OpenWatches(state.open_watches.clone())));
     registry.register_collector(Box::new(crate::metrics::StorageObjects(store.object_counts())));
@@ -206,6 +214,16 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
 /// bound address when pods could reach it (not loopback, not a wildcard).
 fn advertised(bound: SocketAddr, flag: Option<IpAddr>) -> Option<IpAddr> {
     flag.or_else(|| Some(bound.ip()).filter(|ip| !ip.is_loopback() && !ip.is_unspecified()))
+}
+
+/// Pod Security's configuration: `--admission-control-config-file`, else
+/// upstream's defaults (privileged, no exemption).
+fn pod_security_config(args: &ControlArgs) -> anyhow::Result<PodSecurityConfig> {
+    let Some(path) = &args.admission_control_config_file else {
+        return Ok(PodSecurityConfig::default());
+    };
+    let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    parse_admission_config(&text).with_context(|| format!("--admission-control-config-file {}", path.display()))
 }
 
 /// Where the issuer's discovery document says its keys are: the flag, else

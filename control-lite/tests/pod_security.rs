@@ -3,7 +3,9 @@
 //! upstream's message and accepts a restricted one; a `warn` namespace
 //! admits with `Warning:` lines on kubectl's stderr; workloads only warn;
 //! labelling a namespace reports the existing pods that violate the new
-//! level; an invalid label value is refused.
+//! level; an invalid label value is refused; with an
+//! `AdmissionConfiguration`, unlabelled namespaces get its default level and
+//! its exempt namespaces and users are not evaluated.
 
 use anyhow::{bail, Result};
 use k8s_openapi::api::core::v1::Pod;
@@ -178,6 +180,37 @@ async fn api_clients_get_403_and_dry_runs_are_evaluated() -> Result<()> {
         }
     }
     assert!(pods.get_opt("host").await?.is_none());
+    plane.stop().await;
+    Ok(())
+}
+
+const ADMISSION_CONFIG: &str = "apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: PodSecurity
+  configuration:
+    apiVersion: pod-security.admission.config.k8s.io/v1
+    kind: PodSecurityConfiguration
+    defaults: {enforce: baseline}
+    exemptions: {namespaces: [ops]}
+";
+
+#[tokio::test]
+async fn cluster_defaults_and_exemptions_from_an_admission_configuration() -> Result<()> {
+    let config = bosun_control::apiserver::pod_security::config::parse_admission_config(ADMISSION_CONFIG)?;
+    let plane = Plane::apiserver_with(|state| state.with_pod_security(config)).await?;
+    let privileged = manifest(&plane, "priv.yaml", PRIVILEGED)?;
+    // `default` has no label: the cluster's default (baseline) refuses.
+    let refused = fails(&plane, &["apply", "-f", &privileged]).await?;
+    assert!(refused.contains("violates PodSecurity \"baseline:latest\": privileged"), "{refused}");
+    // The exempt namespace admits it with no warning.
+    ok(&plane, &["create", "namespace", "ops"]).await?;
+    let (_, stderr) = ok(&plane, &["-n", "ops", "apply", "-f", &privileged]).await?;
+    assert!(!stderr.contains("Warning"), "exempt: no evaluation at all: {stderr}");
+    // A namespace's own label still wins over the default.
+    ok(&plane, &["create", "namespace", "lab"]).await?;
+    ok(&plane, &["label", "namespace", "lab", "pod-security.kubernetes.io/enforce=privileged"]).await?;
+    ok(&plane, &["-n", "lab", "apply", "-f", &privileged]).await?;
     plane.stop().await;
     Ok(())
 }

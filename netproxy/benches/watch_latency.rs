@@ -154,6 +154,7 @@ fn main() -> anyhow::Result<()> {
         load_balancer_pool: Vec::new(),
         load_balancer_shared_pool: Vec::new(),
         service_account_jwks_uri: None,
+        admission_control_config_file: None,
         datastore_endpoint: Vec::new(),
     };
     let control_token = token.clone();

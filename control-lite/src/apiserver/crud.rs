@@ -241,7 +241,15 @@ pub async fn create(
             return Err(invalid(info, &name, causes));
         }
         if let Some(namespace) = &namespace {
-            warnings.extend(pod_security::admission::admit(info, namespace, &candidate, None)?);
+            let user = opts.user.as_deref();
+            warnings.extend(pod_security::admission::admit(
+                &state.pod_security,
+                user,
+                info,
+                namespace,
+                &candidate,
+                None,
+            )?);
         }
         let allocated = if info.kind == Kind::Service {
             service_addresses(state, info, None, &mut candidate, opts.dry_run)?.0
@@ -386,10 +394,11 @@ where
             (pod_security::admission::evaluated(info.kind, &next, Some(&current)), scope, ns)
         {
             let (namespace, _) = get(state, by_kind(Kind::Namespace), None, ns).await?;
-            warnings.extend(pod_security::admission::admit(info, &namespace, &next, Some(&current))?);
+            let (config, user) = (&state.pod_security, opts.user.as_deref());
+            warnings.extend(pod_security::admission::admit(config, user, info, &namespace, &next, Some(&current))?);
         }
         if namespace_update {
-            if let Some(enforce) = pod_security::admission::changed_enforce(&current, &next) {
+            if let Some(enforce) = pod_security::admission::changed_enforce(&state.pod_security, &current, &next) {
                 warnings.extend(existing_pod_warnings(state, name, &enforce).await?);
             }
         }

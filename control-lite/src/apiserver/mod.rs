@@ -137,6 +137,8 @@ pub struct ApiState {
     pub root_ca_pem: Option<String>,
     /// The ServiceAccount issuer's discovery documents (`None`: 404).
     pub oidc: Option<Arc<oidc::Discovery>>,
+    /// Pod Security's cluster-wide defaults and exemptions.
+    pub pod_security: Arc<pod_security::config::PodSecurityConfig>,
 }
 
 impl ApiState {
@@ -157,6 +159,7 @@ impl ApiState {
             sa_key: None,
             root_ca_pem: None,
             oidc: None,
+            pod_security: Arc::default(),
         }
     }
 
@@ -175,6 +178,11 @@ impl ApiState {
     pub fn with_issuer_discovery(self, jwks_uri: &str) -> ApiState {
         let oidc = self.sa_key.as_ref().map(|key| Arc::new(oidc::Discovery::new(key, jwks_uri)));
         ApiState { oidc, ..self }
+    }
+
+    /// The same state admitting pods with Pod Security's `config`.
+    pub fn with_pod_security(self, config: pod_security::config::PodSecurityConfig) -> ApiState {
+        ApiState { pod_security: Arc::new(config), ..self }
     }
 
     /// The same state publishing `ca_pem` as each namespace's `kube-root-ca.crt`.

@@ -72,6 +72,15 @@ pub async fn start_apiserver(dir: &Path) -> anyhow::Result<Apiserver> {
 
 /// Like [`start_apiserver`] with the given limits.
 pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Result<Apiserver> {
+    start_apiserver_custom(dir, config, |state| state).await
+}
+
+/// Like [`start_apiserver_with`], with `customize` applied to the state.
+pub async fn start_apiserver_custom(
+    dir: &Path,
+    config: ApiConfig,
+    customize: impl FnOnce(ApiState) -> ApiState,
+) -> anyhow::Result<Apiserver> {
     let store = Store::open(&dir.join("store.db"))?;
     let ca = Ca::load_or_create(&dir.join("pki"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -88,13 +97,13 @@ pub async fn start_apiserver_with(dir: &Path, config: ApiConfig) -> anyhow::Resu
         sa_key.clone(),
     )?;
     let token = CancellationToken::new();
-    let state = Arc::new(
+    let state = Arc::new(customize(
         ApiState::new(store.clone(), "10.96.0.0/16".parse()?, addr.to_string(), token.clone())
             .with_config(config)
             .with_service_account_key(sa_key)
             .with_issuer_discovery(&bosun_control::apiserver::oidc::default_jwks_uri(&addr.to_string()))
             .with_root_ca(ca.cert_pem().to_string()),
-    );
+    ));
     let server_token = token.clone();
     let server_state = state.clone();
     let server = tokio::spawn(async move {
@@ -182,12 +191,17 @@ pub struct Plane {
 impl Plane {
     /// The apiserver only (`RUST_LOG=bosun_control=debug` shows what it does).
     pub async fn apiserver() -> anyhow::Result<Plane> {
+        Plane::apiserver_with(|state| state).await
+    }
+
+    /// [`Plane::apiserver`] with `customize` applied to its state.
+    pub async fn apiserver_with(customize: impl FnOnce(ApiState) -> ApiState) -> anyhow::Result<Plane> {
         let _ = tracing_subscriber::fmt()
             .with_env_filter(tracing_subscriber::EnvFilter::from_default_env())
             .with_test_writer()
             .try_init();
         let dir = tempfile::tempdir()?;
-        let api = start_apiserver(dir.path()).await?;
+        let api = start_apiserver_custom(dir.path(), ApiConfig::default(), customize).await?;
         let client = api.kube_client().await?;
         let namespaces: kube::Api<k8s_openapi::api::core::v1::Namespace> = kube::Api::all(client.clone());
         eventually("apiserver up", std::time::Duration::from_secs(60), || async {

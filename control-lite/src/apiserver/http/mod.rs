@@ -242,6 +242,13 @@ pub(crate) struct Req<'a> {
 }
 
 impl Req<'_> {
+    /// The write options of the query, for this request's user.
+    fn write_params(&self) -> Result<crate::apiserver::options::WriteParams> {
+        let mut params = crate::apiserver::options::WriteParams::parse(self.query)?;
+        params.write.user = Some(self.user.name.clone());
+        Ok(params)
+    }
+
     fn content_type(&self) -> &str {
         self.headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default()
     }

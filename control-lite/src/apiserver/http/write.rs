@@ -18,7 +18,7 @@ use crate::apiserver::status::{ApiError, Result};
 /// POST to a collection.
 pub async fn create(r: &Req<'_>, t: &Target) -> Result<Response> {
     let info = t.info;
-    let mut params = WriteParams::parse(r.query)?;
+    let mut params = r.write_params()?;
     params.write.manager = field_manager(r, &params, "");
     let body = parse(info, r.headers, &r.body)?;
     ensure_object_size(&body, r.state.config.max_object_bytes)?;
@@ -34,7 +34,7 @@ pub async fn create(r: &Req<'_>, t: &Target) -> Result<Response> {
 
 /// PUT an object or its `/status`.
 pub async fn update(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Response> {
-    let mut params = WriteParams::parse(r.query)?;
+    let mut params = r.write_params()?;
     params.write.manager = field_manager(r, &params, subresource(scope));
     let dups = duplicates(t.info, params.write.field_validation, &r.body)?;
     let body = parse(t.info, r.headers, &r.body)?;
@@ -51,7 +51,7 @@ pub async fn update(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respo
 
 /// PATCH an object or its `/status`; the result must stay within the object size limit.
 pub async fn patch(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Response> {
-    let mut params = WriteParams::parse(r.query)?;
+    let mut params = r.write_params()?;
     let kind = PatchType::from_content_type(r.content_type()).map_err(patch_error)?;
     if kind == PatchType::Apply {
         return super::apply::apply(r, t, scope, params).await;

@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{Map, Value};
 
+use super::config::PodSecurityConfig;
 use super::{describe, evaluate, Level, LevelVersion, Mode, PodView, Policy, LABEL_PREFIX};
 use crate::apiserver::registry::{Kind, ResourceInfo};
 use crate::apiserver::status::{ApiError, Cause};
@@ -53,10 +54,13 @@ fn significant_pod_update(old: &Value, new: &Value) -> bool {
     old.get("spec") != new.get("spec")
 }
 
-/// Admits a create (`old` = `None`) or update of `obj` in `namespace`:
-/// 403 if a pod violates the enforce level; otherwise the `warn` warnings
-/// (workloads only ever get warnings). `audit` violations are logged.
+/// Admits a create (`old` = `None`) or update of `obj` in `namespace` by
+/// `user`: 403 if a pod violates the enforce level; otherwise the `warn`
+/// warnings (workloads only ever get warnings). `audit` violations are
+/// logged. Exempt writes (`config`) are not evaluated.
 pub fn admit(
+    config: &PodSecurityConfig,
+    user: Option<&str>,
     info: &ResourceInfo,
     namespace: &Value,
     obj: &Value,
@@ -65,7 +69,12 @@ pub fn admit(
     let Some(pod) = pod_view(info.kind, obj).filter(|_| evaluated(info.kind, obj, old)) else {
         return Ok(Vec::new());
     };
-    let (policy, errors) = Policy::from_labels(labels(namespace));
+    let ns_name = namespace.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    let runtime_class = pod.spec.get("runtimeClassName").and_then(Value::as_str);
+    if config.exempt(user, ns_name, runtime_class) {
+        return Ok(Vec::new());
+    }
+    let (policy, errors) = Policy::from_labels_or(labels(namespace), &config.defaults);
     if errors.is_empty() && policy.fully_privileged() {
         return Ok(Vec::new());
     }
@@ -127,10 +136,15 @@ pub fn validate_namespace(obj: &Value, old: Option<&Value>) -> Vec<Cause> {
 
 /// The new enforce level of a namespace update, if existing pods must be
 /// evaluated against it: it changed, checks something and is not a mere
-/// relaxation at the same version (upstream's rules).
-pub fn changed_enforce(old: &Value, new: &Value) -> Option<LevelVersion> {
-    let (before, _) = Policy::from_labels(labels(old));
-    let (after, _) = Policy::from_labels(labels(new));
+/// relaxation at the same version (upstream's rules); never for an exempt
+/// namespace.
+pub fn changed_enforce(config: &PodSecurityConfig, old: &Value, new: &Value) -> Option<LevelVersion> {
+    let name = new.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+    if config.exemptions.namespaces.contains(name) {
+        return None;
+    }
+    let (before, _) = Policy::from_labels_or(labels(old), &config.defaults);
+    let (after, _) = Policy::from_labels_or(labels(new), &config.defaults);
     let (b, a) = (before.enforce, after.enforce);
     let relaxed = a.version == b.version && a.level <= b.level;
     (a != b && a.level != Level::Privileged && !relaxed).then_some(a)

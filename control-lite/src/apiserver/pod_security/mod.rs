@@ -9,10 +9,14 @@
 //! This module is pure: label parsing ([`Policy::from_labels`]) and the
 //! checks ([`evaluate`], split by level into [`baseline`] and
 //! [`restricted`]); [`admission`] applies it to writes. Workload resources
-//! (their pod templates) only ever get warnings, as upstream.
+//! (their pod templates) only ever get warnings, as upstream. A cluster-wide
+//! [`config`] (`--admission-control-config-file`) gives the levels of
+//! namespaces without labels and the exempt users, namespaces and runtime
+//! classes.
 
 pub mod admission;
 pub mod baseline;
+pub mod config;
 pub mod restricted;
 pub mod view;
 
@@ -142,6 +146,12 @@ impl Policy {
     /// audit or warn value leaves that mode privileged. An unset `warn`
     /// follows a valid `enforce` level (upstream's default).
     pub fn from_labels(labels: Option<&Map<String, Value>>) -> (Policy, Vec<LabelError>) {
+        Policy::from_labels_or(labels, &Policy::default())
+    }
+
+    /// [`Policy::from_labels`] with `defaults` for the modes a namespace
+    /// has no label of (the cluster's configuration).
+    pub fn from_labels_or(labels: Option<&Map<String, Value>>, defaults: &Policy) -> (Policy, Vec<LabelError>) {
         let mut errors = Vec::new();
         let mut parse = |mode: Mode| -> Result<Option<LevelVersion>, ()> {
             let get = |key: String| labels?.get(&key).and_then(Value::as_str).map(|v| (key, v.to_string()));
@@ -177,14 +187,18 @@ impl Policy {
         let privileged = || LevelVersion::latest(Level::Privileged);
         let policy = Policy {
             enforce: match &enforce {
-                Ok(lv) => lv.clone().unwrap_or_else(privileged),
+                Ok(lv) => lv.clone().unwrap_or_else(|| defaults.enforce.clone()),
                 Err(()) => LevelVersion::latest(Level::Restricted),
             },
-            audit: audit.ok().flatten().unwrap_or_else(privileged),
+            audit: match audit {
+                Ok(lv) => lv.unwrap_or_else(|| defaults.audit.clone()),
+                Err(()) => privileged(),
+            },
             warn: match (warn, enforce) {
                 (Ok(Some(lv)), _) => lv,
                 (Ok(None), Ok(Some(lv))) => lv,
-                _ => privileged(),
+                (Ok(None), _) => defaults.warn.clone(),
+                (Err(()), _) => privileged(),
             },
         };
         (policy, errors)

@@ -189,42 +189,54 @@ fn namespace(pairs: &[(&str, &str)]) -> Value {
 fn enforce_refuses_pods_with_upstream_message_and_warns_workloads() {
     let ns = namespace(&[("enforce", "baseline")]);
     let bad = pod(json!({}), json!({"privileged": true}));
-    let err = admit(by_kind(Kind::Pod), &ns, &bad, None).expect_err("refused");
+    let err = admit(&Default::default(), None, by_kind(Kind::Pod), &ns, &bad, None).expect_err("refused");
     assert!(
         matches!(&err, ApiError::Forbidden(m) if m == "pods \"p\" is forbidden: violates PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"),
         "{err:?}"
     );
     let deploy = json!({"metadata": {"name": "d"}, "spec": {"template": {"spec": bad["spec"].clone()}}});
-    let warnings = admit(by_kind(Kind::Deployment), &ns, &deploy, None).expect("never refused");
+    let warnings =
+        admit(&Default::default(), None, by_kind(Kind::Deployment), &ns, &deploy, None).expect("never refused");
     assert_eq!(warnings, vec!["would violate PodSecurity \"baseline:latest\": privileged (container \"c\" must not set securityContext.privileged=true)"]);
     // A pod update that only changes metadata is not evaluated again; an
     // image change is.
     let mut labelled = bad.clone();
     labelled["metadata"]["labels"] = json!({"a": "b"});
-    assert_eq!(admit(by_kind(Kind::Pod), &ns, &labelled, Some(&bad)).expect("skipped"), Vec::<String>::new());
+    assert_eq!(
+        admit(&Default::default(), None, by_kind(Kind::Pod), &ns, &labelled, Some(&bad)).expect("skipped"),
+        Vec::<String>::new()
+    );
     let mut bumped = bad.clone();
     bumped["spec"]["containers"][0]["image"] = json!("busybox:2");
-    assert!(admit(by_kind(Kind::Pod), &ns, &bumped, Some(&bad)).is_err());
+    assert!(admit(&Default::default(), None, by_kind(Kind::Pod), &ns, &bumped, Some(&bad)).is_err());
 }
 
 #[test]
 fn warn_only_namespace_warns_and_invalid_enforce_is_restricted() {
     let plain = pod(json!({}), json!({}));
     let warn = namespace(&[("warn", "restricted")]);
-    let warnings = admit(by_kind(Kind::Pod), &warn, &plain, None).expect("allowed");
+    let warnings = admit(&Default::default(), None, by_kind(Kind::Pod), &warn, &plain, None).expect("allowed");
     assert_eq!(warnings.len(), 1);
     assert!(
         warnings[0].starts_with("would violate PodSecurity \"restricted:latest\": allowPrivilegeEscalation != false")
     );
     let invalid = namespace(&[("enforce", "bogus")]);
-    let err = admit(by_kind(Kind::Pod), &invalid, &plain, None).expect_err("restricted");
+    let err = admit(&Default::default(), None, by_kind(Kind::Pod), &invalid, &plain, None).expect_err("restricted");
     assert!(err.to_string().contains("violates PodSecurity \"restricted:latest\""), "{err}");
     let mirror = {
         let mut p = pod(json!({"hostNetwork": true}), json!({}));
         p["metadata"]["annotations"] = json!({"kubernetes.io/config.mirror": "abc"});
         p
     };
-    assert!(admit(by_kind(Kind::Pod), &namespace(&[("enforce", "baseline")]), &mirror, None).is_err());
+    assert!(admit(
+        &Default::default(),
+        None,
+        by_kind(Kind::Pod),
+        &namespace(&[("enforce", "baseline")]),
+        &mirror,
+        None
+    )
+    .is_err());
 }
 
 #[test]
@@ -271,7 +283,42 @@ fn enforce_changes_that_need_a_dry_run() {
         (vec![("enforce", "restricted")], vec![("enforce", "baseline"), ("enforce-version", "v1.30")], true),
     ];
     for (old, new, want) in cases {
-        let got = super::admission::changed_enforce(&namespace(&old), &namespace(&new)).is_some();
+        let got = super::admission::changed_enforce(&Default::default(), &namespace(&old), &namespace(&new)).is_some();
         assert_eq!(got, want, "{old:?} -> {new:?}");
     }
+}
+
+#[test]
+fn cluster_defaults_apply_to_unlabelled_namespaces_and_exemptions_skip_evaluation() {
+    use super::config::{Exemptions, PodSecurityConfig};
+    let baseline = LevelVersion { level: Level::Baseline, version: "latest".into() };
+    let config = PodSecurityConfig {
+        defaults: Policy { enforce: baseline.clone(), audit: baseline.clone(), warn: baseline },
+        exemptions: Exemptions {
+            usernames: ["system:admin-tool".to_string()].into(),
+            namespaces: ["kube-system".to_string()].into(),
+            runtime_classes: ["kata".to_string()].into(),
+        },
+    };
+    let bad = pod(json!({}), json!({"privileged": true}));
+    let unlabelled = json!({"metadata": {"name": "team"}});
+    let err = admit(&config, Some("alice"), by_kind(Kind::Pod), &unlabelled, &bad, None);
+    assert!(matches!(err, Err(ApiError::Forbidden(_))), "the default enforce level applies: {err:?}");
+    // A namespace's own label wins over the default.
+    let opted_out = namespace(&[("enforce", "privileged")]);
+    assert!(admit(&config, Some("alice"), by_kind(Kind::Pod), &opted_out, &bad, None).is_ok());
+    // Exempt namespace, user, runtime class: not evaluated, no warning.
+    let system = json!({"metadata": {"name": "kube-system"}});
+    assert_eq!(
+        admit(&config, Some("alice"), by_kind(Kind::Pod), &system, &bad, None).expect("exempt"),
+        Vec::<String>::new()
+    );
+    assert!(admit(&config, Some("system:admin-tool"), by_kind(Kind::Pod), &unlabelled, &bad, None).is_ok());
+    let mut kata = bad.clone();
+    kata["spec"]["runtimeClassName"] = json!("kata");
+    assert!(admit(&config, Some("alice"), by_kind(Kind::Pod), &unlabelled, &kata, None).is_ok());
+    // Raising an exempt namespace's level checks no existing pods.
+    let raised = json!({"metadata": {"name": "kube-system", "labels": labels(&[("enforce", "restricted")])}});
+    assert!(super::admission::changed_enforce(&config, &system, &raised).is_none());
+    assert!(super::admission::changed_enforce(&config, &unlabelled, &namespace(&[("enforce", "restricted")])).is_some());
 }
