@@ -3,7 +3,8 @@
 //! `BOSUN_BIN=target/release/bosun cargo bench -p bosun-control --bench scheduler_throughput`.
 //!
 //! 1. Decisions only, in process: `scheduler::decision::schedule` for every
-//!    pod against a snapshot of the nodes (the CPU ceiling, no I/O).
+//!    pod against a snapshot of the nodes (the CPU ceiling, no I/O); with
+//!    `DECISIONS_ONLY` set the bench stops there (for profiling).
 //! 2. Backlog, end to end: `bosun control` (SQLite) gets the nodes and the
 //!    pods through the API, the pods with a scheduling gate so nothing is
 //!    placed yet. The control plane is stopped, the gates are removed in the
@@ -48,6 +49,9 @@ async fn run() -> anyhow::Result<()> {
     let pods = count("PODS", 10_000)?;
     let steady = count("STEADY", 2_000)?;
     decisions_only(nodes, pods)?;
+    if std::env::var_os("DECISIONS_ONLY").is_some() {
+        return Ok(());
+    }
 
     let dir = match std::env::var_os("BOSUN_BENCH_DIR") {
         Some(parent) => tempfile::tempdir_in(parent)?,
@@ -168,7 +172,7 @@ fn decisions_only(nodes: usize, pods: usize) -> anyhow::Result<()> {
         let node = decision::schedule(&pod, &snapshot).map_err(|e| anyhow::anyhow!("unschedulable: {e}"))?;
         let mut bound = pod;
         bound.spec.as_mut().context("spec")?.node_name = Some(node.clone());
-        snapshot.nodes[position[&node]].pods.push(Arc::new(bound));
+        snapshot.nodes[position[&node]].add_pod(Arc::new(bound));
     }
     let elapsed = start.elapsed().as_secs_f64();
     println!(

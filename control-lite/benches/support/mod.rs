@@ -1,7 +1,7 @@
 //! Shared by the control-plane benches: a `bosun control` child process (the
+//! binary in `BOSUN_BIN`), an admin client for it, its RSS, and percentiles.
 
 #![allow(dead_code)] // each bench uses a part
-//! binary in `BOSUN_BIN`), an admin client for it, its RSS, and percentiles.
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
