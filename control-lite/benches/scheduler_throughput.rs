@@ -86,6 +86,10 @@ async fn run() -> anyhow::Result<()> {
         "== {nodes} nodes and {pods} gated pods created through the API in {:.1} s",
         created.elapsed().as_secs_f64()
     );
+    let (rss, peak) = memory(control.pid())?;
+    println!(
+        "bosun control RSS with {nodes} nodes and {pods} gated pods (no Events): {rss:.1} MiB (peak {peak:.1} MiB)"
+    );
     control.stop()?;
 
     let ungated = Instant::now();
