@@ -12,7 +12,9 @@
 //!    at once. A watch counts bound pods; the rate is taken from the first
 //!    to the last binding seen (and from the restart).
 //! 3. Memory: RSS of `bosun control` with the pods bound and their
-//!    `Scheduled` Events stored, after 10 s idle.
+//!    `Scheduled` Events stored, after 10 s idle. With `RESTART_ONLY` set
+//!    the bench instead restarts with the gates kept and prints the RSS
+//!    (what a restart alone costs, for comparison).
 //! 4. Steady state: `STEADY` more pods created by 8 clients while the
 //!    scheduler runs; latency from the create request to the binding seen.
 
@@ -92,6 +94,15 @@ async fn run() -> anyhow::Result<()> {
     );
     control.stop()?;
 
+    if std::env::var_os("RESTART_ONLY").is_some() {
+        let control = Control::start(dir.path(), None).await?;
+        for _ in 0..4 {
+            tokio::time::sleep(Duration::from_secs(5)).await;
+            let (rss, peak) = memory(control.pid())?;
+            println!("restarted, pods still gated: RSS {rss:.1} MiB (peak {peak:.1} MiB)");
+        }
+        return Ok(());
+    }
     let ungated = Instant::now();
     ungate(&dir.path().join("data/store.db")).await?;
     println!("gates removed in the store in {:.1} s", ungated.elapsed().as_secs_f64());
