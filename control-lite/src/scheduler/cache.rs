@@ -54,6 +54,11 @@ impl AssumedCache {
         });
     }
 
+    /// Drops the assumption for `uid` (its binding failed).
+    pub fn forget(&mut self, uid: &str) {
+        self.entries.remove(uid);
+    }
+
     /// True if the pod with `uid` was bound by us and the watch has not
     /// shown it yet: it is not pending, whatever the informer still says.
     pub fn contains(&self, uid: &str) -> bool {
@@ -98,14 +103,14 @@ pub fn node_infos(nodes: &[Arc<Node>], pods: &[Arc<Pod>], assumed: &AssumedCache
         .iter()
         .map(|n| {
             let name = n.metadata.name.as_deref().unwrap_or_default();
-            (name, NodeInfo { node: n.clone(), pods: Vec::new() })
+            (name, NodeInfo::new(n.clone(), Vec::new()))
         })
         .collect();
     let bound = pods.iter().filter_map(|p| node_name(p).map(|n| (n, p)));
     let assumed = assumed.entries.values().filter_map(|a| node_name(&a.pod).map(|n| (n, &a.pod)));
     for (node, pod) in bound.chain(assumed) {
         if let Some(info) = by_node.get_mut(node) {
-            info.pods.push(pod.clone());
+            info.add_pod(pod.clone());
         }
     }
     by_node.into_values().collect()
@@ -153,7 +158,7 @@ pub fn with_nominated(snapshot: &Snapshot, nominated: &[Arc<Pod>], pod: &Pod) ->
     let mut view = snapshot.clone();
     for other in applicable {
         if let Some(info) = view.nodes.iter_mut().find(|i| Some(i.name()) == nominated_node(other)) {
-            info.pods.push(other.clone());
+            info.add_pod(other.clone());
         }
     }
     Some(view)
@@ -180,14 +185,26 @@ mod tests {
         cache.assume(&unbound, "n1", now);
         assert!(cache.contains("u1"));
         let infos = node_infos(&[node("n1"), node("n2")], std::slice::from_ref(&unbound), &cache);
-        assert_eq!(infos[0].pods.len(), 1);
-        assert!(infos[1].pods.is_empty());
+        assert_eq!(infos[0].pods().len(), 1);
+        assert!(infos[1].pods().is_empty());
 
         let confirmed = pod("a", "u1", json!({"containers": [], "nodeName": "n1"}));
         cache.prune(|_| Some(confirmed.clone()), now);
         assert!(cache.is_empty());
         let infos = node_infos(&[node("n1")], &[confirmed], &cache);
-        assert_eq!(infos[0].pods.len(), 1, "counted once, from the store");
+        assert_eq!(infos[0].pods().len(), 1, "counted once, from the store");
+    }
+
+    #[test]
+    fn a_failed_binding_is_forgotten_so_the_pod_is_pending_again() {
+        let now = Instant::now();
+        let unbound = pod("a", "u1", json!({"containers": []}));
+        let mut cache = AssumedCache::default();
+        cache.assume(&unbound, "n1", now);
+        cache.forget("u1");
+        assert!(!cache.contains("u1"));
+        let infos = node_infos(&[node("n1")], std::slice::from_ref(&unbound), &cache);
+        assert!(infos[0].pods().is_empty(), "no room held for it");
     }
 
     #[test]
@@ -239,7 +256,7 @@ mod tests {
             Snapshot { nodes: node_infos(&[node("n1")], &[], &AssumedCache::default()), ..Snapshot::default() };
         let low = pod("low", "low", json!({"containers": [], "priority": 5}));
         let view = with_nominated(&snapshot, std::slice::from_ref(&nominated), &low).expect("applies");
-        assert_eq!(view.nodes[0].pods.len(), 1);
+        assert_eq!(view.nodes[0].pods().len(), 1);
         let high = pod("high", "high", json!({"containers": [], "priority": 20}));
         assert!(with_nominated(&snapshot, std::slice::from_ref(&nominated), &high).is_none());
         assert!(with_nominated(&snapshot, std::slice::from_ref(&nominated), &nominated).is_none(), "not itself");

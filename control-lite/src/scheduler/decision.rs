@@ -76,13 +76,18 @@ impl fmt::Display for Unschedulable {
 
 /// Per-pod state the cluster-wide plugins compute once.
 pub struct Prepared {
+    fit: fit::Request,
     inter_pod: inter_pod::State,
     spread: spread::State,
 }
 
 /// Computes the cluster-wide plugin state for `pod`.
 pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> Prepared {
-    Prepared { inter_pod: inter_pod::prepare(pod, snapshot), spread: spread::prepare(pod, snapshot) }
+    Prepared {
+        fit: fit::Request::of(pod),
+        inter_pod: inter_pod::prepare(pod, snapshot),
+        spread: spread::prepare(pod, snapshot),
+    }
 }
 
 /// Every filter against one node, in upstream's order; the first failing
@@ -90,7 +95,7 @@ pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> Prepared {
 pub fn filter_node(pod: &Pod, prepared: &Prepared, info: &NodeInfo) -> Result<(), Rejection> {
     taints::filter(pod, info)?;
     node_affinity::filter(pod, info)?;
-    fit::filter(pod, info)?;
+    fit::filter(&prepared.fit, info)?;
     spread::filter(&prepared.spread, info)?;
     inter_pod::filter(&prepared.inter_pod, info)
 }
@@ -133,8 +138,8 @@ fn score(pod: &Pod, prepared: &Prepared, feasible: &[&NodeInfo]) -> Vec<i64> {
         add(SPREAD_WEIGHT, normalize(&raw(&|i| spread::score(&prepared.spread, i)), true));
     }
     add(INTER_POD_WEIGHT, normalize_min_max(&raw(&|i| inter_pod::score(&prepared.inter_pod, i))));
-    add(FIT_WEIGHT, raw(&|i| fit::least_allocated(pod, i)));
-    add(BALANCED_WEIGHT, raw(&|i| fit::balanced(pod, i)));
+    add(FIT_WEIGHT, raw(&|i| fit::least_allocated(&prepared.fit, i)));
+    add(BALANCED_WEIGHT, raw(&|i| fit::balanced(&prepared.fit, i)));
     total
 }
 

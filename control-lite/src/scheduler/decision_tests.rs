@@ -52,7 +52,7 @@ fn snap(nodes: Vec<NodeInfo>) -> Snapshot {
 }
 
 fn info(node: Node, pods: Vec<Pod>) -> NodeInfo {
-    NodeInfo { node: Arc::new(node), pods: pods.into_iter().map(Arc::new).collect() }
+    NodeInfo::new(Arc::new(node), pods.into_iter().map(Arc::new).collect())
 }
 
 struct Case {

@@ -24,6 +24,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Notify;
+use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::controllers::index::Index;
@@ -37,6 +38,11 @@ use decision::Snapshot;
 
 /// Unschedulable pods are retried at least this often.
 pub const RETRY_INTERVAL: Duration = Duration::from_secs(15);
+/// Bindings written at once. Decisions stay one at a time (each sees the
+/// pods assumed before it); their bindings are written concurrently, as
+/// upstream's binding cycle, so a backlog is not paced by one store commit
+/// per pod.
+pub const BINDS_IN_FLIGHT: usize = 32;
 
 /// The last failed attempt to place one pod.
 struct Failure {
@@ -100,7 +106,7 @@ pub async fn run_with_metrics(
     }
     tracing::info!("scheduler started");
     let mut state = Scheduler {
-        binder: Binder::new(client),
+        binder: Arc::new(Binder::new(client)),
         places,
         assumed: AssumedCache::default(),
         failures: HashMap::new(),
@@ -134,7 +140,7 @@ fn place(pod: &Pod) -> Vec<Place> {
 }
 
 struct Scheduler {
-    binder: Binder,
+    binder: Arc<Binder>,
     places: Index<Pod, Place>,
     assumed: AssumedCache,
     failures: HashMap<String, Failure>,
@@ -160,6 +166,7 @@ impl Scheduler {
             namespaces: cache::namespace_labels(&namespaces.state()),
         };
         let nominated: Vec<Arc<Pod>> = pending.iter().filter(|p| cache::nominated_node(p).is_some()).cloned().collect();
+        let mut binds = JoinSet::new();
         for pod in pending {
             let uid = pod.uid().unwrap_or_default();
             // Bound by us a moment ago; the watch is just behind. Deciding
@@ -203,18 +210,22 @@ impl Scheduler {
             };
             match decided {
                 Ok(node) => {
-                    if let Err(error) = self.binder.bind(&pod, &node).await {
-                        tracing::warn!(%error, "bind failed");
-                        self.metrics.record_attempt(ScheduleResult::Error, attempt.elapsed());
-                        continue;
-                    }
-                    self.metrics.record_attempt(ScheduleResult::Scheduled, attempt.elapsed());
-                    tracing::info!(pod = %pod.name_any(), %node, "scheduled");
-                    self.failures.remove(&uid);
+                    // Assumed before the binding is written, so the next
+                    // decisions count it; a failed binding is forgotten.
                     let bound = self.assumed.assume(&pod, &node, now);
                     if let Some(info) = snapshot.nodes.iter_mut().find(|i| i.name() == node.as_str()) {
-                        info.pods.push(bound);
+                        info.add_pod(bound);
                     }
+                    if binds.len() >= BINDS_IN_FLIGHT {
+                        if let Some(done) = binds.join_next().await {
+                            self.bound(done);
+                        }
+                    }
+                    let binder = self.binder.clone();
+                    binds.spawn(async move {
+                        let result = binder.bind(&pod, &node).await;
+                        Bound { uid, pod: pod.name_any(), node, attempt, result }
+                    });
                 }
                 Err(message) => {
                     self.metrics.record_attempt(failed_as, attempt.elapsed());
@@ -234,7 +245,43 @@ impl Scheduler {
                 }
             }
         }
+        while let Some(done) = binds.join_next().await {
+            self.bound(done);
+        }
     }
+
+    /// Records a finished binding: a failed one is forgotten, so the pod is
+    /// pending again at the next pass.
+    fn bound(&mut self, done: Result<Bound, tokio::task::JoinError>) {
+        let done = match done {
+            Ok(done) => done,
+            Err(error) => {
+                tracing::error!(%error, "binding task failed");
+                return;
+            }
+        };
+        match done.result {
+            Ok(()) => {
+                self.metrics.record_attempt(ScheduleResult::Scheduled, done.attempt.elapsed());
+                tracing::info!(pod = %done.pod, node = %done.node, "scheduled");
+                self.failures.remove(&done.uid);
+            }
+            Err(error) => {
+                tracing::warn!(%error, "bind failed");
+                self.metrics.record_attempt(ScheduleResult::Error, done.attempt.elapsed());
+                self.assumed.forget(&done.uid);
+            }
+        }
+    }
+}
+
+/// The outcome of one binding written in the background.
+struct Bound {
+    uid: String,
+    pod: String,
+    node: String,
+    attempt: Instant,
+    result: Result<(), binder::BindError>,
 }
 
 /// What one pass decided for one pod.

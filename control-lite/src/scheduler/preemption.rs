@@ -105,13 +105,13 @@ fn victims_on(pod: &Pod, snapshot: &Snapshot, index: usize) -> Result<Vec<Arc<Po
     let own = priority(pod);
     let info = &snapshot.nodes[index];
     let (mut candidates, kept): (Vec<Arc<Pod>>, Vec<Arc<Pod>>) =
-        info.pods.iter().cloned().partition(|p| priority(p) < own && !super::resources::is_terminal(p));
+        info.pods().iter().cloned().partition(|p| priority(p) < own && !super::resources::is_terminal(p));
     if candidates.is_empty() {
         return Err(Rejection::unresolvable(NO_VICTIMS));
     }
     let fits = |pods: Vec<Arc<Pod>>| -> Result<(), Rejection> {
         let mut trial = snapshot.clone();
-        trial.nodes[index] = NodeInfo { node: info.node.clone(), pods };
+        trial.nodes[index] = NodeInfo::new(info.node().clone(), pods);
         let prepared = prepare(pod, &trial);
         filter_node(pod, &prepared, &trial.nodes[index])
     };

@@ -27,7 +27,7 @@ fn pod(name: &str, cpu: &str, priority: i32, extra: Value) -> Arc<Pod> {
 
 fn snapshot(nodes: Vec<(&str, &str, Vec<Arc<Pod>>)>) -> Snapshot {
     Snapshot {
-        nodes: nodes.into_iter().map(|(n, cpu, pods)| NodeInfo { node: node(n, cpu), pods }).collect(),
+        nodes: nodes.into_iter().map(|(n, cpu, pods)| NodeInfo::new(node(n, cpu), pods)).collect(),
         ..Snapshot::default()
     }
 }

@@ -114,7 +114,8 @@ fn terms_of(pod: &Pod) -> Terms {
     }
 }
 
-fn has_affinity(pod: &Pod) -> bool {
+/// True if `pod` carries pod affinity or anti-affinity terms.
+pub fn has_affinity(pod: &Pod) -> bool {
     pod.spec
         .as_ref()
         .and_then(|s| s.affinity.as_ref())
@@ -149,8 +150,12 @@ pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> State {
         ..State::default()
     };
     let uid = pod.metadata.uid.as_deref();
+    // Without terms of its own, only placed pods with terms can matter.
+    let own_terms = !(own.affinity.is_empty() && own.anti.is_empty() && own.preferred.is_empty());
     for info in &snapshot.nodes {
-        for other in info.live_pods().filter(|o| uid.is_none() || o.metadata.uid.as_deref() != uid) {
+        let candidates: Box<dyn Iterator<Item = &std::sync::Arc<Pod>>> =
+            if own_terms { Box::new(info.live_pods()) } else { Box::new(info.live_pods_with_affinity()) };
+        for other in candidates.filter(|o| uid.is_none() || o.metadata.uid.as_deref() != uid) {
             let count = |terms: &[Term], counts: &mut [HashMap<Domain, usize>]| {
                 for (term, counts) in terms.iter().zip(counts.iter_mut()) {
                     if let (true, Some(domain)) = (term.matches(other, snapshot), term.domain_of(info)) {
@@ -189,8 +194,10 @@ pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> State {
 /// The filter: existing pods' anti-affinity, then the pod's anti-affinity
 /// (both resolvable by evicting pods), then its affinity (not resolvable).
 pub fn filter(state: &State, info: &NodeInfo) -> Result<(), Rejection> {
-    let labels = info.node.metadata.labels.iter().flatten();
-    if labels.map(|(k, v)| (k.clone(), v.clone())).any(|d| state.existing_anti.contains(&d)) {
+    let labels = info.node().metadata.labels.iter().flatten();
+    let closed = !state.existing_anti.is_empty()
+        && labels.map(|(k, v)| (k.clone(), v.clone())).any(|d| state.existing_anti.contains(&d));
+    if closed {
         return Err(Rejection::resolvable(EXISTING_ANTI_AFFINITY_REASON));
     }
     for (term, counts) in state.anti.iter().zip(&state.anti_counts) {

@@ -13,7 +13,7 @@ fn nodes(pods: &[(usize, Value)]) -> Snapshot {
                 "labels": {"kubernetes.io/hostname": format!("n{i}"), "zone": zone}}}))
             .expect("node");
             let pods = pods.iter().filter(|(n, _)| *n == i).map(|(_, p)| Arc::new(pod(p.clone()))).collect();
-            NodeInfo { node: Arc::new(node), pods }
+            NodeInfo::new(Arc::new(node), pods)
         })
         .collect();
     let namespaces = [("default", json!({"team": "x"})), ("other", json!({"team": "y"}))]

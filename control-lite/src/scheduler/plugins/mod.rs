@@ -14,6 +14,8 @@ pub mod spread;
 pub mod taints;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
+
+use super::resources::Allocatable;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
@@ -23,16 +25,69 @@ pub const MAX_SCORE: i64 = 100;
 /// Labels of an object (empty if none).
 pub type Labels = BTreeMap<String, String>;
 
-/// A node and the pods already placed on it (bound or assumed).
+/// A node and the pods already placed on it (bound or assumed), with the
+/// node's allocatable and its live pods' requests summed once, as pods are
+/// added: a decision then costs O(nodes), not O(placed pods), and does not
+/// re-parse every placed pod's quantities for every new pod.
 #[derive(Debug, Clone)]
 pub struct NodeInfo {
-    /// The node object.
-    pub node: Arc<Node>,
+    node: Arc<Node>,
     /// Pods bound (or assumed bound) to the node; terminal pods are ignored.
-    pub pods: Vec<Arc<Pod>>,
+    pods: Vec<Arc<Pod>>,
+    allocatable: Result<Allocatable, String>,
+    used: fit::Used,
+    /// Live pods with pod (anti-)affinity terms (indexes into `pods`).
+    with_affinity: Vec<usize>,
 }
 
 impl NodeInfo {
+    /// `node` with `pods` placed on it.
+    pub fn new(node: Arc<Node>, pods: Vec<Arc<Pod>>) -> Self {
+        let allocatable = super::resources::node_allocatable(&node).map_err(|e| e.to_string());
+        let mut info = NodeInfo {
+            node,
+            pods: Vec::with_capacity(pods.len()),
+            allocatable,
+            used: fit::Used::default(),
+            with_affinity: Vec::new(),
+        };
+        for pod in pods {
+            info.add_pod(pod);
+        }
+        info
+    }
+
+    /// Counts `pod` as placed on the node.
+    pub fn add_pod(&mut self, pod: Arc<Pod>) {
+        if !super::resources::is_terminal(&pod) {
+            self.used.add(&pod);
+            if inter_pod::has_affinity(&pod) {
+                self.with_affinity.push(self.pods.len());
+            }
+        }
+        self.pods.push(pod);
+    }
+
+    /// The node object.
+    pub fn node(&self) -> &Arc<Node> {
+        &self.node
+    }
+
+    /// Every pod placed on the node, terminal ones included.
+    pub fn pods(&self) -> &[Arc<Pod>] {
+        &self.pods
+    }
+
+    /// The node's allocatable, or why it cannot be read.
+    pub fn allocatable(&self) -> Result<&Allocatable, &str> {
+        self.allocatable.as_ref().map_err(String::as_str)
+    }
+
+    /// What the live pods request.
+    pub fn used(&self) -> &fit::Used {
+        &self.used
+    }
+
     /// The node's name.
     pub fn name(&self) -> &str {
         self.node.metadata.name.as_deref().unwrap_or_default()
@@ -46,6 +101,11 @@ impl NodeInfo {
     /// Pods that still hold the node's resources (not Succeeded or Failed).
     pub fn live_pods(&self) -> impl Iterator<Item = &Arc<Pod>> {
         self.pods.iter().filter(|p| !super::resources::is_terminal(p))
+    }
+
+    /// The live pods that carry pod affinity or anti-affinity terms.
+    pub fn live_pods_with_affinity(&self) -> impl Iterator<Item = &Arc<Pod>> {
+        self.with_affinity.iter().filter_map(|&i| self.pods.get(i))
     }
 }
 

@@ -29,7 +29,7 @@ pub fn matches_required(pod: &Pod, node: &Node) -> bool {
 
 /// The filter: fails (unresolvably) when the node does not match.
 pub fn filter(pod: &Pod, info: &NodeInfo) -> Result<(), Rejection> {
-    if matches_required(pod, &info.node) {
+    if matches_required(pod, info.node()) {
         Ok(())
     } else {
         Err(Rejection::unresolvable(REASON))
@@ -47,7 +47,7 @@ pub fn score(pod: &Pod, info: &NodeInfo) -> i64 {
         .unwrap_or_default();
     preferred
         .iter()
-        .filter(|p| p.weight > 0 && term_matches(&p.preference, &info.node))
+        .filter(|p| p.weight > 0 && term_matches(&p.preference, info.node()))
         .map(|p| i64::from(p.weight))
         .sum()
 }
@@ -101,7 +101,7 @@ mod tests {
 
     fn node(name: &str, labels: Value) -> NodeInfo {
         let node = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).expect("node");
-        NodeInfo { node: Arc::new(node), pods: vec![] }
+        NodeInfo::new(Arc::new(node), vec![])
     }
 
     fn pod(spec: Value) -> Pod {

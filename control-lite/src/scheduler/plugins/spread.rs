@@ -72,8 +72,8 @@ pub fn prepare(pod: &Pod, snapshot: &Snapshot) -> State {
             let mut counts: HashMap<String, i64> = HashMap::new();
             for info in &snapshot.nodes {
                 let eligible = keys.iter().all(|k| info.label(k).is_some())
-                    && (!honor_affinity || node_affinity::matches_required(pod, &info.node))
-                    && (!honor_taints || taints::untolerated_blocking(&info.node, tolerations).is_none());
+                    && (!honor_affinity || node_affinity::matches_required(pod, info.node()))
+                    && (!honor_taints || taints::untolerated_blocking(info.node(), tolerations).is_none());
                 let Some(domain) = info.label(&c.topology_key).filter(|_| eligible) else { continue };
                 let here = info.live_pods().filter(|p| p.metadata.deletion_timestamp.is_none() && matches(p)).count();
                 let entry = counts.entry(domain.to_string()).or_default();

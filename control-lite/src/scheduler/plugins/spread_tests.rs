@@ -21,7 +21,7 @@ fn snapshot(placed: [usize; 5]) -> Snapshot {
             )
             .expect("node");
             let pods = (0..count).map(|_| Arc::new(pod(json!({}), json!({"app": "web"})))).collect();
-            NodeInfo { node: Arc::new(node), pods }
+            NodeInfo::new(Arc::new(node), pods)
         })
         .collect();
     Snapshot { nodes, ..Snapshot::default() }

@@ -31,7 +31,7 @@ fn is_ready(node: &Node) -> bool {
 /// The filter: node ready, not cordoned (unless tolerated), and every
 /// `NoSchedule`/`NoExecute` taint tolerated.
 pub fn filter(pod: &Pod, info: &NodeInfo) -> Result<(), Rejection> {
-    let node = &info.node;
+    let node = info.node();
     if !is_ready(node) {
         return Err(Rejection::unresolvable("node(s) were not ready"));
     }
@@ -68,7 +68,7 @@ pub fn score(pod: &Pod, info: &NodeInfo) -> i64 {
         .filter(|t| t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "PreferNoSchedule"))
         .cloned()
         .collect();
-    let count = node_taints(&info.node)
+    let count = node_taints(info.node())
         .iter()
         .filter(|t| t.effect == "PreferNoSchedule" && !tolerated(t, &tolerations))
         .count();
@@ -101,7 +101,7 @@ mod tests {
         let node = serde_json::from_value(json!({"metadata": {"name": "n"}, "spec": {"taints": taints},
             "status": {"conditions": [{"type": "Ready", "status": "True"}]}}))
         .expect("node");
-        NodeInfo { node: Arc::new(node), pods: vec![] }
+        NodeInfo::new(Arc::new(node), vec![])
     }
 
     fn pod(tolerations: Value) -> Pod {
