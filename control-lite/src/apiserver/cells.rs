@@ -356,7 +356,9 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             age,
             json!(s(obj, "/preemptionPolicy")),
         ],
-        Kind::Role | Kind::ClusterRole => vec![name, json!(s(obj, "/metadata/creationTimestamp"))],
+        Kind::Role | Kind::ClusterRole | Kind::CustomResourceDefinition => {
+            vec![name, json!(s(obj, "/metadata/creationTimestamp"))]
+        }
         Kind::RoleBinding | Kind::ClusterRoleBinding => {
             let subjects = |kind: &str| {
                 let names: Vec<String> = arr(obj, "/subjects")
@@ -377,7 +379,8 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
-        | Kind::SelfSubjectReview => vec![name, age],
+        | Kind::SelfSubjectReview
+        | Kind::Custom => vec![name, age],
     }
 }
 

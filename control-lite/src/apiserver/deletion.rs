@@ -164,7 +164,9 @@ async fn write_marked(
         };
     }
     let key = info.key(ns, name);
-    match state.store.update(&key, encode(&next), Some(rev)).await {
+    let mut stored = next.clone();
+    super::crd::to_storage(info, &mut stored);
+    match state.store.update(&key, encode(&stored), Some(rev)).await {
         Ok(new_rev) => {
             set_rv(&mut next, new_rev);
             Ok(Some(next))

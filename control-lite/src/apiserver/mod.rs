@@ -42,6 +42,7 @@ pub mod batch;
 pub mod batch_printers;
 pub mod cells;
 pub mod clusterip;
+pub mod crd;
 pub mod crud;
 pub mod defaults;
 pub mod deletion;
@@ -134,6 +135,8 @@ pub struct ApiState {
     pub sa_key: Option<Arc<crate::auth::sa_token::key::SigningKey>>,
     /// The cluster CA (PEM) published as `kube-root-ca.crt` in namespaces.
     pub root_ca_pem: Option<String>,
+    /// The custom resources served now (built from the stored CRDs).
+    pub crds: crd::Served,
 }
 
 impl ApiState {
@@ -153,6 +156,7 @@ impl ApiState {
             kubelet: Default::default(),
             sa_key: None,
             root_ca_pem: None,
+            crds: crd::Served::default(),
         }
     }
 
@@ -212,6 +216,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
             .map_err(boot(&format!("namespace {ns} defaults")))?;
     }
     priority::bootstrap(state).await.map_err(boot("system priority classes"))?;
+    crd::reload(state).await.map_err(boot("custom resource definitions"))?;
     bootstrap_rbac(state).await.map_err(boot("default RBAC roles"))?;
     let svc_info = by_kind(Kind::Service);
     let (services, _) =

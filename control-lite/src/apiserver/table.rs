@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::cells::cells;
+use super::crd;
 use super::registry::{Kind, ResourceInfo};
 
 /// One column: (name, type, priority, description).
@@ -129,6 +130,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("PreemptionPolicy", "string", 1, "Whether pods of this class preempt others."),
         ],
         Kind::Role | Kind::ClusterRole => vec![NAME, ("Created At", "string", 0, "When the role was created.")],
+        Kind::CustomResourceDefinition => vec![NAME, ("Created At", "date", 0, "When the definition was created.")],
         Kind::RoleBinding | Kind::ClusterRoleBinding => vec![
             NAME,
             ("Role", "string", 0, "The role bound."),
@@ -142,7 +144,8 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
-        | Kind::SelfSubjectReview => vec![NAME, AGE],
+        | Kind::SelfSubjectReview
+        | Kind::Custom => vec![NAME, AGE],
     }
 }
 
@@ -198,8 +201,8 @@ pub enum IncludeObject {
     Object,
 }
 
-/// One row with its object.
-pub fn row(kind: Kind, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
+/// One row with its object (custom resources with printer columns: their cells).
+fn row(info: &ResourceInfo, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => obj.clone(),
@@ -209,7 +212,14 @@ pub fn row(kind: Kind, obj: &Value, include: IncludeObject, now: Timestamp) -> V
             "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
         }),
     };
-    json!({"cells": cells(kind, obj, now), "object": object})
+    let cells = match info.custom.filter(|c| !c.columns.is_empty()) {
+        Some(c) => {
+            let name = json!(obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+            std::iter::once(name).chain(c.columns.iter().map(|col| crd::columns::cell(col, obj, now))).collect()
+        }
+        None => cells(info.kind, obj, now),
+    };
+    json!({"cells": cells, "object": object})
 }
 
 /// A full Table of `objects`; `with_columns` false leaves columnDefinitions empty (watch events after the first).
@@ -221,7 +231,11 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = Timestamp::now();
-    let columns: Vec<Value> = if with_columns {
+    let custom = info.custom.filter(|c| !c.columns.is_empty());
+    let columns: Vec<Value> = if let (true, Some(c)) = (with_columns, custom) {
+        let name = json!({"name": NAME.0, "type": NAME.1, "format": "name", "description": NAME.3, "priority": 0});
+        std::iter::once(name).chain(c.columns.iter().map(crd::columns::definition)).collect()
+    } else if with_columns {
         columns(info.kind)
             .into_iter()
             .map(|(name, ty, priority, description)| {
@@ -232,7 +246,7 @@ pub fn table(
     } else {
         Vec::new()
     };
-    let rows: Vec<Value> = objects.iter().map(|o| row(info.kind, o, include, now)).collect();
+    let rows: Vec<Value> = objects.iter().map(|o| row(info, o, include, now)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
