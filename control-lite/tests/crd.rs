@@ -168,3 +168,88 @@ async fn an_invalid_crd_is_refused_with_field_paths() -> Result<()> {
     plane.stop().await;
     Ok(())
 }
+
+const GIZMOS: &str = r#"
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: gizmos.example.com
+spec:
+  group: example.com
+  scope: Cluster
+  names: {plural: gizmos, singular: gizmo, kind: Gizmo, shortNames: [gz], categories: [all]}
+  versions:
+  - name: v1beta1
+    served: true
+    storage: false
+    schema:
+      openAPIV3Schema: {type: object, properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+  - name: v1
+    served: true
+    storage: true
+    schema:
+      openAPIV3Schema: {type: object, properties: {spec: {type: object, x-kubernetes-preserve-unknown-fields: true}}}
+"#;
+
+const GIZMO: &str = r#"
+apiVersion: example.com/v1beta1
+kind: Gizmo
+metadata: {name: g1}
+spec: {size: 3, free: {form: true}}
+"#;
+
+/// The gizmo `g1` read through `version`.
+async fn get(plane: &support::Plane, version: &str) -> Result<serde_json::Value> {
+    let text = plane.kubectl(&["get", "--raw", &format!("/apis/example.com/{version}/gizmos/g1")]).await?;
+    Ok(serde_json::from_str(&text)?)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn versions_discovery_server_side_apply_and_watch() -> Result<()> {
+    let plane = support::Plane::apiserver().await?;
+    let dir = plane.dir.path();
+    let file = |name: &str, text: &str| -> Result<String> {
+        let path = dir.join(name);
+        std::fs::write(&path, text)?;
+        Ok(path.to_string_lossy().into_owned())
+    };
+    plane.kubectl(&["apply", "-f", &file("crd.yaml", GIZMOS)?]).await?;
+    plane.kubectl(&["wait", "--for", "condition=established", "--timeout=60s", "crd/gizmos.example.com"]).await?;
+
+    let resources = plane.kubectl(&["api-resources", "--api-group=example.com"]).await?;
+    let row: Vec<&str> = resources.lines().nth(1).unwrap_or_default().split_whitespace().collect();
+    assert_eq!(row, ["gizmos", "gz", "example.com/v1", "false", "Gizmo"], "{resources}");
+
+    plane.kubectl(&["apply", "--server-side", "-f", &file("gizmo.yaml", GIZMO)?]).await?;
+    let (v1, beta) = (get(&plane, "v1").await?, get(&plane, "v1beta1").await?);
+    assert_eq!(
+        (v1["apiVersion"].as_str(), beta["apiVersion"].as_str()),
+        (Some("example.com/v1"), Some("example.com/v1beta1"))
+    );
+    assert_eq!(v1["spec"]["free"]["form"], true, "preserved: {v1}");
+    assert_eq!(v1["metadata"]["managedFields"][0]["operation"], "Apply", "{v1}");
+
+    // A second apply by the same manager changes the field; a merge patch through v1 too.
+    plane
+        .kubectl(&["apply", "--server-side", "-f", &file("gizmo.yaml", &GIZMO.replace("size: 3", "size: 4"))?])
+        .await?;
+    plane.kubectl(&["patch", "gz", "g1", "--type=merge", "-p", r#"{"spec": {"color": "red"}}"#]).await?;
+    let sp = plane.kubectl_raw(&["patch", "gz", "g1", "-p", r#"{"spec": {"color": "blue"}}"#]).await?;
+    assert!(!sp.status.success(), "strategic merge patch accepted on a custom resource");
+    let v1 = get(&plane, "v1").await?;
+    assert_eq!((v1["spec"]["size"].as_i64(), v1["spec"]["color"].as_str()), (Some(4), Some("red")), "{v1}");
+
+    // The watch replays the object as the watched version, then ends at its timeout.
+    let watch =
+        plane.kubectl(&["get", "--raw", "/apis/example.com/v1beta1/gizmos?watch=true&timeoutSeconds=1"]).await?;
+    let event: serde_json::Value = serde_json::from_str(watch.lines().next().unwrap_or_default())?;
+    assert_eq!(
+        (event["type"].as_str(), event["object"]["apiVersion"].as_str()),
+        (Some("ADDED"), Some("example.com/v1beta1"))
+    );
+
+    let all = plane.kubectl(&["get", "gizmos"]).await?;
+    assert!(all.lines().any(|l| l.starts_with("g1 ")), "{all}");
+    plane.stop().await;
+    Ok(())
+}

@@ -61,7 +61,7 @@ fn node(s: &Schema, v: &mut Value, path: &str, out: &mut Vec<Cause>) {
         return;
     }
     if v.is_null() {
-        if !s.nullable && !(s.ty.is_none() && s.preserve_unknown) {
+        if !(s.nullable || (s.ty.is_none() && s.preserve_unknown)) {
             let ty = s.ty.map_or("object", Type::as_str);
             out.push(invalid(path, v, format!("{path} in body must be of type {ty}: \"null\"")));
         }

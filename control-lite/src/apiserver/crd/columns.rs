@@ -28,7 +28,7 @@ enum Step {
     Field(String),
     Index(usize),
     /// `[?(@.key=="value")]`: the first list element whose `key` is `value`.
-    Filter(String, String),
+    Filter(String, Value),
 }
 
 /// One printer column.
@@ -66,8 +66,14 @@ fn parse_path(path: &str) -> Result<Vec<Step>, Error> {
             } else {
                 let cond = inner.strip_prefix("?(@.").and_then(|c| c.strip_suffix(')')).ok_or_else(|| bad("index"))?;
                 let (key, value) = cond.split_once("==").ok_or_else(|| bad("filter must be =="))?;
-                let value = value.trim().trim_matches(|c| c == '"' || c == '\'');
-                steps.push(Step::Filter(key.trim().to_string(), value.to_string()));
+                let value = value.trim();
+                let quoted = value.len() >= 2 && (value.starts_with('"') || value.starts_with('\''));
+                let want = if quoted {
+                    Value::from(&value[1..value.len() - 1])
+                } else {
+                    serde_json::from_str(value).unwrap_or_else(|_| Value::from(value))
+                };
+                steps.push(Step::Filter(key.trim().to_string(), want));
             }
             rest = &after[end + 1..];
         } else {
@@ -111,10 +117,7 @@ fn find<'a>(obj: &'a Value, steps: &[Step]) -> Option<&'a Value> {
         cur = match step {
             Step::Field(f) => cur.get(f)?,
             Step::Index(i) => cur.get(i)?,
-            Step::Filter(k, v) => cur
-                .as_array()?
-                .iter()
-                .find(|e| e.get(k).is_some_and(|x| x.as_str() == Some(v) || x.to_string() == *v))?,
+            Step::Filter(k, v) => cur.as_array()?.iter().find(|e| e.get(k) == Some(v))?,
         };
     }
     Some(cur)
