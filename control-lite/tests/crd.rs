@@ -125,6 +125,11 @@ async fn crd_serves_validates_prints_scales_and_deletes_custom_resources() -> Re
     let row: Vec<&str> = table.lines().nth(1).unwrap_or_default().split_whitespace().collect();
     assert_eq!(&row[..4], ["w1", "nginx", "1", "True"], "{table}");
 
+    let explain = plane.kubectl(&["explain", "widgets.spec"]).await?;
+    for want in ["KIND:       Widget", "image\t<string> -required-", "replicas\t<integer>", "mode\t<string>"] {
+        assert!(explain.contains(want), "{want:?} missing in {explain}");
+    }
+
     plane.kubectl(&["scale", "widget", "w1", "--replicas=3"]).await?;
     let spec = plane.kubectl(&["get", "widget", "w1", "-o", "jsonpath={.spec.replicas}"]).await?;
     assert_eq!(spec, "3");

@@ -71,6 +71,8 @@ pub struct Custom {
     pub storage_version: String,
     /// The version's schema.
     pub schema: schema::Schema,
+    /// The version's schema as written (served as OpenAPI).
+    pub openapi: Value,
     /// The version's printer columns (empty: Name and Age).
     pub columns: Vec<columns::Column>,
     /// `subresources.scale`.
@@ -173,6 +175,7 @@ fn rows_of(crd: &Value) -> Result<Vec<&'static ResourceInfo>, Error> {
             list_kind: names("listKind").to_string(),
             storage_version: definition::storage_version(crd).to_string(),
             schema,
+            openapi: raw.clone(),
             columns,
             scale,
         };

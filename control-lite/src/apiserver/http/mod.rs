@@ -217,7 +217,10 @@ fn fixed(state: &ApiState, route: Route, query: Option<&str>, headers: &HeaderMa
             return Ok(([(header::CONTENT_TYPE, bosun_metrics::OPENMETRICS_TEXT)], text).into_response());
         }
         Route::OpenApiV2 => return Ok(openapi::v2_response()),
-        Route::OpenApiV3(rest) => return openapi::v3_response(&rest, query, headers).ok_or(ApiError::NoResource),
+        Route::OpenApiV3(rest) => {
+            let custom = state.crds.rows();
+            return openapi::v3_response_with(&rest, query, headers, &custom).ok_or(ApiError::NoResource);
+        }
         Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
         Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),
         Route::Group(g) => discovery::group_in(&state.crds.rows(), &g).ok_or(ApiError::NoResource)?,
