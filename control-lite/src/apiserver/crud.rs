@@ -544,9 +544,10 @@ pub(super) async fn remove(
         state.node_ports.release_all(&obj);
     }
     if info.kind == Kind::CustomResourceDefinition {
+        // Stop serving first, so no new object lands after the sweep.
+        after_write(state, info).await?;
         let removed = crd::remove_instances(state, &obj).await?;
         tracing::info!(crd = name, removed, "custom resource definition deleted with its objects");
-        after_write(state, info).await?;
     }
     let mut obj = obj;
     set_rv(&mut obj, del_rev);

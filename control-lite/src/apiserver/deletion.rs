@@ -12,7 +12,7 @@ use super::namespaces::{self, DeletePlan};
 use super::objects::{
     encode, is_bound_active_pod, meta_mut, meta_str, now_rfc3339, ready_to_remove, set_rv, WriteOptions,
 };
-use super::registry::{Kind, ResourceInfo, RESOURCES};
+use super::registry::{Kind, ResourceInfo};
 use super::selectors::Selectors;
 use super::status::{conflict, conflict_with, ApiError, Result};
 use super::ApiState;
@@ -188,7 +188,8 @@ async fn orphan_dependents(state: &ApiState, ns: Option<&str>, owner_uid: &str) 
             .and_then(Value::as_array)
             .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid)))
     };
-    for info in RESOURCES.iter().filter(|r| r.namespaced) {
+    let custom = state.crds.rows();
+    for info in super::registry::all_with(&custom).into_iter().filter(|r| r.namespaced) {
         let (items, _) = list(state, info, ns, &Selectors::default()).await?;
         for item in items.iter().filter(|i| refs_owner(i)) {
             let name = meta_str(item, "name").unwrap_or_default().to_string();

@@ -314,6 +314,44 @@ mod tests {
     use super::*;
 
     #[test]
+    fn versions_are_rows_stored_at_the_storage_version() {
+        let crd = json!({"metadata": {"name": "things.a.io"}, "spec": {"group": "a.io", "scope": "Cluster",
+            "names": {"plural": "things", "singular": "thing", "kind": "Thing", "listKind": "ThingList"},
+            "versions": [
+                {"name": "v1alpha1", "served": true, "storage": false},
+                {"name": "v1", "served": true, "storage": true, "subresources": {"status": {}},
+                    "schema": {"openAPIV3Schema": {"type": "object"}}},
+                {"name": "v0", "served": false, "storage": false}]},
+            "status": {"conditions": [{"type": "Established", "status": "True"}]}});
+        let rows = rows_of(&crd).expect("rows");
+        let versions: Vec<&str> = rows.iter().map(|r| r.version).collect();
+        assert_eq!(versions, ["v1", "v1alpha1"]);
+        assert!(rows[0].has_status() && !rows[1].has_status() && !rows[0].namespaced);
+        assert!(std::ptr::eq(rows[0], rows_of(&crd).expect("again")[0]), "interned");
+        let mut obj = json!({"apiVersion": "a.io/v1alpha1", "kind": "Thing"});
+        to_storage(rows[1], &mut obj);
+        assert_eq!(obj["apiVersion"], "a.io/v1");
+        to_version(rows[1], &mut obj);
+        assert_eq!(obj["apiVersion"], "a.io/v1alpha1");
+        assert_eq!(rows[1].key(None, "x"), rows[0].key(None, "x"));
+        let served = Served::default();
+        served.set(std::slice::from_ref(&crd));
+        assert_eq!(served.rows().len(), 2);
+        assert_eq!(
+            conflict(
+                &served.rows(),
+                &json!({"metadata": {"name": "other.a.io"},
+            "spec": {"group": "a.io", "names": {"plural": "others", "kind": "Thing"}}})
+            ),
+            Some("\"Thing\" is already in use".into())
+        );
+        let mut gone = crd.clone();
+        gone["metadata"]["deletionTimestamp"] = json!("t");
+        served.set(&[gone]);
+        assert!(served.rows().is_empty());
+    }
+
+    #[test]
     fn scale_paths_become_pointers_and_are_set() {
         assert_eq!(pointer_of(".spec.replicas"), "/spec/replicas");
         let mut obj = json!({"spec": {"other": 1}});
