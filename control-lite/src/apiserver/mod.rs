@@ -14,7 +14,8 @@
 //! admission is in `crud`; namespace lifecycle and the `finalize`
 //! subresource), `watch`, `subresources` (scale, binding) and `logs` (proxy
 //! to the node) and `metrics_api` (`metrics.k8s.io` from the nodes' Summary
-//! API). Leaf modules below them: `options` (typed query options, parsed
+//! API). `crd` turns stored CustomResourceDefinitions into registry rows at
+//! runtime, so custom resources take the same paths as built-ins. Leaf modules below them: `options` (typed query options, parsed
 //! once), `response` (object/list/Table rendering), `status` (the one mapping
 //! from errors to `Status` objects and HTTP codes). Pure decision modules
 //! (`selectors`, `patch`, `protobuf`, `schema`, `defaults`, `validation`, `objects`,
