@@ -88,8 +88,8 @@ fn group_version_of(group: &str, version: &str, rows: &[&ResourceInfo]) -> Optio
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": super::discovery::GIT_VERSION},
-        "paths": paths::paths(group, version, &rows),
-        "components": {"schemas": schemas::components(&rows)},
+        "paths": paths::paths(group, version, rows),
+        "components": {"schemas": schemas::components(rows)},
     }))
 }
 
