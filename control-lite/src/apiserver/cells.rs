@@ -4,9 +4,9 @@
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
+use super::duration::human_duration;
 use super::registry::Kind;
 use super::selectors::LabelSelector;
-use super::table::human_duration;
 
 fn age_of(ts: Option<&str>, now: Timestamp) -> String {
     match ts.and_then(|t| t.parse::<Timestamp>().ok()) {

@@ -48,6 +48,7 @@ pub mod crud;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod duration;
 pub mod grace;
 pub mod http;
 pub mod kubeconfig;

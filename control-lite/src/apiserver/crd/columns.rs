@@ -7,7 +7,7 @@
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
-use crate::apiserver::table::human_duration;
+use crate::apiserver::duration::human_duration;
 
 /// Longest JSONPath accepted in a column.
 pub const MAX_PATH_LEN: usize = 512;
