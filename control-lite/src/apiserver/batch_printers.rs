@@ -6,8 +6,8 @@
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
+use super::duration::human_duration;
 use super::selectors::LabelSelector;
-use super::table::human_duration;
 
 /// One column: (name, type, priority, description).
 pub type Column = (&'static str, &'static str, u8, &'static str);

@@ -4,9 +4,9 @@
 use jiff::Timestamp;
 use serde_json::{json, Value};
 
+use super::duration::human_duration;
 use super::registry::Kind;
 use super::selectors::LabelSelector;
-use super::table::human_duration;
 
 fn age_of(ts: Option<&str>, now: Timestamp) -> String {
     match ts.and_then(|t| t.parse::<Timestamp>().ok()) {
@@ -356,7 +356,9 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
             age,
             json!(s(obj, "/preemptionPolicy")),
         ],
-        Kind::Role | Kind::ClusterRole => vec![name, json!(s(obj, "/metadata/creationTimestamp"))],
+        Kind::Role | Kind::ClusterRole | Kind::CustomResourceDefinition => {
+            vec![name, json!(s(obj, "/metadata/creationTimestamp"))]
+        }
         Kind::RoleBinding | Kind::ClusterRoleBinding => {
             let subjects = |kind: &str| {
                 let names: Vec<String> = arr(obj, "/subjects")
@@ -377,7 +379,8 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
-        | Kind::SelfSubjectReview => vec![name, age],
+        | Kind::SelfSubjectReview
+        | Kind::Custom => vec![name, age],
     }
 }
 

@@ -5,6 +5,7 @@ use serde_json::{json, Value};
 
 use super::apply;
 use super::clusterip;
+use super::crd;
 use super::defaults;
 use super::namespaces;
 use super::objects::{
@@ -33,7 +34,9 @@ pub async fn get(state: &ApiState, info: &ResourceInfo, ns: Option<&str>, name: 
         .await
         .map_err(|e| ApiError::from_store(info, name, "get", &key, e))?
         .ok_or_else(|| not_found(info, name))?;
-    Ok((decode(&kv)?, kv.mod_revision))
+    let mut obj = decode(&kv)?;
+    crd::to_version(info, &mut obj);
+    Ok((obj, kv.mod_revision))
 }
 
 /// Lists objects matching `selectors`; returns them and the list revision.
@@ -44,7 +47,7 @@ pub async fn list(
     selectors: &Selectors,
 ) -> Result<(Vec<Value>, i64)> {
     let (kvs, rev) = list_stored(state, info, ns).await?;
-    let items = matching(&kvs, selectors).collect::<Result<Vec<_>>>()?;
+    let items = matching(info, &kvs, selectors).collect::<Result<Vec<_>>>()?;
     Ok((items, rev))
 }
 
@@ -56,10 +59,38 @@ pub async fn list_stored(state: &ApiState, info: &ResourceInfo, ns: Option<&str>
     state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))
 }
 
-/// Decodes stored objects one at a time (with their `resourceVersion`),
-/// keeping those that match `selectors`.
-pub fn matching<'a>(kvs: &'a [KeyValue], selectors: &'a Selectors) -> impl Iterator<Item = Result<Value>> + 'a {
-    kvs.iter().map(decode).filter(|obj| obj.as_ref().map_or(true, |obj| selectors.matches(obj)))
+/// Decodes stored objects one at a time (with their `resourceVersion`, as
+/// `info`'s version), keeping those that match `selectors`.
+pub fn matching<'a>(
+    info: &'a ResourceInfo,
+    kvs: &'a [KeyValue],
+    selectors: &'a Selectors,
+) -> impl Iterator<Item = Result<Value>> + 'a {
+    kvs.iter()
+        .map(move |kv| {
+            let mut obj = decode(kv)?;
+            crd::to_version(info, &mut obj);
+            Ok(obj)
+        })
+        .filter(|obj| obj.as_ref().map_or(true, |obj| selectors.matches(obj)))
+}
+
+/// The bytes stored for `obj` of `info` (custom resources at their storage version).
+fn stored_bytes(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
+    if info.custom.is_none() {
+        return encode(obj);
+    }
+    let mut stored = obj.clone();
+    crd::to_storage(info, &mut stored);
+    encode(&stored)
+}
+
+/// After a CRD write: serve what the stored CRDs define now.
+async fn after_write(state: &ApiState, info: &ResourceInfo) -> Result<()> {
+    if info.kind == Kind::CustomResourceDefinition {
+        crd::reload(state).await?;
+    }
+    Ok(())
 }
 
 /// The namespace exists and accepts new content (404 / 403 otherwise);
@@ -204,7 +235,7 @@ pub async fn create(
     if super::objects::tracks_generation(info.kind) {
         meta.insert("generation".into(), json!(1));
     }
-    if resets_status_on_create(info.kind) {
+    if resets_status_on_create(info.kind) || (info.is_custom() && info.has_status()) {
         if let Some(m) = obj.as_object_mut() {
             m.remove("status");
         }
@@ -221,6 +252,9 @@ pub async fn create(
     }
     if info.kind == Kind::Namespace {
         namespaces::prepare_create(&mut obj);
+    }
+    if info.kind == Kind::CustomResourceDefinition {
+        crd::admit(state, &mut obj, None);
     }
     record_update(info, None, &mut obj, UpdateScope::Main, &opts)?;
     ensure_size(state, &obj)?;
@@ -260,9 +294,10 @@ pub async fn create(
             return Ok((candidate, warnings));
         }
         let key = info.key(ns, &name);
-        match state.store.create(&key, encode(&candidate)).await {
+        match state.store.create(&key, stored_bytes(info, &candidate)).await {
             Ok(rev) => {
                 set_rv(&mut candidate, rev);
+                after_write(state, info).await?;
                 if let (true, Some(ns)) = (info.namespaced, ns) {
                     namespaces::recheck_after_create(state, info, ns, &name, &candidate).await?;
                 }
@@ -377,6 +412,9 @@ where
         if service {
             clusterip::drop_type_dependent_fields(Some(&current), &mut next);
         }
+        if info.kind == Kind::CustomResourceDefinition {
+            crd::admit(state, &mut next, Some(&current));
+        }
         record_update(info, Some(&current), &mut next, scope, &opts)?;
         ensure_size(state, &next)?;
         set_rv(&mut next, rev);
@@ -415,10 +453,11 @@ where
             release.free(state);
             return remove(state, info, ns, name, rev, next).await.map(|o| (o, warnings));
         }
-        match state.store.update(&key, encode(&next), Some(rev)).await {
+        match state.store.update(&key, stored_bytes(info, &next), Some(rev)).await {
             Ok(new_rev) => {
                 release.free(state);
                 set_rv(&mut next, new_rev);
+                after_write(state, info).await?;
                 return Ok((next, warnings));
             }
             Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => taken.free(state),
@@ -512,6 +551,12 @@ pub(super) async fn remove(
             state.ips.release(ip);
         }
         state.node_ports.release_all(&obj);
+    }
+    if info.kind == Kind::CustomResourceDefinition {
+        // Stop serving first, so no new object lands after the sweep.
+        after_write(state, info).await?;
+        let removed = crd::remove_instances(state, &obj).await?;
+        tracing::info!(crd = name, removed, "custom resource definition deleted with its objects");
     }
     let mut obj = obj;
     set_rv(&mut obj, del_rev);

@@ -12,7 +12,7 @@ use super::namespaces::{self, DeletePlan};
 use super::objects::{
     encode, is_bound_active_pod, meta_mut, meta_str, now_rfc3339, ready_to_remove, set_rv, WriteOptions,
 };
-use super::registry::{Kind, ResourceInfo, RESOURCES};
+use super::registry::{Kind, ResourceInfo};
 use super::selectors::Selectors;
 use super::status::{conflict, conflict_with, ApiError, Result};
 use super::ApiState;
@@ -164,7 +164,9 @@ async fn write_marked(
         };
     }
     let key = info.key(ns, name);
-    match state.store.update(&key, encode(&next), Some(rev)).await {
+    let mut stored = next.clone();
+    super::crd::to_storage(info, &mut stored);
+    match state.store.update(&key, encode(&stored), Some(rev)).await {
         Ok(new_rev) => {
             set_rv(&mut next, new_rev);
             Ok(Some(next))
@@ -186,7 +188,8 @@ async fn orphan_dependents(state: &ApiState, ns: Option<&str>, owner_uid: &str) 
             .and_then(Value::as_array)
             .is_some_and(|refs| refs.iter().any(|r| r.get("uid").and_then(Value::as_str) == Some(owner_uid)))
     };
-    for info in RESOURCES.iter().filter(|r| r.namespaced) {
+    let custom = state.crds.rows();
+    for info in super::registry::all_with(&custom).into_iter().filter(|r| r.namespaced) {
         let (items, _) = list(state, info, ns, &Selectors::default()).await?;
         for item in items.iter().filter(|i| refs_owner(i)) {
             let name = meta_str(item, "name").unwrap_or_default().to_string();

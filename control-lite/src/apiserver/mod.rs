@@ -14,7 +14,8 @@
 //! admission is in `crud`; namespace lifecycle and the `finalize`
 //! subresource), `watch`, `subresources` (scale, binding) and `logs` (proxy
 //! to the node) and `metrics_api` (`metrics.k8s.io` from the nodes' Summary
-//! API). Leaf modules below them: `options` (typed query options, parsed
+//! API). `crd` turns stored CustomResourceDefinitions into registry rows at
+//! runtime, so custom resources take the same paths as built-ins. Leaf modules below them: `options` (typed query options, parsed
 //! once), `response` (object/list/Table rendering), `status` (the one mapping
 //! from errors to `Status` objects and HTTP codes). Pure decision modules
 //! (`selectors`, `patch`, `protobuf`, `schema`, `defaults`, `validation`, `objects`,
@@ -42,10 +43,12 @@ pub mod batch;
 pub mod batch_printers;
 pub mod cells;
 pub mod clusterip;
+pub mod crd;
 pub mod crud;
 pub mod defaults;
 pub mod deletion;
 pub mod discovery;
+pub mod duration;
 pub mod grace;
 pub mod http;
 pub mod kubeconfig;
@@ -139,6 +142,8 @@ pub struct ApiState {
     pub oidc: Option<Arc<oidc::Discovery>>,
     /// Pod Security's cluster-wide defaults and exemptions.
     pub pod_security: Arc<pod_security::config::PodSecurityConfig>,
+    /// The custom resources served now (built from the stored CRDs).
+    pub crds: crd::Served,
 }
 
 impl ApiState {
@@ -160,6 +165,7 @@ impl ApiState {
             root_ca_pem: None,
             oidc: None,
             pod_security: Arc::default(),
+            crds: crd::Served::default(),
         }
     }
 
@@ -231,6 +237,7 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
             .map_err(boot(&format!("namespace {ns} defaults")))?;
     }
     priority::bootstrap(state).await.map_err(boot("system priority classes"))?;
+    crd::reload(state).await.map_err(boot("custom resource definitions"))?;
     bootstrap_rbac(state).await.map_err(boot("default RBAC roles"))?;
     let svc_info = by_kind(Kind::Service);
     let (services, _) =

@@ -150,12 +150,23 @@ pub fn prepare(info: &ResourceInfo, mut input: Value, fv: FieldValidation) -> Re
             )))
         }
     }
-    let normalized = schema::normalize(info.kind, &input).map_err(|e| {
-        ApiError::BadRequest(format!(
-            "{} in version \"{}\" cannot be handled as a {}: {e}",
-            info.kind_name, info.version, info.kind_name
-        ))
-    })?;
+    let normalized = match info.custom {
+        // Custom resources: defaulted, pruned and checked against their schema.
+        Some(_) => {
+            let mut checked = input.clone();
+            let causes = super::crd::check_object(info, &mut checked);
+            if !causes.is_empty() {
+                return Err(super::status::invalid(info, meta_str(&input, "name").unwrap_or_default(), causes));
+            }
+            checked
+        }
+        None => schema::normalize(info.kind, &input).map_err(|e| {
+            ApiError::BadRequest(format!(
+                "{} in version \"{}\" cannot be handled as a {}: {e}",
+                info.kind_name, info.version, info.kind_name
+            ))
+        })?,
+    };
     let unknown = schema::unknown_fields(&input, &normalized);
     let mut warnings = Vec::new();
     match fv {
@@ -177,7 +188,14 @@ pub fn prepare(info: &ResourceInfo, mut input: Value, fv: FieldValidation) -> Re
 pub fn tracks_generation(kind: Kind) -> bool {
     matches!(
         kind,
-        Kind::Deployment | Kind::ReplicaSet | Kind::Pod | Kind::Job | Kind::CronJob | Kind::PodDisruptionBudget
+        Kind::Deployment
+            | Kind::ReplicaSet
+            | Kind::Pod
+            | Kind::Job
+            | Kind::CronJob
+            | Kind::PodDisruptionBudget
+            | Kind::CustomResourceDefinition
+            | Kind::Custom
     ) || super::apps::is_apps_workload(kind)
 }
 

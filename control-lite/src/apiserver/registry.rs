@@ -70,10 +70,14 @@ pub enum Kind {
     SelfSubjectRulesReview,
     /// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`; create-only, not stored).
     SelfSubjectReview,
+    /// apiextensions.k8s.io/v1 CustomResourceDefinition.
+    CustomResourceDefinition,
+    /// A custom resource served from a stored CRD (rows built at runtime, `super::crd`).
+    Custom,
 }
 
 /// Subresources a resource may expose.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Subresource {
     /// `/status`: writes only `.status`.
     Status,
@@ -137,8 +141,9 @@ impl Subresource {
     }
 }
 
-/// Static description of one resource.
-#[derive(Debug, PartialEq, Eq)]
+/// Static description of one resource (custom resources' rows are built
+/// from their CRDs and interned, `super::crd::intern`).
+#[derive(Debug, PartialEq, Eq, Hash)]
 pub struct ResourceInfo {
     /// Which kind (selects typed hooks).
     pub kind: Kind,
@@ -160,6 +165,8 @@ pub struct ResourceInfo {
     pub categories: &'static [&'static str],
     /// Served subresources.
     pub subresources: &'static [Subresource],
+    /// A custom resource's schema, columns and scale paths (`None` for built-ins).
+    pub custom: Option<&'static super::crd::Custom>,
 }
 
 const ALL: &[&str] = &["all"];
@@ -176,6 +183,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &["ns"],
         categories: &[],
+        custom: None,
         subresources: &[Subresource::Status, Subresource::Finalize],
     },
     ResourceInfo {
@@ -188,6 +196,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["po"],
         categories: ALL,
+        custom: None,
         subresources: &[
             Subresource::Status,
             Subresource::Log,
@@ -209,6 +218,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &["no"],
         categories: &[],
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -221,6 +231,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["svc"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -233,6 +244,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["ep"],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -245,6 +257,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -257,6 +270,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["deploy"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status, Subresource::Scale],
     },
     ResourceInfo {
@@ -269,6 +283,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["rs"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status, Subresource::Scale],
     },
     ResourceInfo {
@@ -281,6 +296,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["ds"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -293,6 +309,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -305,6 +322,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["sts"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status, Subresource::Scale],
     },
     ResourceInfo {
@@ -317,6 +335,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -329,6 +348,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["cj"],
         categories: ALL,
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -341,6 +361,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["pdb"],
         categories: &[],
+        custom: None,
         subresources: &[Subresource::Status],
     },
     ResourceInfo {
@@ -353,6 +374,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["ev"],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -365,6 +387,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["ev"],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -377,6 +400,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["cm"],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -389,6 +413,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -401,6 +426,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -413,6 +439,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &["sa"],
         categories: &[],
+        custom: None,
         subresources: &[Subresource::Token],
     },
     ResourceInfo {
@@ -425,6 +452,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &["pc"],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -437,6 +465,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -449,6 +478,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -461,6 +491,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -473,6 +504,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -485,6 +517,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -497,6 +530,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -509,6 +543,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: true,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -521,6 +556,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -533,6 +569,7 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
     },
     ResourceInfo {
@@ -545,7 +582,21 @@ pub const RESOURCES: &[ResourceInfo] = &[
         namespaced: false,
         short_names: &[],
         categories: &[],
+        custom: None,
         subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::CustomResourceDefinition,
+        group: "apiextensions.k8s.io",
+        version: "v1",
+        kind_name: "CustomResourceDefinition",
+        plural: "customresourcedefinitions",
+        singular: "customresourcedefinition",
+        namespaced: false,
+        short_names: &["crd", "crds"],
+        categories: &["api-extensions"],
+        custom: None,
+        subresources: &[Subresource::Status],
     },
 ];
 
@@ -600,6 +651,11 @@ impl ResourceInfo {
         }
     }
 
+    /// Whether the row is a custom resource's (built from a CRD).
+    pub fn is_custom(&self) -> bool {
+        self.kind == Kind::Custom
+    }
+
     fn group_segment(&self) -> &'static str {
         if self.group.is_empty() {
             "core"
@@ -632,16 +688,37 @@ pub fn lookup(group: &str, version: &str, plural: &str) -> Option<&'static Resou
     RESOURCES.iter().find(|r| r.group == group && r.version == version && r.plural == plural)
 }
 
+/// Finds a resource by group, version and plural among the built-in rows, then `custom`.
+pub fn lookup_in(
+    custom: &[&'static ResourceInfo],
+    group: &str,
+    version: &str,
+    plural: &str,
+) -> Option<&'static ResourceInfo> {
+    lookup(group, version, plural)
+        .or_else(|| custom.iter().copied().find(|r| r.group == group && r.version == version && r.plural == plural))
+}
+
+/// The built-in rows followed by `custom`, in discovery order.
+pub fn all_with(custom: &[&'static ResourceInfo]) -> Vec<&'static ResourceInfo> {
+    RESOURCES.iter().chain(custom.iter().copied()).collect()
+}
+
 /// Finds the resource of a kind.
 pub fn by_kind(kind: Kind) -> &'static ResourceInfo {
-    // Every Kind variant has exactly one row (checked by a test).
+    // Every Kind variant but `Custom` has exactly one row (checked by a test).
     RESOURCES.iter().find(|r| r.kind == kind).unwrap_or(&RESOURCES[0])
 }
 
 /// Served group/versions, core first, in discovery order.
 pub fn group_versions() -> Vec<(&'static str, &'static str)> {
+    group_versions_of(&all_with(&[]))
+}
+
+/// The group/versions of `rows`, in their order.
+pub fn group_versions_of(rows: &[&'static ResourceInfo]) -> Vec<(&'static str, &'static str)> {
     let mut out: Vec<(&str, &str)> = Vec::new();
-    for r in RESOURCES {
+    for r in rows {
         if !out.contains(&(r.group, r.version)) {
             out.push((r.group, r.version));
         }

@@ -66,6 +66,12 @@ pub fn with_type<V: TypeVisitor>(kind: Kind, visitor: V) -> V::Output {
         Kind::SelfSubjectRulesReview => visitor.visit::<SelfSubjectRulesReview>(),
         Kind::TokenReview => visitor.visit::<k8s_openapi::api::authentication::v1::TokenReview>(),
         Kind::SelfSubjectReview => visitor.visit::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(),
+        Kind::CustomResourceDefinition => {
+            visitor
+                .visit::<k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition>()
+        }
+        // Custom resources are checked against their CRD's schema (`crd::check`).
+        Kind::Custom => visitor.visit::<Value>(),
     }
 }
 

@@ -12,10 +12,30 @@ use super::selectors::LabelSelector;
 use super::status::{conflict_with, invalid, Cause, Result};
 use super::ApiState;
 
-/// The Scale view of a deployment or replicaset.
-pub fn scale_of(obj: &Value) -> Value {
+/// Where `info`'s Scale reads and writes: spec replicas, status replicas
+/// (JSON pointers) and the selector (a rendered string).
+fn scale_paths(info: &ResourceInfo, obj: &Value) -> (String, String, String) {
+    match info.custom.and_then(|c| c.scale.as_ref()) {
+        Some(paths) => {
+            let selector = paths.label_selector.as_deref().map(crate::apiserver::crd::pointer_of);
+            let selector = selector.and_then(|p| obj.pointer(&p)).and_then(Value::as_str).unwrap_or_default();
+            (
+                crate::apiserver::crd::pointer_of(&paths.spec_replicas),
+                crate::apiserver::crd::pointer_of(&paths.status_replicas),
+                selector.to_string(),
+            )
+        }
+        None => {
+            let selector = LabelSelector::from_api(obj.pointer("/spec/selector").unwrap_or(&Value::Null)).render();
+            ("/spec/replicas".into(), "/status/replicas".into(), selector)
+        }
+    }
+}
+
+/// The Scale view of a deployment, replicaset, statefulset or custom resource.
+pub fn scale_of(info: &ResourceInfo, obj: &Value) -> Value {
     let meta = obj.get("metadata").cloned().unwrap_or(json!({}));
-    let selector = LabelSelector::from_api(obj.pointer("/spec/selector").unwrap_or(&Value::Null)).render();
+    let (spec, status, selector) = scale_paths(info, obj);
     json!({
         "kind": "Scale",
         "apiVersion": "autoscaling/v1",
@@ -26,9 +46,9 @@ pub fn scale_of(obj: &Value) -> Value {
             "resourceVersion": meta.get("resourceVersion"),
             "creationTimestamp": meta.get("creationTimestamp"),
         },
-        "spec": {"replicas": obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0)},
+        "spec": {"replicas": obj.pointer(&spec).and_then(Value::as_i64).unwrap_or(0)},
         "status": {
-            "replicas": obj.pointer("/status/replicas").and_then(Value::as_i64).unwrap_or(0),
+            "replicas": obj.pointer(&status).and_then(Value::as_i64).unwrap_or(0),
             "selector": selector,
         },
     })
@@ -42,7 +62,7 @@ pub async fn get_scale(
     name: &str,
 ) -> Result<Response> {
     let (obj, _) = crud::get(state, info, ns, name).await?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj), &[]))
+    Ok(json_response(StatusCode::OK, &scale_of(info, &obj), &[]))
 }
 
 /// PUT/PATCH `.../scale`: `to_scale` maps the current Scale to the requested one.
@@ -58,7 +78,7 @@ where
     F: FnMut(&Value) -> Result<Value>,
 {
     let (obj, _) = crud::update(state, info, ns, name, UpdateScope::Main, opts, |current| {
-        let requested = to_scale(&scale_of(current))?;
+        let requested = to_scale(&scale_of(info, current))?;
         let replicas = requested.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(0);
         if replicas < 0 {
             let cause = Cause {
@@ -69,14 +89,15 @@ where
             return Err(invalid(info, name, vec![cause]));
         }
         let mut next = current.clone();
-        next["spec"]["replicas"] = json!(replicas);
+        let (spec, _, _) = scale_paths(info, current);
+        crate::apiserver::crd::set_pointer(&mut next, &spec, json!(replicas));
         if let (Some(rv), Some(meta)) = (requested_rv(&requested)?, meta_mut(&mut next)) {
             meta.insert("resourceVersion".into(), json!(rv.to_string()));
         }
         Ok(next)
     })
     .await?;
-    Ok(json_response(StatusCode::OK, &scale_of(&obj), &[]))
+    Ok(json_response(StatusCode::OK, &scale_of(info, &obj), &[]))
 }
 
 /// POST `pods/<name>/binding`: sets `spec.nodeName` once.
@@ -125,7 +146,7 @@ mod tests {
     fn scale_view_reports_replicas_and_selector() {
         let d = json!({"metadata": {"name": "web", "namespace": "default", "resourceVersion": "5"},
             "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "web"}}}, "status": {"replicas": 2}});
-        let s = scale_of(&d);
+        let s = scale_of(crate::apiserver::registry::by_kind(crate::apiserver::registry::Kind::Deployment), &d);
         assert_eq!(s["spec"]["replicas"], 3);
         assert_eq!(s["status"]["replicas"], 2);
         assert_eq!(s["status"]["selector"], "app=web");

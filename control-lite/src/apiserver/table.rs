@@ -5,6 +5,7 @@ use jiff::Timestamp;
 use serde_json::{json, Value};
 
 use super::cells::cells;
+use super::crd;
 use super::registry::{Kind, ResourceInfo};
 
 /// One column: (name, type, priority, description).
@@ -129,6 +130,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
             ("PreemptionPolicy", "string", 1, "Whether pods of this class preempt others."),
         ],
         Kind::Role | Kind::ClusterRole => vec![NAME, ("Created At", "string", 0, "When the role was created.")],
+        Kind::CustomResourceDefinition => vec![NAME, ("Created At", "date", 0, "When the definition was created.")],
         Kind::RoleBinding | Kind::ClusterRoleBinding => vec![
             NAME,
             ("Role", "string", 0, "The role bound."),
@@ -142,49 +144,9 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
-        | Kind::SelfSubjectReview => vec![NAME, AGE],
+        | Kind::SelfSubjectReview
+        | Kind::Custom => vec![NAME, AGE],
     }
-}
-
-/// Upstream `HumanDuration` of the time between `since` and `now`.
-pub fn human_duration(secs: i64) -> String {
-    if secs < -1 {
-        return "<invalid>".into();
-    }
-    let secs = secs.max(0);
-    if secs < 120 {
-        return format!("{secs}s");
-    }
-    let minutes = secs / 60;
-    if minutes < 10 {
-        let s = secs % 60;
-        return if s == 0 { format!("{minutes}m") } else { format!("{minutes}m{s}s") };
-    }
-    if minutes < 180 {
-        return format!("{minutes}m");
-    }
-    let hours = minutes / 60;
-    if hours < 8 {
-        let m = minutes % 60;
-        return if m == 0 { format!("{hours}h") } else { format!("{hours}h{m}m") };
-    }
-    if hours < 48 {
-        return format!("{hours}h");
-    }
-    if hours < 24 * 8 {
-        let h = hours % 24;
-        let d = hours / 24;
-        return if h == 0 { format!("{d}d") } else { format!("{d}d{h}h") };
-    }
-    if hours < 24 * 365 * 2 {
-        return format!("{}d", hours / 24);
-    }
-    if hours < 24 * 365 * 8 {
-        let y = hours / 24 / 365;
-        let d = (hours / 24) % 365;
-        return if d == 0 { format!("{y}y") } else { format!("{y}y{d}d") };
-    }
-    format!("{}y", hours / 24 / 365)
 }
 
 /// How each row carries its object.
@@ -198,8 +160,8 @@ pub enum IncludeObject {
     Object,
 }
 
-/// One row with its object.
-pub fn row(kind: Kind, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
+/// One row with its object (custom resources with printer columns: their cells).
+fn row(info: &ResourceInfo, obj: &Value, include: IncludeObject, now: Timestamp) -> Value {
     let object = match include {
         IncludeObject::None => Value::Null,
         IncludeObject::Object => obj.clone(),
@@ -209,7 +171,14 @@ pub fn row(kind: Kind, obj: &Value, include: IncludeObject, now: Timestamp) -> V
             "metadata": obj.get("metadata").cloned().unwrap_or(json!({})),
         }),
     };
-    json!({"cells": cells(kind, obj, now), "object": object})
+    let cells = match info.custom.filter(|c| !c.columns.is_empty()) {
+        Some(c) => {
+            let name = json!(obj.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default());
+            std::iter::once(name).chain(c.columns.iter().map(|col| crd::columns::cell(col, obj, now))).collect()
+        }
+        None => cells(info.kind, obj, now),
+    };
+    json!({"cells": cells, "object": object})
 }
 
 /// A full Table of `objects`; `with_columns` false leaves columnDefinitions empty (watch events after the first).
@@ -221,7 +190,11 @@ pub fn table(
     with_columns: bool,
 ) -> Value {
     let now = Timestamp::now();
-    let columns: Vec<Value> = if with_columns {
+    let custom = info.custom.filter(|c| !c.columns.is_empty());
+    let columns: Vec<Value> = if let (true, Some(c)) = (with_columns, custom) {
+        let name = json!({"name": NAME.0, "type": NAME.1, "format": "name", "description": NAME.3, "priority": 0});
+        std::iter::once(name).chain(c.columns.iter().map(crd::columns::definition)).collect()
+    } else if with_columns {
         columns(info.kind)
             .into_iter()
             .map(|(name, ty, priority, description)| {
@@ -232,7 +205,7 @@ pub fn table(
     } else {
         Vec::new()
     };
-    let rows: Vec<Value> = objects.iter().map(|o| row(info.kind, o, include, now)).collect();
+    let rows: Vec<Value> = objects.iter().map(|o| row(info, o, include, now)).collect();
     json!({
         "kind": "Table",
         "apiVersion": "meta.k8s.io/v1",
@@ -246,28 +219,6 @@ pub fn table(
 mod tests {
     use super::*;
     use crate::apiserver::registry::{by_kind, RESOURCES};
-
-    #[test]
-    fn human_duration_matches_upstream() {
-        let cases = [
-            (0, "0s"),
-            (5, "5s"),
-            (119, "119s"),
-            (192, "3m12s"),
-            (300, "5m"),
-            (3600, "60m"),
-            (3 * 3600 + 60, "3h1m"),
-            (10 * 3600, "10h"),
-            (2 * 86400, "2d"),
-            (3 * 86400 + 7200, "3d2h"),
-            (30 * 86400, "30d"),
-            (800 * 86400, "2y70d"),
-            (-5, "<invalid>"),
-        ];
-        for (secs, want) in cases {
-            assert_eq!(human_duration(secs), want, "{secs}");
-        }
-    }
 
     #[test]
     fn every_kind_has_as_many_cells_as_columns() {

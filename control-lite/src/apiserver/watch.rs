@@ -36,8 +36,14 @@ const MAX_WATCH: Duration = Duration::from_secs(30 * 60);
 const BOOKMARK_EVERY: Duration = Duration::from_secs(20);
 
 /// What one store event means to a watcher with `selectors`.
-pub fn translate(event: &store::Event, selectors: &Selectors) -> Result<Option<(&'static str, Value)>> {
-    let obj = decode(&event.kv)?;
+/// Objects of custom resources are shown as `info`'s version.
+pub fn translate(
+    info: &ResourceInfo,
+    event: &store::Event,
+    selectors: &Selectors,
+) -> Result<Option<(&'static str, Value)>> {
+    let mut obj = decode(&event.kv)?;
+    super::crd::to_version(info, &mut obj);
     let now = selectors.matches(&obj);
     if event.kind == EventKind::Delete {
         return Ok(now.then_some(("DELETED", obj)));
@@ -143,7 +149,7 @@ pub async fn serve(
                 ev = events.recv() => {
                     let Some(ev) = ev else { return };
                     last_rv = ev.revision();
-                    match translate(&ev, &selectors) {
+                    match translate(info, &ev, &selectors) {
                         Ok(Some((kind, obj))) => {
                             let b = render(kind, &obj, first);
                             first = false;
@@ -217,7 +223,8 @@ mod tests {
             (Event { kind: EventKind::Delete, kv: kv(db.clone(), 4), prev: Some(kv(db.clone(), 3)) }, None),
         ];
         for (ev, want) in cases {
-            let got = translate(&ev, &sel).expect("decode");
+            let got = translate(crate::apiserver::registry::by_kind(crate::apiserver::registry::Kind::Pod), &ev, &sel)
+                .expect("decode");
             assert_eq!(got.as_ref().map(|(k, _)| *k), want, "{ev:?}");
             if let Some((_, obj)) = got {
                 assert_eq!(obj["metadata"]["resourceVersion"], ev.kv.mod_revision.to_string());

@@ -15,7 +15,7 @@ use serde_json::{json, Value};
 use super::negotiate::{DiscoveryVersion, LIST_KIND};
 use super::{resource_verbs, subresource_doc};
 use crate::apiserver::metrics_api;
-use crate::apiserver::registry::{ResourceInfo, RESOURCES};
+use crate::apiserver::registry::{all_with, ResourceInfo};
 
 /// Which root document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,10 +26,10 @@ pub enum Root {
     Groups,
 }
 
-/// The served document of `root` (the resource table, plus `metrics.k8s.io`
-/// under `/apis`).
-pub fn document(root: Root, version: DiscoveryVersion) -> Value {
-    let mut doc = aggregated(RESOURCES, root, version);
+/// The served document of `root` (the resource table and the `custom`
+/// rows, plus `metrics.k8s.io` under `/apis`).
+pub fn document(custom: &[&'static ResourceInfo], root: Root, version: DiscoveryVersion) -> Value {
+    let mut doc = aggregated(&all_with(custom), root, version);
     if root == Root::Groups {
         if let Some(items) = doc["items"].as_array_mut() {
             items.push(metrics_api::aggregated_group());
@@ -40,7 +40,7 @@ pub fn document(root: Root, version: DiscoveryVersion) -> Value {
 
 /// The `APIGroupDiscoveryList` of `resources` for `root`: groups and their
 /// versions in table order (the first version of a group is preferred).
-pub fn aggregated(resources: &[ResourceInfo], root: Root, version: DiscoveryVersion) -> Value {
+pub fn aggregated(resources: &[&ResourceInfo], root: Root, version: DiscoveryVersion) -> Value {
     let mut groups: Vec<&str> = Vec::new();
     for r in resources {
         let wanted = (root == Root::Core) == r.group.is_empty();
@@ -52,7 +52,7 @@ pub fn aggregated(resources: &[ResourceInfo], root: Root, version: DiscoveryVers
     json!({"kind": LIST_KIND, "apiVersion": version.api_version(), "metadata": {}, "items": items})
 }
 
-fn group(resources: &[ResourceInfo], name: &str) -> Value {
+fn group(resources: &[&ResourceInfo], name: &str) -> Value {
     let mut versions: Vec<&str> = Vec::new();
     for r in resources.iter().filter(|r| r.group == name) {
         if !versions.contains(&r.version) {
@@ -63,7 +63,7 @@ fn group(resources: &[ResourceInfo], name: &str) -> Value {
         .into_iter()
         .map(|v| {
             let rows: Vec<Value> =
-                resources.iter().filter(|r| r.group == name && r.version == v).map(resource).collect();
+                resources.iter().filter(|r| r.group == name && r.version == v).map(|r| resource(r)).collect();
             json!({"version": v, "resources": rows, "freshness": "Current"})
         })
         .collect();
@@ -143,7 +143,7 @@ mod tests {
 
     #[test]
     fn core_document_holds_the_core_group_only() {
-        let doc = aggregated(RESOURCES, Root::Core, DiscoveryVersion::V2);
+        let doc = aggregated(&all_with(&[]), Root::Core, DiscoveryVersion::V2);
         assert_eq!(doc["kind"], "APIGroupDiscoveryList");
         assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2");
         assert_eq!(doc["items"].as_array().map(Vec::len), Some(1));
@@ -177,7 +177,7 @@ mod tests {
 
     #[test]
     fn groups_document_has_apps_with_scale_and_status() {
-        let doc = aggregated(RESOURCES, Root::Groups, DiscoveryVersion::V2Beta1);
+        let doc = aggregated(&all_with(&[]), Root::Groups, DiscoveryVersion::V2Beta1);
         assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2beta1");
         let names: Vec<&str> =
             doc["items"].as_array().into_iter().flatten().filter_map(|g| g["metadata"]["name"].as_str()).collect();
@@ -193,7 +193,7 @@ mod tests {
         let review = find(resources_of(&doc, "authorization.k8s.io", "v1"), "resource", "selfsubjectaccessreviews");
         assert_eq!(review["verbs"], json!(["create"]));
         assert_eq!(review["scope"], "Cluster");
-        let served = document(Root::Groups, DiscoveryVersion::V2);
+        let served = document(&[], Root::Groups, DiscoveryVersion::V2);
         let metrics = find(resources_of(&served, metrics_api::GROUP, metrics_api::VERSION), "resource", "pods");
         assert_eq!(metrics["responseKind"]["kind"], "PodMetrics");
     }
@@ -204,7 +204,7 @@ mod tests {
         // aggregated counterpart with the same kind, verbs and scope.
         for (g, v) in group_versions() {
             let root = if g.is_empty() { Root::Core } else { Root::Groups };
-            let doc = aggregated(RESOURCES, root, DiscoveryVersion::V2);
+            let doc = aggregated(&all_with(&[]), root, DiscoveryVersion::V2);
             let agg = resources_of(&doc, g, v);
             let legacy = resource_list(g, v).unwrap_or(Value::Null);
             for entry in legacy["resources"].as_array().into_iter().flatten() {
@@ -228,9 +228,9 @@ mod tests {
 
     #[test]
     fn etag_follows_content() {
-        let a = document(Root::Groups, DiscoveryVersion::V2).to_string();
+        let a = document(&[], Root::Groups, DiscoveryVersion::V2).to_string();
         assert_eq!(etag(a.as_bytes()), etag(a.as_bytes()));
-        assert_ne!(etag(a.as_bytes()), etag(document(Root::Core, DiscoveryVersion::V2).to_string().as_bytes()));
+        assert_ne!(etag(a.as_bytes()), etag(document(&[], Root::Core, DiscoveryVersion::V2).to_string().as_bytes()));
         assert_eq!(etag(b""), "\"cbf29ce484222325\"");
     }
 }

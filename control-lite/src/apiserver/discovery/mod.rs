@@ -18,7 +18,7 @@ use serde_json::{json, Value};
 pub mod aggregated;
 pub mod negotiate;
 
-use super::registry::{group_versions, ResourceInfo, Subresource, RESOURCES};
+use super::registry::{all_with, group_versions_of, ResourceInfo, Subresource};
 
 /// The Kubernetes version this apiserver claims.
 pub const GIT_VERSION: &str = "v1.33.0-bosun";
@@ -94,8 +94,8 @@ pub fn core_versions(server_address: &str) -> Value {
     })
 }
 
-fn api_group(group: &str) -> Value {
-    let versions: Vec<Value> = group_versions()
+fn api_group(rows: &[&'static ResourceInfo], group: &str) -> Value {
+    let versions: Vec<Value> = group_versions_of(rows)
         .into_iter()
         .filter(|(g, _)| *g == group)
         .map(|(g, v)| json!({"groupVersion": format!("{g}/{v}"), "version": v}))
@@ -104,33 +104,45 @@ fn api_group(group: &str) -> Value {
     json!({"name": group, "versions": versions, "preferredVersion": preferred})
 }
 
-/// `/apis`.
+/// `/apis` of the built-in resources.
 pub fn group_list() -> Value {
+    group_list_in(&[])
+}
+
+/// `/apis` of the built-in resources and `custom`.
+pub fn group_list_in(custom: &[&'static ResourceInfo]) -> Value {
+    let rows = all_with(custom);
     let mut groups: Vec<&str> = Vec::new();
-    for (g, _) in group_versions() {
+    for (g, _) in group_versions_of(&rows) {
         if !g.is_empty() && !groups.contains(&g) {
             groups.push(g);
         }
     }
-    let mut groups: Vec<Value> = groups.into_iter().map(api_group).collect();
+    let mut groups: Vec<Value> = groups.into_iter().map(|g| api_group(&rows, g)).collect();
     groups.push(super::metrics_api::api_group());
     json!({"kind": "APIGroupList", "apiVersion": "v1", "groups": groups})
 }
 
-/// `/apis/<group>` (None if the group is not served).
-pub fn group(group: &str) -> Option<Value> {
-    if group.is_empty() || !RESOURCES.iter().any(|r| r.group == group) {
+/// `/apis/<group>` among the built-in resources and `custom` (None if the group is not served).
+pub fn group_in(custom: &[&'static ResourceInfo], group: &str) -> Option<Value> {
+    let rows = all_with(custom);
+    if group.is_empty() || !rows.iter().any(|r| r.group == group) {
         return None;
     }
-    let mut g = api_group(group);
+    let mut g = api_group(&rows, group);
     g["kind"] = json!("APIGroup");
     g["apiVersion"] = json!("v1");
     Some(g)
 }
 
-/// `/api/v1` or `/apis/<group>/<version>` (None if not served).
+/// `/api/v1` or `/apis/<group>/<version>` of the built-in resources (None if not served).
 pub fn resource_list(group: &str, version: &str) -> Option<Value> {
-    let rows: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    resource_list_in(&[], group, version)
+}
+
+/// `/api/v1` or `/apis/<group>/<version>` among the built-in resources and `custom` (None if not served).
+pub fn resource_list_in(custom: &[&'static ResourceInfo], group: &str, version: &str) -> Option<Value> {
+    let rows: Vec<_> = all_with(custom).into_iter().filter(|r| r.group == group && r.version == version).collect();
     if rows.is_empty() {
         return None;
     }
@@ -221,12 +233,13 @@ mod tests {
                 "rbac.authorization.k8s.io",
                 "authorization.k8s.io",
                 "authentication.k8s.io",
+                "apiextensions.k8s.io",
                 "metrics.k8s.io"
             ]
         );
         assert!(resource_list("policy", "v1beta1").is_none());
         assert!(resource_list("policy", "v1").is_some());
         assert!(resource_list("batch", "v1").is_some());
-        assert!(group("apps").is_some());
+        assert!(group_in(&[], "apps").is_some());
     }
 }

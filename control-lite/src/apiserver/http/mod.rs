@@ -60,7 +60,7 @@ use crate::auth::user::UserInfo;
 use crate::metrics::RequestLabels;
 use call::{Call, Verb};
 use limits::InFlight;
-use path::{parse_path, Route, Target};
+use path::{parse_path_with, Route, Target};
 
 /// What the connection tasks share: the API state, the in-flight limiter,
 /// TLS and the authenticators.
@@ -117,7 +117,7 @@ async fn pipeline(server: &Server, mut parts: Parts, body: Body, labels: &mut Re
         authz::authorize(state, &user, &authz::metrics_attributes(&parts.method, parts.uri.path(), &path))?;
         return metrics_api::serve(state, &parts.method, path, &query).await;
     }
-    let route = parse_path(parts.uri.path()).ok_or(ApiError::NoResource)?;
+    let route = parse_path_with(parts.uri.path(), &state.crds.rows()).ok_or(ApiError::NoResource)?;
     let query = Query::parse(parts.uri.query())?;
     let call = Call::decide(&parts.method, route, query.watch())?;
     *labels = RequestLabels::of_call(&call);
@@ -221,11 +221,16 @@ fn fixed(state: &ApiState, route: Route, query: Option<&str>, headers: &HeaderMa
             return state.oidc.as_ref().map(|d| d.configuration_response()).ok_or(ApiError::NoResource)
         }
         Route::Jwks => return state.oidc.as_ref().map(|d| d.jwks_response()).ok_or(ApiError::NoResource),
-        Route::OpenApiV3(rest) => return openapi::v3_response(&rest, query, headers).ok_or(ApiError::NoResource),
+        Route::OpenApiV3(rest) => {
+            let custom = state.crds.rows();
+            return openapi::v3_response_with(&rest, query, headers, &custom).ok_or(ApiError::NoResource);
+        }
         Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
         Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),
-        Route::Group(g) => discovery::group(&g).ok_or(ApiError::NoResource)?,
-        Route::Resources(g, v) => discovery::resource_list(&g, &v).ok_or(ApiError::NoResource)?,
+        Route::Group(g) => discovery::group_in(&state.crds.rows(), &g).ok_or(ApiError::NoResource)?,
+        Route::Resources(g, v) => {
+            discovery::resource_list_in(&state.crds.rows(), &g, &v).ok_or(ApiError::NoResource)?
+        }
         Route::Resource(_) => return Err(ApiError::NoResource),
     };
     Ok(json_response(StatusCode::OK, &doc, &[]))

@@ -1,7 +1,7 @@
 //! Request paths: `/api/...`, `/apis/...`, OpenAPI, version and health
 //! paths parsed into a [`Route`] (pure, table-tested).
 
-use crate::apiserver::registry::{lookup, ResourceInfo, Subresource};
+use crate::apiserver::registry::{lookup_in, ResourceInfo, Subresource};
 
 /// A parsed resource path.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,8 +45,15 @@ pub enum Route {
     Resource(Target),
 }
 
-/// Parses a request path into a route (None: not served).
+/// Parses a request path into a route among the built-in resources (None: not served).
 pub fn parse_path(path: &str) -> Option<Route> {
+    parse_path_with(path, &[])
+}
+
+/// Parses a request path into a route among the built-in resources and
+/// `custom` (None: not served).
+pub fn parse_path_with(path: &str, custom: &[&'static ResourceInfo]) -> Option<Route> {
+    let lookup = |g: &str, v: &str, p: &str| lookup_in(custom, g, v, p);
     match path.trim_end_matches('/') {
         "/healthz" | "/readyz" | "/livez" => return Some(Route::Health),
         "/version" => return Some(Route::Version),

@@ -20,7 +20,7 @@ pub async fn get(r: &Req<'_>, t: &Target) -> Result<Response> {
 pub async fn list(r: &Req<'_>, t: &Target) -> Result<Response> {
     let opts = ListOptions::parse(r.query)?;
     let (stored, rev) = crud::list_stored(r.state, t.info, t.namespace.as_deref()).await?;
-    list_response(t.info, crud::matching(&stored, &opts.selectors), rev, r.table_mode())
+    list_response(t.info, crud::matching(t.info, &stored, &opts.selectors), rev, r.table_mode())
 }
 
 /// GET with `watch=true`, on a collection or one named object.

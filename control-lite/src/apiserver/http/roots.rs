@@ -8,7 +8,7 @@ use axum::response::{IntoResponse, Response};
 
 use crate::apiserver::discovery::aggregated::{self, Root};
 use crate::apiserver::discovery::negotiate::{self, Form};
-use crate::apiserver::discovery::{core_versions, group_list};
+use crate::apiserver::discovery::{core_versions, group_list_in};
 use crate::apiserver::response::json_response;
 use crate::apiserver::ApiState;
 
@@ -19,12 +19,12 @@ pub fn serve(state: &ApiState, root: Root, headers: &HeaderMap) -> Response {
         Form::Legacy => {
             let doc = match root {
                 Root::Core => core_versions(&state.server_address),
-                Root::Groups => group_list(),
+                Root::Groups => group_list_in(&state.crds.rows()),
             };
             json_response(StatusCode::OK, &doc, &[])
         }
         Form::Aggregated(version) => {
-            let body = aggregated::document(root, version).to_string();
+            let body = aggregated::document(&state.crds.rows(), root, version).to_string();
             let etag = aggregated::etag(body.as_bytes());
             let mut resp = if negotiate::if_none_match(text(header::IF_NONE_MATCH), &etag) {
                 StatusCode::NOT_MODIFIED.into_response()

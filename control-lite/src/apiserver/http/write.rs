@@ -56,6 +56,10 @@ pub async fn patch(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respon
     if kind == PatchType::Apply {
         return super::apply::apply(r, t, scope, params).await;
     }
+    if kind == PatchType::Strategic && t.info.is_custom() {
+        // As upstream: custom resources have no patch strategies.
+        return Err(ApiError::UnsupportedMediaType("the body of the request was in an unknown format - accepted media types include: application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml".into()));
+    }
     params.write.manager = field_manager(r, &params, subresource(scope));
     let dups =
         if kind == PatchType::Json { Vec::new() } else { duplicates(t.info, params.write.field_validation, &r.body)? };

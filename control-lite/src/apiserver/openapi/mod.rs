@@ -38,7 +38,7 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 
 use super::discovery::negotiate::if_none_match;
-use super::registry::{group_versions, RESOURCES};
+use super::registry::{group_versions, group_versions_of, ResourceInfo, RESOURCES};
 
 /// `api/v1` or `apis/<group>/<version>`.
 fn gv_path(group: &str, version: &str) -> String {
@@ -74,17 +74,22 @@ pub fn v2_response() -> Response {
         .unwrap_or_default()
 }
 
-/// `/openapi/v3/<gv path>` (None if not served).
+/// `/openapi/v3/<gv path>` of the built-in resources (None if not served).
 fn group_version(group: &str, version: &str) -> Option<Value> {
     let rows: Vec<_> = RESOURCES.iter().filter(|r| r.group == group && r.version == version).collect();
+    group_version_of(group, version, &rows)
+}
+
+/// The document of `rows` (one group/version; None if empty).
+fn group_version_of(group: &str, version: &str, rows: &[&ResourceInfo]) -> Option<Value> {
     if rows.is_empty() {
         return None;
     }
     Some(json!({
         "openapi": "3.0.0",
         "info": {"title": "Kubernetes", "version": super::discovery::GIT_VERSION},
-        "paths": paths::paths(group, version, &rows),
-        "components": {"schemas": schemas::components(&rows)},
+        "paths": paths::paths(group, version, rows),
+        "components": {"schemas": schemas::components(rows)},
     }))
 }
 
@@ -136,8 +141,45 @@ fn documents() -> &'static Documents {
 /// None if there is no such document. `query` may name the hash the root
 /// listed; `headers` may carry `If-None-Match`.
 pub fn v3_response(rest: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
+    v3_response_with(rest, query, headers, &[])
+}
+
+/// The documents of the `custom` rows' group/versions (built per request:
+/// they change with the CRDs) and the root listing them with the built-in ones.
+fn custom_documents(custom: &[&'static ResourceInfo]) -> (Rendered, HashMap<String, Rendered>) {
+    let mut docs = HashMap::new();
+    for (g, v) in group_versions_of(custom) {
+        // A CRD may add kinds to a built-in group/version: one document for both.
+        let rows: Vec<&ResourceInfo> =
+            RESOURCES.iter().chain(custom.iter().copied()).filter(|r| r.group == g && r.version == v).collect();
+        if let Some(doc) = group_version_of(g, v, &rows) {
+            docs.insert(gv_path(g, v), Rendered::of(&doc));
+        }
+    }
+    let mut root: Value = serde_json::from_slice(&documents().root.body).unwrap_or_else(|_| json!({"paths": {}}));
+    if let Some(paths) = root["paths"].as_object_mut() {
+        for (p, d) in &docs {
+            paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", d.hash)}));
+        }
+    }
+    (Rendered::of(&root), docs)
+}
+
+/// [`v3_response`] with the `custom` resources' documents too.
+pub fn v3_response_with(
+    rest: &str,
+    query: Option<&str>,
+    headers: &HeaderMap,
+    custom: &[&'static ResourceInfo],
+) -> Option<Response> {
     let docs = documents();
-    let doc = if rest.is_empty() { &docs.root } else { docs.group_versions.get(rest)? };
+    let extra = (!custom.is_empty()).then(|| custom_documents(custom));
+    let doc = match (&extra, rest.is_empty()) {
+        (Some((root, _)), true) => root,
+        (None, true) => &docs.root,
+        (Some((_, custom_docs)), false) => custom_docs.get(rest).or_else(|| docs.group_versions.get(rest))?,
+        (None, false) => docs.group_versions.get(rest)?,
+    };
     let asked = form_urlencoded::parse(query.unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "hash")
         .map(|(_, v)| v.into_owned());

@@ -18,7 +18,7 @@
 use std::borrow::Cow;
 use std::marker::PhantomData;
 
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::ListMeta;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ListMeta, ObjectMeta};
 use k8s_openapi::schemars::generate::SchemaSettings;
 use k8s_openapi::schemars::{json_schema, JsonSchema, Schema, SchemaGenerator};
 use serde_json::{json, Map, Value};
@@ -89,6 +89,8 @@ fn gvk(r: &ResourceInfo, kind: &str) -> Value {
 /// The schemas of `rows` (one group/version) and of everything they reference.
 pub fn components(rows: &[&ResourceInfo]) -> Map<String, Value> {
     let mut generator = SchemaSettings::openapi3().into_generator();
+    let (custom, rows): (Vec<&ResourceInfo>, Vec<&ResourceInfo>) = rows.iter().copied().partition(|r| r.is_custom());
+    let meta = (!custom.is_empty()).then(|| generator.subschema_for::<ObjectMeta>());
     let names: Vec<_> = rows
         .iter()
         .map(|r| {
@@ -97,6 +99,11 @@ pub fn components(rows: &[&ResourceInfo]) -> Map<String, Value> {
         })
         .collect();
     let mut defs = generator.take_definitions(true);
+    for r in custom {
+        if let (Some(c), Some(meta)) = (r.custom, &meta) {
+            defs.insert(custom_name(r), custom_schema(r, &c.openapi, meta.as_value()));
+        }
+    }
     for (r, (kind, list)) in names {
         if let Some(Value::Object(schema)) = defs.get_mut(&kind) {
             schema.insert("x-kubernetes-group-version-kind".into(), gvk(r, r.kind_name));
@@ -113,4 +120,34 @@ pub fn components(rows: &[&ResourceInfo]) -> Map<String, Value> {
         }
     }
     defs
+}
+
+/// Upstream's name of a custom kind's schema: the reversed group, the
+/// version and the kind (`com.example.v1.Widget`).
+fn custom_name(r: &ResourceInfo) -> String {
+    let group: Vec<&str> = r.group.rsplit('.').collect();
+    format!("{}.{}.{}", group.join("."), r.version, r.kind_name)
+}
+
+/// A custom kind's schema: its CRD's `openAPIV3Schema` with `apiVersion`,
+/// `kind` and `metadata` described, as upstream publishes it.
+fn custom_schema(r: &ResourceInfo, schema: &Value, meta: &Value) -> Value {
+    let mut out = schema.clone();
+    let text = |d: &str| json!({"type": "string", "description": d});
+    if let Some(map) = out.as_object_mut() {
+        let props = map.entry("properties").or_insert_with(|| json!({}));
+        if let Some(props) = props.as_object_mut() {
+            props.insert(
+                "apiVersion".into(),
+                text("APIVersion defines the versioned schema of this representation of an object."),
+            );
+            props.insert(
+                "kind".into(),
+                text("Kind is a string value representing the REST resource this object represents."),
+            );
+            props.insert("metadata".into(), json!({"allOf": [meta], "description": "Standard object's metadata."}));
+        }
+        map.insert("x-kubernetes-group-version-kind".into(), gvk(r, r.kind_name));
+    }
+    out
 }

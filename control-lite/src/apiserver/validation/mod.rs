@@ -79,7 +79,9 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         | Kind::LocalSubjectAccessReview
         | Kind::SelfSubjectRulesReview
         | Kind::TokenReview
-        | Kind::SelfSubjectReview => {}
+        | Kind::SelfSubjectReview
+        | Kind::Custom => {}
+        Kind::CustomResourceDefinition => out.extend(super::crd::definition::validate(obj)),
         Kind::Endpoints | Kind::EndpointSlice | Kind::Event | Kind::EventV1 | Kind::Lease | Kind::ServiceAccount => {
             other::validate_simple(info.kind, obj, &mut out)
         }
