@@ -41,6 +41,7 @@ pub mod apps;
 pub mod batch;
 pub mod batch_printers;
 pub mod cells;
+pub mod certificates;
 pub mod clusterip;
 pub mod crud;
 pub mod defaults;

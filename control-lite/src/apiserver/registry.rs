@@ -70,6 +70,8 @@ pub enum Kind {
     SelfSubjectRulesReview,
     /// authentication.k8s.io/v1 SelfSubjectReview (`kubectl auth whoami`; create-only, not stored).
     SelfSubjectReview,
+    /// certificates.k8s.io/v1 CertificateSigningRequest (see `certificates`).
+    CertificateSigningRequest,
 }
 
 /// Subresources a resource may expose.
@@ -97,6 +99,8 @@ pub enum Subresource {
     Token,
     /// `pods/eviction`: a policy/v1 Eviction, a delete that respects PodDisruptionBudgets (create only).
     Eviction,
+    /// `certificatesigningrequests/approval`: writes only the Approved/Denied conditions.
+    Approval,
 }
 
 impl Subresource {
@@ -114,6 +118,7 @@ impl Subresource {
             Subresource::Resize => "resize",
             Subresource::Token => "token",
             Subresource::Eviction => "eviction",
+            Subresource::Approval => "approval",
         }
     }
 
@@ -131,6 +136,7 @@ impl Subresource {
             Subresource::Resize,
             Subresource::Token,
             Subresource::Eviction,
+            Subresource::Approval,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -546,6 +552,18 @@ pub const RESOURCES: &[ResourceInfo] = &[
         short_names: &[],
         categories: &[],
         subresources: &[],
+    },
+    ResourceInfo {
+        kind: Kind::CertificateSigningRequest,
+        group: "certificates.k8s.io",
+        version: "v1",
+        kind_name: "CertificateSigningRequest",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        namespaced: false,
+        short_names: &["csr"],
+        categories: &[],
+        subresources: &[Subresource::Status, Subresource::Approval],
     },
 ];
 

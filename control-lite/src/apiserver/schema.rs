@@ -66,6 +66,9 @@ pub fn with_type<V: TypeVisitor>(kind: Kind, visitor: V) -> V::Output {
         Kind::SelfSubjectRulesReview => visitor.visit::<SelfSubjectRulesReview>(),
         Kind::TokenReview => visitor.visit::<k8s_openapi::api::authentication::v1::TokenReview>(),
         Kind::SelfSubjectReview => visitor.visit::<k8s_openapi::api::authentication::v1::SelfSubjectReview>(),
+        Kind::CertificateSigningRequest => {
+            visitor.visit::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>()
+        }
     }
 }
 
