@@ -117,7 +117,8 @@ pub fn parse_ttl(text: &str) -> Result<Duration, String> {
                     _ => 1,
                 };
                 let n = number.take().ok_or_else(|| format!("{text:?}: a unit without a number"))?;
-                total = n.checked_mul(unit).and_then(|s| total.checked_add(s)).filter(|t| *t <= MAX).ok_or("too long")?;
+                total =
+                    n.checked_mul(unit).and_then(|s| total.checked_add(s)).filter(|t| *t <= MAX).ok_or("too long")?;
             }
             _ => return Err(format!("{text:?}: want e.g. 24h, 90m, 1h30m or 0")),
         }

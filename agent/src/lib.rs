@@ -68,9 +68,9 @@ pub mod status_manager;
 pub mod streaming;
 pub mod termination;
 pub mod termination_message;
-pub mod tls_bootstrap;
 #[cfg(test)]
 mod test_fixtures;
+pub mod tls_bootstrap;
 pub mod volumes;
 
 use std::net::{IpAddr, SocketAddr};

@@ -203,7 +203,13 @@ fn load_or_create_key(path: &Path) -> Result<rcgen::KeyPair, Error> {
 }
 
 /// Writes the node's kubeconfig: `cluster`, the certificate and key inline.
-pub fn write_kubeconfig(path: &Path, cluster: &Cluster, node: &str, cert_pem: &[u8], key_pem: &[u8]) -> Result<(), Error> {
+pub fn write_kubeconfig(
+    path: &Path,
+    cluster: &Cluster,
+    node: &str,
+    cert_pem: &[u8],
+    key_pem: &[u8],
+) -> Result<(), Error> {
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
     let mut cluster_entry = json!({"server": cluster.server});
     if !cluster.ca_pem.is_empty() {
@@ -236,7 +242,8 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
 fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let io = |source| Error::Io { path: path.to_path_buf(), source };
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).map_err(io)?;
     std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
     file.write_all(bytes).map_err(io)?;
     file.sync_all().map_err(io)?;

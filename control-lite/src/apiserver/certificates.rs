@@ -243,7 +243,11 @@ fn validate_status(obj: &Value, out: &mut Vec<Cause>) {
         use base64::Engine as _;
         let pem = base64::engine::general_purpose::STANDARD.decode(cert).unwrap_or_default();
         if !is_certificate_pem(&pem) {
-            out.push(Cause::invalid("status.certificate", "<certificate data>", "must contain at least one CERTIFICATE PEM block"));
+            out.push(Cause::invalid(
+                "status.certificate",
+                "<certificate data>",
+                "must contain at least one CERTIFICATE PEM block",
+            ));
         }
     }
 }
@@ -294,10 +298,25 @@ pub fn validate_update(old: &Value, new: &Value, out: &mut Vec<Cause>) {
 pub fn columns() -> Vec<Column> {
     vec![
         ("Name", "string", 0, "Name must be unique within a namespace."),
-        ("Age", "string", 0, "CreationTimestamp is a timestamp representing the server time when this object was created."),
+        (
+            "Age",
+            "string",
+            0,
+            "CreationTimestamp is a timestamp representing the server time when this object was created.",
+        ),
         ("SignerName", "string", 0, "signerName indicates the requested signer, and is a qualified name."),
-        ("Requestor", "string", 0, "username contains the name of the user that created the CertificateSigningRequest."),
-        ("RequestedDuration", "string", 0, "expirationSeconds is the requested duration of validity of the issued certificate."),
+        (
+            "Requestor",
+            "string",
+            0,
+            "username contains the name of the user that created the CertificateSigningRequest.",
+        ),
+        (
+            "RequestedDuration",
+            "string",
+            0,
+            "expirationSeconds is the requested duration of validity of the issued certificate.",
+        ),
         ("Condition", "string", 0, "The conditions of the request and whether a certificate was issued."),
     ]
 }
@@ -370,10 +389,7 @@ mod tests {
         o["spec"]["signerName"] = json!("");
         o["spec"]["usages"] = json!(["client auth", "flying", "client auth"]);
         o["spec"]["expirationSeconds"] = json!(60);
-        assert_eq!(
-            fields(&o),
-            ["spec.signerName", "spec.usages[1]", "spec.usages[2]", "spec.expirationSeconds"]
-        );
+        assert_eq!(fields(&o), ["spec.signerName", "spec.usages[1]", "spec.usages[2]", "spec.expirationSeconds"]);
         for bad in ["nodomain", "example.com/", "Exa mple.com/x", "localhost/x"] {
             o = csr_obj();
             o["spec"]["signerName"] = json!(bad);

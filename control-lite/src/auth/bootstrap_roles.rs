@@ -286,7 +286,11 @@ pub fn cluster_role_bindings() -> Vec<Value> {
         // TLS bootstrapping, as kubeadm binds it: bootstrap tokens may ask
         // for node client certificates, which are auto-approved; nodes may
         // renew their own.
-        binding("system:node-bootstrapper", NODE_BOOTSTRAPPER, vec![group(super::bootstrap_token::GROUP)]),
+        binding(
+            "system:node-bootstrapper",
+            NODE_BOOTSTRAPPER,
+            vec![group(super::bootstrap_token::GROUP), group(super::node::NODES_GROUP)],
+        ),
         binding("bosun:node-autoapprove-bootstrap", NODE_CLIENT_APPROVER, vec![group(super::bootstrap_token::GROUP)]),
         binding(
             "bosun:node-autoapprove-certificate-rotation",

@@ -119,9 +119,8 @@ pub fn generate() -> (String, String) {
     use rand::Rng as _;
     const ALPHABET: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::rng();
-    let mut pick = |n: usize| -> String {
-        (0..n).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect()
-    };
+    let mut pick =
+        |n: usize| -> String { (0..n).map(|_| char::from(ALPHABET[rng.random_range(0..ALPHABET.len())])).collect() };
     (pick(ID_LEN), pick(SECRET_LEN))
 }
 

@@ -103,6 +103,12 @@ pub fn make_pem(common_name: &str, organizations: &[&str], key: &rcgen::KeyPair)
     params.serialize_request(key)?.pem()
 }
 
+/// A new key and a CSR with it: (CSR PEM, key PEM).
+pub fn generate(common_name: &str, organizations: &[&str]) -> Result<(String, String), rcgen::Error> {
+    let key = rcgen::KeyPair::generate()?;
+    Ok((make_pem(common_name, organizations, &key)?, key.serialize_pem()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

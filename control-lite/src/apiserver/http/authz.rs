@@ -144,9 +144,8 @@ pub fn authorize(state: &ApiState, user: &UserInfo, request: &Request) -> Result
 /// `signerName` (or `<domain>/*`), 403 otherwise.
 pub fn admit_csr_approval(state: &ApiState, user: &UserInfo, csr: &Value) -> Result<()> {
     let signer = csr.pointer("/spec/signerName").and_then(Value::as_str).unwrap_or_default();
-    let attrs = |name: String| {
-        Request::Resource(ResourceAttrs::new("approve", "certificates.k8s.io", "signers", "", &name))
-    };
+    let attrs =
+        |name: String| Request::Resource(ResourceAttrs::new("approve", "certificates.k8s.io", "signers", "", &name));
     let wildcard = signer.split_once('/').map(|(domain, _)| format!("{domain}/*"));
     let allowed = std::iter::once(signer.to_string())
         .chain(wildcard)

@@ -87,14 +87,20 @@ impl Call {
         let verb = match (method.clone(), named, target.sub) {
             (Method::GET, _, None) if watch => Verb::Watch,
             (Method::GET, false, None) => Verb::List,
-            (Method::GET, true, None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)) => Verb::Get,
+            (Method::GET, true, None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)) => {
+                Verb::Get
+            }
             (Method::POST, false, None) => Verb::Create,
-            (Method::PUT, true, sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval))) => {
-                Verb::Update(scope(sub))
-            }
-            (Method::PATCH, true, sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval))) => {
-                Verb::Patch(scope(sub))
-            }
+            (
+                Method::PUT,
+                true,
+                sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)),
+            ) => Verb::Update(scope(sub)),
+            (
+                Method::PATCH,
+                true,
+                sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)),
+            ) => Verb::Patch(scope(sub)),
             (Method::DELETE, true, None) => Verb::Delete,
             (Method::DELETE, false, None) => Verb::DeleteCollection,
             (Method::GET, true, Some(Subresource::Scale)) => Verb::GetScale,

@@ -112,7 +112,11 @@ mod tests {
         let boot = "system:bootstrap:abcdef";
         let cases: Vec<(&str, Value, Vec<Permission>)> = vec![
             ("bootstrap", obj(node, nodes, KUBELET_CLIENT_SIGNER, client, boot), vec![NodeClient]),
-            ("renewal", obj(node, nodes, KUBELET_CLIENT_SIGNER, &["client auth"], node), vec![SelfNodeClient, NodeClient]),
+            (
+                "renewal",
+                obj(node, nodes, KUBELET_CLIENT_SIGNER, &["client auth"], node),
+                vec![SelfNodeClient, NodeClient],
+            ),
             ("other signer", obj(node, nodes, "kubernetes.io/kube-apiserver-client", client, boot), vec![]),
             ("not a node", obj("alice", nodes, KUBELET_CLIENT_SIGNER, client, boot), vec![]),
             ("empty node", obj("system:node:", nodes, KUBELET_CLIENT_SIGNER, client, boot), vec![]),

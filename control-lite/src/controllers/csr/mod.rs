@@ -99,9 +99,13 @@ async fn reconcile(
         }
         if let Some(p) = approve::decide(&candidates, |p| held.contains(&p)) {
             let conditions = with_condition(&obj, APPROVED, "AutoApproved", p.message());
-            api.patch_approval(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": conditions}})))
-                .await
-                .map_err(api_err)?;
+            api.patch_approval(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"status": {"conditions": conditions}})),
+            )
+            .await
+            .map_err(api_err)?;
             tracing::info!(csr = name, permission = p.subresource(), "approved node client certificate request");
             // The approved object comes back through the watch and is signed then.
             return Ok(());

@@ -63,7 +63,9 @@ pub fn plan(obj: &Value, max: Duration) -> Plan {
         None => return Plan::Fail("no request".into()),
     };
     let usages = usages(obj);
-    let only = |required: &str| usages.contains(&required) && usages.iter().all(|u| *u == required || EXTRA_USAGES.contains(u));
+    let only = |required: &str| {
+        usages.contains(&required) && usages.iter().all(|u| *u == required || EXTRA_USAGES.contains(u))
+    };
     let no_sans = req.dns_names.is_empty() && req.ips.is_empty() && req.other_sans == 0;
     let (ok, why, eku, with_sans) = match signer {
         KUBELET_CLIENT_SIGNER => (
@@ -119,8 +121,8 @@ mod tests {
 
     fn obj(cn: &str, orgs: &[&str], sans: &[&str], signer: &str, usages: &[&str], conds: &[&str]) -> Value {
         let key = rcgen::KeyPair::generate().expect("key");
-        let mut params = rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>())
-            .expect("params");
+        let mut params =
+            rcgen::CertificateParams::new(sans.iter().map(|s| s.to_string()).collect::<Vec<_>>()).expect("params");
         let mut dn = rcgen::DistinguishedName::new();
         for o in orgs {
             dn.push(rcgen::DnType::OrganizationName, *o);
@@ -189,7 +191,10 @@ mod tests {
         use rustls_pki_types::pem::PemObject as _;
         let der = rustls_pki_types::CertificateDer::from_pem_slice(pem.as_bytes()).expect("der");
         let user = crate::auth::x509::user_of_cert(&der).expect("user");
-        assert_eq!((user.name.as_str(), user.groups.as_slice()), ("system:node:n1", [NODES_GROUP.to_string()].as_slice()));
+        assert_eq!(
+            (user.name.as_str(), user.groups.as_slice()),
+            ("system:node:n1", [NODES_GROUP.to_string()].as_slice())
+        );
         use x509_parser::prelude::FromDer as _;
         let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("parse");
         let validity = cert.validity();
