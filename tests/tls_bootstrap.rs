@@ -208,6 +208,14 @@ fn a_bootstrap_token_joins_a_node_with_an_approved_client_certificate() -> Resul
     ensure!(!can_i(&node_kubeconfig, &["get", "secrets", "-n", "default"])?, "node may not read secrets");
     ensure!(can_i(&node_kubeconfig, &["create", "certificatesigningrequests"])?, "node may renew");
 
+    // Renewal with the node's own identity: auto-approved as selfnodeclient.
+    let before = std::fs::read_to_string(&node_kubeconfig)?;
+    runtime.block_on(bosun_agent::tls_bootstrap::renew(&node_kubeconfig, "joiner", wait, &cancel))?;
+    ensure!(std::fs::read_to_string(&node_kubeconfig)? != before, "renewed kubeconfig");
+    ensure!(whoami(&node_kubeconfig)?.0 == "system:node:joiner", "renewed identity");
+    let table = control.admin_ok(&["get", "csr", "--no-headers"])?;
+    ensure!(table.lines().any(|l| l.contains(" system:node:joiner ") && l.ends_with("Approved,Issued")), "{table}");
+
     // Expired and wrong tokens: 401.
     let expired = bosun_control::auth::bootstrap_token::secret_for(
         "expire",

@@ -8,8 +8,11 @@
 //! certificate, and writes the kubeconfig (certificate and key inline, 0600
 //! in a 0700 directory) that the agent then runs with.
 //!
-//! [`rotation_due`] decides when a client certificate should be renewed
-//! (70–90% of its lifetime, jittered per node, as upstream).
+//! [`renew`] asks for a new certificate with the current one (auto-approved
+//! as `selfnodeclient`) and rewrites the kubeconfig; [`rotation_due`]
+//! decides when (70–90% of the lifetime, jittered per node, as upstream).
+//! Nothing schedules it yet: the running agent's client would keep the old
+//! certificate until it restarts.
 //!
 //! Must not: keep using the bootstrap credentials for anything else.
 
@@ -86,7 +89,20 @@ pub async fn ensure_kubeconfig(
     Ok(true)
 }
 
-/// A client with the bootstrap kubeconfig's credentials, and its cluster.
+/// Renews the client certificate of `kubeconfig` (node `node`): a new key,
+/// a request made with the current identity (auto-approved as
+/// `selfnodeclient`), and `kubeconfig` rewritten. Clients already built
+/// keep the old certificate until they are rebuilt.
+pub async fn renew(kubeconfig: &Path, node: &str, wait: Duration, token: &CancellationToken) -> Result<(), Error> {
+    let (client, cluster) = bootstrap_client(kubeconfig).await?;
+    let key = rcgen::KeyPair::generate()?;
+    let cert_pem = request_certificate(&client, node, &key, None, wait, token).await?;
+    write_kubeconfig(kubeconfig, &cluster, node, cert_pem.as_bytes(), key.serialize_pem().as_bytes())?;
+    tracing::info!(node, kubeconfig = %kubeconfig.display(), "client certificate renewed");
+    Ok(())
+}
+
+/// A client with the credentials of kubeconfig `path`, and its cluster.
 pub async fn bootstrap_client(path: &Path) -> Result<(Client, Cluster), Error> {
     let bad = |message: String| Error::Kubeconfig { path: path.to_path_buf(), message };
     let file = kube::config::Kubeconfig::read_from(path).map_err(|e| bad(e.to_string()))?;

@@ -175,7 +175,8 @@ mod tests {
         deleting["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z");
         let mut no_auth = secret(None, &[]);
         no_auth["data"]["usage-bootstrap-authentication"] = json!("ZmFsc2U=");
-        let cases: Vec<(&str, Option<Value>, &str, Result<&[&str], Refused>)> = vec![
+        type Case<'a> = (&'a str, Option<Value>, &'a str, Result<&'a [&'a str], Refused>);
+        let cases: Vec<Case<'_>> = vec![
             ("valid", Some(secret(Some(future), &[])), "0123456789abcdef", Ok(&[GROUP])),
             ("no expiry", Some(secret(None, &[])), "0123456789abcdef", Ok(&[GROUP])),
             (
