@@ -268,14 +268,11 @@ fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
 
 /// When a certificate valid from `not_before` to `not_after` (unix
 /// seconds) should be renewed: at a point between 70% and 90% of its
-/// lifetime, `jitter` (0.0–1.0, fixed per node) choosing where.
-pub fn rotation_due(not_before: i64, not_after: i64, jitter: f64) -> i64 {
+/// lifetime, `jitter_permille` (0–1000, fixed per node) choosing where.
+pub fn rotation_due(not_before: i64, not_after: i64, jitter_permille: u16) -> i64 {
     let lifetime = not_after.saturating_sub(not_before).max(0);
-    let fraction = 0.7 + 0.2 * jitter.clamp(0.0, 1.0);
-    // Lifetimes are at most years: well inside f64's exact integers.
-    #[allow(clippy::cast_possible_truncation, clippy::cast_precision_loss)]
-    let offset = (lifetime as f64 * fraction) as i64;
-    not_before.saturating_add(offset)
+    let share = 700 + 200 * i64::from(jitter_permille.min(1000)) / 1000;
+    not_before.saturating_add(lifetime.saturating_mul(share) / 1000)
 }
 
 #[cfg(test)]
@@ -284,11 +281,11 @@ mod tests {
 
     #[test]
     fn rotation_is_due_between_70_and_90_percent() {
-        assert_eq!(rotation_due(0, 1000, 0.0), 700);
-        assert_eq!(rotation_due(0, 1000, 1.0), 900);
-        assert_eq!(rotation_due(100, 1100, 0.5), 900);
-        assert_eq!(rotation_due(100, 1100, 7.0), 1000, "jitter is clamped");
-        assert_eq!(rotation_due(500, 100, 0.5), 500, "a backwards validity is due at once");
+        assert_eq!(rotation_due(0, 1000, 0), 700);
+        assert_eq!(rotation_due(0, 1000, 1000), 900);
+        assert_eq!(rotation_due(100, 1100, 500), 900);
+        assert_eq!(rotation_due(100, 1100, 7000), 1000, "jitter is clamped");
+        assert_eq!(rotation_due(500, 100, 500), 500, "a backwards validity is due at once");
     }
 
     #[test]
