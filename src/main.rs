@@ -2,12 +2,14 @@
 //! `bosun agent` (the node agent), `bosun control` (control-lite), `bosun up` /
 //! `bosun down` (a one-node cluster on this machine), `bosun images` (build,
 //! push and import bosun's own images), `bosun install` (the binary, systemd
-//! units and default config in place).
+//! units and default config in place), `bosun token create` (a bootstrap
+//! token for joining a node).
 
 mod down;
 mod images;
 mod install;
 mod supervise;
+mod token;
 mod up;
 mod up_state;
 mod up_steps;
@@ -95,6 +97,9 @@ enum Command {
     Images(images::ImagesCommand),
     /// Install this binary, the systemd units and a default config (below --root).
     Install(install::InstallArgs),
+    /// Bootstrap tokens for joining nodes (TLS bootstrapping).
+    #[command(subcommand)]
+    Token(token::TokenCommand),
 }
 
 /// A token cancelled on SIGINT or SIGTERM.
@@ -144,5 +149,6 @@ async fn run(cli: Cli) -> Result<()> {
         Command::Down(args) => down::down(args).await,
         Command::Images(command) => images::run(command),
         Command::Install(args) => install::run(args),
+        Command::Token(command) => token::run(command).await,
     }
 }

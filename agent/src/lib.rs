@@ -70,6 +70,7 @@ pub mod termination;
 pub mod termination_message;
 #[cfg(test)]
 mod test_fixtures;
+pub mod tls_bootstrap;
 pub mod volumes;
 
 use std::net::{IpAddr, SocketAddr};
@@ -111,8 +112,10 @@ pub struct AgentArgs {
     /// Kubeconfig of the API server (default: $KUBECONFIG, ~/.kube/config, in-cluster).
     #[arg(long)]
     pub kubeconfig: Option<PathBuf>,
-    /// Kubeconfig to use while the --kubeconfig file does not exist (its
-    /// credentials are used as they are: no certificate signing yet).
+    /// Kubeconfig with bootstrap credentials (a bootstrap token): when the
+    /// --kubeconfig file does not exist, the agent asks with them for its
+    /// client certificate (a CertificateSigningRequest), waits for it and
+    /// writes --kubeconfig, then runs with that (`tls_bootstrap`).
     #[arg(long)]
     pub bootstrap_kubeconfig: Option<PathBuf>,
     /// A KubeletConfiguration file (kubelet.config.k8s.io/v1beta1); flags win over it.
@@ -427,6 +430,11 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     // The runtime needs absolute log paths.
     let root_dir = std::fs::canonicalize(&settings.root_dir)
         .with_context(|| format!("resolving {}", settings.root_dir.display()))?;
+    if let (Some(kubeconfig), Some(bootstrap)) = (&args.kubeconfig, &args.bootstrap_kubeconfig) {
+        tls_bootstrap::ensure_kubeconfig(kubeconfig, bootstrap, &node_name, tls_bootstrap::DEFAULT_WAIT, &token)
+            .await
+            .context("TLS bootstrap")?;
+    }
     let client = kube_client(args.kubeconfig_path()).await?;
     let cri_socket = settings.runtime_endpoint.clone();
     let cri = connect_runtime(&cri_socket, &token).await?;

@@ -177,7 +177,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     };
     let endpoints = kubernetes_endpoints(&client, &informers, advertise, addr.port(), &token);
     let load_balancer = load_balancer(&client, &informers, pools, &token);
-    let controllers = crate::controllers::run_all(client, informers, ca.cert_pem().into(), token.clone());
+    let controllers = crate::controllers::run_all(client, informers, Arc::new(ca), token.clone());
     let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, load_balancer, controllers).3 });
 
     // The listener is bound and the store open: tell systemd we serve

@@ -244,6 +244,7 @@ pub fn cells(kind: Kind, obj: &Value, now: Timestamp) -> Vec<Value> {
         }
         Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::cells(kind, obj, name, age),
         Kind::Job => super::batch_printers::job_cells(obj, age, now),
+        Kind::CertificateSigningRequest => super::certificates::cells(obj, name, age, now),
         Kind::CronJob => super::batch_printers::cronjob_cells(obj, age, now),
         Kind::PodDisruptionBudget => super::policy::pdb_cells(obj, name, age),
         Kind::Service => {

@@ -329,6 +329,8 @@ pub enum UpdateScope {
     Binding,
     /// `pods/resize`: only the containers' cpu/memory resources and resize policies.
     Resize,
+    /// `certificatesigningrequests/approval`: only the status conditions.
+    Approval,
 }
 
 impl UpdateScope {
@@ -338,6 +340,7 @@ impl UpdateScope {
             UpdateScope::Status => validation::UpdateKind::Status,
             UpdateScope::Binding => validation::UpdateKind::Binding,
             UpdateScope::Resize => validation::UpdateKind::Resize,
+            UpdateScope::Approval => validation::UpdateKind::Approval,
         }
     }
 }
@@ -403,7 +406,11 @@ where
             }
             _ => prepared,
         };
-        let mut next = super::objects::merge_update(info, scope == UpdateScope::Status, &current, prepared);
+        let status_only = matches!(scope, UpdateScope::Status | UpdateScope::Approval);
+        let mut next = super::objects::merge_update(info, status_only, &current, prepared);
+        if info.kind == Kind::CertificateSigningRequest {
+            super::certificates::prepare_update(scope, &current, &mut next);
+        }
         defaults::apply(info.kind, &mut next);
         if info.kind == Kind::Namespace && scope == UpdateScope::Main {
             namespaces::keep_finalizers(&current, &mut next);
@@ -515,7 +522,7 @@ fn ensure_size(state: &ApiState, obj: &Value) -> Result<()> {
 /// The part of an object a write in `scope` owns fields in.
 pub fn apply_part(info: &ResourceInfo, scope: UpdateScope) -> apply::Part {
     match scope {
-        UpdateScope::Status => apply::Part::Status,
+        UpdateScope::Status | UpdateScope::Approval => apply::Part::Status,
         _ if info.has_status() => apply::Part::MainWithoutStatus,
         _ => apply::Part::Main,
     }

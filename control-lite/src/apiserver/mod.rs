@@ -42,6 +42,7 @@ pub mod apps;
 pub mod batch;
 pub mod batch_printers;
 pub mod cells;
+pub mod certificates;
 pub mod clusterip;
 pub mod crd;
 pub mod crud;

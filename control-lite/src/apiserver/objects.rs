@@ -210,6 +210,7 @@ pub fn resets_status_on_create(kind: Kind) -> bool {
             | Kind::Job
             | Kind::CronJob
             | Kind::PodDisruptionBudget
+            | Kind::CertificateSigningRequest
     ) || super::apps::is_apps_workload(kind)
 }
 

@@ -74,6 +74,8 @@ pub enum Kind {
     CustomResourceDefinition,
     /// A custom resource served from a stored CRD (rows built at runtime, `super::crd`).
     Custom,
+    /// certificates.k8s.io/v1 CertificateSigningRequest (see `certificates`).
+    CertificateSigningRequest,
 }
 
 /// Subresources a resource may expose.
@@ -101,6 +103,8 @@ pub enum Subresource {
     Token,
     /// `pods/eviction`: a policy/v1 Eviction, a delete that respects PodDisruptionBudgets (create only).
     Eviction,
+    /// `certificatesigningrequests/approval`: writes only the Approved/Denied conditions.
+    Approval,
 }
 
 impl Subresource {
@@ -118,6 +122,7 @@ impl Subresource {
             Subresource::Resize => "resize",
             Subresource::Token => "token",
             Subresource::Eviction => "eviction",
+            Subresource::Approval => "approval",
         }
     }
 
@@ -135,6 +140,7 @@ impl Subresource {
             Subresource::Resize,
             Subresource::Token,
             Subresource::Eviction,
+            Subresource::Approval,
         ]
         .into_iter()
         .find(|sub| sub.path() == s)
@@ -597,6 +603,19 @@ pub const RESOURCES: &[ResourceInfo] = &[
         categories: &["api-extensions"],
         custom: None,
         subresources: &[Subresource::Status],
+    },
+    ResourceInfo {
+        kind: Kind::CertificateSigningRequest,
+        group: "certificates.k8s.io",
+        version: "v1",
+        kind_name: "CertificateSigningRequest",
+        plural: "certificatesigningrequests",
+        singular: "certificatesigningrequest",
+        namespaced: false,
+        short_names: &["csr"],
+        categories: &[],
+        custom: None,
+        subresources: &[Subresource::Status, Subresource::Approval],
     },
 ];
 

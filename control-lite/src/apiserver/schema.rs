@@ -72,6 +72,9 @@ pub fn with_type<V: TypeVisitor>(kind: Kind, visitor: V) -> V::Output {
         }
         // Custom resources are checked against their CRD's schema (`crd::check`).
         Kind::Custom => visitor.visit::<Value>(),
+        Kind::CertificateSigningRequest => {
+            visitor.visit::<k8s_openapi::api::certificates::v1::CertificateSigningRequest>()
+        }
     }
 }
 

@@ -9,7 +9,7 @@ use super::crd;
 use super::registry::{Kind, ResourceInfo};
 
 /// One column: (name, type, priority, description).
-pub(super) type Column = (&'static str, &'static str, u8, &'static str);
+pub type Column = (&'static str, &'static str, u8, &'static str);
 
 const NAME: Column = ("Name", "string", 0, "Name must be unique within a namespace.");
 const AGE: Column =
@@ -60,6 +60,7 @@ pub(super) fn columns(kind: Kind) -> Vec<Column> {
         ],
         Kind::DaemonSet | Kind::StatefulSet | Kind::ControllerRevision => super::apps::columns(kind),
         Kind::Job => super::batch_printers::job_columns(),
+        Kind::CertificateSigningRequest => super::certificates::columns(),
         Kind::CronJob => super::batch_printers::cronjob_columns(),
         Kind::PodDisruptionBudget => super::policy::pdb_columns(),
         Kind::Service => vec![

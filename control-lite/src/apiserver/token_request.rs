@@ -52,6 +52,11 @@ async fn stored(state: &ApiState, kind: Kind, ns: &str, name: &str) -> Result<Op
     Ok(kv.and_then(|kv| serde_json::from_slice(&kv.value).ok()))
 }
 
+/// The stored Secret `ns/name`, if any (bootstrap token authentication).
+pub async fn stored_secret(state: &ApiState, ns: &str, name: &str) -> Result<Option<Value>> {
+    stored(state, Kind::Secret, ns, name).await
+}
+
 fn uid(obj: &Value) -> String {
     meta_str(obj, "uid").unwrap_or_default().to_string()
 }

@@ -5,6 +5,8 @@
 //! need [`super::sa_token::decide`] with the objects they name, which the
 //! HTTP layer looks up); otherwise the request is anonymous, which only the
 //! health and version paths accept (everything else is 401 Unauthorized). A
+//! bearer token of the bootstrap form (`[a-z0-9]{6}.[a-z0-9]{16}`) is checked
+//! against its Secret by the HTTP layer ([`super::bootstrap_token`]). A
 //! bearer token that is not known is 401 on every path. Every authenticated
 //! user also gets the group `system:authenticated`.
 
@@ -40,6 +42,9 @@ pub enum Identified {
     /// A signed ServiceAccount token: its claims are checked against the
     /// store by [`super::sa_token::decide`].
     ServiceAccount(Box<Claims>),
+    /// A bootstrap token `id.secret`: checked against its Secret by
+    /// [`super::bootstrap_token::decide`].
+    BootstrapToken { id: String, secret: String },
 }
 
 /// The authenticators of one apiserver.
@@ -92,6 +97,9 @@ pub fn decide(
         if let Some(user) = tokens.user(token) {
             return Ok(Identified::User(authenticated(user.clone())));
         }
+        if let Some((id, secret)) = super::bootstrap_token::parse(token) {
+            return Ok(Identified::BootstrapToken { id: id.into(), secret: secret.into() });
+        }
         return match sa_key.filter(|_| looks_like_jwt(token)).map(|key| key.verify(token)) {
             Some(Ok(claims)) => Ok(Identified::ServiceAccount(Box::new(claims))),
             _ => Err(Refused::InvalidToken),
@@ -119,7 +127,8 @@ pub fn anonymous_may_read(path: &str) -> bool {
         .any(|open| path.strip_prefix(open).is_some_and(|rest| rest.is_empty() || rest.starts_with('/')))
 }
 
-fn authenticated(mut user: UserInfo) -> UserInfo {
+/// `user` with the group every authenticated user has.
+pub fn authenticated(mut user: UserInfo) -> UserInfo {
     if !user.groups.iter().any(|g| g == AUTHENTICATED) {
         user.groups.push(AUTHENTICATED.into());
     }
@@ -143,7 +152,7 @@ mod tests {
     ) -> Result<UserInfo, Refused> {
         match super::decide(path, cert, authorization, tokens, None)? {
             Identified::User(user) => Ok(user),
-            Identified::ServiceAccount(_) => Err(Refused::InvalidToken),
+            Identified::ServiceAccount(_) | Identified::BootstrapToken { .. } => Err(Refused::InvalidToken),
         }
     }
 

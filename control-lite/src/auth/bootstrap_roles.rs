@@ -1,6 +1,8 @@
 //! Upstream's default ClusterRoles and ClusterRoleBindings (a subset sized to
 //! what this cluster serves), created at start when absent and never
-//! overwritten: an administrator's edits to them stay.
+//! overwritten: an administrator's edits to them stay. The TLS bootstrap
+//! bindings are kubeadm's (bootstrap tokens may create node client CSRs,
+//! which are then auto-approved; nodes may renew their own).
 
 use serde_json::{json, Value};
 
@@ -150,6 +152,32 @@ fn node_rules() -> Vec<Value> {
         rule(&["authorization.k8s.io"], &["subjectaccessreviews"], &["create"]),
         // Tokens for its pods' ServiceAccounts (the Node authorizer narrows it).
         rule(&[""], &["serviceaccounts/token"], &["create"]),
+        // Client certificate rotation.
+        rule(&[CERTIFICATES], &["certificatesigningrequests"], CSR_VERBS),
+    ]
+}
+
+const CERTIFICATES: &str = "certificates.k8s.io";
+const CSR_VERBS: &[&str] = &["create", "get", "list", "watch"];
+/// The role a bootstrap token needs to ask for a node's client certificate.
+pub const NODE_BOOTSTRAPPER: &str = "system:node-bootstrapper";
+/// Whoever may create `certificatesigningrequests/nodeclient` gets a
+/// node client CSR auto-approved (`controllers::csr`).
+pub const NODE_CLIENT_APPROVER: &str = "system:certificates.k8s.io:certificatesigningrequests:nodeclient";
+/// Same for a node renewing its own client certificate (`selfnodeclient`).
+pub const SELF_NODE_CLIENT_APPROVER: &str = "system:certificates.k8s.io:certificatesigningrequests:selfnodeclient";
+
+fn certificate_roles() -> Vec<Value> {
+    vec![
+        cluster_role(NODE_BOOTSTRAPPER, vec![rule(&[CERTIFICATES], &["certificatesigningrequests"], CSR_VERBS)]),
+        cluster_role(
+            NODE_CLIENT_APPROVER,
+            vec![rule(&[CERTIFICATES], &["certificatesigningrequests/nodeclient"], &["create"])],
+        ),
+        cluster_role(
+            SELF_NODE_CLIENT_APPROVER,
+            vec![rule(&[CERTIFICATES], &["certificatesigningrequests/selfnodeclient"], &["create"])],
+        ),
     ]
 }
 
@@ -157,7 +185,8 @@ fn node_rules() -> Vec<Value> {
 pub fn cluster_roles() -> Vec<Value> {
     let discovery = ["/api", "/api/*", "/apis", "/apis/*", "/openapi", "/openapi/*", "/version", "/version/"];
     let health = ["/healthz", "/livez", "/readyz", "/version", "/version/"];
-    vec![
+    let mut roles = certificate_roles();
+    roles.extend(vec![
         cluster_role(
             "cluster-admin",
             vec![rule(&["*"], &["*"], &["*"]), json!({"nonResourceURLs": ["*"], "verbs": ["*"]})],
@@ -223,7 +252,8 @@ pub fn cluster_roles() -> Vec<Value> {
                 rule(&["", "apps", "discovery.k8s.io", "events.k8s.io", "coordination.k8s.io"], &["*"], WRITE),
             ],
         ),
-    ]
+    ]);
+    roles
 }
 
 fn binding(name: &str, role: &str, subjects: Vec<Value>) -> Value {
@@ -266,6 +296,20 @@ pub fn cluster_role_bindings() -> Vec<Value> {
             "system:kube-controller-manager",
             "system:kube-controller-manager",
             vec![user("system:kube-controller-manager")],
+        ),
+        // TLS bootstrapping, as kubeadm binds it: bootstrap tokens may ask
+        // for node client certificates, which are auto-approved; nodes may
+        // renew their own.
+        binding(
+            "system:node-bootstrapper",
+            NODE_BOOTSTRAPPER,
+            vec![group(super::bootstrap_token::GROUP), group(super::node::NODES_GROUP)],
+        ),
+        binding("bosun:node-autoapprove-bootstrap", NODE_CLIENT_APPROVER, vec![group(super::bootstrap_token::GROUP)]),
+        binding(
+            "bosun:node-autoapprove-certificate-rotation",
+            SELF_NODE_CLIENT_APPROVER,
+            vec![group(super::node::NODES_GROUP)],
         ),
     ]
 }

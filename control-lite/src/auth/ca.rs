@@ -108,12 +108,53 @@ impl Ca {
         self.sign(params)
     }
 
+    /// Signs a verified request's key and subject (CN and O) with `terms`;
+    /// SANs only when the terms allow them. Returns the certificate PEM.
+    pub fn sign_request(&self, req: &super::csr::Request, terms: &Terms) -> Result<String, Error> {
+        let mut params = CertificateParams::default();
+        let now = rcgen::date_time_ymd(1970, 1, 1)
+            + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        params.not_before = now - BACKDATE;
+        params.not_after = now + terms.lifetime;
+        let mut dn = DistinguishedName::new();
+        for org in &req.organizations {
+            dn.push(DnType::OrganizationName, org.as_str());
+        }
+        dn.push(DnType::CommonName, req.common_name.as_str());
+        params.distinguished_name = dn;
+        if terms.with_sans {
+            for dns in &req.dns_names {
+                let san = dns.as_str().try_into().map_err(|e| Error::San(dns.clone(), e))?;
+                params.subject_alt_names.push(SanType::DnsName(san));
+            }
+            params.subject_alt_names.extend(req.ips.iter().copied().map(SanType::IpAddress));
+        }
+        params.key_usages = terms.key_usages.clone();
+        params.extended_key_usages = terms.extended.clone();
+        params.is_ca = IsCa::ExplicitNoCa;
+        let spki = rcgen::SubjectPublicKeyInfo::from_der(&req.spki_der)?;
+        Ok(params.signed_by(&spki, &self.issuer)?.pem())
+    }
+
     fn sign(&self, params: CertificateParams) -> Result<Credential, Error> {
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &self.issuer)?;
         Ok(Credential { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 }
+
+/// How a certificate signed from a request is made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terms {
+    pub key_usages: Vec<KeyUsagePurpose>,
+    pub extended: Vec<ExtendedKeyUsagePurpose>,
+    pub lifetime: std::time::Duration,
+    /// Copy the requested DNS and IP SANs (serving certificates).
+    pub with_sans: bool,
+}
+
+/// How far back a signed certificate's validity starts (clock skew), as upstream.
+const BACKDATE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();

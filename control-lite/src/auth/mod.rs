@@ -3,10 +3,12 @@
 //! **Authentication**: the cluster CA and its certificates (`ca`), TLS
 //! serving and probing (`tls`), and the authenticators that turn a
 //! request's credentials into a [`user::UserInfo`] (`authn`: client
-//! certificates via `x509`, bearer tokens via `tokens`, ServiceAccount
+//! certificates via `x509`, bearer tokens via `tokens`, bootstrap tokens
+//! (Secrets in `kube-system`, `bootstrap_token`), ServiceAccount
 //! tokens via `sa_token`: its signing key, the claims TokenRequest issues and
 //! the decision whether a presented token still stands). State files (CA
 //! key, kubeconfigs) are written by `files`: 0600 in 0700 directories.
+//! `csr` parses and verifies the PKCS#10 requests of CertificateSigningRequests.
 //!
 //! **Authorization**, in this order per request: impersonation
 //! (`impersonate`: the real user must be allowed to `impersonate` each asked
@@ -23,8 +25,10 @@ pub mod attributes;
 pub mod authn;
 pub mod authorize;
 pub mod bootstrap_roles;
+pub mod bootstrap_token;
 pub mod ca;
 pub mod cache;
+pub mod csr;
 pub mod files;
 pub mod impersonate;
 pub mod node;

@@ -1,7 +1,8 @@
 //! The core controllers, like kube-controller-manager: deployment,
 //! replicaset, daemonset, statefulset, job, cronjob, endpointslice, garbage collector (`gc`), node lifecycle,
 //! event TTL, namespace (empties namespaces being deleted), disruption
-//! (PodDisruptionBudget status), taint eviction; and, started by `run.rs`
+//! (PodDisruptionBudget status), taint eviction, certificate approving and
+//! signing (`csr`); and, started by `run.rs`
 //! because it needs this apiserver's address, `kubernetes_endpoints`.
 //!
 //! Owns: running every controller concurrently, each restarted alone by a
@@ -13,6 +14,7 @@
 //! and a thin layer that writes them.
 
 pub mod cronjob;
+pub mod csr;
 pub mod daemonset;
 pub mod deployment;
 pub mod disruption;
@@ -50,9 +52,11 @@ use shared::Informers;
 pub async fn run_all(
     client: kube::Client,
     informers: Informers,
-    root_ca_pem: std::sync::Arc<str>,
+    ca: std::sync::Arc<crate::auth::ca::Ca>,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
+    let root_ca_pem: std::sync::Arc<str> = ca.cert_pem().into();
+    let csr_client = client.clone();
     let run = |name, start: fn(kube::Client, Informers, CancellationToken) -> Component| {
         let (client, informers) = (client.clone(), informers.clone());
         supervise(name, token.clone(), Backoff::default(), move |t| start(client.clone(), informers.clone(), t))
@@ -71,6 +75,9 @@ pub async fn run_all(
         run("taint-eviction-controller", |c, i, t| Box::pin(taint_eviction::run(c, i, t))),
         run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
         run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
+        supervise("certificate-controller", token.clone(), Backoff::default(), move |t| {
+            Box::pin(csr::run(csr_client.clone(), ca.clone(), csr::sign::DEFAULT_MAX_LIFETIME, t)) as Component
+        }),
         supervise("serviceaccount-controller", token.clone(), Backoff::default(), move |t| {
             Box::pin(serviceaccounts::run(client.clone(), informers.clone(), root_ca_pem.clone(), t)) as Component
         }),

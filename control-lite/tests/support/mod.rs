@@ -224,9 +224,9 @@ impl Plane {
             move |t| bosun_control::scheduler::run(c.clone(), i.clone(), t),
         )));
         let (c, t) = (plane.client.clone(), plane.token.clone());
-        let ca = std::fs::read_to_string(plane.dir.path().join("pki/ca.crt"))?;
+        let ca = bosun_control::auth::ca::Ca::load_or_create(&plane.dir.path().join("pki"))?;
         plane.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(c, informers, ca.into(), t).await {
+            if let Err(e) = bosun_control::controllers::run_all(c, informers, std::sync::Arc::new(ca), t).await {
                 eprintln!("controllers: {e:#}");
             }
         }));

@@ -72,7 +72,9 @@ fn subresource_doc(r: &ResourceInfo, sub: Subresource) -> SubresourceDoc {
     let own = |kind, verbs| SubresourceDoc { group_version: None, kind, verbs };
     let other = |group, version, kind, verbs| SubresourceDoc { group_version: Some((group, version)), kind, verbs };
     match sub {
-        Subresource::Status | Subresource::Resize => own(r.kind_name, &["get", "patch", "update"]),
+        Subresource::Status | Subresource::Resize | Subresource::Approval => {
+            own(r.kind_name, &["get", "patch", "update"])
+        }
         Subresource::Scale => other("autoscaling", "v1", "Scale", &["get", "patch", "update"]),
         Subresource::Log => own(r.kind_name, &["get"]),
         Subresource::Binding => own("Binding", &["create"]),
@@ -234,6 +236,7 @@ mod tests {
                 "authorization.k8s.io",
                 "authentication.k8s.io",
                 "apiextensions.k8s.io",
+                "certificates.k8s.io",
                 "metrics.k8s.io"
             ]
         );

@@ -56,7 +56,7 @@ pub async fn apply(r: &Req<'_>, t: &Target, scope: UpdateScope, mut params: Writ
         config_warnings = warnings;
         let next = apply::apply(Some(current), &config, &writer, params.force).map_err(apply_error)?;
         ensure_object_size(&next, max)?;
-        admit_rbac(r, t, current, &next)?;
+        admit_rbac(r, t, scope, current, &next)?;
         Ok(next)
     })
     .await;

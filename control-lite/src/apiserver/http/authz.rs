@@ -139,6 +139,23 @@ pub fn authorize(state: &ApiState, user: &UserInfo, request: &Request) -> Result
     deny(&state.authz, user, request)
 }
 
+/// Upstream's CertificateApproval admission: approving or denying a
+/// CertificateSigningRequest also needs `approve` on `signers` named by its
+/// `signerName` (or `<domain>/*`), 403 otherwise.
+pub fn admit_csr_approval(state: &ApiState, user: &UserInfo, csr: &Value) -> Result<()> {
+    let signer = csr.pointer("/spec/signerName").and_then(Value::as_str).unwrap_or_default();
+    let attrs =
+        |name: String| Request::Resource(ResourceAttrs::new("approve", "certificates.k8s.io", "signers", "", &name));
+    let wildcard = signer.split_once('/').map(|(domain, _)| format!("{domain}/*"));
+    let allowed = std::iter::once(signer.to_string())
+        .chain(wildcard)
+        .any(|name| state.authz.authorize(user, &attrs(name)).allowed());
+    if allowed {
+        return Ok(());
+    }
+    Err(ApiError::Forbidden(format!("user not permitted to approve requests with signerName {signer:?}")))
+}
+
 /// NodeRestriction on creates by a node identity (403 if refused).
 pub fn admit_node_create(user: &UserInfo, request: &Request, body: &Value) -> Result<()> {
     let (Some(node), Request::Resource(r)) = (node::node_name(user), request) else { return Ok(()) };

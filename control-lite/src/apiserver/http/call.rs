@@ -80,20 +80,27 @@ impl Call {
         let scope = |sub: Option<Subresource>| match sub {
             Some(Subresource::Status) => UpdateScope::Status,
             Some(Subresource::Resize) => UpdateScope::Resize,
+            Some(Subresource::Approval) => UpdateScope::Approval,
             _ => UpdateScope::Main,
         };
         let named = target.name.is_some();
         let verb = match (method.clone(), named, target.sub) {
             (Method::GET, _, None) if watch => Verb::Watch,
             (Method::GET, false, None) => Verb::List,
-            (Method::GET, true, None | Some(Subresource::Status | Subresource::Resize)) => Verb::Get,
+            (Method::GET, true, None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)) => {
+                Verb::Get
+            }
             (Method::POST, false, None) => Verb::Create,
-            (Method::PUT, true, sub @ (None | Some(Subresource::Status | Subresource::Resize))) => {
-                Verb::Update(scope(sub))
-            }
-            (Method::PATCH, true, sub @ (None | Some(Subresource::Status | Subresource::Resize))) => {
-                Verb::Patch(scope(sub))
-            }
+            (
+                Method::PUT,
+                true,
+                sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)),
+            ) => Verb::Update(scope(sub)),
+            (
+                Method::PATCH,
+                true,
+                sub @ (None | Some(Subresource::Status | Subresource::Resize | Subresource::Approval)),
+            ) => Verb::Patch(scope(sub)),
             (Method::DELETE, true, None) => Verb::Delete,
             (Method::DELETE, false, None) => Verb::DeleteCollection,
             (Method::GET, true, Some(Subresource::Scale)) => Verb::GetScale,

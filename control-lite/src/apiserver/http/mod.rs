@@ -196,6 +196,23 @@ async fn authenticate(state: &ApiState, authn: &Authenticator, parts: &Parts) ->
 pub(super) async fn resolve_identity(state: &ApiState, identified: Identified) -> Result<UserInfo> {
     match identified {
         Identified::User(user) => Ok(user),
+        Identified::BootstrapToken { id, secret } => {
+            use crate::auth::bootstrap_token;
+            let stored = super::token_request::stored_secret(
+                state,
+                bootstrap_token::NAMESPACE,
+                &bootstrap_token::secret_name(&id),
+            )
+            .await?;
+            let now = super::token_request::unix_now();
+            match bootstrap_token::decide(&id, &secret, stored.as_ref(), now) {
+                Ok(user) => Ok(crate::auth::authn::authenticated(user)),
+                Err(reason) => {
+                    tracing::debug!(%reason, token_id = id, "bootstrap token refused");
+                    Err(ApiError::Unauthorized)
+                }
+            }
+        }
         Identified::ServiceAccount(claims) => {
             let found = super::token_request::lookup(state, &claims).await?;
             let now = super::token_request::unix_now();

@@ -27,6 +27,10 @@ pub async fn create(r: &Req<'_>, t: &Target) -> Result<Response> {
     });
     let dups = duplicates(info, params.write.field_validation, &r.body)?;
     escalation::admit(r.state, r.user, info, ns.as_deref().unwrap_or_default(), &body)?;
+    let mut body = body;
+    if info.kind == crate::apiserver::registry::Kind::CertificateSigningRequest {
+        crate::apiserver::certificates::set_requester(&mut body, r.user);
+    }
     let (obj, mut warnings) = crud::create(r.state, info, ns.as_deref(), body, params.write).await?;
     warnings.extend(dups);
     Ok(json_response(StatusCode::CREATED, &obj, &warnings))
@@ -41,7 +45,7 @@ pub async fn update(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respo
     ensure_object_size(&body, r.state.config.max_object_bytes)?;
     let ns = t.namespace.as_deref();
     let (obj, mut warnings) = crud::update(r.state, t.info, ns, name(t), scope, params.write, |current| {
-        admit_rbac(r, t, current, &body)?;
+        admit_rbac(r, t, scope, current, &body)?;
         Ok(body.clone())
     })
     .await?;
@@ -67,7 +71,7 @@ pub async fn patch(r: &Req<'_>, t: &Target, scope: UpdateScope) -> Result<Respon
     let (obj, mut warnings) =
         crud::update(r.state, t.info, t.namespace.as_deref(), name(t), scope, params.write, |current| {
             let next = patch::apply(kind, current, &r.body, limits).map_err(patch_error)?;
-            admit_rbac(r, t, current, &next)?;
+            admit_rbac(r, t, scope, current, &next)?;
             Ok(next)
         })
         .await?;
@@ -97,11 +101,16 @@ pub(super) fn subresource(scope: UpdateScope) -> &'static str {
         UpdateScope::Status => "status",
         UpdateScope::Binding => "binding",
         UpdateScope::Resize => "resize",
+        UpdateScope::Approval => "approval",
     }
 }
 
-/// Escalation prevention on an update of an RBAC object from `current` to `next`.
-pub(super) fn admit_rbac(r: &Req<'_>, t: &Target, current: &Value, next: &Value) -> Result<()> {
+/// Escalation prevention on an update of an RBAC object from `current` to
+/// `next`; signer approval on a CertificateSigningRequest's `/approval`.
+pub(super) fn admit_rbac(r: &Req<'_>, t: &Target, scope: UpdateScope, current: &Value, next: &Value) -> Result<()> {
+    if scope == UpdateScope::Approval {
+        return super::authz::admit_csr_approval(r.state, r.user, current);
+    }
     if escalation::only_gc_fields(current, next) {
         return Ok(());
     }

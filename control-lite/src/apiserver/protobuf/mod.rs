@@ -1,6 +1,7 @@
 //! Decoding of Kubernetes protobuf request bodies (`application/vnd.kubernetes.protobuf`)
 //! for the kinds kubectl's common `create <generator>` subcommands send:
 //! Namespace, ConfigMap, Secret, ServiceAccount, Deployment, Job, CronJob,
+//! CertificateSigningRequest (`kubectl certificate approve|deny`),
 //! PodDisruptionBudget (and the Eviction `kubectl drain` posts), the RBAC kinds and
 //! the access reviews of `kubectl auth can-i` (the fields
 //! `kubectl create deployment` sets). The result is the JSON the
@@ -16,6 +17,7 @@ use super::registry::Kind;
 
 mod auth_tables;
 mod batch_tables;
+mod certificates_tables;
 mod policy_tables;
 mod tables;
 use auth_tables::{
@@ -57,6 +59,8 @@ enum Ty {
     OptInt,
     /// Accepted and dropped (server-owned data such as managedFields).
     Skip,
+    /// `bytes`: base64 in JSON.
+    Bytes,
 }
 
 #[derive(Debug)]
@@ -210,6 +214,10 @@ fn decode(msg: &'static Msg, b: &[u8]) -> Result<Map<String, Value>, Error> {
         let value = match (ty, wire) {
             (Ty::Skip, _) => continue,
             (Ty::Str, 2) => json!(text(bytes)?),
+            (Ty::Bytes, 2) => {
+                use base64::Engine as _;
+                json!(base64::engine::general_purpose::STANDARD.encode(bytes))
+            }
             (Ty::Int, 0) if name == "replicas" => {
                 out.insert(name.to_string(), json!(int as i64 as i32));
                 continue;
@@ -280,6 +288,7 @@ pub fn to_json(kind: Kind, body: &[u8]) -> Result<Value, Error> {
         Kind::LocalSubjectAccessReview => &LOCAL_SAR,
         Kind::SelfSubjectRulesReview => &SELF_RULES_REVIEW,
         Kind::SelfSubjectReview => &SELF_SUBJECT_REVIEW,
+        Kind::CertificateSigningRequest => &certificates_tables::CERTIFICATE_SIGNING_REQUEST,
         other => return Err(Error::Kind(format!("{other:?}"))),
     };
     envelope_to_json(msg, body)

@@ -71,6 +71,7 @@ pub fn validate(info: &ResourceInfo, obj: &Value) -> Causes {
         Kind::ConfigMap | Kind::Secret => other::validate_data_keys(obj, &mut out),
         Kind::Node | Kind::Namespace => other::validate_node_and_namespace(obj, &mut out),
         Kind::PriorityClass => priority::validate_priority_class(obj, &mut out),
+        Kind::CertificateSigningRequest => super::certificates::validate(obj, &mut out),
         Kind::Role | Kind::ClusterRole | Kind::RoleBinding | Kind::ClusterRoleBinding => {
             rbac::validate_rbac(info.kind, obj, &mut out)
         }

@@ -24,6 +24,8 @@ pub enum UpdateKind {
     Binding,
     /// `pods/resize`: containers' cpu/memory resources only ([`crate::apiserver::resize`]).
     Resize,
+    /// `certificatesigningrequests/approval`: the conditions only.
+    Approval,
 }
 
 /// Causes for updating `old` (as stored) to `new` (defaulted).
@@ -34,7 +36,10 @@ pub fn validate_update(info: &ResourceInfo, old: &Value, new: &Value, how: Updat
             out.push(immutable(format!("metadata.{field}")));
         }
     }
-    if how == UpdateKind::Status {
+    if info.kind == Kind::CertificateSigningRequest {
+        crate::apiserver::certificates::validate_update(old, new, &mut out);
+    }
+    if matches!(how, UpdateKind::Status | UpdateKind::Approval) {
         return out;
     }
     // Stored objects may predate a default added since: compare like with like.
