@@ -121,6 +121,13 @@ impl Control {
         Ok(holder.map(|h| (h.to_string(), acquired)))
     }
 
+    /// The apiserver URL in this control's kubeconfig.
+    fn server(&self) -> Result<String> {
+        let file = kube::config::Kubeconfig::read_from(&self.kubeconfig)?;
+        let cluster = file.clusters.first().and_then(|c| c.cluster.as_ref()).context("cluster")?;
+        cluster.server.clone().context("server")
+    }
+
     fn kill(&mut self) -> Result<()> {
         self.child.kill()?;
         self.child.wait()?;
@@ -133,6 +140,32 @@ impl Drop for Control {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An agent's API client (`bosun agent --api-servers`) with `control`'s credentials.
+async fn failover_client(control: &Control, servers: &[String]) -> Result<kube::Client> {
+    let file = kube::config::Kubeconfig::read_from(&control.kubeconfig)?;
+    let config = kube::Config::from_custom_kubeconfig(file, &kube::config::KubeConfigOptions::default()).await?;
+    let servers = bosun_agent::api_failover::parse_servers(servers)?;
+    Ok(bosun_agent::api_failover::client(config, &servers)?)
+}
+
+async fn list_nodes(client: &kube::Client) -> Result<usize> {
+    let nodes: kube::Api<k8s_openapi::api::core::v1::Node> = kube::Api::all(client.clone());
+    Ok(nodes.list(&Default::default()).await?.items.len())
+}
+
+/// Names of ConfigMaps as a watcher (re-listing and re-watching with
+/// backoff after errors, as informers do) sees them applied.
+fn configmap_watch(client: kube::Client) -> futures::stream::BoxStream<'static, String> {
+    use futures::StreamExt;
+    use kube::runtime::{watcher, WatchStreamExt};
+    let api: kube::Api<k8s_openapi::api::core::v1::ConfigMap> = kube::Api::namespaced(client, "default");
+    watcher(api, watcher::Config::default())
+        .default_backoff()
+        .applied_objects()
+        .filter_map(|o| async move { o.ok().and_then(|cm| cm.metadata.name) })
+        .boxed()
 }
 
 /// A Node with capacity and a fresh Ready heartbeat.
@@ -227,6 +260,16 @@ fn a_standby_takes_over_within_15s_of_the_leaders_kill() -> Result<()> {
     }
     println!("services got distinct addresses through both apiservers: {ips:?} {ports:?}");
 
+    // An agent's client of both apiservers, the leader's first, and a
+    // watch through it (as the agent's informers watch).
+    let runtime = tokio::runtime::Runtime::new()?;
+    let agent = runtime.block_on(failover_client(&leader, &[leader.server()?, survivor.server()?]))?;
+    let mut watch = runtime.block_on(async { configmap_watch(agent.clone()) });
+    runtime.block_on(list_nodes(&agent)).context("the agent's client before the kill")?;
+    let first = runtime
+        .block_on(async { tokio::time::timeout(Duration::from_secs(60), futures::StreamExt::next(&mut watch)).await });
+    ensure!(matches!(first, Ok(Some(_))), "the agent's watch saw nothing before the kill");
+
     let killed_wall = jiff::Timestamp::now();
     let killed = Instant::now();
     leader.kill()?;
@@ -256,6 +299,35 @@ fn a_standby_takes_over_within_15s_of_the_leaders_kill() -> Result<()> {
         let obj = survivor.json(&["get", "-n", "default", name])?;
         ensure!(obj["metadata"]["resourceVersion"] == rv.as_str(), "{name}: {obj}");
     }
+    // The agent's client failed over to the survivor: at most one request
+    // failed, and its watch saw a write made after the kill.
+    let failures = runtime.block_on(async {
+        for failures in 0..3 {
+            if list_nodes(&agent).await.is_ok() {
+                return Some(failures);
+            }
+        }
+        None
+    });
+    ensure!(matches!(failures, Some(0..=1)), "the agent's client did not fail over: {failures:?}");
+    survivor.create(&json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "after-failover", "namespace": "default"}}))?;
+    runtime
+        .block_on(async {
+            let seen = async {
+                while let Some(name) = futures::StreamExt::next(&mut watch).await {
+                    if name == "after-failover" {
+                        return true;
+                    }
+                }
+                false
+            };
+            tokio::time::timeout(Duration::from_secs(120), seen).await
+        })
+        .map_err(|_| anyhow::anyhow!("the agent's watch did not see the write after the kill"))
+        .and_then(|seen| seen.then_some(()).context("the agent's watch ended"))?;
+    println!("the agent's client failed over after {failures:?} failed requests; its watch resumed on the survivor");
+
     let deployment = survivor.json(&["get", "deployment", "-n", "default", "before"])?;
     ensure!(deployment["spec"]["replicas"] == 2, "{deployment}");
     Ok(())
