@@ -99,7 +99,7 @@ mod tests {
         assert_eq!(store.get(&Address::Port(30002).key()).await.expect("get"), None, "given back");
         let owner = store.get(&ip.key()).await.expect("get").expect("claimed").value;
         assert_eq!(owner, b"default/a");
-        release(&store, &[ip.clone()]).await;
+        release(&store, std::slice::from_ref(&ip)).await;
         assert_eq!(claim(&store, &[ip], "default/b").await.expect("claim"), None, "free again");
         ensure(&store, &[Address::Port(30001)], "default/a").await.expect("an existing claim is fine");
     }

@@ -185,7 +185,7 @@ async fn service_addresses(
             }
             Err(e) => {
                 taken.free_local(state);
-                return Err(ApiError::from_store(info, &name, "claim address", &claims::PREFIX.to_string(), e));
+                return Err(ApiError::from_store(info, &name, "claim address", claims::PREFIX, e));
             }
         }
     }
