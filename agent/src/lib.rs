@@ -19,6 +19,7 @@
 pub mod actions;
 pub mod admission;
 pub mod airgap;
+pub mod api_failover;
 pub mod backoff;
 pub mod cluster_dns;
 pub mod cri_runtime;
@@ -118,6 +119,12 @@ pub struct AgentArgs {
     /// writes --kubeconfig, then runs with that (`tls_bootstrap`).
     #[arg(long)]
     pub bootstrap_kubeconfig: Option<PathBuf>,
+    /// Apiservers to use, in order of preference, instead of the
+    /// kubeconfig's server (`https://host:port`, comma-separated or
+    /// repeated); the agent fails over to the next when one is unreachable
+    /// (with the kubeconfig's credentials and CA for each).
+    #[arg(long, value_delimiter = ',')]
+    pub api_servers: Vec<String>,
     /// A KubeletConfiguration file (kubelet.config.k8s.io/v1beta1); flags win over it.
     #[arg(long)]
     pub config: Option<PathBuf>,
@@ -321,7 +328,7 @@ impl AgentArgs {
     }
 }
 
-async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Client> {
+async fn kube_client(kubeconfig: Option<&PathBuf>, servers: &[String]) -> anyhow::Result<kube::Client> {
     let config = match kubeconfig {
         Some(path) => {
             let file = kube::config::Kubeconfig::read_from(path)
@@ -332,7 +339,8 @@ async fn kube_client(kubeconfig: Option<&PathBuf>) -> anyhow::Result<kube::Clien
         }
         None => kube::Config::infer().await.context("inferring kube config")?,
     };
-    kube::Client::try_from(config).context("building kube client")
+    let servers = api_failover::parse_servers(servers).context("--api-servers")?;
+    api_failover::client(config, &servers).context("building kube client")
 }
 
 /// Connects to the CRI socket, waiting (1 s apart) while it is missing.
@@ -435,7 +443,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             .await
             .context("TLS bootstrap")?;
     }
-    let client = kube_client(args.kubeconfig_path()).await?;
+    let client = kube_client(args.kubeconfig_path(), &args.api_servers).await?;
     let cri_socket = settings.runtime_endpoint.clone();
     let cri = connect_runtime(&cri_socket, &token).await?;
     if let Err(error) = cri.update_runtime_config(&settings.pod_cidr).await {

@@ -1,7 +1,8 @@
 //! control-lite: a thin Kubernetes-compatible control plane (`bosun control`).
 //!
 //! Owns: the REST apiserver (`apiserver`), its revisioned store (`store`), the
-//! scheduler (`scheduler`) and the core controllers (`controllers`). The
+//! scheduler (`scheduler`), the core controllers (`controllers`) and the
+//! leader election that lets several processes share one etcd (`leader`). The
 //! scheduler and controllers are API clients (kube-rs) of the apiserver, exactly
 //! as kube-scheduler and kube-controller-manager are, so they can later run
 //! against an HA apiserver on etcd without change.
@@ -13,6 +14,7 @@ pub mod apiserver;
 pub mod auth;
 pub mod controllers;
 pub mod cron;
+pub mod leader;
 pub mod metrics;
 pub mod scheduler;
 pub mod store;

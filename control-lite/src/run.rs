@@ -87,6 +87,49 @@ pub struct ControlArgs {
     /// comma-separated or repeated). Keys are the `/registry/...` keys.
     #[arg(long, value_delimiter = ',')]
     pub datastore_endpoint: Vec<String>,
+    /// Run the scheduler and controllers only while holding the Lease
+    /// `kube-system/bosun-control-lite`, so several `bosun control`
+    /// processes can share one etcd (`--leader-elect=false` to turn off).
+    /// Default: on with `--datastore-endpoint`, off on SQLite.
+    #[arg(long, num_args = 0..=1, require_equals = true, default_missing_value = "true")]
+    pub leader_elect: Option<bool>,
+    /// How long a leader's Lease is valid after its last renewal: a
+    /// standby takes over at most this long after the leader died
+    /// (upstream's default is 15 s; 12 s keeps a takeover, and the pods the
+    /// new leader then creates and schedules, within 15 s of a crash).
+    #[arg(long, default_value = "12s", value_parser = parse_duration)]
+    pub leader_elect_lease_duration: Duration,
+    /// How long the leader keeps failing to renew before it stops leading.
+    #[arg(long, default_value = "8s", value_parser = parse_duration)]
+    pub leader_elect_renew_deadline: Duration,
+    /// How often the leader renews and a standby reads the Lease.
+    #[arg(long, default_value = "2s", value_parser = parse_duration)]
+    pub leader_elect_retry_period: Duration,
+}
+
+/// A duration flag as kube-controller-manager's (`15s`, `1m30s`, `500ms`).
+fn parse_duration(text: &str) -> Result<Duration, String> {
+    let signed: jiff::SignedDuration = text.parse().map_err(|e| format!("{text:?}: {e}"))?;
+    Duration::try_from(signed).map_err(|_| format!("{text:?} is negative"))
+}
+
+impl ControlArgs {
+    /// Whether leader election is on: the flag, else whether the store is etcd.
+    fn leader_elect(&self) -> bool {
+        self.leader_elect.unwrap_or(!self.datastore_endpoint.is_empty())
+    }
+
+    /// The leader-election timing of the flags, for this host.
+    fn election(&self) -> anyhow::Result<crate::leader::Config> {
+        let config = crate::leader::Config {
+            lease_duration: self.leader_elect_lease_duration,
+            renew_deadline: self.leader_elect_renew_deadline,
+            retry_period: self.leader_elect_retry_period,
+            ..crate::leader::Config::new(&host_name())
+        };
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 /// History kept watchable by the compactor: the last 10,000 revisions, and
@@ -167,18 +210,23 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
     let loopback = serving::loopback(&ca).context("loopback client certificate")?;
     let config = kube_config(&server_url, ca.cert_pem(), &loopback).await.context("loopback client config")?;
     let client = kube::Client::try_from(config).context("kube client")?;
-    // One informer per kind for the scheduler and every controller.
-    let informers = Informers::new(client.clone(), token.clone()).with_queue_metrics(queues);
-    let scheduler = {
-        let (client, informers, metrics) = (client.clone(), informers.clone(), metrics.scheduler.clone());
-        supervise("scheduler", token.clone(), Backoff::default(), move |t| {
-            crate::scheduler::run_with_metrics(client.clone(), informers.clone(), metrics.clone(), t)
-        })
+    let leader = Leader {
+        client: client.clone(),
+        queues,
+        scheduler_metrics: metrics.scheduler.clone(),
+        advertise,
+        port: addr.port(),
+        pools: Arc::new(pools),
+        ca: Arc::new(ca),
     };
-    let endpoints = kubernetes_endpoints(&client, &informers, advertise, addr.port(), &token);
-    let load_balancer = load_balancer(&client, &informers, pools, &token);
-    let controllers = crate::controllers::run_all(client, informers, Arc::new(ca), token.clone());
-    let components = tokio::spawn(async move { tokio::join!(scheduler, endpoints, load_balancer, controllers).3 });
+    let components = if args.leader_elect() {
+        let election = args.election().context("--leader-elect-*")?;
+        tracing::info!(identity = election.identity, "leader election on");
+        let token = token.clone();
+        tokio::spawn(crate::leader::run(client, election, token, move |leading| leader.clone().run(leading)))
+    } else {
+        tokio::spawn(leader.run(token.clone()))
+    };
 
     // The listener is bound and the store open: tell systemd we serve
     // (requests that arrive first wait in the listen queue, not refused).
@@ -202,12 +250,48 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         tracing::error!(error = format!("{error:#}"), "apiserver failed");
     }
     token.cancel();
-    if let Ok(Err(error)) = components.await {
-        tracing::warn!(error = format!("{error:#}"), "controllers");
+    if let Err(error) = components.await {
+        tracing::warn!(%error, "controllers task");
     }
     let _ = compactor.await;
     store.close().await;
     served
+}
+
+/// What the leader runs: the scheduler and every controller, each under its
+/// own supervisor (a failed component is restarted alone while the
+/// apiserver keeps serving), all on one set of informers made for this term.
+#[derive(Clone)]
+struct Leader {
+    client: kube::Client,
+    queues: crate::controllers::queue_metrics::QueueMetrics,
+    scheduler_metrics: crate::metrics::SchedulerMetrics,
+    advertise: Option<IpAddr>,
+    port: u16,
+    pools: Arc<Pools>,
+    ca: Arc<Ca>,
+}
+
+impl Leader {
+    /// Runs the components until `token` is cancelled.
+    async fn run(self, token: CancellationToken) {
+        let client = self.client;
+        // One informer per kind for the scheduler and every controller.
+        let informers = Informers::new(client.clone(), token.clone()).with_queue_metrics(self.queues);
+        let scheduler = {
+            let (client, informers, metrics) = (client.clone(), informers.clone(), self.scheduler_metrics);
+            supervise("scheduler", token.clone(), Backoff::default(), move |t| {
+                crate::scheduler::run_with_metrics(client.clone(), informers.clone(), metrics.clone(), t)
+            })
+        };
+        let endpoints = kubernetes_endpoints(&client, &informers, self.advertise, self.port, &token);
+        let load_balancer = load_balancer(&client, &informers, self.pools, &token);
+        let controllers = crate::controllers::run_all(client, informers, self.ca, token.clone());
+        let (_, _, _, done) = tokio::join!(scheduler, endpoints, load_balancer, controllers);
+        if let Err(error) = done {
+            tracing::warn!(error = format!("{error:#}"), "controllers");
+        }
+    }
 }
 
 /// The address the `kubernetes` Service points at: the flag, else the
@@ -279,15 +363,15 @@ fn load_balancer_pools(args: &ControlArgs) -> anyhow::Result<Pools> {
 fn load_balancer(
     client: &kube::Client,
     informers: &Informers,
-    pools: Pools,
+    pools: Arc<Pools>,
     token: &CancellationToken,
 ) -> std::pin::Pin<Box<dyn std::future::Future<Output = ()> + Send>> {
     if pools.is_empty() {
         return Box::pin(std::future::ready(()));
     }
-    let (client, informers, pool) = (client.clone(), informers.clone(), Arc::new(pools));
+    let (client, informers) = (client.clone(), informers.clone());
     Box::pin(supervise("service-lb-controller", token.clone(), Backoff::default(), move |t| {
-        crate::controllers::loadbalancer::run(client.clone(), informers.clone(), pool.clone(), t)
+        crate::controllers::loadbalancer::run(client.clone(), informers.clone(), pools.clone(), t)
     }))
 }
 

@@ -156,6 +156,10 @@ fn main() -> anyhow::Result<()> {
         service_account_jwks_uri: None,
         admission_control_config_file: None,
         datastore_endpoint: Vec::new(),
+        leader_elect: None,
+        leader_elect_lease_duration: std::time::Duration::from_secs(12),
+        leader_elect_renew_deadline: std::time::Duration::from_secs(8),
+        leader_elect_retry_period: std::time::Duration::from_secs(2),
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {

@@ -4,10 +4,12 @@
 use serde_json::{json, Value};
 
 use super::apply;
+use super::claims;
 use super::clusterip;
 use super::crd;
 use super::defaults;
 use super::namespaces;
+use super::nodeports;
 use super::objects::{
     decode, differs, encode, meta_mut, meta_str, now_rfc3339, prepare, random_suffix, ready_to_remove, requested_rv,
     resets_status_on_create, set_rv, WriteOptions,
@@ -138,20 +140,30 @@ struct Held {
 }
 
 impl Held {
-    /// Gives the addresses back to their allocators.
-    fn free(self, state: &ApiState) {
-        if let Some(ip) = self.ip {
-            state.ips.release(&ip);
+    fn addresses(&self) -> Vec<claims::Address> {
+        claims::addresses(self.ip.as_deref(), &self.ports)
+    }
+
+    /// Gives the addresses back to this apiserver's allocators only.
+    fn free_local(&self, state: &ApiState) {
+        if let Some(ip) = &self.ip {
+            state.ips.release(ip);
         }
         state.node_ports.release(&self.ports);
+    }
+
+    /// Gives the addresses back: to the allocators and their claims.
+    async fn free(self, state: &ApiState) {
+        self.free_local(state);
+        claims::release(&state.store, &self.addresses()).await;
     }
 }
 
 /// Plans and takes a Service's ClusterIP and node ports (`old`: the stored
-/// object on update). Returns what was newly taken (to free if the write
-/// fails) and what the stored object held that this write gives up (to
-/// free once it is stored).
-fn service_addresses(
+/// object on update) from this apiserver's allocators. Returns what was
+/// newly taken (to free if the write fails) and what the stored object
+/// held that this write gives up (to free once it is stored).
+fn allocate_addresses(
     state: &ApiState,
     info: &ResourceInfo,
     old: Option<&Value>,
@@ -162,11 +174,53 @@ fn service_addresses(
     match state.node_ports.assign(old, obj, dry_run) {
         Ok(ports) => Ok((Held { ip: taken_ip, ports: ports.taken }, Held { ip: release_ip, ports: ports.release })),
         Err(causes) => {
-            Held { ip: taken_ip, ports: Vec::new() }.free(state);
+            Held { ip: taken_ip, ports: Vec::new() }.free_local(state);
             let name = meta_str(obj, "name").unwrap_or_default().to_string();
             Err(invalid(info, &name, causes))
         }
     }
+}
+
+/// Rounds of allocating and claiming before a Service write gives up (each
+/// lost claim marks one more address used, so progress is certain).
+const CLAIM_ATTEMPTS: usize = 64;
+
+/// [`allocate_addresses`], then claims what was newly taken in the store
+/// ([`claims`]), so no other apiserver on the same store hands it out. An
+/// address another apiserver claimed first is marked used and the
+/// addresses are planned again from `obj` as it came in.
+async fn service_addresses(
+    state: &ApiState,
+    info: &ResourceInfo,
+    old: Option<&Value>,
+    obj: &mut Value,
+    dry_run: bool,
+) -> Result<(Held, Held)> {
+    let name = meta_str(obj, "name").unwrap_or_default().to_string();
+    let owner = format!("{}/{name}", meta_str(obj, "namespace").unwrap_or_default());
+    let original = obj.clone();
+    for _ in 0..CLAIM_ATTEMPTS {
+        let (taken, release) = allocate_addresses(state, info, old, obj, dry_run)?;
+        if dry_run {
+            return Ok((taken, release));
+        }
+        match claims::claim(&state.store, &taken.addresses(), &owner).await {
+            Ok(None) => return Ok((taken, release)),
+            Ok(Some(lost)) => {
+                taken.free_local(state);
+                match &lost {
+                    claims::Address::Ip(ip) => state.ips.mark(ip),
+                    claims::Address::Port(port) => state.node_ports.mark_port(*port),
+                }
+                *obj = original.clone();
+            }
+            Err(e) => {
+                taken.free_local(state);
+                return Err(ApiError::from_store(info, &name, "claim address", claims::PREFIX, e));
+            }
+        }
+    }
+    Err(ApiError::Internal(format!("no Service address could be claimed after {CLAIM_ATTEMPTS} tries")))
 }
 
 /// Startup repair of stored Services whose addresses break the rules (see
@@ -286,7 +340,7 @@ pub async fn create(
             )?);
         }
         let allocated = if info.kind == Kind::Service {
-            service_addresses(state, info, None, &mut candidate, opts.dry_run)?.0
+            service_addresses(state, info, None, &mut candidate, opts.dry_run).await?.0
         } else {
             Held::default()
         };
@@ -307,7 +361,7 @@ pub async fn create(
                 return Ok((candidate, warnings));
             }
             Err(e) => {
-                allocated.free(state);
+                allocated.free(state).await;
                 let err = ApiError::from_store(info, &name, "create", &key, e);
                 if !(matches!(err, ApiError::AlreadyExists { .. }) && attempts > 1) {
                     return Err(err);
@@ -448,28 +502,28 @@ where
             }
         }
         let (taken, release) = if service {
-            service_addresses(state, info, Some(&current), &mut next, opts.dry_run)?
+            service_addresses(state, info, Some(&current), &mut next, opts.dry_run).await?
         } else {
             (Held::default(), Held::default())
         };
         if !differs(&current, &next) || opts.dry_run {
-            taken.free(state);
+            taken.free(state).await;
             return Ok((next, warnings));
         }
         if ready_to_remove(info.kind, &next) {
-            release.free(state);
+            release.free(state).await;
             return remove(state, info, ns, name, rev, next).await.map(|o| (o, warnings));
         }
         match state.store.update(&key, stored_bytes(info, &next), Some(rev)).await {
             Ok(new_rev) => {
-                release.free(state);
+                release.free(state).await;
                 set_rv(&mut next, new_rev);
                 after_write(state, info).await?;
                 return Ok((next, warnings));
             }
-            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => taken.free(state),
+            Err(crate::store::Error::Conflict { .. }) if precondition.is_none() => taken.free(state).await,
             Err(e) => {
-                taken.free(state);
+                taken.free(state).await;
                 return Err(ApiError::from_store(info, name, "update", &key, e));
             }
         }
@@ -554,10 +608,13 @@ pub(super) async fn remove(
     let (del_rev, _) =
         state.store.delete(&key, Some(rev)).await.map_err(|e| ApiError::from_store(info, name, "delete", &key, e))?;
     if info.kind == Kind::Service {
-        if let Some(ip) = obj.pointer("/spec/clusterIP").and_then(Value::as_str) {
+        let ip = obj.pointer("/spec/clusterIP").and_then(Value::as_str);
+        if let Some(ip) = ip {
             state.ips.release(ip);
         }
         state.node_ports.release_all(&obj);
+        let ip = ip.filter(|ip| state.ips.cidr().nth(1).to_string() != *ip);
+        claims::release(&state.store, &claims::addresses(ip, &nodeports::node_ports_of(&obj))).await;
     }
     if info.kind == Kind::CustomResourceDefinition {
         // Stop serving first, so no new object lands after the sweep.

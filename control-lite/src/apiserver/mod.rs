@@ -43,6 +43,7 @@ pub mod batch;
 pub mod batch_printers;
 pub mod cells;
 pub mod certificates;
+pub mod claims;
 pub mod clusterip;
 pub mod crd;
 pub mod crud;
@@ -248,6 +249,12 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
             state.ips.mark(ip.as_str().unwrap_or_default());
         }
         state.node_ports.mark(svc);
+        // Claimed in the store too, for other apiservers on it (`claims`).
+        let owner =
+            format!("{}/{}", meta_str(svc, "namespace").unwrap_or_default(), meta_str(svc, "name").unwrap_or_default());
+        claims::ensure(&state.store, &stored_addresses(state, svc), &owner)
+            .await
+            .map_err(|e| boot("service address claims")(ApiError::store("claim", claims::PREFIX, e)))?;
     }
     let exists = services
         .iter()
@@ -263,6 +270,14 @@ pub async fn bootstrap(state: &ApiState, apiserver_port: u16) -> Result<(), Erro
         }
     }
     Ok(())
+}
+
+/// The claimable addresses of stored Service `svc`: its ClusterIP (not
+/// `None`, not the `kubernetes` Service's `.1`) and node ports.
+fn stored_addresses(state: &ApiState, svc: &Value) -> Vec<claims::Address> {
+    let ip = svc.pointer("/spec/clusterIP").and_then(Value::as_str);
+    let ip = ip.filter(|ip| ip.parse().is_ok_and(|ip| state.ips.cidr().contains(ip) && ip != state.ips.cidr().nth(1)));
+    claims::addresses(ip, &nodeports::node_ports_of(svc))
 }
 
 /// Creates upstream's default ClusterRoles and ClusterRoleBindings that are

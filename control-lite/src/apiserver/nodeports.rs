@@ -58,7 +58,8 @@ fn field_of(pointer: &str) -> String {
     field
 }
 
-fn node_ports_of(svc: &Value) -> Vec<u16> {
+/// Every node port (and the health-check node port) `svc` has.
+pub fn node_ports_of(svc: &Value) -> Vec<u16> {
     let ports = svc.pointer("/spec/ports").and_then(Value::as_array).into_iter().flatten();
     let mut all: Vec<u16> = ports.filter_map(|p| p.get("nodePort")?.as_u64()?.try_into().ok()).collect();
     if let Some(health) = svc.pointer("/spec/healthCheckNodePort").and_then(Value::as_u64) {
@@ -169,6 +170,13 @@ impl Allocator {
     pub fn mark(&self, svc: &Value) {
         let mut used = self.used();
         used.ports.extend(node_ports_of(svc).into_iter().filter(|p| (self.range.0..=self.range.1).contains(p)));
+    }
+
+    /// Marks `port` used (another apiserver claimed it). Outside the range: ignored.
+    pub fn mark_port(&self, port: u16) {
+        if (self.range.0..=self.range.1).contains(&port) {
+            self.used().ports.insert(port);
+        }
     }
 
     /// Frees `ports`.
