@@ -155,7 +155,7 @@ fn ca_data(kubeconfig: &kube::config::Kubeconfig) -> Result<String> {
 
 fn write_bootstrap_kubeconfig(path: &std::path::Path, server: &str, ca_data: &str, token: &str) -> Result<()> {
     use std::io::Write as _;
-    use std::os::unix::fs::OpenOptionsExt as _;
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
     let doc = serde_json::json!({
         "apiVersion": "v1",
         "kind": "Config",
@@ -172,6 +172,10 @@ fn write_bootstrap_kubeconfig(path: &std::path::Path, server: &str, ca_data: &st
         .mode(0o600)
         .open(path)
         .with_context(|| format!("write {}", path.display()))?;
+    // `mode` applies only to a new file: an existing one is made private
+    // before the token goes in.
+    file.set_permissions(std::fs::Permissions::from_mode(0o600))
+        .with_context(|| format!("chmod {}", path.display()))?;
     file.write_all(text.as_bytes())?;
     Ok(())
 }

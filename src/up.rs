@@ -285,6 +285,12 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
     }
     if let Some(std::net::IpAddr::V4(ip)) = advertise.filter(|_| !args.no_node_load_balancer) {
         control.extend(["--load-balancer-shared-pool".to_string(), ip.to_string()]);
+        // The node's own services keep their ports on its IP.
+        let mut reserved: Vec<i32> = bosun_control::controllers::loadbalancer::plan::DEFAULT_RESERVED_PORTS.to_vec();
+        reserved.extend(args.listen.rsplit_once(':').and_then(|(_, port)| port.parse::<i32>().ok()));
+        reserved.push(i32::from(args.kubelet_port));
+        let reserved: Vec<String> = reserved.iter().map(i32::to_string).collect();
+        control.extend(["--load-balancer-reserved-ports".to_string(), reserved.join(",")]);
     }
     Ok(control)
 }

@@ -264,6 +264,18 @@ fn manual_requests(control: &Control, bootstrap: &Path) -> Result<()> {
     control_apply(control, &custom)?;
     let csr = csr_json(control, "custom")?;
     ensure!(csr["spec"]["username"] == "bosun-admin", "requester from the server: {}", csr["spec"]);
+    // Created by server-side apply: the requester is still the caller.
+    let (mut applied, _) = csr_object("applied", "thing", &[], "example.com/custom", &["digital signature"])?;
+    applied["spec"]["groups"] = json!(["system:masters"]);
+    let out = kubectl_stdin(
+        &control.admin,
+        &["apply", "--server-side", "--field-manager=t", "-f", "-"],
+        &applied.to_string(),
+    )?;
+    ensure!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    let csr = csr_json(control, "applied")?;
+    ensure!(csr["spec"]["username"] == "bosun-admin", "applied: requester from the server: {}", csr["spec"]);
+    ensure!(csr["spec"]["groups"] != json!(["system:masters"]), "applied: groups from the server: {}", csr["spec"]);
     // A bootstrap token may not approve.
     let out = kubectl(bootstrap, &["certificate", "approve", "custom"])?;
     ensure!(!out.status.success(), "bootstrapper approved");

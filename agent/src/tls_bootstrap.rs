@@ -247,11 +247,19 @@ pub fn write_kubeconfig(
     write_private(path, text.as_bytes())
 }
 
-/// Creates `dir` (and parents) and makes it 0700.
+/// Creates `dir` (and parents) 0700 when it does not exist. An existing
+/// directory is left as it is (`--kubeconfig /etc/kubelet.conf` must not
+/// make `/etc` private); the files in it are 0600 whatever its mode.
 fn private_dir(dir: &Path) -> Result<(), Error> {
-    let io = |source| Error::Io { path: dir.to_path_buf(), source };
-    std::fs::create_dir_all(dir).map_err(io)?;
-    std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).map_err(io)
+    if dir.is_dir() {
+        return Ok(());
+    }
+    use std::os::unix::fs::DirBuilderExt as _;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .map_err(|source| Error::Io { path: dir.to_path_buf(), source })
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file and a rename.

@@ -48,6 +48,10 @@ pub struct ControlArgs {
     /// IP here unless told otherwise.
     #[arg(long, value_delimiter = ',')]
     pub load_balancer_shared_pool: Vec<String>,
+    /// Ports no Service may take on a shared address (the node's own
+    /// services: ssh, etcd, the apiserver, the kubelet's ports).
+    #[arg(long, value_delimiter = ',', default_values_t = crate::controllers::loadbalancer::plan::DEFAULT_RESERVED_PORTS.to_vec())]
+    pub load_balancer_reserved_ports: Vec<i32>,
     /// The key set's URL in the ServiceAccount issuer's discovery document
     /// (`/.well-known/openid-configuration`). Default: this apiserver's
     /// `/openid/v1/jwks` at the advertised address.
@@ -314,6 +318,12 @@ fn pod_security_config(args: &ControlArgs) -> anyhow::Result<PodSecurityConfig> 
 /// this apiserver at the address pods and other hosts reach it by.
 fn jwks_uri(args: &ControlArgs, bound: SocketAddr, advertise: Option<IpAddr>) -> String {
     let address = SocketAddr::new(advertise.unwrap_or(bound.ip()), bound.port());
+    if args.service_account_jwks_uri.is_none() && address.ip().is_unspecified() {
+        tracing::warn!(
+            %address,
+            "the issuer's jwks_uri names a wildcard address: pass --advertise-address or --service-account-jwks-uri"
+        );
+    }
     args.service_account_jwks_uri
         .clone()
         .unwrap_or_else(|| crate::apiserver::oidc::default_jwks_uri(&address.to_string()))
@@ -355,6 +365,7 @@ fn load_balancer_pools(args: &ControlArgs) -> anyhow::Result<Pools> {
     Ok(Pools {
         dedicated: parse(&args.load_balancer_pool).context("--load-balancer-pool")?,
         shared: parse(&args.load_balancer_shared_pool).context("--load-balancer-shared-pool")?,
+        reserved_ports: args.load_balancer_reserved_ports.iter().copied().collect(),
     })
 }
 

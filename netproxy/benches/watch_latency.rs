@@ -153,6 +153,7 @@ fn main() -> anyhow::Result<()> {
         advertise_address: None,
         load_balancer_pool: Vec::new(),
         load_balancer_shared_pool: Vec::new(),
+        load_balancer_reserved_ports: Vec::new(),
         service_account_jwks_uri: None,
         admission_control_config_file: None,
         datastore_endpoint: Vec::new(),

@@ -156,6 +156,25 @@ pub fn request_bytes(obj: &Value) -> Option<Vec<u8>> {
     base64::engine::general_purpose::STANDARD.decode(text).ok()
 }
 
+/// Upstream's `CertificateSubjectRestriction` admission (on by default): no
+/// request to the `kube-apiserver-client` signer may name the
+/// `system:masters` group, which no authorizer could ever narrow.
+pub fn restrict_subject(obj: &Value) -> Result<(), super::status::ApiError> {
+    let signer = obj.pointer("/spec/signerName").and_then(Value::as_str).unwrap_or_default();
+    if signer != "kubernetes.io/kube-apiserver-client" {
+        return Ok(());
+    }
+    let masters = request_bytes(obj)
+        .and_then(|bytes| csr::parse_pem(&bytes).ok())
+        .is_some_and(|req| req.organizations.iter().any(|o| o == crate::auth::user::MASTERS));
+    if masters {
+        return Err(super::status::ApiError::Forbidden(format!(
+            "use of {signer} signer with system:masters group is not allowed"
+        )));
+    }
+    Ok(())
+}
+
 /// Validates a request (upstream `ValidateCertificateSigningRequestCreate` and its status rules).
 pub fn validate(obj: &Value, out: &mut Vec<Cause>) {
     match request_bytes(obj) {
@@ -372,6 +391,20 @@ mod tests {
         let mut out = Vec::new();
         validate(obj, &mut out);
         out.into_iter().map(|c| c.field).collect()
+    }
+
+    #[test]
+    fn no_apiserver_client_request_may_name_system_masters() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let request = |orgs: &[&str], signer: &str| {
+            let pem = csr::make_pem("mallory", orgs, &key).expect("csr");
+            json!({"spec": {"request": b64(&pem), "signerName": signer, "usages": ["client auth"]}})
+        };
+        let client = "kubernetes.io/kube-apiserver-client";
+        let refused = restrict_subject(&request(&["dev", "system:masters"], client));
+        assert!(matches!(&refused, Err(super::super::status::ApiError::Forbidden(m)) if m.contains("system:masters")));
+        assert!(restrict_subject(&request(&["dev"], client)).is_ok());
+        assert!(restrict_subject(&request(&["system:masters"], "example.com/custom")).is_ok());
     }
 
     #[test]

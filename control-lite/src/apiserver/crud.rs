@@ -296,6 +296,14 @@ pub async fn create(
     }
     defaults::apply(info.kind, &mut obj);
     defaults::on_create(info.kind, &mut obj);
+    if let (Kind::CertificateSigningRequest, Some(user)) = (info.kind, &opts.requester) {
+        // Whoever asks is the requester, on every create path (POST and
+        // server-side apply alike), whatever the body says.
+        super::certificates::set_requester(&mut obj, user);
+    }
+    if info.kind == Kind::CertificateSigningRequest {
+        super::certificates::restrict_subject(&obj)?;
+    }
     match info.kind {
         Kind::Pod => {
             service_accounts::admit(state, &mut obj).await?;
@@ -329,7 +337,7 @@ pub async fn create(
             return Err(invalid(info, &name, causes));
         }
         if let Some(namespace) = &namespace {
-            let user = opts.user.as_deref();
+            let user = opts.requester.as_ref().map(|u| u.name.as_str());
             warnings.extend(pod_security::admission::admit(
                 &state.pod_security,
                 user,
@@ -493,7 +501,7 @@ where
             (pod_security::admission::evaluated(info.kind, &next, Some(&current)), scope, ns)
         {
             let (namespace, _) = get(state, by_kind(Kind::Namespace), None, ns).await?;
-            let (config, user) = (&state.pod_security, opts.user.as_deref());
+            let (config, user) = (&state.pod_security, opts.requester.as_ref().map(|u| u.name.as_str()));
             warnings.extend(pod_security::admission::admit(config, user, info, &namespace, &next, Some(&current))?);
         }
         if namespace_update {

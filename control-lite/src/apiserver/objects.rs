@@ -45,9 +45,9 @@ pub struct WriteOptions {
     pub field_validation: FieldValidation,
     /// Who the write is recorded for in `managedFields` (none: not recorded).
     pub manager: Option<FieldManager>,
-    /// The requesting user's name, for admission exemptions (none: an
-    /// internal write).
-    pub user: Option<String>,
+    /// Who asks (admission: Pod Security exemptions, a CSR's requester;
+    /// none: an internal write).
+    pub requester: Option<crate::auth::user::UserInfo>,
 }
 
 /// The writer `managedFields` records.

@@ -161,7 +161,7 @@ impl WriteParams {
                 dry_run: dry_run(q),
                 field_validation: FieldValidation::parse(q.get("fieldValidation"))?,
                 manager: None,
-                user: None,
+                requester: None,
             },
             field_manager,
             force: q.flag("force"),

@@ -38,8 +38,8 @@ use decide::{decide, renewal_overdue, wait_time, Decision, Observed};
 pub const LEASE_NAMESPACE: &str = "kube-system";
 /// Name of the Lease.
 pub const LEASE_NAME: &str = "bosun-control-lite";
-/// How long the leader's work may take to stop once the Lease is lost
-/// before its task is aborted.
+/// Longest the leader's work may take to stop once the Lease is lost
+/// before its task is aborted (shortened by [`Config::stop_grace`]).
 const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Timing and identity of one candidate.
@@ -56,6 +56,13 @@ pub struct Config {
 }
 
 impl Config {
+    /// How long a former leader's work may run on after it gave up the
+    /// Lease (at the renew deadline): it must be gone before a standby can
+    /// take the Lease (at its expiry), so half the gap between the two.
+    pub fn stop_grace(&self) -> Duration {
+        (self.lease_duration.saturating_sub(self.renew_deadline) / 2).min(STOP_GRACE)
+    }
+
     /// The defaults (12 s lease, 8 s renew deadline, 2 s retry; upstream's
     /// are 15/10/2, which put a takeover after `kill -9` just past 15 s) for
     /// a fresh identity: this host's name and a random suffix.
@@ -121,7 +128,7 @@ where
         let mut work = tokio::spawn(lead(leading.clone()));
         keep(&api, &config, &token).await;
         leading.cancel();
-        if tokio::time::timeout(STOP_GRACE, &mut work).await.is_err() {
+        if tokio::time::timeout(config.stop_grace(), &mut work).await.is_err() {
             tracing::warn!("leader election: the leader's work did not stop in time; aborting it");
             work.abort();
         }

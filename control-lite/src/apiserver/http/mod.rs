@@ -267,7 +267,7 @@ impl Req<'_> {
     /// The write options of the query, for this request's user.
     fn write_params(&self) -> Result<crate::apiserver::options::WriteParams> {
         let mut params = crate::apiserver::options::WriteParams::parse(self.query)?;
-        params.write.user = Some(self.user.name.clone());
+        params.write.requester = Some(self.user.clone());
         Ok(params)
     }
 

@@ -27,10 +27,6 @@ pub async fn create(r: &Req<'_>, t: &Target) -> Result<Response> {
     });
     let dups = duplicates(info, params.write.field_validation, &r.body)?;
     escalation::admit(r.state, r.user, info, ns.as_deref().unwrap_or_default(), &body)?;
-    let mut body = body;
-    if info.kind == crate::apiserver::registry::Kind::CertificateSigningRequest {
-        crate::apiserver::certificates::set_requester(&mut body, r.user);
-    }
     let (obj, mut warnings) = crud::create(r.state, info, ns.as_deref(), body, params.write).await?;
     warnings.extend(dups);
     Ok(json_response(StatusCode::CREATED, &obj, &warnings))

@@ -154,7 +154,9 @@ impl Collector {
         if batch.focus.is_empty() {
             return;
         }
-        let kinds: HashSet<&str> = self.watched.iter().map(|w| w.kind).collect();
+        let group_kinds: Vec<String> =
+            self.watched.iter().map(|w| plan::group_kind(&w.resource.api_version, w.kind)).collect();
+        let kinds: HashSet<&str> = group_kinds.iter().map(String::as_str).collect();
         let now = Instant::now();
         self.attempted.retain(|_, at| now.duration_since(*at) < RETRY_AFTER);
         for action in plan::plan(&batch.objects, &kinds) {
@@ -190,20 +192,28 @@ impl Collector {
         }
     }
 
-    fn api(&self, kind: &str, namespace: &str) -> Option<Api<DynamicObject>> {
-        let w = self.watched.iter().find(|w| w.kind == kind)?;
-        Some(if w.namespaced {
+    /// The generic API of watched kind `w` in `namespace`.
+    fn api(&self, w: &Watched, namespace: &str) -> Api<DynamicObject> {
+        if w.namespaced {
             Api::namespaced_with(self.client.clone(), namespace, &w.resource)
         } else {
             Api::all_with(self.client.clone(), &w.resource)
-        })
+        }
+    }
+
+    /// The watched kind an owner reference names: its group must match too
+    /// (a custom resource may reuse a built-in kind's name).
+    fn owner_kind(&self, reference: &OwnerReference) -> Option<&Watched> {
+        let wanted = plan::group_kind(&reference.api_version, &reference.kind);
+        self.watched.iter().find(|w| plan::group_kind(&w.resource.api_version, w.kind) == wanted)
     }
 
     /// True if the owner is confirmed gone (absent, or replaced by a new uid).
     async fn owner_gone(&self, reference: &OwnerReference, namespace: &str) -> Result<bool, Error> {
-        let Some(api) = self.api(&reference.kind, namespace) else {
+        let Some(watched) = self.owner_kind(reference) else {
             return Ok(false);
         };
+        let api = self.api(watched, namespace);
         match api.get(&reference.name).await {
             Ok(owner) => Ok(owner.metadata.uid.as_deref() != Some(reference.uid.as_str())),
             Err(e) if is_not_found(&e) => Ok(true),
@@ -228,9 +238,11 @@ impl Collector {
 
     /// Applies one action; false if verification showed it was not needed.
     async fn apply(&self, action: &Action, object: &plan::Node) -> Result<bool, Error> {
-        let Some(api) = self.api(&object.kind, &object.namespace) else {
+        // Objects come from the watched kinds' informers: their kind is one of them.
+        let Some(watched) = self.watched.iter().find(|w| w.kind == object.kind) else {
             return Ok(false);
         };
+        let api = self.api(watched, &object.namespace);
         let fail = |action: &'static str| {
             move |source| Error {
                 action,

@@ -82,8 +82,19 @@ pub enum Action {
     },
 }
 
-/// Decides what to collect. `owner_kinds` are the kinds whose complete
-/// list is in `objects` (a reference to another kind is never dangling).
+/// A kind with its API group, as upstream prints a GroupKind: `Pod`,
+/// `ReplicaSet.apps`. A custom resource may reuse a built-in kind's name in
+/// its own group, so owners are told apart by both.
+pub fn group_kind(api_version: &str, kind: &str) -> String {
+    match api_version.split_once('/') {
+        Some((group, _)) if !group.is_empty() => format!("{kind}.{group}"),
+        _ => kind.to_string(),
+    }
+}
+
+/// Decides what to collect. `owner_kinds` are the [`group_kind`]s whose
+/// complete list is in `objects` (a reference to another kind is never
+/// dangling).
 pub fn plan(objects: &[Node], owner_kinds: &HashSet<&str>) -> Vec<Action> {
     let by_uid: HashMap<&str, &Node> = objects.iter().map(|o| (o.uid.as_str(), o)).collect();
     let mut referenced: HashSet<&str> = HashSet::new();
@@ -95,7 +106,7 @@ pub fn plan(objects: &[Node], owner_kinds: &HashSet<&str>) -> Vec<Action> {
         for reference in &object.owners {
             referenced.insert(reference.uid.as_str());
             match by_uid.get(reference.uid.as_str()) {
-                None if owner_kinds.contains(reference.kind.as_str()) => {
+                None if owner_kinds.contains(group_kind(&reference.api_version, &reference.kind).as_str()) => {
                     dangling.push(reference.clone());
                 }
                 None => {}
@@ -221,6 +232,18 @@ mod tests {
         for (name, objects, want) in cases {
             assert_eq!(render(&plan(&objects, &kinds)), want, "{name}");
         }
+    }
+
+    #[test]
+    fn an_owner_of_another_group_with_a_built_in_kind_name_is_never_dangling() {
+        let kinds: HashSet<&str> = ["Job.batch", "ReplicaSet.apps"].into_iter().collect();
+        let mut pod = obj("Pod", "p", &[("Job", "j")]);
+        pod.owners[0].api_version = "batch.volcano.sh/v1alpha1".into();
+        assert_eq!(render(&plan(std::slice::from_ref(&pod), &kinds)), Vec::<String>::new());
+        pod.owners[0].api_version = "batch/v1".into();
+        assert_eq!(render(&plan(&[pod], &kinds)), ["delete p"]);
+        assert_eq!(group_kind("v1", "Pod"), "Pod");
+        assert_eq!(group_kind("apps/v1", "ReplicaSet"), "ReplicaSet.apps");
     }
 
     #[test]

@@ -123,7 +123,15 @@ pub struct Pools {
     pub dedicated: Pool,
     /// Several Services per address, on different ports.
     pub shared: Pool,
+    /// Ports no Service may take on a shared address (the node's own
+    /// services when the node's IP is shared: ssh, the apiserver, the
+    /// kubelet).
+    pub reserved_ports: BTreeSet<i32>,
 }
+
+/// The ports kept off shared addresses by default: ssh, etcd, the
+/// apiserver, and the kubelet's, kube-proxy's and controllers' ports.
+pub const DEFAULT_RESERVED_PORTS: &[i32] = &[22, 2379, 2380, 6443, 10248, 10249, 10250, 10255, 10256, 10257, 10259];
 
 impl Pools {
     /// Whether there is no address at all (the controller need not run).
@@ -137,11 +145,18 @@ impl Pools {
 
     /// Whether `service` may take `ip` given what is `used`.
     fn fits(&self, ip: Ipv4Addr, service: &ServiceView, used: &Used) -> bool {
-        match used.get(&ip) {
-            None => self.contains(ip),
-            Some(_) if self.dedicated.contains(ip) => false,
-            Some(taken) => self.shared.contains(ip) && taken.is_disjoint(&service.ports),
+        if self.dedicated.contains(ip) {
+            return !used.contains_key(&ip);
         }
+        self.shared.contains(ip)
+            && self.may_share(service)
+            && used.get(&ip).is_none_or(|taken| taken.is_disjoint(&service.ports))
+    }
+
+    /// Whether `service` may take a shared address at all: none of its
+    /// ports is reserved.
+    fn may_share(&self, service: &ServiceView) -> bool {
+        service.ports.iter().all(|(_, port)| !self.reserved_ports.contains(port))
     }
 }
 
@@ -199,7 +214,10 @@ pub fn plan(services: &[ServiceView], pools: &Pools) -> Vec<(String, Change)> {
             Some(ip) => Change::Assign(ip),
             None => {
                 let fits = |ip| pools.fits(ip, service, &used);
-                let found = pools.dedicated.first_fitting(fits).or_else(|| pools.shared.first_fitting(fits));
+                let found = pools.dedicated.first_fitting(fits).or_else(|| {
+                    // Only scanned when every free shared address fits (see `first_fitting`).
+                    pools.may_share(service).then(|| pools.shared.first_fitting(fits)).flatten()
+                });
                 match found {
                     Some(ip) => Change::Assign(ip),
                     None => Change::Unassignable("no address left in the pool for its ports"),
@@ -242,7 +260,7 @@ mod tests {
     }
 
     fn dedicated(entries: &[&str]) -> Pools {
-        Pools { dedicated: Pool::parse(entries.iter().copied()).expect("pool"), shared: Pool::default() }
+        Pools { dedicated: Pool::parse(entries.iter().copied()).expect("pool"), ..Pools::default() }
     }
 
     #[test]
@@ -305,6 +323,7 @@ mod tests {
         let pools = Pools {
             dedicated: Pool::parse(["192.0.2.9"]).expect("pool"),
             shared: Pool::parse(["10.0.0.5", "10.0.0.6"]).expect("shared"),
+            ..Pools::default()
         };
         let services = [
             svc("dedicated", 1, true, None, &[]),
@@ -332,7 +351,7 @@ mod tests {
 
     #[test]
     fn a_shared_address_is_kept_by_the_older_of_two_services_on_one_port() {
-        let pools = Pools { dedicated: Pool::default(), shared: Pool::parse(["10.0.0.5"]).expect("shared") };
+        let pools = Pools { shared: Pool::parse(["10.0.0.5"]).expect("shared"), ..Pools::default() };
         let services = [
             on_ports(svc("older", 1, true, None, &["10.0.0.5"]), &[("TCP", 80)]),
             on_ports(svc("other-port", 2, true, None, &["10.0.0.5"]), &[("TCP", 8080)]),
@@ -345,5 +364,32 @@ mod tests {
                 ("default/newer".into(), Change::Unassignable("no address left in the pool for its ports"))
             ]
         );
+    }
+
+    #[test]
+    fn reserved_ports_stay_off_shared_addresses_only() {
+        let pools = Pools {
+            dedicated: Pool::parse(["192.0.2.9"]).expect("pool"),
+            shared: Pool::parse(["10.0.0.5"]).expect("shared"),
+            reserved_ports: DEFAULT_RESERVED_PORTS.iter().copied().collect(),
+        };
+        let services = [
+            on_ports(svc("takes-dedicated", 1, true, None, &[]), &[("TCP", 80)]),
+            on_ports(svc("ssh", 2, true, None, &[]), &[("TCP", 22)]),
+            on_ports(svc("kubelet-on-node", 3, true, Some("10.0.0.5"), &[]), &[("TCP", 10250)]),
+            on_ports(svc("web", 4, true, None, &[]), &[("TCP", 8080)]),
+        ];
+        assert_eq!(
+            plan(&services, &pools),
+            vec![
+                ("default/takes-dedicated".into(), Change::Assign(ip("192.0.2.9"))),
+                ("default/ssh".into(), Change::Unassignable("no address left in the pool for its ports")),
+                ("default/kubelet-on-node".into(), Change::Unassignable("the requested loadBalancerIP is in use")),
+                ("default/web".into(), Change::Assign(ip("10.0.0.5"))),
+            ]
+        );
+        // On a dedicated address every port is the Service's own.
+        let ssh_first = [on_ports(svc("ssh", 1, true, None, &[]), &[("TCP", 22)])];
+        assert_eq!(plan(&ssh_first, &pools), vec![("default/ssh".into(), Change::Assign(ip("192.0.2.9")))]);
     }
 }
