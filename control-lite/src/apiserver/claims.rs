@@ -37,6 +37,23 @@ impl Address {
     }
 }
 
+impl Address {
+    /// The address a claim key names (None: not a claim key).
+    pub fn of_key(key: &str) -> Option<Address> {
+        let rest = key.strip_prefix(PREFIX)?;
+        if let Some(ip) = rest.strip_prefix("clusterips/") {
+            return (!ip.is_empty()).then(|| Address::Ip(ip.to_owned()));
+        }
+        rest.strip_prefix("nodeports/")?.parse().ok().map(Address::Port)
+    }
+}
+
+/// Every address claimed in the store, by any apiserver.
+pub async fn claimed(store: &Store) -> store::Result<Vec<Address>> {
+    let (kvs, _) = store.list(PREFIX).await?;
+    Ok(kvs.iter().filter_map(|kv| Address::of_key(&kv.key)).collect())
+}
+
 /// The addresses of `ip` and `ports`, in that order.
 pub fn addresses(ip: Option<&str>, ports: &[u16]) -> Vec<Address> {
     ip.map(|ip| Address::Ip(ip.to_owned())).into_iter().chain(ports.iter().map(|p| Address::Port(*p))).collect()
@@ -87,6 +104,18 @@ pub async fn release(store: &Store, addresses: &[Address]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn claim_keys_name_their_addresses() {
+        for address in [Address::Ip("10.96.0.7".into()), Address::Port(30080)] {
+            assert_eq!(Address::of_key(&address.key()), Some(address));
+        }
+        for other in
+            ["/bosun/claims/nodeports/x", "/bosun/claims/clusterips/", "/registry/pods/a", "/bosun/claims/other/1"]
+        {
+            assert_eq!(Address::of_key(other), None, "{other}");
+        }
+    }
 
     #[tokio::test]
     async fn one_claim_of_an_address_wins_and_a_lost_claim_gives_back_the_rest() {

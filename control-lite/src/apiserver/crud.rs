@@ -186,9 +186,11 @@ fn allocate_addresses(
 const CLAIM_ATTEMPTS: usize = 64;
 
 /// [`allocate_addresses`], then claims what was newly taken in the store
-/// ([`claims`]), so no other apiserver on the same store hands it out. An
-/// address another apiserver claimed first is marked used and the
-/// addresses are planned again from `obj` as it came in.
+/// ([`claims`]), so no other apiserver on the same store hands it out. On
+/// the first address another apiserver claimed first, every claimed
+/// address is read once and marked used (so the next plan skips all of
+/// them, not one per round), and the addresses are planned again from
+/// `obj` as it came in.
 async fn service_addresses(
     state: &ApiState,
     info: &ResourceInfo,
@@ -199,6 +201,7 @@ async fn service_addresses(
     let name = meta_str(obj, "name").unwrap_or_default().to_string();
     let owner = format!("{}/{name}", meta_str(obj, "namespace").unwrap_or_default());
     let original = obj.clone();
+    let mut synced = false;
     for _ in 0..CLAIM_ATTEMPTS {
         let (taken, release) = allocate_addresses(state, info, old, obj, dry_run)?;
         if dry_run {
@@ -208,9 +211,19 @@ async fn service_addresses(
             Ok(None) => return Ok((taken, release)),
             Ok(Some(lost)) => {
                 taken.free_local(state);
-                match &lost {
-                    claims::Address::Ip(ip) => state.ips.mark(ip),
-                    claims::Address::Port(port) => state.node_ports.mark_port(*port),
+                let mut used = vec![lost];
+                if !synced {
+                    synced = true;
+                    match claims::claimed(&state.store).await {
+                        Ok(all) => used.extend(all),
+                        Err(e) => return Err(ApiError::from_store(info, &name, "list claims", claims::PREFIX, e)),
+                    }
+                }
+                for address in &used {
+                    match address {
+                        claims::Address::Ip(ip) => state.ips.mark(ip),
+                        claims::Address::Port(port) => state.node_ports.mark_port(*port),
+                    }
                 }
                 *obj = original.clone();
             }
