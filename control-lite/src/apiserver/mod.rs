@@ -315,6 +315,9 @@ pub async fn serve_all(
     let addrs: Vec<_> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     bootstrap(&state, addrs.first().map(|a| a.port()).unwrap_or(6443)).await?;
     state.authz.start(&state.store, &token).await;
+    crd::start_sync(&state, &token)
+        .await
+        .map_err(|source| Error::Bootstrap { what: "custom resource definitions".into(), source })?;
     tracing::info!(addrs = ?addrs, "apiserver listening");
     http::serve(listeners, state, security, token).await;
     Ok(())
