@@ -146,6 +146,8 @@ pub struct ApiState {
     pub pod_security: Arc<pod_security::config::PodSecurityConfig>,
     /// The custom resources served now (built from the stored CRDs).
     pub crds: crd::Served,
+    /// The OpenAPI v3 documents of the custom resources served last.
+    pub openapi: openapi::CustomCache,
 }
 
 impl ApiState {
@@ -168,6 +170,7 @@ impl ApiState {
             oidc: None,
             pod_security: Arc::default(),
             crds: crd::Served::default(),
+            openapi: openapi::CustomCache::default(),
         }
     }
 
