@@ -146,6 +146,8 @@ pub struct ApiState {
     pub pod_security: Arc<pod_security::config::PodSecurityConfig>,
     /// The custom resources served now (built from the stored CRDs).
     pub crds: crd::Served,
+    /// The OpenAPI v3 documents of the custom resources served last.
+    pub openapi: openapi::CustomCache,
 }
 
 impl ApiState {
@@ -168,6 +170,7 @@ impl ApiState {
             oidc: None,
             pod_security: Arc::default(),
             crds: crd::Served::default(),
+            openapi: openapi::CustomCache::default(),
         }
     }
 
@@ -315,6 +318,9 @@ pub async fn serve_all(
     let addrs: Vec<_> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     bootstrap(&state, addrs.first().map(|a| a.port()).unwrap_or(6443)).await?;
     state.authz.start(&state.store, &token).await;
+    crd::start_sync(&state, &token)
+        .await
+        .map_err(|source| Error::Bootstrap { what: "custom resource definitions".into(), source })?;
     tracing::info!(addrs = ?addrs, "apiserver listening");
     http::serve(listeners, state, security, token).await;
     Ok(())

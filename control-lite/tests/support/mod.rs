@@ -81,7 +81,18 @@ pub async fn start_apiserver_custom(
     config: ApiConfig,
     customize: impl FnOnce(ApiState) -> ApiState,
 ) -> anyhow::Result<Apiserver> {
-    let store = Store::open(&dir.join("store.db"))?;
+    start_apiserver_on(dir, Store::open(&dir.join("store.db"))?, config, customize).await
+}
+
+/// Like [`start_apiserver_custom`] over `store` (several apiservers may
+/// share one store, as `bosun control` processes share one etcd); `dir`
+/// holds the PKI and kubeconfig.
+pub async fn start_apiserver_on(
+    dir: &Path,
+    store: Store,
+    config: ApiConfig,
+    customize: impl FnOnce(ApiState) -> ApiState,
+) -> anyhow::Result<Apiserver> {
     let ca = Ca::load_or_create(&dir.join("pki"))?;
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;

@@ -6,8 +6,9 @@
 //! becomes one more [`ResourceInfo`] row of kind `Kind::Custom`, so custom
 //! resources take the same generic paths as built-ins (routing, storage
 //! keys, list, watch, patch, apply, Tables, discovery). The rows are built
-//! from the stored CRDs ([`Served::reload`], at startup and after every CRD
-//! write) and carry their version's parsed [`schema`], printer
+//! from the stored CRDs ([`reload`], at startup, after every CRD write
+//! through this apiserver and, for writes through other apiservers on the
+//! same store, after every CRD event of a watch: [`sync`]) and carry their version's parsed [`schema`], printer
 //! [`columns`] and scale paths in [`Custom`]. Rows are interned
 //! (`intern`): the same definition always yields the same `&'static` row,
 //! and at most [`intern::MAX_ROWS`] distinct rows are ever made.
@@ -22,16 +23,19 @@ pub mod columns;
 pub mod definition;
 mod intern;
 pub mod schema;
+pub mod sync;
 
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
 use serde_json::{json, Value};
+use tokio_util::sync::CancellationToken;
 
 use super::objects::{decode, meta_str};
 use super::registry::{by_kind, Kind, ResourceInfo, Subresource};
 use super::status::{ApiError, Cause};
 use super::ApiState;
+use crate::store::Revision;
 
 /// Errors of serving CRDs.
 #[derive(Debug, thiserror::Error)]
@@ -95,21 +99,25 @@ impl Hash for Custom {
 
 /// The custom resource rows served now (one per served version of each
 /// established CRD), preferred versions first.
+/// The store revision the rows were listed at comes with them: a list
+/// older than the one served is not applied (a reload after a write and
+/// one from the watch may finish in either order).
 #[derive(Debug, Default)]
 pub struct Served {
-    rows: RwLock<Arc<Vec<&'static ResourceInfo>>>,
+    rows: RwLock<(Revision, Arc<Vec<&'static ResourceInfo>>)>,
 }
 
 impl Served {
     /// The rows served now.
     pub fn rows(&self) -> Arc<Vec<&'static ResourceInfo>> {
-        self.rows.read().map(|r| r.clone()).unwrap_or_default()
+        self.rows.read().map(|r| r.1.clone()).unwrap_or_default()
     }
 
-    /// Serves the rows of `crds` (stored objects): established CRDs that
+    /// Serves the rows of `crds` (stored objects, listed at `revision`;
+    /// ignored if older than the rows served): established CRDs that
     /// are not being deleted. A CRD that cannot be served is logged and
     /// skipped (admission refuses such CRDs, so only a foreign writer makes one).
-    pub fn set(&self, crds: &[Value]) {
+    pub fn set(&self, crds: &[Value], revision: Revision) {
         let mut rows = Vec::new();
         for crd in crds {
             let established = crd
@@ -127,7 +135,9 @@ impl Served {
             }
         }
         if let Ok(mut slot) = self.rows.write() {
-            *slot = Arc::new(rows);
+            if revision >= slot.0 {
+                *slot = (revision, Arc::new(rows));
+            }
         }
     }
 }
@@ -228,11 +238,30 @@ pub fn admit(state: &ApiState, crd: &mut Value, previous: Option<&Value>) {
 
 /// Re-reads the stored CRDs and serves their rows.
 pub async fn reload(state: &ApiState) -> Result<(), ApiError> {
+    load(state).await.map(|_| ())
+}
+
+/// [`reload`], returning the revision of the list it served.
+async fn load(state: &ApiState) -> Result<Revision, ApiError> {
     let info = by_kind(Kind::CustomResourceDefinition);
-    let prefix = info.prefix(None);
-    let (kvs, _) = state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))?;
+    let prefix = store_prefix();
+    let (kvs, rev) = state.store.list(&prefix).await.map_err(|e| ApiError::from_store(info, "", "list", &prefix, e))?;
     let crds = kvs.iter().map(decode).collect::<Result<Vec<_>, _>>()?;
-    state.crds.set(&crds);
+    state.crds.set(&crds, rev);
+    Ok(rev)
+}
+
+/// Where the CRDs are stored.
+fn store_prefix() -> String {
+    by_kind(Kind::CustomResourceDefinition).prefix(None)
+}
+
+/// Reloads the CRDs, then keeps them in step with the store in a task
+/// ([`sync::follow`]) until `token` is cancelled.
+pub async fn start_sync(state: &Arc<ApiState>, token: &CancellationToken) -> Result<(), ApiError> {
+    let rev = load(state).await?;
+    let (state, token) = (state.clone(), token.clone());
+    tokio::spawn(async move { sync::follow(&state, Some(rev), token).await });
     Ok(())
 }
 
@@ -335,7 +364,7 @@ mod tests {
         assert_eq!(obj["apiVersion"], "a.io/v1alpha1");
         assert_eq!(rows[1].key(None, "x"), rows[0].key(None, "x"));
         let served = Served::default();
-        served.set(std::slice::from_ref(&crd));
+        served.set(std::slice::from_ref(&crd), 5);
         assert_eq!(served.rows().len(), 2);
         assert_eq!(
             conflict(
@@ -347,7 +376,9 @@ mod tests {
         );
         let mut gone = crd.clone();
         gone["metadata"]["deletionTimestamp"] = json!("t");
-        served.set(&[gone]);
+        served.set(&[gone.clone()], 4);
+        assert_eq!(served.rows().len(), 2, "an older list is not applied");
+        served.set(&[gone], 5);
         assert!(served.rows().is_empty());
     }
 

@@ -240,7 +240,8 @@ fn fixed(state: &ApiState, route: Route, query: Option<&str>, headers: &HeaderMa
         Route::Jwks => return state.oidc.as_ref().map(|d| d.jwks_response()).ok_or(ApiError::NoResource),
         Route::OpenApiV3(rest) => {
             let custom = state.crds.rows();
-            return openapi::v3_response_with(&rest, query, headers, &custom).ok_or(ApiError::NoResource);
+            return openapi::v3_response_with(&rest, query, headers, &custom, &state.openapi)
+                .ok_or(ApiError::NoResource);
         }
         Route::CoreVersions => return Ok(roots::serve(state, Root::Core, headers)),
         Route::Groups => return Ok(roots::serve(state, Root::Groups, headers)),

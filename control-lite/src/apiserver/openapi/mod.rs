@@ -29,7 +29,7 @@ mod schemas;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::Instant;
 
 use axum::body::{Body, Bytes};
@@ -141,12 +141,51 @@ fn documents() -> &'static Documents {
 /// None if there is no such document. `query` may name the hash the root
 /// listed; `headers` may carry `If-None-Match`.
 pub fn v3_response(rest: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
-    v3_response_with(rest, query, headers, &[])
+    v3_response_with(rest, query, headers, &[], &CustomCache::default())
 }
 
-/// The documents of the `custom` rows' group/versions (built per request:
-/// they change with the CRDs) and the root listing them with the built-in ones.
-fn custom_documents(custom: &[&'static ResourceInfo]) -> (Rendered, HashMap<String, Rendered>) {
+/// The documents of one set of custom rows: the root listing them with the
+/// built-in ones, and their group/versions' documents by gv path.
+struct CustomDocuments {
+    root: Rendered,
+    group_versions: HashMap<String, Rendered>,
+}
+
+/// The custom documents of the rows served last, rendered once per set of
+/// rows (they change only with the CRDs; rows are interned, so the same
+/// rows are the same pointers).
+#[derive(Default)]
+pub struct CustomCache {
+    last: Mutex<Option<(Vec<&'static ResourceInfo>, Arc<CustomDocuments>)>>,
+}
+
+impl std::fmt::Debug for CustomCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CustomCache").finish_non_exhaustive()
+    }
+}
+
+impl CustomCache {
+    /// The documents of `custom`: the cached ones if the rows are the same,
+    /// else rendered now (outside the lock) and cached.
+    fn get(&self, custom: &[&'static ResourceInfo]) -> Arc<CustomDocuments> {
+        let same = |rows: &[&'static ResourceInfo]| {
+            rows.len() == custom.len() && rows.iter().zip(custom).all(|(a, b)| std::ptr::eq(*a, *b))
+        };
+        if let Some((rows, docs)) = &*self.last.lock().unwrap_or_else(PoisonError::into_inner) {
+            if same(rows) {
+                return docs.clone();
+            }
+        }
+        let docs = Arc::new(custom_documents(custom));
+        *self.last.lock().unwrap_or_else(PoisonError::into_inner) = Some((custom.to_vec(), docs.clone()));
+        docs
+    }
+}
+
+/// The documents of the `custom` rows' group/versions and the root listing
+/// them with the built-in ones.
+fn custom_documents(custom: &[&'static ResourceInfo]) -> CustomDocuments {
     let mut docs = HashMap::new();
     for (g, v) in group_versions_of(custom) {
         // A CRD may add kinds to a built-in group/version: one document for both.
@@ -162,22 +201,23 @@ fn custom_documents(custom: &[&'static ResourceInfo]) -> (Rendered, HashMap<Stri
             paths.insert(p.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{p}?hash={}", d.hash)}));
         }
     }
-    (Rendered::of(&root), docs)
+    CustomDocuments { root: Rendered::of(&root), group_versions: docs }
 }
 
-/// [`v3_response`] with the `custom` resources' documents too.
+/// [`v3_response`] with the `custom` resources' documents too (from `cache`).
 pub fn v3_response_with(
     rest: &str,
     query: Option<&str>,
     headers: &HeaderMap,
     custom: &[&'static ResourceInfo],
+    cache: &CustomCache,
 ) -> Option<Response> {
     let docs = documents();
-    let extra = (!custom.is_empty()).then(|| custom_documents(custom));
+    let extra = (!custom.is_empty()).then(|| cache.get(custom));
     let doc = match (&extra, rest.is_empty()) {
-        (Some((root, _)), true) => root,
+        (Some(extra), true) => &extra.root,
         (None, true) => &docs.root,
-        (Some((_, custom_docs)), false) => custom_docs.get(rest).or_else(|| docs.group_versions.get(rest))?,
+        (Some(extra), false) => extra.group_versions.get(rest).or_else(|| docs.group_versions.get(rest))?,
         (None, false) => docs.group_versions.get(rest)?,
     };
     let asked = form_urlencoded::parse(query.unwrap_or_default().as_bytes())

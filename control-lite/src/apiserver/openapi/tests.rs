@@ -159,3 +159,31 @@ fn openapi_v2_is_an_empty_protobuf_document_with_a_parseable_content_type() {
     // Go's mime.ParseMediaType rejects '@' in a subtype.
     assert!(!content_type.contains('@') && content_type.ends_with("+protobuf"), "{content_type}");
 }
+
+#[test]
+fn custom_documents_are_rendered_once_per_set_of_served_rows() {
+    let crd = |plural: &str, kind: &str| {
+        json!({"metadata": {"name": format!("{plural}.cache.io")}, "spec": {"group": "cache.io", "scope": "Cluster",
+            "names": {"plural": plural, "singular": plural, "kind": kind, "listKind": format!("{kind}List")},
+            "versions": [{"name": "v1", "served": true, "storage": true}]},
+            "status": {"conditions": [{"type": "Established", "status": "True"}]}})
+    };
+    let served = crate::apiserver::crd::Served::default();
+    served.set(&[crd("things", "Thing")], 1);
+    let cache = CustomCache::default();
+    let first = cache.get(&served.rows());
+    assert!(first.group_versions.contains_key("apis/cache.io/v1"));
+    // The same CRDs listed again (new `Arc`, same interned rows): no re-render.
+    served.set(&[crd("things", "Thing")], 2);
+    assert!(Arc::ptr_eq(&first, &cache.get(&served.rows())));
+    served.set(&[crd("things", "Thing"), crd("gadgets", "Gadget")], 3);
+    let second = cache.get(&served.rows());
+    assert!(!Arc::ptr_eq(&first, &second));
+    let doc: Value = serde_json::from_slice(&second.group_versions["apis/cache.io/v1"].body).expect("json");
+    assert!(doc["paths"].as_object().is_some_and(|p| p.keys().any(|k| k.contains("/gadgets"))), "{doc}");
+    let resp = v3_response_with("apis/cache.io/v1", None, &HeaderMap::new(), &served.rows(), &cache).expect("served");
+    assert_eq!(
+        resp.headers()[header::ETAG],
+        format!("\"{}\"", second.group_versions["apis/cache.io/v1"].hash).as_str()
+    );
+}
