@@ -9,11 +9,11 @@
 //! (`SERVICES`, `PODS` override the counts; `MALLOC_ARENA_MAX` etc. are passed
 //! through to the child).
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use futures::{stream, StreamExt, TryStreamExt};
 use k8s_openapi::api::core::v1::{Pod, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
@@ -21,15 +21,14 @@ use kube::api::{ListParams, Patch, PatchParams, PostParams};
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Api, Client};
 use serde_json::json;
+use support::{count, memory, wait_for_file};
+
+mod support;
 
 /// Requests in flight while creating objects.
 const CONCURRENCY: usize = 16;
 /// Longest wait for the EndpointSlice controller to catch up.
 const CONVERGE_DEADLINE: Duration = Duration::from_secs(1_200);
-
-fn count(var: &str, default: usize) -> anyhow::Result<usize> {
-    std::env::var(var).map_or(Ok(default), |v| v.parse().with_context(|| format!("{var}={v}")))
-}
 
 /// Kills the control plane when the bench ends, however it ends.
 struct Control(Child);
@@ -41,31 +40,9 @@ impl Drop for Control {
     }
 }
 
-/// (RSS, peak RSS) of `pid` in MiB, from /proc.
-fn memory(pid: u32) -> anyhow::Result<(f64, f64)> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let field = |name: &str| -> anyhow::Result<f64> {
-        let line = status.lines().find(|l| l.starts_with(name)).with_context(|| format!("{name} in status"))?;
-        let kib: f64 = line.split_whitespace().nth(1).context("value")?.parse()?;
-        Ok(kib / 1024.0)
-    };
-    Ok((field("VmRSS:")?, field("VmHWM:")?))
-}
-
 fn report(pid: u32, stage: &str, started: Instant) -> anyhow::Result<()> {
     let (rss, peak) = memory(pid)?;
     println!("{stage:<44} RSS {rss:7.1} MiB  peak {peak:7.1} MiB  (t = {:6.1} s)", started.elapsed().as_secs_f64());
-    Ok(())
-}
-
-async fn wait_for_file(path: &Path) -> anyhow::Result<()> {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !path.exists() {
-        if Instant::now() > deadline {
-            bail!("{} did not appear", path.display());
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     Ok(())
 }
 

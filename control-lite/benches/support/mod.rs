@@ -76,7 +76,8 @@ impl Drop for Control {
     }
 }
 
-async fn wait_for_file(path: &Path) -> anyhow::Result<()> {
+/// Waits (60 s at most) until `path` exists.
+pub async fn wait_for_file(path: &Path) -> anyhow::Result<()> {
     let deadline = Instant::now() + Duration::from_secs(60);
     while !path.exists() {
         if Instant::now() > deadline {
