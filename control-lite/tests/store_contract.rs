@@ -14,7 +14,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use bosun_control::store::{Error, EtcdOptions, Event, EventKind, Options, Revision, Store, WatchReceiver};
+use bosun_control::store::{
+    Error, EtcdOptions, Event, EventKind, ListPage, ListRange, Options, Revision, Store, WatchReceiver,
+};
 use bosun_testing::etcd::EtcdCluster;
 
 /// Generous: etcd on a loaded 2-core machine, elections after a kill.
@@ -99,6 +101,7 @@ contract!(
     watch_replays_in_order_then_streams_live,
     watch_resumes_from_the_last_seen_revision,
     watch_from_a_compacted_revision_fails,
+    pages_read_one_revision,
     acknowledged_writes_survive_killing_the_client,
 );
 
@@ -336,6 +339,65 @@ async fn watch_from_a_compacted_revision_fails(f: Fixture) -> Result<()> {
     // Still readable and writable.
     assert_eq!(s.list("/c/").await?.0.len(), 5);
     assert_eq!(s.create("/c/after", v("x")).await?, base + 6);
+    Ok(())
+}
+
+/// A page request (`limit`/`continue`) of keys under `/p/`.
+fn page(start: Option<&str>, limit: usize, revision: Option<Revision>) -> ListRange {
+    ListRange { prefix: "/p/".into(), start: start.map(|k| format!("{k}\0")), limit: Some(limit), revision }
+}
+
+fn keys(page: &ListPage) -> Vec<&str> {
+    page.kvs.iter().map(|kv| kv.key.as_str()).collect()
+}
+
+async fn pages_read_one_revision(f: Fixture) -> Result<()> {
+    let s = &f.store;
+    for i in 0..10 {
+        s.create(&format!("/p/k{i}"), v("x")).await?;
+    }
+    s.create("/q/x", v("x")).await?;
+    let first = s.list_page(page(None, 4, None)).await?;
+    assert_eq!(keys(&first), ["/p/k0", "/p/k1", "/p/k2", "/p/k3"]);
+    assert_eq!(first.remaining, 6);
+    let at = first.revision;
+    assert_eq!(at, s.current_revision());
+    let k5 = s.get("/p/k5").await?.context("k5")?;
+
+    // Writes between pages: none of them shows in the next pages.
+    s.update("/p/k5", v("y"), None).await?;
+    s.delete("/p/k7", None).await?;
+    s.create("/p/k45", v("x")).await?;
+    s.delete("/p/k1", None).await?;
+    s.create("/p/k99", v("x")).await?;
+
+    let second = s.list_page(page(Some("/p/k3"), 4, Some(at))).await?;
+    assert_eq!(keys(&second), ["/p/k4", "/p/k5", "/p/k6", "/p/k7"]);
+    assert_eq!(second.kvs[1], k5, "k5 as it was at the first page's revision");
+    assert_eq!((second.revision, second.remaining), (at, 2));
+    let third = s.list_page(page(Some("/p/k7"), 4, Some(at))).await?;
+    assert_eq!(keys(&third), ["/p/k8", "/p/k9"]);
+    assert_eq!(third.remaining, 0);
+    let whole = s.list_page(ListRange { limit: None, ..page(None, 0, Some(at)) }).await?;
+    assert_eq!(whole.kvs.len(), 10, "the whole prefix at the old revision");
+
+    // Now: the writes are there.
+    let now = s.list_page(page(Some("/p/k3"), 10, None)).await?;
+    assert_eq!(keys(&now), ["/p/k4", "/p/k45", "/p/k5", "/p/k6", "/p/k8", "/p/k9", "/p/k99"]);
+    assert_eq!(now.kvs[2].value, v("y"));
+    assert_eq!(now.revision, s.current_revision());
+
+    // A revision from the future, and one compacted away.
+    let future = s.current_revision() + 100;
+    match s.list_page(page(None, 2, Some(future))).await {
+        Err(Error::FutureRevision { requested, .. }) => assert_eq!(requested, future),
+        other => bail!("page from the future: {other:?}"),
+    }
+    s.compact(s.current_revision()).await?;
+    match s.list_page(page(Some("/p/k3"), 4, Some(at))).await {
+        Err(Error::Compacted { requested, .. }) => assert_eq!(requested, at),
+        other => bail!("page at a compacted revision: {other:?}"),
+    }
     Ok(())
 }
 

@@ -82,14 +82,40 @@ fn decode(s: &str) -> Result<String> {
 pub struct ListOptions {
     /// `labelSelector` and `fieldSelector`.
     pub selectors: Selectors,
-    /// `limit` (accepted; lists are served whole, which the API allows).
+    /// `limit`: most items in one page (0 or none: all).
     pub limit: Option<u64>,
-    /// `continue` (accepted; there is never a next page).
+    /// `continue`: the token of the page to read ([`super::paging`]).
     pub continue_token: Option<String>,
+    /// `resourceVersionMatch`.
+    pub resource_version_match: Option<ResourceVersionMatch>,
     /// `watch=true`.
     pub watch: bool,
     /// Watch options (meaningful with `watch`).
     pub watch_options: WatchOptions,
+}
+
+/// How a list's `resourceVersion` is matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceVersionMatch {
+    /// At exactly that revision (from the store's history).
+    Exact,
+    /// At that revision or newer.
+    NotOlderThan,
+}
+
+impl ResourceVersionMatch {
+    fn parse(value: Option<&str>) -> Result<Option<ResourceVersionMatch>> {
+        match value {
+            None | Some("") => Ok(None),
+            Some("Exact") => Ok(Some(ResourceVersionMatch::Exact)),
+            Some("NotOlderThan") => Ok(Some(ResourceVersionMatch::NotOlderThan)),
+            Some(other) => Err(super::paging::invalid_list_options(super::status::Cause::not_supported(
+                "resourceVersionMatch",
+                other,
+                &["Exact", "NotOlderThan"],
+            ))),
+        }
+    }
 }
 
 /// Options of a watch.
@@ -123,6 +149,7 @@ impl ListOptions {
             selectors,
             limit: q.number("limit")?,
             continue_token: q.get("continue").filter(|c| !c.is_empty()).map(str::to_string),
+            resource_version_match: ResourceVersionMatch::parse(q.get("resourceVersionMatch"))?,
             watch: q.watch(),
             watch_options: WatchOptions {
                 resource_version,

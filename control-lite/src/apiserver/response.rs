@@ -8,6 +8,7 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
+use super::list_read::PageMeta;
 use super::objects::meta_str;
 use super::registry::ResourceInfo;
 use super::table::{self, IncludeObject};
@@ -71,12 +72,16 @@ pub fn list_object(info: &ResourceInfo, items: Vec<Value>, rev: i64) -> Value {
 /// The JSON text of the `<Kind>List` of `items` at revision `rev` (what
 /// [`list_object`] renders), written one item at a time: a large list is
 /// never held as one tree of values.
-pub fn list_text<E>(info: &ResourceInfo, items: impl Iterator<Item = Result<Value, E>>, rev: i64) -> Result<String, E> {
+pub fn list_text<E>(
+    info: &ResourceInfo,
+    items: impl Iterator<Item = Result<Value, E>>,
+    meta: &PageMeta,
+) -> Result<String, E> {
     let mut out = format!(
-        r#"{{"kind":{},"apiVersion":{},"metadata":{{"resourceVersion":{}}},"items":["#,
+        r#"{{"kind":{},"apiVersion":{},"metadata":{},"items":["#,
         Value::from(format!("{}List", info.kind_name)),
         Value::from(info.api_version()),
-        Value::from(rev.to_string()),
+        list_meta(meta),
     );
     for (i, item) in items.enumerate() {
         if i > 0 {
@@ -93,16 +98,31 @@ pub fn list_text<E>(info: &ResourceInfo, items: impl Iterator<Item = Result<Valu
 pub fn list_response<E>(
     info: &ResourceInfo,
     items: impl Iterator<Item = Result<Value, E>>,
-    rev: i64,
+    meta: &PageMeta,
     mode: Option<IncludeObject>,
 ) -> Result<Response, E> {
     Ok(match mode {
         Some(m) => {
             let items = items.collect::<Result<Vec<_>, E>>()?;
-            table_response(&table::table(info, &items, m, &rev.to_string(), true))
+            let mut table = table::table(info, &items, m, &meta.revision.to_string(), true);
+            table["metadata"] = list_meta(meta);
+            table_response(&table)
         }
-        None => json_text_response(StatusCode::OK, list_text(info, items, rev)?, &[]),
+        None => json_text_response(StatusCode::OK, list_text(info, items, meta)?, &[]),
     })
+}
+
+/// A list's `ListMeta`: its revision, and the next page's token and the
+/// count of items after this page when there is a next page.
+fn list_meta(meta: &PageMeta) -> Value {
+    let mut out = json!({"resourceVersion": meta.revision.to_string()});
+    if let Some(token) = &meta.continue_token {
+        out["continue"] = json!(token);
+    }
+    if let Some(remaining) = meta.remaining {
+        out["remainingItemCount"] = json!(remaining);
+    }
+    out
 }
 
 /// A success `Status` response.
@@ -124,6 +144,20 @@ mod tests {
     use super::*;
     use crate::apiserver::registry::{by_kind, Kind};
 
+    fn page(revision: i64) -> PageMeta {
+        PageMeta { revision, ..Default::default() }
+    }
+
+    #[test]
+    fn pages_carry_their_token_and_remaining_count() {
+        let meta = PageMeta { revision: 4, continue_token: Some("abc".into()), remaining: Some(7) };
+        let text = list_text::<()>(by_kind(Kind::Pod), std::iter::empty(), &meta).unwrap();
+        let parsed: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(parsed["metadata"], json!({"resourceVersion": "4", "continue": "abc", "remainingItemCount": 7}));
+        let resp = list_response::<()>(by_kind(Kind::Pod), std::iter::empty(), &meta, Some(IncludeObject::None));
+        assert_eq!(resp.unwrap().status(), StatusCode::OK);
+    }
+
     #[test]
     fn lists_and_warnings_render_like_upstream() {
         let list = list_object(by_kind(Kind::Deployment), vec![json!({"metadata": {"name": "a"}})], 7);
@@ -132,18 +166,19 @@ mod tests {
         assert_eq!(list["metadata"]["resourceVersion"], "7");
         for items in [vec![], vec![json!({"metadata": {"name": "a"}}), json!({"metadata": {"name": "b\"c"}, "x": [1]})]]
         {
-            let text = list_text::<()>(by_kind(Kind::Service), items.clone().into_iter().map(Ok), 9).unwrap();
+            let text = list_text::<()>(by_kind(Kind::Service), items.clone().into_iter().map(Ok), &page(9)).unwrap();
             let parsed: Value = serde_json::from_str(&text).unwrap();
             assert_eq!(parsed, list_object(by_kind(Kind::Service), items, 9));
         }
-        assert_eq!(list_text(by_kind(Kind::Pod), [Ok(json!({})), Err("bad")].into_iter(), 1), Err("bad"));
+        assert_eq!(list_text(by_kind(Kind::Pod), [Ok(json!({})), Err("bad")].into_iter(), &page(1)), Err("bad"));
         let resp = json_response(StatusCode::CREATED, &json!({}), &["duplicate field \"a\"".into()]);
         assert_eq!(resp.status(), StatusCode::CREATED);
         assert_eq!(
             resp.headers().get(header::WARNING).and_then(|v| v.to_str().ok()),
             Some("299 - \"duplicate field \\\"a\\\"\"")
         );
-        let table = list_response::<()>(by_kind(Kind::Pod), std::iter::empty(), 3, Some(IncludeObject::None)).unwrap();
+        let table =
+            list_response::<()>(by_kind(Kind::Pod), std::iter::empty(), &page(3), Some(IncludeObject::None)).unwrap();
         assert_eq!(table.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()), Some(TABLE_CONTENT_TYPE));
     }
 }

@@ -223,6 +223,11 @@ pub struct Selectors {
 }
 
 impl Selectors {
+    /// Whether it selects everything.
+    pub fn is_empty(&self) -> bool {
+        self.labels.0.is_empty() && self.fields.0.is_empty()
+    }
+
     /// Whether `obj` matches both.
     pub fn matches(&self, obj: &Value) -> bool {
         self.fields.matches(obj) && self.labels.matches(&labels_of(obj))

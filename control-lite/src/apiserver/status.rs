@@ -107,6 +107,12 @@ pub enum ApiError {
     /// The requested resourceVersion is compacted.
     #[error("too old resource version: {requested} ({compacted})")]
     Gone { requested: i64, compacted: i64 },
+    /// A list's continue token is at a compacted revision.
+    #[error("The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter, or use the continue token in this response to retrieve the remainder of the results. Continuing with the provided token results in an inconsistent list - objects that were created, modified, or deleted between the time the first chunk was returned and now may show up in the list.")]
+    ContinueExpired { continue_token: String },
+    /// A list asked for a revision newer than the store has.
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion { requested: i64, current: i64 },
     /// The request (or the object it would produce) is over a size limit.
     #[error("Request entity too large: {0}")]
     TooLarge(String),
@@ -196,7 +202,15 @@ impl ApiError {
                 let details = json!({"name": name, "group": group, "kind": kind, "causes": [cause]});
                 (StatusCode::FORBIDDEN, "Forbidden", Some(details))
             }
-            ApiError::Gone { .. } => (StatusCode::GONE, "Expired", None),
+            ApiError::Gone { .. } | ApiError::ContinueExpired { .. } => (StatusCode::GONE, "Expired", None),
+            ApiError::TooLargeResourceVersion { .. } => (
+                StatusCode::GATEWAY_TIMEOUT,
+                "Timeout",
+                Some(
+                    json!({"causes": [{"reason": "ResourceVersionTooLarge", "message": "Too large resource version"}],
+                    "retryAfterSeconds": 1}),
+                ),
+            ),
             ApiError::TooLarge(_) => (StatusCode::PAYLOAD_TOO_LARGE, "RequestEntityTooLarge", None),
             ApiError::TooManyRequests { retry_after_seconds } => (
                 StatusCode::TOO_MANY_REQUESTS,
@@ -228,6 +242,9 @@ impl ApiError {
         });
         if let Some(details) = details {
             status["details"] = details;
+        }
+        if let ApiError::ContinueExpired { continue_token } = self {
+            status["metadata"] = json!({"continue": continue_token});
         }
         (code, status)
     }

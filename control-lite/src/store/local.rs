@@ -10,7 +10,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::plan::{WriteKind, WriteRequest};
 use super::worker::{self, Command, Query, Reply};
-use super::{counts, readers, sqlite, Error, KeyValue, Options, Result, Revision, Revisions, WatchReceiver};
+use super::{
+    counts, readers, sqlite, Error, KeyValue, ListPage, ListRange, Options, Result, Revision, Revisions, WatchReceiver,
+};
 
 /// The SQLite backend: cheap to clone, all clones share one worker thread.
 #[derive(Clone)]
@@ -106,6 +108,14 @@ impl Local {
         match &self.shared.readers {
             Some(readers) => readers.list(prefix).await,
             None => self.call(|reply| Command::Query(Query::List { prefix, reply })).await,
+        }
+    }
+
+    /// One page of `range` at its revision.
+    pub(super) async fn list_page(&self, range: ListRange) -> Result<ListPage> {
+        match &self.shared.readers {
+            Some(readers) => readers.list_page(range).await,
+            None => self.call(|reply| Command::Query(Query::ListPage { range, reply })).await,
         }
     }
 

@@ -74,6 +74,7 @@ pub mod etcd;
 mod local;
 mod plan;
 mod readers;
+mod snapshot;
 mod sqlite;
 mod watch;
 mod worker;
@@ -103,6 +104,40 @@ pub struct KeyValue {
     pub value: Vec<u8>,
     pub create_revision: Revision,
     pub mod_revision: Revision,
+}
+
+/// A part of the keys under a prefix, at one revision: what a page of a
+/// list (`limit`/`continue`) or a list at an exact `resourceVersion` reads.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListRange {
+    /// Keys starting with it.
+    pub prefix: String,
+    /// The first key to read (inclusive); `None` or a key before `prefix`:
+    /// from the start of the prefix.
+    pub start: Option<String>,
+    /// Most keys returned; `None`: all.
+    pub limit: Option<usize>,
+    /// The revision to read at; `None`: the current one. `Compacted` below
+    /// the compacted revision, `FutureRevision` above the current one.
+    pub revision: Option<Revision>,
+}
+
+impl ListRange {
+    /// Every key under `prefix`, now.
+    pub fn prefix(prefix: &str) -> ListRange {
+        ListRange { prefix: prefix.to_owned(), start: None, limit: None, revision: None }
+    }
+}
+
+/// One page of a [`ListRange`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ListPage {
+    /// The keys, sorted, as they were at `revision`.
+    pub kvs: Vec<KeyValue>,
+    /// The revision the page was read at.
+    pub revision: Revision,
+    /// How many keys of the range follow the page (0: it is the last page).
+    pub remaining: i64,
 }
 
 /// What a write did to a key.
@@ -143,6 +178,8 @@ pub enum Error {
     Conflict { key: String, expected: Revision, actual: Revision },
     #[error("revision {requested} is compacted (history kept after revision {compacted})")]
     Compacted { requested: Revision, compacted: Revision },
+    #[error("revision {requested} is newer than the store's revision {current}")]
+    FutureRevision { requested: Revision, current: Revision },
     #[error("sqlite {op} (key {key:?})")]
     Sqlite {
         op: &'static str,
@@ -360,6 +397,15 @@ impl Store {
     /// they were read at (the list's resourceVersion).
     pub async fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, Revision)> {
         dispatch!(self, b => b.list(prefix).await)
+    }
+
+    /// One page of keys under a prefix at one revision ([`ListRange`]); the
+    /// pages of one list read at the first page's revision are consistent
+    /// as long as that revision is not compacted.
+    pub async fn list_page(&self, mut range: ListRange) -> Result<ListPage> {
+        // etcd reads a limit of 0 as "no limit"; so does every backend.
+        range.limit = range.limit.filter(|n| *n > 0);
+        dispatch!(self, b => b.list_page(range).await)
     }
 
     /// Whether the worker's command queue is full now (a caller would wait

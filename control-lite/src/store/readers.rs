@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags};
 
+use super::snapshot::list_page;
 use super::sqlite::{get_live, list_live, stored_revision};
-use super::{Error, KeyValue, Result, Revision};
+use super::{Error, KeyValue, ListPage, ListRange, Result, Revision};
 
 /// Idle connections kept for reuse; more are opened under load and closed
 /// after use.
@@ -52,6 +53,22 @@ impl Readers {
             let revision = stored_revision(conn)?;
             conn.execute_batch("COMMIT").map_err(|source| Error::Sqlite { op: "end read", key: prefix, source })?;
             Ok((kvs, revision))
+        })
+        .await
+    }
+
+    /// One page of `range`, read in one transaction.
+    pub(crate) async fn list_page(self: &Arc<Self>, range: ListRange) -> Result<ListPage> {
+        self.run(move |conn| {
+            let key = range.prefix.clone();
+            conn.execute_batch("BEGIN").map_err(|source| Error::Sqlite {
+                op: "begin read",
+                key: key.clone(),
+                source,
+            })?;
+            let page = list_page(conn, &range)?;
+            conn.execute_batch("COMMIT").map_err(|source| Error::Sqlite { op: "end read", key, source })?;
+            Ok(page)
         })
         .await
     }

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::plan::prefix_end;
-use super::{Error, Event, EventKind, KeyValue, Result, Revision};
+use super::{Error, Event, EventKind, KeyValue, ListPage, ListRange, Result, Revision};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS log (
@@ -51,7 +51,7 @@ fn sqlite_err<'a>(op: &'static str, key: &'a str) -> impl FnOnce(rusqlite::Error
     move |source| Error::Sqlite { op, key: key.to_owned(), source }
 }
 
-fn row_kv(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
+pub(crate) fn row_kv(row: &Row<'_>) -> rusqlite::Result<KeyValue> {
     Ok(KeyValue { key: row.get(0)?, value: row.get(1)?, create_revision: row.get(2)?, mod_revision: row.get(3)? })
 }
 
@@ -97,11 +97,7 @@ impl Db {
         conn.execute_batch("BEGIN IMMEDIATE").map_err(sqlite_err("lock", ""))?;
         conn.execute_batch(SCHEMA).map_err(sqlite_err("create schema", ""))?;
         let current = stored_revision(&conn)?;
-        let compacted: Revision = conn
-            .query_row("SELECT value FROM meta WHERE name = ?1", [META_COMPACTED], |r| r.get(0))
-            .optional()
-            .map_err(sqlite_err("read compacted revision", ""))?
-            .unwrap_or(0);
+        let compacted = compacted_revision(&conn)?;
         conn.execute_batch("COMMIT").map_err(sqlite_err("commit schema", ""))?;
         Ok(Db { conn, current, compacted, _owner: None })
     }
@@ -155,6 +151,11 @@ impl Db {
 
     pub(crate) fn list(&self, prefix: &str) -> Result<Vec<KeyValue>> {
         list_live(&self.conn, prefix)
+    }
+
+    /// One page of `range` at its revision.
+    pub(crate) fn list_page(&self, range: &ListRange) -> Result<ListPage> {
+        super::snapshot::list_page(&self.conn, range)
     }
 
     /// Persists an event planned by `plan_write` (inside a transaction).
@@ -291,6 +292,15 @@ pub(crate) fn stored_revision(conn: &Connection) -> Result<Revision> {
         .query_row("SELECT seq FROM sqlite_sequence WHERE name = 'log'", [], |r| r.get(0))
         .optional()
         .map_err(sqlite_err("read revision", ""))?;
+    Ok(rev.unwrap_or(0))
+}
+
+/// The revision history is compacted up to, as seen by `conn`'s snapshot.
+pub(crate) fn compacted_revision(conn: &Connection) -> Result<Revision> {
+    let rev = conn
+        .query_row("SELECT value FROM meta WHERE name = ?1", [META_COMPACTED], |r| r.get(0))
+        .optional()
+        .map_err(sqlite_err("read compacted revision", ""))?;
     Ok(rev.unwrap_or(0))
 }
 

@@ -17,7 +17,7 @@ use super::counts::ObjectCounts;
 use super::plan::{plan_write, WriteRequest};
 use super::sqlite::Db;
 use super::watch::{Hub, WatchReceiver};
-use super::{Error, Event, KeyValue, Options, Result, Revision, Revisions};
+use super::{Error, Event, KeyValue, ListPage, ListRange, Options, Result, Revision, Revisions};
 
 /// Where a write's outcome goes.
 pub(crate) enum Reply {
@@ -36,6 +36,7 @@ pub(crate) enum Command {
 pub(crate) enum Query {
     Get { key: String, reply: oneshot::Sender<Result<Option<KeyValue>>> },
     List { prefix: String, reply: oneshot::Sender<Result<(Vec<KeyValue>, Revision)>> },
+    ListPage { range: ListRange, reply: oneshot::Sender<Result<ListPage>> },
     Watch { prefix: String, after: Revision, deadline: Duration, reply: oneshot::Sender<Result<WatchReceiver>> },
     Compact { revision: Revision, reply: oneshot::Sender<Result<()>> },
 }
@@ -126,6 +127,9 @@ impl Worker {
             Query::List { prefix, reply } => {
                 let result = self.db.list(&prefix).map(|kvs| (kvs, self.db.current_revision()));
                 let _ = reply.send(result);
+            }
+            Query::ListPage { range, reply } => {
+                let _ = reply.send(self.db.list_page(&range));
             }
             Query::Watch { prefix, after, deadline, reply } => {
                 let _ = reply.send(self.register_watch(prefix, after, deadline));

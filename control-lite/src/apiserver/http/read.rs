@@ -7,8 +7,9 @@ use super::path::Target;
 use super::{name, Req};
 use crate::apiserver::options::ListOptions;
 use crate::apiserver::response::{list_response, object_response};
+use crate::apiserver::selectors::Selectors;
 use crate::apiserver::status::Result;
-use crate::apiserver::{crud, watch};
+use crate::apiserver::{crud, list_read, paging, watch};
 
 /// GET one object (or its `/status`).
 pub async fn get(r: &Req<'_>, t: &Target) -> Result<Response> {
@@ -19,8 +20,10 @@ pub async fn get(r: &Req<'_>, t: &Target) -> Result<Response> {
 /// GET a collection.
 pub async fn list(r: &Req<'_>, t: &Target) -> Result<Response> {
     let opts = ListOptions::parse(r.query)?;
-    let (stored, rev) = crud::list_stored(r.state, t.info, t.namespace.as_deref()).await?;
-    list_response(t.info, crud::matching(t.info, &stored, &opts.selectors), rev, r.table_mode())
+    let plan = paging::plan(&opts)?;
+    let (stored, meta) = list_read::list_page(r.state, t.info, t.namespace.as_deref(), &plan, &opts.selectors).await?;
+    // Selected already: decoding for the response is all that is left.
+    list_response(t.info, crud::matching(t.info, &stored, &Selectors::default()), &meta, r.table_mode())
 }
 
 /// GET with `watch=true`, on a collection or one named object.

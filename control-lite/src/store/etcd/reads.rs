@@ -3,8 +3,8 @@
 
 use etcd_client::GetOptions;
 
-use super::{is_compacted, Etcd, LIST_ATTEMPTS, PAGE};
-use crate::store::{Error, KeyValue, Result, Revision};
+use super::{is_compacted, is_future, Etcd, LIST_ATTEMPTS, PAGE};
+use crate::store::{Error, KeyValue, ListPage, ListRange, Result, Revision};
 
 impl Etcd {
     pub(in crate::store) async fn get(&self, key: &str) -> Result<Option<KeyValue>> {
@@ -33,9 +33,21 @@ impl Etcd {
     /// after the last key kept: keys the store skips (not UTF-8, written by
     /// another etcd client) must not make a page read again.
     async fn list_pages(&self, prefix: &str, keys_only: bool) -> Result<(Vec<KeyValue>, Revision)> {
-        let (first, end) = self.range_of(prefix);
-        let mut from = self.key(&first);
-        let mut revision = 0;
+        let from = self.key(prefix);
+        let (kvs, revision) = self.read_pages(prefix, from, 0, keys_only).await?;
+        Ok((kvs, revision))
+    }
+
+    /// Every key from etcd key `from` to the end of `prefix`, at `revision`
+    /// (0: now), read in pages at one revision; returns the revision read.
+    async fn read_pages(
+        &self,
+        prefix: &str,
+        mut from: Vec<u8>,
+        mut revision: Revision,
+        keys_only: bool,
+    ) -> Result<(Vec<KeyValue>, Revision)> {
+        let (_, end) = self.range_of(prefix);
         let mut out = Vec::new();
         loop {
             let mut options = GetOptions::new().with_range(end.clone()).with_limit(PAGE).with_revision(revision);
@@ -52,6 +64,52 @@ impl Etcd {
                 _ => return Ok((out, revision)),
             }
         }
+    }
+
+    /// One page of `range`: etcd reads at a past revision natively, and
+    /// counts the keys of the range at it.
+    pub(in crate::store) async fn list_page(&self, range: ListRange) -> Result<ListPage> {
+        let prefix = range.prefix.as_str();
+        let from = match &range.start {
+            Some(start) if start.as_str() > prefix => self.key(start),
+            _ => self.key(prefix),
+        };
+        let revision = range.revision.unwrap_or(0);
+        if let Some(requested) = range.revision {
+            let compacted = self.compacted_revision();
+            if requested < compacted {
+                return Err(Error::Compacted { requested, compacted });
+            }
+        }
+        let read = match range.limit {
+            None => self.read_pages(prefix, from, revision, false).await.map(|(kvs, revision)| ListPage {
+                kvs,
+                revision,
+                remaining: 0,
+            }),
+            Some(limit) => self.one_page(prefix, from, revision, limit).await,
+        };
+        read.map_err(|e| match (e, range.revision) {
+            (Error::Etcd { source, .. }, Some(requested)) if is_compacted(&source) => {
+                Error::Compacted { requested, compacted: self.compacted_revision().max(requested.saturating_add(1)) }
+            }
+            (Error::Etcd { source, .. }, Some(requested)) if is_future(&source) => {
+                Error::FutureRevision { requested, current: self.current_revision() }
+            }
+            (e, _) => e,
+        })
+    }
+
+    async fn one_page(&self, prefix: &str, from: Vec<u8>, revision: Revision, limit: usize) -> Result<ListPage> {
+        let (_, end) = self.range_of(prefix);
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let options = GetOptions::new().with_range(end).with_limit(limit).with_revision(revision);
+        let response = self.range_raw("list", prefix, from, Some(options)).await?;
+        let revision = if revision == 0 { response.header().map_or(0, |h| h.revision()) } else { revision };
+        let returned = i64::try_from(response.kvs().len()).unwrap_or(i64::MAX);
+        let remaining = if response.more() { response.count().saturating_sub(returned).max(1) } else { 0 };
+        let kvs = response.kvs().iter().filter_map(|kv| self.store_kv(kv)).collect();
+        Ok(ListPage { kvs, revision, remaining })
     }
 }
 
