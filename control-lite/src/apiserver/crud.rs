@@ -271,6 +271,11 @@ pub async fn create(
     body: Value,
     opts: WriteOptions,
 ) -> Result<(Value, Vec<String>)> {
+    if state.crds.is_terminating(info) {
+        return Err(ApiError::MethodNotAllowed(
+            "create not allowed while custom resource definition is terminating".into(),
+        ));
+    }
     let (mut obj, mut warnings) = prepare(info, body, opts.field_validation)?;
     let mut namespace = None;
     if let (true, Some(ns)) = (info.namespaced, ns) {

@@ -127,6 +127,9 @@ pub async fn delete(
                     meta.insert("generation".into(), json!(g.saturating_add(1)));
                 }
             }
+            if info.kind == Kind::CustomResourceDefinition {
+                super::crd::definition::mark_terminating(&mut next, &now_rfc3339());
+            }
             match write_marked(state, info, ns, name, rev, next, opts.dry_run).await? {
                 Some(obj) => return Ok(obj),
                 None => continue,
@@ -138,6 +141,38 @@ pub async fn delete(
         match remove(state, info, ns, name, rev, current).await {
             Err(ApiError::Conflict { .. }) => continue,
             other => return other,
+        }
+    }
+    Err(conflict(info, name))
+}
+
+/// Removes `finalizer` from the object (a controller's work is done); an
+/// object marked for deletion that nothing else holds is then removed.
+/// `Ok(false)` if the object is gone or does not carry the finalizer.
+pub async fn drop_finalizer(
+    state: &ApiState,
+    info: &'static ResourceInfo,
+    ns: Option<&str>,
+    name: &str,
+    finalizer: &str,
+) -> Result<bool> {
+    for _ in 0..RETRIES {
+        let (current, rev) = match get(state, info, ns, name).await {
+            Ok(found) => found,
+            Err(ApiError::NotFound { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        };
+        let mut next = current.clone();
+        let Some(list) = next.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) else {
+            return Ok(false);
+        };
+        let before = list.len();
+        list.retain(|f| f.as_str() != Some(finalizer));
+        if list.len() == before {
+            return Ok(false);
+        }
+        if write_marked(state, info, ns, name, rev, next, false).await?.is_some() {
+            return Ok(true);
         }
     }
     Err(conflict(info, name))

@@ -249,8 +249,35 @@ pub fn set_status(crd: &mut Value, previous: Option<&Value>, conflict: Option<St
             previous.pointer("/status/acceptedNames").cloned().unwrap_or(json!({})),
         ),
     };
-    crd["status"] = json!({"acceptedNames": accepted, "storedVersions": stored,
-        "conditions": [names_accepted, established]});
+    let mut conditions = vec![names_accepted, established];
+    if crd.pointer("/metadata/deletionTimestamp").is_some() {
+        conditions.push(terminating(previous, now));
+    }
+    crd["status"] = json!({"acceptedNames": accepted, "storedVersions": stored, "conditions": conditions});
+}
+
+/// The `Terminating` condition of a CRD whose objects are being deleted.
+fn terminating(previous: &Value, now: &str) -> Value {
+    condition(
+        previous,
+        "Terminating",
+        "True",
+        "InstanceDeletionInProgress",
+        "CustomResource deletion is in progress",
+        now,
+    )
+}
+
+/// Adds the `Terminating` condition to a CRD being marked for deletion.
+pub fn mark_terminating(crd: &mut Value, now: &str) {
+    let condition = terminating(crd, now);
+    let Some(status) = crd.as_object_mut().map(|o| o.entry("status").or_insert_with(|| json!({}))) else { return };
+    let Some(status) = status.as_object_mut() else { return };
+    let conditions = status.entry("conditions").or_insert_with(|| json!([]));
+    if let Some(list) = conditions.as_array_mut() {
+        list.retain(|c| c["type"] != "Terminating");
+        list.push(condition);
+    }
 }
 
 #[cfg(test)]

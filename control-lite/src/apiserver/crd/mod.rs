@@ -19,12 +19,14 @@
 //! `None` conversion). Deleting a CRD deletes its objects.
 
 pub mod check;
+pub mod cleanup;
 pub mod columns;
 pub mod definition;
 mod intern;
 pub mod schema;
 pub mod sync;
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::{Arc, RwLock};
 
@@ -105,6 +107,11 @@ impl Hash for Custom {
 #[derive(Debug, Default)]
 pub struct Served {
     rows: RwLock<(Revision, Arc<Vec<&'static ResourceInfo>>)>,
+    /// Names of the served CRDs being deleted: their objects may be read,
+    /// changed and deleted, not created ([`cleanup`] removes them).
+    terminating: RwLock<HashSet<String>>,
+    /// Woken when a reload finds a CRD being deleted.
+    cleanup: tokio::sync::Notify,
 }
 
 impl Served {
@@ -113,12 +120,31 @@ impl Served {
         self.rows.read().map(|r| r.1.clone()).unwrap_or_default()
     }
 
+    /// Whether any served CRD is being deleted.
+    pub fn any_terminating(&self) -> bool {
+        self.terminating.read().is_ok_and(|t| !t.is_empty())
+    }
+
+    /// Resolves once a reload found a CRD being deleted (at once if one
+    /// did since the last call).
+    pub async fn cleanup_wanted(&self) {
+        self.cleanup.notified().await;
+    }
+
+    /// Whether `info` is a custom resource whose CRD is being deleted.
+    pub fn is_terminating(&self, info: &ResourceInfo) -> bool {
+        let Some(custom) = info.custom else { return false };
+        self.terminating.read().is_ok_and(|t| t.contains(&custom.crd_name))
+    }
+
     /// Serves the rows of `crds` (stored objects, listed at `revision`;
-    /// ignored if older than the rows served): established CRDs that
-    /// are not being deleted. A CRD that cannot be served is logged and
-    /// skipped (admission refuses such CRDs, so only a foreign writer makes one).
+    /// ignored if older than the rows served): established CRDs, those
+    /// being deleted included (their objects are read and deleted while
+    /// [`cleanup`] runs). A CRD that cannot be served is logged and skipped
+    /// (admission refuses such CRDs, so only a foreign writer makes one).
     pub fn set(&self, crds: &[Value], revision: Revision) {
         let mut rows = Vec::new();
+        let mut terminating = HashSet::new();
         for crd in crds {
             let established = crd
                 .pointer("/status/conditions")
@@ -126,7 +152,10 @@ impl Served {
                 .into_iter()
                 .flatten()
                 .any(|c| c["type"] == "Established" && c["status"] == "True");
-            if !established || crd.pointer("/metadata/deletionTimestamp").is_some() {
+            if crd.pointer("/metadata/deletionTimestamp").is_some() {
+                terminating.insert(meta_str(crd, "name").unwrap_or_default().to_string());
+            }
+            if !established {
                 continue;
             }
             match rows_of(crd) {
@@ -137,6 +166,13 @@ impl Served {
         if let Ok(mut slot) = self.rows.write() {
             if revision >= slot.0 {
                 *slot = (revision, Arc::new(rows));
+                let any = !terminating.is_empty();
+                if let Ok(mut t) = self.terminating.write() {
+                    *t = terminating;
+                }
+                if any {
+                    self.cleanup.notify_one();
+                }
             }
         }
     }
@@ -230,8 +266,12 @@ pub fn conflict(served: &[&'static ResourceInfo], crd: &Value) -> Option<String>
 }
 
 /// Admission of a CRD write: the server-owned status (see
-/// [`definition::set_status`]).
+/// [`definition::set_status`]), and on create the finalizer that makes a
+/// deletion wait for [`cleanup`] to delete the CRD's objects.
 pub fn admit(state: &ApiState, crd: &mut Value, previous: Option<&Value>) {
+    if previous.is_none() {
+        cleanup::add_finalizer(crd);
+    }
     let why = conflict(&state.crds.rows(), crd);
     definition::set_status(crd, previous, why, &super::objects::now_rfc3339());
 }
@@ -260,6 +300,8 @@ fn store_prefix() -> String {
 /// ([`sync::follow`]) until `token` is cancelled.
 pub async fn start_sync(state: &Arc<ApiState>, token: &CancellationToken) -> Result<(), ApiError> {
     let rev = load(state).await?;
+    let (state2, token2) = (state.clone(), token.clone());
+    tokio::spawn(async move { cleanup::run(&state2, token2).await });
     let (state, token) = (state.clone(), token.clone());
     tokio::spawn(async move { sync::follow(&state, Some(rev), token).await });
     Ok(())
@@ -377,9 +419,12 @@ mod tests {
         let mut gone = crd.clone();
         gone["metadata"]["deletionTimestamp"] = json!("t");
         served.set(&[gone.clone()], 4);
-        assert_eq!(served.rows().len(), 2, "an older list is not applied");
+        assert!(!served.is_terminating(rows[0]), "an older list is not applied");
         served.set(&[gone], 5);
-        assert!(served.rows().is_empty());
+        assert_eq!(served.rows().len(), 2, "served while its objects are deleted");
+        assert!(served.is_terminating(rows[0]) && served.is_terminating(rows[1]));
+        served.set(&[], 6);
+        assert!(served.rows().is_empty() && !served.is_terminating(rows[0]));
     }
 
     #[test]

@@ -219,8 +219,10 @@ pub fn validate_object_meta(obj: &Value, rule: NameRule, namespaced: bool, out: 
     }
 }
 
-/// Finalizers upstream accepts without a domain prefix.
-const STANDARD_FINALIZERS: &[&str] = &["kubernetes", "orphan", "foregroundDeletion"];
+/// Finalizers upstream accepts without a domain prefix (the last one is
+/// the CRD cleanup's).
+const STANDARD_FINALIZERS: &[&str] =
+    &["kubernetes", "orphan", "foregroundDeletion", "customresourcecleanup.apiextensions.k8s.io"];
 
 #[cfg(test)]
 mod tests {
