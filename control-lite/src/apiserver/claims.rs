@@ -9,7 +9,9 @@
 //! any apiserver, so exactly one claim of an address wins; the loser marks
 //! the address used in its allocator and picks again. A claim is deleted
 //! when its Service gives the address up (delete, type change) or its write
-//! fails. The keys are outside `/registry/`: they are no API objects.
+//! fails. The keys are outside `/registry/`: they are no API objects. A
+//! claim left behind (a crash between claim and write, a failed release) is
+//! released by [`super::claims_repair`].
 //!
 //! Must not: decide which address a Service gets (the allocators do).
 
@@ -19,7 +21,7 @@ use crate::store::{self, Store};
 pub const PREFIX: &str = "/bosun/claims/";
 
 /// One Service address.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Address {
     /// A ClusterIP.
     Ip(String),

@@ -44,6 +44,7 @@ pub mod batch_printers;
 pub mod cells;
 pub mod certificates;
 pub mod claims;
+pub mod claims_repair;
 pub mod clusterip;
 pub mod crd;
 pub mod crud;
@@ -320,6 +321,7 @@ pub async fn serve_all(
     let addrs: Vec<_> = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
     bootstrap(&state, addrs.first().map(|a| a.port()).unwrap_or(6443)).await?;
     state.authz.start(&state.store, &token).await;
+    tokio::spawn(claims_repair::run(state.clone(), token.clone()));
     crd::start_sync(&state, &token)
         .await
         .map_err(|source| Error::Bootstrap { what: "custom resource definitions".into(), source })?;
