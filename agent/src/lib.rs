@@ -21,6 +21,7 @@ pub mod admission;
 pub mod airgap;
 pub mod api_failover;
 pub mod backoff;
+pub mod cert_rotation;
 pub mod cluster_dns;
 pub mod cri_runtime;
 pub mod dns;
@@ -444,6 +445,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             .context("TLS bootstrap")?;
     }
     let client = kube_client(args.kubeconfig_path(), &args.api_servers).await?;
+    let (client_slot, client) = cert_rotation::reload::ClientSlot::new(client);
     let cri_socket = settings.runtime_endpoint.clone();
     let cri = connect_runtime(&cri_socket, &token).await?;
     if let Err(error) = cri.update_runtime_config(&settings.pod_cidr).await {
@@ -582,6 +584,16 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     };
     tasks.spawn(gc::run(gc_deps, settings.gc.clone(), args.gc.periods(), token.clone()));
 
+    if let Some(kubeconfig) = args.kubeconfig.clone().filter(|path| path.exists()) {
+        let servers = args.api_servers.clone();
+        let build: cert_rotation::BuildClient = Arc::new(move |path: PathBuf| {
+            let servers = servers.clone();
+            Box::pin(async move { kube_client(Some(&path), &servers).await })
+        });
+        let rotation =
+            cert_rotation::Rotation { kubeconfig, node: node_name.clone(), slot: client_slot, build };
+        tasks.spawn(rotation.run(token.clone()));
+    }
     tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
     let stats_cgroups = cgroups;

@@ -11,8 +11,7 @@
 //! [`renew`] asks for a new certificate with the current one (auto-approved
 //! as `selfnodeclient`) and rewrites the kubeconfig; [`rotation_due`]
 //! decides when (70–90% of the lifetime, jittered per node, as upstream).
-//! Nothing schedules it yet: the running agent's client would keep the old
-//! certificate until it restarts.
+//! [`crate::cert_rotation`] schedules both and reloads the agent's client.
 //!
 //! Must not: keep using the bootstrap credentials for anything else.
 
