@@ -75,6 +75,7 @@ pub async fn run_all(
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
         run("taint-eviction-controller", |c, i, t| Box::pin(taint_eviction::run(c, i, t))),
         run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
+        run("csr-cleaner", |c, _, t| Box::pin(csr::clean::run(c, t))),
         run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
         supervise("certificate-controller", token.clone(), Backoff::default(), move |t| {
             Box::pin(csr::run(csr_client.clone(), ca.clone(), signing_duration, t)) as Component

@@ -5,12 +5,14 @@
 //! ([`approve`], asked with a SubjectAccessReview through this apiserver's
 //! authorizer) and then signs approved requests for the signers served
 //! here with the cluster CA ([`sign`]). Both decisions are pure; this
-//! module only asks and writes.
+//! module only asks and writes. A separate sweep ([`clean`], upstream's
+//! `csrcleaner`) deletes requests once they are done with.
 //!
 //! Must not: approve anything but node client requests, or sign for other
 //! signers.
 
 pub mod approve;
+pub mod clean;
 pub mod sign;
 
 use std::sync::Arc;
