@@ -5,6 +5,10 @@
 //! 90 s again) at 70–90% of its life, rewrites its kubeconfig (0600) and
 //! reloads its API client. The node stays Ready past the first
 //! certificate's expiry: its Lease keeps being renewed with the new one.
+//! With `--rotate-server-certificates` and `bosun control
+//! --approve-kubelet-serving-certificates`, the kubelet API's serving
+//! certificate comes from a `kubelet-serving` CSR: curl verifies it with the
+//! cluster CA.
 
 mod support;
 
@@ -38,13 +42,48 @@ fn mode(path: &Path) -> Result<u32> {
 #[test]
 fn the_agent_rotates_its_client_certificate_and_stays_ready() -> Result<()> {
     let started = std::time::Instant::now();
-    let extra = [format!("--control-arg=--cluster-signing-duration={SIGNING_SECS}s")];
+    let extra = [
+        format!("--control-arg=--cluster-signing-duration={SIGNING_SECS}s"),
+        "--control-arg=--approve-kubelet-serving-certificates".to_string(),
+        "--agent-arg=--rotate-server-certificates".to_string(),
+    ];
     let cluster = Cluster::start_with(NODE, &extra)?;
     let kubeconfig = cluster.dir.join("node.kubeconfig");
     let first = cert_of(&kubeconfig)?;
     ensure!(first.common_name == format!("system:node:{NODE}"), "{first:?}");
     let life = first.not_after - first.not_before;
     ensure!(life == SIGNING_SECS + SIGNING_SECS / 10, "capped at the signing duration (+ backdate): {first:?}");
+
+    // The kubelet API serves a certificate of the cluster CA, for the node IP.
+    let node = cluster.json(&["get", "node", NODE])?;
+    let ip = node["status"]["addresses"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|a| a["type"] == "InternalIP")
+        .and_then(|a| a["address"].as_str())
+        .context("node InternalIP")?
+        .to_string();
+    let port = node["status"]["daemonEndpoints"]["kubeletEndpoint"]["Port"].as_i64().context("kubelet port")?;
+    let ca = cluster.dir.join("control/pki/ca.crt");
+    let url = format!("https://{ip}:{port}/healthz");
+    wait_within("the kubelet API verified with the cluster CA", DEADLINE, || {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--noproxy", "*", "--max-time", "10", "-o", "/dev/null", "--cacert"])
+            .arg(&ca)
+            .arg(&url)
+            .output()?;
+        Ok(out.status.success().then_some(()))
+    })?;
+    let table = cluster.kubectl_ok(&["get", "csr", "--no-headers"])?;
+    ensure!(
+        table.lines().any(|l| l.contains("kubernetes.io/kubelet-serving")
+            && l.contains(&format!(" system:node:{NODE} "))
+            && l.ends_with("Approved,Issued")),
+        "{table}"
+    );
+    let serving = cluster.dir.join("agent/pki/kubelet-server-current.pem");
+    ensure!(mode(&serving)? == 0o600, "issued serving certificate and key are private");
 
     // Renewed before it expires, written 0600.
     let second = wait_within("a rotated node certificate", DEADLINE, || {

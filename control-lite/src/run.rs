@@ -116,6 +116,12 @@ pub struct ControlArgs {
     /// rotation), at most 87600h.
     #[arg(long, default_value = "8760h", value_parser = parse_signing_duration)]
     pub cluster_signing_duration: Duration,
+    /// Approve kubelet serving certificate requests (signer
+    /// `kubernetes.io/kubelet-serving`) that a node made for itself and
+    /// whose names are all addresses of its Node object. Off by default, as
+    /// upstream: such requests otherwise wait for `kubectl certificate approve`.
+    #[arg(long)]
+    pub approve_kubelet_serving_certificates: bool,
 }
 
 /// The shortest `--cluster-signing-duration`: the agent renews at 70–90%
@@ -250,6 +256,7 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         pools: Arc::new(pools),
         ca: Arc::new(ca),
         signing_duration: args.cluster_signing_duration,
+        approve_serving: args.approve_kubelet_serving_certificates,
     };
     let components = if args.leader_elect() {
         let election = args.election().context("--leader-elect-*")?;
@@ -303,6 +310,7 @@ struct Leader {
     pools: Arc<Pools>,
     ca: Arc<Ca>,
     signing_duration: Duration,
+    approve_serving: bool,
 }
 
 impl Leader {
@@ -319,7 +327,14 @@ impl Leader {
         };
         let endpoints = kubernetes_endpoints(&client, &informers, self.advertise, self.port, &token);
         let load_balancer = load_balancer(&client, &informers, self.pools, &token);
-        let controllers = crate::controllers::run_all(client, informers, self.ca, self.signing_duration, token.clone());
+        let controllers = crate::controllers::run_all(
+            client,
+            informers,
+            self.ca,
+            self.signing_duration,
+            self.approve_serving,
+            token.clone(),
+        );
         let (_, _, _, done) = tokio::join!(scheduler, endpoints, load_balancer, controllers);
         if let Err(error) = done {
             tracing::warn!(error = format!("{error:#}"), "controllers");

@@ -18,6 +18,7 @@
 //! given to the agent is left alone), or hold a lock across an `.await`.
 
 pub mod reload;
+pub mod serving;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -122,12 +123,10 @@ pub fn client_cert(path: &Path, text: &str) -> Result<Option<ClientCert>, Error>
         return Ok(None);
     };
     let pem = match (&user.client_certificate_data, &user.client_certificate) {
-        (Some(data), _) => {
-            base64::engine::general_purpose::STANDARD.decode(data.trim()).map_err(|e| bad(format!("certificate data: {e}")))?
-        }
-        (None, Some(file)) => {
-            std::fs::read(file).map_err(|source| Error::Io { path: PathBuf::from(file), source })?
-        }
+        (Some(data), _) => base64::engine::general_purpose::STANDARD
+            .decode(data.trim())
+            .map_err(|e| bad(format!("certificate data: {e}")))?,
+        (None, Some(file)) => std::fs::read(file).map_err(|source| Error::Io { path: PathBuf::from(file), source })?,
         (None, None) => return Ok(None),
     };
     parse_cert(&pem).map(Some).map_err(|message| Error::Certificate { path: path.to_path_buf(), message })
@@ -139,13 +138,8 @@ pub fn parse_cert(pem: &[u8]) -> Result<ClientCert, String> {
     use x509_parser::prelude::{FromDer as _, X509Certificate};
     let der = rustls_pki_types::CertificateDer::from_pem_slice(pem).map_err(|e| e.to_string())?;
     let (_, cert) = X509Certificate::from_der(&der).map_err(|e| e.to_string())?;
-    let common_name = cert
-        .subject()
-        .iter_common_name()
-        .next()
-        .and_then(|cn| cn.as_str().ok())
-        .unwrap_or_default()
-        .to_string();
+    let common_name =
+        cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default().to_string();
     let validity = cert.validity();
     Ok(ClientCert {
         common_name,
@@ -156,9 +150,8 @@ pub fn parse_cert(pem: &[u8]) -> Result<ClientCert, String> {
 }
 
 /// Builds the agent's API client from a kubeconfig file.
-pub type BuildClient = std::sync::Arc<
-    dyn Fn(PathBuf) -> futures::future::BoxFuture<'static, anyhow::Result<kube::Client>> + Send + Sync,
->;
+pub type BuildClient =
+    std::sync::Arc<dyn Fn(PathBuf) -> futures::future::BoxFuture<'static, anyhow::Result<kube::Client>> + Send + Sync>;
 
 /// The rotation task's inputs.
 pub struct Rotation {
@@ -207,8 +200,7 @@ impl Rotation {
                     }
                 }
                 Step::Renew => {
-                    let renewed =
-                        tls_bootstrap::renew(&self.kubeconfig, &self.node, RENEW_WAIT, &token).await;
+                    let renewed = tls_bootstrap::renew(&self.kubeconfig, &self.node, RENEW_WAIT, &token).await;
                     match renewed {
                         Ok(()) => failures = 0,
                         Err(tls_bootstrap::Error::Cancelled) => return,
@@ -246,7 +238,10 @@ impl Rotation {
                 true
             }
             Err(error) => {
-                tracing::warn!(error = format!("{error:#}"), "client certificate rotated but the API client was not rebuilt");
+                tracing::warn!(
+                    error = format!("{error:#}"),
+                    "client certificate rotated but the API client was not rebuilt"
+                );
                 false
             }
         }
@@ -254,14 +249,14 @@ impl Rotation {
 }
 
 /// Waits `delay`; false when `token` was cancelled first.
-async fn pause(delay: Duration, token: &CancellationToken) -> bool {
+pub(crate) async fn pause(delay: Duration, token: &CancellationToken) -> bool {
     tokio::select! {
         () = token.cancelled() => false,
         () = tokio::time::sleep(delay) => true,
     }
 }
 
-fn unix_now() -> i64 {
+pub(crate) fn unix_now() -> i64 {
     let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     i64::try_from(since.as_secs()).unwrap_or(i64::MAX)
 }

@@ -242,6 +242,7 @@ impl Plane {
                 informers,
                 std::sync::Arc::new(ca),
                 bosun_control::controllers::csr::sign::DEFAULT_MAX_LIFETIME,
+                false,
                 t,
             )
             .await
