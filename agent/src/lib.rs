@@ -613,6 +613,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
                 ips: vec![node_ip],
                 pki_dir: root_dir.join("pki"),
                 slot: serving_slot,
+                registered: registered.clone(),
             };
             tasks.spawn(rotation.run(token.clone()));
         }

@@ -44,6 +44,9 @@ pub struct ServingRotation {
     /// `<root-dir>/pki`.
     pub pki_dir: PathBuf,
     pub slot: ServingSlot,
+    /// True once the Node is registered: its addresses, which an approver
+    /// checks the request against, are then in the API.
+    pub registered: tokio::sync::watch::Receiver<bool>,
 }
 
 /// A PEM CSR of node `node` for serving on `dns` and `ips`.
@@ -64,7 +67,12 @@ pub fn serving_csr_pem(
 
 impl ServingRotation {
     /// Requests, installs and renews the serving certificate until `token` is cancelled.
-    pub async fn run(self, token: CancellationToken) {
+    pub async fn run(mut self, token: CancellationToken) {
+        tokio::select! {
+            () = token.cancelled() => return,
+            // A dropped sender (the node task ended) does not hold it up.
+            _ = self.registered.wait_for(|registered| *registered) => {}
+        }
         let path = self.pki_dir.join(CURRENT_FILE);
         let jitter = jitter_of(&self.node);
         let mut loaded: Option<String> = None;
