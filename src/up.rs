@@ -48,6 +48,10 @@ pub struct UpArgs {
     /// `--agent-arg=--eviction-hard=memory.available<500Mi`.
     #[arg(long, allow_hyphen_values = true)]
     pub agent_arg: Vec<String>,
+    /// One more argument for `bosun control` (repeatable), e.g.
+    /// `--control-arg=--cluster-signing-duration=720h`.
+    #[arg(long, allow_hyphen_values = true)]
+    pub control_arg: Vec<String>,
     /// Another registry containerd may pull from over plain HTTP
     /// (`host:port`; repeatable), e.g. a private one that needs imagePullSecrets.
     #[arg(long = "insecure-registry", value_name = "HOST:PORT")]
@@ -292,6 +296,7 @@ fn control_args(args: &UpArgs, kubeconfig: &Path, node_kubeconfig: &Path, node: 
         let reserved: Vec<String> = reserved.iter().map(i32::to_string).collect();
         control.extend(["--load-balancer-reserved-ports".to_string(), reserved.join(",")]);
     }
+    control.extend(args.control_arg.iter().cloned());
     Ok(control)
 }
 

@@ -11,7 +11,9 @@
 //! pod status; plus the kubelet HTTP API (`server`, `logs`). Probes run in
 //! their own tasks (`prober`); probes and lifecycle hooks share one action
 //! runner (`handlers`); `termination` times stops. Restart recovery rebuilds
-//! every pod from the runtime's labels.
+//! every pod from the runtime's labels. `tls_bootstrap` gets the node's
+//! client certificate; `cert_rotation` renews it (and, when asked, the
+//! kubelet API's serving certificate) and swaps the shared API client.
 //!
 //! Must not: schedule pods or program Service rules itself (control-lite and
 //! bosun-netproxy do).
@@ -21,6 +23,7 @@ pub mod admission;
 pub mod airgap;
 pub mod api_failover;
 pub mod backoff;
+pub mod cert_rotation;
 pub mod cluster_dns;
 pub mod cri_runtime;
 pub mod dns;
@@ -105,7 +108,8 @@ fn parse_proxy_table(name: &str) -> Result<String, String> {
 /// `--hostname-override`, `--container-runtime-endpoint`,
 /// `--pod-manifest-path`, `--root-dir`, `--node-ip`, `--node-labels`,
 /// `--register-with-taints`, `--max-pods`, `--cluster-dns`,
-/// `--cluster-domain`, `--port`, `--address`). A flag wins over the
+/// `--cluster-domain`, `--port`, `--address`, `--rotate-server-certificates`).
+/// A flag wins over the
 /// `--config` file ([`kubelet_config::resolve`]); an unknown flag is an
 /// error naming it.
 #[derive(Debug, Clone, clap::Args)]
@@ -164,6 +168,13 @@ pub struct AgentArgs {
     /// one made at first start in `<root-dir>/pki`).
     #[arg(long, requires = "tls_private_key_file")]
     pub tls_cert_file: Option<PathBuf>,
+    /// Ask for the kubelet API's serving certificate with a
+    /// CertificateSigningRequest (signer `kubernetes.io/kubelet-serving`,
+    /// for the Node's name and IP) and renew it, as the kubelet's flag;
+    /// the self-signed one serves until it is approved and issued. Ignored
+    /// with `--tls-cert-file`.
+    #[arg(long)]
+    pub rotate_server_certificates: bool,
     /// The key of `--tls-cert-file` (PEM).
     #[arg(long, requires = "tls_cert_file")]
     pub tls_private_key_file: Option<PathBuf>,
@@ -444,6 +455,7 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
             .context("TLS bootstrap")?;
     }
     let client = kube_client(args.kubeconfig_path(), &args.api_servers).await?;
+    let (client_slot, client) = cert_rotation::reload::ClientSlot::new(client);
     let cri_socket = settings.runtime_endpoint.clone();
     let cri = connect_runtime(&cri_socket, &token).await?;
     if let Err(error) = cri.update_runtime_config(&settings.pod_cidr).await {
@@ -469,7 +481,8 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     let listener = tokio::net::TcpListener::bind(bind)
         .await
         .map_err(|source| server::Error::Bind { addr: bind.to_string(), source })?;
-    let tls = kubelet_api_tls(&args, &settings.api_access, &node_name, &[node_ip, bind.ip()], &root_dir)?;
+    let (tls, serving_slot) =
+        kubelet_api_tls(&args, &settings.api_access, &node_name, &[node_ip, bind.ip()], &root_dir)?;
     let tasks = tokio_util::task::TaskTracker::new();
     spawn_healthz(&args, &tasks, &token).await;
     let (dns_server, pod_dns) = cluster_dns_server(&args, &settings)?;
@@ -582,6 +595,31 @@ pub async fn run(args: AgentArgs, token: CancellationToken) -> anyhow::Result<()
     };
     tasks.spawn(gc::run(gc_deps, settings.gc.clone(), args.gc.periods(), token.clone()));
 
+    if let Some(kubeconfig) = args.kubeconfig.clone().filter(|path| path.exists()) {
+        let servers = args.api_servers.clone();
+        let build: cert_rotation::BuildClient = Arc::new(move |path: PathBuf| {
+            let servers = servers.clone();
+            Box::pin(async move { kube_client(Some(&path), &servers).await })
+        });
+        let rotation = cert_rotation::Rotation { kubeconfig, node: node_name.clone(), slot: client_slot, build };
+        tasks.spawn(rotation.run(token.clone()));
+    }
+    match (args.rotate_server_certificates, &settings.api_access.serving) {
+        (true, None) => {
+            let rotation = cert_rotation::serving::ServingRotation {
+                client: client.clone(),
+                node: node_name.clone(),
+                dns: vec![node_name.clone()],
+                ips: vec![node_ip],
+                pki_dir: root_dir.join("pki"),
+                slot: serving_slot,
+                registered: registered.clone(),
+            };
+            tasks.spawn(rotation.run(token.clone()));
+        }
+        (true, Some(_)) => tracing::warn!("--rotate-server-certificates is ignored with --tls-cert-file"),
+        (false, _) => {}
+    }
     tasks.spawn(log_rotation::run(runtime.clone(), settings.log_limits, Duration::from_secs(10), token.clone()));
 
     let stats_cgroups = cgroups;
@@ -656,7 +694,7 @@ fn kubelet_api_tls(
     node_name: &str,
     ips: &[IpAddr],
     root_dir: &std::path::Path,
-) -> anyhow::Result<Arc<rustls::ServerConfig>> {
+) -> anyhow::Result<(Arc<rustls::ServerConfig>, kubelet_tls::ServingSlot)> {
     let names = kubelet_tls::cert::ServingNames::new(node_name, &host::hostname(), ips);
     let given = access.serving.as_ref().map(|(cert, key)| (cert.as_path(), key.as_path()));
     let serving =

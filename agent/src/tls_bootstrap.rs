@@ -11,8 +11,7 @@
 //! [`renew`] asks for a new certificate with the current one (auto-approved
 //! as `selfnodeclient`) and rewrites the kubeconfig; [`rotation_due`]
 //! decides when (70–90% of the lifetime, jittered per node, as upstream).
-//! Nothing schedules it yet: the running agent's client would keep the old
-//! certificate until it restarts.
+//! [`crate::cert_rotation`] schedules both and reloads the agent's client.
 //!
 //! Must not: keep using the bootstrap credentials for anything else.
 
@@ -149,21 +148,47 @@ pub async fn request_certificate(
     wait: Duration,
     token: &CancellationToken,
 ) -> Result<String, Error> {
+    let request = Signing {
+        request_pem: csr_pem(node, key)?,
+        signer: KUBELET_CLIENT_SIGNER,
+        usages: &["digital signature", "client auth"],
+        expiration_seconds,
+    };
+    request_signed(client, node, &request, wait, token).await
+}
+
+/// A request to sign: the PEM CSR, its signer and usages.
+#[derive(Debug, Clone)]
+pub struct Signing<'a> {
+    pub request_pem: String,
+    pub signer: &'a str,
+    pub usages: &'a [&'a str],
+    pub expiration_seconds: Option<i32>,
+}
+
+/// Submits `request` (for node `node`) and waits for its certificate (PEM).
+pub async fn request_signed(
+    client: &Client,
+    node: &str,
+    request: &Signing<'_>,
+    wait: Duration,
+    token: &CancellationToken,
+) -> Result<String, Error> {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let csr = CertificateSigningRequest {
         metadata: ObjectMeta { generate_name: Some("node-csr-".into()), ..ObjectMeta::default() },
         spec: CertificateSigningRequestSpec {
-            request: ByteString(csr_pem(node, key)?.into_bytes()),
-            signer_name: KUBELET_CLIENT_SIGNER.into(),
-            usages: Some(vec!["digital signature".into(), "client auth".into()]),
-            expiration_seconds,
+            request: ByteString(request.request_pem.clone().into_bytes()),
+            signer_name: request.signer.into(),
+            usages: Some(request.usages.iter().map(|u| u.to_string()).collect()),
+            expiration_seconds: request.expiration_seconds,
             ..CertificateSigningRequestSpec::default()
         },
         status: None,
     };
     let created = api.create(&PostParams::default(), &csr).await?;
     let name = created.metadata.name.clone().unwrap_or_default();
-    tracing::info!(csr = name, node, "TLS bootstrap: certificate requested, waiting for it");
+    tracing::info!(csr = name, node, signer = request.signer, "certificate requested, waiting for it");
     let done = |csr: Option<&CertificateSigningRequest>| csr.is_some_and(|c| outcome(c).is_some());
     let waited = tokio::select! {
         _ = token.cancelled() => return Err(Error::Cancelled),
@@ -250,7 +275,7 @@ pub fn write_kubeconfig(
 /// Creates `dir` (and parents) 0700 when it does not exist. An existing
 /// directory is left as it is (`--kubeconfig /etc/kubelet.conf` must not
 /// make `/etc` private); the files in it are 0600 whatever its mode.
-fn private_dir(dir: &Path) -> Result<(), Error> {
+pub(crate) fn private_dir(dir: &Path) -> Result<(), Error> {
     if dir.is_dir() {
         return Ok(());
     }
@@ -263,7 +288,7 @@ fn private_dir(dir: &Path) -> Result<(), Error> {
 }
 
 /// Writes `bytes` to `path` through a 0600 temporary file and a rename.
-fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
+pub(crate) fn write_private(path: &Path, bytes: &[u8]) -> Result<(), Error> {
     let tmp = path.with_extension("tmp");
     let io = |source| Error::Io { path: path.to_path_buf(), source };
     let mut file =

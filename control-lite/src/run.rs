@@ -109,6 +109,39 @@ pub struct ControlArgs {
     /// How often the leader renews and a standby reads the Lease.
     #[arg(long, default_value = "2s", value_parser = parse_duration)]
     pub leader_elect_retry_period: Duration,
+    /// The longest lifetime of the certificates the CSR signer issues
+    /// (upstream's flag, default 8760h = 1 year), and the lifetime of the
+    /// node certificate of `--node-kubeconfig-out`, which the agent renews
+    /// at 70–90% of it. At least 1m (short values are for tests of
+    /// rotation), at most 87600h.
+    #[arg(long, default_value = "8760h", value_parser = parse_signing_duration)]
+    pub cluster_signing_duration: Duration,
+    /// Approve kubelet serving certificate requests (signer
+    /// `kubernetes.io/kubelet-serving`) that a node made for itself and
+    /// whose names are all addresses of its Node object. Off by default, as
+    /// upstream: such requests otherwise wait for `kubectl certificate approve`.
+    #[arg(long)]
+    pub approve_kubelet_serving_certificates: bool,
+}
+
+/// The shortest `--cluster-signing-duration`: the agent renews at 70–90%
+/// of a certificate's life, so a minute still leaves it ~6 s to do so.
+pub const MIN_SIGNING_DURATION: Duration = Duration::from_secs(60);
+/// The longest `--cluster-signing-duration`: the CA's own lifetime.
+pub const MAX_SIGNING_DURATION: Duration = Duration::from_secs(10 * 365 * 24 * 3600);
+
+/// `--cluster-signing-duration`: a duration within
+/// [[`MIN_SIGNING_DURATION`], [`MAX_SIGNING_DURATION`]].
+fn parse_signing_duration(text: &str) -> Result<Duration, String> {
+    let duration = parse_duration(text)?;
+    if duration < MIN_SIGNING_DURATION || duration > MAX_SIGNING_DURATION {
+        return Err(format!(
+            "{text:?} is out of range: the signing duration must be between {}s and {}h",
+            MIN_SIGNING_DURATION.as_secs(),
+            MAX_SIGNING_DURATION.as_secs() / 3600
+        ));
+    }
+    Ok(duration)
 }
 
 /// A duration flag as kube-controller-manager's (`15s`, `1m30s`, `500ms`).
@@ -222,6 +255,8 @@ pub async fn run(args: ControlArgs, token: CancellationToken) -> anyhow::Result<
         port: addr.port(),
         pools: Arc::new(pools),
         ca: Arc::new(ca),
+        signing_duration: args.cluster_signing_duration,
+        approve_serving: args.approve_kubelet_serving_certificates,
     };
     let components = if args.leader_elect() {
         let election = args.election().context("--leader-elect-*")?;
@@ -274,6 +309,8 @@ struct Leader {
     port: u16,
     pools: Arc<Pools>,
     ca: Arc<Ca>,
+    signing_duration: Duration,
+    approve_serving: bool,
 }
 
 impl Leader {
@@ -290,7 +327,14 @@ impl Leader {
         };
         let endpoints = kubernetes_endpoints(&client, &informers, self.advertise, self.port, &token);
         let load_balancer = load_balancer(&client, &informers, self.pools, &token);
-        let controllers = crate::controllers::run_all(client, informers, self.ca, token.clone());
+        let controllers = crate::controllers::run_all(
+            client,
+            informers,
+            self.ca,
+            self.signing_duration,
+            self.approve_serving,
+            token.clone(),
+        );
         let (_, _, _, done) = tokio::join!(scheduler, endpoints, load_balancer, controllers);
         if let Err(error) = done {
             tracing::warn!(error = format!("{error:#}"), "controllers");
@@ -395,7 +439,8 @@ fn write_kubeconfigs(args: &ControlArgs, ca: &Ca, server_url: &str) -> anyhow::R
     }
     if let Some(path) = &args.node_kubeconfig_out {
         let node = args.node_name.clone().unwrap_or_else(host_name);
-        let cred = serving::node(ca, &node).context("node client certificate")?;
+        let lifetime = args.cluster_signing_duration;
+        let cred = serving::node(ca, &node, lifetime).context("node client certificate")?;
         write_kubeconfig(path, server_url, ca.cert_pem(), &cred)?;
     }
     Ok(())
@@ -436,6 +481,17 @@ mod tests {
 
     fn ip(s: &str) -> IpAddr {
         s.parse().expect("ip")
+    }
+
+    #[test]
+    fn the_signing_duration_is_bounded() {
+        assert_eq!(parse_signing_duration("8760h"), Ok(Duration::from_secs(365 * 24 * 3600)));
+        assert_eq!(parse_signing_duration("90s"), Ok(Duration::from_secs(90)));
+        assert_eq!(parse_signing_duration("1m"), Ok(MIN_SIGNING_DURATION));
+        for bad in ["59s", "0s", "-1h", "87601h", "soon", ""] {
+            assert!(parse_signing_duration(bad).is_err(), "{bad:?} accepted");
+        }
+        assert!(parse_signing_duration("30s").unwrap_err().contains("between 60s and 87600h"));
     }
 
     #[test]

@@ -46,7 +46,11 @@ async fn anonymous_gets_401_except_health_and_tokens_and_certificates_authentica
     // The admin certificate; a node's from the same CA.
     let (code, _) = get(api.http()?.get(api.url("/api/v1/namespaces/default"))).await?;
     ensure!(code == 200, "admin: {code}");
-    let node = bosun_control::auth::serving::node(&Ca::load_or_create(&dir.path().join("pki"))?, "n1")?;
+    let node = bosun_control::auth::serving::node(
+        &Ca::load_or_create(&dir.path().join("pki"))?,
+        "n1",
+        std::time::Duration::from_secs(3600),
+    )?;
     let node_identity = reqwest::Identity::from_pem(format!("{}{}", node.cert_pem, node.key_pem).as_bytes())?;
     let node_client = api.http_builder()?.identity(node_identity).build()?;
     let (code, _) = get(node_client.get(api.url("/api/v1/nodes"))).await?;

@@ -161,6 +161,8 @@ fn main() -> anyhow::Result<()> {
         leader_elect_lease_duration: std::time::Duration::from_secs(12),
         leader_elect_renew_deadline: std::time::Duration::from_secs(8),
         leader_elect_retry_period: std::time::Duration::from_secs(2),
+        cluster_signing_duration: bosun_control::controllers::csr::sign::DEFAULT_MAX_LIFETIME,
+        approve_kubelet_serving_certificates: false,
     };
     let control_token = token.clone();
     let control = std::thread::spawn(move || {

@@ -54,9 +54,51 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Default)]
 pub struct PeerCert(pub Option<User>);
 
-/// The serving configuration: `serving` as certificate; client
-/// certificates verified against `client_ca` when given (else none asked).
-pub fn server_config(serving: &cert::Pem, client_ca: Option<&str>) -> Result<Arc<ServerConfig>, Error> {
+/// The serving certificate the kubelet API presents, swappable while it
+/// serves (a certificate issued through a CSR replaces the self-signed
+/// one; new handshakes get it). The lock is held only to clone an `Arc`.
+#[derive(Debug, Clone)]
+pub struct ServingSlot {
+    current: Arc<std::sync::RwLock<Arc<rustls::sign::CertifiedKey>>>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl ServingSlot {
+    fn new(serving: &cert::Pem, provider: Arc<rustls::crypto::CryptoProvider>) -> Result<ServingSlot, Error> {
+        let key = certified_key(serving, &provider)?;
+        Ok(ServingSlot { current: Arc::new(std::sync::RwLock::new(key)), provider })
+    }
+
+    /// From now on, handshakes present `serving`.
+    pub fn replace(&self, serving: &cert::Pem) -> Result<(), Error> {
+        let key = certified_key(serving, &self.provider)?;
+        *self.current.write().unwrap_or_else(std::sync::PoisonError::into_inner) = key;
+        Ok(())
+    }
+}
+
+impl rustls::server::ResolvesServerCert for ServingSlot {
+    fn resolve(&self, _: rustls::server::ClientHello<'_>) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.current.read().unwrap_or_else(std::sync::PoisonError::into_inner).clone())
+    }
+}
+
+fn certified_key(
+    serving: &cert::Pem,
+    provider: &rustls::crypto::CryptoProvider,
+) -> Result<Arc<rustls::sign::CertifiedKey>, Error> {
+    let chain = CertificateDer::pem_slice_iter(serving.cert.as_bytes()).collect::<Result<Vec<_>, _>>()?;
+    let key = PrivateKeyDer::from_pem_slice(serving.key.as_bytes())?;
+    let key = provider.key_provider.load_private_key(key)?;
+    let certified = rustls::sign::CertifiedKey::new(chain, key);
+    certified.keys_match()?;
+    Ok(Arc::new(certified))
+}
+
+/// The serving configuration: `serving` as certificate (in the returned
+/// slot, to be replaced later); client certificates verified against
+/// `client_ca` when given (else none asked).
+pub fn server_config(serving: &cert::Pem, client_ca: Option<&str>) -> Result<(Arc<ServerConfig>, ServingSlot), Error> {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let builder = ServerConfig::builder_with_provider(provider.clone()).with_safe_default_protocol_versions()?;
     let builder = match client_ca {
@@ -65,18 +107,17 @@ pub fn server_config(serving: &cert::Pem, client_ca: Option<&str>) -> Result<Arc
             for cert in CertificateDer::pem_slice_iter(ca.as_bytes()) {
                 roots.add(cert?)?;
             }
-            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+            let verifier = WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .allow_unauthenticated()
                 .build()?;
             builder.with_client_cert_verifier(verifier)
         }
         None => builder.with_no_client_auth(),
     };
-    let chain = CertificateDer::pem_slice_iter(serving.cert.as_bytes()).collect::<Result<Vec<_>, _>>()?;
-    let key = PrivateKeyDer::from_pem_slice(serving.key.as_bytes())?;
-    let mut config = builder.with_single_cert(chain, key)?;
+    let slot = ServingSlot::new(serving, provider)?;
+    let mut config = builder.with_cert_resolver(Arc::new(slot.clone()));
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
-    Ok(Arc::new(config))
+    Ok((Arc::new(config), slot))
 }
 
 /// Serves `router` over HTTPS on `listener` until `token` is cancelled.

@@ -94,6 +94,21 @@ impl Ca {
         self.sign(params)
     }
 
+    /// A client certificate as [`Ca::issue_client`], valid for `lifetime`
+    /// (backdated as [`Ca::sign_request`] does).
+    pub fn issue_client_for(
+        &self,
+        user: &str,
+        group: &str,
+        lifetime: std::time::Duration,
+    ) -> Result<Credential, Error> {
+        let mut params = valid_for(CertificateParams::default(), lifetime);
+        params.distinguished_name = name(user, Some(group));
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        self.sign(params)
+    }
+
     /// A serving certificate for these DNS names and IP addresses.
     pub fn issue_server(&self, dns_names: &[&str], ips: &[IpAddr]) -> Result<Credential, Error> {
         let mut params = validity(CertificateParams::default(), LEAF_DAYS);
@@ -111,11 +126,7 @@ impl Ca {
     /// Signs a verified request's key and subject (CN and O) with `terms`;
     /// SANs only when the terms allow them. Returns the certificate PEM.
     pub fn sign_request(&self, req: &super::csr::Request, terms: &Terms) -> Result<String, Error> {
-        let mut params = CertificateParams::default();
-        let now = rcgen::date_time_ymd(1970, 1, 1)
-            + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        params.not_before = now - BACKDATE;
-        params.not_after = now + terms.lifetime;
+        let mut params = valid_for(CertificateParams::default(), terms.lifetime);
         let mut dn = DistinguishedName::new();
         for org in &req.organizations {
             dn.push(DnType::OrganizationName, org.as_str());
@@ -156,6 +167,24 @@ pub struct Terms {
 /// How far back a signed certificate's validity starts (clock skew), as upstream.
 const BACKDATE: std::time::Duration = std::time::Duration::from_secs(5 * 60);
 
+/// The backdate of a certificate valid for `lifetime`: [`BACKDATE`], but
+/// at most a tenth of the lifetime, so that a short-lived certificate
+/// (`--cluster-signing-duration` of minutes) is not mostly in the past and
+/// its holder's renewal (due at 70–90% of notBefore..notAfter) is not due
+/// the moment it arrives.
+pub fn backdate(lifetime: std::time::Duration) -> std::time::Duration {
+    BACKDATE.min(lifetime / 10)
+}
+
+/// Valid from [`backdate`] ago for `lifetime` from now.
+fn valid_for(mut params: CertificateParams, lifetime: std::time::Duration) -> CertificateParams {
+    let now = rcgen::date_time_ymd(1970, 1, 1)
+        + std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    params.not_before = now - backdate(lifetime);
+    params.not_after = now + lifetime;
+    params
+}
+
 fn name(common_name: &str, organization: Option<&str>) -> DistinguishedName {
     let mut dn = DistinguishedName::new();
     if let Some(org) = organization.filter(|o| !o.is_empty()) {
@@ -176,4 +205,30 @@ fn validity(mut params: CertificateParams, days: i64) -> CertificateParams {
 
 fn time_hours(hours: i64) -> std::time::Duration {
     std::time::Duration::from_secs(u64::try_from(hours).unwrap_or(0).saturating_mul(3600))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn short_lifetimes_are_backdated_by_a_tenth_at_most() {
+        assert_eq!(backdate(Duration::from_secs(365 * 24 * 3600)), BACKDATE);
+        assert_eq!(backdate(Duration::from_secs(3600)), BACKDATE);
+        assert_eq!(backdate(Duration::from_secs(90)), Duration::from_secs(9));
+        assert_eq!(backdate(Duration::ZERO), Duration::ZERO);
+    }
+
+    #[test]
+    fn a_node_certificate_lives_as_long_as_asked() {
+        let ca = Ca::generate().expect("ca");
+        let cred = ca.issue_client_for("system:node:n1", "system:nodes", Duration::from_secs(120)).expect("cert");
+        use rustls_pki_types::pem::PemObject as _;
+        let der = rustls_pki_types::CertificateDer::from_pem_slice(cred.cert_pem.as_bytes()).expect("der");
+        use x509_parser::prelude::FromDer as _;
+        let (_, cert) = x509_parser::certificate::X509Certificate::from_der(&der).expect("parse");
+        let v = cert.validity();
+        assert_eq!(v.not_after.timestamp() - v.not_before.timestamp(), 120 + 12);
+    }
 }

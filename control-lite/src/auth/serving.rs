@@ -94,9 +94,11 @@ pub fn kubelet_client(ca: &Ca) -> Result<Credential, super::ca::Error> {
     ca.issue_client(KUBELET_CLIENT_USER, "")
 }
 
-/// Node `name`'s client certificate: `system:node:<name>` in `system:nodes`.
-pub fn node(ca: &Ca, name: &str) -> Result<Credential, super::ca::Error> {
-    ca.issue_client(&format!("system:node:{name}"), NODES_GROUP)
+/// Node `name`'s client certificate: `system:node:<name>` in `system:nodes`,
+/// valid for `lifetime` (`--cluster-signing-duration`: the agent renews it
+/// through a CertificateSigningRequest as it would a bootstrapped one).
+pub fn node(ca: &Ca, name: &str, lifetime: std::time::Duration) -> Result<Credential, super::ca::Error> {
+    ca.issue_client_for(&format!("system:node:{name}"), NODES_GROUP, lifetime)
 }
 
 #[cfg(test)]

@@ -53,6 +53,8 @@ pub async fn run_all(
     client: kube::Client,
     informers: Informers,
     ca: std::sync::Arc<crate::auth::ca::Ca>,
+    signing_duration: std::time::Duration,
+    approve_serving: bool,
     token: CancellationToken,
 ) -> anyhow::Result<()> {
     let root_ca_pem: std::sync::Arc<str> = ca.cert_pem().into();
@@ -74,9 +76,10 @@ pub async fn run_all(
         run("node-lifecycle-controller", |c, i, t| Box::pin(nodelifecycle::run(c, i, t))),
         run("taint-eviction-controller", |c, i, t| Box::pin(taint_eviction::run(c, i, t))),
         run("event-ttl-controller", |c, _, t| Box::pin(eventttl::run(c, t))),
+        run("csr-cleaner", |c, _, t| Box::pin(csr::clean::run(c, t))),
         run("namespace-controller", |c, i, t| Box::pin(namespace::run(c, i, t))),
         supervise("certificate-controller", token.clone(), Backoff::default(), move |t| {
-            Box::pin(csr::run(csr_client.clone(), ca.clone(), csr::sign::DEFAULT_MAX_LIFETIME, t)) as Component
+            Box::pin(csr::run(csr_client.clone(), ca.clone(), signing_duration, approve_serving, t)) as Component
         }),
         supervise("serviceaccount-controller", token.clone(), Backoff::default(), move |t| {
             Box::pin(serviceaccounts::run(client.clone(), informers.clone(), root_ca_pem.clone(), t)) as Component

@@ -237,7 +237,16 @@ impl Plane {
         let (c, t) = (plane.client.clone(), plane.token.clone());
         let ca = bosun_control::auth::ca::Ca::load_or_create(&plane.dir.path().join("pki"))?;
         plane.tasks.push(tokio::spawn(async move {
-            if let Err(e) = bosun_control::controllers::run_all(c, informers, std::sync::Arc::new(ca), t).await {
+            if let Err(e) = bosun_control::controllers::run_all(
+                c,
+                informers,
+                std::sync::Arc::new(ca),
+                bosun_control::controllers::csr::sign::DEFAULT_MAX_LIFETIME,
+                false,
+                t,
+            )
+            .await
+            {
                 eprintln!("controllers: {e:#}");
             }
         }));

@@ -5,12 +5,19 @@
 //! ([`approve`], asked with a SubjectAccessReview through this apiserver's
 //! authorizer) and then signs approved requests for the signers served
 //! here with the cluster CA ([`sign`]). Both decisions are pure; this
-//! module only asks and writes.
+//! module only asks and writes. A separate sweep ([`clean`], upstream's
+//! `csrcleaner`) deletes requests once they are done with.
 //!
-//! Must not: approve anything but node client requests, or sign for other
-//! signers.
+//! With `approve_serving` (`--approve-kubelet-serving-certificates`) it
+//! also approves a node's own kubelet serving requests whose names are the
+//! Node's addresses ([`approve_serving`]).
+//!
+//! Must not: approve anything but node client requests (and, when asked,
+//! node serving requests), or sign for other signers.
 
 pub mod approve;
+pub mod approve_serving;
+pub mod clean;
 pub mod sign;
 
 use std::sync::Arc;
@@ -47,7 +54,7 @@ pub enum Error {
 }
 
 /// Runs both controllers until `token` is cancelled.
-pub async fn run(client: Client, ca: Arc<Ca>, max_lifetime: Duration, token: CancellationToken) {
+pub async fn run(client: Client, ca: Arc<Ca>, max_lifetime: Duration, approve_serving: bool, token: CancellationToken) {
     let api: Api<CertificateSigningRequest> = Api::all(client.clone());
     let mut events = watcher(api.clone(), watcher::Config::default()).default_backoff().applied_objects().boxed();
     let mut resync = tokio::time::interval(RESYNC);
@@ -71,6 +78,11 @@ pub async fn run(client: Client, ca: Arc<Ca>, max_lifetime: Duration, token: Can
             },
         };
         for csr in batch {
+            if approve_serving {
+                if let Err(e) = approve_serving_request(&client, &api, &csr).await {
+                    tracing::warn!(error = %e, "kubelet serving certificate approval");
+                }
+            }
             if let Err(e) = reconcile(&client, &api, &ca, max_lifetime, &csr).await {
                 tracing::warn!(error = %e, "certificate controller");
             }
@@ -124,6 +136,34 @@ async fn reconcile(
         }
     };
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(patch)).await.map_err(api_err)?;
+    Ok(())
+}
+
+/// Approves `csr` if it is a node's own serving request for its own
+/// addresses (read from its Node); leaves it pending otherwise.
+async fn approve_serving_request(
+    client: &Client,
+    api: &Api<CertificateSigningRequest>,
+    csr: &CertificateSigningRequest,
+) -> Result<(), Error> {
+    let name = csr.metadata.name.clone().unwrap_or_default();
+    let api_err = |source| Error::Api { name: name.clone(), source };
+    let obj = serde_json::to_value(csr)?;
+    let Some((node, req)) = approve_serving::candidate(&obj) else { return Ok(()) };
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let Some(node_obj) = nodes.get_opt(&node).await.map_err(api_err)? else {
+        tracing::info!(csr = name, node, "kubelet serving request of an unknown node left pending");
+        return Ok(());
+    };
+    if let Err(why) = approve_serving::names_are_the_nodes(&req, &serde_json::to_value(&node_obj)?) {
+        tracing::info!(csr = name, node, why, "kubelet serving request left pending");
+        return Ok(());
+    }
+    let conditions = with_condition(&obj, APPROVED, "AutoApproved", approve_serving::MESSAGE);
+    api.patch_approval(&name, &PatchParams::default(), &Patch::Merge(json!({"status": {"conditions": conditions}})))
+        .await
+        .map_err(api_err)?;
+    tracing::info!(csr = name, node, "approved kubelet serving certificate request");
     Ok(())
 }
 

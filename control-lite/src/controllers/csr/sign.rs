@@ -12,8 +12,9 @@
 //!   `system:nodes`, usages `server auth` (+ the same two), at least one DNS
 //!   or IP SAN and nothing else.
 //!
-//! The lifetime is `spec.expirationSeconds`, bounded to
-//! [[`MIN_LIFETIME`], `max`]; without it, `max`.
+//! The lifetime is `spec.expirationSeconds` (at least [`MIN_LIFETIME`], as
+//! the API validates it) capped at `max` (`--cluster-signing-duration`);
+//! without it, `max`.
 
 use std::time::Duration;
 
@@ -105,10 +106,11 @@ pub fn plan(obj: &Value, max: Duration) -> Plan {
     Plan::Sign(Box::new(req), terms)
 }
 
-/// `spec.expirationSeconds` within [[`MIN_LIFETIME`], `max`]; `max` without it.
+/// `spec.expirationSeconds`, at least [`MIN_LIFETIME`], capped at `max`;
+/// `max` without it.
 pub fn lifetime(obj: &Value, max: Duration) -> Duration {
     match obj.pointer("/spec/expirationSeconds").and_then(Value::as_u64) {
-        Some(secs) => Duration::from_secs(secs).clamp(MIN_LIFETIME, max.max(MIN_LIFETIME)),
+        Some(secs) => Duration::from_secs(secs).max(MIN_LIFETIME).min(max),
         None => max,
     }
 }
@@ -179,6 +181,9 @@ mod tests {
         assert_eq!(with(Some(3600)), Duration::from_secs(3600));
         assert_eq!(with(Some(1_000_000)), max);
         assert_eq!(with(Some(1)), MIN_LIFETIME);
+        let short = Duration::from_secs(60);
+        let capped = lifetime(&json!({"spec": {"expirationSeconds": 3600}}), short);
+        assert_eq!(capped, short, "--cluster-signing-duration caps even the minimum");
     }
 
     #[test]
