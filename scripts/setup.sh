@@ -11,6 +11,7 @@ PACKAGES=(
   docker-registry skopeo                        # loopback registry and pushing our images
   etcd-server etcd-client                       # the store contract's etcd backend
   busybox-static                                # the app image
+  python3-kubernetes                            # the official Python client, one of the API tests' clients
   curl ca-certificates
   systemd                                       # systemd-analyze verifies bosun's units; tests boot it in a namespace
 )
@@ -36,5 +37,6 @@ fi
 for tool in containerd runc nft ip docker-registry skopeo ctr protoc busybox systemd-analyze etcd etcdctl; do
   command -v "$tool" >/dev/null || { echo "setup: $tool is missing after install" >&2; exit 1; }
 done
+/usr/bin/python3 -c "import kubernetes" || { echo "setup: python3-kubernetes missing" >&2; exit 1; }
 test -x /usr/lib/cni/bridge || { echo "setup: CNI plugins missing in /usr/lib/cni" >&2; exit 1; }
 echo "setup: ok"

@@ -40,8 +40,11 @@ impl Query {
         self.0.get(key).map(String::as_str)
     }
 
+    /// A boolean parameter as upstream converts query values: present and
+    /// not `0` or `false` (any case) is true, so `watch=True` (what the
+    /// Python client sends) and a bare `watch` both mean true.
     fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true" | "1"))
+        self.get(key).is_some_and(|v| v != "0" && !v.eq_ignore_ascii_case("false"))
     }
 
     fn number<T: std::str::FromStr>(&self, key: &str) -> Result<Option<T>> {
@@ -218,7 +221,7 @@ impl DeleteQuery {
         Ok(DeleteQuery {
             grace_period: q.number("gracePeriodSeconds")?,
             dry_run: dry_run(q),
-            orphan: q.get("propagationPolicy") == Some("Orphan") || q.get("orphanDependents") == Some("true"),
+            orphan: q.get("propagationPolicy") == Some("Orphan") || q.flag("orphanDependents"),
         })
     }
 }
@@ -273,6 +276,16 @@ mod tests {
         assert_eq!(parsed.get("labelSelector"), Some("app=web,tier in (a)"));
         assert!(parsed.watch());
         assert!(Query::parse(Some("a=%zz")).is_err());
+        for (raw, want) in [
+            ("watch=True", true),
+            ("watch=1", true),
+            ("watch", true),
+            ("watch=FALSE", false),
+            ("watch=0", false),
+            ("", false),
+        ] {
+            assert_eq!(q(raw).watch(), want, "{raw}");
+        }
         assert!(Query::parse(Some("a=%ff")).is_err(), "not UTF-8");
         assert_eq!(Query::parse(None).expect("empty"), Query::default());
     }
