@@ -12,6 +12,10 @@
 //! that revision: a claim made again meanwhile is never touched. Several
 //! apiservers repairing at once is harmless (the loser's delete conflicts).
 //!
+//! The other direction is repaired too: an address a stored Service holds
+//! without a claim is claimed again for it. A run that meets a Service it
+//! cannot decode releases nothing.
+//!
 //! [`plan`] decides (pure); [`run`] lists, applies and keeps the suspects.
 
 use std::collections::{HashMap, HashSet};
@@ -19,8 +23,11 @@ use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
-use super::claims::{Address, PREFIX};
-use super::objects::decode;
+use serde_json::Value;
+
+use super::claims::{self, Address, PREFIX};
+use super::nodeports;
+use super::objects::{decode, meta_str};
 use super::registry::{by_kind, Kind};
 use super::ApiState;
 use crate::store::{self, Revision};
@@ -84,12 +91,34 @@ pub async fn repair(state: &ApiState, suspects: &Suspects) -> store::Result<Susp
         claim_kvs.iter().filter_map(|kv| Address::of_key(&kv.key).map(|a| (a, kv.mod_revision))).collect();
     let (services, _) = state.store.list(&by_kind(Kind::Service).prefix(None)).await?;
     let mut held = HashSet::new();
+    let mut unclaimed = Vec::new();
     for kv in &services {
-        // A Service that cannot be decoded keeps nothing here; its claims
-        // are only released if it is gone for good (three runs).
-        if let Ok(svc) = decode(kv) {
-            held.extend(super::stored_addresses(state, &svc));
+        let Ok(svc) = decode(kv) else {
+            // What an undecodable Service holds is unknown: release nothing
+            // this run (the suspects are kept as they were).
+            return Ok(suspects.clone());
+        };
+        // Every address a Service names is held, inside this apiserver's
+        // ranges or not (another apiserver may have other ranges).
+        let ip =
+            svc.pointer("/spec/clusterIP").and_then(Value::as_str).filter(|ip| ip.parse::<std::net::IpAddr>().is_ok());
+        held.extend(claims::addresses(ip, &nodeports::node_ports_of(&svc)));
+        let owner = format!(
+            "{}/{}",
+            meta_str(&svc, "namespace").unwrap_or_default(),
+            meta_str(&svc, "name").unwrap_or_default()
+        );
+        let claimed: HashSet<&Address> = claims.iter().map(|(a, _)| a).collect();
+        let missing: Vec<Address> =
+            super::stored_addresses(state, &svc).into_iter().filter(|a| !claimed.contains(a)).collect();
+        if !missing.is_empty() {
+            unclaimed.push((missing, owner));
         }
+    }
+    // The other direction: a stored Service's address with no claim (an
+    // ambiguous write, a release that raced) is claimed again.
+    for (addresses, owner) in &unclaimed {
+        claims::ensure(&state.store, addresses, owner).await?;
     }
     let (release, next) = plan(&claims, &held, suspects);
     for (address, revision) in release {
@@ -153,6 +182,9 @@ mod tests {
         crud::create(&state, info, Some("default"), svc("kept", "10.96.0.20"), WriteOptions::default())
             .await
             .expect("create");
+        // A claim lost (an ambiguous write, a raced release): claimed again.
+        let kept = Address::Ip("10.96.0.20".into());
+        store.delete(&kept.key(), None).await.expect("drop the claim");
         // As an apiserver that died between its claim and its Service write.
         let leaked = Address::Ip("10.96.0.21".into());
         store.create(&leaked.key(), b"default/lost".to_vec()).await.expect("claim");
@@ -163,7 +195,6 @@ mod tests {
             suspects = repair(&state, &suspects).await.expect("repair");
         }
         assert!(store.get(&leaked.key()).await.expect("get").is_none(), "released");
-        let kept = Address::Ip("10.96.0.20".into());
         let owner = store.get(&kept.key()).await.expect("get").expect("still claimed").value;
         assert_eq!(owner, b"default/kept");
         crud::create(&state, info, Some("default"), svc("reuse", "10.96.0.21"), WriteOptions::default())

@@ -643,10 +643,8 @@ pub(super) async fn remove(
         claims::release(&state.store, &claims::addresses(ip, &nodeports::node_ports_of(&obj))).await;
     }
     if info.kind == Kind::CustomResourceDefinition {
-        // Stop serving first, so no new object lands after the sweep.
+        // Its objects were deleted before (`crd::cleanup`); stop serving it.
         after_write(state, info).await?;
-        let removed = crd::remove_instances(state, &obj).await?;
-        tracing::info!(crd = name, removed, "custom resource definition deleted with its objects");
     }
     let mut obj = obj;
     set_rv(&mut obj, del_rev);

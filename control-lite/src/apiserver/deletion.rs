@@ -102,8 +102,12 @@ pub async fn delete(
                 DeletePlan::Proceed => {}
             }
         }
-        let has_finalizers =
-            current.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
+        // A CRD waits for its objects to be deleted (`crd::cleanup`): the
+        // first DELETE adds the cleanup finalizer, as upstream.
+        let crd_cleanup =
+            info.kind == Kind::CustomResourceDefinition && current.pointer("/metadata/deletionTimestamp").is_none();
+        let has_finalizers = crd_cleanup
+            || current.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
         let pod_grace = opts
             .grace_period
             .or_else(|| current.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64))
@@ -127,11 +131,17 @@ pub async fn delete(
                     meta.insert("generation".into(), json!(g.saturating_add(1)));
                 }
             }
-            if info.kind == Kind::CustomResourceDefinition {
+            if crd_cleanup {
+                super::crd::cleanup::add_finalizer(&mut next);
                 super::crd::definition::mark_terminating(&mut next, &now_rfc3339());
             }
             match write_marked(state, info, ns, name, rev, next, opts.dry_run).await? {
-                Some(obj) => return Ok(obj),
+                Some(obj) => {
+                    if crd_cleanup && !opts.dry_run {
+                        super::crd::reload(state).await?;
+                    }
+                    return Ok(obj);
+                }
                 None => continue,
             }
         }
@@ -146,14 +156,16 @@ pub async fn delete(
     Err(conflict(info, name))
 }
 
-/// Removes `finalizer` from the object (a controller's work is done); an
-/// object marked for deletion that nothing else holds is then removed.
-/// `Ok(false)` if the object is gone or does not carry the finalizer.
+/// Removes `finalizer` from the object marked for deletion whose uid is
+/// `uid` (a controller's work on it is done); if nothing else holds it, it
+/// is then removed. `Ok(false)` if that object is gone, was replaced, is not
+/// marked or does not carry the finalizer.
 pub async fn drop_finalizer(
     state: &ApiState,
     info: &'static ResourceInfo,
     ns: Option<&str>,
     name: &str,
+    uid: &str,
     finalizer: &str,
 ) -> Result<bool> {
     for _ in 0..RETRIES {
@@ -162,6 +174,9 @@ pub async fn drop_finalizer(
             Err(ApiError::NotFound { .. }) => return Ok(false),
             Err(e) => return Err(e),
         };
+        if meta_str(&current, "uid") != Some(uid) || current.pointer("/metadata/deletionTimestamp").is_none() {
+            return Ok(false);
+        }
         let mut next = current.clone();
         let Some(list) = next.pointer_mut("/metadata/finalizers").and_then(Value::as_array_mut) else {
             return Ok(false);

@@ -26,7 +26,10 @@ pub struct PageMeta {
 /// The stored objects of one list request ([`paging::plan`]) that match
 /// `selectors`, undecoded, and the page's metadata. A page of `limit` objects
 /// with selectors reads the collection in chunks until it has `limit`
-/// matches or the collection ends; all chunks read at the first one's revision.
+/// matches or the collection ends; all chunks read at the first one's
+/// revision. At a past revision (a continue token) the rest of the
+/// collection is read in one call, so the store's scan of the writes since
+/// that revision is made once per request.
 pub async fn list_page(
     state: &ApiState,
     info: &ResourceInfo,
@@ -37,6 +40,9 @@ pub async fn list_page(
     let prefix = info.prefix(ns);
     let chunk = match plan.limit {
         Some(limit) if selectors.is_empty() => Some(limit),
+        // At a past revision each store call costs a scan of what changed
+        // since: the rest is read at once, as an unlimited list would be.
+        Some(_) if plan.revision.is_some() => None,
         Some(limit) => Some(limit.clamp(FILTERED_CHUNK, FILTERED_CHUNK.saturating_mul(8))),
         None => None,
     };

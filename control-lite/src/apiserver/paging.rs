@@ -119,6 +119,11 @@ pub fn plan(opts: &ListOptions) -> Result<ListPlan> {
         }
         // "0" or none: any revision will do, and the current one is served.
         (_, Some(0) | None) => ListPlan { revision: None, start: None, limit, not_older_than: None },
+        // Upstream's legacy rule: a resourceVersion with a limit and no
+        // match is exact.
+        (None, Some(rv)) if limit.is_some() => {
+            ListPlan { revision: Some(rv), start: None, limit, not_older_than: None }
+        }
         (_, Some(rv)) => ListPlan { revision: None, start: None, limit, not_older_than: Some(rv) },
     })
 }
@@ -186,6 +191,7 @@ mod tests {
             (opts(Some(0), None, Some(5), None), ListPlan { limit: Some(5), ..none.clone() }),
             (opts(Some(0), Some(NotOlderThan), None, None), none.clone()),
             (opts(Some(9), None, None, None), ListPlan { not_older_than: Some(9), ..none.clone() }),
+            (opts(Some(9), None, Some(4), None), ListPlan { revision: Some(9), limit: Some(4), ..none.clone() }),
             (opts(Some(9), Some(NotOlderThan), None, None), ListPlan { not_older_than: Some(9), ..none.clone() }),
             (opts(Some(9), Some(Exact), Some(2), None), ListPlan { revision: Some(9), limit: Some(2), ..none.clone() }),
             (

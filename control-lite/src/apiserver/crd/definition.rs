@@ -30,6 +30,23 @@ fn text<'a>(crd: &'a Value, pointer: &str) -> &'a str {
 
 /// Checks a CRD as upstream's `ValidateCustomResourceDefinition` does for
 /// the rules bosun serves.
+/// The annotation a CRD in a Kubernetes-owned group must carry (upstream).
+const APPROVAL: &str = "api-approved.kubernetes.io";
+
+/// Groups Kubernetes owns (`*.k8s.io`, `*.kubernetes.io`).
+fn protected_group(group: &str) -> bool {
+    ["k8s.io", "kubernetes.io"].iter().any(|g| group == *g || group.ends_with(&format!(".{g}")))
+}
+
+/// The built-in resource stored where a custom resource of `group` and
+/// `plural` would be (`plural.group`), if any.
+pub fn builtin_owning(group: &str, plural: &str) -> Option<String> {
+    crate::apiserver::registry::RESOURCES
+        .iter()
+        .find(|r| r.group == group && r.plural == plural)
+        .map(|r| format!("{}.{}", r.plural, r.group))
+}
+
 pub fn validate(crd: &Value) -> Vec<Cause> {
     let mut out = Vec::new();
     let group = text(crd, "/spec/group");
@@ -42,6 +59,26 @@ pub fn validate(crd: &Value) -> Vec<Cause> {
     let name = crate::apiserver::objects::meta_str(crd, "name").unwrap_or_default();
     if !plural.is_empty() && !group.is_empty() && name != format!("{plural}.{group}") {
         out.push(Cause::invalid("metadata.name", name, "must be spec.names.plural+\".\"+spec.group"));
+    }
+    if let Some(builtin) = builtin_owning(group, plural) {
+        // Custom and built-in objects share the `/registry/<group>/<plural>/` key space.
+        out.push(Cause::invalid(
+            "spec.names.plural",
+            plural,
+            &format!("is the built-in resource {}; a custom resource cannot replace it", builtin),
+        ));
+    }
+    if protected_group(group)
+        && crd.pointer(&format!("/metadata/annotations/{}", APPROVAL.replace('/', "~1"))).is_none()
+    {
+        out.push(Cause {
+            reason: "FieldValueRequired",
+            field: format!("metadata.annotations[{APPROVAL}]"),
+            message: format!(
+                "Required value: protected groups must have approval annotation {}, see https://github.com/kubernetes/enhancements/pull/1111",
+                json!(APPROVAL)
+            ),
+        });
     }
     names(crd, &mut out);
     match text(crd, "/spec/scope") {
@@ -283,6 +320,25 @@ pub fn mark_terminating(crd: &mut Value, now: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn builtin_resources_and_protected_groups_are_refused() {
+        let named = |group: &str, plural: &str| {
+            json!({"metadata": {"name": format!("{plural}.{group}")}, "spec": {"group": group, "scope": "Namespaced",
+                "names": {"plural": plural, "singular": "x", "kind": "X"},
+                "versions": [{"name": "v1", "served": true, "storage": true,
+                    "schema": {"openAPIV3Schema": {"type": "object"}}}]}})
+        };
+        let fields = |crd: &Value| validate(crd).into_iter().map(|c| c.field).collect::<Vec<_>>();
+        let leases = fields(&named("coordination.k8s.io", "leases"));
+        assert!(leases.contains(&"spec.names.plural".to_string()), "{leases:?}");
+        assert!(leases.contains(&"metadata.annotations[api-approved.kubernetes.io]".to_string()), "{leases:?}");
+        let mut approved = named("gateway.networking.k8s.io", "gateways");
+        approved["metadata"]["annotations"] = json!({"api-approved.kubernetes.io": "https://x"});
+        assert_eq!(fields(&approved), Vec::<String>::new());
+        assert_eq!(fields(&named("example.com", "leases")), Vec::<String>::new());
+        assert!(!fields(&named("x.kubernetes.io", "things")).is_empty());
+    }
 
     fn crd() -> Value {
         json!({"metadata": {"name": "widgets.example.com"}, "spec": {"group": "example.com", "scope": "Namespaced",

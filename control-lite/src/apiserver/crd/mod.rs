@@ -266,12 +266,8 @@ pub fn conflict(served: &[&'static ResourceInfo], crd: &Value) -> Option<String>
 }
 
 /// Admission of a CRD write: the server-owned status (see
-/// [`definition::set_status`]), and on create the finalizer that makes a
-/// deletion wait for [`cleanup`] to delete the CRD's objects.
+/// [`definition::set_status`]).
 pub fn admit(state: &ApiState, crd: &mut Value, previous: Option<&Value>) {
-    if previous.is_none() {
-        cleanup::add_finalizer(crd);
-    }
     let why = conflict(&state.crds.rows(), crd);
     definition::set_status(crd, previous, why, &super::objects::now_rfc3339());
 }
@@ -305,23 +301,6 @@ pub async fn start_sync(state: &Arc<ApiState>, token: &CancellationToken) -> Res
     let (state, token) = (state.clone(), token.clone());
     tokio::spawn(async move { sync::follow(&state, Some(rev), token).await });
     Ok(())
-}
-
-/// Deletes every stored object of `crd`'s resource (all namespaces, all
-/// versions share the keys), then stops serving it.
-pub async fn remove_instances(state: &ApiState, crd: &Value) -> Result<usize, ApiError> {
-    let (group, plural) = (text(crd, "/spec/group"), text(crd, "/spec/names/plural"));
-    let prefix = format!("/registry/{group}/{plural}/");
-    let info = by_kind(Kind::CustomResourceDefinition);
-    let err = |e| ApiError::from_store(info, &plural, "delete", &prefix, e);
-    let (kvs, _) = state.store.list(&prefix).await.map_err(err)?;
-    for kv in &kvs {
-        match state.store.delete(&kv.key, None).await {
-            Ok(_) | Err(crate::store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(err(e)),
-        }
-    }
-    Ok(kvs.len())
 }
 
 /// Checks (defaults, prunes, validates) a custom resource against its
