@@ -43,7 +43,10 @@ where
 {
     let (reader, writer) = reflector::store();
     let store = reader.clone();
-    let stream = reflector::reflector(writer, watcher(api, watcher::Config::default()).default_backoff());
+    // Pruned before the store keeps it (see `prune`): the stores hold one
+    // copy of every object of the kind, so each byte dropped counts per object.
+    let stream = watcher(api, watcher::Config::default()).default_backoff().modify(super::prune::prune::<K>);
+    let stream = reflector::reflector(writer, stream);
     tokio::spawn(async move {
         let mut stream = std::pin::pin!(stream);
         loop {

@@ -32,6 +32,7 @@ pub mod kubernetes_endpoints;
 pub mod loadbalancer;
 pub mod namespace;
 pub mod nodelifecycle;
+pub mod prune;
 pub mod queue;
 pub mod queue_metrics;
 pub mod replicaset;
