@@ -57,6 +57,31 @@ pub enum Error {
     Cancelled,
     #[error("kubeconfig: {0}")]
     Yaml(#[from] serde_yaml_ng::Error),
+    #[error("issued certificate not used: {0}")]
+    Issued(String),
+}
+
+/// Checks an issued client certificate before it replaces the only working
+/// credential: it parses, is for `node` (CN `system:node:<node>`), holds
+/// `key`'s public key and is valid at `now` (Unix seconds).
+pub fn check_issued(cert_pem: &[u8], key: &rcgen::KeyPair, node: &str, now: i64) -> Result<(), Error> {
+    use rustls_pki_types::pem::PemObject as _;
+    use x509_parser::prelude::{FromDer as _, X509Certificate};
+    let bad = |m: String| Error::Issued(m);
+    let der = rustls_pki_types::CertificateDer::from_pem_slice(cert_pem).map_err(|e| bad(e.to_string()))?;
+    let (_, cert) = X509Certificate::from_der(&der).map_err(|e| bad(e.to_string()))?;
+    let cn = cert.subject().iter_common_name().next().and_then(|cn| cn.as_str().ok()).unwrap_or_default();
+    if cn != format!("system:node:{node}") {
+        return Err(bad(format!("its subject is {cn:?}, not system:node:{node}")));
+    }
+    if cert.tbs_certificate.subject_pki.raw != rcgen::PublicKeyData::subject_public_key_info(key).as_slice() {
+        return Err(bad("it does not hold the requested key".into()));
+    }
+    let validity = cert.validity();
+    if now < validity.not_before.timestamp() || now >= validity.not_after.timestamp() {
+        return Err(bad("it is not valid now".into()));
+    }
+    Ok(())
 }
 
 /// Where the cluster is, as the bootstrap kubeconfig says.
@@ -90,12 +115,14 @@ pub async fn ensure_kubeconfig(
 
 /// Renews the client certificate of `kubeconfig` (node `node`): a new key,
 /// a request made with the current identity (auto-approved as
-/// `selfnodeclient`), and `kubeconfig` rewritten. Clients already built
+/// `selfnodeclient`), and `kubeconfig` rewritten once the issued
+/// certificate checks out ([`check_issued`]). Clients already built
 /// keep the old certificate until they are rebuilt.
 pub async fn renew(kubeconfig: &Path, node: &str, wait: Duration, token: &CancellationToken) -> Result<(), Error> {
     let (client, cluster) = bootstrap_client(kubeconfig).await?;
     let key = rcgen::KeyPair::generate()?;
     let cert_pem = request_certificate(&client, node, &key, None, wait, token).await?;
+    check_issued(cert_pem.as_bytes(), &key, node, jiff::Timestamp::now().as_second())?;
     write_kubeconfig(kubeconfig, &cluster, node, cert_pem.as_bytes(), key.serialize_pem().as_bytes())?;
     tracing::info!(node, kubeconfig = %kubeconfig.display(), "client certificate renewed");
     Ok(())
@@ -311,6 +338,28 @@ pub fn rotation_due(not_before: i64, not_after: i64, jitter_permille: u16) -> i6
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_issued_certificate_is_checked_before_it_is_used() {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = |cn: &str, key: &rcgen::KeyPair| {
+            let mut params = rcgen::CertificateParams::new(Vec::<String>::new()).expect("params");
+            params.distinguished_name.push(rcgen::DnType::CommonName, cn);
+            params.self_signed(key).expect("cert").pem()
+        };
+        let now = jiff::Timestamp::now().as_second();
+        let good = cert("system:node:n1", &key);
+        assert!(check_issued(good.as_bytes(), &key, "n1", now).is_ok());
+        let other = rcgen::KeyPair::generate().expect("key");
+        for (what, pem, node, at) in [
+            ("another node", cert("system:node:n2", &key), "n1", now),
+            ("another key", cert("system:node:n1", &other), "n1", now),
+            ("expired", good.clone(), "n1", i64::from(i32::MAX) * 40),
+            ("garbage", "not a certificate".to_string(), "n1", now),
+        ] {
+            assert!(matches!(check_issued(pem.as_bytes(), &key, node, at), Err(Error::Issued(_))), "{what}");
+        }
+    }
 
     #[test]
     fn rotation_is_due_between_70_and_90_percent() {

@@ -88,6 +88,43 @@ pub fn next_step(cert: Option<&ClientCert>, node: &str, now: i64, jitter_permill
     }
 }
 
+/// Shortest time between two renewals.
+pub const MIN_BETWEEN_RENEWALS: Duration = Duration::from_secs(30);
+
+/// Paces renewals: a certificate due again right after it was renewed
+/// (issued near its end already, or a clock ahead of the signer's) is not
+/// asked for again at once, but after [`MIN_BETWEEN_RENEWALS`] and then
+/// with the failure backoff, until a certificate is healthy again.
+#[derive(Debug, Default)]
+pub struct Pacer {
+    last: Option<std::time::Instant>,
+    /// The least time from the last renewal to the next.
+    gap: Duration,
+    /// Renewals since the certificate was last seen healthy.
+    renewals: u32,
+}
+
+impl Pacer {
+    /// How long to wait before renewing at `now` (`None`: renew now).
+    pub fn before_renewal(&self, now: std::time::Instant) -> Option<Duration> {
+        let since = now.saturating_duration_since(self.last?);
+        (since < self.gap).then(|| self.gap.saturating_sub(since))
+    }
+
+    /// A renewal succeeded at `now`: the next one waits at least
+    /// [`MIN_BETWEEN_RENEWALS`], longer after each renewal in a row.
+    pub fn renewed(&mut self, now: std::time::Instant) {
+        self.last = Some(now);
+        self.gap = MIN_BETWEEN_RENEWALS.max(retry_delay(self.renewals));
+        self.renewals = self.renewals.saturating_add(1);
+    }
+
+    /// The certificate is not due: the backoff starts over.
+    pub fn healthy(&mut self) {
+        self.renewals = 0;
+    }
+}
+
 /// The delay before retry number `failures` (1 for the first): doubling
 /// from [`FIRST_RETRY`], at most [`MAX_RETRY`].
 pub fn retry_delay(failures: u32) -> Duration {
@@ -171,6 +208,7 @@ impl Rotation {
         let jitter = jitter_of(&self.node);
         let mut loaded = self.read().await.ok().flatten().map(|c| c.serial);
         let mut failures: u32 = 0;
+        let mut pacer = Pacer::default();
         loop {
             let cert = match self.read().await {
                 Ok(cert) => cert,
@@ -195,14 +233,25 @@ impl Rotation {
                     return;
                 }
                 Step::Wait(delay) => {
+                    pacer.healthy();
                     if !pause(delay, &token).await {
                         return;
                     }
                 }
                 Step::Renew => {
+                    if let Some(delay) = pacer.before_renewal(std::time::Instant::now()) {
+                        tracing::warn!(?delay, "client certificate due again right after its renewal; waiting");
+                        if !pause(delay, &token).await {
+                            return;
+                        }
+                        continue;
+                    }
                     let renewed = tls_bootstrap::renew(&self.kubeconfig, &self.node, RENEW_WAIT, &token).await;
                     match renewed {
-                        Ok(()) => failures = 0,
+                        Ok(()) => {
+                            failures = 0;
+                            pacer.renewed(std::time::Instant::now());
+                        }
                         Err(tls_bootstrap::Error::Cancelled) => return,
                         Err(error) => {
                             failures = failures.saturating_add(1);

@@ -16,11 +16,11 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio_util::sync::CancellationToken;
 
-use super::{jitter_of, next_step, parse_cert, pause, retry_delay, unix_now, Step};
+use super::{jitter_of, next_step, parse_cert, pause, retry_delay, unix_now, Pacer, Step};
 use crate::kubelet_tls::cert::Pem;
 use crate::kubelet_tls::ServingSlot;
 use crate::tls_bootstrap::{self, Signing};
@@ -77,6 +77,7 @@ impl ServingRotation {
         let jitter = jitter_of(&self.node);
         let mut loaded: Option<String> = None;
         let mut failures: u32 = 0;
+        let mut pacer = Pacer::default();
         loop {
             let current = tokio::fs::read_to_string(&path).await.ok().and_then(|text| {
                 let cert = parse_cert(text.as_bytes()).ok()?;
@@ -102,22 +103,38 @@ impl ServingRotation {
             };
             match step {
                 Step::Wait(delay) => {
+                    pacer.healthy();
                     if !pause(delay, &token).await {
                         return;
                     }
                 }
-                Step::Stop(_) | Step::Renew => match self.request(&path, &token).await {
-                    Ok(()) => failures = 0,
-                    Err(tls_bootstrap::Error::Cancelled) => return,
-                    Err(error) => {
-                        failures = failures.saturating_add(1);
-                        let delay = retry_delay(failures);
-                        tracing::warn!(%error, ?delay, "kubelet serving certificate request failed; retrying");
+                Step::Stop(_) | Step::Renew => {
+                    if let Some(delay) = pacer.before_renewal(Instant::now()) {
+                        tracing::warn!(
+                            ?delay,
+                            "kubelet serving certificate due again right after its renewal; waiting"
+                        );
                         if !pause(delay, &token).await {
                             return;
                         }
+                        continue;
                     }
-                },
+                    match self.request(&path, &token).await {
+                        Ok(()) => {
+                            failures = 0;
+                            pacer.renewed(Instant::now());
+                        }
+                        Err(tls_bootstrap::Error::Cancelled) => return,
+                        Err(error) => {
+                            failures = failures.saturating_add(1);
+                            let delay = retry_delay(failures);
+                            tracing::warn!(%error, ?delay, "kubelet serving certificate request failed; retrying");
+                            if !pause(delay, &token).await {
+                                return;
+                            }
+                        }
+                    }
+                }
             }
         }
     }

@@ -65,3 +65,35 @@ fn reads_the_client_certificate_of_a_kubeconfig() {
     assert_eq!(client_cert(&path, token).expect("parses"), None, "a token has nothing to rotate");
     assert!(client_cert(&path, "users: [").is_err());
 }
+
+#[test]
+fn renewals_due_again_at_once_are_paced_then_backed_off() {
+    let start = std::time::Instant::now();
+    let mut pacer = Pacer::default();
+    assert_eq!(pacer.before_renewal(start), None, "nothing renewed yet");
+    pacer.renewed(start);
+    let soon = start + Duration::from_secs(5);
+    assert_eq!(pacer.before_renewal(soon), Some(MIN_BETWEEN_RENEWALS - Duration::from_secs(5)));
+    let later = start + MIN_BETWEEN_RENEWALS;
+    assert_eq!(pacer.before_renewal(later), None, "the pause is over");
+    pacer.renewed(later);
+    // Due again at once, repeatedly: the waits grow with the backoff.
+    let mut waits = Vec::new();
+    let mut now = later;
+    for _ in 0..12 {
+        match pacer.before_renewal(now) {
+            Some(wait) => {
+                waits.push(wait);
+                now += wait;
+            }
+            None => {
+                pacer.renewed(now);
+            }
+        }
+    }
+    assert!(waits.windows(2).all(|w| w[1] >= w[0] || w[1] >= MIN_BETWEEN_RENEWALS), "{waits:?}");
+    assert!(waits.iter().all(|w| *w >= Duration::from_secs(1)), "never a tight loop: {waits:?}");
+    pacer.healthy();
+    pacer.renewed(now);
+    assert_eq!(pacer.before_renewal(now + MIN_BETWEEN_RENEWALS), None, "healthy again: no backoff");
+}

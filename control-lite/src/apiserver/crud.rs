@@ -77,6 +77,11 @@ pub fn matching<'a>(
         .filter(|obj| obj.as_ref().map_or(true, |obj| selectors.matches(obj)))
 }
 
+/// Upstream's refusal of a create whose CRD is being deleted.
+fn terminating_crd() -> ApiError {
+    ApiError::MethodNotAllowed("create not allowed while custom resource definition is terminating".into())
+}
+
 /// The bytes stored for `obj` of `info` (custom resources at their storage version).
 fn stored_bytes(info: &ResourceInfo, obj: &Value) -> Vec<u8> {
     if info.custom.is_none() {
@@ -272,9 +277,7 @@ pub async fn create(
     opts: WriteOptions,
 ) -> Result<(Value, Vec<String>)> {
     if state.crds.is_terminating(info) {
-        return Err(ApiError::MethodNotAllowed(
-            "create not allowed while custom resource definition is terminating".into(),
-        ));
+        return Err(terminating_crd());
     }
     let (mut obj, mut warnings) = prepare(info, body, opts.field_validation)?;
     let mut namespace = None;
@@ -380,6 +383,15 @@ pub async fn create(
                 after_write(state, info).await?;
                 if let (true, Some(ns)) = (info.namespaced, ns) {
                     namespaces::recheck_after_create(state, info, ns, &name, &candidate).await?;
+                }
+                if state.crds.is_terminating(info) {
+                    // Its CRD was marked while this create was in flight:
+                    // undone, so no object outlives the cleanup.
+                    match state.store.delete(&key, Some(rev)).await {
+                        Ok(_) | Err(crate::store::Error::NotFound { .. } | crate::store::Error::Conflict { .. }) => {}
+                        Err(e) => return Err(ApiError::from_store(info, &name, "delete", &key, e)),
+                    }
+                    return Err(terminating_crd());
                 }
                 if info.kind == Kind::Namespace {
                     service_accounts::ensure_namespace_defaults(state, &name).await?;

@@ -7,9 +7,16 @@
 //! exactly `system:nodes`, usages `server auth` with at most `digital
 //! signature` and `key encipherment`, and every SAN (at least one; DNS and
 //! IP only) is one of the addresses of Node `<name>` (`Hostname`,
-//! `InternalDNS`, `ExternalDNS`; `InternalIP`, `ExternalIP`). Anything else
-//! stays pending for a human.
+//! `InternalDNS`, `ExternalDNS`; `InternalIP`, `ExternalIP`). A node writes
+//! its own addresses, so they are not trusted alone ([`names_are_safe`]):
+//! wildcards, names that are not DNS-1123 subdomains, `localhost`, the
+//! apiserver's and in-cluster names (`kubernetes…`, `…svc…`,
+//! `…cluster.local`), loopback, unspecified, link-local and multicast IPs,
+//! and any name or IP another Node reports or a Service's ClusterIP are
+//! never approved. Anything else stays pending for a
+//! human.
 
+use std::collections::HashSet;
 use std::net::IpAddr;
 
 use serde_json::Value;
@@ -78,6 +85,48 @@ pub fn names_are_the_nodes(req: &Request, node: &Value) -> Result<(), String> {
     Ok(())
 }
 
+/// Whether no SAN of `req` is a name or IP no node may have in a serving
+/// certificate (see the module docs): `taken_ips` and `taken_names` are
+/// other Nodes' names and addresses and Service ClusterIPs.
+pub fn names_are_safe(req: &Request, taken_ips: &HashSet<IpAddr>, taken_names: &HashSet<String>) -> Result<(), String> {
+    for name in &req.dns_names {
+        let lower = name.to_ascii_lowercase();
+        let first = lower.split('.').next().unwrap_or_default();
+        let in_cluster = lower.split('.').any(|label| label == "svc") || lower.ends_with("cluster.local");
+        if !dns_subdomain(name) || lower == "localhost" || first.starts_with("kubernetes") || in_cluster {
+            return Err(format!("DNS name {name:?} is never a node's"));
+        }
+        if taken_names.contains(&lower) {
+            return Err(format!("DNS name {name:?} is another node's"));
+        }
+    }
+    for ip in &req.ips {
+        let local = match ip {
+            IpAddr::V4(v4) => v4.is_link_local() || v4.is_broadcast(),
+            IpAddr::V6(v6) => (v6.segments()[0] & 0xffc0) == 0xfe80,
+        };
+        if ip.is_loopback() || ip.is_unspecified() || ip.is_multicast() || local {
+            return Err(format!("IP {ip} is never a node's"));
+        }
+        if taken_ips.contains(ip) {
+            return Err(format!("IP {ip} belongs to another node or a Service"));
+        }
+    }
+    Ok(())
+}
+
+/// A lowercase RFC 1123 subdomain (no wildcard), at most 253 bytes.
+fn dns_subdomain(name: &str) -> bool {
+    name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -144,5 +193,36 @@ mod tests {
         assert!(names_are_the_nodes(&req(&[], &["10.0.0.2"]), &node).is_err());
         assert!(names_are_the_nodes(&req(&["10.0.0.1"], &[]), &node).is_err(), "an IP is no Hostname");
         assert!(names_are_the_nodes(&req(&["n1"], &[]), &json!({})).is_err(), "a node without addresses");
+    }
+
+    #[test]
+    fn names_no_node_may_have_are_refused_whatever_its_node_says() {
+        let req = |dns: &[&str], ips: &[&str]| Request {
+            common_name: "system:node:n1".into(),
+            organizations: vec![NODES_GROUP.into()],
+            dns_names: dns.iter().map(|d| d.to_string()).collect(),
+            ips: ips.iter().map(|i| i.parse().expect("ip")).collect(),
+            other_sans: 0,
+            spki_der: Vec::new(),
+        };
+        let taken_ips: HashSet<IpAddr> = ["10.0.0.2".parse().expect("ip"), "10.96.0.1".parse().expect("ip")].into();
+        let taken_names: HashSet<String> = ["n2".to_string()].into();
+        let safe = |r: Request| names_are_safe(&r, &taken_ips, &taken_names);
+        assert_eq!(safe(req(&["n1", "n1.example.com"], &["10.0.0.1", "fd00::1"])), Ok(()));
+        for dns in [
+            "*.default.svc",
+            "kubernetes",
+            "kubernetes.default.svc",
+            "web.default.svc.cluster.local",
+            "localhost",
+            "N1",
+            "n2",
+            "a_b",
+        ] {
+            assert!(safe(req(&[dns], &[])).is_err(), "{dns}");
+        }
+        for ip in ["127.0.0.1", "0.0.0.0", "169.254.1.1", "::1", "fe80::1", "224.0.0.1", "10.0.0.2", "10.96.0.1"] {
+            assert!(safe(req(&[], &[ip])).is_err(), "{ip}");
+        }
     }
 }

@@ -155,7 +155,10 @@ async fn approve_serving_request(
         tracing::info!(csr = name, node, "kubelet serving request of an unknown node left pending");
         return Ok(());
     };
-    if let Err(why) = approve_serving::names_are_the_nodes(&req, &serde_json::to_value(&node_obj)?) {
+    let (taken_ips, taken_names) = taken_addresses(client, &node).await.map_err(api_err)?;
+    let checked = approve_serving::names_are_the_nodes(&req, &serde_json::to_value(&node_obj)?)
+        .and_then(|()| approve_serving::names_are_safe(&req, &taken_ips, &taken_names));
+    if let Err(why) = checked {
         tracing::info!(csr = name, node, why, "kubelet serving request left pending");
         return Ok(());
     }
@@ -165,6 +168,42 @@ async fn approve_serving_request(
         .map_err(api_err)?;
     tracing::info!(csr = name, node, "approved kubelet serving certificate request");
     Ok(())
+}
+
+/// The IPs and names a serving certificate of `node` must not have: other
+/// Nodes' names and addresses and Services' ClusterIPs. (The apiserver's
+/// own address is not taken here: on a host running both, the node's IP is
+/// the apiserver's; a node on another host claiming it claims the
+/// control-plane node's address, which is another Node's.)
+async fn taken_addresses(
+    client: &Client,
+    node: &str,
+) -> Result<(std::collections::HashSet<std::net::IpAddr>, std::collections::HashSet<String>), kube::Error> {
+    use k8s_openapi::api::core::v1::{Node, Service};
+    let (mut ips, mut names) = (std::collections::HashSet::new(), std::collections::HashSet::new());
+    let mut add = |address: &str| match address.parse::<std::net::IpAddr>() {
+        Ok(ip) => {
+            ips.insert(ip);
+        }
+        Err(_) => {
+            names.insert(address.to_ascii_lowercase());
+        }
+    };
+    for other in Api::<Node>::all(client.clone()).list(&Default::default()).await? {
+        if other.metadata.name.as_deref() == Some(node) {
+            continue;
+        }
+        for a in other.status.and_then(|s| s.addresses).unwrap_or_default() {
+            add(&a.address);
+        }
+        add(other.metadata.name.as_deref().unwrap_or_default());
+    }
+    for svc in Api::<Service>::all(client.clone()).list(&Default::default()).await? {
+        for ip in svc.spec.and_then(|s| s.cluster_ips).unwrap_or_default() {
+            add(&ip);
+        }
+    }
+    Ok((ips, names))
 }
 
 /// Whether the request's requester may `create` the permission's

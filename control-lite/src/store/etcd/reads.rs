@@ -100,16 +100,27 @@ impl Etcd {
         })
     }
 
-    async fn one_page(&self, prefix: &str, from: Vec<u8>, revision: Revision, limit: usize) -> Result<ListPage> {
+    /// One page of up to `limit` keys from `from`. A page whose keys were
+    /// all skipped (not UTF-8, another client's) is read past, so a page
+    /// is empty only at the end of the range.
+    async fn one_page(&self, prefix: &str, mut from: Vec<u8>, revision: Revision, limit: usize) -> Result<ListPage> {
         let (_, end) = self.range_of(prefix);
         let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-        let options = GetOptions::new().with_range(end).with_limit(limit).with_revision(revision);
-        let response = self.range_raw("list", prefix, from, Some(options)).await?;
-        let revision = if revision == 0 { response.header().map_or(0, |h| h.revision()) } else { revision };
-        let returned = i64::try_from(response.kvs().len()).unwrap_or(i64::MAX);
-        let remaining = if response.more() { response.count().saturating_sub(returned).max(1) } else { 0 };
-        let kvs = response.kvs().iter().filter_map(|kv| self.store_kv(kv)).collect();
-        Ok(ListPage { kvs, revision, remaining })
+        let mut revision = revision;
+        loop {
+            let options = GetOptions::new().with_range(end.clone()).with_limit(limit).with_revision(revision);
+            let response = self.range_raw("list", prefix, from, Some(options)).await?;
+            if revision == 0 {
+                revision = response.header().map_or(0, |h| h.revision());
+            }
+            let returned = i64::try_from(response.kvs().len()).unwrap_or(i64::MAX);
+            let remaining = if response.more() { response.count().saturating_sub(returned).max(1) } else { 0 };
+            let kvs: Vec<KeyValue> = response.kvs().iter().filter_map(|kv| self.store_kv(kv)).collect();
+            match response.kvs().last() {
+                Some(last) if kvs.is_empty() && response.more() => from = after_key(last.key()),
+                _ => return Ok(ListPage { kvs, revision, remaining }),
+            }
+        }
     }
 }
 
