@@ -90,6 +90,7 @@ pub async fn repair(state: &ApiState, suspects: &Suspects) -> store::Result<Susp
     let claims: Vec<(Address, Revision)> =
         claim_kvs.iter().filter_map(|kv| Address::of_key(&kv.key).map(|a| (a, kv.mod_revision))).collect();
     let (services, _) = state.store.list(&by_kind(Kind::Service).prefix(None)).await?;
+    let claimed: HashSet<&Address> = claims.iter().map(|(a, _)| a).collect();
     let mut held = HashSet::new();
     let mut unclaimed = Vec::new();
     for kv in &services {
@@ -108,7 +109,6 @@ pub async fn repair(state: &ApiState, suspects: &Suspects) -> store::Result<Susp
             meta_str(&svc, "namespace").unwrap_or_default(),
             meta_str(&svc, "name").unwrap_or_default()
         );
-        let claimed: HashSet<&Address> = claims.iter().map(|(a, _)| a).collect();
         let missing: Vec<Address> =
             super::stored_addresses(state, &svc).into_iter().filter(|a| !claimed.contains(a)).collect();
         if !missing.is_empty() {

@@ -35,32 +35,31 @@ fn prune_pod(pod: &mut Pod) {
     }
 }
 
+/// Clears what no component reads from a container of either type (they
+/// share these fields but no trait).
+macro_rules! prune_fields {
+    ($c:expr) => {{
+        let c = $c;
+        c.command = None;
+        c.args = None;
+        c.env = None;
+        c.env_from = None;
+        c.volume_mounts = None;
+        c.volume_devices = None;
+        c.liveness_probe = None;
+        c.readiness_probe = None;
+        c.startup_probe = None;
+        c.lifecycle = None;
+        c.security_context = None;
+    }};
+}
+
 fn prune_container(c: &mut Container) {
-    c.command = None;
-    c.args = None;
-    c.env = None;
-    c.env_from = None;
-    c.volume_mounts = None;
-    c.volume_devices = None;
-    c.liveness_probe = None;
-    c.readiness_probe = None;
-    c.startup_probe = None;
-    c.lifecycle = None;
-    c.security_context = None;
+    prune_fields!(c);
 }
 
 fn prune_ephemeral(c: &mut EphemeralContainer) {
-    c.command = None;
-    c.args = None;
-    c.env = None;
-    c.env_from = None;
-    c.volume_mounts = None;
-    c.volume_devices = None;
-    c.liveness_probe = None;
-    c.readiness_probe = None;
-    c.startup_probe = None;
-    c.lifecycle = None;
-    c.security_context = None;
+    prune_fields!(c);
 }
 
 #[cfg(test)]

@@ -17,7 +17,7 @@ use std::ops::Bound;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::plan::prefix_end;
-use super::sqlite::{compacted_revision, row_kv, stored_revision};
+use super::sqlite::{compacted_revision, row_kv, sqlite_err, stored_revision, LIST_FROM, LIST_RANGE};
 use super::{Error, KeyValue, ListPage, ListRange, Result, Revision};
 
 /// A key written after the page's revision.
@@ -54,8 +54,8 @@ pub(crate) fn list_page(conn: &Connection, range: &ListRange) -> Result<ListPage
     let want = range.limit.map_or(usize::MAX, |n| n.saturating_add(1));
     let mut kvs = Vec::new();
     let mut live_stmt = match &end {
-        Some(_) => conn.prepare_cached(LIVE_RANGE),
-        None => conn.prepare_cached(LIVE_FROM),
+        Some(_) => conn.prepare_cached(LIST_RANGE),
+        None => conn.prepare_cached(LIST_FROM),
     }
     .map_err(sqlite_err("prepare page", key))?;
     let live = match &end {
@@ -94,18 +94,6 @@ pub(crate) fn list_page(conn: &Connection, range: &ListRange) -> Result<ListPage
         _ => 0,
     };
     Ok(ListPage { kvs, revision: at, remaining })
-}
-
-const LIVE_RANGE: &str = "SELECT l.key, l.value, l.create_revision, l.revision
-    FROM live v JOIN log l ON l.revision = v.revision
-    WHERE v.key >= ?1 AND v.key < ?2 ORDER BY v.key";
-
-const LIVE_FROM: &str = "SELECT l.key, l.value, l.create_revision, l.revision
-    FROM live v JOIN log l ON l.revision = v.revision
-    WHERE v.key >= ?1 ORDER BY v.key";
-
-fn sqlite_err<'a>(op: &'static str, key: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
-    move |source| Error::Sqlite { op, key: key.to_owned(), source }
 }
 
 /// Keys in `[start, end)` written after `at`, with their state at `at`.

@@ -39,15 +39,15 @@ const GET_LIVE: &str = "SELECT l.key, l.value, l.create_revision, l.revision
     FROM live v JOIN log l ON l.revision = v.revision
     WHERE v.key = ?1";
 
-const LIST_RANGE: &str = "SELECT l.key, l.value, l.create_revision, l.revision
+pub(crate) const LIST_RANGE: &str = "SELECT l.key, l.value, l.create_revision, l.revision
     FROM live v JOIN log l ON l.revision = v.revision
     WHERE v.key >= ?1 AND v.key < ?2 ORDER BY v.key";
 
-const LIST_FROM: &str = "SELECT l.key, l.value, l.create_revision, l.revision
+pub(crate) const LIST_FROM: &str = "SELECT l.key, l.value, l.create_revision, l.revision
     FROM live v JOIN log l ON l.revision = v.revision
     WHERE v.key >= ?1 ORDER BY v.key";
 
-fn sqlite_err<'a>(op: &'static str, key: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
+pub(crate) fn sqlite_err<'a>(op: &'static str, key: &'a str) -> impl FnOnce(rusqlite::Error) -> Error + 'a {
     move |source| Error::Sqlite { op, key: key.to_owned(), source }
 }
 

@@ -176,18 +176,22 @@ mod tests {
         assert_eq!(candidate(&obj(n1, nodes, sans, serving, n1, nodes)).map(|(n, _)| n), Some("n1".to_string()));
     }
 
-    #[test]
-    fn every_name_must_be_an_address_of_the_node() {
-        let node = json!({"status": {"addresses": [
-            {"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1"}]}});
-        let req = |dns: &[&str], ips: &[&str]| Request {
+    /// A parsed request of node n1 for `dns` and `ips`.
+    fn req(dns: &[&str], ips: &[&str]) -> Request {
+        Request {
             common_name: "system:node:n1".into(),
             organizations: vec![NODES_GROUP.into()],
             dns_names: dns.iter().map(|d| d.to_string()).collect(),
             ips: ips.iter().map(|i| i.parse().expect("ip")).collect(),
             other_sans: 0,
             spki_der: Vec::new(),
-        };
+        }
+    }
+
+    #[test]
+    fn every_name_must_be_an_address_of_the_node() {
+        let node = json!({"status": {"addresses": [
+            {"type": "InternalIP", "address": "10.0.0.1"}, {"type": "Hostname", "address": "n1"}]}});
         assert_eq!(names_are_the_nodes(&req(&["n1"], &["10.0.0.1"]), &node), Ok(()));
         assert!(names_are_the_nodes(&req(&["n1", "evil.example"], &[]), &node).is_err());
         assert!(names_are_the_nodes(&req(&[], &["10.0.0.2"]), &node).is_err());
@@ -197,14 +201,6 @@ mod tests {
 
     #[test]
     fn names_no_node_may_have_are_refused_whatever_its_node_says() {
-        let req = |dns: &[&str], ips: &[&str]| Request {
-            common_name: "system:node:n1".into(),
-            organizations: vec![NODES_GROUP.into()],
-            dns_names: dns.iter().map(|d| d.to_string()).collect(),
-            ips: ips.iter().map(|i| i.parse().expect("ip")).collect(),
-            other_sans: 0,
-            spki_der: Vec::new(),
-        };
         let taken_ips: HashSet<IpAddr> = ["10.0.0.2".parse().expect("ip"), "10.96.0.1".parse().expect("ip")].into();
         let taken_names: HashSet<String> = ["n2".to_string()].into();
         let safe = |r: Request| names_are_safe(&r, &taken_ips, &taken_names);
